@@ -1,0 +1,386 @@
+//! The vocabulary every layer shares: object and subject references, relationships,
+//! revisions, and the name and id rules of DESIGN §5.
+//!
+//! Everything here is plain data with a text form (`document:1#viewer@user:alice`,
+//! `project:p1#manager@group:eng#member`, `model:m1#guest@user:*`). Parsing validates
+//! every part and says which part is wrong; printing is the exact inverse.
+//! This module depends on nothing else in the crate.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The longest object id DESIGN §5 admits.
+pub const MAX_ID_LEN: usize = 1024;
+
+/// The id that stands for "every subject of this type" in a subject reference.
+pub const WILDCARD_ID: &str = "*";
+
+/// SpiceDB's spelling of "no subject relation": `user:alice#...` means `user:alice`.
+pub const ELLIPSIS: &str = "...";
+
+/// A point in the store's history: grows by one per committed write.
+///
+/// Clients see it as an opaque token (the ZedToken / zookie idea); inside arbiter it is
+/// ordered, and a read "at revision R" sees exactly the tuples live at R.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Revision(pub u64);
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Which part of a reference failed validation, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// A type name breaks `([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]`.
+    #[error(
+        "invalid type name `{0}`: expected lowercase letters, digits and `_`, 3 to 64 characters, starting with a letter, optionally prefixed by `namespace/`"
+    )]
+    TypeName(String),
+    /// A relation or permission name breaks `[a-z][a-z0-9_]{1,62}[a-z0-9]`.
+    #[error(
+        "invalid relation name `{0}`: expected lowercase letters, digits and `_`, 3 to 64 characters, starting with a letter and not ending with `_`"
+    )]
+    RelationName(String),
+    /// An object id breaks `[a-zA-Z0-9/_|\-=+]{1,1024}`.
+    #[error("invalid object id `{0}`: expected 1 to 1024 characters of `a-z A-Z 0-9 / _ | - = +`")]
+    ObjectId(String),
+    /// The wildcard id `*` used where only a concrete object may stand.
+    #[error("wildcard `{0}` is not allowed here")]
+    Wildcard(String),
+    /// The text does not have the shape `type:id`, `type:id#rel` or `res#rel@subject`.
+    #[error("malformed {what} `{input}`: expected {expected}")]
+    Malformed {
+        what: &'static str,
+        input: String,
+        expected: &'static str,
+    },
+}
+
+/// An object: `document:1`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectRef {
+    pub object_type: String,
+    pub object_id: String,
+}
+
+/// A subject: an object (`user:alice`), a subject set (`group:eng#member`) or a wildcard
+/// (`user:*`). A wildcard never carries a relation.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SubjectRef {
+    pub object: ObjectRef,
+    /// `None` for a plain object or a wildcard; `Some(rel)` for a subject set.
+    pub relation: Option<String>,
+}
+
+/// A relationship tuple: `resource#relation@subject`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Relationship {
+    pub resource: ObjectRef,
+    pub relation: String,
+    pub subject: SubjectRef,
+}
+
+/// Whether `name` is a valid relation or permission name (no namespace prefix).
+pub fn is_valid_relation_name(name: &str) -> bool {
+    is_valid_identifier(name)
+}
+
+/// Whether `name` is a valid type name: an identifier with optional `ns/` prefixes.
+pub fn is_valid_type_name(name: &str) -> bool {
+    let mut parts = name.rsplit('/');
+    let Some(last) = parts.next() else {
+        return false;
+    };
+    is_valid_identifier(last) && parts.all(is_valid_namespace)
+}
+
+/// Whether `id` is a valid concrete object id (the wildcard is not).
+pub fn is_valid_object_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'|' | b'-' | b'=' | b'+')
+        })
+}
+
+/// `[a-z][a-z0-9_]{1,62}[a-z0-9]`
+fn is_valid_identifier(name: &str) -> bool {
+    identifier_with_max(name, 64)
+}
+
+/// `[a-z][a-z0-9_]{1,61}[a-z0-9]`
+fn is_valid_namespace(name: &str) -> bool {
+    identifier_with_max(name, 63)
+}
+
+fn identifier_with_max(name: &str, max_len: usize) -> bool {
+    let bytes = name.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    (3..=max_len).contains(&bytes.len())
+        && first.is_ascii_lowercase()
+        && (last.is_ascii_lowercase() || last.is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+}
+
+fn check_type(name: &str) -> Result<(), ModelError> {
+    if is_valid_type_name(name) {
+        Ok(())
+    } else {
+        Err(ModelError::TypeName(name.to_string()))
+    }
+}
+
+fn check_relation(name: &str) -> Result<(), ModelError> {
+    if is_valid_relation_name(name) {
+        Ok(())
+    } else {
+        Err(ModelError::RelationName(name.to_string()))
+    }
+}
+
+impl ObjectRef {
+    /// Builds a reference after validating both parts; the id must be concrete.
+    pub fn new(object_type: &str, object_id: &str) -> Result<Self, ModelError> {
+        check_type(object_type)?;
+        if object_id == WILDCARD_ID {
+            return Err(ModelError::Wildcard(format!("{object_type}:{object_id}")));
+        }
+        if !is_valid_object_id(object_id) {
+            return Err(ModelError::ObjectId(object_id.to_string()));
+        }
+        Ok(Self {
+            object_type: object_type.to_string(),
+            object_id: object_id.to_string(),
+        })
+    }
+
+    /// Whether the id is the wildcard `*` (only possible inside a [`SubjectRef`]).
+    pub fn is_wildcard(&self) -> bool {
+        self.object_id == WILDCARD_ID
+    }
+}
+
+impl SubjectRef {
+    /// Builds a subject after validating every part. `relation` of `None` or `...` means
+    /// the object itself; a wildcard id admits no relation.
+    pub fn new(
+        object_type: &str,
+        object_id: &str,
+        relation: Option<&str>,
+    ) -> Result<Self, ModelError> {
+        check_type(object_type)?;
+        let relation = relation.filter(|rel| *rel != ELLIPSIS);
+        if let Some(rel) = relation {
+            check_relation(rel)?;
+        }
+        if object_id == WILDCARD_ID {
+            if let Some(rel) = relation {
+                return Err(ModelError::Wildcard(format!("{object_type}:*#{rel}")));
+            }
+        } else if !is_valid_object_id(object_id) {
+            return Err(ModelError::ObjectId(object_id.to_string()));
+        }
+        Ok(Self {
+            object: ObjectRef {
+                object_type: object_type.to_string(),
+                object_id: object_id.to_string(),
+            },
+            relation: relation.map(str::to_string),
+        })
+    }
+
+    /// Whether this is `type:*`.
+    pub fn is_wildcard(&self) -> bool {
+        self.object.is_wildcard()
+    }
+}
+
+impl Relationship {
+    /// Builds a relationship after validating every part.
+    pub fn new(
+        resource: ObjectRef,
+        relation: &str,
+        subject: SubjectRef,
+    ) -> Result<Self, ModelError> {
+        check_relation(relation)?;
+        Ok(Self {
+            resource,
+            relation: relation.to_string(),
+            subject,
+        })
+    }
+}
+
+/// Splits `type:id` at its first `:`.
+fn split_object<'a>(
+    input: &'a str,
+    what: &'static str,
+    expected: &'static str,
+) -> Result<(&'a str, &'a str), ModelError> {
+    input.split_once(':').ok_or_else(|| ModelError::Malformed {
+        what,
+        input: input.to_string(),
+        expected,
+    })
+}
+
+impl FromStr for ObjectRef {
+    type Err = ModelError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let (object_type, object_id) = split_object(input, "object", "`type:id`")?;
+        Self::new(object_type, object_id)
+    }
+}
+
+impl FromStr for SubjectRef {
+    type Err = ModelError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        const EXPECTED: &str = "`type:id`, `type:id#relation` or `type:*`";
+        let (object_type, rest) = split_object(input, "subject", EXPECTED)?;
+        let (object_id, relation) = match rest.split_once('#') {
+            Some((id, rel)) => (id, Some(rel)),
+            None => (rest, None),
+        };
+        Self::new(object_type, object_id, relation)
+    }
+}
+
+impl FromStr for Relationship {
+    type Err = ModelError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        const EXPECTED: &str = "`type:id#relation@subject`";
+        let malformed = || ModelError::Malformed {
+            what: "relationship",
+            input: input.to_string(),
+            expected: EXPECTED,
+        };
+        let (resource, subject) = input.split_once('@').ok_or_else(malformed)?;
+        let (object, relation) = resource.split_once('#').ok_or_else(malformed)?;
+        let resource: ObjectRef = object.parse()?;
+        let subject: SubjectRef = subject.parse()?;
+        Self::new(resource, relation, subject)
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.object_type, self.object_id)
+    }
+}
+
+impl fmt::Display for SubjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.object)?;
+        if let Some(rel) = &self.relation {
+            write!(f, "#{rel}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Relationship {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}@{}", self.resource, self.relation, self.subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(text: &str) {
+        let rel: Relationship = text.parse().unwrap_or_else(|err| panic!("{text}: {err}"));
+        assert_eq!(rel.to_string(), text);
+    }
+
+    #[test]
+    fn relationship_text_form_roundtrips() {
+        roundtrip("document:1#viewer@user:alice");
+        roundtrip("project:p1#manager@group:eng#member");
+        roundtrip("model:m1#guest@user:*");
+        roundtrip("test/resource:first#viewer@test/user:concreteguy");
+        roundtrip("abc/bcd/document:x|y=z+w-v_u#reader@user:tom");
+    }
+
+    #[test]
+    fn ellipsis_means_no_relation() {
+        let rel: Relationship = "document:1#viewer@user:alice#...".parse().unwrap();
+        assert_eq!(rel.subject.relation, None);
+        assert_eq!(rel.to_string(), "document:1#viewer@user:alice");
+    }
+
+    #[test]
+    fn errors_name_the_wrong_part() {
+        let err = "Document:1#viewer@user:a"
+            .parse::<Relationship>()
+            .unwrap_err();
+        assert_eq!(err, ModelError::TypeName("Document".into()));
+        let err = "document:1#vi@user:a".parse::<Relationship>().unwrap_err();
+        assert_eq!(err, ModelError::RelationName("vi".into()));
+        let err = "document:a b#viewer@user:a"
+            .parse::<Relationship>()
+            .unwrap_err();
+        assert_eq!(err, ModelError::ObjectId("a b".into()));
+        let err = "document:*#viewer@user:a"
+            .parse::<Relationship>()
+            .unwrap_err();
+        assert!(matches!(err, ModelError::Wildcard(_)));
+        let err = "document:1#viewer@user:*#member"
+            .parse::<Relationship>()
+            .unwrap_err();
+        assert!(matches!(err, ModelError::Wildcard(_)));
+        let err = "document:1viewer@user:a"
+            .parse::<Relationship>()
+            .unwrap_err();
+        assert!(matches!(err, ModelError::Malformed { .. }));
+        let err = "document:1#viewer".parse::<Relationship>().unwrap_err();
+        assert!(matches!(err, ModelError::Malformed { .. }));
+        let err = "document:1#viewer@user"
+            .parse::<Relationship>()
+            .unwrap_err();
+        assert!(matches!(err, ModelError::Malformed { .. }));
+    }
+
+    #[test]
+    fn name_rules_follow_spicedb() {
+        assert!(is_valid_type_name("user"));
+        assert!(is_valid_type_name("org/sub/user"));
+        assert!(!is_valid_type_name("us"));
+        assert!(!is_valid_type_name("user_"));
+        assert!(!is_valid_type_name("1user"));
+        assert!(!is_valid_type_name("/user"));
+        assert!(!is_valid_type_name("org//user"));
+        assert!(is_valid_relation_name("abc"));
+        assert!(!is_valid_relation_name("org/abc"));
+        assert!(!is_valid_type_name("ns/user"));
+        assert!(is_valid_relation_name(&"a".repeat(64)));
+        assert!(!is_valid_relation_name(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn id_rules_follow_spicedb() {
+        assert!(is_valid_object_id("a"));
+        assert!(is_valid_object_id("A-z_0|9/=+"));
+        assert!(is_valid_object_id(&"x".repeat(MAX_ID_LEN)));
+        assert!(!is_valid_object_id(&"x".repeat(MAX_ID_LEN + 1)));
+        assert!(!is_valid_object_id(""));
+        assert!(!is_valid_object_id("a:b"));
+        assert!(!is_valid_object_id("a#b"));
+        assert!(!is_valid_object_id("*"));
+    }
+}

@@ -1,0 +1,150 @@
+//! The compiled schema: the immutable, id-indexed form the check engine walks.
+//!
+//! Names are interned to small integer ids at compile time so that the hot loop compares
+//! integers: a [`TypeId`] indexes [`Schema::definitions`], a [`RelationId`] indexes
+//! [`Schema::relations`] (relations and permissions of every definition share one id space,
+//! and a definition's relations and permissions share one namespace, as in SpiceDB).
+//! Expressions are resolved: every name in an expression is already a [`RelationId`] of the
+//! same definition, and every arrow lists, per subject type of its left side, the relation
+//! it reaches on that type. Nothing here is ever mutated after compilation.
+
+use std::collections::HashMap;
+
+/// Index of a definition in [`Schema::definitions`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TypeId(pub u32);
+
+/// Index of a relation or permission in [`Schema::relations`], unique across the schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RelationId(pub u32);
+
+/// A compiled schema.
+#[derive(Clone, Debug)]
+pub struct Schema {
+    /// Every definition, indexed by [`TypeId`], in source order.
+    pub definitions: Vec<Definition>,
+    /// Every relation and permission of every definition, indexed by [`RelationId`];
+    /// grouped by definition, each group in source order.
+    pub relations: Vec<RelationDef>,
+    /// Lookup by full type name (with any `ns/` prefix).
+    pub type_by_name: HashMap<String, TypeId>,
+}
+
+/// One `definition NAME { … }`.
+#[derive(Clone, Debug)]
+pub struct Definition {
+    pub id: TypeId,
+    /// Full name, with any `ns/` prefix.
+    pub name: String,
+    /// This definition's relations and permissions, in source order.
+    pub relations: Vec<RelationId>,
+    /// Lookup of this definition's relations and permissions by name.
+    pub relation_by_name: HashMap<String, RelationId>,
+    /// The doc comment (`/** … */`) before the definition, if any, without the markers.
+    pub doc: Option<String>,
+}
+
+/// One `relation NAME: …` or `permission NAME = …`.
+#[derive(Clone, Debug)]
+pub struct RelationDef {
+    pub id: RelationId,
+    /// The definition it belongs to.
+    pub owner: TypeId,
+    pub name: String,
+    pub kind: RelationKind,
+    pub doc: Option<String>,
+}
+
+/// Whether a [`RelationDef`] stores tuples (a relation) or is computed (a permission).
+#[derive(Clone, Debug)]
+pub enum RelationKind {
+    /// `relation NAME: T | T#rel | T:*` — the subject types it admits, in source order.
+    Relation { allowed: Vec<AllowedSubject> },
+    /// `permission NAME = EXPR`.
+    Permission { expr: Expr },
+}
+
+/// One subject type a relation admits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AllowedSubject {
+    /// `T`: a concrete object of type T.
+    Object(TypeId),
+    /// `T:*`: the wildcard of type T.
+    Wildcard(TypeId),
+    /// `T#rel`: the subject set `rel` on an object of type T (`rel` is a relation or
+    /// permission of T).
+    SubjectSet(TypeId, RelationId),
+}
+
+/// A resolved permission expression. Unions and intersections are flattened
+/// (`a | b | c` is one `Union` of three), exclusion stays binary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expr {
+    /// `nil`: the empty set.
+    Nil,
+    /// A relation or permission of the same definition.
+    Ref(RelationId),
+    /// `tupleset.computed` / `tupleset->computed`: for each subject `x` of relation
+    /// `tupleset` on the resource, evaluate `computed` on `x`.
+    Arrow(Arrow),
+    Union(Vec<Expr>),
+    Intersection(Vec<Expr>),
+    /// `base - subtracted`.
+    Exclusion(Box<Expr>, Box<Expr>),
+}
+
+/// A resolved arrow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Arrow {
+    /// The left side: always a relation (never a permission) of the same definition.
+    pub tupleset: RelationId,
+    /// The right side as written.
+    pub computed_name: String,
+    /// For each subject type the left side admits that has a relation or permission named
+    /// `computed_name`: that type and the relation it reaches. Types without it are absent
+    /// (they contribute nothing). Never empty in a compiled schema.
+    pub targets: Vec<(TypeId, RelationId)>,
+}
+
+impl Schema {
+    /// The definition named `name` (full name, with any `ns/` prefix).
+    pub fn definition(&self, name: &str) -> Option<&Definition> {
+        self.type_by_name
+            .get(name)
+            .map(|id| &self.definitions[id.0 as usize])
+    }
+
+    /// The definition with id `id`.
+    pub fn definition_by_id(&self, id: TypeId) -> &Definition {
+        &self.definitions[id.0 as usize]
+    }
+
+    /// The relation or permission with id `id`.
+    pub fn relation_by_id(&self, id: RelationId) -> &RelationDef {
+        &self.relations[id.0 as usize]
+    }
+
+    /// The relation or permission `relation` of type `type_name`.
+    pub fn relation(&self, type_name: &str, relation: &str) -> Option<&RelationDef> {
+        let definition = self.definition(type_name)?;
+        definition
+            .relation_by_name
+            .get(relation)
+            .map(|id| self.relation_by_id(*id))
+    }
+
+    /// The subject types relation `id` admits; empty for a permission.
+    pub fn allowed_subjects(&self, id: RelationId) -> &[AllowedSubject] {
+        match &self.relation_by_id(id).kind {
+            RelationKind::Relation { allowed } => allowed,
+            RelationKind::Permission { .. } => &[],
+        }
+    }
+}
+
+impl RelationDef {
+    /// Whether this is a permission (computed, never stored).
+    pub fn is_permission(&self) -> bool {
+        matches!(self.kind, RelationKind::Permission { .. })
+    }
+}

@@ -1,0 +1,205 @@
+//! The relationship store: the source of truth for tuples, the schema text and the change
+//! log, behind the [`Store`] trait so that a shared SQL backend can be added later without
+//! touching the engine.
+//!
+//! A store knows nothing about the schema: it stores what it is given. Validation against
+//! the schema happens above it (the engine), under the engine's write lock.
+//!
+//! Implementations: `sled` (the embedded default, `sled.rs`; nothing else names sled) and
+//! `memory` (a `BTreeMap` model for tests). The engine's hot path does not read a `Store`
+//! directly: it reads the revision-aware in-memory [`index`] fed by the write path.
+
+use crate::model::{ModelError, ObjectRef, Relationship, Revision, SubjectRef};
+
+/// What a write does to one relationship.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateOp {
+    /// Insert; the whole write is rejected if the tuple is already live.
+    Create,
+    /// Insert or keep (upsert).
+    Touch,
+    /// Remove if live; removing an absent tuple is not an error.
+    Delete,
+}
+
+/// One update of a write batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Update {
+    pub op: UpdateOp,
+    pub relationship: Relationship,
+}
+
+/// Selects relationships. `None` fields match anything. `subject_relation` of
+/// `Some("...")` matches only subjects without a relation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RelationshipFilter {
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub relation: Option<String>,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
+    pub subject_relation: Option<String>,
+}
+
+/// A condition that must hold at the write's revision for the write to apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreconditionOp {
+    /// At least one live relationship matches the filter.
+    MustExist,
+    /// No live relationship matches the filter.
+    MustNotExist,
+}
+
+/// One precondition of a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Precondition {
+    pub op: PreconditionOp,
+    pub filter: RelationshipFilter,
+}
+
+/// What a committed write did to one relationship (the unit of the change log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    /// The relationship became live (create, or touch of an absent tuple).
+    Touch,
+    /// The relationship stopped being live.
+    Delete,
+}
+
+/// One effective change of a committed revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub op: ChangeOp,
+    pub relationship: Relationship,
+}
+
+/// Every effective change of one committed revision, in the order they were applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeSet {
+    pub revision: Revision,
+    pub changes: Vec<Change>,
+}
+
+/// Why a well-formed write was not applied: an expected outcome, not a store failure.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteRejection {
+    #[error("precondition {index} failed: {reason}")]
+    PreconditionFailed { index: usize, reason: String },
+    #[error("relationship `{0}` already exists")]
+    AlreadyExists(Relationship),
+    /// The same relationship appears twice in one batch.
+    #[error("relationship `{0}` appears more than once in the batch")]
+    Duplicate(Relationship),
+}
+
+/// A page of a filtered read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub relationships: Vec<Relationship>,
+    /// Resume after the last relationship of this page; `None` when there are no more.
+    pub cursor: Option<String>,
+}
+
+/// Failures of the store itself.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage i/o failed: {0}")]
+    Io(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(
+        "revision {requested} is no longer available: history before revision {oldest} was garbage-collected"
+    )]
+    RevisionExpired {
+        requested: Revision,
+        oldest: Revision,
+    },
+    #[error("revision {requested} is in the future: the head is {head}")]
+    RevisionAhead { requested: Revision, head: Revision },
+    #[error("invalid cursor `{0}`")]
+    InvalidCursor(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// The source of truth. All methods are safe to call from many threads; writes are
+/// serialized inside the implementation (one writer allocates revisions, commits,
+/// flushes and publishes, in that order).
+pub trait Store: Send + Sync {
+    /// The newest committed revision (0 for an empty store).
+    fn head(&self) -> Result<Revision, StoreError>;
+
+    /// The oldest revision that can still be read (history before it was collected).
+    fn oldest_readable(&self) -> Result<Revision, StoreError>;
+
+    /// Applies a batch atomically at a new revision, after checking the preconditions
+    /// against the state at the previous head. `Ok(Err(..))` means nothing was written.
+    /// Returns the new revision and the effective changes (deleting an absent tuple and
+    /// touching a live one change nothing and are left out; the revision is still new).
+    fn write(
+        &self,
+        updates: &[Update],
+        preconditions: &[Precondition],
+    ) -> Result<Result<ChangeSet, WriteRejection>, StoreError>;
+
+    /// Deletes every live relationship matching `filter` at a new revision.
+    fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError>;
+
+    /// Loads many relationships quickly (touch semantics), committing in chunks; each chunk
+    /// is its own revision. Returns the last revision and the changes of every chunk.
+    fn import(
+        &self,
+        relationships: &mut dyn Iterator<Item = Relationship>,
+    ) -> Result<Vec<ChangeSet>, StoreError>;
+
+    /// Relationships matching `filter` live at `revision`, in key order, at most `limit`,
+    /// resuming after `cursor`.
+    fn read(
+        &self,
+        filter: &RelationshipFilter,
+        revision: Revision,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page, StoreError>;
+
+    /// Forward read: the subjects of `resource#relation` live at `revision`.
+    fn subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        revision: Revision,
+    ) -> Result<Vec<SubjectRef>, StoreError>;
+
+    /// Reverse read: the `(resource, relation)` pairs that name `subject` live at
+    /// `revision`, optionally restricted to one resource type and relation.
+    fn resources(
+        &self,
+        subject: &SubjectRef,
+        resource_type: Option<&str>,
+        relation: Option<&str>,
+        revision: Revision,
+    ) -> Result<Vec<(ObjectRef, String)>, StoreError>;
+
+    /// The stored schema text and the revision that wrote it, if any.
+    fn read_schema(&self) -> Result<Option<(String, Revision)>, StoreError>;
+
+    /// Replaces the schema text at a new revision.
+    fn write_schema(&self, text: &str) -> Result<Revision, StoreError>;
+
+    /// Change sets of revisions after `since`, oldest first, at most `limit` of them.
+    /// Revisions that changed no relationship (schema writes, no-op batches) are absent.
+    fn changes_since(&self, since: Revision, limit: usize) -> Result<Vec<ChangeSet>, StoreError>;
+
+    /// Every relationship live at the head, for building the in-memory index at open.
+    fn for_each_live(&self, f: &mut dyn FnMut(Relationship)) -> Result<Revision, StoreError>;
+
+    /// Drops versions and change-log entries no reader at or after `horizon` can see.
+    /// Returns how many entries were removed. Never blocks readers.
+    fn collect_garbage(&self, horizon: Revision) -> Result<usize, StoreError>;
+
+    /// Makes everything committed so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
