@@ -18,8 +18,8 @@ pub fn scan_comments(text: &str) -> Vec<Comment> {
         let rest = &text[start..];
         let len = if rest.starts_with("//") {
             rest.find('\n').unwrap_or(rest.len())
-        } else if rest.starts_with("/*") {
-            rest[2..].find("*/").map_or(rest.len(), |end| end + 4)
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            body.find("*/").map_or(rest.len(), |end| end + 4)
         } else {
             offset = start + 1;
             continue;

@@ -467,8 +467,8 @@ fn trivia(mut input: Input) -> PResult<()> {
         input = input.take_from(fragment.len() - trimmed.len());
         if trimmed.starts_with("//") {
             input = input.take_from(trimmed.find('\n').unwrap_or(trimmed.len()));
-        } else if trimmed.starts_with("/*") {
-            match trimmed[2..].find("*/") {
+        } else if let Some(body) = trimmed.strip_prefix("/*") {
+            match body.find("*/") {
                 Some(len) => input = input.take_from(len + 4),
                 None => return fail(&input, FailureKind::UnterminatedComment),
             }
@@ -538,8 +538,8 @@ fn resync(text: &str, from: usize) -> Option<usize> {
         let rest = text.get(pos..)?;
         if rest.starts_with("//") {
             pos += rest.find('\n').unwrap_or(rest.len());
-        } else if rest.starts_with("/*") {
-            pos += rest[2..].find("*/").map_or(rest.len(), |len| len + 4);
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            pos += body.find("*/").map_or(rest.len(), |len| len + 4);
         } else if rest.starts_with(is_word_char) {
             let len = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
             let found = &rest[..len];
