@@ -238,7 +238,7 @@ fn each_precondition_guards_the_write() {
             let res = store
                 .write(
                     &[touch("doc:new#viewer@user:carol")],
-                    &[precondition.clone()],
+                    std::slice::from_ref(&precondition),
                 )
                 .unwrap();
             match res {

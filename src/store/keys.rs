@@ -435,7 +435,7 @@ mod tests {
     #[test]
     fn garbage_is_a_decode_error_not_a_panic() {
         assert!(decode_version_key(Index::Resource, b"short").is_err());
-        assert!(decode_version_key(Index::Resource, b"a\0b\0c\0d\0e\012345678").is_err());
+        assert!(decode_version_key(Index::Resource, b"a\0b\0c\0d\0e\x0012345678").is_err());
         assert!(decode_changes(&[1, 0, 0, 0, 9, b'a']).is_err());
         assert!(decode_changes(&[3]).is_err());
         assert!(decode_filter(&[1, b'a']).is_err());
