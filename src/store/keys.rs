@@ -370,7 +370,7 @@ mod tests {
             "document:1#viewer@user:alice",
             "project:p1#manager@group:eng#member",
             "model:m1#guest@user:*",
-            "ns/doc:a|b=c#reader@ns/user:x-y",
+            "org/doc:a|b=c#reader@org/user:x-y",
         ] {
             let rel = rel(text);
             for index in [Index::Resource, Index::Subject] {
