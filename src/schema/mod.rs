@@ -15,6 +15,7 @@
 //! assert!(view.is_permission());
 //! ```
 
+pub mod admit;
 pub mod ast;
 pub mod comments;
 pub mod compile;
