@@ -5,6 +5,7 @@
 //! `allowed: false`, and a failed write precondition is `Ok(Err(WriteRejection))`.
 
 use crate::model::Revision;
+use crate::schema::admit::AdmitError;
 use crate::store::StoreError;
 
 /// One problem in a schema text, positioned for `FILE:LINE:COL: message` output.
@@ -36,17 +37,14 @@ pub enum EngineError {
         message: String,
     },
     /// A relationship of a write does not fit the schema; nothing was written (HTTP 400).
-    #[error("invalid relationship `{relationship}`: {reason}")]
-    InvalidRelationship {
-        relationship: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    InvalidRelationship(#[from] AdmitError),
     /// The schema text does not compile (HTTP 400). Never empty.
     #[error("invalid schema: {}", join_problems(.0))]
     InvalidSchema(Vec<SchemaProblem>),
     /// A new schema would orphan stored relationships (HTTP 400).
     #[error(
-        "schema change refused: {what} is still used by {count} relationship(s), for example `{example}`"
+        "schema change refused: {what}, and {count} stored relationship(s) depend on it, for example `{example}`"
     )]
     SchemaOrphans {
         what: String,
@@ -80,7 +78,7 @@ impl EngineError {
         match self {
             Self::NoSchema => "no_schema",
             Self::InvalidInput { .. } => "invalid_argument",
-            Self::InvalidRelationship { .. } => "invalid_relationship",
+            Self::InvalidRelationship(_) => "invalid_relationship",
             Self::InvalidSchema(_) => "invalid_schema",
             Self::SchemaOrphans { .. } => "schema_orphans",
             Self::DepthExceeded(_) => "depth_exceeded",
@@ -88,6 +86,7 @@ impl EngineError {
             Self::SnapshotAhead { .. } => "snapshot_ahead",
             Self::Store(StoreError::InvalidCursor(_)) => "invalid_argument",
             Self::Store(StoreError::Model(_)) => "invalid_argument",
+            Self::Store(StoreError::BatchTooLarge { .. }) => "invalid_argument",
             Self::Store(_) => "store_failure",
         }
     }

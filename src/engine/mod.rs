@@ -25,15 +25,18 @@ mod lookup;
 mod plan;
 mod queries;
 mod schema_text;
-mod validate;
 mod writer;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{ObjectRef, Revision, SubjectRef};
 use crate::schema::Schema;
-use crate::store::{ChangeSet, Precondition, RelationshipFilter, Store, Update, WriteRejection};
+use crate::store::{
+    ChangeSet, MemoryStore, Precondition, RelationshipFilter, SledConfig, SledStore, Store, Update,
+    WriteRejection,
+};
 
 pub use api::{
     BulkDecision, CacheStats, CheckRequest, Consistency, Decision, Deleted, ExpandDepth,
@@ -86,6 +89,29 @@ pub struct Arbiter {
 }
 
 impl Arbiter {
+    /// Opens (or creates) the sled database at `path`.
+    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Self, EngineError> {
+        let mut sled = SledConfig::new(path.as_ref());
+        sled.durable = config.durable;
+        sled.retention = config.gc_retention;
+        let store = SledStore::open(&sled)?;
+        Self::with_store(Box::new(store), config)
+    }
+
+    /// A temporary sled database, removed when the engine is dropped.
+    pub fn temporary(config: Config) -> Result<Self, EngineError> {
+        let mut sled = SledConfig::temporary();
+        sled.durable = config.durable;
+        sled.retention = config.gc_retention;
+        let store = SledStore::open(&sled)?;
+        Self::with_store(Box::new(store), config)
+    }
+
+    /// An engine over the in-memory store (nothing persists; for tests and embedding).
+    pub fn in_memory(config: Config) -> Result<Self, EngineError> {
+        Self::with_store(Box::new(MemoryStore::new()), config)
+    }
+
     /// Opens the engine over any store: loads the stored schema (if any) and builds the
     /// in-memory index from the live relationships.
     pub fn with_store(store: Box<dyn Store>, config: Config) -> Result<Self, EngineError> {

@@ -17,7 +17,8 @@ use crate::store::{ChangeSet, Precondition, RelationshipFilter, Store, Update, W
 use super::cache::CheckCache;
 use super::index::Index;
 use super::plan::{LoadedSchema, Plan};
-use super::{Config, Deleted, EngineError, MAX_DEPTH_LIMIT, validate};
+use super::{Config, Deleted, EngineError, MAX_DEPTH_LIMIT, schema_text};
+use crate::schema::admit;
 
 /// Relationships per chunk handed to the index during import (bounds how long readers wait
 /// for the index write lock).
@@ -70,7 +71,7 @@ impl Inner {
             commit_times: Mutex::new(VecDeque::from([(head, Instant::now())])),
         });
         if let Some((text, revision)) = inner.store.read_schema()? {
-            let schema = super::schema_text::compile(&text)?;
+            let schema = schema_text::compile(&text)?;
             inner.set_schema(schema, text, revision);
         }
         spawn_collector(Arc::downgrade(&inner));
@@ -93,7 +94,12 @@ impl Inner {
 
     pub fn install_schema(&self, schema: Schema, text: &str) -> Result<Revision, EngineError> {
         let _writer = self.write_lock.lock();
-        self.refuse_orphans(&schema)?;
+        let old = self.loaded();
+        schema_text::refuse_orphans(
+            self.store.as_ref(),
+            old.as_ref().map(|it| it.schema.as_ref()),
+            &schema,
+        )?;
         let revision = self.store.write_schema(text)?;
         self.set_schema(schema, text.to_string(), revision);
         self.publish(revision);
@@ -115,33 +121,6 @@ impl Inner {
         }));
     }
 
-    /// Refuses `schema` if a live relationship would not fit it, naming the first kind of
-    /// misfit with its count and an example.
-    fn refuse_orphans(&self, schema: &Schema) -> Result<(), EngineError> {
-        let mut first: Option<(String, String)> = None;
-        let mut count = 0;
-        self.store.for_each_live(&mut |relationship| {
-            if let Some(reason) = validate::problem(schema, &relationship) {
-                match &first {
-                    None => {
-                        first = Some((reason, relationship.to_string()));
-                        count = 1;
-                    }
-                    Some((what, _)) if *what == reason => count += 1,
-                    Some(_) => {}
-                }
-            }
-        })?;
-        match first {
-            None => Ok(()),
-            Some((what, example)) => Err(EngineError::SchemaOrphans {
-                what,
-                count,
-                example,
-            }),
-        }
-    }
-
     pub fn write(
         &self,
         updates: &[Update],
@@ -149,13 +128,11 @@ impl Inner {
     ) -> Result<Result<Revision, WriteRejection>, EngineError> {
         let _writer = self.write_lock.lock();
         let loaded = self.require_schema()?;
-        validate::all(
-            &loaded.schema,
-            updates
-                .iter()
-                .filter(|it| it.op != crate::store::UpdateOp::Delete)
-                .map(|it| &it.relationship),
-        )?;
+        for update in updates {
+            if update.op != crate::store::UpdateOp::Delete {
+                admit::check_relationship(&loaded.schema, &update.relationship)?;
+            }
+        }
         match self.store.write(updates, preconditions)? {
             Ok(change_set) => {
                 self.apply(&change_set);
@@ -187,7 +164,9 @@ impl Inner {
             if chunk.is_empty() {
                 break;
             }
-            validate::all(&loaded.schema, &chunk)?;
+            for relationship in &chunk {
+                admit::check_relationship(&loaded.schema, relationship)?;
+            }
             let change_sets = self.store.import(&mut chunk.into_iter())?;
             for change_set in &change_sets {
                 self.apply(change_set);
