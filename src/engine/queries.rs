@@ -12,7 +12,7 @@ use crate::store::RelationshipFilter;
 
 use super::cache::CacheKey;
 use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_SUBJECT};
-use super::index::{IndexData, Node, ObjKey};
+use super::index::{IndexData, NO_REL, Node, ObjKey};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
 use super::{
@@ -330,6 +330,81 @@ impl Inner {
             excluded,
             revision: view.revision,
         })
+    }
+
+    /// Forward read from the index: the subjects of `resource#relation`.
+    pub fn read_subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<SubjectRef>, Revision), EngineError> {
+        let view = self.view(consistency)?;
+        let goal = view.goal(resource, relation)?;
+        let data = &view.data;
+        let node = Node {
+            ty: view.loaded.plan.type_sym[goal.ty.0 as usize],
+            id: goal.id,
+            rel: view.loaded.plan.rel_sym[goal.rel.0 as usize],
+        };
+        let rev = view.revision.0;
+        let object = |ty: u32, id: u32| ObjectRef {
+            object_type: data.name(ty).to_string(),
+            object_id: data.name(id).to_string(),
+        };
+        let mut subjects: Vec<SubjectRef> = data
+            .objects(node, rev)
+            .map(|obj| SubjectRef {
+                object: object(obj.ty, obj.id),
+                relation: None,
+            })
+            .collect();
+        subjects.extend(data.usersets(node, rev).map(|set| SubjectRef {
+            object: object(set.ty, set.id),
+            relation: (set.rel != NO_REL).then(|| data.name(set.rel).to_string()),
+        }));
+        Ok((subjects, view.revision))
+    }
+
+    /// Reverse read from the index: the ids of `resource_type` objects whose `relation`
+    /// names `subject` exactly.
+    pub fn read_resources(
+        &self,
+        subject: &SubjectRef,
+        resource_type: &str,
+        relation: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<String>, Revision), EngineError> {
+        let view = self.view(consistency)?;
+        let probe = ObjectRef {
+            object_type: resource_type.to_string(),
+            object_id: String::new(),
+        };
+        let goal = view.goal(&probe, relation)?;
+        let data = &view.data;
+        let node = match view.subject(subject, None)? {
+            Subject::Object(obj) => Node {
+                ty: obj.ty,
+                id: obj.id,
+                rel: NO_REL,
+            },
+            Subject::Set(node) => node,
+            Subject::Wildcard(ty) => Node {
+                ty,
+                id: data.star(),
+                rel: NO_REL,
+            },
+        };
+        let ids = data
+            .resources_for(
+                node,
+                view.loaded.plan.type_sym[goal.ty.0 as usize],
+                view.loaded.plan.rel_sym[goal.rel.0 as usize],
+                view.revision.0,
+            )
+            .map(|id| data.name(id).to_string())
+            .collect();
+        Ok((ids, view.revision))
     }
 
     pub fn read(
