@@ -18,7 +18,11 @@ use criterion::Criterion;
 fn sizes() -> Vec<usize> {
     std::env::var("ARBITER_BENCH_SIZES")
         .ok()
-        .map(|it| it.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .map(|it| {
+            it.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
         .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
 }
 
@@ -68,7 +72,8 @@ fn main() {
                     "execute",
                     &format!("user:deep{d}"),
                 );
-                let (mut samples, share) = time_checks(&engine, std::slice::from_ref(&request), 2_000);
+                let (mut samples, share) =
+                    time_checks(&engine, std::slice::from_ref(&request), 2_000);
                 assert!(share == 1.0, "depth {d} must be allowed");
                 let [p50, _, p99, _] = scenario::percentiles(&mut samples);
                 println!(

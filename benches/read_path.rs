@@ -18,7 +18,11 @@ use criterion::Criterion;
 fn sizes() -> Vec<usize> {
     std::env::var("ARBITER_BENCH_SIZES")
         .ok()
-        .map(|it| it.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .map(|it| {
+            it.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
         .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
 }
 
@@ -84,7 +88,12 @@ fn main() {
         group.bench_function("reverse", |b| {
             b.iter(|| {
                 idx = (idx + 1) % reverse.len();
-                engine.read_resources(black_box(&reverse[idx]), "project", "member", Consistency::Full)
+                engine.read_resources(
+                    black_box(&reverse[idx]),
+                    "project",
+                    "member",
+                    Consistency::Full,
+                )
             })
         });
         group.finish();

@@ -47,11 +47,17 @@ struct Subjects {
 /// `resource#permission@subject` → a check request.
 fn parse_check(text: &str) -> CheckRequest {
     let (resource, subject) = text.split_once('@').unwrap_or_else(|| panic!("`{text}`"));
-    let (resource, permission) = resource.split_once('#').unwrap_or_else(|| panic!("`{text}`"));
+    let (resource, permission) = resource
+        .split_once('#')
+        .unwrap_or_else(|| panic!("`{text}`"));
     CheckRequest {
-        resource: resource.parse().unwrap_or_else(|err| panic!("`{text}`: {err}")),
+        resource: resource
+            .parse()
+            .unwrap_or_else(|err| panic!("`{text}`: {err}")),
         permission: permission.to_string(),
-        subject: subject.parse().unwrap_or_else(|err| panic!("`{text}`: {err}")),
+        subject: subject
+            .parse()
+            .unwrap_or_else(|err| panic!("`{text}`: {err}")),
     }
 }
 
@@ -120,9 +126,19 @@ fn run_file(path: &Path) -> usize {
         let (resource_type, permission) = target.split_once('#').unwrap();
         let subject: SubjectRef = subject.parse().unwrap();
         let page = engine
-            .lookup_resources(resource_type, permission, &subject, 0, None, Consistency::Full)
+            .lookup_resources(
+                resource_type,
+                permission,
+                &subject,
+                0,
+                None,
+                Consistency::Full,
+            )
             .unwrap_or_else(|err| panic!("{name}: {query}: {err}"));
-        assert_eq!(&page.resources, expected, "{name}: lookup resources {query}");
+        assert_eq!(
+            &page.resources, expected,
+            "{name}: lookup resources {query}"
+        );
         n_assertions += 1;
     }
     for (query, expected) in &case.lookup_subjects {
@@ -132,8 +148,14 @@ fn run_file(path: &Path) -> usize {
         let answer = engine
             .lookup_subjects(&resource, permission, subject_type, Consistency::Full)
             .unwrap_or_else(|err| panic!("{name}: {query}: {err}"));
-        assert_eq!(answer.subjects, expected.subjects, "{name}: lookup subjects {query}");
-        assert_eq!(answer.excluded, expected.excluded, "{name}: excluded {query}");
+        assert_eq!(
+            answer.subjects, expected.subjects,
+            "{name}: lookup subjects {query}"
+        );
+        assert_eq!(
+            answer.excluded, expected.excluded,
+            "{name}: excluded {query}"
+        );
         n_assertions += 1;
     }
     assert!(n_assertions > 0, "{name} asserts nothing");

@@ -100,27 +100,51 @@ pub fn relationships(target: usize, seed: u64, extra: bool) -> Vec<Relationship>
         let team = |t: usize| format!("group:o{o}t{t}#member");
         // Teams: a binary tree (team k inside team (k-1)/2), all inside `all`.
         for t in 1..TEAMS_PER_ORG {
-            out.push(rel(format!("group:o{o}t{}#member@{}", (t - 1) / 2, team(t))));
+            out.push(rel(format!(
+                "group:o{o}t{}#member@{}",
+                (t - 1) / 2,
+                team(t)
+            )));
         }
         out.push(rel(format!("group:o{o}all#member@{}", team(0))));
         for u in 0..USERS_PER_ORG {
-            out.push(rel(format!("{}@{}", team(rng.below(TEAMS_PER_ORG)), user(u))));
+            out.push(rel(format!(
+                "{}@{}",
+                team(rng.below(TEAMS_PER_ORG)),
+                user(u)
+            )));
             if rng.chance(50) {
-                out.push(rel(format!("{}@{}", team(rng.below(TEAMS_PER_ORG)), user(u))));
+                out.push(rel(format!(
+                    "{}@{}",
+                    team(rng.below(TEAMS_PER_ORG)),
+                    user(u)
+                )));
             }
         }
         let org = format!("organization:o{o}");
         out.push(rel(format!("{org}#admin@group:o{o}t1#member")));
         out.push(rel(format!("{org}#member@group:o{o}all#member")));
         for _ in 0..2 {
-            out.push(rel(format!("{org}#suspended@{}", user(rng.below(USERS_PER_ORG)))));
+            out.push(rel(format!(
+                "{org}#suspended@{}",
+                user(rng.below(USERS_PER_ORG))
+            )));
         }
         for p in 0..PROJECTS_PER_ORG {
             let project = format!("project:o{o}p{p}");
             out.push(rel(format!("{project}#org@{org}")));
-            out.push(rel(format!("{project}#manager@{}", user(rng.below(USERS_PER_ORG)))));
-            out.push(rel(format!("{project}#member@{}", team(rng.below(TEAMS_PER_ORG)))));
-            out.push(rel(format!("{project}#member@{}", team(rng.below(TEAMS_PER_ORG)))));
+            out.push(rel(format!(
+                "{project}#manager@{}",
+                user(rng.below(USERS_PER_ORG))
+            )));
+            out.push(rel(format!(
+                "{project}#member@{}",
+                team(rng.below(TEAMS_PER_ORG))
+            )));
+            out.push(rel(format!(
+                "{project}#member@{}",
+                team(rng.below(TEAMS_PER_ORG))
+            )));
         }
         for s in 0..SERVICES_PER_ORG {
             let service = format!("service:o{o}s{s}");
@@ -139,10 +163,19 @@ pub fn relationships(target: usize, seed: u64, extra: bool) -> Vec<Relationship>
             if rng.chance(15) {
                 out.push(rel(format!("{model}#guest@user:*")));
             } else {
-                out.push(rel(format!("{model}#guest@{}", user(rng.below(USERS_PER_ORG)))));
+                out.push(rel(format!(
+                    "{model}#guest@{}",
+                    user(rng.below(USERS_PER_ORG))
+                )));
             }
-            out.push(rel(format!("{model}#contributor@{}", team(rng.below(TEAMS_PER_ORG)))));
-            out.push(rel(format!("{model}#contributor@{}", user(rng.below(USERS_PER_ORG)))));
+            out.push(rel(format!(
+                "{model}#contributor@{}",
+                team(rng.below(TEAMS_PER_ORG))
+            )));
+            out.push(rel(format!(
+                "{model}#contributor@{}",
+                user(rng.below(USERS_PER_ORG))
+            )));
         }
     }
     if extra {
@@ -176,15 +209,31 @@ pub fn checks(target: usize, seed: u64, n: usize) -> Vec<CheckRequest> {
         let o = rng.below(n_orgs);
         let user = format!("user:o{o}u{}", rng.below(USERS_PER_ORG));
         let (resource, permission, subject) = match rng.below(6) {
-            0 => (format!("model:o{o}m{}", rng.below(MODELS_PER_ORG)), "execute", user),
-            1 => (format!("model:o{o}m{}", rng.below(MODELS_PER_ORG)), "view", user),
-            2 => (format!("project:o{o}p{}", rng.below(PROJECTS_PER_ORG)), "view", user),
+            0 => (
+                format!("model:o{o}m{}", rng.below(MODELS_PER_ORG)),
+                "execute",
+                user,
+            ),
+            1 => (
+                format!("model:o{o}m{}", rng.below(MODELS_PER_ORG)),
+                "view",
+                user,
+            ),
+            2 => (
+                format!("project:o{o}p{}", rng.below(PROJECTS_PER_ORG)),
+                "view",
+                user,
+            ),
             3 => {
                 let s = rng.below(SERVICES_PER_ORG);
                 let key = format!("apikey:o{o}s{s}k{}", rng.below(3));
                 (format!("service:o{o}s{s}"), "write", key)
             }
-            4 => (format!("service:o{o}s{}", rng.below(SERVICES_PER_ORG)), "manage_apikey", user),
+            4 => (
+                format!("service:o{o}s{}", rng.below(SERVICES_PER_ORG)),
+                "manage_apikey",
+                user,
+            ),
             _ => (format!("organization:o{o}"), "view", user),
         };
         out.push(request(&resource, permission, &subject));

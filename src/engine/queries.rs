@@ -42,29 +42,38 @@ impl View<'_> {
     /// The goal `resource#permission`, or an error naming the bad field. The id is
     /// [`UNKNOWN_RESOURCE`] when no relationship ever named it.
     pub fn goal(&self, resource: &ObjectRef, permission: &str) -> Result<Goal, EngineError> {
-        let schema = &self.loaded.schema;
-        let definition = schema.definition(&resource.object_type).ok_or_else(|| {
-            EngineError::invalid(
-                "resource",
-                format!("unknown type `{}`", resource.object_type),
-            )
-        })?;
-        let rel = definition.relation_by_name.get(permission).ok_or_else(|| {
-            EngineError::invalid(
-                "permission",
-                format!(
-                    "type `{}` has no relation or permission `{permission}`",
-                    resource.object_type
-                ),
-            )
-        })?;
+        let plan = &self.loaded.plan;
+        // Every schema name is interned, so names resolve with integer lookups.
+        let ty = self
+            .data
+            .sym(&resource.object_type)
+            .and_then(|sym| plan.type_of(sym))
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "resource",
+                    format!("unknown type `{}`", resource.object_type),
+                )
+            })?;
+        let rel = self
+            .data
+            .sym(permission)
+            .and_then(|sym| plan.rel_of(ty, sym))
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "permission",
+                    format!(
+                        "type `{}` has no relation or permission `{permission}`",
+                        resource.object_type
+                    ),
+                )
+            })?;
         Ok(Goal {
-            ty: definition.id,
+            ty,
             id: self
                 .data
                 .sym(&resource.object_id)
                 .unwrap_or(UNKNOWN_RESOURCE),
-            rel: *rel,
+            rel,
         })
     }
 
@@ -76,12 +85,13 @@ impl View<'_> {
         subject: &SubjectRef,
         resource_id: Option<&str>,
     ) -> Result<Subject, EngineError> {
-        let schema = &self.loaded.schema;
+        let plan = &self.loaded.plan;
         let object_type = &subject.object.object_type;
-        let definition = schema.definition(object_type).ok_or_else(|| {
+        let ty = self.data.sym(object_type);
+        let type_id = ty.and_then(|sym| plan.type_of(sym)).ok_or_else(|| {
             EngineError::invalid("subject", format!("unknown type `{object_type}`"))
         })?;
-        let ty = self.loaded.plan.type_sym[definition.id.0 as usize];
+        let ty = plan.type_sym[type_id.0 as usize];
         if subject.is_wildcard() {
             return Ok(Subject::Wildcard(ty));
         }
@@ -94,16 +104,20 @@ impl View<'_> {
         match &subject.relation {
             None => Ok(Subject::Object(ObjKey { ty, id })),
             Some(rel) => {
-                let rel_id = definition.relation_by_name.get(rel).ok_or_else(|| {
-                    EngineError::invalid(
-                        "subject",
-                        format!("type `{object_type}` has no relation or permission `{rel}`"),
-                    )
-                })?;
+                let rel_id = self
+                    .data
+                    .sym(rel)
+                    .and_then(|sym| plan.rel_of(type_id, sym))
+                    .ok_or_else(|| {
+                        EngineError::invalid(
+                            "subject",
+                            format!("type `{object_type}` has no relation or permission `{rel}`"),
+                        )
+                    })?;
                 Ok(Subject::Set(Node {
                     ty,
                     id,
-                    rel: self.loaded.plan.rel_sym[rel_id.0 as usize],
+                    rel: plan.rel_sym[rel_id.0 as usize],
                 }))
             }
         }
