@@ -33,8 +33,8 @@ pub struct TestServer {
     pub state: AppState,
     pub token: Option<String>,
     pub http: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    shutdown: std::sync::Mutex<Option<oneshot::Sender<()>>>,
+    task: tokio::sync::Mutex<Option<JoinHandle<std::io::Result<()>>>>,
 }
 
 /// Starts a server over `engine` on a free loopback port.
@@ -53,8 +53,8 @@ pub async fn start(engine: Arbiter, config: ServerConfig) -> TestServer {
         state,
         token,
         http: reqwest::Client::new(),
-        shutdown: Some(tx),
-        task: Some(task),
+        shutdown: std::sync::Mutex::new(Some(tx)),
+        task: tokio::sync::Mutex::new(Some(task)),
     }
 }
 
@@ -113,11 +113,12 @@ impl TestServer {
     }
 
     /// Triggers graceful shutdown and waits for the server to finish (store flushed).
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
+    pub async fn stop(&self) {
+        let sender = self.shutdown.lock().unwrap().take();
+        if let Some(tx) = sender {
             let _ = tx.send(());
         }
-        if let Some(task) = self.task.take() {
+        if let Some(task) = self.task.lock().await.take() {
             task.await.unwrap().unwrap();
         }
     }
