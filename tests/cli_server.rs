@@ -3,7 +3,6 @@
 //! their exit codes, import/export, SIGTERM then restart keeping writes, `--help`.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_arbiter");
@@ -207,19 +206,9 @@ fn import_export_and_restart_keep_everything() {
         .args(["export", "--db", db])
         .output()
         .unwrap();
-    assert_eq!(
-        out.stdout.len(),
-        Command::new(BIN)
-            .args(["export", "--db", db])
-            .output()
-            .unwrap()
-            .stdout
-            .len()
-    );
-    assert_eq!(
-        std::str::from_utf8(&out.stdout).unwrap().lines().count(),
-        1_200
-    );
+    let mut offline: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    offline.sort_unstable();
+    assert_eq!(offline, want);
     let bad = dir.path().join("bad.txt");
     std::fs::write(&bad, "model:m1#guest@user:a\nnot a relationship\n").unwrap();
     let out = Command::new(BIN)
@@ -261,7 +250,6 @@ fn serve_refuses_bad_configuration() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--insecure"));
-    assert!(!Path::new("arbiter.db").exists() || Path::new("arbiter.db").is_dir());
 }
 
 #[test]
