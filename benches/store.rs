@@ -96,6 +96,9 @@ fn bench_store(c: &mut Criterion) {
             sets.len()
         );
         drop(sets);
+        if std::env::var_os("ARBITER_BENCH_IMPORT_ONLY").is_some() {
+            continue;
+        }
         store.flush().expect("flush");
         let bytes = store.size_on_disk().expect("size");
         println!(
