@@ -11,6 +11,11 @@
 //! Deterministic: case `n` uses seed `n`. `ARBITER_MODEL_CASES` sets how many cases run
 //! (default 1500); `ARBITER_MODEL_SEED` runs one case only (to reproduce a failure).
 
+#![expect(
+    clippy::needless_range_loop,
+    reason = "facts are addressed by (type, id, key) indexes throughout the reference"
+)]
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -85,10 +85,11 @@ fn run_file(path: &Path) -> usize {
                 .unwrap_or_else(|err| panic!("{name}: `{line}`: {err}")),
         })
         .collect();
-    engine
-        .write(&updates, &[])
-        .unwrap_or_else(|err| panic!("{name}: write: {err}"))
-        .unwrap_or_else(|err| panic!("{name}: write: {err}"));
+    match engine.write(&updates, &[]) {
+        Ok(Ok(_)) => {}
+        Ok(Err(rejection)) => panic!("{name}: write rejected: {rejection}"),
+        Err(err) => panic!("{name}: write: {err}"),
+    }
     let mut n_assertions = 0;
     let mut bulk = Vec::new();
     for (expected, list) in [(true, &case.assert_true), (false, &case.assert_false)] {

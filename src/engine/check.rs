@@ -238,6 +238,9 @@ impl<'a> Checker<'a> {
         let mut acc = Outcome::FALSE;
         let mut level = depth + 1;
         let mut next = Vec::new();
+        // Stored relations expanded here: all false if the whole walk is, which later
+        // walks of the same check reuse instead of expanding them again.
+        let mut explored: Vec<Goal> = Vec::new();
         while !frontier.is_empty() {
             if level > self.snap.depth_limit {
                 return Err(EngineError::DepthExceeded(self.snap.depth_limit));
@@ -256,26 +259,50 @@ impl<'a> Checker<'a> {
                 if self.subject == Subject::Set(node) {
                     return Ok(Outcome::TRUE);
                 }
+                let goal = Goal {
+                    ty,
+                    id: node.id,
+                    rel,
+                };
                 if self.snap.schema.relation_by_id(rel).is_permission() {
-                    let goal = Goal {
-                        ty,
-                        id: node.id,
-                        rel,
-                    };
                     let outcome = self.goal(goal, level)?;
                     if outcome.value == Tri::True {
                         return Ok(Outcome::TRUE);
                     }
                     acc = or(acc, outcome);
-                } else if let Some(forward) = index.forward(node) {
+                    continue;
+                }
+                match self.memo.get(&goal) {
+                    Some(Tri::True) => return Ok(Outcome::TRUE),
+                    // Known false: its whole closure was explored before.
+                    Some(Tri::False) => continue,
+                    Some(Tri::Undefined) => {
+                        acc = or(
+                            acc,
+                            Outcome {
+                                value: Tri::Undefined,
+                                low: NO_LOW,
+                            },
+                        );
+                        continue;
+                    }
+                    None => {}
+                }
+                if let Some(forward) = index.forward(node) {
                     if self.direct(forward) {
                         return Ok(Outcome::TRUE);
                     }
                     next.extend(forward.usersets(rev).filter(|it| it.id != star));
                 }
+                explored.push(goal);
             }
             std::mem::swap(&mut frontier, &mut next);
             level += 1;
+        }
+        if acc.value == Tri::False && acc.low == NO_LOW {
+            for goal in explored {
+                self.memo.insert(goal, Tri::False);
+            }
         }
         Ok(acc)
     }
@@ -408,4 +435,58 @@ fn not(a: Outcome) -> Outcome {
         Tri::Undefined => Tri::Undefined,
     };
     Outcome { value, low: a.low }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::index::IndexData;
+    use crate::model::Relationship;
+    use crate::schema::parse_and_compile;
+
+    #[test]
+    fn a_wide_group_is_one_probe_not_a_walk() {
+        // 250,000 members keep the debug run short; benches/read_path.rs checks a group of
+        // a million members in a release build.
+        let schema = parse_and_compile(
+            "definition user {}
+             definition group { relation member: user | group#member }
+             definition doc { relation viewer: group#member  permission view = viewer }",
+        )
+        .unwrap();
+        let mut index = IndexData::default();
+        let plan = Plan::build(&schema, &mut index);
+        for i in 0..250_000 {
+            let rel: Relationship = format!("group:big#member@user:u{i}").parse().unwrap();
+            index.insert_live(&rel, 1);
+        }
+        index.insert_live(&"group:big#member@group:small#member".parse().unwrap(), 1);
+        index.insert_live(&"group:small#member@user:inner".parse().unwrap(), 1);
+        index.insert_live(&"doc:1#viewer@group:big#member".parse().unwrap(), 1);
+        let snap = Snapshot {
+            schema: &schema,
+            plan: &plan,
+            index: &index,
+            rev: 1,
+            depth_limit: 50,
+        };
+        let user = index.sym("user").unwrap();
+        let goal = Goal {
+            ty: plan.type_of(index.sym("doc").unwrap()).unwrap(),
+            id: index.sym("1").unwrap(),
+            rel: schema.relation("doc", "view").unwrap().id,
+        };
+        for (name, expected) in [("u249999", true), ("inner", true), ("stranger", false)] {
+            let id = match index.sym(name) {
+                Some(id) => id,
+                None => UNKNOWN_SUBJECT,
+            };
+            let subject = Subject::Object(ObjKey { ty: user, id });
+            assert_eq!(
+                Checker::new(snap, subject).check(goal).unwrap(),
+                expected,
+                "{name}"
+            );
+        }
+    }
 }

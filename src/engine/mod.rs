@@ -43,6 +43,7 @@ pub use api::{
     ExpandNode, ExpandTree, Expansion, ReadPage, ResourcePage, SubjectsAnswer,
 };
 pub use error::{EngineError, SchemaProblem};
+pub use index::IndexStats;
 
 /// The deepest walk the engine accepts, whatever the configuration says: it bounds the
 /// native stack used by a check (each level is a few frames).
@@ -295,6 +296,11 @@ impl Arbiter {
     /// The newest committed revision.
     pub fn head(&self) -> Revision {
         self.inner.head()
+    }
+
+    /// Sizes of the in-memory index (walks it: for metrics and benches).
+    pub fn index_stats(&self) -> IndexStats {
+        self.inner.index.read().stats()
     }
 
     /// Check-cache counters.

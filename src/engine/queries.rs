@@ -10,7 +10,6 @@ use parking_lot::RwLockReadGuard;
 use crate::model::{ObjectRef, Revision, SubjectRef};
 use crate::store::RelationshipFilter;
 
-use super::cache::CacheKey;
 use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_SUBJECT};
 use super::index::{IndexData, NO_REL, Node, ObjKey};
 use super::plan::LoadedSchema;
@@ -231,35 +230,25 @@ impl Inner {
         request: &CheckRequest,
         shared: &mut Option<&mut Checker<'v>>,
     ) -> Result<bool, EngineError> {
-        let goal = view.goal(&request.resource, &request.permission)?;
-        let subject = view.subject(&request.subject, Some(&request.resource.object_id))?;
-        let unknown = |id: u32| id == UNKNOWN_RESOURCE || id == UNKNOWN_SUBJECT;
-        let subject_id = match subject {
-            Subject::Object(obj) => obj.id,
-            Subject::Set(node) => node.id,
-            Subject::Wildcard(_) => 0,
-        };
-        if unknown(goal.id) || unknown(subject_id) {
-            // Sentinel ids stand for different strings in different requests: no caching.
-            return match shared {
-                Some(checker) => checker.check(goal),
-                None => Checker::new(view.snapshot(), subject).check(goal),
-            };
-        }
-        let key = CacheKey {
-            epoch: view.loaded.epoch,
-            rev: view.revision.0,
-            goal,
-            subject,
-        };
-        if let Some(allowed) = self.cache.get(&key) {
+        // The cache is keyed by the request's text, so a hit costs no symbol lookups.
+        let key = self
+            .cache
+            .enabled()
+            .then(|| cache_key(view.loaded.epoch, view.revision, request));
+        if let Some(key) = &key
+            && let Some(allowed) = self.cache.get(key)
+        {
             return Ok(allowed);
         }
+        let goal = view.goal(&request.resource, &request.permission)?;
+        let subject = view.subject(&request.subject, Some(&request.resource.object_id))?;
         let allowed = match shared {
             Some(checker) => checker.check(goal)?,
             None => Checker::new(view.snapshot(), subject).check(goal)?,
         };
-        self.cache.insert(key, allowed);
+        if let Some(key) = key {
+            self.cache.insert(key, allowed);
+        }
         Ok(allowed)
     }
 
@@ -436,4 +425,16 @@ impl Inner {
             revision,
         })
     }
+}
+
+/// Everything a check answer depends on, as one string: schema epoch, revision, request.
+fn cache_key(epoch: u64, revision: Revision, request: &CheckRequest) -> String {
+    use std::fmt::Write as _;
+    let mut key = String::with_capacity(96);
+    let _ = write!(
+        key,
+        "{epoch}|{revision}|{}#{}@{}",
+        request.resource, request.permission, request.subject
+    );
+    key
 }
