@@ -26,8 +26,12 @@ use super::EngineError;
 use super::index::{IndexData, NO_REL, Node, ObjKey, Sym};
 use super::plan::Plan;
 
-/// A symbol no string maps to: the id of a subject the index has never seen.
-pub(crate) const UNKNOWN_ID: Sym = u32::MAX - 1;
+/// A symbol no string maps to: the id of a request's resource the index has never seen.
+pub(crate) const UNKNOWN_RESOURCE: Sym = u32::MAX - 1;
+
+/// A symbol no string maps to: the id of a request's subject the index has never seen
+/// (when it differs from the resource's id; the same unknown string gets one symbol).
+pub(crate) const UNKNOWN_SUBJECT: Sym = u32::MAX - 2;
 
 /// What is being walked: one schema, one index, one revision.
 #[derive(Clone, Copy)]

@@ -11,7 +11,7 @@ use crate::model::{ObjectRef, Revision, SubjectRef};
 use crate::store::RelationshipFilter;
 
 use super::cache::CacheKey;
-use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_ID};
+use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_SUBJECT};
 use super::index::{IndexData, Node, ObjKey};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
@@ -40,7 +40,7 @@ impl View<'_> {
     }
 
     /// The goal `resource#permission`, or an error naming the bad field. The id is
-    /// [`UNKNOWN_ID`] when no relationship ever named it.
+    /// [`UNKNOWN_RESOURCE`] when no relationship ever named it.
     pub fn goal(&self, resource: &ObjectRef, permission: &str) -> Result<Goal, EngineError> {
         let schema = &self.loaded.schema;
         let definition = schema.definition(&resource.object_type).ok_or_else(|| {
@@ -60,13 +60,22 @@ impl View<'_> {
         })?;
         Ok(Goal {
             ty: definition.id,
-            id: self.data.sym(&resource.object_id).unwrap_or(UNKNOWN_ID),
+            id: self
+                .data
+                .sym(&resource.object_id)
+                .unwrap_or(UNKNOWN_RESOURCE),
             rel: *rel,
         })
     }
 
-    /// The subject, or an error naming the `subject` field.
-    pub fn subject(&self, subject: &SubjectRef) -> Result<Subject, EngineError> {
+    /// The subject, or an error naming the `subject` field. An id the index never saw is
+    /// [`UNKNOWN_SUBJECT`], or [`UNKNOWN_RESOURCE`] when it equals `resource_id` (so the
+    /// "self" rule still sees them as one object).
+    pub fn subject(
+        &self,
+        subject: &SubjectRef,
+        resource_id: Option<&str>,
+    ) -> Result<Subject, EngineError> {
         let schema = &self.loaded.schema;
         let object_type = &subject.object.object_type;
         let definition = schema.definition(object_type).ok_or_else(|| {
@@ -76,10 +85,12 @@ impl View<'_> {
         if subject.is_wildcard() {
             return Ok(Subject::Wildcard(ty));
         }
-        let id = self
-            .data
-            .sym(&subject.object.object_id)
-            .unwrap_or(UNKNOWN_ID);
+        let subject_id = subject.object.object_id.as_str();
+        let id = match self.data.sym(subject_id) {
+            Some(id) => id,
+            None if resource_id == Some(subject_id) => UNKNOWN_RESOURCE,
+            None => UNKNOWN_SUBJECT,
+        };
         match &subject.relation {
             None => Ok(Subject::Object(ObjKey { ty, id })),
             Some(rel) => {
@@ -175,18 +186,21 @@ impl Inner {
         let snapshot = view.snapshot();
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
-            let res = view.subject(&request.subject).and_then(|subject| {
-                let pos = checkers.iter().position(|it| it.subject() == subject);
-                let checker = match pos {
-                    Some(pos) => &mut checkers[pos],
-                    None => {
-                        checkers.push(Checker::new(snapshot, subject));
-                        let last = checkers.len() - 1;
-                        &mut checkers[last]
-                    }
-                };
-                self.check_in(&view, request, &mut Some(checker))
-            });
+            let resource_id = Some(request.resource.object_id.as_str());
+            let res = view
+                .subject(&request.subject, resource_id)
+                .and_then(|subject| {
+                    let pos = checkers.iter().position(|it| it.subject() == subject);
+                    let checker = match pos {
+                        Some(pos) => &mut checkers[pos],
+                        None => {
+                            checkers.push(Checker::new(snapshot, subject));
+                            let last = checkers.len() - 1;
+                            &mut checkers[last]
+                        }
+                    };
+                    self.check_in(&view, request, &mut Some(checker))
+                });
             results.push(res);
         }
         Ok(BulkDecision {
@@ -204,12 +218,19 @@ impl Inner {
         shared: &mut Option<&mut Checker<'v>>,
     ) -> Result<bool, EngineError> {
         let goal = view.goal(&request.resource, &request.permission)?;
-        let subject = view.subject(&request.subject)?;
-        if goal.id == UNKNOWN_ID {
-            // No relationship names the resource: only the "self" rule can grant it.
-            let same = request.subject.relation.as_deref() == Some(request.permission.as_str())
-                && request.subject.object == request.resource;
-            return Ok(same);
+        let subject = view.subject(&request.subject, Some(&request.resource.object_id))?;
+        let unknown = |id: u32| id == UNKNOWN_RESOURCE || id == UNKNOWN_SUBJECT;
+        let subject_id = match subject {
+            Subject::Object(obj) => obj.id,
+            Subject::Set(node) => node.id,
+            Subject::Wildcard(_) => 0,
+        };
+        if unknown(goal.id) || unknown(subject_id) {
+            // Sentinel ids stand for different strings in different requests: no caching.
+            return match shared {
+                Some(checker) => checker.check(goal),
+                None => Checker::new(view.snapshot(), subject).check(goal),
+            };
         }
         let key = CacheKey {
             epoch: view.loaded.epoch,
@@ -259,8 +280,14 @@ impl Inner {
             object_id: String::new(),
         };
         let goal = view.goal(&probe, permission)?;
-        let subject_key = view.subject(subject)?;
-        let mut ids = lookup::resources(view.snapshot(), goal.ty, goal.rel, subject_key)?;
+        let subject_key = view.subject(subject, None)?;
+        let mut ids = lookup::resources(
+            view.snapshot(),
+            goal.ty,
+            goal.rel,
+            subject_key,
+            &subject.object.object_id,
+        )?;
         ids.sort_unstable();
         let start = match cursor {
             Some(cursor) => ids.partition_point(|id| id.as_str() <= cursor),
@@ -297,11 +324,7 @@ impl Inner {
         let definition = view.loaded.schema.definition(subject_type).ok_or_else(|| {
             EngineError::invalid("subject_type", format!("unknown type `{subject_type}`"))
         })?;
-        let (subjects, excluded) = if goal.id == UNKNOWN_ID {
-            (Vec::new(), Vec::new())
-        } else {
-            lookup::subjects(view.snapshot(), goal, definition.id)?
-        };
+        let (subjects, excluded) = lookup::subjects(view.snapshot(), goal, definition.id)?;
         Ok(SubjectsAnswer {
             subjects,
             excluded,
