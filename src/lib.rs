@@ -13,3 +13,4 @@ pub mod engine;
 pub mod model;
 pub mod schema;
 pub mod store;
+pub mod validation;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod schema;
+pub mod validate;
 
 /// arbiter: a relationship-based authorization server in the style of Google's Zanzibar.
 #[derive(Debug, Parser)]
@@ -25,6 +26,12 @@ pub enum Command {
     /// Check or format schema files.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
+    /// Run validation files: schema, relationships, assertions and expected relations.
+    Validate {
+        /// Validation files (`.yaml`).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 /// Exit code: the command ran and found what it checked valid (or allowed).
@@ -38,6 +45,7 @@ pub const EXIT_ERROR: u8 = 2;
 pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Schema(command) => schema::run(command),
+        Command::Validate { files } => validate::run(&files),
     };
     ExitCode::from(code)
 }
