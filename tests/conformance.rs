@@ -92,7 +92,7 @@ fn spicedb_conformance() {
         } else {
             match MEANT_TO_FAIL.iter().find(|(file, _)| *file == name) {
                 Some((_, reason)) => expect_failure(path, reason),
-                None => run_session(&[path.clone()], &mut stats),
+                None => run_session(std::slice::from_ref(path), &mut stats),
             }
         };
         results.push((name, verdict));
