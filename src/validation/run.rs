@@ -26,7 +26,8 @@ pub struct Session {
 impl Session {
     /// A session over a fresh in-memory engine with the default configuration.
     pub fn new() -> Result<Self, ValidationError> {
-        let engine = Arbiter::in_memory(Config::default()).map_err(|err| ValidationError::Engine(Box::new(err)))?;
+        let engine = Arbiter::in_memory(Config::default())
+            .map_err(|err| ValidationError::Engine(Box::new(err)))?;
         Ok(Self { engine })
     }
 
