@@ -23,7 +23,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::schema::{Expr, RelationId, RelationKind, Schema, TypeId};
 
 use super::EngineError;
-use super::index::{IndexData, NO_REL, Node, ObjKey, Sym};
+use super::index::{Forward, IndexData, NO_REL, Node, ObjKey, Sym};
 use super::plan::Plan;
 
 /// A symbol no string maps to: the id of a request's resource the index has never seen.
@@ -189,23 +189,21 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Whether a tuple on `node` names the subject directly (or by wildcard).
-    fn direct(&self, node: Node) -> bool {
-        let index = self.snap.index;
+    /// Whether a tuple of `forward` names the subject directly (or by wildcard).
+    fn direct(&self, forward: &Forward) -> bool {
         let rev = self.snap.rev;
         match self.subject {
             Subject::Object(obj) => {
-                index.has_object(node, obj, rev)
+                forward.has_object(obj, rev)
                     || self
                         .subject_wildcard
-                        .is_some_and(|star| index.has_userset(node, star, rev))
+                        .is_some_and(|star| forward.has_userset(star, rev))
             }
-            Subject::Set(set) => index.has_userset(node, set, rev),
-            Subject::Wildcard(ty) => index.has_userset(
-                node,
+            Subject::Set(set) => forward.has_userset(set, rev),
+            Subject::Wildcard(ty) => forward.has_userset(
                 Node {
                     ty,
-                    id: index.star(),
+                    id: self.snap.index.star(),
                     rel: NO_REL,
                 },
                 rev,
@@ -216,14 +214,20 @@ impl<'a> Checker<'a> {
     /// A stored relation: direct hit, else breadth-first through its subject sets. Stored
     /// relations met on the way are expanded in place; permissions are goals of their own.
     fn relation(&mut self, start: Node, depth: u32) -> Result<Outcome, EngineError> {
-        if self.direct(start) {
+        let index = self.snap.index;
+        let Some(forward) = index.forward(start) else {
+            return Ok(Outcome::FALSE);
+        };
+        if self.direct(forward) {
             return Ok(Outcome::TRUE);
         }
-        let index = self.snap.index;
+        if !forward.has_any_userset() {
+            return Ok(Outcome::FALSE);
+        }
         let rev = self.snap.rev;
         let star = index.star();
-        let mut frontier: Vec<Node> = index
-            .usersets(start, rev)
+        let mut frontier: Vec<Node> = forward
+            .usersets(rev)
             .filter(|node| node.id != star)
             .collect();
         if frontier.is_empty() {
@@ -263,11 +267,11 @@ impl<'a> Checker<'a> {
                         return Ok(Outcome::TRUE);
                     }
                     acc = or(acc, outcome);
-                } else {
-                    if self.direct(node) {
+                } else if let Some(forward) = index.forward(node) {
+                    if self.direct(forward) {
                         return Ok(Outcome::TRUE);
                     }
-                    next.extend(index.usersets(node, rev).filter(|it| it.id != star));
+                    next.extend(forward.usersets(rev).filter(|it| it.id != star));
                 }
             }
             std::mem::swap(&mut frontier, &mut next);

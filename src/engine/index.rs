@@ -85,10 +85,32 @@ pub(crate) struct IndexData {
 
 /// The subjects of one `(T, x, rel)`.
 #[derive(Default)]
-struct Forward {
+pub(crate) struct Forward {
     objects: VersionedSet<ObjKey>,
     /// Subject sets and wildcards.
     usersets: VersionedSet<Node>,
+}
+
+impl Forward {
+    /// Whether the plain object `subject` is live at `rev`.
+    pub fn has_object(&self, subject: ObjKey, rev: u64) -> bool {
+        self.objects.contains_at(&subject, rev)
+    }
+
+    /// Whether the subject set or wildcard `subject` is live at `rev`.
+    pub fn has_userset(&self, subject: Node, rev: u64) -> bool {
+        self.usersets.contains_at(&subject, rev)
+    }
+
+    /// The subject sets and wildcards live at `rev`.
+    pub fn usersets(&self, rev: u64) -> impl Iterator<Item = Node> + '_ {
+        self.usersets.iter_at(rev)
+    }
+
+    /// Whether it has any subject set or wildcard at all (at any revision).
+    pub fn has_any_userset(&self) -> bool {
+        !self.usersets.is_empty()
+    }
 }
 
 /// The resources of one `(T, rel)` that name one subject.
@@ -180,7 +202,13 @@ impl IndexData {
         self.oldest = revision;
     }
 
+    /// The subjects of `resource`, if it ever had any (one hash probe; then ask the entry).
+    pub fn forward(&self, resource: Node) -> Option<&Forward> {
+        self.forward.get(&resource)
+    }
+
     /// Whether `resource` has the plain object subject `subject` at `rev`.
+    #[cfg(test)]
     pub fn has_object(&self, resource: Node, subject: ObjKey, rev: u64) -> bool {
         self.forward
             .get(&resource)
@@ -188,6 +216,7 @@ impl IndexData {
     }
 
     /// Whether `resource` has the subject set or wildcard `subject` at `rev`.
+    #[cfg(test)]
     pub fn has_userset(&self, resource: Node, subject: Node, rev: u64) -> bool {
         self.forward
             .get(&resource)

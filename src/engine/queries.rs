@@ -12,7 +12,7 @@ use crate::store::RelationshipFilter;
 
 use super::cache::CacheKey;
 use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_SUBJECT};
-use super::index::{IndexData, Node, ObjKey};
+use super::index::{IndexData, NO_REL, Node, ObjKey};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
 use super::{
@@ -42,29 +42,38 @@ impl View<'_> {
     /// The goal `resource#permission`, or an error naming the bad field. The id is
     /// [`UNKNOWN_RESOURCE`] when no relationship ever named it.
     pub fn goal(&self, resource: &ObjectRef, permission: &str) -> Result<Goal, EngineError> {
-        let schema = &self.loaded.schema;
-        let definition = schema.definition(&resource.object_type).ok_or_else(|| {
-            EngineError::invalid(
-                "resource",
-                format!("unknown type `{}`", resource.object_type),
-            )
-        })?;
-        let rel = definition.relation_by_name.get(permission).ok_or_else(|| {
-            EngineError::invalid(
-                "permission",
-                format!(
-                    "type `{}` has no relation or permission `{permission}`",
-                    resource.object_type
-                ),
-            )
-        })?;
+        let plan = &self.loaded.plan;
+        // Every schema name is interned, so names resolve with integer lookups.
+        let ty = self
+            .data
+            .sym(&resource.object_type)
+            .and_then(|sym| plan.type_of(sym))
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "resource",
+                    format!("unknown type `{}`", resource.object_type),
+                )
+            })?;
+        let rel = self
+            .data
+            .sym(permission)
+            .and_then(|sym| plan.rel_of(ty, sym))
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "permission",
+                    format!(
+                        "type `{}` has no relation or permission `{permission}`",
+                        resource.object_type
+                    ),
+                )
+            })?;
         Ok(Goal {
-            ty: definition.id,
+            ty,
             id: self
                 .data
                 .sym(&resource.object_id)
                 .unwrap_or(UNKNOWN_RESOURCE),
-            rel: *rel,
+            rel,
         })
     }
 
@@ -76,12 +85,13 @@ impl View<'_> {
         subject: &SubjectRef,
         resource_id: Option<&str>,
     ) -> Result<Subject, EngineError> {
-        let schema = &self.loaded.schema;
+        let plan = &self.loaded.plan;
         let object_type = &subject.object.object_type;
-        let definition = schema.definition(object_type).ok_or_else(|| {
+        let ty = self.data.sym(object_type);
+        let type_id = ty.and_then(|sym| plan.type_of(sym)).ok_or_else(|| {
             EngineError::invalid("subject", format!("unknown type `{object_type}`"))
         })?;
-        let ty = self.loaded.plan.type_sym[definition.id.0 as usize];
+        let ty = plan.type_sym[type_id.0 as usize];
         if subject.is_wildcard() {
             return Ok(Subject::Wildcard(ty));
         }
@@ -94,16 +104,20 @@ impl View<'_> {
         match &subject.relation {
             None => Ok(Subject::Object(ObjKey { ty, id })),
             Some(rel) => {
-                let rel_id = definition.relation_by_name.get(rel).ok_or_else(|| {
-                    EngineError::invalid(
-                        "subject",
-                        format!("type `{object_type}` has no relation or permission `{rel}`"),
-                    )
-                })?;
+                let rel_id = self
+                    .data
+                    .sym(rel)
+                    .and_then(|sym| plan.rel_of(type_id, sym))
+                    .ok_or_else(|| {
+                        EngineError::invalid(
+                            "subject",
+                            format!("type `{object_type}` has no relation or permission `{rel}`"),
+                        )
+                    })?;
                 Ok(Subject::Set(Node {
                     ty,
                     id,
-                    rel: self.loaded.plan.rel_sym[rel_id.0 as usize],
+                    rel: plan.rel_sym[rel_id.0 as usize],
                 }))
             }
         }
@@ -330,6 +344,81 @@ impl Inner {
             excluded,
             revision: view.revision,
         })
+    }
+
+    /// Forward read from the index: the subjects of `resource#relation`.
+    pub fn read_subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<SubjectRef>, Revision), EngineError> {
+        let view = self.view(consistency)?;
+        let goal = view.goal(resource, relation)?;
+        let data = &view.data;
+        let node = Node {
+            ty: view.loaded.plan.type_sym[goal.ty.0 as usize],
+            id: goal.id,
+            rel: view.loaded.plan.rel_sym[goal.rel.0 as usize],
+        };
+        let rev = view.revision.0;
+        let object = |ty: u32, id: u32| ObjectRef {
+            object_type: data.name(ty).to_string(),
+            object_id: data.name(id).to_string(),
+        };
+        let mut subjects: Vec<SubjectRef> = data
+            .objects(node, rev)
+            .map(|obj| SubjectRef {
+                object: object(obj.ty, obj.id),
+                relation: None,
+            })
+            .collect();
+        subjects.extend(data.usersets(node, rev).map(|set| SubjectRef {
+            object: object(set.ty, set.id),
+            relation: (set.rel != NO_REL).then(|| data.name(set.rel).to_string()),
+        }));
+        Ok((subjects, view.revision))
+    }
+
+    /// Reverse read from the index: the ids of `resource_type` objects whose `relation`
+    /// names `subject` exactly.
+    pub fn read_resources(
+        &self,
+        subject: &SubjectRef,
+        resource_type: &str,
+        relation: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<String>, Revision), EngineError> {
+        let view = self.view(consistency)?;
+        let probe = ObjectRef {
+            object_type: resource_type.to_string(),
+            object_id: String::new(),
+        };
+        let goal = view.goal(&probe, relation)?;
+        let data = &view.data;
+        let node = match view.subject(subject, None)? {
+            Subject::Object(obj) => Node {
+                ty: obj.ty,
+                id: obj.id,
+                rel: NO_REL,
+            },
+            Subject::Set(node) => node,
+            Subject::Wildcard(ty) => Node {
+                ty,
+                id: data.star(),
+                rel: NO_REL,
+            },
+        };
+        let ids = data
+            .resources_for(
+                node,
+                view.loaded.plan.type_sym[goal.ty.0 as usize],
+                view.loaded.plan.rel_sym[goal.rel.0 as usize],
+                view.revision.0,
+            )
+            .map(|id| data.name(id).to_string())
+            .collect();
+        Ok((ids, view.revision))
     }
 
     pub fn read(
