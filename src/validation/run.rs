@@ -320,3 +320,130 @@ fn feature_of(construct: &str) -> String {
     };
     format!("{feature} (schema: {construct})")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const SCHEMA: &str = "schema: |\n  definition user {}\n  definition doc {\n    relation viewer: user\n    relation owner: user\n    permission view = viewer + owner\n  }\n";
+
+    fn file(text: &str) -> ValidationFile {
+        ValidationFile::parse(Path::new("t.yaml"), text)
+            .unwrap_or_else(|(line, err)| panic!("{line}: {err}"))
+    }
+
+    /// `LINE: message` of every finding of loading and (if it loaded) running `text`.
+    fn findings(text: &str) -> Vec<String> {
+        let file = file(text);
+        let mut session = Session::new().unwrap();
+        let mut findings = session.load(&file);
+        if findings.is_empty() {
+            findings = session.run(&file).1;
+        }
+        findings
+            .iter()
+            .map(|it| format!("{}: {}", it.line, it.error))
+            .collect()
+    }
+
+    #[test]
+    fn a_good_file_has_no_findings() {
+        let text = format!(
+            "{SCHEMA}relationships: |\n  doc:1#viewer@user:ann\nassertions:\n  assertTrue:\n    - doc:1#view@user:ann\n  assertFalse:\n    - doc:1#view@user:bob\nvalidation:\n  doc:1#view:\n    - '[user:ann] is <doc:1#viewer>'\n"
+        );
+        let file = file(&text);
+        let mut session = Session::new().unwrap();
+        assert!(session.load(&file).is_empty());
+        let (n_checked, findings) = session.run(&file);
+        assert_eq!(n_checked, 3);
+        assert!(findings.is_empty(), "{findings:?}");
+    }
+
+    #[test]
+    fn bad_relationships_are_all_reported_and_none_written() {
+        let text = format!(
+            "{SCHEMA}relationships: |\n  doc:1#viewer@user:ann\n  doc:1#viewer@user:ann\n  doc:1#editor@user:ann\n  doc:1#view@user:ann\n  doc:1#viewer@usr:x\n  doc:1viewer@user:ann\n"
+        );
+        let found = findings(&text);
+        assert_eq!(found.len(), 5, "{found:#?}");
+        assert!(found[0].starts_with("10: found repeated relationship"));
+        assert!(found[1].starts_with(
+            "11: relationship `doc:1#editor@user:ann`: type `doc` has no relation `editor`"
+        ));
+        assert!(found[2].starts_with("12: relationship `doc:1#view@user:ann`"));
+        assert!(found[3].starts_with("13: relationship `doc:1#viewer@usr:x`"));
+        assert!(found[4].starts_with("14: invalid relationship `doc:1viewer@user:ann`"));
+    }
+
+    #[test]
+    fn failed_assertions_name_their_line() {
+        let text = format!(
+            "{SCHEMA}relationships: |\n  doc:1#viewer@user:ann\nassertions:\n  assertTrue:\n    - doc:1#view@user:bob\n  assertFalse:\n    - doc:1#view@user:ann\n    - doc:1#nope@user:ann\n"
+        );
+        let found = findings(&text);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert_eq!(
+            found[0],
+            "12: assertTrue `doc:1#view@user:bob` does not hold: the check answered denied"
+        );
+        assert_eq!(
+            found[1],
+            "14: assertFalse `doc:1#view@user:ann` does not hold: the check answered allowed"
+        );
+        assert!(
+            found[2].starts_with("15: assertFalse `doc:1#nope@user:ann` could not be checked:"),
+            "{}",
+            found[2]
+        );
+    }
+
+    #[test]
+    fn schema_problems() {
+        let invalid = findings("schema: |\n  definition doc {\n    relation viewer: usr\n  }\n");
+        assert_eq!(invalid.len(), 1);
+        assert!(
+            invalid[0].starts_with("1: invalid schema at line 2, column"),
+            "{invalid:?}"
+        );
+        let unsupported =
+            findings("schema: |\n  caveat c(x int) { x == 1 }\n  definition user {}\n");
+        assert_eq!(
+            unsupported,
+            ["1: not supported yet: caveats (schema: caveat definitions)"]
+        );
+        let no_schema = findings("relationships: |\n  doc:1#viewer@user:ann\n");
+        assert_eq!(
+            no_schema,
+            ["2: no schema: the file needs `schema` or `schemaFile`"]
+        );
+    }
+
+    #[test]
+    fn files_load_into_one_session_in_turn() {
+        let mut session = Session::new().unwrap();
+        assert!(session.load(&file(SCHEMA)).is_empty());
+        let data = file(
+            "relationships: |\n  doc:1#viewer@user:ann\nassertions:\n  assertTrue:\n    - doc:1#view@user:ann\n",
+        );
+        assert!(session.load(&data).is_empty());
+        let (n_checked, findings) = session.run(&data);
+        assert_eq!((n_checked, findings.len()), (1, 0));
+    }
+
+    #[test]
+    fn caveated_assertions_are_unsupported() {
+        let text = format!(
+            "{SCHEMA}assertions:\n  assertCaveated:\n    - doc:1#view@user:ann\n  assertTrue:\n    - 'doc:1#view@user:ann with {{\"a\": 1}}'\n"
+        );
+        let found = findings(&text);
+        assert_eq!(
+            found,
+            [
+                "12: not supported yet: caveats (assertion context `{\"a\": 1}`)",
+                "10: not supported yet: caveats (assertCaveated `doc:1#view@user:ann`)",
+            ]
+        );
+    }
+}
