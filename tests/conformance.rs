@@ -9,8 +9,8 @@
 //! per SpiceDB's `loader_test.go`) must fail with the reason named here. A file that needs
 //! a feature arbiter does not support yet is skipped, by name and feature, never silently.
 //! The test prints `spicedb conformance: N passed, M skipped, F failed`, then the skipped
-//! files with their reasons; any failure fails it. Run it with
-//! `cargo test --test conformance -- --nocapture` to see the list.
+//! files with their reasons; any failure fails it. It runs without the libtest harness
+//! (`harness = false` in Cargo.toml) so that `cargo test` always shows that summary.
 
 mod support;
 
@@ -69,8 +69,7 @@ enum Verdict {
     Failed(String),
 }
 
-#[test]
-fn spicedb_conformance() {
+fn main() {
     let root = corpus_root();
     let mut files = Vec::new();
     for (dir, with_skip) in [("", true), ("other", false), ("validationfile", false)] {
@@ -126,15 +125,20 @@ fn spicedb_conformance() {
             println!("  FAILED {name}:\n{reason}");
         }
     }
-    assert_eq!(n_failed, 0, "{n_failed} SpiceDB conformance file(s) failed");
     // Guard against a runner that skips everything: 45 top-level files use only supported
     // features, plus nil (4), other/ (2) and the loader tests.
-    assert!(n_passed >= 60, "only {n_passed} files passed");
-    assert!(
-        stats.n_checks > 5_000,
-        "the cross-check ran only {} checks",
-        stats.n_checks
-    );
+    let mut ok = n_failed == 0;
+    if n_passed < 60 {
+        println!("  only {n_passed} files passed: expected at least 60");
+        ok = false;
+    }
+    if stats.n_checks <= 5_000 {
+        println!("  the cross-check ran only {} checks", stats.n_checks);
+        ok = false;
+    }
+    if !ok {
+        std::process::exit(1);
+    }
 }
 
 /// Runs a file meant to fail: it must fail, with `reason` among its findings.
