@@ -8,10 +8,15 @@
 //! relationships allow (see `support/consistency.rs`). A file meant to fail (loader tests,
 //! per SpiceDB's `loader_test.go`) must fail with the reason named here. A file that needs
 //! a feature arbiter does not support yet is skipped, by name and feature, never silently.
+//! SpiceDB's steel-thread goldens (lookups on larger data files, with SpiceDB's answers)
+//! are compared too; see `conformance/steelthread.rs`.
+//!
 //! The test prints `spicedb conformance: N passed, M skipped, F failed`, then the skipped
 //! files with their reasons; any failure fails it. It runs without the libtest harness
 //! (`harness = false` in Cargo.toml) so that `cargo test` always shows that summary.
 
+#[path = "conformance/steelthread.rs"]
+mod steelthread;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -106,6 +111,10 @@ fn main() {
             &mut stats,
         ),
     ));
+    let steel = steelthread::run(&root);
+    let n_steel = steel.len();
+    let n_steel_passed = count(&steel, |it| matches!(it, Verdict::Passed));
+    results.extend(steel);
 
     let n_passed = count(&results, |it| matches!(it, Verdict::Passed));
     let n_skipped = count(&results, |it| matches!(it, Verdict::Skipped(_)));
@@ -114,6 +123,9 @@ fn main() {
     println!(
         "  cross-check: {} checks compared with {} lookups and expands",
         stats.n_checks, stats.n_lookups
+    );
+    println!(
+        "  steel-thread goldens: {n_steel_passed} of {n_steel} lookups answer as SpiceDB does"
     );
     for (name, verdict) in &results {
         if let Verdict::Skipped(reason) = verdict {
