@@ -5,7 +5,7 @@
 //!
 //! A file meant to load must pass its assertions, and then its data is cross-checked:
 //! check, lookup resources, lookup subjects and expand must agree on every question the
-//! relationships allow (see `support/consistency.rs`). A file meant to fail (loader tests,
+//! relationships allow (see `consistency/mod.rs`). A file meant to fail (loader tests,
 //! per SpiceDB's `loader_test.go`) must fail with the reason named here. A file that needs
 //! a feature arbiter does not support yet is skipped, by name and feature, never silently.
 //! SpiceDB's steel-thread goldens (lookups on larger data files, with SpiceDB's answers)
@@ -17,7 +17,7 @@
 
 #[path = "conformance/steelthread.rs"]
 mod steelthread;
-mod support;
+mod consistency;
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +25,7 @@ use arbiter::model::Relationship;
 use arbiter::validation::parse;
 use arbiter::validation::{FileReport, Finding, Outcome, Session, ValidationFile, run_file};
 
-use support::consistency::{Stats, cross_check};
+use consistency::{Stats, cross_check};
 
 /// Loader tests meant to fail, with a fragment of the reason arbiter must give.
 const MEANT_TO_FAIL: &[(&str, &str)] = &[

@@ -6,7 +6,7 @@
 //! error, lookup resources lists exactly the models a user may execute, and with no schema
 //! every check is an error. The last tests run the `arbiter validate` binary itself.
 
-mod support;
+mod consistency;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +17,7 @@ use arbiter::store::{Update, UpdateOp};
 use arbiter::validation::parse::{self, ObjectRelation};
 use arbiter::validation::{Outcome, Session, ValidationFile, run_file};
 
-use support::consistency::cross_check;
+use consistency::cross_check;
 
 fn schema_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("schema")
