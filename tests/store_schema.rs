@@ -18,6 +18,8 @@ fn schema(defs: &[(&str, &[(&str, &str)])]) -> Schema {
         definitions: Vec::new(),
         relations: Vec::new(),
         type_by_name: HashMap::new(),
+        graph: Default::default(),
+        source: String::new(),
     };
     for (type_idx, (name, relations)) in defs.iter().enumerate() {
         let id = TypeId(type_idx as u32);
