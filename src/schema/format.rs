@@ -9,7 +9,8 @@
 //!
 //! Every comment is printed back: comments before an item stay before it, a comment on
 //! the same line after an item stays there, and comments before a closing `}` stay inside
-//! it. A comment in the middle of a relation or permission moves to the line before it.
+//! it. A comment in the middle of a relation or permission moves up, before the comments
+//! that precede the member (so that a doc comment stays right before its member).
 //! Properties (tested): formatting is idempotent, and the formatted text compiles to the
 //! same schema as the original.
 
@@ -94,12 +95,14 @@ impl<'a> Printer<'a> {
             .first()
             .map_or(span.start, |comment| comment.span.start);
         self.blank_line_if(prev_end, block_start);
-        let last = self.comment_block(leading, None, INDENT);
-        self.blank_line_if(last, span.start);
+        // Comments from inside the member go first, so that a doc comment still directly
+        // precedes the member.
         for comment in self.take_before(span.end) {
             self.comment(comment, INDENT);
             self.out.push('\n');
         }
+        let last = self.comment_block(leading, None, INDENT);
+        self.blank_line_if(last, span.start);
         self.out.push_str(INDENT);
         match member {
             MemberAst::Relation(relation) => {
@@ -306,7 +309,7 @@ mod tests {
     #[test]
     fn comments_are_kept_in_place() {
         let text = "// header\n\n/** A user. */\ndefinition user {} // trailing\n\ndefinition doc {\n  // leading\n  relation reader: user // why\n\n\n  /**\n  * Doc.\n  */\n  permission read = reader + /* inner */ reader\n  // closing\n}\n// end\n";
-        let expected = "// header\n\n/** A user. */\ndefinition user {} // trailing\n\ndefinition doc {\n    // leading\n    relation reader: user // why\n\n    /**\n     * Doc.\n     */\n    /* inner */\n    permission read = reader | reader\n    // closing\n}\n// end\n";
+        let expected = "// header\n\n/** A user. */\ndefinition user {} // trailing\n\ndefinition doc {\n    // leading\n    relation reader: user // why\n\n    /* inner */\n    /**\n     * Doc.\n     */\n    permission read = reader | reader\n    // closing\n}\n// end\n";
         assert_eq!(fmt(text), expected);
         assert_eq!(fmt(expected), expected);
     }

@@ -526,7 +526,7 @@ fn expect<'a, O>(res: PResult<'a, O>, expected: &'static str) -> PResult<'a, O> 
 }
 
 /// The offset of the next top-level keyword after `from`, outside comments: `definition`
-/// anywhere, or `caveat`, `use`, `import`, `partial` first on a line.
+/// anywhere, or `caveat`, `use`, `import`, `partial` or a decorator `@` first on a line.
 fn resync(text: &str, from: usize) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut pos = from;
@@ -543,19 +543,27 @@ fn resync(text: &str, from: usize) -> Option<usize> {
         } else if rest.starts_with(is_word_char) {
             let len = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
             let found = &rest[..len];
-            let line_start = text[..pos].rfind('\n').map_or(0, |idx| idx + 1);
-            let first_on_line = text[line_start..pos].trim().is_empty();
             let is_top = found == "definition"
-                || (first_on_line && matches!(found, "caveat" | "use" | "import" | "partial"));
+                || (first_on_line(text, pos)
+                    && matches!(found, "caveat" | "use" | "import" | "partial"));
             if is_top {
                 return Some(pos);
             }
             pos += len;
         } else {
+            if rest.starts_with('@') && first_on_line(text, pos) {
+                return Some(pos);
+            }
             pos += rest.chars().next().map_or(1, char::len_utf8);
         }
     }
     None
+}
+
+/// Whether only whitespace precedes `pos` on its line.
+fn first_on_line(text: &str, pos: usize) -> bool {
+    let line_start = text[..pos].rfind('\n').map_or(0, |idx| idx + 1);
+    text[line_start..pos].trim().is_empty()
 }
 
 fn to_schema_error(err: Err<Failure>, text: &str, index: &LineIndex) -> SchemaError {
