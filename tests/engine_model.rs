@@ -265,7 +265,8 @@ fn relationship(tuple: &Tuple) -> Relationship {
 /// further keys are the sub-expressions of the permissions (auxiliary predicates).
 struct Reference<'d> {
     defs: &'d [Def],
-    tuples: &'d BTreeSet<Tuple>,
+    /// The subjects of each `(type, id, relation)`.
+    tuples: std::collections::HashMap<(usize, usize, usize), Vec<Subj>>,
     /// Per type: the flattened sub-expressions; `roots[perm]` is the node of each permission.
     nodes: Vec<Vec<Node>>,
     roots: Vec<[usize; 2]>,
@@ -298,9 +299,16 @@ impl<'d> Reference<'d> {
             nodes.push(list);
             roots.push([r0, r1]);
         }
+        let mut by_resource: std::collections::HashMap<_, Vec<Subj>> = Default::default();
+        for t in tuples {
+            by_resource
+                .entry((t.ty, t.id, t.rel))
+                .or_default()
+                .push(t.subject);
+        }
         Self {
             defs,
-            tuples,
+            tuples: by_resource,
             nodes,
             roots,
         }
@@ -371,14 +379,12 @@ impl<'d> Reference<'d> {
         if key < N_KEYS && s == Subj::Set(ty, id, key) {
             return true;
         }
+        let subjects = |rel: usize| self.tuples.get(&(ty, id, rel)).into_iter().flatten();
         if key < 2 {
-            return self.tuples.iter().any(|t| {
-                t.ty == ty
-                    && t.id == id
-                    && t.rel == key
-                    && (t.subject == s
-                        || (matches!(s, Subj::User(_)) && t.subject == Subj::Wildcard)
-                        || matches!(t.subject, Subj::Set(v, y, r) if pos[self.slot(v, y, r)]))
+            return subjects(key).any(|t| {
+                *t == s
+                    || (matches!(s, Subj::User(_)) && *t == Subj::Wildcard)
+                    || matches!(*t, Subj::Set(v, y, r) if pos[self.slot(v, y, r)])
             });
         }
         let node = if key < N_KEYS {
@@ -390,14 +396,9 @@ impl<'d> Reference<'d> {
         match self.nodes[ty][node] {
             Node::Nil => false,
             Node::Ref(k) => at(k, pos),
-            Node::Arrow(rel, name) => self.tuples.iter().any(|t| {
-                t.ty == ty
-                    && t.id == id
-                    && t.rel == rel
-                    && match t.subject {
-                        Subj::Object(v, y) | Subj::Set(v, y, _) => pos[self.slot(v, y, name)],
-                        _ => false,
-                    }
+            Node::Arrow(rel, name) => subjects(rel).any(|t| match *t {
+                Subj::Object(v, y) | Subj::Set(v, y, _) => pos[self.slot(v, y, name)],
+                _ => false,
             }),
             Node::Union(a, b) => at(N_KEYS + a, pos) || at(N_KEYS + b, pos),
             Node::Inter(a, b) => at(N_KEYS + a, pos) && at(N_KEYS + b, pos),

@@ -104,11 +104,70 @@ pub(crate) struct Checker<'a> {
     subject_wildcard: Option<Node>,
     stack: Vec<Frame>,
     memo: FxHashMap<Goal, Tri>,
+    /// Buffers of breadth-first walks, reused (walks nest through permissions).
+    walks: Vec<Walk>,
     neg: u32,
+}
+
+/// The buffers of one breadth-first walk over subject sets.
+#[derive(Default)]
+struct Walk {
+    frontier: Vec<Node>,
+    next: Vec<Node>,
+    visited: FxHashSet<Node>,
+    /// Stored relations expanded by the walk: all false if the whole walk is, which later
+    /// walks of the same check reuse instead of expanding them again.
+    explored: Vec<Goal>,
+}
+
+impl Walk {
+    fn clear(&mut self) {
+        self.frontier.clear();
+        self.next.clear();
+        self.visited.clear();
+        self.explored.clear();
+    }
+}
+
+/// Buffers kept per thread between checks, so a check allocates nothing once warm.
+#[derive(Default)]
+struct Scratch {
+    stack: Vec<Frame>,
+    memo: FxHashMap<Goal, Tri>,
+    walks: Vec<Walk>,
+}
+
+/// Buffers larger than this are dropped rather than kept for the next check.
+const KEEP_CAPACITY: usize = 4096;
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
+}
+
+impl Drop for Checker<'_> {
+    fn drop(&mut self) {
+        if self.memo.capacity() > KEEP_CAPACITY || self.stack.capacity() > KEEP_CAPACITY {
+            return;
+        }
+        self.memo.clear();
+        self.stack.clear();
+        let mut walks = std::mem::take(&mut self.walks);
+        walks.truncate(8);
+        walks.retain(|walk| walk.visited.capacity() <= KEEP_CAPACITY);
+        let scratch = Scratch {
+            stack: std::mem::take(&mut self.stack),
+            memo: std::mem::take(&mut self.memo),
+            walks,
+        };
+        SCRATCH.with(|it| it.set(Some(Box::new(scratch))));
+    }
 }
 
 impl<'a> Checker<'a> {
     pub fn new(snap: Snapshot<'a>, subject: Subject) -> Self {
+        let scratch = SCRATCH
+            .with(|it| it.take())
+            .map_or_else(Scratch::default, |it| *it);
         let subject_wildcard = match subject {
             Subject::Object(obj) => Some(Node {
                 ty: obj.ty,
@@ -121,8 +180,9 @@ impl<'a> Checker<'a> {
             snap,
             subject,
             subject_wildcard,
-            stack: Vec::new(),
-            memo: FxHashMap::default(),
+            stack: scratch.stack,
+            memo: scratch.memo,
+            walks: scratch.walks,
             neg: 0,
         }
     }
@@ -197,10 +257,10 @@ impl<'a> Checker<'a> {
                 forward.has_object(obj, rev)
                     || self
                         .subject_wildcard
-                        .is_some_and(|star| forward.has_userset(star, rev))
+                        .is_some_and(|star| forward.has_wildcard(star, rev))
             }
             Subject::Set(set) => forward.has_userset(set, rev),
-            Subject::Wildcard(ty) => forward.has_userset(
+            Subject::Wildcard(ty) => forward.has_wildcard(
                 Node {
                     ty,
                     id: self.snap.index.star(),
@@ -224,29 +284,38 @@ impl<'a> Checker<'a> {
         if !forward.has_any_userset() {
             return Ok(Outcome::FALSE);
         }
+        let mut walk = self.walks.pop().unwrap_or_default();
+        let res = self.walk(&mut walk, start, forward, depth);
+        walk.clear();
+        self.walks.push(walk);
+        res
+    }
+
+    /// The breadth-first part of [`Checker::relation`], with buffers from the pool.
+    fn walk(
+        &mut self,
+        walk: &mut Walk,
+        start: Node,
+        forward: &Forward,
+        depth: u32,
+    ) -> Result<Outcome, EngineError> {
+        let index = self.snap.index;
         let rev = self.snap.rev;
         let star = index.star();
-        let mut frontier: Vec<Node> = forward
-            .usersets(rev)
-            .filter(|node| node.id != star)
-            .collect();
-        if frontier.is_empty() {
+        walk.frontier
+            .extend(forward.usersets(rev).filter(|node| node.id != star));
+        if walk.frontier.is_empty() {
             return Ok(Outcome::FALSE);
         }
-        let mut visited: FxHashSet<Node> = FxHashSet::default();
-        visited.insert(start);
+        walk.visited.insert(start);
         let mut acc = Outcome::FALSE;
         let mut level = depth + 1;
-        let mut next = Vec::new();
-        // Stored relations expanded here: all false if the whole walk is, which later
-        // walks of the same check reuse instead of expanding them again.
-        let mut explored: Vec<Goal> = Vec::new();
-        while !frontier.is_empty() {
+        while !walk.frontier.is_empty() {
             if level > self.snap.depth_limit {
                 return Err(EngineError::DepthExceeded(self.snap.depth_limit));
             }
-            for node in frontier.drain(..) {
-                if !visited.insert(node) {
+            for node in walk.frontier.drain(..) {
+                if !walk.visited.insert(node) {
                     continue;
                 }
                 let plan = self.snap.plan;
@@ -292,15 +361,16 @@ impl<'a> Checker<'a> {
                     if self.direct(forward) {
                         return Ok(Outcome::TRUE);
                     }
-                    next.extend(forward.usersets(rev).filter(|it| it.id != star));
+                    walk.next
+                        .extend(forward.usersets(rev).filter(|it| it.id != star));
                 }
-                explored.push(goal);
+                walk.explored.push(goal);
             }
-            std::mem::swap(&mut frontier, &mut next);
+            std::mem::swap(&mut walk.frontier, &mut walk.next);
             level += 1;
         }
         if acc.value == Tri::False && acc.low == NO_LOW {
-            for goal in explored {
+            for goal in walk.explored.drain(..) {
                 self.memo.insert(goal, Tri::False);
             }
         }

@@ -89,6 +89,9 @@ pub(crate) struct Forward {
     objects: VersionedSet<ObjKey>,
     /// Subject sets and wildcards.
     usersets: VersionedSet<Node>,
+    /// Whether `usersets` holds any wildcard version, so a check of a plain object can
+    /// skip the wildcard probe on the (common) sets without one.
+    has_wildcard: bool,
 }
 
 impl Forward {
@@ -100,6 +103,11 @@ impl Forward {
     /// Whether the subject set or wildcard `subject` is live at `rev`.
     pub fn has_userset(&self, subject: Node, rev: u64) -> bool {
         self.usersets.contains_at(&subject, rev)
+    }
+
+    /// Whether the wildcard `star` (a `type:*` node) is live at `rev`.
+    pub fn has_wildcard(&self, star: Node, rev: u64) -> bool {
+        self.has_wildcard && self.usersets.contains_at(&star, rev)
     }
 
     /// The subject sets and wildcards live at `rev`.
@@ -316,6 +324,7 @@ impl IndexData {
             };
             forward.objects.set(key, rev, live);
         } else {
+            forward.has_wildcard |= subject.id == self.star;
             forward.usersets.set(subject, rev, live);
         }
         let reverse = self.reverse.entry(subject).or_default();
@@ -372,10 +381,12 @@ impl IndexData {
     /// Returns how many versions were dropped.
     pub fn collect_garbage(&mut self, horizon: Revision) -> usize {
         let horizon_rev = horizon.0;
+        let star = self.star;
         let mut dropped = 0;
         self.forward.retain(|_, fwd| {
             dropped += fwd.objects.collect_garbage(horizon_rev);
             dropped += fwd.usersets.collect_garbage(horizon_rev);
+            fwd.has_wildcard = fwd.usersets.entries.iter().any(|it| it.key.id == star);
             !(fwd.objects.is_empty() && fwd.usersets.is_empty())
         });
         self.reverse.retain(|_, entries| {
