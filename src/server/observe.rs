@@ -134,6 +134,9 @@ pub fn render(state: &AppState) -> String {
     metrics::gauge!("arbiter_check_cache_misses").set(stats.misses as f64);
     metrics::gauge!("arbiter_check_cache_entries").set(stats.entries as f64);
     metrics::gauge!("arbiter_schema_loaded").set(if engine.schema().is_some() { 1.0 } else { 0.0 });
+    if let Some(bytes) = engine.store_disk_bytes() {
+        metrics::gauge!("arbiter_store_disk_bytes").set(bytes as f64);
+    }
     handle.run_upkeep();
     handle.render()
 }
