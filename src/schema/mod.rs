@@ -13,6 +13,9 @@
 //! .unwrap();
 //! let view = schema.relation("doc", "view").unwrap();
 //! assert!(view.is_permission());
+//! // Reverse edges, for walks from a subject's relation back to what it grants.
+//! let viewer = schema.relation("doc", "viewer").unwrap().id;
+//! assert_eq!(schema.graph.dependents(viewer)[0].from, view.id);
 //! ```
 
 pub mod admit;
