@@ -1,6 +1,7 @@
 //! The bounded check cache: answers keyed by everything that determines them — the
-//! schema epoch, the revision, the goal and the subject — so an answer is only ever
-//! reused for the very snapshot it was computed at.
+//! schema epoch, the revision and the request (as text, so a hit needs no symbol lookups
+//! in the index) — so an answer is only ever reused for the very snapshot it was computed
+//! at.
 //!
 //! Bounded by clearing: when an insert finds the cache full, every entry is dropped
 //! (amortized O(1), and old revisions are useless once the head moves anyway).
@@ -11,20 +12,10 @@ use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
 use super::api::CacheStats;
-use super::check::{Goal, Subject};
-
-/// What an answer depends on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct CacheKey {
-    pub epoch: u64,
-    pub rev: u64,
-    pub goal: Goal,
-    pub subject: Subject,
-}
 
 /// The check cache with hit and miss counters.
 pub(crate) struct CheckCache {
-    answers: DashMap<CacheKey, bool, FxBuildHasher>,
+    answers: DashMap<String, bool, FxBuildHasher>,
     capacity: usize,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -45,7 +36,7 @@ impl CheckCache {
     }
 
     /// The cached answer, counting a hit or a miss.
-    pub fn get(&self, key: &CacheKey) -> Option<bool> {
+    pub fn get(&self, key: &str) -> Option<bool> {
         if !self.enabled() {
             return None;
         }
@@ -59,7 +50,7 @@ impl CheckCache {
         found
     }
 
-    pub fn insert(&self, key: CacheKey, allowed: bool) {
+    pub fn insert(&self, key: String, allowed: bool) {
         if !self.enabled() {
             return;
         }

@@ -23,11 +23,15 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::schema::{Expr, RelationId, RelationKind, Schema, TypeId};
 
 use super::EngineError;
-use super::index::{IndexData, NO_REL, Node, ObjKey, Sym};
+use super::index::{Forward, IndexData, NO_REL, Node, ObjKey, Sym};
 use super::plan::Plan;
 
-/// A symbol no string maps to: the id of a subject the index has never seen.
-pub(crate) const UNKNOWN_ID: Sym = u32::MAX - 1;
+/// A symbol no string maps to: the id of a request's resource the index has never seen.
+pub(crate) const UNKNOWN_RESOURCE: Sym = u32::MAX - 1;
+
+/// A symbol no string maps to: the id of a request's subject the index has never seen
+/// (when it differs from the resource's id; the same unknown string gets one symbol).
+pub(crate) const UNKNOWN_SUBJECT: Sym = u32::MAX - 2;
 
 /// What is being walked: one schema, one index, one revision.
 #[derive(Clone, Copy)]
@@ -185,23 +189,21 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Whether a tuple on `node` names the subject directly (or by wildcard).
-    fn direct(&self, node: Node) -> bool {
-        let index = self.snap.index;
+    /// Whether a tuple of `forward` names the subject directly (or by wildcard).
+    fn direct(&self, forward: &Forward) -> bool {
         let rev = self.snap.rev;
         match self.subject {
             Subject::Object(obj) => {
-                index.has_object(node, obj, rev)
+                forward.has_object(obj, rev)
                     || self
                         .subject_wildcard
-                        .is_some_and(|star| index.has_userset(node, star, rev))
+                        .is_some_and(|star| forward.has_userset(star, rev))
             }
-            Subject::Set(set) => index.has_userset(node, set, rev),
-            Subject::Wildcard(ty) => index.has_userset(
-                node,
+            Subject::Set(set) => forward.has_userset(set, rev),
+            Subject::Wildcard(ty) => forward.has_userset(
                 Node {
                     ty,
-                    id: index.star(),
+                    id: self.snap.index.star(),
                     rel: NO_REL,
                 },
                 rev,
@@ -212,14 +214,20 @@ impl<'a> Checker<'a> {
     /// A stored relation: direct hit, else breadth-first through its subject sets. Stored
     /// relations met on the way are expanded in place; permissions are goals of their own.
     fn relation(&mut self, start: Node, depth: u32) -> Result<Outcome, EngineError> {
-        if self.direct(start) {
+        let index = self.snap.index;
+        let Some(forward) = index.forward(start) else {
+            return Ok(Outcome::FALSE);
+        };
+        if self.direct(forward) {
             return Ok(Outcome::TRUE);
         }
-        let index = self.snap.index;
+        if !forward.has_any_userset() {
+            return Ok(Outcome::FALSE);
+        }
         let rev = self.snap.rev;
         let star = index.star();
-        let mut frontier: Vec<Node> = index
-            .usersets(start, rev)
+        let mut frontier: Vec<Node> = forward
+            .usersets(rev)
             .filter(|node| node.id != star)
             .collect();
         if frontier.is_empty() {
@@ -230,6 +238,9 @@ impl<'a> Checker<'a> {
         let mut acc = Outcome::FALSE;
         let mut level = depth + 1;
         let mut next = Vec::new();
+        // Stored relations expanded here: all false if the whole walk is, which later
+        // walks of the same check reuse instead of expanding them again.
+        let mut explored: Vec<Goal> = Vec::new();
         while !frontier.is_empty() {
             if level > self.snap.depth_limit {
                 return Err(EngineError::DepthExceeded(self.snap.depth_limit));
@@ -248,26 +259,50 @@ impl<'a> Checker<'a> {
                 if self.subject == Subject::Set(node) {
                     return Ok(Outcome::TRUE);
                 }
+                let goal = Goal {
+                    ty,
+                    id: node.id,
+                    rel,
+                };
                 if self.snap.schema.relation_by_id(rel).is_permission() {
-                    let goal = Goal {
-                        ty,
-                        id: node.id,
-                        rel,
-                    };
                     let outcome = self.goal(goal, level)?;
                     if outcome.value == Tri::True {
                         return Ok(Outcome::TRUE);
                     }
                     acc = or(acc, outcome);
-                } else {
-                    if self.direct(node) {
+                    continue;
+                }
+                match self.memo.get(&goal) {
+                    Some(Tri::True) => return Ok(Outcome::TRUE),
+                    // Known false: its whole closure was explored before.
+                    Some(Tri::False) => continue,
+                    Some(Tri::Undefined) => {
+                        acc = or(
+                            acc,
+                            Outcome {
+                                value: Tri::Undefined,
+                                low: NO_LOW,
+                            },
+                        );
+                        continue;
+                    }
+                    None => {}
+                }
+                if let Some(forward) = index.forward(node) {
+                    if self.direct(forward) {
                         return Ok(Outcome::TRUE);
                     }
-                    next.extend(index.usersets(node, rev).filter(|it| it.id != star));
+                    next.extend(forward.usersets(rev).filter(|it| it.id != star));
                 }
+                explored.push(goal);
             }
             std::mem::swap(&mut frontier, &mut next);
             level += 1;
+        }
+        if acc.value == Tri::False && acc.low == NO_LOW {
+            for goal in explored {
+                self.memo.insert(goal, Tri::False);
+            }
         }
         Ok(acc)
     }
@@ -400,4 +435,58 @@ fn not(a: Outcome) -> Outcome {
         Tri::Undefined => Tri::Undefined,
     };
     Outcome { value, low: a.low }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::index::IndexData;
+    use crate::model::Relationship;
+    use crate::schema::parse_and_compile;
+
+    #[test]
+    fn a_wide_group_is_one_probe_not_a_walk() {
+        // 250,000 members keep the debug run short; benches/read_path.rs checks a group of
+        // a million members in a release build.
+        let schema = parse_and_compile(
+            "definition user {}
+             definition group { relation member: user | group#member }
+             definition doc { relation viewer: group#member  permission view = viewer }",
+        )
+        .unwrap();
+        let mut index = IndexData::default();
+        let plan = Plan::build(&schema, &mut index);
+        for i in 0..250_000 {
+            let rel: Relationship = format!("group:big#member@user:u{i}").parse().unwrap();
+            index.insert_live(&rel, 1);
+        }
+        index.insert_live(&"group:big#member@group:small#member".parse().unwrap(), 1);
+        index.insert_live(&"group:small#member@user:inner".parse().unwrap(), 1);
+        index.insert_live(&"doc:1#viewer@group:big#member".parse().unwrap(), 1);
+        let snap = Snapshot {
+            schema: &schema,
+            plan: &plan,
+            index: &index,
+            rev: 1,
+            depth_limit: 50,
+        };
+        let user = index.sym("user").unwrap();
+        let goal = Goal {
+            ty: plan.type_of(index.sym("doc").unwrap()).unwrap(),
+            id: index.sym("1").unwrap(),
+            rel: schema.relation("doc", "view").unwrap().id,
+        };
+        for (name, expected) in [("u249999", true), ("inner", true), ("stranger", false)] {
+            let id = match index.sym(name) {
+                Some(id) => id,
+                None => UNKNOWN_SUBJECT,
+            };
+            let subject = Subject::Object(ObjKey { ty: user, id });
+            assert_eq!(
+                Checker::new(snap, subject).check(goal).unwrap(),
+                expected,
+                "{name}"
+            );
+        }
+    }
 }

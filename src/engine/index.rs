@@ -85,10 +85,32 @@ pub(crate) struct IndexData {
 
 /// The subjects of one `(T, x, rel)`.
 #[derive(Default)]
-struct Forward {
+pub(crate) struct Forward {
     objects: VersionedSet<ObjKey>,
     /// Subject sets and wildcards.
     usersets: VersionedSet<Node>,
+}
+
+impl Forward {
+    /// Whether the plain object `subject` is live at `rev`.
+    pub fn has_object(&self, subject: ObjKey, rev: u64) -> bool {
+        self.objects.contains_at(&subject, rev)
+    }
+
+    /// Whether the subject set or wildcard `subject` is live at `rev`.
+    pub fn has_userset(&self, subject: Node, rev: u64) -> bool {
+        self.usersets.contains_at(&subject, rev)
+    }
+
+    /// The subject sets and wildcards live at `rev`.
+    pub fn usersets(&self, rev: u64) -> impl Iterator<Item = Node> + '_ {
+        self.usersets.iter_at(rev)
+    }
+
+    /// Whether it has any subject set or wildcard at all (at any revision).
+    pub fn has_any_userset(&self) -> bool {
+        !self.usersets.is_empty()
+    }
 }
 
 /// The resources of one `(T, rel)` that name one subject.
@@ -180,7 +202,13 @@ impl IndexData {
         self.oldest = revision;
     }
 
+    /// The subjects of `resource`, if it ever had any (one hash probe; then ask the entry).
+    pub fn forward(&self, resource: Node) -> Option<&Forward> {
+        self.forward.get(&resource)
+    }
+
     /// Whether `resource` has the plain object subject `subject` at `rev`.
+    #[cfg(test)]
     pub fn has_object(&self, resource: Node, subject: ObjKey, rev: u64) -> bool {
         self.forward
             .get(&resource)
@@ -188,6 +216,7 @@ impl IndexData {
     }
 
     /// Whether `resource` has the subject set or wildcard `subject` at `rev`.
+    #[cfg(test)]
     pub fn has_userset(&self, resource: Node, subject: Node, rev: u64) -> bool {
         self.forward
             .get(&resource)
@@ -308,6 +337,37 @@ impl IndexData {
         entry.ids.set(resource.id, rev, live);
     }
 
+    /// Counts entries and estimates the heap the index holds (walks everything: for
+    /// metrics and benches, not the hot path).
+    pub fn stats(&self) -> IndexStats {
+        use std::mem::size_of;
+        let mut res = IndexStats {
+            symbols: self.strings.names.len(),
+            ..IndexStats::default()
+        };
+        let mut bytes = self
+            .strings
+            .names
+            .iter()
+            .map(|name| name.len() + 16 + size_of::<Arc<str>>() * 2 + size_of::<Sym>() + 1)
+            .sum::<usize>();
+        bytes += self.forward.capacity() * (size_of::<Node>() + size_of::<Forward>() + 1);
+        for fwd in self.forward.values() {
+            res.forward_entries += fwd.objects.entries.len() + fwd.usersets.entries.len();
+            bytes += fwd.objects.heap_bytes() + fwd.usersets.heap_bytes();
+        }
+        bytes += self.reverse.capacity() * (size_of::<Node>() + size_of::<Vec<Reverse>>() + 1);
+        for entries in self.reverse.values() {
+            bytes += entries.capacity() * size_of::<Reverse>();
+            for it in entries {
+                res.reverse_entries += it.ids.entries.len();
+                bytes += it.ids.heap_bytes();
+            }
+        }
+        res.approx_bytes = bytes;
+        res
+    }
+
     /// Drops every version no read at or after `horizon` can see, and empty containers.
     /// Returns how many versions were dropped.
     pub fn collect_garbage(&mut self, horizon: Revision) -> usize {
@@ -330,6 +390,19 @@ impl IndexData {
     }
 }
 
+/// Sizes of the index, for metrics and benches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IndexStats {
+    /// Tuple entries in the forward index (live or kept for snapshots).
+    pub forward_entries: usize,
+    /// Tuple entries in the reverse index.
+    pub reverse_entries: usize,
+    /// Interned strings.
+    pub symbols: usize,
+    /// Estimated heap bytes (allocator overhead not included).
+    pub approx_bytes: usize,
+}
+
 /// One key with its versions.
 struct Versioned<K> {
     key: K,
@@ -337,6 +410,10 @@ struct Versioned<K> {
     created: u64,
     deleted: u64,
     /// Older `(created, deleted)` versions, rare (a tuple deleted and written again).
+    #[expect(
+        clippy::box_collection,
+        reason = "a thin pointer keeps every entry 8 bytes smaller; the box is rarely allocated"
+    )]
     older: Option<Box<Vec<(u64, u64)>>>,
 }
 
@@ -387,6 +464,20 @@ impl<K: Copy + Eq + Hash> VersionedSet<K> {
 
     fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let entries = self.entries.capacity() * std::mem::size_of::<Versioned<K>>();
+        let positions = self.positions.as_ref().map_or(0, |it| {
+            it.capacity() * (std::mem::size_of::<K>() + std::mem::size_of::<u32>() + 1)
+        });
+        let older: usize = self
+            .entries
+            .iter()
+            .filter_map(|it| it.older.as_ref())
+            .map(|it| it.capacity() * 16 + 24)
+            .sum();
+        entries + positions + older
     }
 
     /// Makes `key` live (`live`) or deleted as of `rev`; a no-op if it already is.

@@ -21,15 +21,17 @@ use crate::model::WILDCARD_ID;
 use crate::schema::{Expr, RelationId, RelationKind, TypeId};
 
 use super::EngineError;
-use super::check::{Checker, Goal, Snapshot, Subject};
+use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_SUBJECT};
 use super::index::{NO_REL, Node, ObjKey, Sym};
 
 /// Every id of `resource_type` on which `subject` holds `permission` (unsorted).
+/// `subject_id` names the subject's id when the index never saw it.
 pub(crate) fn resources(
     snap: Snapshot<'_>,
     resource_type: TypeId,
     permission: RelationId,
     subject: Subject,
+    subject_id: &str,
 ) -> Result<Vec<String>, EngineError> {
     let mut walk = ResourceWalk {
         snap,
@@ -42,7 +44,12 @@ pub(crate) fn resources(
     let mut found = Vec::new();
     while let Some(fact) = walk.queue.pop_front() {
         if fact.ty == resource_type && fact.rel == permission {
-            found.push(snap.index.name(fact.id).to_string());
+            let name = if fact.id == UNKNOWN_SUBJECT {
+                subject_id
+            } else {
+                snap.index.name(fact.id)
+            };
+            found.push(name.to_string());
         }
         walk.derive(fact)?;
     }

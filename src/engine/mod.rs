@@ -43,6 +43,7 @@ pub use api::{
     ExpandNode, ExpandTree, Expansion, ReadPage, ResourcePage, SubjectsAnswer,
 };
 pub use error::{EngineError, SchemaProblem};
+pub use index::IndexStats;
 
 /// The deepest walk the engine accepts, whatever the configuration says: it bounds the
 /// native stack used by a check (each level is a few frames).
@@ -186,6 +187,30 @@ impl Arbiter {
         self.inner.read(filter, consistency, limit, cursor)
     }
 
+    /// The stored subjects of `resource#relation` (objects, subject sets, wildcards), from
+    /// the in-memory index: the engine's forward read path.
+    pub fn read_subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<SubjectRef>, Revision), EngineError> {
+        self.inner.read_subjects(resource, relation, consistency)
+    }
+
+    /// The ids of `resource_type` objects whose `relation` names `subject` exactly, from
+    /// the in-memory index: the engine's reverse read path.
+    pub fn read_resources(
+        &self,
+        subject: &SubjectRef,
+        resource_type: &str,
+        relation: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<String>, Revision), EngineError> {
+        self.inner
+            .read_resources(subject, resource_type, relation, consistency)
+    }
+
     /// May `request.subject` do `request.permission` to `request.resource`? An unknown
     /// type, relation or permission is an error, never `allowed`.
     pub fn check(
@@ -271,6 +296,11 @@ impl Arbiter {
     /// The newest committed revision.
     pub fn head(&self) -> Revision {
         self.inner.head()
+    }
+
+    /// Sizes of the in-memory index (walks it: for metrics and benches).
+    pub fn index_stats(&self) -> IndexStats {
+        self.inner.index.read().stats()
     }
 
     /// Check-cache counters.

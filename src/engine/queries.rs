@@ -10,9 +10,8 @@ use parking_lot::RwLockReadGuard;
 use crate::model::{ObjectRef, Revision, SubjectRef};
 use crate::store::RelationshipFilter;
 
-use super::cache::CacheKey;
-use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_ID};
-use super::index::{IndexData, Node, ObjKey};
+use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_SUBJECT};
+use super::index::{IndexData, NO_REL, Node, ObjKey};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
 use super::{
@@ -40,59 +39,84 @@ impl View<'_> {
     }
 
     /// The goal `resource#permission`, or an error naming the bad field. The id is
-    /// [`UNKNOWN_ID`] when no relationship ever named it.
+    /// [`UNKNOWN_RESOURCE`] when no relationship ever named it.
     pub fn goal(&self, resource: &ObjectRef, permission: &str) -> Result<Goal, EngineError> {
-        let schema = &self.loaded.schema;
-        let definition = schema.definition(&resource.object_type).ok_or_else(|| {
-            EngineError::invalid(
-                "resource",
-                format!("unknown type `{}`", resource.object_type),
-            )
-        })?;
-        let rel = definition.relation_by_name.get(permission).ok_or_else(|| {
-            EngineError::invalid(
-                "permission",
-                format!(
-                    "type `{}` has no relation or permission `{permission}`",
-                    resource.object_type
-                ),
-            )
-        })?;
+        let plan = &self.loaded.plan;
+        // Every schema name is interned, so names resolve with integer lookups.
+        let ty = self
+            .data
+            .sym(&resource.object_type)
+            .and_then(|sym| plan.type_of(sym))
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "resource",
+                    format!("unknown type `{}`", resource.object_type),
+                )
+            })?;
+        let rel = self
+            .data
+            .sym(permission)
+            .and_then(|sym| plan.rel_of(ty, sym))
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "permission",
+                    format!(
+                        "type `{}` has no relation or permission `{permission}`",
+                        resource.object_type
+                    ),
+                )
+            })?;
         Ok(Goal {
-            ty: definition.id,
-            id: self.data.sym(&resource.object_id).unwrap_or(UNKNOWN_ID),
-            rel: *rel,
+            ty,
+            id: self
+                .data
+                .sym(&resource.object_id)
+                .unwrap_or(UNKNOWN_RESOURCE),
+            rel,
         })
     }
 
-    /// The subject, or an error naming the `subject` field.
-    pub fn subject(&self, subject: &SubjectRef) -> Result<Subject, EngineError> {
-        let schema = &self.loaded.schema;
+    /// The subject, or an error naming the `subject` field. An id the index never saw is
+    /// [`UNKNOWN_SUBJECT`], or [`UNKNOWN_RESOURCE`] when it equals `resource_id` (so the
+    /// "self" rule still sees them as one object).
+    pub fn subject(
+        &self,
+        subject: &SubjectRef,
+        resource_id: Option<&str>,
+    ) -> Result<Subject, EngineError> {
+        let plan = &self.loaded.plan;
         let object_type = &subject.object.object_type;
-        let definition = schema.definition(object_type).ok_or_else(|| {
+        let ty = self.data.sym(object_type);
+        let type_id = ty.and_then(|sym| plan.type_of(sym)).ok_or_else(|| {
             EngineError::invalid("subject", format!("unknown type `{object_type}`"))
         })?;
-        let ty = self.loaded.plan.type_sym[definition.id.0 as usize];
+        let ty = plan.type_sym[type_id.0 as usize];
         if subject.is_wildcard() {
             return Ok(Subject::Wildcard(ty));
         }
-        let id = self
-            .data
-            .sym(&subject.object.object_id)
-            .unwrap_or(UNKNOWN_ID);
+        let subject_id = subject.object.object_id.as_str();
+        let id = match self.data.sym(subject_id) {
+            Some(id) => id,
+            None if resource_id == Some(subject_id) => UNKNOWN_RESOURCE,
+            None => UNKNOWN_SUBJECT,
+        };
         match &subject.relation {
             None => Ok(Subject::Object(ObjKey { ty, id })),
             Some(rel) => {
-                let rel_id = definition.relation_by_name.get(rel).ok_or_else(|| {
-                    EngineError::invalid(
-                        "subject",
-                        format!("type `{object_type}` has no relation or permission `{rel}`"),
-                    )
-                })?;
+                let rel_id = self
+                    .data
+                    .sym(rel)
+                    .and_then(|sym| plan.rel_of(type_id, sym))
+                    .ok_or_else(|| {
+                        EngineError::invalid(
+                            "subject",
+                            format!("type `{object_type}` has no relation or permission `{rel}`"),
+                        )
+                    })?;
                 Ok(Subject::Set(Node {
                     ty,
                     id,
-                    rel: self.loaded.plan.rel_sym[rel_id.0 as usize],
+                    rel: plan.rel_sym[rel_id.0 as usize],
                 }))
             }
         }
@@ -175,18 +199,21 @@ impl Inner {
         let snapshot = view.snapshot();
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
-            let res = view.subject(&request.subject).and_then(|subject| {
-                let pos = checkers.iter().position(|it| it.subject() == subject);
-                let checker = match pos {
-                    Some(pos) => &mut checkers[pos],
-                    None => {
-                        checkers.push(Checker::new(snapshot, subject));
-                        let last = checkers.len() - 1;
-                        &mut checkers[last]
-                    }
-                };
-                self.check_in(&view, request, &mut Some(checker))
-            });
+            let resource_id = Some(request.resource.object_id.as_str());
+            let res = view
+                .subject(&request.subject, resource_id)
+                .and_then(|subject| {
+                    let pos = checkers.iter().position(|it| it.subject() == subject);
+                    let checker = match pos {
+                        Some(pos) => &mut checkers[pos],
+                        None => {
+                            checkers.push(Checker::new(snapshot, subject));
+                            let last = checkers.len() - 1;
+                            &mut checkers[last]
+                        }
+                    };
+                    self.check_in(&view, request, &mut Some(checker))
+                });
             results.push(res);
         }
         Ok(BulkDecision {
@@ -203,28 +230,25 @@ impl Inner {
         request: &CheckRequest,
         shared: &mut Option<&mut Checker<'v>>,
     ) -> Result<bool, EngineError> {
-        let goal = view.goal(&request.resource, &request.permission)?;
-        let subject = view.subject(&request.subject)?;
-        if goal.id == UNKNOWN_ID {
-            // No relationship names the resource: only the "self" rule can grant it.
-            let same = request.subject.relation.as_deref() == Some(request.permission.as_str())
-                && request.subject.object == request.resource;
-            return Ok(same);
-        }
-        let key = CacheKey {
-            epoch: view.loaded.epoch,
-            rev: view.revision.0,
-            goal,
-            subject,
-        };
-        if let Some(allowed) = self.cache.get(&key) {
+        // The cache is keyed by the request's text, so a hit costs no symbol lookups.
+        let key = self
+            .cache
+            .enabled()
+            .then(|| cache_key(view.loaded.epoch, view.revision, request));
+        if let Some(key) = &key
+            && let Some(allowed) = self.cache.get(key)
+        {
             return Ok(allowed);
         }
+        let goal = view.goal(&request.resource, &request.permission)?;
+        let subject = view.subject(&request.subject, Some(&request.resource.object_id))?;
         let allowed = match shared {
             Some(checker) => checker.check(goal)?,
             None => Checker::new(view.snapshot(), subject).check(goal)?,
         };
-        self.cache.insert(key, allowed);
+        if let Some(key) = key {
+            self.cache.insert(key, allowed);
+        }
         Ok(allowed)
     }
 
@@ -259,8 +283,14 @@ impl Inner {
             object_id: String::new(),
         };
         let goal = view.goal(&probe, permission)?;
-        let subject_key = view.subject(subject)?;
-        let mut ids = lookup::resources(view.snapshot(), goal.ty, goal.rel, subject_key)?;
+        let subject_key = view.subject(subject, None)?;
+        let mut ids = lookup::resources(
+            view.snapshot(),
+            goal.ty,
+            goal.rel,
+            subject_key,
+            &subject.object.object_id,
+        )?;
         ids.sort_unstable();
         let start = match cursor {
             Some(cursor) => ids.partition_point(|id| id.as_str() <= cursor),
@@ -297,16 +327,87 @@ impl Inner {
         let definition = view.loaded.schema.definition(subject_type).ok_or_else(|| {
             EngineError::invalid("subject_type", format!("unknown type `{subject_type}`"))
         })?;
-        let (subjects, excluded) = if goal.id == UNKNOWN_ID {
-            (Vec::new(), Vec::new())
-        } else {
-            lookup::subjects(view.snapshot(), goal, definition.id)?
-        };
+        let (subjects, excluded) = lookup::subjects(view.snapshot(), goal, definition.id)?;
         Ok(SubjectsAnswer {
             subjects,
             excluded,
             revision: view.revision,
         })
+    }
+
+    /// Forward read from the index: the subjects of `resource#relation`.
+    pub fn read_subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<SubjectRef>, Revision), EngineError> {
+        let view = self.view(consistency)?;
+        let goal = view.goal(resource, relation)?;
+        let data = &view.data;
+        let node = Node {
+            ty: view.loaded.plan.type_sym[goal.ty.0 as usize],
+            id: goal.id,
+            rel: view.loaded.plan.rel_sym[goal.rel.0 as usize],
+        };
+        let rev = view.revision.0;
+        let object = |ty: u32, id: u32| ObjectRef {
+            object_type: data.name(ty).to_string(),
+            object_id: data.name(id).to_string(),
+        };
+        let mut subjects: Vec<SubjectRef> = data
+            .objects(node, rev)
+            .map(|obj| SubjectRef {
+                object: object(obj.ty, obj.id),
+                relation: None,
+            })
+            .collect();
+        subjects.extend(data.usersets(node, rev).map(|set| SubjectRef {
+            object: object(set.ty, set.id),
+            relation: (set.rel != NO_REL).then(|| data.name(set.rel).to_string()),
+        }));
+        Ok((subjects, view.revision))
+    }
+
+    /// Reverse read from the index: the ids of `resource_type` objects whose `relation`
+    /// names `subject` exactly.
+    pub fn read_resources(
+        &self,
+        subject: &SubjectRef,
+        resource_type: &str,
+        relation: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<String>, Revision), EngineError> {
+        let view = self.view(consistency)?;
+        let probe = ObjectRef {
+            object_type: resource_type.to_string(),
+            object_id: String::new(),
+        };
+        let goal = view.goal(&probe, relation)?;
+        let data = &view.data;
+        let node = match view.subject(subject, None)? {
+            Subject::Object(obj) => Node {
+                ty: obj.ty,
+                id: obj.id,
+                rel: NO_REL,
+            },
+            Subject::Set(node) => node,
+            Subject::Wildcard(ty) => Node {
+                ty,
+                id: data.star(),
+                rel: NO_REL,
+            },
+        };
+        let ids = data
+            .resources_for(
+                node,
+                view.loaded.plan.type_sym[goal.ty.0 as usize],
+                view.loaded.plan.rel_sym[goal.rel.0 as usize],
+                view.revision.0,
+            )
+            .map(|id| data.name(id).to_string())
+            .collect();
+        Ok((ids, view.revision))
     }
 
     pub fn read(
@@ -324,4 +425,16 @@ impl Inner {
             revision,
         })
     }
+}
+
+/// Everything a check answer depends on, as one string: schema epoch, revision, request.
+fn cache_key(epoch: u64, revision: Revision, request: &CheckRequest) -> String {
+    use std::fmt::Write as _;
+    let mut key = String::with_capacity(96);
+    let _ = write!(
+        key,
+        "{epoch}|{revision}|{}#{}@{}",
+        request.resource, request.permission, request.subject
+    );
+    key
 }

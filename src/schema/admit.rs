@@ -303,6 +303,8 @@ mod tests {
             definitions: Vec::new(),
             relations: Vec::new(),
             type_by_name: HashMap::new(),
+            graph: Default::default(),
+            source: String::new(),
         };
         for (type_idx, (name, relations)) in defs.iter().enumerate() {
             let id = TypeId(type_idx as u32);
