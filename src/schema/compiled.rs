@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 
+use super::graph::DependencyGraph;
+
 /// Index of a definition in [`Schema::definitions`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TypeId(pub u32);
@@ -19,7 +21,7 @@ pub struct TypeId(pub u32);
 pub struct RelationId(pub u32);
 
 /// A compiled schema.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schema {
     /// Every definition, indexed by [`TypeId`], in source order.
     pub definitions: Vec<Definition>,
@@ -28,10 +30,15 @@ pub struct Schema {
     pub relations: Vec<RelationDef>,
     /// Lookup by full type name (with any `ns/` prefix).
     pub type_by_name: HashMap<String, TypeId>,
+    /// What each relation and permission reaches directly, and the reverse edges (who
+    /// depends on it), computed once at compile time for lookups that walk backwards.
+    pub graph: DependencyGraph,
+    /// The schema in canonical form (the formatter's output for the compiled text).
+    pub source: String,
 }
 
 /// One `definition NAME { … }`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Definition {
     pub id: TypeId,
     /// Full name, with any `ns/` prefix.
@@ -45,7 +52,7 @@ pub struct Definition {
 }
 
 /// One `relation NAME: …` or `permission NAME = …`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelationDef {
     pub id: RelationId,
     /// The definition it belongs to.
@@ -56,7 +63,7 @@ pub struct RelationDef {
 }
 
 /// Whether a [`RelationDef`] stores tuples (a relation) or is computed (a permission).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RelationKind {
     /// `relation NAME: T | T#rel | T:*` — the subject types it admits, in source order.
     Relation { allowed: Vec<AllowedSubject> },
