@@ -140,3 +140,69 @@ pub fn render(state: &AppState) -> String {
     handle.run_upkeep();
     handle.render()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::engine::{self, Arbiter};
+    use crate::server::ServerConfig;
+
+    fn state(timeout: Duration) -> AppState {
+        let engine = Arbiter::in_memory(engine::Config::default()).unwrap();
+        let config = ServerConfig {
+            request_timeout: timeout,
+            ..ServerConfig::default()
+        };
+        AppState::new(engine, config)
+    }
+
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        "done"
+    }
+
+    #[tokio::test]
+    async fn deadline_answers_503_with_the_json_error() {
+        let state = state(Duration::from_millis(20));
+        let app = Router::new()
+            .route("/slow", get(slow))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                deadline,
+            ))
+            .with_state(state);
+        let request = Request::get("/slow").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], "deadline_exceeded");
+    }
+
+    #[tokio::test]
+    async fn metrics_count_requests_by_route_and_status() {
+        let state = state(Duration::from_secs(5));
+        let app = crate::server::router(state.clone());
+        let request = Request::get("/healthz").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = render(&state);
+        assert!(
+            text.contains(
+                r#"arbiter_http_requests_total{route="/healthz",method="GET",status="200"}"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("arbiter_schema_loaded 0"), "{text}");
+    }
+}
