@@ -2,91 +2,24 @@
 //! against the schema (the whole batch refused, nothing written), and a schema change
 //! refused while stored tuples would be orphaned, naming a count and an example tuple.
 
-use std::collections::HashMap;
-
 use arbiter::model::{Relationship, Revision};
+use arbiter::schema::Schema;
 use arbiter::schema::admit::{self, AdmitError, Orphan};
-use arbiter::schema::{
-    AllowedSubject, Definition, Expr, RelationDef, RelationId, RelationKind, Schema, TypeId,
-};
 use arbiter::store::{SledStore, Store, Update, UpdateOp};
 
-/// Builds a schema from `(type, [(relation, spec)])`, where a spec is `=` for a permission
-/// or `T | T:* | T#rel` for a relation. (Until the schema compiler is on main.)
-fn schema(defs: &[(&str, &[(&str, &str)])]) -> Schema {
-    let mut res = Schema {
-        definitions: Vec::new(),
-        relations: Vec::new(),
-        type_by_name: HashMap::new(),
-        graph: Default::default(),
-        source: String::new(),
-    };
-    for (type_idx, (name, relations)) in defs.iter().enumerate() {
-        let id = TypeId(type_idx as u32);
-        let mut definition = Definition {
-            id,
-            name: name.to_string(),
-            relations: Vec::new(),
-            relation_by_name: HashMap::new(),
-            doc: None,
-        };
-        for (relation, _) in *relations {
-            let relation_id = RelationId(res.relations.len() as u32);
-            definition.relations.push(relation_id);
-            definition
-                .relation_by_name
-                .insert(relation.to_string(), relation_id);
-            res.relations.push(RelationDef {
-                id: relation_id,
-                owner: id,
-                name: relation.to_string(),
-                kind: RelationKind::Permission { expr: Expr::Nil },
-                doc: None,
-            });
-        }
-        res.type_by_name.insert(name.to_string(), id);
-        res.definitions.push(definition);
-    }
-    for (name, relations) in defs {
-        for (relation, spec) in *relations {
-            if *spec == "=" {
-                continue;
-            }
-            let allowed = spec
-                .split('|')
-                .map(|part| {
-                    let part = part.trim();
-                    if let Some(t) = part.strip_suffix(":*") {
-                        AllowedSubject::Wildcard(res.type_by_name[t])
-                    } else if let Some((t, r)) = part.split_once('#') {
-                        let def = res.definition(t).expect("subject set type");
-                        AllowedSubject::SubjectSet(def.id, def.relation_by_name[r])
-                    } else {
-                        AllowedSubject::Object(res.type_by_name[part])
-                    }
-                })
-                .collect();
-            let id = res.definition(name).expect("type").relation_by_name[*relation];
-            res.relations[id.0 as usize].kind = RelationKind::Relation { allowed };
-        }
-    }
-    res
+fn schema(text: &str) -> Schema {
+    arbiter::schema::parse_and_compile(text)
+        .unwrap_or_else(|err| panic!("test schema does not compile: {err:?}"))
 }
 
-fn v1() -> Schema {
-    schema(&[
-        ("user", &[]),
-        ("group", &[("member", "user | group#member")]),
-        (
-            "doc",
-            &[
-                ("viewer", "user | user:* | group#member"),
-                ("editor", "user"),
-                ("view", "="),
-            ],
-        ),
-    ])
-}
+const V1: &str = "
+    definition user {}
+    definition group { relation member: user | group#member }
+    definition doc {
+        relation viewer: user | user:* | group#member
+        relation editor: user
+        permission view = viewer + editor
+    }";
 
 fn touch(text: &str) -> Update {
     Update {
@@ -138,7 +71,7 @@ fn refusals(store: &dyn Store, old: &Schema, new: &Schema) -> Vec<String> {
 #[test]
 fn a_batch_with_one_inadmissible_relationship_writes_nothing() {
     let store = SledStore::temporary().expect("store");
-    let schema = v1();
+    let schema = schema(V1);
     let err = validated_write(
         &store,
         &schema,
@@ -159,8 +92,8 @@ fn a_batch_with_one_inadmissible_relationship_writes_nothing() {
 #[test]
 fn a_schema_change_that_would_orphan_tuples_is_refused_with_count_and_example() {
     let store = SledStore::temporary().expect("store");
-    let old = v1();
-    store.write_schema("v1").expect("schema");
+    let old = schema(V1);
+    store.write_schema(V1).expect("schema");
     validated_write(
         &store,
         &old,
@@ -174,25 +107,17 @@ fn a_schema_change_that_would_orphan_tuples_is_refused_with_count_and_example() 
     .expect("admitted");
     // Dropping `user` from viewer orphans two tuples (not the wildcard one); dropping
     // `group#member` orphans none, since no stored tuple uses it.
-    let narrower = schema(&[
-        ("user", &[]),
-        ("group", &[("member", "user | group#member")]),
-        (
-            "doc",
-            &[("viewer", "user:*"), ("editor", "user"), ("view", "=")],
-        ),
-    ]);
+    let narrower = schema(&V1.replace("viewer: user | user:* | group#member", "viewer: user:*"));
     assert_eq!(
         refusals(&store, &old, &narrower),
         [
             "relation `doc#viewer` no longer admits `user`: 2 relationship(s) still use it, e.g. `doc:1#viewer@user:alice`"
         ]
     );
-    let without_editor = schema(&[
-        ("user", &[]),
-        ("group", &[("member", "user | group#member")]),
-        ("doc", &[("viewer", "user | user:*"), ("view", "=")]),
-    ]);
+    let without_editor = schema(
+        &V1.replace("relation editor: user", "")
+            .replace("viewer + editor", "viewer"),
+    );
     assert_eq!(
         refusals(&store, &old, &without_editor),
         [
@@ -200,20 +125,12 @@ fn a_schema_change_that_would_orphan_tuples_is_refused_with_count_and_example() 
         ]
     );
     // A compatible change (drop the unused subject set) goes through at one new revision.
-    let compatible = schema(&[
-        ("user", &[]),
-        ("group", &[("member", "user | group#member")]),
-        (
-            "doc",
-            &[
-                ("viewer", "user | user:*"),
-                ("editor", "user"),
-                ("view", "="),
-            ],
-        ),
-    ]);
+    let compatible = schema(&V1.replace(
+        "viewer: user | user:* | group#member",
+        "viewer: user | user:*",
+    ));
     assert!(refusals(&store, &old, &compatible).is_empty());
     let before = store.head().expect("head");
-    let revision = store.write_schema("v2").expect("schema");
+    let revision = store.write_schema(&compatible.source).expect("schema");
     assert_eq!(revision, Revision(before.0 + 1));
 }

@@ -221,3 +221,26 @@ fn non_durable_writes_are_readable_at_once() {
     assert_eq!(live_at(&store, res.revision), ["doc:a#viewer@user:alice"]);
     store.flush().unwrap();
 }
+
+/// Regression (found by `store_model`, seed in `store_model.proptest-regressions`): a
+/// reopen right after a drop failed with "could not acquire lock", because sled's I/O
+/// threads hold the database file for a moment after the `Db` is dropped. `open` now
+/// waits for the lock (a few seconds at most).
+#[test]
+fn reopening_right_after_a_drop_waits_for_the_file_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SledConfig {
+        durable: false,
+        gc_interval: None,
+        ..SledConfig::new(dir.path())
+    };
+    for round in 0..50 {
+        let store = SledStore::open(&config)
+            .unwrap_or_else(|err| panic!("round {round}: reopen failed: {err}"));
+        store
+            .write(&[touch(&format!("doc:a#viewer@user:u{round}"))], &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.head().unwrap(), Revision(round + 1));
+    }
+}

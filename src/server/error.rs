@@ -39,7 +39,7 @@ pub enum ApiError {
     NotFound(String),
     /// A well-formed write was not applied (a failed precondition, an existing tuple).
     #[error(transparent)]
-    Rejected(WriteRejection),
+    Rejected(Box<WriteRejection>),
     /// The engine refused or failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -93,7 +93,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::DeadlineExceeded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Rejected(WriteRejection::Duplicate(_)) => StatusCode::BAD_REQUEST,
+            Self::Rejected(rejection) if matches!(**rejection, WriteRejection::Duplicate(_)) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Rejected(_) => StatusCode::CONFLICT,
             Self::Engine(err) => engine_status(err),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,9 +111,11 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::DeadlineExceeded(_) => "deadline_exceeded",
             Self::NotFound(_) => "not_found",
-            Self::Rejected(WriteRejection::PreconditionFailed { .. }) => "precondition_failed",
-            Self::Rejected(WriteRejection::AlreadyExists(_)) => "already_exists",
-            Self::Rejected(WriteRejection::Duplicate(_)) => "duplicate_relationship",
+            Self::Rejected(rejection) => match **rejection {
+                WriteRejection::PreconditionFailed { .. } => "precondition_failed",
+                WriteRejection::AlreadyExists(_) => "already_exists",
+                WriteRejection::Duplicate(_) => "duplicate_relationship",
+            },
             Self::Engine(EngineError::Store(StoreError::Io(_))) => "store_unavailable",
             Self::Engine(err) => err.code(),
             Self::Internal(_) => "internal",
@@ -177,7 +181,7 @@ fn engine_status(err: &EngineError) -> StatusCode {
 
 impl From<WriteRejection> for ApiError {
     fn from(rejection: WriteRejection) -> Self {
-        Self::Rejected(rejection)
+        Self::Rejected(Box::new(rejection))
     }
 }
 
@@ -206,7 +210,7 @@ mod tests {
             (ApiError::Unauthorized, 401, "unauthenticated"),
             (ApiError::PayloadTooLarge(10), 413, "payload_too_large"),
             (
-                ApiError::Rejected(WriteRejection::PreconditionFailed {
+                ApiError::from(WriteRejection::PreconditionFailed {
                     index: 0,
                     reason: "no match".into(),
                 }),

@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// The largest page a read or lookup returns, and the default page size.
     pub max_page: usize,
+    /// Log one line per request at info level (otherwise at debug, off by default).
+    pub access_log: bool,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +60,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(10),
             max_batch: 500,
             max_page: 1_000,
+            access_log: false,
         }
     }
 }
@@ -124,7 +127,10 @@ pub fn router(state: AppState) -> Router {
             observe::deadline,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(observe::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }
 
