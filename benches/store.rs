@@ -7,7 +7,8 @@
 //! Data: `doc:dI#viewer@user:uJ`, ten viewers per document and each user a viewer of about
 //! ten documents, so both reads return about ten tuples.
 //!
-//! Run: `cargo bench --bench store`.
+//! Run: `cargo bench --bench store`. `ARBITER_BENCH_IMPORT_ONLY=1` stops after the import
+//! figures; `ARBITER_BENCH_CACHE_MIB=N` sets sled's page cache.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -78,10 +79,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn bench_store(c: &mut Criterion) {
     for n in sizes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = SledConfig {
+        let mut config = SledConfig {
             gc_interval: None,
             ..SledConfig::new(dir.path())
         };
+        if let Some(mib) = std::env::var("ARBITER_BENCH_CACHE_MIB")
+            .ok()
+            .and_then(|it| it.parse::<u64>().ok())
+        {
+            config.cache_capacity = mib * 1024 * 1024;
+        }
         let store = SledStore::open(&config).expect("open");
         let start = Instant::now();
         let sets = store
@@ -97,10 +104,17 @@ fn bench_store(c: &mut Criterion) {
         );
         drop(sets);
         if std::env::var_os("ARBITER_BENCH_IMPORT_ONLY").is_some() {
+            if let Some(rss) = rss_kib() {
+                println!("store/{n}: resident memory {:.0} MiB", rss as f64 / 1024.0);
+            }
             continue;
         }
         store.flush().expect("flush");
         let bytes = store.size_on_disk().expect("size");
+        // Reopen, so that resident memory reflects the store serving reads and writes rather
+        // than the import's change sets (freed, but kept by the allocator).
+        drop(store);
+        let store = SledStore::open(&config).expect("reopen");
         println!(
             "store/{n}: {bytes} bytes on disk = {:.0} bytes/relationship",
             bytes as f64 / n as f64
