@@ -244,3 +244,58 @@ fn reopening_right_after_a_drop_waits_for_the_file_lock() {
         assert_eq!(store.head().unwrap(), Revision(round + 1));
     }
 }
+
+#[test]
+fn the_background_collector_runs_and_readers_at_the_head_stay_correct() {
+    let config = SledConfig {
+        retention: Duration::ZERO,
+        gc_interval: Some(Duration::from_millis(20)),
+        ..SledConfig::temporary()
+    };
+    let store = SledStore::open(&config).unwrap();
+    let keep: Vec<Update> = (0..100)
+        .map(|i| touch(&format!("doc:d#viewer@user:keep{i}")))
+        .collect();
+    store.write(&keep, &[]).unwrap().unwrap();
+    for round in 0..30 {
+        let doomed: Vec<Update> = (0..20)
+            .map(|i| touch(&format!("doc:d#viewer@user:r{round}_{i}")))
+            .collect();
+        store.write(&doomed, &[]).unwrap().unwrap();
+        let filter = RelationshipFilter {
+            subject_type: Some("user".into()),
+            ..Default::default()
+        };
+        let mut gone: Vec<Update> = Vec::new();
+        store
+            .read(&filter, store.head().unwrap(), 0, None)
+            .unwrap()
+            .relationships
+            .into_iter()
+            .filter(|rel| rel.subject.object.object_id.starts_with('r'))
+            .for_each(|rel| {
+                gone.push(Update {
+                    op: UpdateOp::Delete,
+                    relationship: rel,
+                })
+            });
+        store.write(&gone, &[]).unwrap().unwrap();
+        // Reads at the head are exact while the collector removes the dead versions.
+        let resource = arbiter::model::ObjectRef::new("doc", "d").unwrap();
+        let head = store.head().unwrap();
+        assert_eq!(
+            store.subjects(&resource, "viewer", head).unwrap().len(),
+            100
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while store.oldest_readable().unwrap() < Revision(2) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        store.oldest_readable().unwrap() >= Revision(2),
+        "the background collector never ran"
+    );
+    let head = store.head().unwrap();
+    assert_eq!(live_at(&store, head).len(), 100);
+}

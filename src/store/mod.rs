@@ -212,7 +212,8 @@ pub trait Store: Send + Sync {
     /// The oldest revision that can still be read (history before it was collected).
     fn oldest_readable(&self) -> Result<Revision, StoreError>;
 
-    /// Applies a batch atomically at a new revision, after checking the preconditions
+    /// Applies a batch of at most [`MAX_WRITE_UPDATES`] updates atomically at a new
+    /// revision, after checking the preconditions
     /// against the state at the previous head. `Ok(Err(..))` means nothing was written.
     /// Returns the new revision and the effective changes (deleting an absent tuple and
     /// touching a live one change nothing and are left out; the revision is still new).
@@ -222,11 +223,15 @@ pub trait Store: Send + Sync {
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError>;
 
-    /// Deletes every live relationship matching `filter` at a new revision.
+    /// Deletes every live relationship matching `filter` at one new revision, atomically
+    /// even when it spans several transactions.
     fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError>;
 
-    /// Loads many relationships quickly (touch semantics), committing in chunks; each chunk
-    /// is its own revision. Returns the last revision and the changes of every chunk.
+    /// Loads many relationships quickly (touch semantics), committing in chunks of
+    /// [`CHUNK_SIZE`]; each chunk is its own revision and a reader may see some chunks
+    /// before the last one lands. Durable (flushed) once, at the end. Returns the change
+    /// set of every chunk. A malformed relationship stops the import with an error; the
+    /// chunks before its chunk stay committed.
     fn import(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
