@@ -15,9 +15,9 @@
 //! files with their reasons; any failure fails it. It runs without the libtest harness
 //! (`harness = false` in Cargo.toml) so that `cargo test` always shows that summary.
 
+mod consistency;
 #[path = "conformance/steelthread.rs"]
 mod steelthread;
-mod consistency;
 
 use std::path::{Path, PathBuf};
 
