@@ -36,6 +36,8 @@ pub struct InprocReport {
     pub check_runs: Vec<Summary>,
     pub check_allowed: Summary,
     pub check_denied: Summary,
+    /// The best run split by `resource type#permission`, as bench.py splits SpiceDB's.
+    pub check_by_permission: std::collections::BTreeMap<String, Summary>,
     pub lookup: Summary,
     pub lookup_result_sizes: Vec<usize>,
     pub loadavg_before: Option<f64>,
@@ -143,6 +145,18 @@ pub fn run(
     };
     let check_allowed = split(&Answer::Allowed);
     let check_denied = split(&Answer::Denied);
+    let mut by_permission: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for (spec, ns) in workload.checks.iter().zip(&samples) {
+        let resource_type = spec.resource.split(':').next().unwrap_or_default();
+        by_permission
+            .entry(format!("{resource_type}#{}", spec.permission))
+            .or_default()
+            .push(*ns);
+    }
+    let check_by_permission = by_permission
+        .into_iter()
+        .map(|(key, mut samples)| (key, stats::summarize(&mut samples, None)))
+        .collect();
 
     let mut lookup_samples = Vec::new();
     let mut lookup_answers = Vec::new();
@@ -186,6 +200,7 @@ pub fn run(
         check_runs: runs,
         check_allowed,
         check_denied,
+        check_by_permission,
         lookup: stats::summarize(&mut lookup_samples, None),
         lookup_result_sizes,
         loadavg_before,
