@@ -179,3 +179,29 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     println!("{text}");
     Ok(all_agree)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The harness's hand-checked example (union, intersection, exclusion, arrows,
+    /// wildcards, nested groups, errors) replayed in-process agrees with its answers.
+    #[test]
+    fn the_harness_basic_example_agrees_in_process() {
+        let examples =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/spicedb/examples");
+        let workload = workload::read_workload(&examples.join("basic.json")).expect("workload");
+        let expected =
+            workload::read_expected(&examples.join("basic.expected.json")).expect("answers");
+        let report = inproc::run(&workload, StoreKind::Memory, 0, 1).expect("replay");
+        let agreement = workload::compare(
+            &workload,
+            &expected,
+            &report.answers,
+            &report.lookup_answers,
+        );
+        assert!(agreement.all_agree(), "{agreement:?}");
+        assert_eq!(agreement.checks_compared, workload.checks.len());
+        assert_eq!(report.check.n, workload.checks.len());
+    }
+}

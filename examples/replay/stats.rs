@@ -73,3 +73,35 @@ pub fn load_average() -> Option<f64> {
         .parse()
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank_like_bench_py() {
+        // 1..=100 µs: nearest rank p50 is the 50th value, p99 the 99th, p99.9 the 100th.
+        let mut samples: Vec<u64> = (1..=100).rev().map(|us| us * 1000).collect();
+        let summary = summarize(&mut samples, Some(2.0));
+        assert_eq!(summary.n, 100);
+        assert_eq!(summary.p50_us, 50.0);
+        assert_eq!(summary.p90_us, 90.0);
+        assert_eq!(summary.p99_us, 99.0);
+        assert_eq!(summary.p999_us, 100.0);
+        assert_eq!(summary.max_us, 100.0);
+        assert_eq!(summary.mean_us, 50.5);
+        assert_eq!(summary.per_s, Some(50.0));
+    }
+
+    #[test]
+    fn one_sample_is_every_percentile() {
+        let summary = summarize(&mut [1500], None);
+        assert_eq!((summary.p50_us, summary.p999_us), (1.5, 1.5));
+        assert_eq!(summary.per_s, None);
+    }
+
+    #[test]
+    fn no_samples_summarize_to_zero() {
+        assert_eq!(summarize(&mut [], None).n, 0);
+    }
+}

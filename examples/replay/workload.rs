@@ -184,3 +184,63 @@ pub fn compare(
     }
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload() -> Workload {
+        serde_json::from_value(serde_json::json!({
+            "schema": "definition user {}",
+            "relationships": [],
+            "checks": [
+                {"resource": "doc:1", "permission": "view", "subject": "user:a"},
+                {"resource": "doc:1", "permission": "view", "subject": "user:b"},
+                {"resource": "doc:1", "permission": "nope", "subject": "user:a"},
+            ],
+            "lookups": [{"resource_type": "doc", "permission": "view", "subject": "user:a"}],
+        }))
+        .expect("workload")
+    }
+
+    fn expected() -> Expected {
+        serde_json::from_value(serde_json::json!({
+            "checks": [true, false, "error: unknown permission"],
+            "lookups": [["2", "1"]],
+        }))
+        .expect("answers")
+    }
+
+    #[test]
+    fn same_answers_agree_whatever_the_error_text_and_lookup_order() {
+        let checks = [
+            Answer::Allowed,
+            Answer::Denied,
+            Answer::Error("other".into()),
+        ];
+        let lookups = [Ok(vec!["1".to_string(), "2".to_string()])];
+        let agreement = compare(&workload(), &expected(), &checks, &lookups);
+        assert!(agreement.all_agree(), "{agreement:?}");
+        assert_eq!((agreement.checks_agree, agreement.lookups_agree), (3, 1));
+    }
+
+    #[test]
+    fn a_flipped_check_an_error_for_an_answer_and_a_missing_id_disagree() {
+        let checks = [Answer::Denied, Answer::Error("x".into()), Answer::Denied];
+        let lookups = [Ok(vec!["1".to_string()])];
+        let agreement = compare(&workload(), &expected(), &checks, &lookups);
+        assert!(!agreement.all_agree());
+        assert_eq!((agreement.checks_agree, agreement.lookups_agree), (0, 0));
+        assert_eq!(agreement.examples.len(), 4);
+    }
+
+    #[test]
+    fn answers_beyond_the_expected_list_disagree() {
+        let short: Expected =
+            serde_json::from_value(serde_json::json!({"checks": [true]})).expect("answers");
+        let checks = [Answer::Allowed, Answer::Allowed, Answer::Allowed];
+        let agreement = compare(&workload(), &short, &checks, &[]);
+        assert_eq!(agreement.checks_agree, 1);
+        assert!(!agreement.all_agree());
+    }
+}
