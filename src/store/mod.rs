@@ -14,10 +14,12 @@ use crate::model::{
     is_valid_object_id, is_valid_relation_name, is_valid_type_name,
 };
 
+pub mod failing;
 pub mod keys;
 pub mod memory;
 pub mod sled;
 
+pub use self::failing::FailingStore;
 pub use self::memory::MemoryStore;
 pub use self::sled::{SledConfig, SledStore};
 
