@@ -18,6 +18,7 @@
 //! assert_eq!(schema.graph.dependents(viewer)[0].from, view.id);
 //! ```
 
+pub mod admit;
 pub mod ast;
 pub mod comments;
 pub mod compile;

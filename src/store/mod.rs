@@ -9,7 +9,28 @@
 //! `memory` (a `BTreeMap` model for tests). The engine's hot path does not read a `Store`
 //! directly: it reads the revision-aware in-memory [`index`] fed by the write path.
 
-use crate::model::{ModelError, ObjectRef, Relationship, Revision, SubjectRef};
+use crate::model::{
+    ELLIPSIS, ModelError, ObjectRef, Relationship, Revision, SubjectRef, WILDCARD_ID,
+    is_valid_object_id, is_valid_relation_name, is_valid_type_name,
+};
+
+pub mod failing;
+pub mod keys;
+pub mod memory;
+pub mod sled;
+
+pub use self::failing::FailingStore;
+pub use self::memory::MemoryStore;
+pub use self::sled::{SledConfig, SledStore};
+
+/// The most updates one [`Store::write`] accepts. One write is one sled transaction of
+/// about two keys per update, and DESIGN §4 keeps transactions near 1,000 keys; SpiceDB's
+/// default limit is 1,000 updates as well.
+pub const MAX_WRITE_UPDATES: usize = 500;
+
+/// How many relationships one chunk of [`Store::import`] or [`Store::delete_by_filter`]
+/// commits in one transaction (two index keys each, plus a few bookkeeping keys).
+pub const CHUNK_SIZE: usize = 450;
 
 /// What a write does to one relationship.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,6 +61,26 @@ pub struct RelationshipFilter {
     pub subject_type: Option<String>,
     pub subject_id: Option<String>,
     pub subject_relation: Option<String>,
+}
+
+impl RelationshipFilter {
+    /// Whether `rel` matches every field this filter sets.
+    pub fn matches(&self, rel: &Relationship) -> bool {
+        fn field(want: &Option<String>, have: &str) -> bool {
+            want.as_deref().is_none_or(|want| want == have)
+        }
+        let subject_relation = match self.subject_relation.as_deref() {
+            None => true,
+            Some(ELLIPSIS) => rel.subject.relation.is_none(),
+            Some(want) => rel.subject.relation.as_deref() == Some(want),
+        };
+        field(&self.resource_type, &rel.resource.object_type)
+            && field(&self.resource_id, &rel.resource.object_id)
+            && field(&self.relation, &rel.relation)
+            && field(&self.subject_type, &rel.subject.object.object_type)
+            && field(&self.subject_id, &rel.subject.object.object_id)
+            && subject_relation
+    }
 }
 
 /// A condition that must hold at the write's revision for the write to apply.
@@ -121,8 +162,46 @@ pub enum StoreError {
     RevisionAhead { requested: Revision, head: Revision },
     #[error("invalid cursor `{0}`")]
     InvalidCursor(String),
+    #[error("a write may hold at most {max} updates, this one holds {len}")]
+    BatchTooLarge { len: usize, max: usize },
     #[error(transparent)]
     Model(#[from] ModelError),
+}
+
+/// Checks every part of a relationship against the name and id rules, so that nothing
+/// malformed reaches the key encoding (whose terminator byte no valid name contains).
+pub fn check_relationship(rel: &Relationship) -> Result<(), ModelError> {
+    let resource = &rel.resource;
+    let subject = &rel.subject;
+    if !is_valid_type_name(&resource.object_type) {
+        return Err(ModelError::TypeName(resource.object_type.clone()));
+    }
+    if !is_valid_object_id(&resource.object_id) {
+        return Err(if resource.object_id == WILDCARD_ID {
+            ModelError::Wildcard(resource.to_string())
+        } else {
+            ModelError::ObjectId(resource.object_id.clone())
+        });
+    }
+    if !is_valid_relation_name(&rel.relation) {
+        return Err(ModelError::RelationName(rel.relation.clone()));
+    }
+    if !is_valid_type_name(&subject.object.object_type) {
+        return Err(ModelError::TypeName(subject.object.object_type.clone()));
+    }
+    let wildcard = subject.object.object_id == WILDCARD_ID;
+    if !wildcard && !is_valid_object_id(&subject.object.object_id) {
+        return Err(ModelError::ObjectId(subject.object.object_id.clone()));
+    }
+    if let Some(relation) = &subject.relation {
+        if !is_valid_relation_name(relation) {
+            return Err(ModelError::RelationName(relation.clone()));
+        }
+        if wildcard {
+            return Err(ModelError::Wildcard(subject.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// The source of truth. All methods are safe to call from many threads; writes are
@@ -135,7 +214,8 @@ pub trait Store: Send + Sync {
     /// The oldest revision that can still be read (history before it was collected).
     fn oldest_readable(&self) -> Result<Revision, StoreError>;
 
-    /// Applies a batch atomically at a new revision, after checking the preconditions
+    /// Applies a batch of at most [`MAX_WRITE_UPDATES`] updates atomically at a new
+    /// revision, after checking the preconditions
     /// against the state at the previous head. `Ok(Err(..))` means nothing was written.
     /// Returns the new revision and the effective changes (deleting an absent tuple and
     /// touching a live one change nothing and are left out; the revision is still new).
@@ -145,18 +225,22 @@ pub trait Store: Send + Sync {
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError>;
 
-    /// Deletes every live relationship matching `filter` at a new revision.
+    /// Deletes every live relationship matching `filter` at one new revision, atomically
+    /// even when it spans several transactions.
     fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError>;
 
-    /// Loads many relationships quickly (touch semantics), committing in chunks; each chunk
-    /// is its own revision. Returns the last revision and the changes of every chunk.
+    /// Loads many relationships quickly (touch semantics), committing in chunks of
+    /// [`CHUNK_SIZE`]; each chunk is its own revision and a reader may see some chunks
+    /// before the last one lands. Durable (flushed) once, at the end. Returns the change
+    /// set of every chunk. A malformed relationship stops the import with an error; the
+    /// chunks before its chunk stay committed.
     fn import(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
     ) -> Result<Vec<ChangeSet>, StoreError>;
 
-    /// Relationships matching `filter` live at `revision`, in key order, at most `limit`,
-    /// resuming after `cursor`.
+    /// Relationships matching `filter` live at `revision`, in key order, at most `limit`
+    /// (0 means no limit), resuming after `cursor`.
     fn read(
         &self,
         filter: &RelationshipFilter,
@@ -189,7 +273,8 @@ pub trait Store: Send + Sync {
     /// Replaces the schema text at a new revision.
     fn write_schema(&self, text: &str) -> Result<Revision, StoreError>;
 
-    /// Change sets of revisions after `since`, oldest first, at most `limit` of them.
+    /// Change sets of revisions after `since`, oldest first, at most `limit` of them
+    /// (0 means no limit).
     /// Revisions that changed no relationship (schema writes, no-op batches) are absent.
     fn changes_since(&self, since: Revision, limit: usize) -> Result<Vec<ChangeSet>, StoreError>;
 

@@ -1,0 +1,386 @@
+//! [`MemoryStore`]: a plain `BTreeMap` [`Store`] with the same semantics as the sled store
+//! (revisions, MVCC versions, rejections, chunked import, change log, collection). It is
+//! the model the property tests compare `SledStore` against, and a store for engine tests.
+//!
+//! It favours obviousness over speed: one lock around everything, linear scans for
+//! filtered reads. Nothing survives a drop.
+
+use std::collections::BTreeMap;
+
+use parking_lot::RwLock;
+use rustc_hash::FxHashSet;
+
+use crate::model::{ObjectRef, Relationship, Revision, SubjectRef};
+use crate::store::keys::{self, LIVE};
+use crate::store::{
+    CHUNK_SIZE, Change, ChangeOp, ChangeSet, MAX_WRITE_UPDATES, Page, Precondition, PreconditionOp,
+    RelationshipFilter, Store, StoreError, Update, UpdateOp, WriteRejection, check_relationship,
+};
+
+/// The in-memory store.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: RwLock<State>,
+}
+
+#[derive(Default)]
+struct State {
+    head: Revision,
+    oldest: Revision,
+    /// Every version of every tuple, oldest first.
+    versions: BTreeMap<Relationship, Vec<Version>>,
+    /// Effective changes by revision; revisions without changes are absent.
+    changes: BTreeMap<Revision, Vec<Change>>,
+    schema: Option<(String, Revision)>,
+}
+
+#[derive(Clone, Copy)]
+struct Version {
+    created: Revision,
+    /// [`LIVE`] while live.
+    deleted: u64,
+}
+
+impl Version {
+    fn visible(self, at: Revision) -> bool {
+        self.created <= at && at.0 < self.deleted
+    }
+}
+
+impl MemoryStore {
+    /// An empty store at revision 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl State {
+    fn is_live(&self, rel: &Relationship) -> bool {
+        self.versions
+            .get(rel)
+            .is_some_and(|it| it.iter().any(|v| v.deleted == LIVE))
+    }
+
+    /// Live relationships matching `filter` at `at`, in the key order of the index the
+    /// sled store would use for `filter`.
+    fn matching(&self, filter: &RelationshipFilter, at: Revision) -> Vec<Relationship> {
+        let (index, _) = keys::index_for(filter);
+        let mut res: Vec<(Vec<u8>, Relationship)> = self
+            .versions
+            .iter()
+            .filter(|(rel, versions)| filter.matches(rel) && versions.iter().any(|v| v.visible(at)))
+            .map(|(rel, _)| (keys::tuple_prefix(index, rel), rel.clone()))
+            .collect();
+        res.sort();
+        res.into_iter().map(|(_, rel)| rel).collect()
+    }
+
+    fn check_readable(&self, at: Revision) -> Result<(), StoreError> {
+        if at > self.head {
+            return Err(StoreError::RevisionAhead {
+                requested: at,
+                head: self.head,
+            });
+        }
+        if at < self.oldest {
+            return Err(StoreError::RevisionExpired {
+                requested: at,
+                oldest: self.oldest,
+            });
+        }
+        Ok(())
+    }
+
+    fn touch(&mut self, rel: &Relationship, revision: Revision) {
+        self.versions.entry(rel.clone()).or_default().push(Version {
+            created: revision,
+            deleted: LIVE,
+        });
+    }
+
+    fn delete(&mut self, rel: &Relationship, revision: Revision) {
+        if let Some(versions) = self.versions.get_mut(rel) {
+            for version in versions.iter_mut().filter(|v| v.deleted == LIVE) {
+                version.deleted = revision.0;
+            }
+        }
+    }
+
+    fn finish(&mut self, revision: Revision, changes: Vec<Change>) -> ChangeSet {
+        self.head = revision;
+        if !changes.is_empty() {
+            self.changes.insert(revision, changes.clone());
+        }
+        ChangeSet { revision, changes }
+    }
+}
+
+impl Store for MemoryStore {
+    fn head(&self) -> Result<Revision, StoreError> {
+        Ok(self.state.read().head)
+    }
+
+    fn oldest_readable(&self) -> Result<Revision, StoreError> {
+        Ok(self.state.read().oldest)
+    }
+
+    fn write(
+        &self,
+        updates: &[Update],
+        preconditions: &[Precondition],
+    ) -> Result<Result<ChangeSet, WriteRejection>, StoreError> {
+        if updates.len() > MAX_WRITE_UPDATES {
+            return Err(StoreError::BatchTooLarge {
+                len: updates.len(),
+                max: MAX_WRITE_UPDATES,
+            });
+        }
+        for update in updates {
+            check_relationship(&update.relationship)?;
+        }
+        let mut seen = FxHashSet::default();
+        for update in updates {
+            if !seen.insert(&update.relationship) {
+                return Ok(Err(WriteRejection::Duplicate(update.relationship.clone())));
+            }
+        }
+        let mut state = self.state.write();
+        let head = state.head;
+        for (index, precondition) in preconditions.iter().enumerate() {
+            let example = state
+                .matching(&precondition.filter, head)
+                .into_iter()
+                .next();
+            let reason = match (precondition.op, example) {
+                (PreconditionOp::MustExist, None) => {
+                    Some("no relationship matches the must_exist filter".to_string())
+                }
+                (PreconditionOp::MustNotExist, Some(rel)) => Some(format!(
+                    "relationship `{rel}` matches the must_not_exist filter"
+                )),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                return Ok(Err(WriteRejection::PreconditionFailed { index, reason }));
+            }
+        }
+        for update in updates {
+            if update.op == UpdateOp::Create && state.is_live(&update.relationship) {
+                return Ok(Err(WriteRejection::AlreadyExists(
+                    update.relationship.clone(),
+                )));
+            }
+        }
+        let revision = Revision(head.0 + 1);
+        let mut changes = Vec::new();
+        for update in updates {
+            let rel = &update.relationship;
+            let live = state.is_live(rel);
+            match (update.op, live) {
+                (UpdateOp::Create | UpdateOp::Touch, false) => {
+                    state.touch(rel, revision);
+                    changes.push(Change {
+                        op: ChangeOp::Touch,
+                        relationship: rel.clone(),
+                    });
+                }
+                (UpdateOp::Delete, true) => {
+                    state.delete(rel, revision);
+                    changes.push(Change {
+                        op: ChangeOp::Delete,
+                        relationship: rel.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(Ok(state.finish(revision, changes)))
+    }
+
+    fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError> {
+        let mut state = self.state.write();
+        let revision = Revision(state.head.0 + 1);
+        let doomed = state.matching(filter, state.head);
+        let mut changes = Vec::with_capacity(doomed.len());
+        for rel in doomed {
+            state.delete(&rel, revision);
+            changes.push(Change {
+                op: ChangeOp::Delete,
+                relationship: rel,
+            });
+        }
+        Ok(state.finish(revision, changes))
+    }
+
+    fn import(
+        &self,
+        relationships: &mut dyn Iterator<Item = Relationship>,
+    ) -> Result<Vec<ChangeSet>, StoreError> {
+        let mut res = Vec::new();
+        loop {
+            let chunk: Vec<Relationship> = (&mut *relationships).take(CHUNK_SIZE).collect();
+            if chunk.is_empty() {
+                return Ok(res);
+            }
+            for rel in &chunk {
+                check_relationship(rel)?;
+            }
+            let mut state = self.state.write();
+            let revision = Revision(state.head.0 + 1);
+            let mut changes = Vec::new();
+            for rel in chunk {
+                if !state.is_live(&rel) {
+                    state.touch(&rel, revision);
+                    changes.push(Change {
+                        op: ChangeOp::Touch,
+                        relationship: rel,
+                    });
+                }
+            }
+            res.push(state.finish(revision, changes));
+        }
+    }
+
+    fn read(
+        &self,
+        filter: &RelationshipFilter,
+        revision: Revision,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page, StoreError> {
+        let after = cursor
+            .map(|text| {
+                text.parse::<Relationship>()
+                    .map_err(|_| StoreError::InvalidCursor(text.to_string()))
+            })
+            .transpose()?;
+        let state = self.state.read();
+        state.check_readable(revision)?;
+        let (index, _) = keys::index_for(filter);
+        let after_key = after.map(|rel| keys::tuple_prefix(index, &rel));
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let mut rest = state.matching(filter, revision).into_iter().filter(|rel| {
+            after_key
+                .as_ref()
+                .is_none_or(|after| keys::tuple_prefix(index, rel) > *after)
+        });
+        let relationships: Vec<Relationship> = rest.by_ref().take(limit).collect();
+        let cursor = match rest.next() {
+            Some(_) => relationships.last().map(ToString::to_string),
+            None => None,
+        };
+        Ok(Page {
+            relationships,
+            cursor,
+        })
+    }
+
+    fn subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        revision: Revision,
+    ) -> Result<Vec<SubjectRef>, StoreError> {
+        let filter = RelationshipFilter {
+            resource_type: Some(resource.object_type.clone()),
+            resource_id: Some(resource.object_id.clone()),
+            relation: Some(relation.to_string()),
+            ..Default::default()
+        };
+        let state = self.state.read();
+        state.check_readable(revision)?;
+        Ok(state
+            .matching(&filter, revision)
+            .into_iter()
+            .map(|rel| rel.subject)
+            .collect())
+    }
+
+    fn resources(
+        &self,
+        subject: &SubjectRef,
+        resource_type: Option<&str>,
+        relation: Option<&str>,
+        revision: Revision,
+    ) -> Result<Vec<(ObjectRef, String)>, StoreError> {
+        let filter = RelationshipFilter {
+            subject_type: Some(subject.object.object_type.clone()),
+            subject_id: Some(subject.object.object_id.clone()),
+            subject_relation: Some(
+                subject
+                    .relation
+                    .clone()
+                    .unwrap_or_else(|| crate::model::ELLIPSIS.to_string()),
+            ),
+            resource_type: resource_type.map(str::to_string),
+            relation: relation.map(str::to_string),
+            ..Default::default()
+        };
+        let state = self.state.read();
+        state.check_readable(revision)?;
+        Ok(state
+            .matching(&filter, revision)
+            .into_iter()
+            .map(|rel| (rel.resource, rel.relation))
+            .collect())
+    }
+
+    fn read_schema(&self) -> Result<Option<(String, Revision)>, StoreError> {
+        Ok(self.state.read().schema.clone())
+    }
+
+    fn write_schema(&self, text: &str) -> Result<Revision, StoreError> {
+        let mut state = self.state.write();
+        let revision = Revision(state.head.0 + 1);
+        state.schema = Some((text.to_string(), revision));
+        state.head = revision;
+        Ok(revision)
+    }
+
+    fn changes_since(&self, since: Revision, limit: usize) -> Result<Vec<ChangeSet>, StoreError> {
+        let state = self.state.read();
+        state.check_readable(since)?;
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        Ok(state
+            .changes
+            .range(Revision(since.0.saturating_add(1))..)
+            .take(limit)
+            .map(|(revision, changes)| ChangeSet {
+                revision: *revision,
+                changes: changes.clone(),
+            })
+            .collect())
+    }
+
+    fn for_each_live(&self, f: &mut dyn FnMut(Relationship)) -> Result<Revision, StoreError> {
+        let state = self.state.read();
+        for rel in state.matching(&RelationshipFilter::default(), state.head) {
+            f(rel);
+        }
+        Ok(state.head)
+    }
+
+    fn collect_garbage(&self, horizon: Revision) -> Result<usize, StoreError> {
+        let mut state = self.state.write();
+        let horizon = horizon.min(state.head);
+        if horizon <= state.oldest {
+            return Ok(0);
+        }
+        state.oldest = horizon;
+        let mut n_removed = 0;
+        state.versions.retain(|_, versions| {
+            let before = versions.len();
+            versions.retain(|v| v.deleted == LIVE || v.deleted > horizon.0);
+            n_removed += before - versions.len();
+            !versions.is_empty()
+        });
+        let kept = state.changes.split_off(&Revision(horizon.0 + 1));
+        n_removed += state.changes.len();
+        state.changes = kept;
+        Ok(n_removed)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

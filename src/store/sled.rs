@@ -1,0 +1,484 @@
+//! [`SledStore`]: the embedded [`Store`] on sled 0.34.7, the only module that names sled
+//! (this file: opening, the transaction helper and the trait; `sled/write.rs`,
+//! `sled/scan.rs` and `sled/gc.rs`: the write paths, the read paths and collection).
+//!
+//! How it works around what sled lacks (DESIGN §4):
+//! - **Revisions**: one writer mutex owns "next revision, commit, flush, publish". The
+//!   counter lives in `meta/head`, written in the same transaction as the data; readers
+//!   snapshot at the published watermark ([`Inner::watermark`]), never at an unpublished
+//!   revision. `generate_id` is never used.
+//! - **MVCC**: every tuple version is one key per index whose value is its deleted-at
+//!   revision (`u64::MAX` while live); a read at `R` keeps versions with
+//!   `created <= R < deleted`. A scan that sees a newer commit half-way still answers
+//!   exactly for `R`, because a newer commit only adds versions created after `R` and sets
+//!   deleted-at revisions greater than `R`.
+//! - **Transactions**: every scan and precondition check runs *before* the transaction,
+//!   under the writer mutex, so nothing changes in between; the transaction closure only
+//!   replays a prepared list of inserts (idempotent, no I/O, no scans). A transaction holds
+//!   at most [`MAX_WRITE_UPDATES`] or [`CHUNK_SIZE`] tuples (about 1,000 keys).
+//! - **Durability**: a write returns only after `flush`, unless [`SledConfig::durable`] is
+//!   off; then sled's own background flush (every 500 ms) makes it durable later, and a
+//!   crash may lose the writes of the last half second (each whole or not at all).
+//! - **Large deletes** span several transactions but stay atomic at one revision: every
+//!   chunk marks versions deleted at the same new revision `R`, which is published only
+//!   after the last chunk; `meta/pending` records `R` and the filter until then, and
+//!   [`SledStore::open`] rolls an unfinished delete back.
+//! - **Bulk import** commits chunks of [`CHUNK_SIZE`], each its own revision, and flushes
+//!   once at the end.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ::sled::Tree;
+use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use parking_lot::Mutex;
+
+use crate::model::{ObjectRef, Relationship, Revision, SubjectRef};
+use crate::store::keys::{self, Index};
+use crate::store::{
+    Change, ChangeSet, Page, Precondition, RelationshipFilter, Store, StoreError, Update,
+    WriteRejection,
+};
+
+mod gc;
+mod scan;
+mod write;
+
+/// How to open a [`SledStore`].
+#[derive(Clone, Debug)]
+pub struct SledConfig {
+    /// The database directory; `None` for a temporary database removed on drop.
+    pub path: Option<PathBuf>,
+    /// Flush before acknowledging every write (default). Off, a crash may lose the last
+    /// ~500 ms of acknowledged writes, never part of one.
+    pub durable: bool,
+    /// How long old versions and change-log entries stay readable (default 24 h).
+    pub retention: Duration,
+    /// How often the background collector runs; `None` disables it (default 60 s).
+    pub gc_interval: Option<Duration>,
+    /// sled's page cache in bytes (default 256 MiB; sled's own default is 1 GiB).
+    pub cache_capacity: u64,
+}
+
+impl SledConfig {
+    /// The defaults for a database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: Some(path.into()),
+            ..Self::temporary()
+        }
+    }
+
+    /// The defaults for a temporary database.
+    pub fn temporary() -> Self {
+        Self {
+            path: None,
+            durable: true,
+            retention: Duration::from_secs(24 * 60 * 60),
+            gc_interval: Some(Duration::from_secs(60)),
+            cache_capacity: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// The sled-backed store. Cheap to share behind an `Arc`; dropping it stops the
+/// background collector and closes the database.
+pub struct SledStore {
+    inner: Arc<Inner>,
+    /// The background collector, stopped and joined on drop.
+    gc: Option<gc::Collector>,
+}
+
+/// Everything the store and its collector share.
+pub(crate) struct Inner {
+    db: ::sled::Db,
+    meta: Tree,
+    by_resource: Tree,
+    by_subject: Tree,
+    changes: Tree,
+    revisions: Tree,
+    /// The single writer: holds the last committed revision and the last commit time.
+    /// Every write path allocates, commits, flushes and publishes under it.
+    writer: Mutex<Writer>,
+    /// The newest revision readers may read: published after commit (and flush).
+    watermark: AtomicU64,
+    /// The oldest readable revision; the collector raises it (durably) before it removes
+    /// anything, and readers re-check it after a scan.
+    oldest: AtomicU64,
+    durable: bool,
+    retention: Duration,
+}
+
+struct Writer {
+    /// The newest committed revision (may be ahead of the watermark during a flush).
+    head: Revision,
+    /// Milliseconds since the epoch of the last commit; commit times never go backwards.
+    last_time: u64,
+}
+
+/// One prepared insert or removal, replayed by the transaction closure.
+struct Op {
+    tree: TreeSlot,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+/// Position of a tree in the transaction's tree array.
+#[derive(Clone, Copy)]
+enum TreeSlot {
+    Meta = 0,
+    ByResource = 1,
+    BySubject = 2,
+    Changes = 3,
+    Revisions = 4,
+}
+
+fn io(err: ::sled::Error) -> StoreError {
+    StoreError::Io(err.to_string())
+}
+
+fn corrupt(err: keys::DecodeError) -> StoreError {
+    StoreError::Corrupt(err.to_string())
+}
+
+/// How long [`open_with_retry`] waits for the file lock of a database just closed.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Opens the sled database, waiting briefly while its file lock is still held. Dropping a
+/// sled `Db` does not release the lock at once: sled's background I/O threads hold the
+/// file until their last write lands, so a reopen in the same process can race them.
+fn open_with_retry(config: &::sled::Config) -> Result<::sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(::sled::Error::Io(err))
+                if err.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => return Err(io(err)),
+        }
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |it| u64::try_from(it.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl SledStore {
+    /// Opens (or creates) a database as `config` says, rolls back an unfinished delete
+    /// and starts the background collector.
+    pub fn open(config: &SledConfig) -> Result<Self, StoreError> {
+        let sled_config = ::sled::Config::new()
+            .cache_capacity(config.cache_capacity)
+            .flush_every_ms(Some(500));
+        let sled_config = match &config.path {
+            Some(path) => sled_config.path(path),
+            None => sled_config.temporary(true),
+        };
+        let db = open_with_retry(&sled_config)?;
+        let inner = Arc::new(Inner::new(db, config)?);
+        let gc = config
+            .gc_interval
+            .map(|interval| gc::Collector::start(Arc::downgrade(&inner), interval));
+        Ok(Self { inner, gc })
+    }
+
+    /// Opens a database at `path` with the default configuration.
+    pub fn open_path(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open(&SledConfig::new(path.as_ref()))
+    }
+
+    /// A temporary database (for tests), removed on drop.
+    pub fn temporary() -> Result<Self, StoreError> {
+        Self::open(&SledConfig::temporary())
+    }
+
+    /// Collects everything older than the retention window as of `now`: finds the newest
+    /// revision committed at or before `now - retention` and collects below it. Returns how
+    /// many entries were removed. The background collector calls this.
+    pub fn collect_expired(&self, now: SystemTime) -> Result<usize, StoreError> {
+        self.inner.collect_expired(now)
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.inner.db.size_on_disk().map_err(io)
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        if let Some(gc) = self.gc.take() {
+            gc.stop();
+        }
+    }
+}
+
+impl Inner {
+    fn new(db: ::sled::Db, config: &SledConfig) -> Result<Self, StoreError> {
+        let open = |name: &str| db.open_tree(name).map_err(io);
+        let meta = open(keys::TREE_META)?;
+        match meta.get(keys::META_FORMAT).map_err(io)? {
+            Some(bytes) => {
+                let version = keys::decode_u32(&bytes).map_err(corrupt)?;
+                if version != keys::FORMAT_VERSION {
+                    return Err(StoreError::Corrupt(format!(
+                        "unsupported store format version {version}, expected {}",
+                        keys::FORMAT_VERSION
+                    )));
+                }
+            }
+            None => {
+                meta.insert(keys::META_FORMAT, &keys::encode_u32(keys::FORMAT_VERSION))
+                    .map_err(io)?;
+            }
+        }
+        let read_u64 = |key: &[u8]| -> Result<u64, StoreError> {
+            match meta.get(key).map_err(io)? {
+                Some(bytes) => keys::decode_u64(&bytes).map_err(corrupt),
+                None => Ok(0),
+            }
+        };
+        let head = read_u64(keys::META_HEAD)?;
+        let oldest = read_u64(keys::META_OLDEST)?;
+        let revisions = open(keys::TREE_REVISIONS)?;
+        // Commit times continue from the newest record even if the clock went back.
+        let last_time = match revisions.last().map_err(io)? {
+            Some((_, time)) => keys::decode_u64(&time).map_err(corrupt)?,
+            None => 0,
+        };
+        let inner = Self {
+            by_resource: open(keys::TREE_BY_RESOURCE)?,
+            by_subject: open(keys::TREE_BY_SUBJECT)?,
+            changes: open(keys::TREE_CHANGES)?,
+            revisions,
+            meta,
+            writer: Mutex::new(Writer {
+                head: Revision(head),
+                last_time,
+            }),
+            watermark: AtomicU64::new(head),
+            oldest: AtomicU64::new(oldest),
+            durable: config.durable,
+            retention: config.retention,
+            db,
+        };
+        inner.roll_back_pending()?;
+        Ok(inner)
+    }
+
+    fn trees(&self) -> [&Tree; 5] {
+        [
+            &self.meta,
+            &self.by_resource,
+            &self.by_subject,
+            &self.changes,
+            &self.revisions,
+        ]
+    }
+
+    /// Runs one sled transaction that replays `ops`. The closure may run several times;
+    /// it only inserts and removes prepared keys.
+    fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
+        let trees = self.trees();
+        let res: Result<(), TransactionError<()>> = trees[..].transaction(|views| {
+            for op in ops {
+                let view = &views[op.tree as usize];
+                match &op.value {
+                    Some(value) => view.insert(op.key.as_slice(), value.as_slice())?,
+                    None => view.remove(op.key.as_slice())?,
+                };
+            }
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+        match res {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(err)) => Err(io(err)),
+            Err(TransactionError::Abort(())) => {
+                Err(StoreError::Io("transaction aborted unexpectedly".into()))
+            }
+        }
+    }
+
+    fn flush_if_durable(&self) -> Result<(), StoreError> {
+        if self.durable {
+            self.db.flush().map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn publish(&self, revision: Revision) {
+        self.watermark.fetch_max(revision.0, Ordering::AcqRel);
+    }
+
+    /// The bookkeeping keys every revision writes: its commit time and the new head.
+    fn revision_ops(writer: &mut Writer, revision: Revision, ops: &mut Vec<Op>) {
+        let time = now_millis().max(writer.last_time);
+        writer.last_time = time;
+        ops.push(Op {
+            tree: TreeSlot::Revisions,
+            key: keys::encode_u64(revision.0).to_vec(),
+            value: Some(keys::encode_u64(time).to_vec()),
+        });
+        ops.push(Op {
+            tree: TreeSlot::Meta,
+            key: keys::META_HEAD.to_vec(),
+            value: Some(keys::encode_u64(revision.0).to_vec()),
+        });
+    }
+
+    /// Both index keys of one version, with deleted-at `deleted`.
+    fn version_ops(rel: &Relationship, created: Revision, deleted: u64, ops: &mut Vec<Op>) {
+        let value = keys::encode_u64(deleted).to_vec();
+        ops.push(Op {
+            tree: TreeSlot::ByResource,
+            key: keys::version_key(Index::Resource, rel, created),
+            value: Some(value.clone()),
+        });
+        ops.push(Op {
+            tree: TreeSlot::BySubject,
+            key: keys::version_key(Index::Subject, rel, created),
+            value: Some(value),
+        });
+    }
+
+    fn change_ops(revision: Revision, part: u32, changes: &[Change], ops: &mut Vec<Op>) {
+        if changes.is_empty() {
+            return;
+        }
+        ops.push(Op {
+            tree: TreeSlot::Changes,
+            key: keys::change_key(revision, part).to_vec(),
+            value: Some(keys::encode_changes(
+                changes.iter().map(|it| (it.op, &it.relationship)),
+            )),
+        });
+    }
+
+    /// Commits a whole revision in one transaction, flushes, publishes. The caller holds
+    /// the writer and has prepared the data ops.
+    fn commit_revision(
+        &self,
+        writer: &mut Writer,
+        revision: Revision,
+        mut ops: Vec<Op>,
+        changes: Vec<Change>,
+    ) -> Result<ChangeSet, StoreError> {
+        Self::change_ops(revision, 0, &changes, &mut ops);
+        Self::revision_ops(writer, revision, &mut ops);
+        self.commit(&ops)?;
+        writer.head = revision;
+        self.flush_if_durable()?;
+        self.publish(revision);
+        Ok(ChangeSet { revision, changes })
+    }
+
+    fn read_schema(&self) -> Result<Option<(String, Revision)>, StoreError> {
+        let Some(text) = self.meta.get(keys::META_SCHEMA).map_err(io)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(text.to_vec())
+            .map_err(|_| StoreError::Corrupt("stored schema is not utf-8".into()))?;
+        let revision = match self.meta.get(keys::META_SCHEMA_REVISION).map_err(io)? {
+            Some(bytes) => keys::decode_u64(&bytes).map_err(corrupt)?,
+            None => 0,
+        };
+        Ok(Some((text, Revision(revision))))
+    }
+}
+
+impl Store for SledStore {
+    fn head(&self) -> Result<Revision, StoreError> {
+        Ok(Revision(self.inner.watermark.load(Ordering::Acquire)))
+    }
+
+    fn oldest_readable(&self) -> Result<Revision, StoreError> {
+        Ok(Revision(self.inner.oldest.load(Ordering::Acquire)))
+    }
+
+    fn write(
+        &self,
+        updates: &[Update],
+        preconditions: &[Precondition],
+    ) -> Result<Result<ChangeSet, WriteRejection>, StoreError> {
+        self.inner.write(updates, preconditions)
+    }
+
+    fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError> {
+        self.inner.delete_by_filter(filter)
+    }
+
+    fn import(
+        &self,
+        relationships: &mut dyn Iterator<Item = Relationship>,
+    ) -> Result<Vec<ChangeSet>, StoreError> {
+        self.inner.import(relationships)
+    }
+
+    fn read(
+        &self,
+        filter: &RelationshipFilter,
+        revision: Revision,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page, StoreError> {
+        self.inner.read(filter, revision, limit, cursor)
+    }
+
+    fn subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        revision: Revision,
+    ) -> Result<Vec<SubjectRef>, StoreError> {
+        self.inner.subjects(resource, relation, revision)
+    }
+
+    fn resources(
+        &self,
+        subject: &SubjectRef,
+        resource_type: Option<&str>,
+        relation: Option<&str>,
+        revision: Revision,
+    ) -> Result<Vec<(ObjectRef, String)>, StoreError> {
+        self.inner
+            .resources(subject, resource_type, relation, revision)
+    }
+
+    fn read_schema(&self) -> Result<Option<(String, Revision)>, StoreError> {
+        self.inner.read_schema()
+    }
+
+    fn write_schema(&self, text: &str) -> Result<Revision, StoreError> {
+        self.inner.write_schema(text)
+    }
+
+    fn changes_since(&self, since: Revision, limit: usize) -> Result<Vec<ChangeSet>, StoreError> {
+        self.inner.changes_since(since, limit)
+    }
+
+    fn for_each_live(&self, f: &mut dyn FnMut(Relationship)) -> Result<Revision, StoreError> {
+        let head = self.head()?;
+        self.inner
+            .scan_live(&RelationshipFilter::default(), head, None, &mut |rel| {
+                f(rel);
+                true
+            })?;
+        Ok(head)
+    }
+
+    fn collect_garbage(&self, horizon: Revision) -> Result<usize, StoreError> {
+        self.inner.collect_garbage(horizon)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush().map(|_| ()).map_err(io)
+    }
+}

@@ -1,0 +1,129 @@
+//! Garbage collection for [`SledStore`](super::SledStore): removes tuple versions,
+//! change-log entries and revision records that no reader at or after the horizon can see,
+//! on a background thread.
+//!
+//! It never blocks readers: it removes keys one by one (a plain sled `remove` takes only
+//! sled's shared lock, unlike a transaction or batch), and it does not take the writer
+//! mutex, because it touches only versions deleted at or before the horizon, which the
+//! writer never rewrites. It never removes a live version: it removes a version only when
+//! its deleted-at revision is set and at most the horizon.
+
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Inner, corrupt, io};
+use crate::model::Revision;
+use crate::store::StoreError;
+use crate::store::keys::{self, Index, LIVE};
+
+/// The background collector thread; stopped by [`Collector::stop`].
+pub(super) struct Collector {
+    /// Dropping the sender wakes the thread and tells it to stop.
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Collector {
+    /// Starts a thread that collects expired history every `interval` while the store
+    /// lives. It holds only a weak reference so that it never keeps the database open.
+    pub(super) fn start(inner: Weak<Inner>, interval: Duration) -> Self {
+        let (stop, wake) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            loop {
+                match wake.recv_timeout(interval) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                }
+                let Some(inner) = Weak::upgrade(&inner) else {
+                    return;
+                };
+                match inner.collect_expired(SystemTime::now()) {
+                    Ok(0) => {}
+                    Ok(n_removed) => tracing::debug!(n_removed, "garbage collected"),
+                    Err(err) => tracing::warn!(%err, "garbage collection failed"),
+                }
+            }
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops the thread and waits for it.
+    pub(super) fn stop(self) {
+        drop(self.stop);
+        if self.thread.join().is_err() {
+            tracing::warn!("garbage collector thread panicked");
+        }
+    }
+}
+
+impl Inner {
+    pub(super) fn collect_expired(&self, now: SystemTime) -> Result<usize, StoreError> {
+        let cutoff = now
+            .checked_sub(self.retention)
+            .and_then(|it| it.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |it| u64::try_from(it.as_millis()).unwrap_or(u64::MAX));
+        match self.horizon_at(cutoff)? {
+            Some(horizon) => self.collect_garbage(horizon),
+            None => Ok(0),
+        }
+    }
+
+    /// The newest revision committed at or before `cutoff` (milliseconds since the epoch).
+    fn horizon_at(&self, cutoff: u64) -> Result<Option<Revision>, StoreError> {
+        let mut res = None;
+        for item in self.revisions.iter() {
+            let (key, value) = item.map_err(io)?;
+            if keys::decode_u64(&value).map_err(corrupt)? > cutoff {
+                break;
+            }
+            res = Some(Revision(keys::decode_u64(&key).map_err(corrupt)?));
+        }
+        Ok(res)
+    }
+
+    pub(super) fn collect_garbage(&self, horizon: Revision) -> Result<usize, StoreError> {
+        let horizon = horizon.min(Revision(self.watermark.load(Ordering::Acquire)));
+        if horizon.0 <= self.oldest.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        // Raise the horizon durably before removing anything, so that neither a reader
+        // now nor a reader after a crash reads below it.
+        self.meta
+            .insert(keys::META_OLDEST, &keys::encode_u64(horizon.0))
+            .map_err(io)?;
+        self.db.flush().map_err(io)?;
+        self.oldest.fetch_max(horizon.0, Ordering::AcqRel);
+
+        let mut n_removed = 0;
+        for item in self.by_resource.iter() {
+            let (key, value) = item.map_err(io)?;
+            let deleted = keys::decode_u64(&value).map_err(corrupt)?;
+            // INVARIANT: a live version has deleted == LIVE and is never removed.
+            if deleted == LIVE || deleted > horizon.0 {
+                continue;
+            }
+            let (rel, created) =
+                keys::decode_version_key(Index::Resource, &key).map_err(corrupt)?;
+            self.by_subject
+                .remove(keys::version_key(Index::Subject, &rel, created))
+                .map_err(io)?;
+            self.by_resource.remove(&key).map_err(io)?;
+            n_removed += 1;
+        }
+        let end = keys::change_key(horizon, u32::MAX);
+        for item in self.changes.range(..=end) {
+            let (key, _) = item.map_err(io)?;
+            self.changes.remove(&key).map_err(io)?;
+            n_removed += 1;
+        }
+        for item in self.revisions.range(..keys::encode_u64(horizon.0)) {
+            let (key, _) = item.map_err(io)?;
+            self.revisions.remove(&key).map_err(io)?;
+            n_removed += 1;
+        }
+        Ok(n_removed)
+    }
+}

@@ -1,0 +1,249 @@
+//! Model-based property test: random sequences of writes, deletes by filter, imports,
+//! reads at past revisions, garbage collection and close-and-reopen run against
+//! `SledStore` and `MemoryStore` (the model); every answer must be the same.
+
+use std::path::PathBuf;
+
+use arbiter::model::{ObjectRef, Relationship, Revision, SubjectRef};
+use arbiter::store::{
+    MemoryStore, Precondition, PreconditionOp, RelationshipFilter, SledConfig, SledStore, Store,
+    Update, UpdateOp,
+};
+use proptest::prelude::*;
+
+const RESOURCES: [&str; 3] = ["doc:a", "doc:b", "folder:f"];
+const RELATIONS: [&str; 2] = ["viewer", "editor"];
+const SUBJECTS: [&str; 4] = ["user:x", "user:y", "user:*", "group:g#member"];
+
+fn universe(idx: usize) -> Relationship {
+    let resource = RESOURCES[idx % 3];
+    let relation = RELATIONS[(idx / 3) % 2];
+    let subject = SUBJECTS[(idx / 6) % 4];
+    format!("{resource}#{relation}@{subject}")
+        .parse()
+        .unwrap_or_else(|err| panic!("universe {idx}: {err}"))
+}
+
+const UNIVERSE: usize = 24;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Write {
+        updates: Vec<(UpdateOp, usize)>,
+        preconditions: Vec<(PreconditionOp, RelationshipFilter)>,
+    },
+    DeleteByFilter(RelationshipFilter),
+    Import(Vec<usize>),
+    Schema,
+    Reopen,
+    /// Collect below `head - back`.
+    Collect(u64),
+    /// Read at `head - back`, in pages of `limit`.
+    Read {
+        filter: RelationshipFilter,
+        back: u64,
+        limit: usize,
+    },
+    Subjects(usize, usize, u64),
+    Resources(usize, Option<usize>, u64),
+    Changes(u64, usize),
+}
+
+fn filter() -> impl Strategy<Value = RelationshipFilter> {
+    (
+        prop::option::of(0..2usize),
+        prop::option::of(0..3usize),
+        prop::option::of(0..2usize),
+        prop::option::of(0..4usize),
+    )
+        .prop_map(|(resource_type, resource, relation, subject)| {
+            let mut res = RelationshipFilter {
+                resource_type: resource_type.map(|it| ["doc", "folder"][it].to_string()),
+                relation: relation.map(|it| RELATIONS[it].to_string()),
+                ..Default::default()
+            };
+            if let Some(idx) = resource {
+                let (t, id) = RESOURCES[idx].split_once(':').unwrap_or_default();
+                res.resource_type = Some(t.to_string());
+                res.resource_id = Some(id.to_string());
+            }
+            if let Some(idx) = subject {
+                let subject: SubjectRef = SUBJECTS[idx].parse().unwrap_or_else(|_| unreachable!());
+                res.subject_type = Some(subject.object.object_type);
+                res.subject_id = Some(subject.object.object_id);
+                res.subject_relation = Some(subject.relation.unwrap_or_else(|| "...".into()));
+            }
+            res
+        })
+}
+
+fn update_op() -> impl Strategy<Value = UpdateOp> {
+    prop_oneof![
+        Just(UpdateOp::Create),
+        Just(UpdateOp::Touch),
+        Just(UpdateOp::Touch),
+        Just(UpdateOp::Delete)
+    ]
+}
+
+fn precondition_op() -> impl Strategy<Value = PreconditionOp> {
+    prop_oneof![
+        Just(PreconditionOp::MustExist),
+        Just(PreconditionOp::MustNotExist)
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (
+            prop::collection::vec((update_op(), 0..UNIVERSE), 0..6),
+            prop::collection::vec((precondition_op(), filter()), 0..2),
+        )
+            .prop_map(|(updates, preconditions)| Op::Write { updates, preconditions }),
+        1 => filter().prop_map(Op::DeleteByFilter),
+        1 => prop::collection::vec(0..UNIVERSE, 0..10).prop_map(Op::Import),
+        1 => Just(Op::Schema),
+        1 => Just(Op::Reopen),
+        1 => (0..4u64).prop_map(Op::Collect),
+        3 => (filter(), 0..4u64, 0..4usize)
+            .prop_map(|(filter, back, limit)| Op::Read { filter, back, limit }),
+        2 => (0..3usize, 0..2usize, 0..3u64).prop_map(|(r, rel, back)| Op::Subjects(r, rel, back)),
+        2 => (0..4usize, prop::option::of(0..2usize), 0..3u64)
+            .prop_map(|(s, rel, back)| Op::Resources(s, rel, back)),
+        1 => (0..6u64, 0..3usize).prop_map(|(back, limit)| Op::Changes(back, limit)),
+    ]
+}
+
+/// A sled store that can be closed and reopened in place.
+struct Reopenable {
+    path: PathBuf,
+    store: Option<SledStore>,
+}
+
+impl Reopenable {
+    fn config(path: &std::path::Path) -> SledConfig {
+        SledConfig {
+            // Dropping the store must keep non-durable writes too.
+            durable: false,
+            gc_interval: None,
+            ..SledConfig::new(path)
+        }
+    }
+
+    fn get(&self) -> &SledStore {
+        self.store.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    fn reopen(&mut self) {
+        self.store = None;
+        self.store = Some(SledStore::open(&Self::config(&self.path)).expect("reopen"));
+    }
+}
+
+/// Runs one op against a store and renders everything it answered.
+fn apply(store: &dyn Store, op: &Op) -> String {
+    let head = store.head().expect("head");
+    let back = |n: u64| Revision(head.0.saturating_sub(n));
+    match op {
+        Op::Write {
+            updates,
+            preconditions,
+        } => {
+            let updates: Vec<Update> = updates
+                .iter()
+                .map(|(op, idx)| Update {
+                    op: *op,
+                    relationship: universe(*idx),
+                })
+                .collect();
+            let preconditions: Vec<Precondition> = preconditions
+                .iter()
+                .map(|(op, filter)| Precondition {
+                    op: *op,
+                    filter: filter.clone(),
+                })
+                .collect();
+            format!("{:?}", store.write(&updates, &preconditions))
+        }
+        Op::DeleteByFilter(filter) => format!("{:?}", store.delete_by_filter(filter)),
+        Op::Import(idxs) => {
+            format!(
+                "{:?}",
+                store.import(&mut idxs.iter().map(|it| universe(*it)))
+            )
+        }
+        Op::Schema => format!("{:?}", store.write_schema(&format!("// at {head}"))),
+        Op::Reopen => String::new(),
+        Op::Collect(n) => {
+            let ok = store.collect_garbage(back(*n)).is_ok();
+            format!("{ok} {:?}", store.oldest_readable())
+        }
+        Op::Read {
+            filter,
+            back: n,
+            limit,
+        } => {
+            let mut pages = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = store.read(filter, back(*n), *limit, cursor.as_deref());
+                let next = page.as_ref().ok().and_then(|it| it.cursor.clone());
+                pages.push(format!("{page:?}"));
+                match next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            pages.join("\n")
+        }
+        Op::Subjects(resource, relation, n) => {
+            let resource: ObjectRef = RESOURCES[*resource]
+                .parse()
+                .unwrap_or_else(|_| unreachable!());
+            format!(
+                "{:?}",
+                store.subjects(&resource, RELATIONS[*relation], back(*n))
+            )
+        }
+        Op::Resources(subject, relation, n) => {
+            let subject: SubjectRef = SUBJECTS[*subject]
+                .parse()
+                .unwrap_or_else(|_| unreachable!());
+            let relation = relation.map(|it| RELATIONS[it]);
+            format!("{:?}", store.resources(&subject, None, relation, back(*n)))
+        }
+        Op::Changes(n, limit) => format!("{:?}", store.changes_since(back(*n), *limit)),
+    }
+}
+
+fn live(store: &dyn Store) -> Vec<Relationship> {
+    let mut res = Vec::new();
+    store.for_each_live(&mut |rel| res.push(rel)).expect("live");
+    res
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sled_answers_like_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sled = Reopenable {
+            path: dir.path().to_path_buf(),
+            store: None,
+        };
+        sled.reopen();
+        let model = MemoryStore::new();
+        for (step, op) in ops.iter().enumerate() {
+            if matches!(op, Op::Reopen) {
+                sled.reopen();
+            }
+            let expected = apply(&model, op);
+            let actual = apply(sled.get(), op);
+            prop_assert_eq!(&actual, &expected, "step {} {:?}", step, op);
+            prop_assert_eq!(sled.get().head().expect("head"), model.head().expect("head"));
+        }
+        prop_assert_eq!(live(sled.get()), live(&model));
+        prop_assert_eq!(sled.get().read_schema().expect("schema"), model.read_schema().expect("schema"));
+    }
+}
