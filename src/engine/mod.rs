@@ -1,1 +1,326 @@
-//! The check engine: check, bulk check, expand and lookups over one revision of the store.
+//! The check engine: check, bulk check, expand and lookups over one revision of the store,
+//! behind the embeddable [`Arbiter`] handle that the server and the CLI sit on.
+//!
+//! Layout:
+//! - [`api`]: request and answer types ([`Consistency`], [`CheckRequest`], [`Decision`],
+//!   [`ExpandTree`], pages);
+//! - [`error`]: [`EngineError`], one enum for the layer, with a stable code per kind;
+//! - `index`: the revision-aware in-memory read path (interned symbols, MVCC versions,
+//!   forward and reverse indexes) fed by the write path — the engine never reads the store
+//!   on the hot path;
+//! - `plan`: per-schema data computed once (name symbols, reverse dependency edges);
+//! - `check`, `expand`, `lookup`: the walks; `cache`: the bounded check cache.
+//!
+//! Writes go through one lock: validate against the schema → `Store::write` → apply the
+//! committed change set to the index → publish the new head revision. Readers pick a
+//! revision first (the consistency mode) and then see exactly the tuples live at it.
+
+pub mod api;
+mod cache;
+mod check;
+pub mod error;
+mod expand;
+mod index;
+mod lookup;
+mod plan;
+mod queries;
+mod schema_text;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::{ObjectRef, Revision, SubjectRef};
+use crate::schema::Schema;
+use crate::store::{
+    ChangeSet, MemoryStore, Precondition, RelationshipFilter, SledConfig, SledStore, Store, Update,
+    WriteRejection,
+};
+
+pub use api::{
+    BulkDecision, CacheStats, CheckRequest, Consistency, Decision, Deleted, ExpandDepth,
+    ExpandNode, ExpandTree, Expansion, ReadPage, ResourcePage, SubjectsAnswer,
+};
+pub use error::{EngineError, SchemaProblem};
+pub use index::IndexStats;
+
+/// The deepest walk the engine accepts, whatever the configuration says: it bounds the
+/// native stack used by a check (each level is a few frames).
+pub const MAX_DEPTH_LIMIT: u32 = 200;
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How many nested steps (subject sets, arrows, permission references) a walk may take
+    /// before it answers [`EngineError::DepthExceeded`]. Clamped to [`MAX_DEPTH_LIMIT`].
+    pub depth_limit: u32,
+    /// How many check answers the cache holds; 0 turns the cache off.
+    pub cache_capacity: usize,
+    /// `minimize_latency` reads use a revision that advances at most once per window, so
+    /// that repeated checks hit the cache.
+    pub quantization_window: Duration,
+    /// Whether a write is acknowledged only after the store made it durable. Used by
+    /// [`Arbiter::open`]; a store passed to [`Arbiter::with_store`] keeps its own setting.
+    pub durable: bool,
+    /// How long old tuple versions stay readable (exact-snapshot reads, watch) before the
+    /// background collector drops them.
+    pub gc_retention: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            depth_limit: 50,
+            cache_capacity: 100_000,
+            quantization_window: Duration::from_secs(5),
+            durable: true,
+            gc_retention: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+/// An embeddable arbiter: a store, the schema, the in-memory read path and the check cache.
+///
+/// Cheap to clone (a handle to shared state) and safe to use from many threads. Every
+/// method is synchronous; async callers should run writes on a blocking thread.
+#[derive(Clone)]
+pub struct Arbiter {
+    inner: Arc<writer::Inner>,
+}
+
+impl Arbiter {
+    /// Opens (or creates) the sled database at `path`.
+    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Self, EngineError> {
+        let mut sled = SledConfig::new(path.as_ref());
+        sled.durable = config.durable;
+        sled.retention = config.gc_retention;
+        let store = SledStore::open(&sled)?;
+        Self::with_store(Box::new(store), config)
+    }
+
+    /// A temporary sled database, removed when the engine is dropped.
+    pub fn temporary(config: Config) -> Result<Self, EngineError> {
+        let mut sled = SledConfig::temporary();
+        sled.durable = config.durable;
+        sled.retention = config.gc_retention;
+        let store = SledStore::open(&sled)?;
+        Self::with_store(Box::new(store), config)
+    }
+
+    /// An engine over the in-memory store (nothing persists; for tests and embedding).
+    pub fn in_memory(config: Config) -> Result<Self, EngineError> {
+        Self::with_store(Box::new(MemoryStore::new()), config)
+    }
+
+    /// Opens the engine over any store: loads the stored schema (if any) and builds the
+    /// in-memory index from the live relationships.
+    pub fn with_store(store: Box<dyn Store>, config: Config) -> Result<Self, EngineError> {
+        let inner = writer::Inner::open(store, config)?;
+        Ok(Self { inner })
+    }
+
+    /// Compiles `text` and makes it the schema at a new revision. Refused (and nothing
+    /// changes) when it does not compile or would orphan stored relationships.
+    pub fn write_schema(&self, text: &str) -> Result<Revision, EngineError> {
+        let schema = schema_text::compile(text)?;
+        self.inner.install_schema(schema, text)
+    }
+
+    /// Like [`Arbiter::write_schema`] for a schema compiled elsewhere; `text` is what
+    /// [`Arbiter::schema_text`] will answer and what is stored.
+    pub fn write_compiled_schema(
+        &self,
+        schema: Schema,
+        text: &str,
+    ) -> Result<Revision, EngineError> {
+        self.inner.install_schema(schema, text)
+    }
+
+    /// The current compiled schema, if one is loaded.
+    pub fn schema(&self) -> Option<Arc<Schema>> {
+        self.inner.loaded().map(|loaded| Arc::clone(&loaded.schema))
+    }
+
+    /// The current schema text and the revision that wrote it, if one is loaded.
+    pub fn schema_text(&self) -> Option<(String, Revision)> {
+        self.inner
+            .loaded()
+            .map(|loaded| (loaded.text.clone(), loaded.revision))
+    }
+
+    /// Applies a batch atomically at a new revision. Every relationship is validated against
+    /// the schema first; one invalid relationship rejects the whole batch with
+    /// [`EngineError::InvalidRelationship`]. A failed precondition, a `create` of an existing
+    /// tuple or a duplicate in the batch is `Ok(Err(..))`: nothing was written.
+    pub fn write(
+        &self,
+        updates: &[Update],
+        preconditions: &[Precondition],
+    ) -> Result<Result<Revision, WriteRejection>, EngineError> {
+        self.inner.write(updates, preconditions)
+    }
+
+    /// Deletes every live relationship matching `filter` at a new revision.
+    pub fn delete(&self, filter: &RelationshipFilter) -> Result<Deleted, EngineError> {
+        self.inner.delete(filter)
+    }
+
+    /// Loads many relationships (touch semantics), validated against the schema, committed
+    /// in chunks. Returns the last revision.
+    pub fn import(
+        &self,
+        relationships: &mut dyn Iterator<Item = crate::model::Relationship>,
+    ) -> Result<Revision, EngineError> {
+        self.inner.import(relationships)
+    }
+
+    /// Relationships matching `filter` at the chosen snapshot, at most `limit`, resuming
+    /// after `cursor`.
+    pub fn read(
+        &self,
+        filter: &RelationshipFilter,
+        consistency: Consistency,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<ReadPage, EngineError> {
+        self.inner.read(filter, consistency, limit, cursor)
+    }
+
+    /// The stored subjects of `resource#relation` (objects, subject sets, wildcards), from
+    /// the in-memory index: the engine's forward read path.
+    pub fn read_subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<SubjectRef>, Revision), EngineError> {
+        self.inner.read_subjects(resource, relation, consistency)
+    }
+
+    /// The ids of `resource_type` objects whose `relation` names `subject` exactly, from
+    /// the in-memory index: the engine's reverse read path.
+    pub fn read_resources(
+        &self,
+        subject: &SubjectRef,
+        resource_type: &str,
+        relation: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<String>, Revision), EngineError> {
+        self.inner
+            .read_resources(subject, resource_type, relation, consistency)
+    }
+
+    /// May `request.subject` do `request.permission` to `request.resource`? An unknown
+    /// type, relation or permission is an error, never `allowed`.
+    pub fn check(
+        &self,
+        request: &CheckRequest,
+        consistency: Consistency,
+    ) -> Result<Decision, EngineError> {
+        self.inner.check(request, consistency)
+    }
+
+    /// Many checks at one revision, sharing sub-answers between items. Items fail one by
+    /// one (an unknown permission fails its item only); the call fails only when no
+    /// revision can be chosen or no schema is loaded.
+    pub fn check_bulk(
+        &self,
+        requests: &[CheckRequest],
+        consistency: Consistency,
+    ) -> Result<BulkDecision, EngineError> {
+        self.inner.check_bulk(requests, consistency)
+    }
+
+    /// The userset tree of `resource#permission`.
+    pub fn expand(
+        &self,
+        resource: &ObjectRef,
+        permission: &str,
+        depth: ExpandDepth,
+        consistency: Consistency,
+    ) -> Result<Expansion, EngineError> {
+        self.inner.expand(resource, permission, depth, consistency)
+    }
+
+    /// The ids of every `resource_type` object on which `subject` holds `permission`,
+    /// sorted, at most `limit` (0 = no limit) after `cursor` (the last id of the previous
+    /// page).
+    pub fn lookup_resources(
+        &self,
+        resource_type: &str,
+        permission: &str,
+        subject: &SubjectRef,
+        limit: usize,
+        cursor: Option<&str>,
+        consistency: Consistency,
+    ) -> Result<ResourcePage, EngineError> {
+        self.inner.lookup_resources(
+            resource_type,
+            permission,
+            subject,
+            limit,
+            cursor,
+            consistency,
+        )
+    }
+
+    /// The ids of the `subject_type` objects that hold `permission` on `resource`, with `*`
+    /// when a wildcard grants it (and the ids it does not reach in `excluded`).
+    pub fn lookup_subjects(
+        &self,
+        resource: &ObjectRef,
+        permission: &str,
+        subject_type: &str,
+        consistency: Consistency,
+    ) -> Result<SubjectsAnswer, EngineError> {
+        self.inner
+            .lookup_subjects(resource, permission, subject_type, consistency)
+    }
+
+    /// Change sets committed after `since`, oldest first, at most `limit`.
+    pub fn changes_since(
+        &self,
+        since: Revision,
+        limit: usize,
+    ) -> Result<Vec<ChangeSet>, EngineError> {
+        Ok(self.inner.store.changes_since(since, limit)?)
+    }
+
+    /// A receiver that sees every new head revision as it is published (after the index
+    /// applied it), for streaming watch without polling.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Revision> {
+        self.inner.head_tx.subscribe()
+    }
+
+    /// The newest committed revision.
+    pub fn head(&self) -> Revision {
+        self.inner.head()
+    }
+
+    /// Sizes of the in-memory index (walks it: for metrics and benches).
+    pub fn index_stats(&self) -> IndexStats {
+        self.inner.index.read().stats()
+    }
+
+    /// Check-cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
+    }
+
+    /// Drops tuple versions older than the retention window from the index and the store.
+    /// Runs in the background too; returns how many store entries were removed.
+    pub fn collect_garbage(&self) -> Result<usize, EngineError> {
+        self.inner.collect_garbage()
+    }
+
+    /// Bytes the store occupies on disk, if it has a disk.
+    pub fn store_disk_bytes(&self) -> Option<u64> {
+        self.inner.store.disk_bytes()
+    }
+
+    /// Makes everything committed so far durable.
+    pub fn flush(&self) -> Result<(), EngineError> {
+        Ok(self.inner.store.flush()?)
+    }
+}

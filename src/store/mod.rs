@@ -217,4 +217,9 @@ pub trait Store: Send + Sync {
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Bytes the store occupies on disk, when it has a disk (for the `/metrics` gauge).
+    fn disk_bytes(&self) -> Option<u64> {
+        None
+    }
 }

@@ -395,6 +395,10 @@ impl Inner {
 }
 
 impl Store for SledStore {
+    fn disk_bytes(&self) -> Option<u64> {
+        self.size_on_disk().ok()
+    }
+
     fn head(&self) -> Result<Revision, StoreError> {
         Ok(Revision(self.inner.watermark.load(Ordering::Acquire)))
     }

@@ -1,0 +1,124 @@
+//! [`EngineError`]: every way an engine call can fail, with a stable machine code per kind
+//! so the HTTP layer maps each to one status without parsing messages.
+//!
+//! Expected outcomes are not errors: a denied check is a [`super::Decision`] with
+//! `allowed: false`, and a failed write precondition is `Ok(Err(WriteRejection))`.
+
+use crate::model::Revision;
+use crate::schema::admit::AdmitError;
+use crate::store::StoreError;
+
+/// One problem in a schema text, positioned for `FILE:LINE:COL: message` output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaProblem {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    pub message: String,
+}
+
+impl std::fmt::Display for SchemaProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// Why an engine call failed. No variant ever stands for "allowed".
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Nothing can be checked or written before a schema is loaded (HTTP 503).
+    #[error("no schema is loaded")]
+    NoSchema,
+    /// A request field is malformed or names something the schema lacks (HTTP 400).
+    #[error("invalid `{field}`: {message}")]
+    InvalidInput {
+        field: &'static str,
+        message: String,
+    },
+    /// A relationship of a write does not fit the schema; nothing was written (HTTP 400).
+    #[error(transparent)]
+    InvalidRelationship(#[from] AdmitError),
+    /// The schema text does not compile (HTTP 400). Never empty.
+    #[error("invalid schema: {}", join_problems(.0))]
+    InvalidSchema(Vec<SchemaProblem>),
+    /// A new schema would orphan stored relationships (HTTP 400).
+    #[error(
+        "schema change refused: {what}, and {count} stored relationship(s) depend on it, for example `{example}`"
+    )]
+    SchemaOrphans {
+        what: String,
+        count: usize,
+        example: String,
+    },
+    /// The walk went deeper than the configured limit (HTTP 400, like SpiceDB).
+    #[error(
+        "depth limit of {0} exceeded: the relationship graph is too deep or the schema recurses"
+    )]
+    DepthExceeded(u32),
+    /// The requested snapshot was garbage-collected (HTTP 400).
+    #[error(
+        "revision {requested} is no longer available: the oldest readable revision is {oldest}"
+    )]
+    SnapshotExpired {
+        requested: Revision,
+        oldest: Revision,
+    },
+    /// The requested snapshot is newer than anything committed (HTTP 400).
+    #[error("revision {requested} is in the future: the newest revision is {head}")]
+    SnapshotAhead { requested: Revision, head: Revision },
+    /// The store failed (HTTP 500 or 503).
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl EngineError {
+    /// A stable, machine-readable code for this kind of failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoSchema => "no_schema",
+            Self::InvalidInput { .. } => "invalid_argument",
+            Self::InvalidRelationship(_) => "invalid_relationship",
+            Self::InvalidSchema(_) => "invalid_schema",
+            Self::SchemaOrphans { .. } => "schema_orphans",
+            Self::DepthExceeded(_) => "depth_exceeded",
+            Self::SnapshotExpired { .. } => "snapshot_expired",
+            Self::SnapshotAhead { .. } => "snapshot_ahead",
+            Self::Store(StoreError::InvalidCursor(_)) => "invalid_argument",
+            Self::Store(StoreError::Model(_)) => "invalid_argument",
+            Self::Store(StoreError::BatchTooLarge { .. }) => "invalid_argument",
+            Self::Store(_) => "store_failure",
+        }
+    }
+
+    /// Whether the caller caused the failure (a 4xx), as opposed to the server (5xx).
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self.code(), "no_schema" | "store_failure")
+    }
+
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::RevisionExpired { requested, oldest } => {
+                Self::SnapshotExpired { requested, oldest }
+            }
+            StoreError::RevisionAhead { requested, head } => {
+                Self::SnapshotAhead { requested, head }
+            }
+            other => Self::Store(other),
+        }
+    }
+}
+
+fn join_problems(problems: &[SchemaProblem]) -> String {
+    let parts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    parts.join("; ")
+}

@@ -1,0 +1,224 @@
+//! Expand: the userset tree of `resource#relation` at one revision.
+//!
+//! A permission becomes its expression: union, intersection and exclusion nodes, arrows
+//! with one child per object the tupleset names, and references to relations or
+//! permissions of the same object expanded in place. A relation becomes a leaf listing its
+//! stored subjects (objects, subject sets, wildcards). One level stops at other objects:
+//! subject sets and arrow targets appear as [`ExpandNode::Userset`] references. Recursive
+//! expansion follows them, leaving a userset already open higher up as a reference (so
+//! cycles end) and answering [`EngineError::DepthExceeded`] past the depth limit.
+
+use crate::model::ObjectRef;
+use crate::schema::{Expr, RelationKind, TypeId};
+
+use super::check::{Goal, Snapshot};
+use super::index::{NO_REL, Node};
+use super::{EngineError, ExpandDepth, ExpandNode, ExpandTree};
+
+/// The tree of `goal` (whose object is `resource`).
+pub(crate) fn expand(
+    snap: Snapshot<'_>,
+    resource: &ObjectRef,
+    goal: Goal,
+    depth: ExpandDepth,
+) -> Result<ExpandTree, EngineError> {
+    let mut expander = Expander {
+        snap,
+        recursive: depth == ExpandDepth::Recursive,
+        open: Vec::new(),
+    };
+    expander.userset(&resource.object_type, &resource.object_id, goal, 0, true)
+}
+
+struct Expander<'a> {
+    snap: Snapshot<'a>,
+    recursive: bool,
+    /// Usersets being expanded on the current path.
+    open: Vec<Goal>,
+}
+
+impl Expander<'_> {
+    fn reference(&self, type_name: &str, id: &str, goal: Goal) -> ExpandTree {
+        ExpandTree {
+            resource: format!("{type_name}:{id}"),
+            relation: self.snap.schema.relation_by_id(goal.rel).name.clone(),
+            node: ExpandNode::Userset,
+        }
+    }
+
+    /// Expands `type_name:id#rel`; `follow` says whether this object may be entered.
+    fn userset(
+        &mut self,
+        type_name: &str,
+        id: &str,
+        goal: Goal,
+        depth: u32,
+        follow: bool,
+    ) -> Result<ExpandTree, EngineError> {
+        if !follow || self.open.contains(&goal) {
+            return Ok(self.reference(type_name, id, goal));
+        }
+        if depth > self.snap.depth_limit {
+            return Err(EngineError::DepthExceeded(self.snap.depth_limit));
+        }
+        self.open.push(goal);
+        let schema = self.snap.schema;
+        let node = match &schema.relation_by_id(goal.rel).kind {
+            RelationKind::Relation { .. } => self.relation(goal, depth),
+            RelationKind::Permission { expr } => self.expr(type_name, id, goal, expr, depth),
+        };
+        self.open.pop();
+        Ok(ExpandTree {
+            resource: format!("{type_name}:{id}"),
+            relation: schema.relation_by_id(goal.rel).name.clone(),
+            node: node?,
+        })
+    }
+
+    fn relation(&mut self, goal: Goal, depth: u32) -> Result<ExpandNode, EngineError> {
+        let snap = self.snap;
+        let index = snap.index;
+        let node = Node {
+            ty: snap.plan.type_sym[goal.ty.0 as usize],
+            id: goal.id,
+            rel: snap.plan.rel_sym[goal.rel.0 as usize],
+        };
+        let mut subjects: Vec<String> = index
+            .objects(node, snap.rev)
+            .map(|obj| format!("{}:{}", index.name(obj.ty), index.name(obj.id)))
+            .collect();
+        let sets: Vec<Node> = index.usersets(node, snap.rev).collect();
+        let mut children = Vec::new();
+        for set in &sets {
+            let mut text = format!("{}:{}", index.name(set.ty), index.name(set.id));
+            if set.rel != NO_REL {
+                text.push('#');
+                text.push_str(index.name(set.rel));
+                if self.recursive
+                    && let Some(ty) = snap.plan.type_of(set.ty)
+                    && let Some(rel) = snap.plan.rel_of(ty, set.rel)
+                {
+                    let child = Goal {
+                        ty,
+                        id: set.id,
+                        rel,
+                    };
+                    let type_name = index.name(set.ty).to_string();
+                    let id = index.name(set.id).to_string();
+                    children.push(self.userset(&type_name, &id, child, depth + 1, true)?);
+                }
+            }
+            subjects.push(text);
+        }
+        subjects.sort_unstable();
+        if children.is_empty() {
+            return Ok(ExpandNode::Leaf { subjects });
+        }
+        let leaf = ExpandTree {
+            resource: format!("{}:{}", index.name(node.ty), index.name(node.id)),
+            relation: snap.schema.relation_by_id(goal.rel).name.clone(),
+            node: ExpandNode::Leaf { subjects },
+        };
+        children.insert(0, leaf);
+        Ok(ExpandNode::Union { children })
+    }
+
+    fn expr(
+        &mut self,
+        type_name: &str,
+        id: &str,
+        goal: Goal,
+        expr: &Expr,
+        depth: u32,
+    ) -> Result<ExpandNode, EngineError> {
+        let child_tree = |this: &mut Self, expr: &Expr| -> Result<ExpandTree, EngineError> {
+            match expr {
+                Expr::Ref(rel) => this.userset(
+                    type_name,
+                    id,
+                    Goal {
+                        ty: goal.ty,
+                        id: goal.id,
+                        rel: *rel,
+                    },
+                    depth + 1,
+                    true,
+                ),
+                other => Ok(ExpandTree {
+                    resource: format!("{type_name}:{id}"),
+                    relation: this.snap.schema.relation_by_id(goal.rel).name.clone(),
+                    node: this.expr(type_name, id, goal, other, depth)?,
+                }),
+            }
+        };
+        match expr {
+            Expr::Nil => Ok(ExpandNode::Nil),
+            Expr::Ref(_) => Ok(child_tree(self, expr)?.node),
+            Expr::Union(children) => Ok(ExpandNode::Union {
+                children: children
+                    .iter()
+                    .map(|child| child_tree(self, child))
+                    .collect::<Result<_, _>>()?,
+            }),
+            Expr::Intersection(children) => Ok(ExpandNode::Intersection {
+                children: children
+                    .iter()
+                    .map(|child| child_tree(self, child))
+                    .collect::<Result<_, _>>()?,
+            }),
+            Expr::Exclusion(base, subtracted) => Ok(ExpandNode::Exclusion {
+                base: Box::new(child_tree(self, base)?),
+                subtracted: Box::new(child_tree(self, subtracted)?),
+            }),
+            Expr::Arrow(arrow) => {
+                let snap = self.snap;
+                let index = snap.index;
+                let tupleset = Node {
+                    ty: snap.plan.type_sym[goal.ty.0 as usize],
+                    id: goal.id,
+                    rel: snap.plan.rel_sym[arrow.tupleset.0 as usize],
+                };
+                let star = index.star();
+                let mut objects: Vec<(TypeId, u32)> = index
+                    .objects(tupleset, snap.rev)
+                    .map(|obj| (obj.ty, obj.id))
+                    .chain(
+                        index
+                            .usersets(tupleset, snap.rev)
+                            .filter(|it| it.id != star)
+                            .map(|it| (it.ty, it.id)),
+                    )
+                    .filter_map(|(ty, id)| snap.plan.type_of(ty).map(|ty| (ty, id)))
+                    .collect();
+                objects
+                    .sort_unstable_by(|a, b| (a.0, index.name(a.1)).cmp(&(b.0, index.name(b.1))));
+                objects.dedup();
+                let mut children = Vec::new();
+                for (ty, object_id) in objects {
+                    let Some((_, target)) = arrow.targets.iter().find(|(it, _)| *it == ty) else {
+                        continue;
+                    };
+                    let type_name = snap.schema.definition_by_id(ty).name.clone();
+                    let object_name = index.name(object_id).to_string();
+                    let child = Goal {
+                        ty,
+                        id: object_id,
+                        rel: *target,
+                    };
+                    children.push(self.userset(
+                        &type_name,
+                        &object_name,
+                        child,
+                        depth + 1,
+                        self.recursive,
+                    )?);
+                }
+                Ok(ExpandNode::Arrow {
+                    tupleset: snap.schema.relation_by_id(arrow.tupleset).name.clone(),
+                    computed: arrow.computed_name.clone(),
+                    children,
+                })
+            }
+        }
+    }
+}

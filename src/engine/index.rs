@@ -1,0 +1,661 @@
+//! The revision-aware in-memory read path (DESIGN §4): every live relationship, indexed
+//! forward and backward, with MVCC versions, so that a check never reads the store.
+//!
+//! Strings (types, relations, ids) are interned to [`Sym`]s. A relationship
+//! `T:x#rel@U:u#r` is stored twice:
+//! - forward, under the node `(T, x, rel)`: plain object subjects `(U, u)` in one
+//!   [`VersionedSet`], subject sets and wildcards `(U, u, r)` / `(U, *, -)` in another, so a
+//!   check can ask "is this exact tuple live" in O(1) even for a million members, and walk
+//!   only the subject sets of a group without scanning its direct members;
+//! - backward, under the subject node `(U, u, r)` (r = [`NO_REL`] for a plain object):
+//!   per `(T, rel)`, the resource ids, for lookups.
+//!
+//! Every entry carries the revision that created it and the one that deleted it; a read at
+//! revision R sees exactly the entries live at R. Versions no reader can see any more are
+//! dropped by [`IndexData::collect_garbage`]. Interned strings are never dropped.
+//!
+//! Concurrency: one `RwLock` around everything. Readers hold the read lock for one walk
+//! (microseconds); the single writer holds the write lock while applying one committed
+//! change set. A reader at revision R is unaffected by entries newer than R.
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use rustc_hash::FxHashMap;
+
+use crate::model::{Relationship, Revision, WILDCARD_ID};
+use crate::store::{ChangeOp, ChangeSet};
+
+/// An interned string.
+pub(crate) type Sym = u32;
+
+/// The relation symbol of a subject that is a plain object or a wildcard (no relation).
+pub(crate) const NO_REL: Sym = u32::MAX;
+
+/// Revision marker of a version that is still live.
+const LIVE: u64 = u64::MAX;
+
+/// Sets at least this large get a hash index next to their entry vector.
+const HASH_THRESHOLD: usize = 12;
+
+/// An object `type:id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ObjKey {
+    pub ty: Sym,
+    pub id: Sym,
+}
+
+/// A userset `type:id#rel`, or a subject object (`rel` = [`NO_REL`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Node {
+    pub ty: Sym,
+    pub id: Sym,
+    pub rel: Sym,
+}
+
+/// The shared index. Cheap to read concurrently.
+#[derive(Default)]
+pub(crate) struct Index {
+    data: RwLock<IndexData>,
+}
+
+impl Index {
+    pub fn read(&self) -> RwLockReadGuard<'_, IndexData> {
+        self.data.read()
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, IndexData> {
+        self.data.write()
+    }
+}
+
+/// The index contents, behind [`Index`]'s lock.
+pub(crate) struct IndexData {
+    strings: Interner,
+    forward: FxHashMap<Node, Forward>,
+    reverse: FxHashMap<Node, Vec<Reverse>>,
+    /// The newest revision applied.
+    head: Revision,
+    /// The oldest revision the index can answer for exactly.
+    oldest: Revision,
+    /// The symbol of `*`.
+    star: Sym,
+}
+
+/// The subjects of one `(T, x, rel)`.
+#[derive(Default)]
+pub(crate) struct Forward {
+    objects: VersionedSet<ObjKey>,
+    /// Subject sets and wildcards.
+    usersets: VersionedSet<Node>,
+}
+
+impl Forward {
+    /// Whether the plain object `subject` is live at `rev`.
+    pub fn has_object(&self, subject: ObjKey, rev: u64) -> bool {
+        self.objects.contains_at(&subject, rev)
+    }
+
+    /// Whether the subject set or wildcard `subject` is live at `rev`.
+    pub fn has_userset(&self, subject: Node, rev: u64) -> bool {
+        self.usersets.contains_at(&subject, rev)
+    }
+
+    /// The subject sets and wildcards live at `rev`.
+    pub fn usersets(&self, rev: u64) -> impl Iterator<Item = Node> + '_ {
+        self.usersets.iter_at(rev)
+    }
+
+    /// Whether it has any subject set or wildcard at all (at any revision).
+    pub fn has_any_userset(&self) -> bool {
+        !self.usersets.is_empty()
+    }
+}
+
+/// The resources of one `(T, rel)` that name one subject.
+struct Reverse {
+    resource_type: Sym,
+    relation: Sym,
+    ids: VersionedSet<Sym>,
+}
+
+#[derive(Default)]
+struct Interner {
+    by_name: FxHashMap<Arc<str>, Sym>,
+    names: Vec<Arc<str>>,
+}
+
+impl Interner {
+    fn get(&self, name: &str) -> Option<Sym> {
+        self.by_name.get(name).copied()
+    }
+
+    fn intern(&mut self, name: &str) -> Sym {
+        if let Some(sym) = self.by_name.get(name) {
+            return *sym;
+        }
+        // INVARIANT: fewer than u32::MAX - 1 distinct strings, so no symbol equals NO_REL.
+        let sym = self.names.len() as Sym;
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(Arc::clone(&name));
+        self.by_name.insert(name, sym);
+        sym
+    }
+
+    fn name(&self, sym: Sym) -> &str {
+        self.names.get(sym as usize).map_or("", |name| name)
+    }
+}
+
+impl Default for IndexData {
+    fn default() -> Self {
+        let mut strings = Interner::default();
+        let star = strings.intern(WILDCARD_ID);
+        Self {
+            strings,
+            forward: FxHashMap::default(),
+            reverse: FxHashMap::default(),
+            head: Revision(0),
+            oldest: Revision(0),
+            star,
+        }
+    }
+}
+
+impl IndexData {
+    /// The symbol of `name`, if any relationship or schema ever used it.
+    pub fn sym(&self, name: &str) -> Option<Sym> {
+        self.strings.get(name)
+    }
+
+    /// Interns `name` (writer only).
+    pub fn intern(&mut self, name: &str) -> Sym {
+        self.strings.intern(name)
+    }
+
+    /// The string behind `sym`.
+    pub fn name(&self, sym: Sym) -> &str {
+        self.strings.name(sym)
+    }
+
+    /// The symbol of the wildcard id `*`.
+    pub fn star(&self) -> Sym {
+        self.star
+    }
+
+    pub fn head(&self) -> Revision {
+        self.head
+    }
+
+    pub fn oldest(&self) -> Revision {
+        self.oldest
+    }
+
+    /// Moves the head without changing tuples (a schema write took a revision).
+    pub fn set_head(&mut self, revision: Revision) {
+        self.head = self.head.max(revision);
+    }
+
+    /// Declares revisions before `revision` unanswerable (the index was built at it).
+    pub fn set_oldest(&mut self, revision: Revision) {
+        self.oldest = revision;
+    }
+
+    /// The subjects of `resource`, if it ever had any (one hash probe; then ask the entry).
+    pub fn forward(&self, resource: Node) -> Option<&Forward> {
+        self.forward.get(&resource)
+    }
+
+    /// Whether `resource` has the plain object subject `subject` at `rev`.
+    #[cfg(test)]
+    pub fn has_object(&self, resource: Node, subject: ObjKey, rev: u64) -> bool {
+        self.forward
+            .get(&resource)
+            .is_some_and(|fwd| fwd.objects.contains_at(&subject, rev))
+    }
+
+    /// Whether `resource` has the subject set or wildcard `subject` at `rev`.
+    #[cfg(test)]
+    pub fn has_userset(&self, resource: Node, subject: Node, rev: u64) -> bool {
+        self.forward
+            .get(&resource)
+            .is_some_and(|fwd| fwd.usersets.contains_at(&subject, rev))
+    }
+
+    /// The plain object subjects of `resource` live at `rev`.
+    pub fn objects(&self, resource: Node, rev: u64) -> impl Iterator<Item = ObjKey> + '_ {
+        self.forward
+            .get(&resource)
+            .into_iter()
+            .flat_map(move |fwd| fwd.objects.iter_at(rev))
+    }
+
+    /// The subject-set and wildcard subjects of `resource` live at `rev`.
+    pub fn usersets(&self, resource: Node, rev: u64) -> impl Iterator<Item = Node> + '_ {
+        self.forward
+            .get(&resource)
+            .into_iter()
+            .flat_map(move |fwd| fwd.usersets.iter_at(rev))
+    }
+
+    /// Every `(resource type, relation, resource id)` naming `subject` exactly, live at `rev`.
+    pub fn resources_of(
+        &self,
+        subject: Node,
+        rev: u64,
+    ) -> impl Iterator<Item = (Sym, Sym, Sym)> + '_ {
+        self.reverse
+            .get(&subject)
+            .into_iter()
+            .flatten()
+            .flat_map(move |rev_entry| {
+                rev_entry
+                    .ids
+                    .iter_at(rev)
+                    .map(|id| (rev_entry.resource_type, rev_entry.relation, id))
+            })
+    }
+
+    /// The ids of `resource_type` objects whose `relation` names `subject` exactly at `rev`.
+    pub fn resources_for(
+        &self,
+        subject: Node,
+        resource_type: Sym,
+        relation: Sym,
+        rev: u64,
+    ) -> impl Iterator<Item = Sym> + '_ {
+        self.reverse
+            .get(&subject)
+            .into_iter()
+            .flatten()
+            .filter(move |it| it.resource_type == resource_type && it.relation == relation)
+            .flat_map(move |it| it.ids.iter_at(rev))
+    }
+
+    /// Applies one committed change set and moves the head to its revision.
+    pub fn apply(&mut self, change_set: &ChangeSet) {
+        let rev = change_set.revision.0;
+        for change in &change_set.changes {
+            let (resource, subject) = self.intern_relationship(&change.relationship);
+            let live = change.op == ChangeOp::Touch;
+            self.apply_one(resource, subject, rev, live);
+        }
+        self.set_head(change_set.revision);
+    }
+
+    /// Inserts a relationship live since `rev` (building the index at open).
+    pub fn insert_live(&mut self, relationship: &Relationship, rev: u64) {
+        let (resource, subject) = self.intern_relationship(relationship);
+        self.apply_one(resource, subject, rev, true);
+    }
+
+    fn intern_relationship(&mut self, relationship: &Relationship) -> (Node, Node) {
+        let resource = Node {
+            ty: self.intern(&relationship.resource.object_type),
+            id: self.intern(&relationship.resource.object_id),
+            rel: self.intern(&relationship.relation),
+        };
+        let subject = Node {
+            ty: self.intern(&relationship.subject.object.object_type),
+            id: self.intern(&relationship.subject.object.object_id),
+            rel: match &relationship.subject.relation {
+                Some(rel) => self.intern(rel),
+                None => NO_REL,
+            },
+        };
+        (resource, subject)
+    }
+
+    fn apply_one(&mut self, resource: Node, subject: Node, rev: u64, live: bool) {
+        let forward = self.forward.entry(resource).or_default();
+        if subject.rel == NO_REL && subject.id != self.star {
+            let key = ObjKey {
+                ty: subject.ty,
+                id: subject.id,
+            };
+            forward.objects.set(key, rev, live);
+        } else {
+            forward.usersets.set(subject, rev, live);
+        }
+        let reverse = self.reverse.entry(subject).or_default();
+        let pos = reverse
+            .iter()
+            .position(|it| it.resource_type == resource.ty && it.relation == resource.rel);
+        let entry = match pos {
+            Some(pos) => &mut reverse[pos],
+            None => {
+                reverse.push(Reverse {
+                    resource_type: resource.ty,
+                    relation: resource.rel,
+                    ids: VersionedSet::default(),
+                });
+                let last = reverse.len() - 1;
+                &mut reverse[last]
+            }
+        };
+        entry.ids.set(resource.id, rev, live);
+    }
+
+    /// Counts entries and estimates the heap the index holds (walks everything: for
+    /// metrics and benches, not the hot path).
+    pub fn stats(&self) -> IndexStats {
+        use std::mem::size_of;
+        let mut res = IndexStats {
+            symbols: self.strings.names.len(),
+            ..IndexStats::default()
+        };
+        let mut bytes = self
+            .strings
+            .names
+            .iter()
+            .map(|name| name.len() + 16 + size_of::<Arc<str>>() * 2 + size_of::<Sym>() + 1)
+            .sum::<usize>();
+        bytes += self.forward.capacity() * (size_of::<Node>() + size_of::<Forward>() + 1);
+        for fwd in self.forward.values() {
+            res.forward_entries += fwd.objects.entries.len() + fwd.usersets.entries.len();
+            bytes += fwd.objects.heap_bytes() + fwd.usersets.heap_bytes();
+        }
+        bytes += self.reverse.capacity() * (size_of::<Node>() + size_of::<Vec<Reverse>>() + 1);
+        for entries in self.reverse.values() {
+            bytes += entries.capacity() * size_of::<Reverse>();
+            for it in entries {
+                res.reverse_entries += it.ids.entries.len();
+                bytes += it.ids.heap_bytes();
+            }
+        }
+        res.approx_bytes = bytes;
+        res
+    }
+
+    /// Drops every version no read at or after `horizon` can see, and empty containers.
+    /// Returns how many versions were dropped.
+    pub fn collect_garbage(&mut self, horizon: Revision) -> usize {
+        let horizon_rev = horizon.0;
+        let mut dropped = 0;
+        self.forward.retain(|_, fwd| {
+            dropped += fwd.objects.collect_garbage(horizon_rev);
+            dropped += fwd.usersets.collect_garbage(horizon_rev);
+            !(fwd.objects.is_empty() && fwd.usersets.is_empty())
+        });
+        self.reverse.retain(|_, entries| {
+            entries.retain_mut(|it| {
+                it.ids.collect_garbage(horizon_rev);
+                !it.ids.is_empty()
+            });
+            !entries.is_empty()
+        });
+        self.oldest = self.oldest.max(horizon);
+        dropped
+    }
+}
+
+/// Sizes of the index, for metrics and benches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IndexStats {
+    /// Tuple entries in the forward index (live or kept for snapshots).
+    pub forward_entries: usize,
+    /// Tuple entries in the reverse index.
+    pub reverse_entries: usize,
+    /// Interned strings.
+    pub symbols: usize,
+    /// Estimated heap bytes (allocator overhead not included).
+    pub approx_bytes: usize,
+}
+
+/// One key with its versions.
+struct Versioned<K> {
+    key: K,
+    /// The newest version: created at `created`, deleted at `deleted` ([`LIVE`] if not).
+    created: u64,
+    deleted: u64,
+    /// Older `(created, deleted)` versions, rare (a tuple deleted and written again).
+    #[expect(
+        clippy::box_collection,
+        reason = "a thin pointer keeps every entry 8 bytes smaller; the box is rarely allocated"
+    )]
+    older: Option<Box<Vec<(u64, u64)>>>,
+}
+
+impl<K> Versioned<K> {
+    fn live_at(&self, rev: u64) -> bool {
+        (self.created <= rev && rev < self.deleted)
+            || self
+                .older
+                .as_ref()
+                .is_some_and(|older| older.iter().any(|(c, d)| *c <= rev && rev < *d))
+    }
+}
+
+/// A set of keys with versions: a vector, plus a hash index once it grows.
+pub(crate) struct VersionedSet<K> {
+    entries: Vec<Versioned<K>>,
+    positions: Option<Box<FxHashMap<K, u32>>>,
+}
+
+impl<K> Default for VersionedSet<K> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            positions: None,
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash> VersionedSet<K> {
+    fn find(&self, key: &K) -> Option<usize> {
+        match &self.positions {
+            Some(positions) => positions.get(key).map(|pos| *pos as usize),
+            None => self.entries.iter().position(|it| it.key == *key),
+        }
+    }
+
+    fn contains_at(&self, key: &K, rev: u64) -> bool {
+        self.find(key)
+            .is_some_and(|pos| self.entries[pos].live_at(rev))
+    }
+
+    fn iter_at(&self, rev: u64) -> impl Iterator<Item = K> + '_ {
+        self.entries
+            .iter()
+            .filter(move |it| it.live_at(rev))
+            .map(|it| it.key)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let entries = self.entries.capacity() * std::mem::size_of::<Versioned<K>>();
+        let positions = self.positions.as_ref().map_or(0, |it| {
+            it.capacity() * (std::mem::size_of::<K>() + std::mem::size_of::<u32>() + 1)
+        });
+        let older: usize = self
+            .entries
+            .iter()
+            .filter_map(|it| it.older.as_ref())
+            .map(|it| it.capacity() * 16 + 24)
+            .sum();
+        entries + positions + older
+    }
+
+    /// Makes `key` live (`live`) or deleted as of `rev`; a no-op if it already is.
+    fn set(&mut self, key: K, rev: u64, live: bool) {
+        match self.find(&key) {
+            Some(pos) => {
+                let entry = &mut self.entries[pos];
+                if live && entry.deleted != LIVE {
+                    let old = (entry.created, entry.deleted);
+                    entry.older.get_or_insert_with(Default::default).push(old);
+                    entry.created = rev;
+                    entry.deleted = LIVE;
+                } else if !live && entry.deleted == LIVE {
+                    entry.deleted = rev;
+                }
+            }
+            None if live => {
+                let pos = self.entries.len();
+                self.entries.push(Versioned {
+                    key,
+                    created: rev,
+                    deleted: LIVE,
+                    older: None,
+                });
+                if let Some(positions) = &mut self.positions {
+                    positions.insert(key, pos as u32);
+                } else if self.entries.len() >= HASH_THRESHOLD {
+                    self.rebuild_positions();
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn rebuild_positions(&mut self) {
+        let mut positions = FxHashMap::default();
+        positions.reserve(self.entries.len());
+        for (pos, entry) in self.entries.iter().enumerate() {
+            positions.insert(entry.key, pos as u32);
+        }
+        self.positions = Some(Box::new(positions));
+    }
+
+    /// Drops versions deleted at or before `horizon`; returns how many.
+    fn collect_garbage(&mut self, horizon: u64) -> usize {
+        let mut dropped = 0;
+        for entry in &mut self.entries {
+            if let Some(older) = &mut entry.older {
+                let before = older.len();
+                older.retain(|(_, deleted)| *deleted > horizon);
+                dropped += before - older.len();
+                if older.is_empty() {
+                    entry.older = None;
+                }
+            }
+        }
+        let before = self.entries.len();
+        self.entries
+            .retain(|it| it.deleted > horizon || it.older.is_some());
+        let removed = before - self.entries.len();
+        if removed > 0 {
+            dropped += removed;
+            if self.entries.len() >= HASH_THRESHOLD {
+                self.rebuild_positions();
+            } else {
+                self.positions = None;
+            }
+            self.entries.shrink_to_fit();
+        }
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Change;
+
+    fn change_set(rev: u64, changes: &[(&str, ChangeOp)]) -> ChangeSet {
+        ChangeSet {
+            revision: Revision(rev),
+            changes: changes
+                .iter()
+                .map(|(text, op)| Change {
+                    op: *op,
+                    relationship: text.parse().unwrap(),
+                })
+                .collect(),
+        }
+    }
+
+    fn node(index: &IndexData, ty: &str, id: &str, rel: Option<&str>) -> Node {
+        Node {
+            ty: index.sym(ty).unwrap(),
+            id: index.sym(id).unwrap(),
+            rel: rel.map_or(NO_REL, |rel| index.sym(rel).unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_read_at_a_revision_sees_exactly_the_tuples_live_at_it() {
+        let mut index = IndexData::default();
+        index.apply(&change_set(
+            1,
+            &[("doc:d1#viewer@user:alice", ChangeOp::Touch)],
+        ));
+        index.apply(&change_set(
+            2,
+            &[("doc:d1#viewer@user:alice", ChangeOp::Delete)],
+        ));
+        index.apply(&change_set(
+            3,
+            &[("doc:d1#viewer@user:alice", ChangeOp::Touch)],
+        ));
+        let doc = node(&index, "doc", "d1", Some("viewer"));
+        let alice = ObjKey {
+            ty: index.sym("user").unwrap(),
+            id: index.sym("alice").unwrap(),
+        };
+        let seen: Vec<bool> = (0..=4)
+            .map(|rev| index.has_object(doc, alice, rev))
+            .collect();
+        assert_eq!(seen, [false, true, false, true, true]);
+        assert_eq!(index.head(), Revision(3));
+        let dropped = index.collect_garbage(Revision(3));
+        assert_eq!(dropped, 1);
+        assert!(index.has_object(doc, alice, 3));
+        assert_eq!(index.oldest(), Revision(3));
+    }
+
+    #[test]
+    fn subject_sets_and_wildcards_are_kept_apart_from_objects() {
+        let mut index = IndexData::default();
+        index.apply(&change_set(
+            1,
+            &[
+                ("group:g1#member@user:alice", ChangeOp::Touch),
+                ("group:g1#member@group:g2#member", ChangeOp::Touch),
+                ("group:g1#member@user:*", ChangeOp::Touch),
+            ],
+        ));
+        let g1 = node(&index, "group", "g1", Some("member"));
+        assert_eq!(index.objects(g1, 1).count(), 1);
+        let sets: Vec<Node> = index.usersets(g1, 1).collect();
+        assert_eq!(sets.len(), 2);
+        assert!(index.has_userset(g1, node(&index, "group", "g2", Some("member")), 1));
+        assert!(index.has_userset(g1, node(&index, "user", "*", None), 1));
+        let group = index.sym("group").unwrap();
+        let member = index.sym("member").unwrap();
+        let g2 = node(&index, "group", "g2", Some("member"));
+        let back: Vec<Sym> = index.resources_for(g2, group, member, 1).collect();
+        assert_eq!(back, [index.sym("g1").unwrap()]);
+    }
+
+    #[test]
+    fn a_large_set_keeps_exact_membership_after_deletes_and_gc() {
+        let mut index = IndexData::default();
+        let members: Vec<(String, ChangeOp)> = (0..100)
+            .map(|i| (format!("group:big#member@user:u{i}"), ChangeOp::Touch))
+            .collect();
+        let refs: Vec<(&str, ChangeOp)> = members.iter().map(|(t, op)| (t.as_str(), *op)).collect();
+        index.apply(&change_set(1, &refs));
+        let deletes: Vec<(String, ChangeOp)> = (0..100)
+            .step_by(3)
+            .map(|i| (format!("group:big#member@user:u{i}"), ChangeOp::Delete))
+            .collect();
+        let refs: Vec<(&str, ChangeOp)> = deletes.iter().map(|(t, op)| (t.as_str(), *op)).collect();
+        index.apply(&change_set(2, &refs));
+        index.collect_garbage(Revision(2));
+        let big = node(&index, "group", "big", Some("member"));
+        let user = index.sym("user").unwrap();
+        for i in 0..100 {
+            let key = ObjKey {
+                ty: user,
+                id: index.sym(&format!("u{i}")).unwrap(),
+            };
+            assert_eq!(index.has_object(big, key, 2), i % 3 != 0, "u{i}");
+        }
+        assert_eq!(index.objects(big, 2).count(), 66);
+    }
+}

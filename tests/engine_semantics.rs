@@ -1,0 +1,178 @@
+//! Table-driven semantics tests of the engine: every `tests/engine/*.yaml` file holds a
+//! schema, relationships and expected answers, run by the one [`run_file`] helper.
+//!
+//! Format (a superset of SpiceDB's validation-file assertions):
+//! `schema`, `relationships` (one per line, `//` comments allowed), `assertTrue` /
+//! `assertFalse` (`resource#permission@subject`), `assertError` (`CHECK: code`, the
+//! engine error code), `lookupResources` (`type#permission@subject` → sorted ids),
+//! `lookupSubjects` (`resource#permission@subject_type` → `subjects` and `excluded`).
+//! Every check also runs in one bulk check, which must agree.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency};
+use arbiter::model::{ObjectRef, Relationship, SubjectRef};
+use arbiter::store::{Update, UpdateOp};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Case {
+    schema: String,
+    #[serde(default)]
+    relationships: String,
+    #[serde(default)]
+    depth_limit: Option<u32>,
+    #[serde(default)]
+    assert_true: Vec<String>,
+    #[serde(default)]
+    assert_false: Vec<String>,
+    #[serde(default)]
+    assert_error: Vec<String>,
+    #[serde(default)]
+    lookup_resources: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    lookup_subjects: BTreeMap<String, Subjects>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Subjects {
+    subjects: Vec<String>,
+    #[serde(default)]
+    excluded: Vec<String>,
+}
+
+/// `resource#permission@subject` → a check request.
+fn parse_check(text: &str) -> CheckRequest {
+    let (resource, subject) = text.split_once('@').unwrap_or_else(|| panic!("`{text}`"));
+    let (resource, permission) = resource
+        .split_once('#')
+        .unwrap_or_else(|| panic!("`{text}`"));
+    CheckRequest {
+        resource: resource
+            .parse()
+            .unwrap_or_else(|err| panic!("`{text}`: {err}")),
+        permission: permission.to_string(),
+        subject: subject
+            .parse()
+            .unwrap_or_else(|err| panic!("`{text}`: {err}")),
+    }
+}
+
+fn run_file(path: &Path) -> usize {
+    let name = path.display();
+    let text = std::fs::read_to_string(path).unwrap();
+    let case: Case = yaml_serde::from_str(&text).unwrap_or_else(|err| panic!("{name}: {err}"));
+    let mut config = Config::default();
+    if let Some(limit) = case.depth_limit {
+        config.depth_limit = limit;
+    }
+    let engine = Arbiter::in_memory(config).unwrap();
+    engine
+        .write_schema(&case.schema)
+        .unwrap_or_else(|err| panic!("{name}: schema: {err}"));
+    let updates: Vec<Update> = case
+        .relationships
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("//"))
+        .map(|line| Update {
+            op: UpdateOp::Touch,
+            relationship: line
+                .parse::<Relationship>()
+                .unwrap_or_else(|err| panic!("{name}: `{line}`: {err}")),
+        })
+        .collect();
+    match engine.write(&updates, &[]) {
+        Ok(Ok(_)) => {}
+        Ok(Err(rejection)) => panic!("{name}: write rejected: {rejection}"),
+        Err(err) => panic!("{name}: write: {err}"),
+    }
+    let mut n_assertions = 0;
+    let mut bulk = Vec::new();
+    for (expected, list) in [(true, &case.assert_true), (false, &case.assert_false)] {
+        for check in list {
+            let request = parse_check(check);
+            let decision = engine
+                .check(&request, Consistency::Full)
+                .unwrap_or_else(|err| panic!("{name}: {check}: {err}"));
+            assert_eq!(decision.allowed, expected, "{name}: {check}");
+            bulk.push((request, Ok(expected)));
+            n_assertions += 1;
+        }
+    }
+    for item in &case.assert_error {
+        let (check, code) = item.rsplit_once(": ").unwrap_or_else(|| panic!("`{item}`"));
+        let request = parse_check(check);
+        match engine.check(&request, Consistency::Full) {
+            Ok(decision) => panic!("{name}: {check}: expected error `{code}`, got {decision:?}"),
+            Err(err) => assert_eq!(err.code(), code, "{name}: {check}: {err}"),
+        }
+        bulk.push((request, Err(code.to_string())));
+        n_assertions += 1;
+    }
+    let requests: Vec<CheckRequest> = bulk.iter().map(|(request, _)| request.clone()).collect();
+    let answers = engine.check_bulk(&requests, Consistency::Full).unwrap();
+    for ((request, expected), got) in bulk.iter().zip(&answers.results) {
+        match (expected, got) {
+            (Ok(want), Ok(got)) => assert_eq!(want, got, "{name}: bulk {request:?}"),
+            (Err(code), Err(err)) => assert_eq!(code, err.code(), "{name}: bulk {request:?}"),
+            _ => panic!("{name}: bulk {request:?}: expected {expected:?}, got {got:?}"),
+        }
+    }
+    for (query, expected) in &case.lookup_resources {
+        let (target, subject) = query.split_once('@').unwrap();
+        let (resource_type, permission) = target.split_once('#').unwrap();
+        let subject: SubjectRef = subject.parse().unwrap();
+        let page = engine
+            .lookup_resources(
+                resource_type,
+                permission,
+                &subject,
+                0,
+                None,
+                Consistency::Full,
+            )
+            .unwrap_or_else(|err| panic!("{name}: {query}: {err}"));
+        assert_eq!(
+            &page.resources, expected,
+            "{name}: lookup resources {query}"
+        );
+        n_assertions += 1;
+    }
+    for (query, expected) in &case.lookup_subjects {
+        let (target, subject_type) = query.split_once('@').unwrap();
+        let (resource, permission) = target.split_once('#').unwrap();
+        let resource: ObjectRef = resource.parse().unwrap();
+        let answer = engine
+            .lookup_subjects(&resource, permission, subject_type, Consistency::Full)
+            .unwrap_or_else(|err| panic!("{name}: {query}: {err}"));
+        assert_eq!(
+            answer.subjects, expected.subjects,
+            "{name}: lookup subjects {query}"
+        );
+        assert_eq!(
+            answer.excluded, expected.excluded,
+            "{name}: excluded {query}"
+        );
+        n_assertions += 1;
+    }
+    assert!(n_assertions > 0, "{name} asserts nothing");
+    n_assertions
+}
+
+#[test]
+fn semantics_cases() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty());
+    let total: usize = paths.iter().map(|path| run_file(path)).sum();
+    eprintln!("{} files, {total} assertions", paths.len());
+}
