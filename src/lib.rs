@@ -14,3 +14,4 @@ pub mod model;
 pub mod schema;
 pub mod server;
 pub mod store;
+pub mod validation;

@@ -12,6 +12,7 @@ pub mod client;
 pub mod schema;
 pub mod serve;
 pub mod transfer;
+pub mod validate;
 
 /// arbiter: a relationship-based authorization server in the style of Google's Zanzibar.
 #[derive(Debug, Parser)]
@@ -47,6 +48,12 @@ pub enum Command {
     Import(transfer::ImportArgs),
     /// Print every relationship, one per line.
     Export(transfer::ExportArgs),
+    /// Run validation files: schema, relationships, assertions and expected relations.
+    Validate {
+        /// Validation files (`.yaml`).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 /// Exit code: the command ran and found what it checked valid (or allowed).
@@ -69,6 +76,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Delete(args) => client::delete(&args),
         Command::Import(args) => transfer::import(&args),
         Command::Export(args) => transfer::export(&args),
+        Command::Validate { files } => validate::run(&files),
     };
     ExitCode::from(code)
 }
