@@ -281,3 +281,63 @@ fn help_everywhere() {
         assert!(stdout(&out).contains("Usage:"), "{command:?}");
     }
 }
+
+#[test]
+fn json_access_log_has_route_status_latency_and_revision() {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--memory",
+            "--addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .args(["--access-log", "--schema", &schema_file()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let out = Command::new(BIN)
+        .args([
+            "check",
+            "model:m1",
+            "execute",
+            "user:alice",
+            "--server",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let logs: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .map(|it| serde_json::from_str(it).unwrap())
+        .collect();
+    let request = logs
+        .iter()
+        .find(|it| it["fields"]["route"] == "/v1/check")
+        .unwrap_or_else(|| panic!("no access log line for /v1/check in {logs:?}"));
+    assert_eq!(request["fields"]["status"], 200);
+    assert!(request["fields"]["latency_us"].is_u64());
+    assert_eq!(request["fields"]["revision"], 1);
+    assert!(
+        logs.iter()
+            .any(|it| it["fields"]["message"] == "store flushed; stopped")
+    );
+}

@@ -458,3 +458,21 @@ async fn chunked_post(server: &TestServer, path: &str, body: &str) -> (u16, serd
         serde_json::from_str(&answer[json_start..=json_end]).unwrap(),
     )
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_body_needs_no_content_type() {
+    let server = server().await;
+    // What `curl -d` sends: a form content type with a JSON body.
+    let response = server
+        .http
+        .post(format!("{}/v1/check", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"resource": "document:1", "permission": "view", "subject": "user:a"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["allowed"], false);
+    server.stop().await;
+}

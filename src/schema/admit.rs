@@ -11,9 +11,9 @@
 
 use std::fmt;
 
+use crate::model::RelationshipFilter;
 use crate::model::{ModelError, Relationship, WILDCARD_ID};
 use crate::schema::compiled::{AllowedSubject, RelationKind, Schema};
-use crate::store::RelationshipFilter;
 
 /// Why a relationship may not be written under a schema.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +60,7 @@ pub enum AdmitError {
 /// permission) of that name, and that relation admits the subject's shape.
 pub fn check_relationship(schema: &Schema, rel: &Relationship) -> Result<(), AdmitError> {
     let text = || rel.to_string();
-    crate::store::check_relationship(rel).map_err(|source| AdmitError::Malformed {
+    crate::model::check_relationship(rel).map_err(|source| AdmitError::Malformed {
         relationship: text(),
         source,
     })?;

@@ -3,7 +3,7 @@
 //! `#[utoipa::path]` attribute on each is the OpenAPI description of that route.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,8 @@ use crate::engine::{CheckRequest, EngineError};
 use crate::model::Revision;
 
 /// A JSON body whose rejections become [`ApiError`]s (413 for an oversized body, 400
-/// otherwise), so every error has the JSON error shape.
+/// otherwise), so every error has the JSON error shape. The body is JSON whatever the
+/// `Content-Type` says, so that `curl -d` works without a header.
 pub struct Body<T>(pub T);
 
 impl<T> FromRequest<AppState> for Body<T>
@@ -32,18 +33,19 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
+        let bytes = match Bytes::from_request(request, state).await {
+            Ok(bytes) => bytes,
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge(state.config().body_limit))
+                return Err(ApiError::PayloadTooLarge(state.config().body_limit));
             }
-            Err(rejection) => Err(reject_json(&rejection)),
-        }
+            Err(rejection) => {
+                return Err(ApiError::BadJson(lowercase_first(&rejection.body_text())));
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|err| ApiError::BadJson(format!("invalid json body: {err}")))
     }
-}
-
-fn reject_json(rejection: &JsonRejection) -> ApiError {
-    ApiError::BadJson(lowercase_first(&rejection.body_text()))
 }
 
 /// A JSON answer that also tells the request log which revision it was computed at.
