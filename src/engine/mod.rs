@@ -25,6 +25,7 @@ mod lookup;
 mod plan;
 mod queries;
 mod schema_text;
+mod versions;
 mod writer;
 
 use std::path::Path;
