@@ -519,3 +519,53 @@ fn reopening_a_sled_database_rebuilds_the_index() {
     .unwrap_err();
     assert_eq!(err.code(), "snapshot_expired");
 }
+
+#[test]
+fn lookup_errors_name_the_field() {
+    let engine = engine(Config::default());
+    let alice = "user:alice".parse().unwrap();
+    let err = engine
+        .lookup_resources("nosuch", "view", &alice, 0, None, Consistency::Full)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::InvalidInput {
+                field: "resource_type",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = engine
+        .lookup_resources("doc", "nosuch", &alice, 0, None, Consistency::Full)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::InvalidInput {
+                field: "permission",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = engine
+        .lookup_subjects(
+            &"doc:1".parse().unwrap(),
+            "view",
+            "nosuch",
+            Consistency::Full,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::InvalidInput {
+                field: "subject_type",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
