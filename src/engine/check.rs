@@ -312,8 +312,14 @@ impl<'a> Checker<'a> {
     /// relations met on the way are expanded in place; permissions are goals of their own.
     fn relation(&mut self, start: Node, depth: u32) -> Result<Outcome, EngineError> {
         let index = self.snap.index;
-        if self.use_holders && self.holders.contains(&start) {
-            return Ok(Outcome::TRUE);
+        if self.use_holders {
+            if self.holders.contains(&start) {
+                return Ok(Outcome::TRUE);
+            }
+            // Not named directly: only subject sets or a wildcard could grant it.
+            if !index.may_have_usersets(start) {
+                return Ok(Outcome::FALSE);
+            }
         }
         let Some(forward) = index.forward(start) else {
             return Ok(Outcome::FALSE);
@@ -397,8 +403,14 @@ impl<'a> Checker<'a> {
                     }
                     None => {}
                 }
-                if self.use_holders && self.holders.contains(&node) {
-                    return Ok(Outcome::TRUE);
+                if self.use_holders {
+                    if self.holders.contains(&node) {
+                        return Ok(Outcome::TRUE);
+                    }
+                    if !index.may_have_usersets(node) {
+                        walk.explored.push(goal);
+                        continue;
+                    }
                 }
                 if let Some(forward) = index.forward(node) {
                     if self.direct(node, forward) {

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{Relationship, Revision, WILDCARD_ID};
 use crate::store::{ChangeOp, ChangeSet};
@@ -69,6 +69,11 @@ impl Index {
 pub(crate) struct IndexData {
     strings: Interner,
     forward: FxHashMap<Node, Forward>,
+    /// The nodes whose forward entry has (or had, until collected) a subject set or a
+    /// wildcard: few and small enough to stay in cache, so a walk can skip the forward
+    /// probe of every other node once it knows the subject's direct holders.
+    // INVARIANT: contains every node whose `Forward::usersets` is not empty.
+    indirect: FxHashSet<Node>,
     reverse: FxHashMap<Node, Vec<Reverse>>,
     /// The newest revision applied.
     head: Revision,
@@ -158,6 +163,7 @@ impl Default for IndexData {
         Self {
             strings,
             forward: FxHashMap::default(),
+            indirect: FxHashSet::default(),
             reverse: FxHashMap::default(),
             head: Revision(0),
             oldest: Revision(0),
@@ -203,6 +209,11 @@ impl IndexData {
     /// Declares revisions before `revision` unanswerable (the index was built at it).
     pub fn set_oldest(&mut self, revision: Revision) {
         self.oldest = revision;
+    }
+
+    /// Whether `resource` may have subject sets or wildcards (a probe of a small set).
+    pub fn may_have_usersets(&self, resource: Node) -> bool {
+        self.indirect.contains(&resource)
     }
 
     /// The subjects of `resource`, if it ever had any (one hash probe; then ask the entry).
@@ -321,6 +332,9 @@ impl IndexData {
         } else {
             forward.has_wildcard |= subject.id == self.star;
             forward.usersets.set(subject, rev, live);
+            if live {
+                self.indirect.insert(resource);
+            }
         }
         let reverse = self.reverse.entry(subject).or_default();
         let pos = reverse
@@ -356,6 +370,7 @@ impl IndexData {
             .map(|name| name.len() + 16 + size_of::<Arc<str>>() * 2 + size_of::<Sym>() + 1)
             .sum::<usize>();
         bytes += self.forward.capacity() * (size_of::<Node>() + size_of::<Forward>() + 1);
+        bytes += self.indirect.capacity() * (size_of::<Node>() + 1);
         for fwd in self.forward.values() {
             res.forward_entries += fwd.objects.entries.len() + fwd.usersets.entries.len();
             bytes += fwd.objects.heap_bytes() + fwd.usersets.heap_bytes();
@@ -378,10 +393,14 @@ impl IndexData {
         let horizon_rev = horizon.0;
         let star = self.star;
         let mut dropped = 0;
-        self.forward.retain(|_, fwd| {
+        let indirect = &mut self.indirect;
+        self.forward.retain(|node, fwd| {
             dropped += fwd.objects.collect_garbage(horizon_rev);
             dropped += fwd.usersets.collect_garbage(horizon_rev);
             fwd.has_wildcard = fwd.usersets.entries.iter().any(|it| it.key.id == star);
+            if fwd.usersets.is_empty() {
+                indirect.remove(node);
+            }
             !(fwd.objects.is_empty() && fwd.usersets.is_empty())
         });
         self.reverse.retain(|_, entries| {
