@@ -12,4 +12,6 @@ pub mod cli;
 pub mod engine;
 pub mod model;
 pub mod schema;
+pub mod server;
 pub mod store;
+pub mod validation;

@@ -299,6 +299,74 @@ impl fmt::Display for Relationship {
     }
 }
 
+/// Selects relationships. `None` fields match anything. `subject_relation` of
+/// `Some("...")` matches only subjects without a relation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RelationshipFilter {
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub relation: Option<String>,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
+    pub subject_relation: Option<String>,
+}
+
+impl RelationshipFilter {
+    /// Whether `rel` matches every field this filter sets.
+    pub fn matches(&self, rel: &Relationship) -> bool {
+        fn field(want: &Option<String>, have: &str) -> bool {
+            want.as_deref().is_none_or(|want| want == have)
+        }
+        let subject_relation = match self.subject_relation.as_deref() {
+            None => true,
+            Some(ELLIPSIS) => rel.subject.relation.is_none(),
+            Some(want) => rel.subject.relation.as_deref() == Some(want),
+        };
+        field(&self.resource_type, &rel.resource.object_type)
+            && field(&self.resource_id, &rel.resource.object_id)
+            && field(&self.relation, &rel.relation)
+            && field(&self.subject_type, &rel.subject.object.object_type)
+            && field(&self.subject_id, &rel.subject.object.object_id)
+            && subject_relation
+    }
+}
+
+/// Checks every part of a relationship against the name and id rules, so that nothing
+/// malformed reaches the key encoding (whose terminator byte no valid name contains).
+pub fn check_relationship(rel: &Relationship) -> Result<(), ModelError> {
+    let resource = &rel.resource;
+    let subject = &rel.subject;
+    if !is_valid_type_name(&resource.object_type) {
+        return Err(ModelError::TypeName(resource.object_type.clone()));
+    }
+    if !is_valid_object_id(&resource.object_id) {
+        return Err(if resource.object_id == WILDCARD_ID {
+            ModelError::Wildcard(resource.to_string())
+        } else {
+            ModelError::ObjectId(resource.object_id.clone())
+        });
+    }
+    if !is_valid_relation_name(&rel.relation) {
+        return Err(ModelError::RelationName(rel.relation.clone()));
+    }
+    if !is_valid_type_name(&subject.object.object_type) {
+        return Err(ModelError::TypeName(subject.object.object_type.clone()));
+    }
+    let wildcard = subject.object.object_id == WILDCARD_ID;
+    if !wildcard && !is_valid_object_id(&subject.object.object_id) {
+        return Err(ModelError::ObjectId(subject.object.object_id.clone()));
+    }
+    if let Some(relation) = &subject.relation {
+        if !is_valid_relation_name(relation) {
+            return Err(ModelError::RelationName(relation.clone()));
+        }
+        if wildcard {
+            return Err(ModelError::Wildcard(subject.to_string()));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

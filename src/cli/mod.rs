@@ -8,7 +8,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod client;
 pub mod schema;
+pub mod serve;
+pub mod transfer;
+pub mod validate;
 
 /// arbiter: a relationship-based authorization server in the style of Google's Zanzibar.
 #[derive(Debug, Parser)]
@@ -22,9 +26,34 @@ pub struct Cli {
 /// their function in a file of their own.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check or format schema files.
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Check, format, read or write schemas.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
+    /// Ask a server whether SUBJECT has PERMISSION on RESOURCE (exit 0 allowed, 1 denied, 2 error).
+    Check(client::CheckArgs),
+    /// Show why subjects have PERMISSION on RESOURCE (the userset tree).
+    Expand(client::ExpandArgs),
+    /// Reverse questions: which resources, which subjects.
+    #[command(subcommand)]
+    Lookup(client::LookupCommand),
+    /// Touch (or with --delete, delete; with --create, create) relationships.
+    Write(client::WriteArgs),
+    /// Print the relationships matching a filter.
+    Read(client::FilterArgs),
+    /// Delete the relationships matching a filter.
+    Delete(client::FilterArgs),
+    /// Load relationships, one per line, through a server or into a database directory.
+    Import(transfer::ImportArgs),
+    /// Print every relationship, one per line.
+    Export(transfer::ExportArgs),
+    /// Run validation files: schema, relationships, assertions and expected relations.
+    Validate {
+        /// Validation files (`.yaml`).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 /// Exit code: the command ran and found what it checked valid (or allowed).
@@ -37,7 +66,17 @@ pub const EXIT_ERROR: u8 = 2;
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
+        Command::Serve(args) => serve::run(&args),
         Command::Schema(command) => schema::run(command),
+        Command::Check(args) => client::check(&args),
+        Command::Expand(args) => client::expand(&args),
+        Command::Lookup(command) => client::lookup(&command),
+        Command::Write(args) => client::write(&args),
+        Command::Read(args) => client::read(&args),
+        Command::Delete(args) => client::delete(&args),
+        Command::Import(args) => transfer::import(&args),
+        Command::Export(args) => transfer::export(&args),
+        Command::Validate { files } => validate::run(&files),
     };
     ExitCode::from(code)
 }

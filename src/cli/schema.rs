@@ -27,12 +27,28 @@ pub enum SchemaCommand {
         #[arg(long)]
         write: bool,
     },
+    /// Print the schema of a running server.
+    Read {
+        #[command(flatten)]
+        connection: super::client::Connection,
+    },
+    /// Replace the schema of a running server with FILE.
+    Write {
+        /// The schema file.
+        file: PathBuf,
+        #[command(flatten)]
+        connection: super::client::Connection,
+    },
 }
 
 pub fn run(command: SchemaCommand) -> u8 {
     match command {
         SchemaCommand::Check { files } => check(&files),
         SchemaCommand::Fmt { file, write } => fmt(&file, write),
+        SchemaCommand::Read { connection } => super::client::schema_read(&connection),
+        SchemaCommand::Write { file, connection } => {
+            super::client::schema_write(&file, &connection)
+        }
     }
 }
 

@@ -347,6 +347,11 @@ impl Arbiter {
         self.inner.collect_garbage()
     }
 
+    /// Bytes the store occupies on disk, if it has a disk.
+    pub fn store_disk_bytes(&self) -> Option<u64> {
+        self.inner.store.disk_bytes()
+    }
+
     /// Makes everything committed so far durable.
     pub fn flush(&self) -> Result<(), EngineError> {
         Ok(self.inner.store.flush()?)

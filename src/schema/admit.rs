@@ -11,9 +11,9 @@
 
 use std::fmt;
 
+use crate::model::RelationshipFilter;
 use crate::model::{ModelError, Relationship, WILDCARD_ID};
 use crate::schema::compiled::{AllowedSubject, RelationKind, Schema};
-use crate::store::RelationshipFilter;
 
 /// Why a relationship may not be written under a schema.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +60,7 @@ pub enum AdmitError {
 /// permission) of that name, and that relation admits the subject's shape.
 pub fn check_relationship(schema: &Schema, rel: &Relationship) -> Result<(), AdmitError> {
     let text = || rel.to_string();
-    crate::store::check_relationship(rel).map_err(|source| AdmitError::Malformed {
+    crate::model::check_relationship(rel).map_err(|source| AdmitError::Malformed {
         relationship: text(),
         source,
     })?;
@@ -291,86 +291,23 @@ fn describe_allowed(schema: &Schema, allowed: &[AllowedSubject]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-    use crate::schema::compiled::{Definition, Expr, RelationDef, RelationId, TypeId};
 
-    /// Builds a schema from `(type, [(relation, spec)])`, where a spec is `=` for a
-    /// permission or `T | T:* | T#rel` for a relation.
-    fn schema(defs: &[(&str, &[(&str, &str)])]) -> Schema {
-        let mut res = Schema {
-            definitions: Vec::new(),
-            relations: Vec::new(),
-            type_by_name: HashMap::new(),
-            graph: Default::default(),
-            source: String::new(),
-        };
-        for (type_idx, (name, relations)) in defs.iter().enumerate() {
-            let id = TypeId(type_idx as u32);
-            let mut definition = Definition {
-                id,
-                name: name.to_string(),
-                relations: Vec::new(),
-                relation_by_name: HashMap::new(),
-                doc: None,
-            };
-            for (relation, _) in *relations {
-                let relation_id = RelationId(res.relations.len() as u32);
-                definition.relations.push(relation_id);
-                definition
-                    .relation_by_name
-                    .insert(relation.to_string(), relation_id);
-                res.relations.push(RelationDef {
-                    id: relation_id,
-                    owner: id,
-                    name: relation.to_string(),
-                    kind: RelationKind::Permission { expr: Expr::Nil },
-                    doc: None,
-                });
-            }
-            res.type_by_name.insert(name.to_string(), id);
-            res.definitions.push(definition);
-        }
-        for (name, relations) in defs {
-            for (relation, spec) in *relations {
-                if *spec == "=" {
-                    continue;
-                }
-                let allowed = spec
-                    .split('|')
-                    .map(|part| {
-                        let part = part.trim();
-                        if let Some(t) = part.strip_suffix(":*") {
-                            AllowedSubject::Wildcard(res.type_by_name[t])
-                        } else if let Some((t, r)) = part.split_once('#') {
-                            let def = res.definition(t).unwrap();
-                            AllowedSubject::SubjectSet(def.id, def.relation_by_name[r])
-                        } else {
-                            AllowedSubject::Object(res.type_by_name[part])
-                        }
-                    })
-                    .collect();
-                let id = res.definition(name).unwrap().relation_by_name[*relation];
-                res.relations[id.0 as usize].kind = RelationKind::Relation { allowed };
-            }
-        }
-        res
+    fn schema(text: &str) -> Schema {
+        crate::schema::parse_and_compile(text)
+            .unwrap_or_else(|err| panic!("test schema does not compile: {err:?}"))
     }
 
     fn base() -> Schema {
-        schema(&[
-            ("user", &[]),
-            ("group", &[("member", "user | group#member")]),
-            (
-                "doc",
-                &[
-                    ("viewer", "user | user:* | group#member"),
-                    ("editor", "user"),
-                    ("view", "="),
-                ],
-            ),
-        ])
+        schema(
+            "definition user {}
+             definition group { relation member: user | group#member }
+             definition doc {
+                 relation viewer: user | user:* | group#member
+                 relation editor: user
+                 permission view = viewer + editor
+             }",
+        )
     }
 
     fn check(text: &str) -> Result<(), String> {
@@ -448,30 +385,30 @@ mod tests {
     #[test]
     fn an_identical_or_wider_schema_orphans_nothing() {
         assert!(orphaned_usages(&base(), &base()).is_empty());
-        let wider = schema(&[
-            ("user", &[]),
-            ("robot", &[]),
-            ("group", &[("member", "user | group#member | robot")]),
-            (
-                "doc",
-                &[
-                    ("view", "="),
-                    ("viewer", "group#member | user:* | user | robot"),
-                    ("editor", "user | user:*"),
-                    ("owner", "user"),
-                ],
-            ),
-        ]);
+        let wider = schema(
+            "definition user {}
+             definition robot {}
+             definition group { relation member: user | group#member | robot }
+             definition doc {
+                 permission view = viewer + editor
+                 relation viewer: group#member | user:* | user | robot
+                 relation editor: user | user:*
+                 relation owner: user
+             }",
+        );
         assert!(orphaned_usages(&base(), &wider).is_empty());
     }
 
     #[test]
     fn every_narrowing_is_reported_with_its_filter() {
-        let narrower = schema(&[
-            ("user", &[]),
-            ("group", &[("member", "user")]),
-            ("doc", &[("viewer", "user:*"), ("editor", "=")]),
-        ]);
+        let narrower = schema(
+            "definition user {}
+             definition group { relation member: user }
+             definition doc {
+                 relation viewer: user:*
+                 permission editor = viewer
+             }",
+        );
         assert_eq!(
             descriptions(&base(), &narrower),
             [
@@ -492,7 +429,10 @@ mod tests {
 
     #[test]
     fn removed_types_and_relations_are_reported_once() {
-        let smaller = schema(&[("user", &[]), ("doc", &[("viewer", "user | user:*")])]);
+        let smaller = schema(
+            "definition user {}
+             definition doc { relation viewer: user | user:* }",
+        );
         assert_eq!(
             descriptions(&base(), &smaller),
             [

@@ -7,19 +7,19 @@
 //!
 //! Implementations: `sled` (the embedded default, `sled.rs`; nothing else names sled) and
 //! `memory` (a `BTreeMap` model for tests). The engine's hot path does not read a `Store`
-//! directly: it reads the revision-aware in-memory [`index`] fed by the write path.
+//! directly: it reads the revision-aware in-memory index of `engine` fed by the write path.
 
-use crate::model::{
-    ELLIPSIS, ModelError, ObjectRef, Relationship, Revision, SubjectRef, WILDCARD_ID,
-    is_valid_object_id, is_valid_relation_name, is_valid_type_name,
-};
+use crate::model::{ModelError, ObjectRef, Relationship, Revision, SubjectRef};
 
+pub mod failing;
 pub mod keys;
 pub mod memory;
 pub mod sled;
 
+pub use self::failing::FailingStore;
 pub use self::memory::MemoryStore;
 pub use self::sled::{SledConfig, SledStore};
+pub use crate::model::{RelationshipFilter, check_relationship};
 
 /// The most updates one [`Store::write`] accepts. One write is one sled transaction of
 /// about two keys per update, and DESIGN §4 keeps transactions near 1,000 keys; SpiceDB's
@@ -47,38 +47,6 @@ pub enum UpdateOp {
 pub struct Update {
     pub op: UpdateOp,
     pub relationship: Relationship,
-}
-
-/// Selects relationships. `None` fields match anything. `subject_relation` of
-/// `Some("...")` matches only subjects without a relation.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RelationshipFilter {
-    pub resource_type: Option<String>,
-    pub resource_id: Option<String>,
-    pub relation: Option<String>,
-    pub subject_type: Option<String>,
-    pub subject_id: Option<String>,
-    pub subject_relation: Option<String>,
-}
-
-impl RelationshipFilter {
-    /// Whether `rel` matches every field this filter sets.
-    pub fn matches(&self, rel: &Relationship) -> bool {
-        fn field(want: &Option<String>, have: &str) -> bool {
-            want.as_deref().is_none_or(|want| want == have)
-        }
-        let subject_relation = match self.subject_relation.as_deref() {
-            None => true,
-            Some(ELLIPSIS) => rel.subject.relation.is_none(),
-            Some(want) => rel.subject.relation.as_deref() == Some(want),
-        };
-        field(&self.resource_type, &rel.resource.object_type)
-            && field(&self.resource_id, &rel.resource.object_id)
-            && field(&self.relation, &rel.relation)
-            && field(&self.subject_type, &rel.subject.object.object_type)
-            && field(&self.subject_id, &rel.subject.object.object_id)
-            && subject_relation
-    }
 }
 
 /// A condition that must hold at the write's revision for the write to apply.
@@ -166,42 +134,6 @@ pub enum StoreError {
     Model(#[from] ModelError),
 }
 
-/// Checks every part of a relationship against the name and id rules, so that nothing
-/// malformed reaches the key encoding (whose terminator byte no valid name contains).
-pub fn check_relationship(rel: &Relationship) -> Result<(), ModelError> {
-    let resource = &rel.resource;
-    let subject = &rel.subject;
-    if !is_valid_type_name(&resource.object_type) {
-        return Err(ModelError::TypeName(resource.object_type.clone()));
-    }
-    if !is_valid_object_id(&resource.object_id) {
-        return Err(if resource.object_id == WILDCARD_ID {
-            ModelError::Wildcard(resource.to_string())
-        } else {
-            ModelError::ObjectId(resource.object_id.clone())
-        });
-    }
-    if !is_valid_relation_name(&rel.relation) {
-        return Err(ModelError::RelationName(rel.relation.clone()));
-    }
-    if !is_valid_type_name(&subject.object.object_type) {
-        return Err(ModelError::TypeName(subject.object.object_type.clone()));
-    }
-    let wildcard = subject.object.object_id == WILDCARD_ID;
-    if !wildcard && !is_valid_object_id(&subject.object.object_id) {
-        return Err(ModelError::ObjectId(subject.object.object_id.clone()));
-    }
-    if let Some(relation) = &subject.relation {
-        if !is_valid_relation_name(relation) {
-            return Err(ModelError::RelationName(relation.clone()));
-        }
-        if wildcard {
-            return Err(ModelError::Wildcard(subject.to_string()));
-        }
-    }
-    Ok(())
-}
-
 /// The source of truth. All methods are safe to call from many threads; writes are
 /// serialized inside the implementation (one writer allocates revisions, commits,
 /// flushes and publishes, in that order).
@@ -212,7 +144,8 @@ pub trait Store: Send + Sync {
     /// The oldest revision that can still be read (history before it was collected).
     fn oldest_readable(&self) -> Result<Revision, StoreError>;
 
-    /// Applies a batch atomically at a new revision, after checking the preconditions
+    /// Applies a batch of at most [`MAX_WRITE_UPDATES`] updates atomically at a new
+    /// revision, after checking the preconditions
     /// against the state at the previous head. `Ok(Err(..))` means nothing was written.
     /// Returns the new revision and the effective changes (deleting an absent tuple and
     /// touching a live one change nothing and are left out; the revision is still new).
@@ -222,11 +155,15 @@ pub trait Store: Send + Sync {
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError>;
 
-    /// Deletes every live relationship matching `filter` at a new revision.
+    /// Deletes every live relationship matching `filter` at one new revision, atomically
+    /// even when it spans several transactions.
     fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError>;
 
-    /// Loads many relationships quickly (touch semantics), committing in chunks; each chunk
-    /// is its own revision. Returns the last revision and the changes of every chunk.
+    /// Loads many relationships quickly (touch semantics), committing in chunks of
+    /// [`CHUNK_SIZE`]; each chunk is its own revision and a reader may see some chunks
+    /// before the last one lands. Durable (flushed) once, at the end. Returns the change
+    /// set of every chunk. A malformed relationship stops the import with an error; the
+    /// chunks before its chunk stay committed.
     fn import(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
@@ -280,4 +217,9 @@ pub trait Store: Send + Sync {
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Bytes the store occupies on disk, when it has a disk (for the `/metrics` gauge).
+    fn disk_bytes(&self) -> Option<u64> {
+        None
+    }
 }

@@ -1,0 +1,392 @@
+//! `arbiter serve`: parse the flags, turn them into a validated [`ServeConfig`] in one
+//! place (failing fast, before the store is opened), then open the engine, load the
+//! schema, bind, announce `listening on http://HOST:PORT` and serve until SIGTERM/SIGINT.
+
+use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
+use crate::engine::{self, Arbiter};
+use crate::schema::parse_and_compile;
+use crate::server::{self, AppState, ServerConfig};
+
+/// The flags of `arbiter serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory of the embedded (sled) database; created if absent.
+    #[arg(long, env = "ARBITER_DB", default_value = "./arbiter.db")]
+    pub db: PathBuf,
+    /// Keep everything in memory instead (nothing survives a restart).
+    #[arg(long, conflicts_with = "db")]
+    pub memory: bool,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "ARBITER_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Schema file to load at start-up; an invalid one stops the start.
+    #[arg(long, env = "ARBITER_SCHEMA")]
+    pub schema: Option<PathBuf>,
+    /// Require `Authorization: Bearer TOKEN` on every /v1 request.
+    #[arg(long, env = "ARBITER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Allow listening on a non-loopback address without a token.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log one line per request at info level (otherwise at debug).
+    #[arg(long)]
+    pub access_log: bool,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub body_limit: usize,
+    /// Per-request deadline, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Most items in one bulk check or one write.
+    #[arg(long, default_value_t = 500)]
+    pub max_batch: usize,
+    /// Largest page of a read or lookup (and the default page size).
+    #[arg(long, default_value_t = 1_000)]
+    pub max_page: usize,
+    /// Deepest walk a check may take before it fails.
+    #[arg(long, default_value_t = 50)]
+    pub depth_limit: u32,
+    /// How many check answers the cache holds (0 disables it).
+    #[arg(long, default_value_t = 100_000)]
+    pub cache_capacity: usize,
+    /// Acknowledge writes before they are flushed to disk (faster, may lose the last
+    /// half second of writes on a crash).
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// How long old revisions stay readable (exact snapshots, watch), in seconds.
+    #[arg(long, default_value_t = 24 * 60 * 60)]
+    pub gc_retention_secs: u64,
+}
+
+/// How logs are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where relationships live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreChoice {
+    Sled(PathBuf),
+    Memory,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    pub store: StoreChoice,
+    /// The schema file and its text, already known to compile.
+    pub schema: Option<(PathBuf, String)>,
+    pub server: ServerConfig,
+    pub engine: engine::Config,
+    pub log_format: LogFormat,
+}
+
+/// Why the flags do not make a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid `--addr` `{0}`: expected HOST:PORT")]
+    Addr(String),
+    #[error(
+        "refusing to listen on non-loopback address `{0}` without a token: pass `--token` (or ARBITER_TOKEN), or `--insecure` to allow it"
+    )]
+    InsecureBind(SocketAddr),
+    #[error("`--token` must not be empty")]
+    EmptyToken,
+    #[error("`--{flag}` must be at least 1")]
+    Zero { flag: &'static str },
+    #[error("{}: cannot read schema file: {message}", .file.display())]
+    SchemaUnreadable { file: PathBuf, message: String },
+    /// Already rendered as `FILE:LINE:COL: message` lines.
+    #[error("{0}")]
+    SchemaInvalid(String),
+}
+
+impl ConfigError {
+    /// Exit 1 for an invalid schema (the input was checked and is wrong), 2 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::SchemaInvalid(_) => EXIT_INVALID,
+            _ => EXIT_ERROR,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Validates every flag; reads and compiles the schema file.
+    pub fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let addr = resolve(&args.addr)?;
+        let token = args.token.clone();
+        if token.as_deref().is_some_and(|it| it.trim().is_empty()) {
+            return Err(ConfigError::EmptyToken);
+        }
+        if token.is_none() && !addr.ip().is_loopback() && !args.insecure {
+            return Err(ConfigError::InsecureBind(addr));
+        }
+        for (flag, value) in [
+            ("body-limit", args.body_limit),
+            ("max-batch", args.max_batch),
+            ("max-page", args.max_page),
+            ("request-timeout-ms", args.request_timeout_ms as usize),
+            ("depth-limit", args.depth_limit as usize),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { flag });
+            }
+        }
+        let schema = match &args.schema {
+            Some(file) => Some((file.clone(), read_schema(file)?)),
+            None => None,
+        };
+        let store = if args.memory {
+            StoreChoice::Memory
+        } else {
+            StoreChoice::Sled(args.db.clone())
+        };
+        Ok(Self {
+            addr,
+            store,
+            schema,
+            server: ServerConfig {
+                token,
+                body_limit: args.body_limit,
+                request_timeout: Duration::from_millis(args.request_timeout_ms),
+                max_batch: args.max_batch,
+                max_page: args.max_page,
+                access_log: args.access_log,
+            },
+            engine: engine::Config {
+                depth_limit: args.depth_limit,
+                cache_capacity: args.cache_capacity,
+                durable: !args.no_fsync,
+                gc_retention: Duration::from_secs(args.gc_retention_secs),
+                ..engine::Config::default()
+            },
+            log_format: args.log_format,
+        })
+    }
+}
+
+/// `arbiter serve`.
+pub fn run(args: &ServeArgs) -> u8 {
+    let config = match ServeConfig::from_args(args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{}", err.to_string().trim_end());
+            return err.exit_code();
+        }
+    };
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot start the runtime: {err}");
+            return EXIT_ERROR;
+        }
+    };
+    match runtime.block_on(start(config)) {
+        Ok(()) => EXIT_OK,
+        Err(message) => {
+            eprintln!("{message}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Opens the engine, loads the schema, binds and serves until a shutdown signal.
+async fn start(config: ServeConfig) -> Result<(), String> {
+    let engine = open_engine(&config)?;
+    if let Some((file, text)) = &config.schema {
+        load_schema(&engine, file, text)?;
+    }
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|err| format!("cannot listen on `{}`: {err}", config.addr))?;
+    let local = listener
+        .local_addr()
+        .map_err(|err| format!("cannot read the bound address: {err}"))?;
+    tracing::info!(addr = %local, revision = engine.head().0, "listening");
+    println!("listening on http://{local}");
+    let state = AppState::new(engine, config.server.clone());
+    server::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|err| format!("server failed: {err}"))
+}
+
+fn open_engine(config: &ServeConfig) -> Result<Arbiter, String> {
+    let res = match &config.store {
+        StoreChoice::Memory => Arbiter::in_memory(config.engine.clone()),
+        StoreChoice::Sled(dir) => Arbiter::open(dir, config.engine.clone()),
+    };
+    res.map_err(|err| match &config.store {
+        StoreChoice::Sled(dir) => format!("{}: cannot open the database: {err}", dir.display()),
+        StoreChoice::Memory => format!("cannot open the in-memory store: {err}"),
+    })
+}
+
+/// Writes the schema unless the store already holds exactly this text (so a restart does
+/// not add a revision). A change that would orphan stored relationships stops start-up.
+fn load_schema(engine: &Arbiter, file: &std::path::Path, text: &str) -> Result<(), String> {
+    if engine
+        .schema_text()
+        .is_some_and(|(stored, _)| stored == text)
+    {
+        tracing::info!(file = %file.display(), "schema unchanged");
+        return Ok(());
+    }
+    let revision = engine
+        .write_schema(text)
+        .map_err(|err| format!("{}: {err}", file.display()))?;
+    tracing::info!(file = %file.display(), revision = revision.0, "schema loaded");
+    Ok(())
+}
+
+fn read_schema(file: &std::path::Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|err| ConfigError::SchemaUnreadable {
+        file: file.to_path_buf(),
+        message: err.to_string(),
+    })?;
+    match parse_and_compile(&text) {
+        Ok(_) => Ok(text),
+        Err(errors) => Err(ConfigError::SchemaInvalid(
+            errors.render(&file.display().to_string()),
+        )),
+    }
+}
+
+/// `HOST:PORT`, resolving names such as `localhost`.
+fn resolve(addr: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = addr.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| ConfigError::Addr(addr.to_string()))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let res = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    if let Err(err) = res {
+        eprintln!("cannot initialize logging: {err}");
+    }
+}
+
+/// Resolves on SIGINT (ctrl-c) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn config(args: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let mut argv = vec!["arbiter", "serve"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).unwrap();
+        match cli.command {
+            Command::Serve(args) => ServeConfig::from_args(&args),
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_sled() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.store,
+            StoreChoice::Sled(PathBuf::from("./arbiter.db"))
+        );
+        assert_eq!(config.server.body_limit, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn public_bind_needs_token_or_insecure() {
+        let err = config(&["--addr", "0.0.0.0:8080"]).unwrap_err();
+        assert!(matches!(err, ConfigError::InsecureBind(_)), "{err}");
+        assert!(config(&["--addr", "0.0.0.0:8080", "--token", "t"]).is_ok());
+        assert!(config(&["--addr", "0.0.0.0:8080", "--insecure"]).is_ok());
+    }
+
+    #[test]
+    fn bad_values_fail_fast() {
+        assert!(matches!(
+            config(&["--addr", "nowhere"]),
+            Err(ConfigError::Addr(_))
+        ));
+        assert!(matches!(
+            config(&["--token", " "]),
+            Err(ConfigError::EmptyToken)
+        ));
+        assert!(matches!(
+            config(&["--max-batch", "0"]),
+            Err(ConfigError::Zero { flag: "max-batch" })
+        ));
+    }
+
+    #[test]
+    fn invalid_schema_renders_file_line_col() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.zed");
+        std::fs::write(
+            &file,
+            "definition user {}\ndefinition doc { relation viewer: nobody }\n",
+        )
+        .unwrap();
+        let err = config(&["--schema", file.to_str().unwrap()]).unwrap_err();
+        assert_eq!(err.exit_code(), EXIT_INVALID);
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("{}:2:", file.display())),
+            "{text}"
+        );
+    }
+}

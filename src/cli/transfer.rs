@@ -1,0 +1,265 @@
+//! `arbiter import` and `arbiter export`: relationships as text, one per line
+//! (`document:1#viewer@user:alice`).
+//!
+//! Both work against a running server (the default) or, with `--db DIR`, straight on a
+//! database directory no server has open. Import through a server sends touch writes of
+//! `--batch` relationships each; import into a directory uses the engine's bulk path
+//! (chunked transactions, one revision per chunk). Every line is parsed before anything is
+//! written, so a malformed file writes nothing.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::client::{Client, ClientError, Connection, fail};
+use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
+use crate::engine::{self, Arbiter, Consistency};
+use crate::model::Relationship;
+use crate::schema::parse_and_compile;
+use crate::server::dto::{
+    FilterBody, ReadAnswer, ReadBody, RevisionAnswer, SchemaAnswer, UpdateBody, UpdateOpBody,
+    WriteBody,
+};
+use crate::store::RelationshipFilter;
+
+/// `arbiter import [FILE]`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Relationships, one per line (`-` for stdin); blank lines and lines starting with
+    /// `//` or `#` are skipped.
+    #[arg(default_value = "-")]
+    pub file: PathBuf,
+    /// Load straight into this database directory (not open by a server), through the
+    /// engine's bulk path, instead of through a server.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Relationships per write request when importing through a server.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// `arbiter export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Read this database directory (not open by a server) instead of a server.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// `arbiter import`.
+pub fn import(args: &ImportArgs) -> u8 {
+    let relationships = match read_relationships(&args.file) {
+        Ok(relationships) => relationships,
+        Err((code, message)) => {
+            eprintln!("{message}");
+            return code;
+        }
+    };
+    let count = relationships.len();
+    let res = match &args.db {
+        Some(dir) => import_into(dir, relationships),
+        None => import_through(args, &relationships),
+    };
+    match res {
+        Ok(revision) => {
+            println!("imported {count} relationship(s); last revision {revision}");
+            EXIT_OK
+        }
+        Err(err) => fail(&err),
+    }
+}
+
+/// `arbiter export`.
+pub fn export(args: &ExportArgs) -> u8 {
+    let stdout = std::io::stdout().lock();
+    let mut out = BufWriter::new(stdout);
+    let res = match &args.db {
+        Some(dir) => export_from(dir, &mut out),
+        None => export_through(&args.connection, &mut out),
+    };
+    let res = res.and_then(|()| out.flush().map_err(io_error));
+    match res {
+        Ok(()) => EXIT_OK,
+        // `arbiter export | head` closes the pipe early: not an error.
+        Err(ClientError::Usage(message)) if message.contains("broken pipe") => EXIT_OK,
+        Err(err) => fail(&err),
+    }
+}
+
+/// Every relationship of `file`, or (exit code, message) naming the first bad line.
+fn read_relationships(file: &Path) -> Result<Vec<Relationship>, (u8, String)> {
+    let reader: Box<dyn BufRead> = if file == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let opened = std::fs::File::open(file).map_err(|err| {
+            (
+                EXIT_ERROR,
+                format!("{}: cannot read file: {err}", file.display()),
+            )
+        })?;
+        Box::new(std::io::BufReader::new(opened))
+    };
+    let mut res = Vec::new();
+    for (idx, line) in reader.lines().enumerate() {
+        let line = line.map_err(|err| {
+            (
+                EXIT_ERROR,
+                format!("{}: cannot read file: {err}", file.display()),
+            )
+        })?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("//") || line.starts_with('#') {
+            continue;
+        }
+        let relationship = line.parse::<Relationship>().map_err(|err| {
+            (
+                EXIT_INVALID,
+                format!("{}:{}: {err}", file.display(), idx + 1),
+            )
+        })?;
+        res.push(relationship);
+    }
+    Ok(res)
+}
+
+fn import_through(args: &ImportArgs, relationships: &[Relationship]) -> Result<u64, ClientError> {
+    let client = Client::new(&args.connection);
+    let mut revision = 0;
+    for chunk in relationships.chunks(args.batch.max(1)) {
+        let body = WriteBody {
+            updates: chunk
+                .iter()
+                .map(|relationship| UpdateBody {
+                    op: UpdateOpBody::Touch,
+                    relationship: relationship.to_string(),
+                })
+                .collect(),
+            preconditions: Vec::new(),
+        };
+        let answer: RevisionAnswer = client.post("/v1/relationships/write", &body)?;
+        revision = answer.revision;
+    }
+    Ok(revision)
+}
+
+fn import_into(dir: &Path, relationships: Vec<Relationship>) -> Result<u64, ClientError> {
+    let engine = open(dir)?;
+    let revision = engine
+        .import(&mut relationships.into_iter())
+        .map_err(|err| ClientError::Usage(format!("{}: {err}", dir.display())))?;
+    engine
+        .flush()
+        .map_err(|err| ClientError::Usage(format!("{}: {err}", dir.display())))?;
+    Ok(revision.0)
+}
+
+fn export_through(connection: &Connection, out: &mut impl Write) -> Result<(), ClientError> {
+    let client = Client::new(connection);
+    let schema: SchemaAnswer = client.get("/v1/schema")?;
+    // One consistent snapshot for every type: the revision of the first page.
+    let mut snapshot = None;
+    for resource_type in type_names(&schema.schema)? {
+        let mut cursor = None;
+        loop {
+            let body = ReadBody {
+                filter: FilterBody {
+                    resource_type: resource_type.clone(),
+                    ..FilterBody::default()
+                },
+                limit: None,
+                cursor: cursor.take(),
+                consistency: snapshot.map(|revision| {
+                    crate::server::dto::ConsistencyBody::AtExactSnapshot { revision }
+                }),
+            };
+            let page: ReadAnswer = client.post("/v1/relationships/read", &body)?;
+            snapshot.get_or_insert(page.revision);
+            for relationship in &page.relationships {
+                writeln!(out, "{relationship}").map_err(io_error)?;
+            }
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn export_from(dir: &Path, out: &mut impl Write) -> Result<(), ClientError> {
+    let engine = open(dir)?;
+    let Some((text, _)) = engine.schema_text() else {
+        return Err(ClientError::Usage(format!(
+            "{}: the database holds no schema",
+            dir.display()
+        )));
+    };
+    let revision = engine.head();
+    for resource_type in type_names(&text)? {
+        let filter = RelationshipFilter {
+            resource_type: Some(resource_type),
+            ..RelationshipFilter::default()
+        };
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = engine
+                .read(
+                    &filter,
+                    Consistency::AtExactSnapshot { revision },
+                    1_000,
+                    cursor.as_deref(),
+                )
+                .map_err(|err| ClientError::Usage(format!("{}: {err}", dir.display())))?;
+            for relationship in &page.relationships {
+                writeln!(out, "{relationship}").map_err(io_error)?;
+            }
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open(dir: &Path) -> Result<Arbiter, ClientError> {
+    if !dir.exists() {
+        return Err(ClientError::Usage(format!(
+            "{}: no such database directory",
+            dir.display()
+        )));
+    }
+    Arbiter::open(dir, engine::Config::default()).map_err(|err| {
+        ClientError::Usage(format!(
+            "{}: cannot open the database: {err}",
+            dir.display()
+        ))
+    })
+}
+
+/// The definition names of a schema text, in order.
+fn type_names(schema: &str) -> Result<Vec<String>, ClientError> {
+    let compiled = parse_and_compile(schema).map_err(|errors| {
+        ClientError::Usage(format!(
+            "the stored schema does not compile: {}",
+            errors.render("schema").trim_end()
+        ))
+    })?;
+    Ok(compiled
+        .definitions
+        .iter()
+        .map(|definition| definition.name.clone())
+        .collect())
+}
+
+fn io_error(err: std::io::Error) -> ClientError {
+    ClientError::Usage(format!(
+        "cannot write to stdout: {}",
+        err.to_string().to_lowercase()
+    ))
+}

@@ -1,0 +1,501 @@
+//! One function per endpoint of DESIGN §5. Each parses its body into engine types (naming
+//! the offending field on failure), calls the engine once and shapes the answer. The
+//! `#[utoipa::path]` attribute on each is the OpenAPI description of that route.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::AppState;
+use super::dto::{
+    BulkCheckAnswer, BulkCheckBody, BulkResult, CheckAnswer, CheckBody, DeleteAnswer, DeleteBody,
+    ExpandAnswer, ExpandBody, HealthAnswer, LookupResourcesAnswer, LookupResourcesBody,
+    LookupSubjectsAnswer, LookupSubjectsBody, ReadAnswer, ReadBody, RevisionAnswer, SchemaAnswer,
+    SchemaWriteBody, TreeBody, WatchQuery, WriteBody, consistency, object, subject,
+};
+use super::error::{ApiError, ErrorBody};
+use super::{observe, watch};
+use crate::engine::{CheckRequest, EngineError};
+use crate::model::Revision;
+
+/// A JSON body whose rejections become [`ApiError`]s (413 for an oversized body, 400
+/// otherwise), so every error has the JSON error shape. The body is JSON whatever the
+/// `Content-Type` says, so that `curl -d` works without a header.
+pub struct Body<T>(pub T);
+
+impl<T> FromRequest<AppState> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = match Bytes::from_request(request, state).await {
+            Ok(bytes) => bytes,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge(state.config().body_limit));
+            }
+            Err(rejection) => {
+                return Err(ApiError::BadJson(lowercase_first(&rejection.body_text())));
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|err| ApiError::BadJson(format!("invalid json body: {err}")))
+    }
+}
+
+/// A JSON answer that also tells the request log which revision it was computed at.
+pub struct Answer<T>(pub Revision, pub T);
+
+impl<T: Serialize> IntoResponse for Answer<T> {
+    fn into_response(self) -> Response {
+        let mut response = Json(self.1).into_response();
+        response.extensions_mut().insert(self.0);
+        response
+    }
+}
+
+type Reply<T> = Result<Answer<T>, ApiError>;
+
+/// Runs a synchronous engine call on the blocking pool.
+async fn blocking<T, F>(call: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|err| ApiError::Internal(err.to_string()))?
+}
+
+/// Replace the schema. Refused (400) when it does not compile or would orphan stored
+/// relationships.
+#[utoipa::path(post, path = "/v1/schema", tag = "schema",
+    request_body = SchemaWriteBody,
+    responses(
+        (status = 200, body = RevisionAnswer),
+        (status = 400, description = "invalid schema (with line and column) or orphaning change", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn write_schema(
+    State(state): State<AppState>,
+    Body(body): Body<SchemaWriteBody>,
+) -> Reply<RevisionAnswer> {
+    let engine = state.engine().clone();
+    let revision = blocking(move || Ok(engine.write_schema(&body.schema)?)).await?;
+    Ok(Answer(
+        revision,
+        RevisionAnswer {
+            revision: revision.0,
+        },
+    ))
+}
+
+/// The current schema text.
+#[utoipa::path(get, path = "/v1/schema", tag = "schema",
+    responses(
+        (status = 200, body = SchemaAnswer),
+        (status = 401, body = ErrorBody),
+        (status = 503, description = "no schema is loaded", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn read_schema(State(state): State<AppState>) -> Reply<SchemaAnswer> {
+    let (schema, revision) = state.engine().schema_text().ok_or(EngineError::NoSchema)?;
+    Ok(Answer(
+        revision,
+        SchemaAnswer {
+            schema,
+            revision: revision.0,
+        },
+    ))
+}
+
+/// Apply creates, touches and deletes atomically at one new revision.
+#[utoipa::path(post, path = "/v1/relationships/write", tag = "relationships",
+    request_body = WriteBody,
+    responses(
+        (status = 200, body = RevisionAnswer),
+        (status = 400, description = "malformed or schema-invalid relationship, too many updates", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "a precondition failed or a created relationship exists; nothing was written", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 503, description = "no schema is loaded", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn write_relationships(
+    State(state): State<AppState>,
+    Body(body): Body<WriteBody>,
+) -> Reply<RevisionAnswer> {
+    let max = state.config().max_batch;
+    if body.updates.len() > max {
+        return Err(ApiError::bad_request(
+            "updates",
+            format!(
+                "at most {max} updates per write, got {}",
+                body.updates.len()
+            ),
+        ));
+    }
+    let updates = body
+        .updates
+        .iter()
+        .map(|it| it.to_update())
+        .collect::<Result<Vec<_>, _>>()?;
+    let preconditions = body
+        .preconditions
+        .iter()
+        .map(|it| it.to_precondition())
+        .collect::<Result<Vec<_>, _>>()?;
+    let engine = state.engine().clone();
+    let revision = blocking(move || Ok(engine.write(&updates, &preconditions)??)).await?;
+    Ok(Answer(
+        revision,
+        RevisionAnswer {
+            revision: revision.0,
+        },
+    ))
+}
+
+/// Relationships matching a filter, one page at a time.
+#[utoipa::path(post, path = "/v1/relationships/read", tag = "relationships",
+    request_body = ReadBody,
+    responses(
+        (status = 200, body = ReadAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, description = "no schema is loaded", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn read_relationships(
+    State(state): State<AppState>,
+    Body(body): Body<ReadBody>,
+) -> Reply<ReadAnswer> {
+    let filter = body.filter.to_filter("filter")?;
+    let limit = page_limit(&state, body.limit)?;
+    let engine = state.engine().clone();
+    let page = blocking(move || {
+        Ok(engine.read(
+            &filter,
+            consistency(body.consistency),
+            limit,
+            body.cursor.as_deref(),
+        )?)
+    })
+    .await?;
+    Ok(Answer(
+        page.revision,
+        ReadAnswer {
+            relationships: page.relationships.iter().map(ToString::to_string).collect(),
+            cursor: page.cursor,
+            revision: page.revision.0,
+        },
+    ))
+}
+
+/// Delete every relationship matching a filter, at one new revision.
+#[utoipa::path(post, path = "/v1/relationships/delete", tag = "relationships",
+    request_body = DeleteBody,
+    responses(
+        (status = 200, body = DeleteAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, description = "no schema is loaded", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn delete_relationships(
+    State(state): State<AppState>,
+    Body(body): Body<DeleteBody>,
+) -> Reply<DeleteAnswer> {
+    let filter = body.filter.to_filter("filter")?;
+    let engine = state.engine().clone();
+    let deleted = blocking(move || Ok(engine.delete(&filter)?)).await?;
+    Ok(Answer(
+        deleted.revision,
+        DeleteAnswer {
+            revision: deleted.revision.0,
+            deleted: deleted.deleted,
+        },
+    ))
+}
+
+/// May the subject do the permission to the resource? Errors never answer `allowed`.
+#[utoipa::path(post, path = "/v1/check", tag = "check",
+    request_body = CheckBody,
+    responses(
+        (status = 200, body = CheckAnswer),
+        (status = 400, description = "malformed reference, unknown type or permission, depth limit", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 503, description = "no schema is loaded", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn check(
+    State(state): State<AppState>,
+    Body(body): Body<CheckBody>,
+) -> Reply<CheckAnswer> {
+    let request = CheckRequest {
+        resource: object("resource", &body.resource)?,
+        permission: body.permission,
+        subject: subject("subject", &body.subject)?,
+    };
+    let decision = state
+        .engine()
+        .check(&request, consistency(body.consistency))?;
+    Ok(Answer(
+        decision.revision,
+        CheckAnswer {
+            allowed: decision.allowed,
+            revision: decision.revision.0,
+        },
+    ))
+}
+
+/// Many checks at one revision; an item that fails carries its own error.
+#[utoipa::path(post, path = "/v1/check/bulk", tag = "check",
+    request_body = BulkCheckBody,
+    responses(
+        (status = 200, body = BulkCheckAnswer),
+        (status = 400, description = "malformed item or too many items", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 503, description = "no schema is loaded", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn check_bulk(
+    State(state): State<AppState>,
+    Body(body): Body<BulkCheckBody>,
+) -> Reply<BulkCheckAnswer> {
+    let max = state.config().max_batch;
+    if body.items.len() > max {
+        return Err(ApiError::bad_request(
+            "items",
+            format!(
+                "at most {max} items per bulk check, got {}",
+                body.items.len()
+            ),
+        ));
+    }
+    let requests = body
+        .items
+        .into_iter()
+        .map(|item| {
+            Ok(CheckRequest {
+                resource: object("items", &item.resource)?,
+                permission: item.permission,
+                subject: subject("items", &item.subject)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let engine = state.engine().clone();
+    let mode = consistency(body.consistency);
+    let bulk = blocking(move || Ok(engine.check_bulk(&requests, mode)?)).await?;
+    let results = bulk
+        .results
+        .into_iter()
+        .map(|res| match res {
+            Ok(allowed) => BulkResult::Decided { allowed },
+            Err(err) => BulkResult::Failed {
+                error: ApiError::from(err).body().error,
+            },
+        })
+        .collect();
+    Ok(Answer(
+        bulk.revision,
+        BulkCheckAnswer {
+            results,
+            revision: bulk.revision.0,
+        },
+    ))
+}
+
+/// The userset tree of `resource#permission`: why subjects have it.
+#[utoipa::path(post, path = "/v1/expand", tag = "check",
+    request_body = ExpandBody,
+    responses(
+        (status = 200, body = ExpandAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, description = "no schema is loaded", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn expand(
+    State(state): State<AppState>,
+    Body(body): Body<ExpandBody>,
+) -> Reply<ExpandAnswer> {
+    let resource = object("resource", &body.resource)?;
+    let engine = state.engine().clone();
+    let expansion = blocking(move || {
+        Ok(engine.expand(
+            &resource,
+            &body.permission,
+            body.depth.into(),
+            consistency(body.consistency),
+        )?)
+    })
+    .await?;
+    Ok(Answer(
+        expansion.revision,
+        ExpandAnswer {
+            tree: TreeBody::from(&expansion.tree),
+            revision: expansion.revision.0,
+        },
+    ))
+}
+
+/// The ids of every object of a type on which the subject holds the permission.
+#[utoipa::path(post, path = "/v1/lookup/resources", tag = "lookup",
+    request_body = LookupResourcesBody,
+    responses(
+        (status = 200, body = LookupResourcesAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, description = "no schema is loaded", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn lookup_resources(
+    State(state): State<AppState>,
+    Body(body): Body<LookupResourcesBody>,
+) -> Reply<LookupResourcesAnswer> {
+    let who = subject("subject", &body.subject)?;
+    let limit = page_limit(&state, body.limit)?;
+    let engine = state.engine().clone();
+    let page = blocking(move || {
+        Ok(engine.lookup_resources(
+            &body.resource_type,
+            &body.permission,
+            &who,
+            limit,
+            body.cursor.as_deref(),
+            consistency(body.consistency),
+        )?)
+    })
+    .await?;
+    Ok(Answer(
+        page.revision,
+        LookupResourcesAnswer {
+            resources: page.resources,
+            cursor: page.cursor,
+            revision: page.revision.0,
+        },
+    ))
+}
+
+/// The ids of the subjects of a type that hold the permission on the resource.
+#[utoipa::path(post, path = "/v1/lookup/subjects", tag = "lookup",
+    request_body = LookupSubjectsBody,
+    responses(
+        (status = 200, body = LookupSubjectsAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, description = "no schema is loaded", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn lookup_subjects(
+    State(state): State<AppState>,
+    Body(body): Body<LookupSubjectsBody>,
+) -> Reply<LookupSubjectsAnswer> {
+    let resource = object("resource", &body.resource)?;
+    let engine = state.engine().clone();
+    let answer = blocking(move || {
+        Ok(engine.lookup_subjects(
+            &resource,
+            &body.permission,
+            &body.subject_type,
+            consistency(body.consistency),
+        )?)
+    })
+    .await?;
+    Ok(Answer(
+        answer.revision,
+        LookupSubjectsAnswer {
+            subjects: answer.subjects,
+            excluded: answer.excluded,
+            revision: answer.revision.0,
+        },
+    ))
+}
+
+/// Stream every change after `since` as newline-delimited JSON (`WatchEvent` per line),
+/// then new ones as they commit.
+#[utoipa::path(get, path = "/v1/watch", tag = "watch",
+    params(WatchQuery),
+    responses(
+        (status = 200, description = "one `WatchEvent` JSON object per line", content_type = "application/x-ndjson", body = super::dto::WatchEvent),
+        (status = 400, description = "`since` is in the future or no longer retained", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn watch_changes(
+    State(state): State<AppState>,
+    query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|err| ApiError::bad_request("since", lowercase_first(&err.body_text())))?;
+    watch::start(state, query.since).await
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "probes",
+    responses((status = 200, body = HealthAnswer)))]
+pub async fn healthz(State(state): State<AppState>) -> Json<HealthAnswer> {
+    Json(HealthAnswer {
+        status: "ok".to_string(),
+        revision: state.engine().head().0,
+    })
+}
+
+/// Readiness: the store is open and a schema is loaded.
+#[utoipa::path(get, path = "/readyz", tag = "probes",
+    responses(
+        (status = 200, body = HealthAnswer),
+        (status = 503, description = "no schema is loaded", body = ErrorBody),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthAnswer>, ApiError> {
+    let engine = state.engine();
+    engine.schema().ok_or(EngineError::NoSchema)?;
+    Ok(Json(HealthAnswer {
+        status: "ready".to_string(),
+        revision: engine.head().0,
+    }))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "probes",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let text = observe::render(&state);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Any path no route serves.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(uri.path().to_string())
+}
+
+/// The page size for `limit`: the server maximum when absent, 400 when above it or 0.
+fn page_limit(state: &AppState, limit: Option<usize>) -> Result<usize, ApiError> {
+    let max = state.config().max_page;
+    match limit {
+        None => Ok(max),
+        Some(0) => Err(ApiError::bad_request("limit", "must be at least 1")),
+        Some(limit) if limit > max => Err(ApiError::bad_request(
+            "limit",
+            format!("at most {max}, got {limit}"),
+        )),
+        Some(limit) => Ok(limit),
+    }
+}
+
+/// axum's rejection texts start with a capital letter; our messages do not.
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

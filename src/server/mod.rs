@@ -1,0 +1,164 @@
+//! The HTTP API of DESIGN §5: a thin axum layer over the embeddable [`Arbiter`].
+//!
+//! Layout:
+//! - [`router`] builds the whole app from an [`AppState`]; [`serve`] runs it on a bound
+//!   listener until a shutdown future resolves, then drains in-flight requests and flushes
+//!   the store;
+//! - `handlers`: one function per endpoint; `dto`: the JSON bodies and their conversions;
+//! - `error`: [`ApiError`] and the one `IntoResponse` impl; `auth`: the bearer token;
+//! - `observe`: per-request tracing, Prometheus metrics, the deadline; `watch`: the
+//!   streaming change feed; `openapi`: the document served at `/openapi.json`.
+//!
+//! The engine is synchronous. Checks take microseconds and run inline on the runtime;
+//! everything that may touch sled or walk large graphs (writes with their flush, reads,
+//! lookups, expand, bulk checks) runs on the blocking pool.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+
+use crate::engine::Arbiter;
+
+mod auth;
+pub mod dto;
+pub mod error;
+mod handlers;
+mod observe;
+pub mod openapi;
+mod watch;
+
+pub use error::{ApiError, ErrorBody};
+
+/// Server settings, validated by the CLI before the server starts.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// When set, every `/v1` request must carry `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// The largest request body accepted, in bytes; larger bodies answer 413.
+    pub body_limit: usize,
+    /// How long one request may run before it answers 503 `deadline_exceeded` (the watch
+    /// stream is exempt once its headers are sent).
+    pub request_timeout: Duration,
+    /// The most items one bulk check or one write may carry; more answer 400.
+    pub max_batch: usize,
+    /// The largest page a read or lookup returns, and the default page size.
+    pub max_page: usize,
+    /// Log one line per request at info level (otherwise at debug, off by default).
+    pub access_log: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            body_limit: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+            max_batch: 500,
+            max_page: 1_000,
+            access_log: false,
+        }
+    }
+}
+
+/// What every handler shares: the engine, the settings and the shutdown signal.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    engine: Arbiter,
+    config: ServerConfig,
+    /// Flipped to `true` when shutdown starts, so that endless watch streams end and the
+    /// graceful drain can finish.
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl AppState {
+    pub fn new(engine: Arbiter, config: ServerConfig) -> Self {
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        Self {
+            inner: Arc::new(Shared {
+                engine,
+                config,
+                shutdown,
+            }),
+        }
+    }
+
+    pub fn engine(&self) -> &Arbiter {
+        &self.inner.engine
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// Resolves once shutdown has started.
+    pub(crate) fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+}
+
+/// The whole application: every route of DESIGN §5 with auth, limits, deadline, tracing
+/// and metrics.
+pub fn router(state: AppState) -> Router {
+    observe::install();
+    let body_limit = state.config().body_limit;
+    let (routes, api) = openapi::api_router(state.clone()).split_for_parts();
+    let document = Arc::new(openapi::render(api));
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || openapi::serve_document(Arc::clone(&document))),
+        )
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::deadline,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves; then stops accepting, ends watch
+/// streams, waits for in-flight requests and flushes the store.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let drain_state = state.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        drain_state.begin_shutdown();
+    };
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await?;
+    let engine = state.engine().clone();
+    let flushed = tokio::task::spawn_blocking(move || engine.flush())
+        .await
+        .map_err(std::io::Error::other)?;
+    flushed.map_err(std::io::Error::other)?;
+    tracing::info!(revision = state.engine().head().0, "store flushed; stopped");
+    Ok(())
+}

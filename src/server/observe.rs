@@ -1,0 +1,208 @@
+//! Per-request observability and the deadline: one structured log line per request
+//! (method, route, status, latency, revision), Prometheus counters and latency histograms
+//! by route and status, and the rendering of `/metrics`.
+//!
+//! Metrics go to one process-wide Prometheus recorder, installed on first use; gauges that
+//! mirror engine state (head revision, cache counters, store size) are set when `/metrics`
+//! is rendered, so they cost nothing per request.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use parking_lot::RwLock;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::model::Revision;
+
+/// Latency buckets in seconds: 25 µs to 5 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The process-wide recorder handle; `None` when another recorder was installed first.
+fn handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("arbiter_http_request_duration_seconds".to_string()),
+                    LATENCY_BUCKETS,
+                )
+                .ok()?;
+            builder.install_recorder().ok()
+        })
+        .as_ref()
+}
+
+/// Installs the recorder (idempotent); call before serving so the first requests count.
+pub fn install() {
+    let _ = handle();
+}
+
+/// The counter and histogram of one (route, method, status), registered once: building
+/// a labelled metric key allocates and hashes, which is too much for every check.
+#[derive(Clone)]
+struct RouteMetrics {
+    requests: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+/// Per route: the metrics of each (method, status) seen, a handful at most.
+type MetricsCache = HashMap<String, Vec<(Method, u16, RouteMetrics)>>;
+
+fn route_metrics(route: &str, method: &Method, status: u16) -> RouteMetrics {
+    static CACHE: OnceLock<RwLock<MetricsCache>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let found = cache.read().get(route).and_then(|entries| {
+        entries
+            .iter()
+            .find(|it| it.0 == *method && it.1 == status)
+            .map(|it| it.2.clone())
+    });
+    if let Some(found) = found {
+        return found;
+    }
+    let labels = [
+        ("route", route.to_string()),
+        ("method", method.to_string()),
+        ("status", status.to_string()),
+    ];
+    let res = RouteMetrics {
+        requests: metrics::counter!("arbiter_http_requests_total", &labels),
+        latency: metrics::histogram!("arbiter_http_request_duration_seconds", &labels),
+    };
+    cache
+        .write()
+        .entry(route.to_string())
+        .or_default()
+        .push((method.clone(), status, res.clone()));
+    res
+}
+
+/// Logs and counts every request. Runs outside every other layer, so rejected requests
+/// (401, 413, deadline) are observed too.
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", |path| path.as_str());
+    let response = next.run(request).await;
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    let revision = response.extensions().get::<Revision>().map(|it| it.0);
+    let metrics = route_metrics(route, &method, status);
+    metrics.requests.increment(1);
+    metrics.latency.record(latency.as_secs_f64());
+    let latency_us = latency.as_micros() as u64;
+    if state.config().access_log {
+        tracing::info!(method = %method, route, status, latency_us, revision, "request");
+    } else {
+        tracing::debug!(method = %method, route, status, latency_us, revision, "request");
+    }
+    response
+}
+
+/// Answers 503 `deadline_exceeded` when the handler has not produced its response in
+/// time. The handler's future is dropped; a blocking write already handed to the store
+/// still completes (and is acknowledged by nobody).
+pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.config().request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::DeadlineExceeded(limit.as_millis()).into_response(),
+    }
+}
+
+/// The Prometheus text of every metric, after refreshing the engine gauges.
+pub fn render(state: &AppState) -> String {
+    let Some(handle) = handle() else {
+        return String::new();
+    };
+    let engine = state.engine();
+    let stats = engine.cache_stats();
+    metrics::gauge!("arbiter_head_revision").set(engine.head().0 as f64);
+    metrics::gauge!("arbiter_check_cache_hits").set(stats.hits as f64);
+    metrics::gauge!("arbiter_check_cache_misses").set(stats.misses as f64);
+    metrics::gauge!("arbiter_check_cache_entries").set(stats.entries as f64);
+    metrics::gauge!("arbiter_schema_loaded").set(if engine.schema().is_some() { 1.0 } else { 0.0 });
+    if let Some(bytes) = engine.store_disk_bytes() {
+        metrics::gauge!("arbiter_store_disk_bytes").set(bytes as f64);
+    }
+    handle.run_upkeep();
+    handle.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::engine::{self, Arbiter};
+    use crate::server::ServerConfig;
+
+    fn state(timeout: Duration) -> AppState {
+        let engine = Arbiter::in_memory(engine::Config::default()).unwrap();
+        let config = ServerConfig {
+            request_timeout: timeout,
+            ..ServerConfig::default()
+        };
+        AppState::new(engine, config)
+    }
+
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        "done"
+    }
+
+    #[tokio::test]
+    async fn deadline_answers_503_with_the_json_error() {
+        let state = state(Duration::from_millis(20));
+        let app = Router::new()
+            .route("/slow", get(slow))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                deadline,
+            ))
+            .with_state(state);
+        let request = Request::get("/slow").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], "deadline_exceeded");
+    }
+
+    #[tokio::test]
+    async fn metrics_count_requests_by_route_and_status() {
+        let state = state(Duration::from_secs(5));
+        let app = crate::server::router(state.clone());
+        let request = Request::get("/healthz").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = render(&state);
+        assert!(
+            text.contains(
+                r#"arbiter_http_requests_total{route="/healthz",method="GET",status="200"}"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("arbiter_schema_loaded 0"), "{text}");
+    }
+}

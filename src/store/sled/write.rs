@@ -1,0 +1,285 @@
+//! The write paths of [`SledStore`](super::SledStore): batches with preconditions,
+//! deletes by filter (atomic at one revision across chunks, rolled back at open if a crash
+//! interrupted them), bulk import in chunks, and schema replacement.
+//!
+//! Every path runs its scans and checks under the writer mutex *before* its transaction,
+//! so nothing changes in between, and hands prepared ops to [`Inner::commit`].
+
+use rustc_hash::FxHashSet;
+
+use super::{Inner, Op, TreeSlot, corrupt, io};
+use crate::model::{Relationship, Revision};
+use crate::store::keys::{self, Index, LIVE};
+use crate::store::{
+    CHUNK_SIZE, Change, ChangeOp, ChangeSet, MAX_WRITE_UPDATES, Precondition, PreconditionOp,
+    RelationshipFilter, StoreError, Update, UpdateOp, WriteRejection, check_relationship,
+};
+
+impl Inner {
+    pub(super) fn write(
+        &self,
+        updates: &[Update],
+        preconditions: &[Precondition],
+    ) -> Result<Result<ChangeSet, WriteRejection>, StoreError> {
+        if updates.len() > MAX_WRITE_UPDATES {
+            return Err(StoreError::BatchTooLarge {
+                len: updates.len(),
+                max: MAX_WRITE_UPDATES,
+            });
+        }
+        for update in updates {
+            check_relationship(&update.relationship)?;
+        }
+        let mut seen = FxHashSet::default();
+        for update in updates {
+            if !seen.insert(&update.relationship) {
+                return Ok(Err(WriteRejection::Duplicate(update.relationship.clone())));
+            }
+        }
+        let mut writer = self.writer.lock();
+        let head = writer.head;
+        for (index, precondition) in preconditions.iter().enumerate() {
+            if let Some(reason) = self.failed_precondition(precondition, head)? {
+                return Ok(Err(WriteRejection::PreconditionFailed { index, reason }));
+            }
+        }
+        let revision = Revision(head.0 + 1);
+        let mut ops = Vec::with_capacity(updates.len() * 2 + 3);
+        let mut changes = Vec::new();
+        for update in updates {
+            let rel = &update.relationship;
+            let live = self.live_version(rel)?;
+            match (update.op, live) {
+                (UpdateOp::Create, Some(_)) => {
+                    return Ok(Err(WriteRejection::AlreadyExists(rel.clone())));
+                }
+                (UpdateOp::Create | UpdateOp::Touch, None) => {
+                    Self::version_ops(rel, revision, LIVE, &mut ops);
+                    changes.push(Change {
+                        op: ChangeOp::Touch,
+                        relationship: rel.clone(),
+                    });
+                }
+                (UpdateOp::Delete, Some(created)) => {
+                    Self::version_ops(rel, created, revision.0, &mut ops);
+                    changes.push(Change {
+                        op: ChangeOp::Delete,
+                        relationship: rel.clone(),
+                    });
+                }
+                (UpdateOp::Touch, Some(_)) | (UpdateOp::Delete, None) => {}
+            }
+        }
+        self.commit_revision(&mut writer, revision, ops, changes)
+            .map(Ok)
+    }
+
+    /// `Some(reason)` if `precondition` does not hold at `head`.
+    fn failed_precondition(
+        &self,
+        precondition: &Precondition,
+        head: Revision,
+    ) -> Result<Option<String>, StoreError> {
+        let mut example = None;
+        self.scan_live(&precondition.filter, head, None, &mut |rel| {
+            example = Some(rel);
+            false
+        })?;
+        Ok(match (precondition.op, example) {
+            (PreconditionOp::MustExist, None) => {
+                Some("no relationship matches the must_exist filter".to_string())
+            }
+            (PreconditionOp::MustNotExist, Some(rel)) => Some(format!(
+                "relationship `{rel}` matches the must_not_exist filter"
+            )),
+            _ => None,
+        })
+    }
+
+    /// The created-at revision of the live version of `rel`, if it is live. Only the
+    /// writer calls this, so nothing changes the answer before its commit.
+    fn live_version(&self, rel: &Relationship) -> Result<Option<Revision>, StoreError> {
+        let prefix = keys::tuple_prefix(Index::Resource, rel);
+        // `get_gt` is a cheaper probe than an iterator; most tuples have one version.
+        let mut after = prefix.clone();
+        while let Some((key, value)) = self.by_resource.get_gt(&after).map_err(io)? {
+            let Some(created) = key.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            if keys::decode_u64(&value).map_err(corrupt)? == LIVE {
+                return Ok(Some(Revision(keys::decode_u64(created).map_err(corrupt)?)));
+            }
+            after = key.to_vec();
+        }
+        Ok(None)
+    }
+
+    pub(super) fn delete_by_filter(
+        &self,
+        filter: &RelationshipFilter,
+    ) -> Result<ChangeSet, StoreError> {
+        let mut writer = self.writer.lock();
+        let head = writer.head;
+        let revision = Revision(head.0 + 1);
+        let mut doomed = Vec::new();
+        self.scan_versions(filter, &mut |rel, created, deleted| {
+            if created <= head && deleted == LIVE {
+                doomed.push((rel, created));
+            }
+            true
+        })?;
+        let n_chunks = doomed.len().div_ceil(CHUNK_SIZE).max(1);
+        let mut changes = Vec::with_capacity(doomed.len());
+        let mut chunks = doomed.chunks(CHUNK_SIZE);
+        for part in 0..n_chunks {
+            let chunk = chunks.next().unwrap_or_default();
+            let mut ops = Vec::with_capacity(chunk.len() * 2 + 4);
+            let first_change = changes.len();
+            for (rel, created) in chunk {
+                Self::version_ops(rel, *created, revision.0, &mut ops);
+                changes.push(Change {
+                    op: ChangeOp::Delete,
+                    relationship: rel.clone(),
+                });
+            }
+            // INVARIANT: part < n_chunks, which is at most doomed.len() / CHUNK_SIZE + 1.
+            let part_u32 = u32::try_from(part).unwrap_or(u32::MAX);
+            Self::change_ops(revision, part_u32, &changes[first_change..], &mut ops);
+            let last = part + 1 == n_chunks;
+            if n_chunks > 1 && part == 0 {
+                let mut pending = keys::encode_u64(revision.0).to_vec();
+                pending.extend_from_slice(&keys::encode_filter(filter));
+                ops.push(Op {
+                    tree: TreeSlot::Meta,
+                    key: keys::META_PENDING.to_vec(),
+                    value: Some(pending),
+                });
+            }
+            if last {
+                if n_chunks > 1 {
+                    ops.push(Op {
+                        tree: TreeSlot::Meta,
+                        key: keys::META_PENDING.to_vec(),
+                        value: None,
+                    });
+                }
+                Self::revision_ops(&mut writer, revision, &mut ops);
+            }
+            self.commit(&ops)?;
+        }
+        writer.head = revision;
+        self.flush_if_durable()?;
+        self.publish(revision);
+        Ok(ChangeSet { revision, changes })
+    }
+
+    /// Undoes a delete by filter that did not finish (see the module docs).
+    pub(super) fn roll_back_pending(&self) -> Result<(), StoreError> {
+        let Some(pending) = self.meta.get(keys::META_PENDING).map_err(io)? else {
+            return Ok(());
+        };
+        let (revision, filter) = pending.split_at_checked(8).ok_or(StoreError::Corrupt(
+            "undecodable pending delete".to_string(),
+        ))?;
+        let revision = keys::decode_u64(revision).map_err(corrupt)?;
+        let filter = keys::decode_filter(filter).map_err(corrupt)?;
+        let mut marked = Vec::new();
+        self.scan_versions(&filter, &mut |rel, created, deleted| {
+            if deleted == revision {
+                marked.push((rel, created));
+            }
+            true
+        })?;
+        for chunk in marked.chunks(CHUNK_SIZE) {
+            let mut ops = Vec::with_capacity(chunk.len() * 2);
+            for (rel, created) in chunk {
+                Self::version_ops(rel, *created, LIVE, &mut ops);
+            }
+            self.commit(&ops)?;
+        }
+        let mut ops = Vec::new();
+        for item in self.changes.scan_prefix(keys::encode_u64(revision)) {
+            let (key, _) = item.map_err(io)?;
+            ops.push(Op {
+                tree: TreeSlot::Changes,
+                key: key.to_vec(),
+                value: None,
+            });
+        }
+        ops.push(Op {
+            tree: TreeSlot::Meta,
+            key: keys::META_PENDING.to_vec(),
+            value: None,
+        });
+        self.commit(&ops)?;
+        self.db.flush().map_err(io)?;
+        tracing::warn!(revision, "rolled back an unfinished delete by filter");
+        Ok(())
+    }
+
+    pub(super) fn import(
+        &self,
+        relationships: &mut dyn Iterator<Item = Relationship>,
+    ) -> Result<Vec<ChangeSet>, StoreError> {
+        let mut res = Vec::new();
+        let mut last = None;
+        loop {
+            let chunk: Vec<Relationship> = (&mut *relationships).take(CHUNK_SIZE).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            for rel in &chunk {
+                check_relationship(rel)?;
+            }
+            let mut writer = self.writer.lock();
+            let revision = Revision(writer.head.0 + 1);
+            let mut seen = FxHashSet::default();
+            let mut ops = Vec::with_capacity(chunk.len() * 2 + 3);
+            let mut changes = Vec::with_capacity(chunk.len());
+            for rel in chunk {
+                if seen.contains(&rel) || self.live_version(&rel)?.is_some() {
+                    continue;
+                }
+                Self::version_ops(&rel, revision, LIVE, &mut ops);
+                seen.insert(rel.clone());
+                changes.push(Change {
+                    op: ChangeOp::Touch,
+                    relationship: rel,
+                });
+            }
+            Self::change_ops(revision, 0, &changes, &mut ops);
+            Self::revision_ops(&mut writer, revision, &mut ops);
+            self.commit(&ops)?;
+            writer.head = revision;
+            if !self.durable {
+                self.publish(revision);
+            }
+            last = Some(revision);
+            res.push(ChangeSet { revision, changes });
+        }
+        if let Some(revision) = last {
+            self.flush_if_durable()?;
+            self.publish(revision);
+        }
+        Ok(res)
+    }
+
+    pub(super) fn write_schema(&self, text: &str) -> Result<Revision, StoreError> {
+        let mut writer = self.writer.lock();
+        let revision = Revision(writer.head.0 + 1);
+        let ops = vec![
+            Op {
+                tree: TreeSlot::Meta,
+                key: keys::META_SCHEMA.to_vec(),
+                value: Some(text.as_bytes().to_vec()),
+            },
+            Op {
+                tree: TreeSlot::Meta,
+                key: keys::META_SCHEMA_REVISION.to_vec(),
+                value: Some(keys::encode_u64(revision.0).to_vec()),
+            },
+        ];
+        self.commit_revision(&mut writer, revision, ops, Vec::new())
+            .map(|it| it.revision)
+    }
+}

@@ -1,0 +1,343 @@
+//! The `arbiter` binary end to end: `serve` start-up (port 0 announcement, invalid schema
+//! with `FILE:LINE:COL`, refusing a public bind without a token), the client commands and
+//! their exit codes, import/export, SIGTERM then restart keeping writes, `--help`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_arbiter");
+
+fn schema_file() -> String {
+    format!("{}/schema/models.zed", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `serve` child and the URL it announced.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+fn serve(args: &[&str]) -> Served {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
+    Served { child, url }
+}
+
+impl Served {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .args(["--server", &self.url])
+            .output()
+            .unwrap()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "serve exited with {exit}");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+#[test]
+fn client_commands_and_exit_codes() {
+    let server = serve(&["--memory", "--schema", &schema_file()]);
+    let out = server.run(&[
+        "write",
+        "model:m1#guest@user:alice",
+        "model:m2#project@project:p1",
+        "project:p1#contributor@group:eng#member",
+        "group:eng#member@user:bob",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).starts_with("written at revision "));
+
+    let out = server.run(&["check", "model:m1", "execute", "user:alice"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).trim()),
+        (Some(0), "allowed")
+    );
+    let out = server.run(&["check", "model:m1", "edit", "user:alice"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).trim()),
+        (Some(1), "denied")
+    );
+    let out = server.run(&["check", "model:m1", "nope", "user:alice"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`nope`"),
+        "{out:?}"
+    );
+    let out = server.run(&["check", "model:m1", "execute", "user:alice", "--json"]);
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["allowed"], true);
+
+    let out = server.run(&["lookup", "resources", "model", "edit", "user:bob"]);
+    assert_eq!(stdout(&out), "m2\n");
+    let out = server.run(&["lookup", "subjects", "model:m2", "execute", "user"]);
+    assert_eq!(stdout(&out), "bob\n");
+    let out = server.run(&["expand", "model:m2", "edit", "--recursive"]);
+    assert!(
+        stdout(&out).contains("group:eng#member: user:bob"),
+        "{out:?}"
+    );
+    let out = server.run(&["read", "model"]);
+    assert_eq!(
+        stdout(&out),
+        "model:m1#guest@user:alice\nmodel:m2#project@project:p1\n"
+    );
+    let out = server.run(&["schema", "read"]);
+    assert!(stdout(&out).contains("definition model"), "{out:?}");
+
+    let out = server.run(&["delete", "model:m1"]);
+    assert!(
+        stdout(&out).starts_with("deleted 1 relationship(s)"),
+        "{out:?}"
+    );
+    let out = server.run(&["write", "--delete", "group:eng#member@user:bob"]);
+    assert!(out.status.success());
+    let out = server.run(&["check", "model:m2", "edit", "user:bob"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // schema write: invalid → FILE:LINE:COL and exit 1.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.zed");
+    std::fs::write(
+        &bad,
+        "definition user {}\ndefinition x_y { relation r: nobody }\n",
+    )
+    .unwrap();
+    let out = server.run(&["schema", "write", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.starts_with(&format!("{}:2:", bad.display())),
+        "{stderr}"
+    );
+    server.terminate();
+}
+
+#[test]
+fn token_is_enforced_for_clients() {
+    let server = serve(&["--memory", "--schema", &schema_file(), "--token", "s3cret"]);
+    let out = server.run(&["check", "model:m1", "execute", "user:alice"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthenticated"));
+    let out = server.run(&[
+        "check",
+        "model:m1",
+        "execute",
+        "user:alice",
+        "--token",
+        "s3cret",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    server.terminate();
+}
+
+#[test]
+fn import_export_and_restart_keep_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let file = dir.path().join("rels.txt");
+    let mut text = String::from("// models\n\n");
+    for n in 0..1_200 {
+        text.push_str(&format!("model:m{n}#guest@user:u{}\n", n % 7));
+    }
+    std::fs::write(&file, &text).unwrap();
+
+    let server = serve(&["--db", db, "--schema", &schema_file()]);
+    let out = server.run(&["import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout(&out).starts_with("imported 1200 relationship(s)"),
+        "{out:?}"
+    );
+    server.terminate();
+
+    // Restart on the same database: every acknowledged write is there.
+    let server = serve(&["--db", db, "--schema", &schema_file()]);
+    let out = server.run(&["export"]);
+    assert!(out.status.success(), "{out:?}");
+    let mut exported: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    let mut want: Vec<&str> = text.lines().filter(|it| it.starts_with("model:")).collect();
+    exported.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(exported, want);
+    server.terminate();
+
+    // Offline export of the directory agrees; a bad line stops an import with its number.
+    let out = Command::new(BIN)
+        .args(["export", "--db", db])
+        .output()
+        .unwrap();
+    let mut offline: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    offline.sort_unstable();
+    assert_eq!(offline, want);
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "model:m1#guest@user:a\nnot a relationship\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["import", bad.to_str().unwrap(), "--db", db])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.txt:2:"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn serve_refuses_bad_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.zed");
+    std::fs::write(
+        &bad,
+        "definition user {}\n\ndefinition doc {\n  relation viewer: usr\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--memory", "--addr", "127.0.0.1:0", "--schema"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.starts_with(&format!("{}:4:", bad.display())),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "announced despite a bad schema");
+
+    let out = Command::new(BIN)
+        .args(["serve", "--memory", "--addr", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--insecure"));
+}
+
+#[test]
+fn help_everywhere() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["serve"],
+        &["check"],
+        &["expand"],
+        &["lookup"],
+        &["lookup", "resources"],
+        &["lookup", "subjects"],
+        &["write"],
+        &["read"],
+        &["delete"],
+        &["import"],
+        &["export"],
+        &["schema"],
+        &["schema", "read"],
+        &["schema", "write"],
+    ];
+    for command in commands {
+        let out = Command::new(BIN)
+            .args(*command)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command:?} --help failed");
+        assert!(stdout(&out).contains("Usage:"), "{command:?}");
+    }
+}
+
+#[test]
+fn json_access_log_has_route_status_latency_and_revision() {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--memory",
+            "--addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .args(["--access-log", "--schema", &schema_file()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let out = Command::new(BIN)
+        .args([
+            "check",
+            "model:m1",
+            "execute",
+            "user:alice",
+            "--server",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let logs: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .map(|it| serde_json::from_str(it).unwrap())
+        .collect();
+    let request = logs
+        .iter()
+        .find(|it| it["fields"]["route"] == "/v1/check")
+        .unwrap_or_else(|| panic!("no access log line for /v1/check in {logs:?}"));
+    assert_eq!(request["fields"]["status"], 200);
+    assert!(request["fields"]["latency_us"].is_u64());
+    assert_eq!(request["fields"]["revision"], 1);
+    assert!(
+        logs.iter()
+            .any(|it| it["fields"]["message"] == "store flushed; stopped")
+    );
+}
