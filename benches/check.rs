@@ -44,6 +44,23 @@ fn time_checks(engine: &Arbiter, requests: &[CheckRequest], rounds: usize) -> (V
     (samples, share)
 }
 
+/// p50 / p99 per `type#permission` of one timed round (samples in request order).
+fn by_scenario(n: usize, requests: &[CheckRequest], samples: &[u64]) {
+    let mut groups: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for (request, ns) in requests.iter().zip(samples) {
+        let label = format!("{}#{}", request.resource.object_type, request.permission);
+        groups.entry(label).or_default().push(*ns);
+    }
+    for (label, mut group) in groups {
+        let [p50, _, p99, _] = scenario::percentiles(&mut group);
+        println!(
+            "| {n} | uncached, {label} | {} | | {} | | | |",
+            fmt_us(p50),
+            fmt_us(p99)
+        );
+    }
+}
+
 fn fmt_us(ns: u64) -> String {
     format!("{:.2}", ns as f64 / 1000.0)
 }
@@ -56,8 +73,8 @@ fn main() {
         let requests = scenario::checks(target, 7, 20_000);
         {
             let (engine, n) = scenario::engine(target, 0);
-            let (mut samples, share) = time_checks(&engine, &requests, 1);
-            let [p50, p90, p99, p999] = scenario::percentiles(&mut samples);
+            let (samples, share) = time_checks(&engine, &requests, 1);
+            let [p50, p90, p99, p999] = scenario::percentiles(&mut samples.clone());
             println!(
                 "| {n} | uncached | {} | {} | {} | {} | {share:.2} | {:.0} |",
                 fmt_us(p50),
@@ -66,6 +83,7 @@ fn main() {
                 fmt_us(p999),
                 scenario::rss_mib()
             );
+            by_scenario(n, &requests, &samples);
             for d in 1..=scenario::MAX_CHAIN {
                 let request = scenario::request(
                     &format!("model:chain{d}"),

@@ -519,3 +519,96 @@ fn reopening_a_sled_database_rebuilds_the_index() {
     .unwrap_err();
     assert_eq!(err.code(), "snapshot_expired");
 }
+
+#[test]
+fn lookup_errors_name_the_field() {
+    let engine = engine(Config::default());
+    let alice = "user:alice".parse().unwrap();
+    let err = engine
+        .lookup_resources("nosuch", "view", &alice, 0, None, Consistency::Full)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::InvalidInput {
+                field: "resource_type",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = engine
+        .lookup_resources("doc", "nosuch", &alice, 0, None, Consistency::Full)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::InvalidInput {
+                field: "permission",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = engine
+        .lookup_subjects(
+            &"doc:1".parse().unwrap(),
+            "view",
+            "nosuch",
+            Consistency::Full,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::InvalidInput {
+                field: "subject_type",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn readers_at_a_snapshot_are_unaffected_by_concurrent_writes() {
+    let engine = engine(Config {
+        cache_capacity: 0,
+        ..Config::default()
+    });
+    let base = write(
+        &engine,
+        &[
+            "doc:1#viewer@group:eng#member",
+            "group:eng#member@user:alice",
+        ],
+    );
+    let writer = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            for i in 0..200 {
+                let text = format!("group:eng#member@user:w{i}");
+                write(&engine, &[&text]);
+                if i % 2 == 0 {
+                    delete(&engine, &["group:eng#member@user:alice"]);
+                } else {
+                    write(&engine, &["group:eng#member@user:alice"]);
+                }
+            }
+        })
+    };
+    let at_base = Consistency::AtExactSnapshot { revision: base };
+    for i in 0..2_000 {
+        assert!(
+            check(&engine, "doc:1#view@user:alice", at_base).unwrap(),
+            "read {i}"
+        );
+        assert!(
+            !check(&engine, "doc:1#view@user:w150", at_base).unwrap(),
+            "read {i}"
+        );
+    }
+    writer.join().unwrap();
+    assert!(check(&engine, "doc:1#view@user:w150", Consistency::Full).unwrap());
+    assert!(check(&engine, "doc:1#view@user:alice", Consistency::Full).unwrap());
+}

@@ -102,6 +102,11 @@ pub(crate) struct Checker<'a> {
     subject: Subject,
     /// The wildcard node matching an object subject (`type:*`), if the subject is one.
     subject_wildcard: Option<Node>,
+    /// For an object subject with few tuples: every node whose tuples name it directly,
+    /// read once from the reverse index, so the walk tests membership in this small set
+    /// instead of probing each node's member set (a cache miss each in a large index).
+    holders: FxHashSet<Node>,
+    use_holders: bool,
     stack: Vec<Frame>,
     memo: FxHashMap<Goal, Tri>,
     /// Buffers of breadth-first walks, reused (walks nest through permissions).
@@ -132,6 +137,7 @@ impl Walk {
 /// Buffers kept per thread between checks, so a check allocates nothing once warm.
 #[derive(Default)]
 struct Scratch {
+    holders: FxHashSet<Node>,
     stack: Vec<Frame>,
     memo: FxHashMap<Goal, Tri>,
     walks: Vec<Walk>,
@@ -139,6 +145,9 @@ struct Scratch {
 
 /// Buffers larger than this are dropped rather than kept for the next check.
 const KEEP_CAPACITY: usize = 4096;
+
+/// An object subject named by more tuples than this is tested node by node instead.
+const HOLDERS_LIMIT: usize = 64;
 
 thread_local! {
     static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
@@ -151,10 +160,12 @@ impl Drop for Checker<'_> {
         }
         self.memo.clear();
         self.stack.clear();
+        self.holders.clear();
         let mut walks = std::mem::take(&mut self.walks);
         walks.truncate(8);
         walks.retain(|walk| walk.visited.capacity() <= KEEP_CAPACITY);
         let scratch = Scratch {
+            holders: std::mem::take(&mut self.holders),
             stack: std::mem::take(&mut self.stack),
             memo: std::mem::take(&mut self.memo),
             walks,
@@ -165,9 +176,27 @@ impl Drop for Checker<'_> {
 
 impl<'a> Checker<'a> {
     pub fn new(snap: Snapshot<'a>, subject: Subject) -> Self {
-        let scratch = SCRATCH
+        let mut scratch = SCRATCH
             .with(|it| it.take())
             .map_or_else(Scratch::default, |it| *it);
+        let mut use_holders = false;
+        if let Subject::Object(obj) = subject {
+            let node = Node {
+                ty: obj.ty,
+                id: obj.id,
+                rel: NO_REL,
+            };
+            scratch.holders.clear();
+            use_holders = true;
+            for (ty, rel, id) in snap.index.resources_of(node, snap.rev) {
+                if scratch.holders.len() >= HOLDERS_LIMIT {
+                    use_holders = false;
+                    scratch.holders.clear();
+                    break;
+                }
+                scratch.holders.insert(Node { ty, id, rel });
+            }
+        }
         let subject_wildcard = match subject {
             Subject::Object(obj) => Some(Node {
                 ty: obj.ty,
@@ -180,6 +209,8 @@ impl<'a> Checker<'a> {
             snap,
             subject,
             subject_wildcard,
+            holders: scratch.holders,
+            use_holders,
             stack: scratch.stack,
             memo: scratch.memo,
             walks: scratch.walks,
@@ -249,12 +280,18 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Whether a tuple of `forward` names the subject directly (or by wildcard).
-    fn direct(&self, forward: &Forward) -> bool {
+    /// Whether a tuple of `node` (whose subjects are `forward`) names the subject directly
+    /// (or by wildcard).
+    fn direct(&self, node: Node, forward: &Forward) -> bool {
         let rev = self.snap.rev;
         match self.subject {
             Subject::Object(obj) => {
-                forward.has_object(obj, rev)
+                let named = if self.use_holders {
+                    self.holders.contains(&node)
+                } else {
+                    forward.has_object(obj, rev)
+                };
+                named
                     || self
                         .subject_wildcard
                         .is_some_and(|star| forward.has_wildcard(star, rev))
@@ -275,10 +312,19 @@ impl<'a> Checker<'a> {
     /// relations met on the way are expanded in place; permissions are goals of their own.
     fn relation(&mut self, start: Node, depth: u32) -> Result<Outcome, EngineError> {
         let index = self.snap.index;
+        if self.use_holders {
+            if self.holders.contains(&start) {
+                return Ok(Outcome::TRUE);
+            }
+            // Not named directly: only subject sets or a wildcard could grant it.
+            if !index.may_have_usersets(start) {
+                return Ok(Outcome::FALSE);
+            }
+        }
         let Some(forward) = index.forward(start) else {
             return Ok(Outcome::FALSE);
         };
-        if self.direct(forward) {
+        if self.direct(start, forward) {
             return Ok(Outcome::TRUE);
         }
         if !forward.has_any_userset() {
@@ -357,8 +403,17 @@ impl<'a> Checker<'a> {
                     }
                     None => {}
                 }
+                if self.use_holders {
+                    if self.holders.contains(&node) {
+                        return Ok(Outcome::TRUE);
+                    }
+                    if !index.may_have_usersets(node) {
+                        walk.explored.push(goal);
+                        continue;
+                    }
+                }
                 if let Some(forward) = index.forward(node) {
-                    if self.direct(forward) {
+                    if self.direct(node, forward) {
                         return Ok(Outcome::TRUE);
                     }
                     walk.next

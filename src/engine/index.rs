@@ -18,26 +18,21 @@
 //! (microseconds); the single writer holds the write lock while applying one committed
 //! change set. A reader at revision R is unaffected by entries newer than R.
 
-use std::hash::Hash;
 use std::sync::Arc;
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{Relationship, Revision, WILDCARD_ID};
 use crate::store::{ChangeOp, ChangeSet};
+
+use super::versions::VersionedSet;
 
 /// An interned string.
 pub(crate) type Sym = u32;
 
 /// The relation symbol of a subject that is a plain object or a wildcard (no relation).
 pub(crate) const NO_REL: Sym = u32::MAX;
-
-/// Revision marker of a version that is still live.
-const LIVE: u64 = u64::MAX;
-
-/// Sets at least this large get a hash index next to their entry vector.
-const HASH_THRESHOLD: usize = 12;
 
 /// An object `type:id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,6 +69,11 @@ impl Index {
 pub(crate) struct IndexData {
     strings: Interner,
     forward: FxHashMap<Node, Forward>,
+    /// The nodes whose forward entry has (or had, until collected) a subject set or a
+    /// wildcard: few and small enough to stay in cache, so a walk can skip the forward
+    /// probe of every other node once it knows the subject's direct holders.
+    // INVARIANT: contains every node whose `Forward::usersets` is not empty.
+    indirect: FxHashSet<Node>,
     reverse: FxHashMap<Node, Vec<Reverse>>,
     /// The newest revision applied.
     head: Revision,
@@ -163,6 +163,7 @@ impl Default for IndexData {
         Self {
             strings,
             forward: FxHashMap::default(),
+            indirect: FxHashSet::default(),
             reverse: FxHashMap::default(),
             head: Revision(0),
             oldest: Revision(0),
@@ -208,6 +209,11 @@ impl IndexData {
     /// Declares revisions before `revision` unanswerable (the index was built at it).
     pub fn set_oldest(&mut self, revision: Revision) {
         self.oldest = revision;
+    }
+
+    /// Whether `resource` may have subject sets or wildcards (a probe of a small set).
+    pub fn may_have_usersets(&self, resource: Node) -> bool {
+        self.indirect.contains(&resource)
     }
 
     /// The subjects of `resource`, if it ever had any (one hash probe; then ask the entry).
@@ -326,6 +332,9 @@ impl IndexData {
         } else {
             forward.has_wildcard |= subject.id == self.star;
             forward.usersets.set(subject, rev, live);
+            if live {
+                self.indirect.insert(resource);
+            }
         }
         let reverse = self.reverse.entry(subject).or_default();
         let pos = reverse
@@ -361,6 +370,7 @@ impl IndexData {
             .map(|name| name.len() + 16 + size_of::<Arc<str>>() * 2 + size_of::<Sym>() + 1)
             .sum::<usize>();
         bytes += self.forward.capacity() * (size_of::<Node>() + size_of::<Forward>() + 1);
+        bytes += self.indirect.capacity() * (size_of::<Node>() + 1);
         for fwd in self.forward.values() {
             res.forward_entries += fwd.objects.entries.len() + fwd.usersets.entries.len();
             bytes += fwd.objects.heap_bytes() + fwd.usersets.heap_bytes();
@@ -383,10 +393,14 @@ impl IndexData {
         let horizon_rev = horizon.0;
         let star = self.star;
         let mut dropped = 0;
-        self.forward.retain(|_, fwd| {
+        let indirect = &mut self.indirect;
+        self.forward.retain(|node, fwd| {
             dropped += fwd.objects.collect_garbage(horizon_rev);
             dropped += fwd.usersets.collect_garbage(horizon_rev);
             fwd.has_wildcard = fwd.usersets.entries.iter().any(|it| it.key.id == star);
+            if fwd.usersets.is_empty() {
+                indirect.remove(node);
+            }
             !(fwd.objects.is_empty() && fwd.usersets.is_empty())
         });
         self.reverse.retain(|_, entries| {
@@ -412,154 +426,6 @@ pub struct IndexStats {
     pub symbols: usize,
     /// Estimated heap bytes (allocator overhead not included).
     pub approx_bytes: usize,
-}
-
-/// One key with its versions.
-struct Versioned<K> {
-    key: K,
-    /// The newest version: created at `created`, deleted at `deleted` ([`LIVE`] if not).
-    created: u64,
-    deleted: u64,
-    /// Older `(created, deleted)` versions, rare (a tuple deleted and written again).
-    #[expect(
-        clippy::box_collection,
-        reason = "a thin pointer keeps every entry 8 bytes smaller; the box is rarely allocated"
-    )]
-    older: Option<Box<Vec<(u64, u64)>>>,
-}
-
-impl<K> Versioned<K> {
-    fn live_at(&self, rev: u64) -> bool {
-        (self.created <= rev && rev < self.deleted)
-            || self
-                .older
-                .as_ref()
-                .is_some_and(|older| older.iter().any(|(c, d)| *c <= rev && rev < *d))
-    }
-}
-
-/// A set of keys with versions: a vector, plus a hash index once it grows.
-pub(crate) struct VersionedSet<K> {
-    entries: Vec<Versioned<K>>,
-    positions: Option<Box<FxHashMap<K, u32>>>,
-}
-
-impl<K> Default for VersionedSet<K> {
-    fn default() -> Self {
-        Self {
-            entries: Vec::new(),
-            positions: None,
-        }
-    }
-}
-
-impl<K: Copy + Eq + Hash> VersionedSet<K> {
-    fn find(&self, key: &K) -> Option<usize> {
-        match &self.positions {
-            Some(positions) => positions.get(key).map(|pos| *pos as usize),
-            None => self.entries.iter().position(|it| it.key == *key),
-        }
-    }
-
-    fn contains_at(&self, key: &K, rev: u64) -> bool {
-        self.find(key)
-            .is_some_and(|pos| self.entries[pos].live_at(rev))
-    }
-
-    fn iter_at(&self, rev: u64) -> impl Iterator<Item = K> + '_ {
-        self.entries
-            .iter()
-            .filter(move |it| it.live_at(rev))
-            .map(|it| it.key)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    fn heap_bytes(&self) -> usize {
-        let entries = self.entries.capacity() * std::mem::size_of::<Versioned<K>>();
-        let positions = self.positions.as_ref().map_or(0, |it| {
-            it.capacity() * (std::mem::size_of::<K>() + std::mem::size_of::<u32>() + 1)
-        });
-        let older: usize = self
-            .entries
-            .iter()
-            .filter_map(|it| it.older.as_ref())
-            .map(|it| it.capacity() * 16 + 24)
-            .sum();
-        entries + positions + older
-    }
-
-    /// Makes `key` live (`live`) or deleted as of `rev`; a no-op if it already is.
-    fn set(&mut self, key: K, rev: u64, live: bool) {
-        match self.find(&key) {
-            Some(pos) => {
-                let entry = &mut self.entries[pos];
-                if live && entry.deleted != LIVE {
-                    let old = (entry.created, entry.deleted);
-                    entry.older.get_or_insert_with(Default::default).push(old);
-                    entry.created = rev;
-                    entry.deleted = LIVE;
-                } else if !live && entry.deleted == LIVE {
-                    entry.deleted = rev;
-                }
-            }
-            None if live => {
-                let pos = self.entries.len();
-                self.entries.push(Versioned {
-                    key,
-                    created: rev,
-                    deleted: LIVE,
-                    older: None,
-                });
-                if let Some(positions) = &mut self.positions {
-                    positions.insert(key, pos as u32);
-                } else if self.entries.len() >= HASH_THRESHOLD {
-                    self.rebuild_positions();
-                }
-            }
-            None => {}
-        }
-    }
-
-    fn rebuild_positions(&mut self) {
-        let mut positions = FxHashMap::default();
-        positions.reserve(self.entries.len());
-        for (pos, entry) in self.entries.iter().enumerate() {
-            positions.insert(entry.key, pos as u32);
-        }
-        self.positions = Some(Box::new(positions));
-    }
-
-    /// Drops versions deleted at or before `horizon`; returns how many.
-    fn collect_garbage(&mut self, horizon: u64) -> usize {
-        let mut dropped = 0;
-        for entry in &mut self.entries {
-            if let Some(older) = &mut entry.older {
-                let before = older.len();
-                older.retain(|(_, deleted)| *deleted > horizon);
-                dropped += before - older.len();
-                if older.is_empty() {
-                    entry.older = None;
-                }
-            }
-        }
-        let before = self.entries.len();
-        self.entries
-            .retain(|it| it.deleted > horizon || it.older.is_some());
-        let removed = before - self.entries.len();
-        if removed > 0 {
-            dropped += removed;
-            if self.entries.len() >= HASH_THRESHOLD {
-                self.rebuild_positions();
-            } else {
-                self.positions = None;
-            }
-            self.entries.shrink_to_fit();
-        }
-        dropped
-    }
 }
 
 #[cfg(test)]

@@ -5,15 +5,23 @@
 //! - [`api`]: request and answer types ([`Consistency`], [`CheckRequest`], [`Decision`],
 //!   [`ExpandTree`], pages);
 //! - [`error`]: [`EngineError`], one enum for the layer, with a stable code per kind;
-//! - `index`: the revision-aware in-memory read path (interned symbols, MVCC versions,
-//!   forward and reverse indexes) fed by the write path — the engine never reads the store
-//!   on the hot path;
+//! - `index` (with `versions`): the revision-aware in-memory read path (interned symbols,
+//!   MVCC version sets, forward and reverse indexes) fed by the write path — the engine
+//!   never reads the store on the hot path;
 //! - `plan`: per-schema data computed once (name symbols, reverse dependency edges);
+//! - `writer`: the shared state and the write path; `schema_text`: compiling schema text
+//!   and refusing schema changes that orphan relationships;
+//! - `queries`: the read side — consistency mode → revision, names → symbols, the cache;
 //! - `check`, `expand`, `lookup`: the walks; `cache`: the bounded check cache.
 //!
-//! Writes go through one lock: validate against the schema → `Store::write` → apply the
-//! committed change set to the index → publish the new head revision. Readers pick a
-//! revision first (the consistency mode) and then see exactly the tuples live at it.
+//! Writes go through one lock: validate against the schema (`schema::admit`) →
+//! `Store::write` → apply the committed change set to the index → publish the new head
+//! revision. Readers pick a revision first (the consistency mode) and then see exactly the
+//! tuples live at it.
+//!
+//! Limits worth knowing: a read at an old revision uses the current schema (schemas are
+//! not versioned); after a restart the index starts at the head, so snapshots older than
+//! the open are expired for checks; interned strings live until the process ends.
 
 pub mod api;
 mod cache;
@@ -25,6 +33,7 @@ mod lookup;
 mod plan;
 mod queries;
 mod schema_text;
+mod versions;
 mod writer;
 
 use std::path::Path;
@@ -84,6 +93,30 @@ impl Default for Config {
 ///
 /// Cheap to clone (a handle to shared state) and safe to use from many threads. Every
 /// method is synchronous; async callers should run writes on a blocking thread.
+///
+/// ```
+/// use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency};
+/// use arbiter::store::{Update, UpdateOp};
+///
+/// let engine = Arbiter::in_memory(Config::default())?;
+/// engine.write_schema(
+///     "definition user {}
+///      definition doc { relation viewer: user | user:*  permission view = viewer }",
+/// )?;
+/// let update = Update {
+///     op: UpdateOp::Touch,
+///     relationship: "doc:readme#viewer@user:alice".parse()?,
+/// };
+/// let revision = engine.write(&[update], &[])??;
+/// let request = CheckRequest {
+///     resource: "doc:readme".parse()?,
+///     permission: "view".to_string(),
+///     subject: "user:alice".parse()?,
+/// };
+/// let decision = engine.check(&request, Consistency::AtLeastAsFresh { revision })?;
+/// assert!(decision.allowed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Arbiter {
     inner: Arc<writer::Inner>,

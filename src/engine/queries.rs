@@ -76,6 +76,25 @@ impl View<'_> {
         })
     }
 
+    /// The goal `resource_type#permission` with no particular object (for lookups), or an
+    /// error naming the `resource_type` or `permission` field.
+    pub fn type_goal(&self, resource_type: &str, permission: &str) -> Result<Goal, EngineError> {
+        let probe = ObjectRef {
+            object_type: resource_type.to_string(),
+            object_id: String::new(),
+        };
+        self.goal(&probe, permission).map_err(|err| match err {
+            EngineError::InvalidInput {
+                field: "resource",
+                message,
+            } => EngineError::InvalidInput {
+                field: "resource_type",
+                message,
+            },
+            other => other,
+        })
+    }
+
     /// The subject, or an error naming the `subject` field. An id the index never saw is
     /// [`UNKNOWN_SUBJECT`], or [`UNKNOWN_RESOURCE`] when it equals `resource_id` (so the
     /// "self" rule still sees them as one object).
@@ -278,11 +297,7 @@ impl Inner {
         consistency: Consistency,
     ) -> Result<ResourcePage, EngineError> {
         let view = self.view(consistency)?;
-        let probe = ObjectRef {
-            object_type: resource_type.to_string(),
-            object_id: String::new(),
-        };
-        let goal = view.goal(&probe, permission)?;
+        let goal = view.type_goal(resource_type, permission)?;
         let subject_key = view.subject(subject, None)?;
         let mut ids = lookup::resources(
             view.snapshot(),
@@ -379,11 +394,7 @@ impl Inner {
         consistency: Consistency,
     ) -> Result<(Vec<String>, Revision), EngineError> {
         let view = self.view(consistency)?;
-        let probe = ObjectRef {
-            object_type: resource_type.to_string(),
-            object_id: String::new(),
-        };
-        let goal = view.goal(&probe, relation)?;
+        let goal = view.type_goal(resource_type, relation)?;
         let data = &view.data;
         let node = match view.subject(subject, None)? {
             Subject::Object(obj) => Node {

@@ -49,11 +49,8 @@ impl Inner {
         let index = Index::default();
         let head = {
             let mut data = index.write();
-            let mut pending = Vec::new();
-            let head = store.for_each_live(&mut |relationship| pending.push(relationship))?;
-            for relationship in &pending {
-                data.insert_live(relationship, 0);
-            }
+            let head =
+                store.for_each_live(&mut |relationship| data.insert_live(&relationship, 0))?;
             data.set_head(head);
             data.set_oldest(head);
             head
