@@ -71,7 +71,8 @@ def tables(data, arb, sdb):
             out.append(f"| {fmt(n)} | {fmt(p50)} | {fmt(p99)} | {fmt(sp[0])} | {fmt(sp[1])} |")
     for key, title, unit in (("depth", "Check latency vs group depth", "levels"),
                              ("fan_out", "Check latency vs fan-out", "members"),
-                             ("width", "Check latency vs intersection/exclusion width", "operands")):
+                             ("width", "Check latency vs intersection/exclusion width", "operands"),
+                             ("fan_in", "Check latency vs subject fan-in", "relationships held by the subject")):
         out.append(f"\n#### {title}\n")
         out.append(f"| {unit} | case | p50 µs | p90 µs | p99 µs | calls |")
         out.append("|---|---|---|---|---|---|")
@@ -170,6 +171,21 @@ def plots(data, arb, sdb, img_dir):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     save(fig, "check_vs_width.png")
+
+    # fan-in
+    if data.get("fan_in"):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for allowed, label in ((True, "one of its documents (allowed)"), (False, "a document it cannot view (denied)")):
+            x, p50, _ = series(data["fan_in"], lambda p, a=allowed: p["allowed"] == a)
+            ax.plot(x, p50, "o-", label=f"p50, {label}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("direct relationships held by the subject")
+        ax.set_ylabel("check latency, µs (log)")
+        ax.set_title("Check latency vs subject fan-in")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        save(fig, "check_vs_fanin.png")
 
     # lookup
     fig, ax = plt.subplots(figsize=(7, 4.2))

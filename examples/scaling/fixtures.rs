@@ -5,7 +5,9 @@
 //! - fan-out: `doc:fan{N}` viewed by `group:fan{N}` with `N` direct members, and
 //!   `doc:subfan{N}` viewed by a group of `N` nested groups of one member each;
 //! - width: `doc:width{K}` for the `K`-operand intersection and exclusion permissions;
-//! - lookup: `user:looker{N}` may view `N` documents through one group.
+//! - lookup: `user:looker{N}` may view `N` documents through one group;
+//! - fan-in: `user:hub{N}` is a direct viewer of `N` documents (a subject with many
+//!   relationships, such as an administrator or a service account).
 
 use arbiter::model::Relationship;
 
@@ -112,6 +114,15 @@ pub fn lookup(sizes: &[usize], out: &mut Vec<Relationship>) {
         out.push(rel(format!("group:lk{n}#member@user:looker{n}")));
         for idx in 0..n {
             out.push(rel(format!("doc:l{n}_{idx}#viewer@group:lk{n}#member")));
+        }
+    }
+}
+
+/// `user:hub{N}` is a direct viewer of `doc:in{N}_{i}` for `i < N`.
+pub fn fan_in(sizes: &[usize], out: &mut Vec<Relationship>) {
+    for &n in sizes {
+        for idx in 0..n {
+            out.push(rel(format!("doc:in{n}_{idx}#viewer@user:hub{n}")));
         }
     }
 }

@@ -2,7 +2,8 @@
 //! grows with relationship count (10k → 1M, the engine bench's scenario generator), graph
 //! depth (nested groups 1 → 30), fan-out (a group of 10 → 1,000,000 members, checked for a
 //! member and a non-member; and a group of nested groups), intersection/exclusion width
-//! (1 → 32 operands) and lookup-resources result size (10 → 100,000).
+//! (1 → 32 operands), subject fan-in (a subject holding 10 → 1,000,000 direct
+//! relationships) and lookup-resources result size (10 → 100,000).
 //!
 //! Prints one JSON document (also written to `--out`); `scripts/plot.py` draws it into
 //! `docs/img/` and prints the tables.
@@ -65,6 +66,13 @@ struct Args {
         default_value = "10,100,1000,10000,100000"
     )]
     subgroup_fan_outs: Vec<usize>,
+    /// Direct relationships held by one subject (fan-in).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,100,1000,10000,100000,1000000"
+    )]
+    fan_ins: Vec<usize>,
     /// Lookup result sizes.
     #[arg(
         long,
@@ -151,6 +159,7 @@ fn main() -> anyhow::Result<()> {
     fixtures::subgroup_fan_out(&args.subgroup_fan_outs, &mut relationships);
     fixtures::width(&mut relationships);
     fixtures::lookup(&args.lookup_sizes, &mut relationships);
+    fixtures::fan_in(&args.fan_ins, &mut relationships);
     let engine = Arbiter::in_memory(uncached)?;
     engine.write_schema(&fixtures::schema())?;
     let n_fixture = relationships.len();
@@ -231,6 +240,30 @@ fn main() -> anyhow::Result<()> {
         fan_out.push(point);
     }
     report["fan_out"] = json!(fan_out);
+
+    let mut fan_in = Vec::new();
+    for &n in &args.fan_ins {
+        let hub = format!("user:hub{n}");
+        fan_in.push(check_point(
+            &engine,
+            n,
+            &format!("doc:in{n}_0"),
+            "view",
+            &hub,
+            true,
+            budget,
+        )?);
+        fan_in.push(check_point(
+            &engine,
+            n,
+            "doc:depth5",
+            "view",
+            &hub,
+            false,
+            budget,
+        )?);
+    }
+    report["fan_in"] = json!(fan_in);
 
     let mut width = Vec::new();
     for k in fixtures::WIDTHS {
