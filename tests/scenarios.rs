@@ -231,14 +231,10 @@ fn without_a_schema_every_check_is_an_error() {
     assert!(matches!(res, Err(EngineError::NoSchema)), "{res:?}");
 }
 
-/// FIXME(engine): the expand tree of a permission that is a single reference
-/// (`permission post = writer`) is writer's leaf relabelled `post`, so the expected
-/// relations of `endpoint:orders#post` name `<endpoint:orders#post>`. SpiceDB expands the
-/// reference as its own node and names `<endpoint:orders#writer>`, the relation that holds
-/// the subject. When the engine is fixed, this test fails: flip it, and add the
-/// `endpoint:orders#post` block to `schema/client_apps.yaml`.
+/// The expand tree of a permission that is a single reference (`permission post =
+/// writer`) attributes its subjects to the relation that holds them, as SpiceDB does.
 #[test]
-fn expand_of_a_single_reference_permission_names_the_permission_fixme() {
+fn expand_of_a_single_reference_permission_names_the_relation() {
     let session = loaded("client_apps");
     let found = session
         .found_subjects(&ObjectRelation {
@@ -247,7 +243,7 @@ fn expand_of_a_single_reference_permission_names_the_permission_fixme() {
         })
         .expect("expand answers");
     let found: Vec<String> = found.iter().map(ToString::to_string).collect();
-    assert_eq!(found, ["[client:checkout] is <endpoint:orders#post>"]);
+    assert_eq!(found, ["[client:checkout] is <endpoint:orders#writer>"]);
 }
 
 #[test]

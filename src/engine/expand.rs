@@ -153,7 +153,11 @@ impl Expander<'_> {
         };
         match expr {
             Expr::Nil => Ok(ExpandNode::Nil),
-            Expr::Ref(_) => Ok(child_tree(self, expr)?.node),
+            // A single reference stays a node of its own, so the subjects it reaches are
+            // attributed to the relation that holds them (as SpiceDB's expand does).
+            Expr::Ref(_) => Ok(ExpandNode::Union {
+                children: vec![child_tree(self, expr)?],
+            }),
             Expr::Union(children) => Ok(ExpandNode::Union {
                 children: children
                     .iter()

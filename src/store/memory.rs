@@ -8,12 +8,11 @@
 use std::collections::BTreeMap;
 
 use parking_lot::RwLock;
-use rustc_hash::FxHashSet;
 
 use crate::model::{ObjectRef, Relationship, Revision, SubjectRef};
 use crate::store::keys::{self, LIVE};
 use crate::store::{
-    CHUNK_SIZE, Change, ChangeOp, ChangeSet, MAX_WRITE_UPDATES, Page, Precondition, PreconditionOp,
+    CHUNK_SIZE, Change, ChangeOp, ChangeSet, Page, Precondition, PreconditionOp,
     RelationshipFilter, Store, StoreError, Update, UpdateOp, WriteRejection, check_relationship,
 };
 
@@ -129,20 +128,8 @@ impl Store for MemoryStore {
         updates: &[Update],
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError> {
-        if updates.len() > MAX_WRITE_UPDATES {
-            return Err(StoreError::BatchTooLarge {
-                len: updates.len(),
-                max: MAX_WRITE_UPDATES,
-            });
-        }
-        for update in updates {
-            check_relationship(&update.relationship)?;
-        }
-        let mut seen = FxHashSet::default();
-        for update in updates {
-            if !seen.insert(&update.relationship) {
-                return Ok(Err(WriteRejection::Duplicate(update.relationship.clone())));
-            }
+        if let Err(rejection) = crate::store::check_batch(updates)? {
+            return Ok(Err(rejection));
         }
         let mut state = self.state.write();
         let head = state.head;
@@ -303,19 +290,7 @@ impl Store for MemoryStore {
         relation: Option<&str>,
         revision: Revision,
     ) -> Result<Vec<(ObjectRef, String)>, StoreError> {
-        let filter = RelationshipFilter {
-            subject_type: Some(subject.object.object_type.clone()),
-            subject_id: Some(subject.object.object_id.clone()),
-            subject_relation: Some(
-                subject
-                    .relation
-                    .clone()
-                    .unwrap_or_else(|| crate::model::ELLIPSIS.to_string()),
-            ),
-            resource_type: resource_type.map(str::to_string),
-            relation: relation.map(str::to_string),
-            ..Default::default()
-        };
+        let filter = super::subject_filter(subject, resource_type, relation);
         let state = self.state.read();
         state.check_readable(revision)?;
         Ok(state

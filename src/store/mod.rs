@@ -134,6 +134,49 @@ pub enum StoreError {
     Model(#[from] ModelError),
 }
 
+/// The filter of a reverse read: relationships naming `subject` (a plain object matches
+/// only tuples without a subject relation), optionally of one resource type and relation.
+pub fn subject_filter(
+    subject: &SubjectRef,
+    resource_type: Option<&str>,
+    relation: Option<&str>,
+) -> RelationshipFilter {
+    RelationshipFilter {
+        subject_type: Some(subject.object.object_type.clone()),
+        subject_id: Some(subject.object.object_id.clone()),
+        subject_relation: Some(
+            subject
+                .relation
+                .clone()
+                .unwrap_or_else(|| crate::model::ELLIPSIS.to_string()),
+        ),
+        resource_type: resource_type.map(str::to_string),
+        relation: relation.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+/// The checks every store makes on a batch before it looks at stored data: the size cap,
+/// the name and id rules, and no relationship twice. `Ok(Err(..))` is a duplicate.
+pub fn check_batch(updates: &[Update]) -> Result<Result<(), WriteRejection>, StoreError> {
+    if updates.len() > MAX_WRITE_UPDATES {
+        return Err(StoreError::BatchTooLarge {
+            len: updates.len(),
+            max: MAX_WRITE_UPDATES,
+        });
+    }
+    for update in updates {
+        check_relationship(&update.relationship)?;
+    }
+    let mut seen = rustc_hash::FxHashSet::default();
+    for update in updates {
+        if !seen.insert(&update.relationship) {
+            return Ok(Err(WriteRejection::Duplicate(update.relationship.clone())));
+        }
+    }
+    Ok(Ok(()))
+}
+
 /// The source of truth. All methods are safe to call from many threads; writes are
 /// serialized inside the implementation (one writer allocates revisions, commits,
 /// flushes and publishes, in that order).

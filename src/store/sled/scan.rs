@@ -184,19 +184,7 @@ impl Inner {
         relation: Option<&str>,
         at: Revision,
     ) -> Result<Vec<(ObjectRef, String)>, StoreError> {
-        let filter = RelationshipFilter {
-            subject_type: Some(subject.object.object_type.clone()),
-            subject_id: Some(subject.object.object_id.clone()),
-            subject_relation: Some(
-                subject
-                    .relation
-                    .clone()
-                    .unwrap_or_else(|| crate::model::ELLIPSIS.to_string()),
-            ),
-            resource_type: resource_type.map(str::to_string),
-            relation: relation.map(str::to_string),
-            ..Default::default()
-        };
+        let filter = crate::store::subject_filter(subject, resource_type, relation);
         let mut res = Vec::new();
         self.read_live(&filter, at, None, &mut |rel| {
             res.push((rel.resource, rel.relation));

@@ -11,8 +11,8 @@ use super::{Inner, Op, TreeSlot, corrupt, io};
 use crate::model::{Relationship, Revision};
 use crate::store::keys::{self, Index, LIVE};
 use crate::store::{
-    CHUNK_SIZE, Change, ChangeOp, ChangeSet, MAX_WRITE_UPDATES, Precondition, PreconditionOp,
-    RelationshipFilter, StoreError, Update, UpdateOp, WriteRejection, check_relationship,
+    CHUNK_SIZE, Change, ChangeOp, ChangeSet, Precondition, PreconditionOp, RelationshipFilter,
+    StoreError, Update, UpdateOp, WriteRejection, check_relationship,
 };
 
 impl Inner {
@@ -21,20 +21,8 @@ impl Inner {
         updates: &[Update],
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError> {
-        if updates.len() > MAX_WRITE_UPDATES {
-            return Err(StoreError::BatchTooLarge {
-                len: updates.len(),
-                max: MAX_WRITE_UPDATES,
-            });
-        }
-        for update in updates {
-            check_relationship(&update.relationship)?;
-        }
-        let mut seen = FxHashSet::default();
-        for update in updates {
-            if !seen.insert(&update.relationship) {
-                return Ok(Err(WriteRejection::Duplicate(update.relationship.clone())));
-            }
+        if let Err(rejection) = crate::store::check_batch(updates)? {
+            return Ok(Err(rejection));
         }
         let mut writer = self.writer.lock();
         let head = writer.head;
