@@ -235,12 +235,7 @@ impl Store for MemoryStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page, StoreError> {
-        let after = cursor
-            .map(|text| {
-                text.parse::<Relationship>()
-                    .map_err(|_| StoreError::InvalidCursor(text.to_string()))
-            })
-            .transpose()?;
+        let after = crate::store::parse_cursor(cursor)?;
         let state = self.state.read();
         state.check_readable(revision)?;
         let (index, _) = keys::index_for(filter);

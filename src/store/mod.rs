@@ -177,6 +177,17 @@ pub fn check_batch(updates: &[Update]) -> Result<Result<(), WriteRejection>, Sto
     Ok(Ok(()))
 }
 
+/// Decodes the cursor of a filtered read: the text form of the last relationship of the
+/// previous page.
+pub fn parse_cursor(cursor: Option<&str>) -> Result<Option<Relationship>, StoreError> {
+    cursor
+        .map(|text| {
+            text.parse::<Relationship>()
+                .map_err(|_| StoreError::InvalidCursor(text.to_string()))
+        })
+        .transpose()
+}
+
 /// The source of truth. All methods are safe to call from many threads; writes are
 /// serialized inside the implementation (one writer allocates revisions, commits,
 /// flushes and publishes, in that order).

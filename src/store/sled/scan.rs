@@ -129,12 +129,7 @@ impl Inner {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page, StoreError> {
-        let after = cursor
-            .map(|text| {
-                text.parse::<Relationship>()
-                    .map_err(|_| StoreError::InvalidCursor(text.to_string()))
-            })
-            .transpose()?;
+        let after = crate::store::parse_cursor(cursor)?;
         let limit = if limit == 0 { usize::MAX } else { limit };
         let mut relationships = Vec::new();
         let mut more = false;
