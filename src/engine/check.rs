@@ -16,7 +16,11 @@
 //! Native recursion happens once per goal (relation or permission on an object) and is
 //! bounded by the depth limit; the subject sets of a stored relation are walked
 //! breadth-first without recursion, so a group of a million members costs one hash probe
-//! and nested groups cost a visited set, not stack.
+//! and nested groups cost a visited set, not stack. When such a walk would read many
+//! subject sets (a group of many subgroups) and every relation it can reach is stored, the
+//! answer is found instead by searching upward from the subject's few direct holders
+//! through the reverse index, with the same answer, depth-limit errors and memo effects
+//! (see [`Checker::search_from_subject`]).
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -112,6 +116,12 @@ pub(crate) struct Checker<'a> {
     /// Buffers of breadth-first walks, reused (walks nest through permissions).
     walks: Vec<Walk>,
     neg: u32,
+    /// Whether a walk was answered from the subject's side (see
+    /// [`Checker::search_from_subject`]), leaving some nodes a forward walk would have
+    /// memoized false unmemoized.
+    subject_side: bool,
+    /// Off only in tests comparing against the forward walk alone.
+    allow_subject_side: bool,
 }
 
 /// The buffers of one breadth-first walk over subject sets.
@@ -123,6 +133,8 @@ struct Walk {
     /// Stored relations expanded by the walk: all false if the whole walk is, which later
     /// walks of the same check reuse instead of expanding them again.
     explored: Vec<Goal>,
+    /// The `(type, relation)` pairs of a search from the subject's side.
+    pairs: Vec<(Sym, Sym)>,
 }
 
 impl Walk {
@@ -131,6 +143,7 @@ impl Walk {
         self.next.clear();
         self.visited.clear();
         self.explored.clear();
+        self.pairs.clear();
     }
 }
 
@@ -148,6 +161,9 @@ const KEEP_CAPACITY: usize = 4096;
 
 /// An object subject named by more tuples than this is tested node by node instead.
 const HOLDERS_LIMIT: usize = 64;
+
+/// A walk reading fewer subject sets than this is not worth searching from the subject.
+const SUBJECT_SIDE_MIN_READS: usize = 64;
 
 thread_local! {
     static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
@@ -215,6 +231,8 @@ impl<'a> Checker<'a> {
             memo: scratch.memo,
             walks: scratch.walks,
             neg: 0,
+            subject_side: false,
+            allow_subject_side: true,
         }
     }
 
@@ -246,6 +264,11 @@ impl<'a> Checker<'a> {
             return Ok(Outcome { value, low: pos });
         }
         if depth > self.snap.depth_limit {
+            if self.subject_side && self.has_false_parent(goal) {
+                // A forward walk would have memoized it false on the way.
+                self.memo.insert(goal, Tri::False);
+                return Ok(Outcome::FALSE);
+            }
             return Err(EngineError::DepthExceeded(self.snap.depth_limit));
         }
         let node = self.node(goal);
@@ -330,11 +353,195 @@ impl<'a> Checker<'a> {
         if !forward.has_any_userset() {
             return Ok(Outcome::FALSE);
         }
+        // A walk reading few subject sets and expanding nothing below is left as it is.
+        let wide = forward.userset_versions() >= SUBJECT_SIDE_MIN_READS
+            || index.indirect_children(start).next().is_some();
+        if self.use_holders
+            && self.allow_subject_side
+            && wide
+            && let Some(outcome) = self.search_from_subject(start, depth)
+        {
+            return Ok(outcome);
+        }
         let mut walk = self.walks.pop().unwrap_or_default();
         let res = self.walk(&mut walk, start, forward, depth);
         walk.clear();
         self.walks.push(walk);
         res
+    }
+
+    /// Answers a stored relation by searching upward from the subject's direct holders
+    /// instead of down through every subject set, when that is sure to give the forward
+    /// walk's answer and the forward walk would read many subject sets; `None` leaves it
+    /// to the forward walk.
+    ///
+    /// Valid only when every `(type, relation)` a walk from `start` can reach is a stored
+    /// relation (no permission goal whose own walk could grant), judged from the pairs the
+    /// index ever stored, not the schema, so old revisions are covered. The forward walk
+    /// cannot hit the depth limit: it only expands nodes that have subject sets, the
+    /// skeleton lists all of them reachable from `start`, and a walk `k` levels deep
+    /// expands `k` distinct such nodes, so fewer of them than the levels left is enough.
+    /// On a false answer the skeleton nodes are memoized false as the forward walk would
+    /// have; the leaves it would also have memoized are recovered by
+    /// [`Checker::has_false_parent`] where it matters (past the depth limit).
+    fn search_from_subject(&mut self, start: Node, depth: u32) -> Option<Outcome> {
+        let mut walk = self.walks.pop().unwrap_or_default();
+        let res = self.search_from_subject_with(&mut walk, start, depth);
+        walk.clear();
+        self.walks.push(walk);
+        res
+    }
+
+    /// [`Checker::search_from_subject`] with buffers from the pool: `walk.next` holds
+    /// the skeleton, `walk.pairs` the reachable pairs, `walk.frontier` and `walk.visited`
+    /// the upward search.
+    fn search_from_subject_with(
+        &mut self,
+        walk: &mut Walk,
+        start: Node,
+        depth: u32,
+    ) -> Option<Outcome> {
+        let snap = self.snap;
+        let (index, plan, rev) = (snap.index, snap.plan, snap.rev);
+        let Subject::Object(subject) = self.subject else {
+            return None;
+        };
+        // `start` itself counts: with no level left its subject sets already overflow.
+        let levels_left = snap.depth_limit.checked_sub(depth)? as usize;
+        if levels_left == 0 {
+            return None;
+        }
+        // The nodes the forward walk could expand, and what it would read (cheap, so it
+        // goes first: most walks are small and stop here).
+        let skeleton = &mut walk.next;
+        skeleton.push(start);
+        let mut reads = 0usize;
+        let mut next = 0;
+        while let Some(&parent) = skeleton.get(next) {
+            next += 1;
+            let Some(forward) = index.forward(parent) else {
+                continue;
+            };
+            reads += forward.userset_versions();
+            for child in index.indirect_children(parent) {
+                if skeleton.contains(&child) || !forward.has_userset(child, rev) {
+                    continue;
+                }
+                if skeleton.len() >= levels_left {
+                    return None;
+                }
+                skeleton.push(child);
+            }
+        }
+        if reads < SUBJECT_SIDE_MIN_READS {
+            return None;
+        }
+        // The pairs a walk from `start` can meet, all stored relations.
+        let pairs = &mut walk.pairs;
+        pairs.push((start.ty, start.rel));
+        let mut next = 0;
+        while let Some(&(ty, rel)) = pairs.get(next) {
+            next += 1;
+            for &(sub_ty, sub_rel) in index.subject_pairs(ty, rel) {
+                if pairs.contains(&(sub_ty, sub_rel)) {
+                    continue;
+                }
+                // A pair the schema does not know is skipped by the walk too.
+                let Some(ty_id) = plan.type_of(sub_ty) else {
+                    continue;
+                };
+                let Some(rel_id) = plan.rel_of(ty_id, sub_rel) else {
+                    continue;
+                };
+                if snap.schema.relation_by_id(rel_id).is_permission() || pairs.len() >= 64 {
+                    return None;
+                }
+                pairs.push((sub_ty, sub_rel));
+            }
+        }
+        // Every skeleton node must be one the walk expands (a known stored relation).
+        if skeleton
+            .iter()
+            .any(|node| !pairs.contains(&(node.ty, node.rel)))
+        {
+            return None;
+        }
+        // Upward from every node that names the subject or its type's wildcard.
+        for &holder in &self.holders {
+            if pairs.contains(&(holder.ty, holder.rel)) && walk.visited.insert(holder) {
+                walk.frontier.push(holder);
+            }
+        }
+        let star = Node {
+            ty: subject.ty,
+            id: index.star(),
+            rel: NO_REL,
+        };
+        let mut found = Some(false);
+        // The wildcard's holders, then each node's holders: every node reached is pushed
+        // once, and the search gives up once it has met as many nodes as the walk reads.
+        let mut pending = Some(star);
+        'search: while let Some(node) = pending.take().or_else(|| walk.frontier.pop()) {
+            if node == start {
+                found = Some(true);
+                break;
+            }
+            for &(ty, rel) in pairs.iter() {
+                for id in index.resources_for(node, ty, rel, rev) {
+                    let parent = Node { ty, id, rel };
+                    if walk.visited.insert(parent) {
+                        if walk.visited.len() > reads {
+                            found = None;
+                            break 'search;
+                        }
+                        walk.frontier.push(parent);
+                    }
+                }
+            }
+        }
+        if !found? {
+            for node in walk.next.iter() {
+                if let Some(ty) = plan.type_of(node.ty)
+                    && let Some(rel) = plan.rel_of(ty, node.rel)
+                {
+                    self.memo.insert(
+                        Goal {
+                            ty,
+                            id: node.id,
+                            rel,
+                        },
+                        Tri::False,
+                    );
+                }
+            }
+            self.subject_side = true;
+            return Some(Outcome::FALSE);
+        }
+        Some(Outcome::TRUE)
+    }
+
+    /// Whether a stored relation `goal` is named as a subject set by a node memoized
+    /// false, so that a forward walk would have memoized it false too (the closure of a
+    /// stored relation known false is explored and memoized as a whole).
+    fn has_false_parent(&self, goal: Goal) -> bool {
+        let schema = self.snap.schema;
+        let plan = self.snap.plan;
+        if schema.relation_by_id(goal.rel).is_permission() {
+            return false;
+        }
+        self.snap
+            .index
+            .resources_of(self.node(goal), self.snap.rev)
+            .any(|(ty, rel, id)| {
+                let Some(ty) = plan.type_of(ty) else {
+                    return false;
+                };
+                let Some(rel) = plan.rel_of(ty, rel) else {
+                    return false;
+                };
+                !schema.relation_by_id(rel).is_permission()
+                    && self.memo.get(&Goal { ty, id, rel }) == Some(&Tri::False)
+            })
     }
 
     /// The breadth-first part of [`Checker::relation`], with buffers from the pool.
@@ -613,5 +820,236 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    fn nested_schema() -> Schema {
+        parse_and_compile(
+            "definition user {}
+             definition group {
+                 relation member: user | user:* | group#member
+                 permission inner = member
+             }
+             definition doc {
+                 relation viewer: user | group#member
+                 relation team: group
+                 relation parent: doc
+                 permission view = viewer + team->inner + parent->view
+             }",
+        )
+        .unwrap()
+    }
+
+    fn snapshot<'a>(
+        schema: &'a Schema,
+        plan: &'a Plan,
+        index: &'a IndexData,
+        rev: u64,
+    ) -> Snapshot<'a> {
+        Snapshot {
+            schema,
+            plan,
+            index,
+            rev,
+            depth_limit: 50,
+        }
+    }
+
+    fn user(index: &IndexData, name: &str) -> Subject {
+        Subject::Object(ObjKey {
+            ty: index.sym("user").unwrap(),
+            id: index.sym(name).unwrap_or(UNKNOWN_SUBJECT),
+        })
+    }
+
+    fn goal_of(
+        schema: &Schema,
+        plan: &Plan,
+        index: &IndexData,
+        ty: &str,
+        id: &str,
+        rel: &str,
+    ) -> Goal {
+        Goal {
+            ty: plan.type_of(index.sym(ty).unwrap()).unwrap(),
+            id: index.sym(id).unwrap_or(UNKNOWN_RESOURCE),
+            rel: schema.relation(ty, rel).unwrap().id,
+        }
+    }
+
+    #[test]
+    fn a_wide_nest_is_answered_from_the_subject_side() {
+        let schema = nested_schema();
+        let mut index = IndexData::default();
+        let plan = Plan::build(&schema, &mut index);
+        let mut add = |text: String| index.insert_live(&text.parse().unwrap(), 1);
+        add("doc:1#viewer@group:top#member".into());
+        add("doc:2#viewer@group:open#member".into());
+        for i in 0..20 {
+            add(format!("group:top#member@group:mid{i}#member"));
+            add(format!("group:open#member@group:omid{i}#member"));
+            for j in 0..15 {
+                add(format!("group:mid{i}#member@group:leaf{i}_{j}#member"));
+                add(format!("group:leaf{i}_{j}#member@user:u{i}_{j}"));
+                add(format!("group:omid{i}#member@group:oleaf{i}_{j}#member"));
+            }
+        }
+        add("group:oleaf19_14#member@user:*".into());
+        let snap = snapshot(&schema, &plan, &index, 1);
+        let doc1 = goal_of(&schema, &plan, &index, "doc", "1", "view");
+        let doc2 = goal_of(&schema, &plan, &index, "doc", "2", "view");
+        for (goal, name, expected) in [
+            (doc1, "u19_14", true),
+            (doc1, "u0_0", true),
+            (doc1, "stranger", false),
+            (doc2, "stranger", true),
+            (doc2, "u3_3", true),
+        ] {
+            let mut checker = Checker::new(snap, user(&index, name));
+            assert_eq!(checker.check(goal).unwrap(), expected, "{name}");
+            let mut forward = Checker::new(snap, user(&index, name));
+            forward.allow_subject_side = false;
+            assert_eq!(forward.check(goal).unwrap(), expected, "{name} forward");
+        }
+        let mut checker = Checker::new(snap, user(&index, "stranger"));
+        assert!(!checker.check(doc1).unwrap());
+        assert!(
+            checker.subject_side,
+            "the non-member case must not walk 300 groups"
+        );
+    }
+
+    /// A tiny deterministic generator (xorshift), so failures replay.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    #[test]
+    fn the_subject_side_answers_exactly_as_the_forward_walk() {
+        use crate::model::Revision;
+        use crate::store::{Change, ChangeOp, ChangeSet};
+        let schema = nested_schema();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut used = 0;
+        for case in 0..300 {
+            let mut index = IndexData::default();
+            let plan = Plan::build(&schema, &mut index);
+            let groups = 3 + rng.below(12);
+            let users = 1 + rng.below(6);
+            let mut tuples = Vec::new();
+            for _ in 0..rng.below(30) {
+                let (a, b) = (rng.below(groups), rng.below(groups));
+                tuples.push(format!("group:g{a}#member@group:g{b}#member"));
+            }
+            // A wide fan of leaf groups, so the forward walk reads enough to switch.
+            let hub = rng.below(groups);
+            for leaf in 0..(60 + rng.below(40)) {
+                tuples.push(format!("group:g{hub}#member@group:leaf{leaf}#member"));
+                if rng.below(10) == 0 {
+                    let who = rng.below(users);
+                    tuples.push(format!("group:leaf{leaf}#member@user:u{who}"));
+                }
+                if rng.below(15) == 0 {
+                    let into = rng.below(groups);
+                    tuples.push(format!("group:leaf{leaf}#member@group:g{into}#member"));
+                }
+            }
+            for _ in 0..rng.below(8) {
+                let (g, who) = (rng.below(groups), rng.below(users));
+                tuples.push(format!("group:g{g}#member@user:u{who}"));
+            }
+            if rng.below(4) == 0 {
+                let g = rng.below(groups);
+                tuples.push(format!("group:g{g}#member@user:*"));
+            }
+            // Docs in a chain, each naming a group or a leaf as its team, so goals deep in
+            // the chain meet groups the walks above already answered.
+            for d in 0..6 {
+                let g = rng.below(groups);
+                tuples.push(format!("doc:d{d}#viewer@group:g{g}#member"));
+                let team = match rng.below(2) {
+                    0 => format!("g{}", rng.below(groups)),
+                    _ => format!("leaf{}", rng.below(60)),
+                };
+                tuples.push(format!("doc:d{d}#team@group:{team}"));
+                if d > 0 {
+                    tuples.push(format!("doc:d{d}#parent@doc:d{}", d - 1));
+                }
+            }
+            let changes = |op, tuples: &[String]| {
+                tuples
+                    .iter()
+                    .map(|text| Change {
+                        op,
+                        relationship: text.parse().unwrap(),
+                    })
+                    .collect()
+            };
+            index.apply(&ChangeSet {
+                revision: Revision(1),
+                changes: changes(ChangeOp::Touch, &tuples),
+            });
+            let deleted: Vec<String> = tuples
+                .iter()
+                .filter(|_| rng.below(6) == 0)
+                .cloned()
+                .collect();
+            index.apply(&ChangeSet {
+                revision: Revision(2),
+                changes: changes(ChangeOp::Delete, &deleted),
+            });
+            if rng.below(3) == 0 {
+                index.collect_garbage(Revision(rng.below(3)));
+            }
+            let depth_limit = 1 + rng.below(8) as u32;
+            for rev in [1, 2] {
+                let snap = Snapshot {
+                    depth_limit,
+                    ..snapshot(&schema, &plan, &index, rev)
+                };
+                let mut goals = Vec::new();
+                for d in (0..6).rev() {
+                    goals.push(goal_of(
+                        &schema,
+                        &plan,
+                        &index,
+                        "doc",
+                        &format!("d{d}"),
+                        "view",
+                    ));
+                }
+                for g in 0..groups {
+                    goals.push(goal_of(
+                        &schema,
+                        &plan,
+                        &index,
+                        "group",
+                        &format!("g{g}"),
+                        "member",
+                    ));
+                }
+                for who in 0..=users {
+                    let subject = user(&index, &format!("u{who}"));
+                    // One checker per subject across all goals, as a bulk check shares
+                    // its memo.
+                    let mut fast = Checker::new(snap, subject);
+                    let mut slow = Checker::new(snap, subject);
+                    slow.allow_subject_side = false;
+                    for goal in &goals {
+                        let expected = slow.check(*goal).map_err(|err| err.to_string());
+                        let got = fast.check(*goal).map_err(|err| err.to_string());
+                        assert_eq!(got, expected, "case {case} rev {rev} u{who} {goal:?}");
+                    }
+                    used += usize::from(fast.subject_side);
+                }
+            }
+        }
+        assert!(used > 50, "the subject side answered only {used} times");
     }
 }

@@ -75,6 +75,16 @@ pub(crate) struct IndexData {
     // INVARIANT: contains every node whose `Forward::usersets` is not empty.
     indirect: FxHashSet<Node>,
     reverse: FxHashMap<Node, Vec<Reverse>>,
+    /// For each node of `indirect`: its subject sets (at any kept revision) that are in
+    /// `indirect` too. The walk from a node only expands these, so a check can bound the
+    /// depth of a walk and list the nodes it would expand without reading the (possibly
+    /// huge) subject lists.
+    // INVARIANT: for every kept tuple `p@c` with `p` and `c` in `indirect`,
+    // `skeleton[p]` contains `c`.
+    skeleton: FxHashMap<Node, FxHashSet<Node>>,
+    /// The `(type, relation)` pairs of subject sets ever stored under each `(type,
+    /// relation)` of resources (never shrinks): which pairs a walk can reach.
+    pair_edges: FxHashMap<(Sym, Sym), Vec<(Sym, Sym)>>,
     /// The newest revision applied.
     head: Revision,
     /// The oldest revision the index can answer for exactly.
@@ -113,6 +123,11 @@ impl Forward {
     /// The subject sets and wildcards live at `rev`.
     pub fn usersets(&self, rev: u64) -> impl Iterator<Item = Node> + '_ {
         self.usersets.iter_at(rev)
+    }
+
+    /// How many subject-set and wildcard versions it keeps (a bound on what a walk reads).
+    pub fn userset_versions(&self) -> usize {
+        self.usersets.entries.len()
     }
 
     /// Whether it has any subject set or wildcard at all (at any revision).
@@ -165,6 +180,8 @@ impl Default for IndexData {
             forward: FxHashMap::default(),
             indirect: FxHashSet::default(),
             reverse: FxHashMap::default(),
+            skeleton: FxHashMap::default(),
+            pair_edges: FxHashMap::default(),
             head: Revision(0),
             oldest: Revision(0),
             star,
@@ -214,6 +231,18 @@ impl IndexData {
     /// Whether `resource` may have subject sets or wildcards (a probe of a small set).
     pub fn may_have_usersets(&self, resource: Node) -> bool {
         self.indirect.contains(&resource)
+    }
+
+    /// The subject sets of `resource` (at some kept revision) that may have subject sets
+    /// themselves; ask [`Forward::has_userset`] whether each is live.
+    pub fn indirect_children(&self, resource: Node) -> impl Iterator<Item = Node> + '_ {
+        self.skeleton.get(&resource).into_iter().flatten().copied()
+    }
+
+    /// The `(type, relation)` pairs of the subject sets ever stored under resources of
+    /// `(ty, rel)`.
+    pub fn subject_pairs(&self, ty: Sym, rel: Sym) -> &[(Sym, Sym)] {
+        self.pair_edges.get(&(ty, rel)).map_or(&[], Vec::as_slice)
     }
 
     /// The subjects of `resource`, if it ever had any (one hash probe; then ask the entry).
@@ -333,7 +362,21 @@ impl IndexData {
             forward.has_wildcard |= subject.id == self.star;
             forward.usersets.set(subject, rev, live);
             if live {
-                self.indirect.insert(resource);
+                if subject.id != self.star {
+                    let pairs = self
+                        .pair_edges
+                        .entry((resource.ty, resource.rel))
+                        .or_default();
+                    if !pairs.contains(&(subject.ty, subject.rel)) {
+                        pairs.push((subject.ty, subject.rel));
+                    }
+                }
+                if self.indirect.insert(resource) {
+                    self.link_parents(resource);
+                }
+                if subject.id != self.star && self.indirect.contains(&subject) {
+                    self.skeleton.entry(resource).or_default().insert(subject);
+                }
             }
         }
         let reverse = self.reverse.entry(subject).or_default();
@@ -353,6 +396,26 @@ impl IndexData {
             }
         };
         entry.ids.set(resource.id, rev, live);
+    }
+
+    /// Records `node` (just added to `indirect`) as an indirect child of every node whose
+    /// kept tuples name it.
+    fn link_parents(&mut self, node: Node) {
+        let Some(entries) = self.reverse.get(&node) else {
+            return;
+        };
+        for entry in entries {
+            for version in &entry.ids.entries {
+                let parent = Node {
+                    ty: entry.resource_type,
+                    id: version.key,
+                    rel: entry.relation,
+                };
+                if self.indirect.contains(&parent) {
+                    self.skeleton.entry(parent).or_default().insert(node);
+                }
+            }
+        }
     }
 
     /// Counts entries and estimates the heap the index holds (walks everything: for
@@ -402,6 +465,12 @@ impl IndexData {
                 indirect.remove(node);
             }
             !(fwd.objects.is_empty() && fwd.usersets.is_empty())
+        });
+        // Children whose tuple was collected may stay: readers test each edge at their
+        // revision anyway.
+        self.skeleton.retain(|parent, children| {
+            children.retain(|child| indirect.contains(child));
+            indirect.contains(parent) && !children.is_empty()
         });
         self.reverse.retain(|_, entries| {
             entries.retain_mut(|it| {
