@@ -263,12 +263,7 @@ impl Store for MemoryStore {
         relation: &str,
         revision: Revision,
     ) -> Result<Vec<SubjectRef>, StoreError> {
-        let filter = RelationshipFilter {
-            resource_type: Some(resource.object_type.clone()),
-            resource_id: Some(resource.object_id.clone()),
-            relation: Some(relation.to_string()),
-            ..Default::default()
-        };
+        let filter = crate::store::resource_filter(resource, relation);
         let state = self.state.read();
         state.check_readable(revision)?;
         Ok(state

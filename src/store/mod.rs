@@ -134,6 +134,16 @@ pub enum StoreError {
     Model(#[from] ModelError),
 }
 
+/// The filter of a forward read: the relationships of `resource#relation`.
+pub fn resource_filter(resource: &ObjectRef, relation: &str) -> RelationshipFilter {
+    RelationshipFilter {
+        resource_type: Some(resource.object_type.clone()),
+        resource_id: Some(resource.object_id.clone()),
+        relation: Some(relation.to_string()),
+        ..Default::default()
+    }
+}
+
 /// The filter of a reverse read: relationships naming `subject` (a plain object matches
 /// only tuples without a subject relation), optionally of one resource type and relation.
 pub fn subject_filter(

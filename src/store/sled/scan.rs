@@ -158,12 +158,7 @@ impl Inner {
         relation: &str,
         at: Revision,
     ) -> Result<Vec<SubjectRef>, StoreError> {
-        let filter = RelationshipFilter {
-            resource_type: Some(resource.object_type.clone()),
-            resource_id: Some(resource.object_id.clone()),
-            relation: Some(relation.to_string()),
-            ..Default::default()
-        };
+        let filter = crate::store::resource_filter(resource, relation);
         let mut res = Vec::new();
         self.read_live(&filter, at, None, &mut |rel| {
             res.push(rel.subject);
