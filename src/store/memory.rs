@@ -199,6 +199,43 @@ impl Store for MemoryStore {
         Ok(state.finish(revision, changes))
     }
 
+    fn apply_at_one_revision(
+        &self,
+        updates: &[Update],
+        schema: Option<&str>,
+    ) -> Result<ChangeSet, StoreError> {
+        for update in updates {
+            check_relationship(&update.relationship)?;
+        }
+        let mut state = self.state.write();
+        let revision = Revision(state.head.0 + 1);
+        let mut changes = Vec::new();
+        for update in updates {
+            let rel = &update.relationship;
+            match (update.op, state.is_live(rel)) {
+                (UpdateOp::Create | UpdateOp::Touch, false) => {
+                    state.touch(rel, revision);
+                    changes.push(Change {
+                        op: ChangeOp::Touch,
+                        relationship: rel.clone(),
+                    });
+                }
+                (UpdateOp::Delete, true) => {
+                    state.delete(rel, revision);
+                    changes.push(Change {
+                        op: ChangeOp::Delete,
+                        relationship: rel.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if let Some(text) = schema {
+            state.schema = Some((text.to_string(), revision));
+        }
+        Ok(state.finish(revision, changes))
+    }
+
     fn import(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
