@@ -211,7 +211,7 @@ mod tests {
         let cases = [
             (
                 format!("{SCHEMA}relationships: |-\n  app:a#writer@user:x\n"),
-                "perms.yaml:7: ",
+                "perms.yaml:6: relationship `app:a#writer@user:x`",
             ),
             (
                 format!("{SCHEMA}sync:\n  resource_types: [nope]\n"),
@@ -233,7 +233,7 @@ mod tests {
                 format!(
                     "{SCHEMA}relationships: |-\n  app:a#reader@user:x\nassertions:\n  assertTrue:\n    - app:a#reader@user:y\n"
                 ),
-                "perms.yaml:10: assertTrue `app:a#reader@user:y` does not hold",
+                "perms.yaml:9: assertTrue `app:a#reader@user:y` does not hold",
             ),
             (
                 "schema: |-\n  definition user {\n".to_string(),

@@ -192,7 +192,7 @@ impl KeyRing {
         let mut ring = KeyRing::default();
         let mut search_from = 0;
         for raw_key in raw.keys {
-            let line = line_of(text, &mut search_from, &raw_key.name);
+            let line = line_of(text, &mut search_from);
             let key = parse_key(raw_key).map_err(|message| invalid(line, message))?;
             if ring.keys.iter().any(|it| it.name == key.name) {
                 return Err(invalid(line, format!("duplicate key name `{}`", key.name)));
@@ -350,14 +350,18 @@ fn decode_sha256(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The 1-based line where `name` next appears after `search_from` (a best effort for
+/// The 1-based line of the next `name:` key after line `after` (a best effort for
 /// messages; the YAML decoder gives values without positions).
-fn line_of(text: &str, search_from: &mut usize, name: &str) -> usize {
-    let rest = text.get(*search_from..).unwrap_or_default();
-    match rest.find(name) {
-        Some(offset) => {
-            *search_from += offset + name.len();
-            text[..*search_from].lines().count().max(1)
+fn line_of(text: &str, after: &mut usize) -> usize {
+    let found = text.lines().enumerate().skip(*after).find(|(_, line)| {
+        let line = line.trim_start();
+        let line = line.strip_prefix('-').map_or(line, str::trim_start);
+        line.starts_with("name:")
+    });
+    match found {
+        Some((idx, _)) => {
+            *after = idx + 1;
+            idx + 1
         }
         None => 1,
     }
@@ -442,7 +446,7 @@ mod tests {
                 format!(
                     "keys:\n  - name: a\n    sha256: {hash}\n    scopes: [read]\n    secret: x\n"
                 ),
-                "keys.yaml:2: invalid key file: keys[0]: unknown field `secret`",
+                "keys.yaml:5: invalid key file: keys[0]: unknown field `secret`",
             ),
             (
                 format!("keyz:\n  - name: a\n    sha256: {hash}\n    scopes: [read]\n"),
