@@ -176,4 +176,60 @@ mod tests {
         let reopened = SledStore::open_path(dir.path()).unwrap();
         assert_eq!(live(&reopened).len(), 1_300);
     }
+
+    /// A crash after the first chunk of a sync (its versions and the pending marker are
+    /// committed, the head is not) is rolled back at open: created versions vanish,
+    /// deleted ones are live again, the head and the change log are as before.
+    #[test]
+    fn an_interrupted_sync_is_rolled_back_at_open() {
+        use super::super::{Inner, Op, TreeSlot};
+        use crate::model::Revision;
+        use crate::store::keys::{self, LIVE};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open_path(dir.path()).unwrap();
+        let kept = rel("doc:1#viewer@user:a");
+        store
+            .apply_at_one_revision(
+                &[Update {
+                    op: UpdateOp::Touch,
+                    relationship: kept.clone(),
+                }],
+                None,
+            )
+            .unwrap();
+        let head = store.head().unwrap();
+        let revision = Revision(head.0 + 1);
+        let mut ops = Vec::new();
+        Inner::version_ops(&rel("doc:2#viewer@user:b"), revision, LIVE, &mut ops);
+        Inner::version_ops(&kept, head, revision.0, &mut ops);
+        Inner::change_ops(revision, 0, &[], &mut ops);
+        let mut pending = keys::encode_u64(revision.0).to_vec();
+        pending.extend_from_slice(&keys::encode_filter(&RelationshipFilter::default()));
+        ops.push(Op {
+            tree: TreeSlot::Meta,
+            key: keys::META_PENDING.to_vec(),
+            value: Some(pending),
+        });
+        store.inner.commit(&ops).unwrap();
+        store.inner.db.flush().unwrap();
+        drop(store);
+
+        let reopened = SledStore::open_path(dir.path()).unwrap();
+        assert_eq!(reopened.head().unwrap(), head);
+        assert_eq!(live(&reopened), [kept.to_string()]);
+        assert!(reopened.changes_since(head, 0).unwrap().is_empty());
+        // The next sync reuses the revision cleanly.
+        let change_set = reopened
+            .apply_at_one_revision(
+                &[Update {
+                    op: UpdateOp::Touch,
+                    relationship: rel("doc:3#viewer@user:c"),
+                }],
+                None,
+            )
+            .unwrap();
+        assert_eq!(change_set.revision, revision);
+        assert_eq!(live(&reopened).len(), 2);
+    }
 }
