@@ -36,7 +36,8 @@ pub fn render(apps: &str, name: &str) -> Result<String, String> {
     let environment = environments
         .get(name)
         .ok_or_else(|| format!("no environment `{name}` in the apps json"))?;
-    let mut out = format!("# Generated from apps.json for `{name}`; do not edit by hand.\n{SCHEMA}");
+    let mut out =
+        format!("# Generated from apps.json for `{name}`; do not edit by hand.\n{SCHEMA}");
     out.push_str("relationships: |-\n");
     for app in &environment.readers {
         let _ = writeln!(out, "  environment:{name}#reader@app:{app}");
