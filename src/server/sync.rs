@@ -59,6 +59,7 @@ impl SyncAnswer {
         (status = 200, body = SyncAnswer),
         (status = 400, description = "invalid schema, relationship or scope; nothing changed", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, description = "no schema is loaded and the body carries none", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn sync(
