@@ -160,3 +160,20 @@ fn issue16_certificate_not_matching_its_key_is_refused() {
     let err = refused(Path::new("/nonexistent/cert.pem"), &first.key);
     assert!(matches!(err, TlsError::Certificate { .. }), "{err}");
 }
+
+#[test]
+fn issue16_serve_with_a_mismatched_key_does_not_start() {
+    let first = self_signed();
+    let second = self_signed();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
+        .args(["serve", "--memory", "--addr", "127.0.0.1:0", "--tls-cert"])
+        .arg(&first.cert)
+        .arg("--tls-key")
+        .arg(&second.key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("do not go together"), "{message}");
+    assert!(out.stdout.is_empty(), "it announced a listener: {out:?}");
+}
