@@ -78,9 +78,10 @@ impl fmt::Display for Scope {
     }
 }
 
-/// THE table: the scope each `/v1` route needs, by method and route pattern. A `/v1`
-/// route missing here needs `admin` (fail closed), and a test walks every served route to
-/// make sure none is missing.
+/// THE table: the scope each route needs, by method and route pattern — the JSON API's
+/// `/v1` routes and the gRPC methods (by their HTTP/2 path). A route missing here needs
+/// `admin` (fail closed), and a test walks every documented `/v1` route to make sure none
+/// is missing.
 pub const ROUTE_SCOPES: &[(&str, &str, Scope)] = &[
     ("POST", "/v1/check", Scope::Check),
     ("POST", "/v1/check/bulk", Scope::Check),
@@ -94,6 +95,68 @@ pub const ROUTE_SCOPES: &[(&str, &str, Scope)] = &[
     ("POST", "/v1/relationships/delete", Scope::Write),
     ("POST", "/v1/schema", Scope::Schema),
     ("POST", "/v1/sync", Scope::Admin),
+    // SpiceDB's gRPC API on the same port (HTTP/2 POSTs to `/package.Service/Method`).
+    (
+        "POST",
+        "/authzed.api.v1.PermissionsService/CheckPermission",
+        Scope::Check,
+    ),
+    (
+        "POST",
+        "/authzed.api.v1.PermissionsService/CheckBulkPermissions",
+        Scope::Check,
+    ),
+    (
+        "POST",
+        "/authzed.api.v1.PermissionsService/ExpandPermissionTree",
+        Scope::Check,
+    ),
+    (
+        "POST",
+        "/authzed.api.v1.PermissionsService/LookupResources",
+        Scope::Check,
+    ),
+    (
+        "POST",
+        "/authzed.api.v1.PermissionsService/LookupSubjects",
+        Scope::Check,
+    ),
+    (
+        "POST",
+        "/authzed.api.v1.PermissionsService/ReadRelationships",
+        Scope::Read,
+    ),
+    (
+        "POST",
+        "/authzed.api.v1.PermissionsService/ExportBulkRelationships",
+        Scope::Read,
+    ),
+    ("POST", "/authzed.api.v1.WatchService/Watch", Scope::Read),
+    (
+        "POST",
+        "/authzed.api.v1.SchemaService/ReadSchema",
+        Scope::Read,
+    ),
+    (
+        "POST",
+        "/authzed.api.v1.PermissionsService/WriteRelationships",
+        Scope::Write,
+    ),
+    (
+        "POST",
+        "/authzed.api.v1.PermissionsService/DeleteRelationships",
+        Scope::Write,
+    ),
+    (
+        "POST",
+        "/authzed.api.v1.PermissionsService/ImportBulkRelationships",
+        Scope::Write,
+    ),
+    (
+        "POST",
+        "/authzed.api.v1.SchemaService/WriteSchema",
+        Scope::Schema,
+    ),
 ];
 
 /// The scope `method path` needs: from [`ROUTE_SCOPES`], `admin` for anything else.
@@ -480,6 +543,18 @@ mod tests {
         assert_eq!(scope_of("POST", "/v1/schema"), Scope::Schema);
         assert_eq!(scope_of("DELETE", "/v1/schema"), Scope::Admin);
         assert_eq!(scope_of("POST", "/v1/something-new"), Scope::Admin);
+        assert_eq!(
+            scope_of("POST", "/authzed.api.v1.PermissionsService/CheckPermission"),
+            Scope::Check
+        );
+        assert_eq!(
+            scope_of("POST", "/authzed.api.v1.SchemaService/WriteSchema"),
+            Scope::Schema
+        );
+        assert_eq!(
+            scope_of("POST", "/authzed.api.v1.ExperimentalService/Anything"),
+            Scope::Admin
+        );
     }
 
     #[test]
