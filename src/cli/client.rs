@@ -476,6 +476,7 @@ fn render_tree(tree: &TreeBody, depth: usize, out: &mut String) {
         ),
         NodeKind::Nil => format!("{head}: nil"),
         NodeKind::Userset => format!("{head}: (not expanded)"),
+        NodeKind::Repeated => format!("{head}: (expanded above)"),
     };
     out.push_str(&line);
     out.push('\n');

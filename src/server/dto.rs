@@ -239,6 +239,9 @@ pub enum NodeKind {
     Nil,
     /// A userset on another object that was not followed.
     Userset,
+    /// A userset expanded earlier in this answer: its subjects are those of the first node
+    /// with the same `resource` and `relation` (each userset is expanded once).
+    Repeated,
 }
 
 /// One node of the userset tree of `resource#relation`.
@@ -486,6 +489,7 @@ impl From<&ExpandTree> for TreeBody {
             }
             ExpandNode::Nil => res.kind = NodeKind::Nil,
             ExpandNode::Userset => res.kind = NodeKind::Userset,
+            ExpandNode::Repeated => res.kind = NodeKind::Repeated,
         }
         res
     }

@@ -17,6 +17,9 @@ pub struct FailingStore<S> {
     /// While set, every write (including schema writes, GC and flush) fails before it
     /// reaches `inner`, so nothing is written.
     fail_writes: AtomicBool,
+    /// While set, every write reaches `inner` and commits there, then fails (like a flush
+    /// that fails on a full disk after the commit): the caller cannot know it committed.
+    fail_after_commit: AtomicBool,
 }
 
 impl<S: Store> FailingStore<S> {
@@ -26,7 +29,25 @@ impl<S: Store> FailingStore<S> {
             inner,
             fail_reads: AtomicBool::new(false),
             fail_writes: AtomicBool::new(false),
+            fail_after_commit: AtomicBool::new(false),
         }
+    }
+
+    /// Makes writes commit and then fail (`true`), like a flush failing on a full disk, or
+    /// behave (`false`) from now on. Flushes fail too while it is set.
+    pub fn fail_after_commit(&self, fail: bool) {
+        self.fail_after_commit.store(fail, Ordering::SeqCst);
+    }
+
+    /// Passes `res` through, or fails a write that committed, while told to.
+    fn after_commit<T>(&self, res: Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.fail_after_commit.load(Ordering::SeqCst) {
+            res?;
+            return Err(StoreError::Io(
+                "injected failure after commit: no space left on device".into(),
+            ));
+        }
+        res
     }
 
     /// Makes reads fail (`true`) or pass (`false`) from now on.
@@ -76,12 +97,16 @@ impl<S: Store> Store for FailingStore<S> {
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError> {
         self.write_gate()?;
-        self.inner.write(updates, preconditions)
+        self.after_commit(self.inner.write(updates, preconditions))
     }
 
-    fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError> {
+    fn delete_by_filter(
+        &self,
+        filter: &RelationshipFilter,
+        limit: usize,
+    ) -> Result<ChangeSet, StoreError> {
         self.write_gate()?;
-        self.inner.delete_by_filter(filter)
+        self.after_commit(self.inner.delete_by_filter(filter, limit))
     }
 
     fn import(
@@ -89,7 +114,7 @@ impl<S: Store> Store for FailingStore<S> {
         relationships: &mut dyn Iterator<Item = Relationship>,
     ) -> Result<Vec<ChangeSet>, StoreError> {
         self.write_gate()?;
-        self.inner.import(relationships)
+        self.after_commit(self.inner.import(relationships))
     }
 
     fn read(
@@ -132,7 +157,7 @@ impl<S: Store> Store for FailingStore<S> {
 
     fn write_schema(&self, text: &str) -> Result<Revision, StoreError> {
         self.write_gate()?;
-        self.inner.write_schema(text)
+        self.after_commit(self.inner.write_schema(text))
     }
 
     fn changes_since(&self, since: Revision, limit: usize) -> Result<Vec<ChangeSet>, StoreError> {
@@ -152,7 +177,7 @@ impl<S: Store> Store for FailingStore<S> {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.write_gate()?;
-        self.inner.flush()
+        self.after_commit(self.inner.flush())
     }
 }
 

@@ -128,7 +128,7 @@ pub enum StoreError {
     RevisionAhead { requested: Revision, head: Revision },
     #[error("invalid cursor `{0}`")]
     InvalidCursor(String),
-    #[error("a write may hold at most {max} updates, this one holds {len}")]
+    #[error("a write may hold at most {max} updates and preconditions together, this one holds {len}")]
     BatchTooLarge { len: usize, max: usize },
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -166,12 +166,17 @@ pub fn subject_filter(
     }
 }
 
-/// The checks every store makes on a batch before it looks at stored data: the size cap,
-/// the name and id rules, and no relationship twice. `Ok(Err(..))` is a duplicate.
-pub fn check_batch(updates: &[Update]) -> Result<Result<(), WriteRejection>, StoreError> {
-    if updates.len() > MAX_WRITE_UPDATES {
+/// The checks every store makes on a batch before it looks at stored data: the size cap
+/// (updates and preconditions together: each precondition is a scan), the name and id
+/// rules, and no relationship twice. `Ok(Err(..))` is a duplicate.
+pub fn check_batch(
+    updates: &[Update],
+    preconditions: &[Precondition],
+) -> Result<Result<(), WriteRejection>, StoreError> {
+    let len = updates.len().saturating_add(preconditions.len());
+    if len > MAX_WRITE_UPDATES {
         return Err(StoreError::BatchTooLarge {
-            len: updates.len(),
+            len,
             max: MAX_WRITE_UPDATES,
         });
     }
@@ -208,9 +213,9 @@ pub trait Store: Send + Sync {
     /// The oldest revision that can still be read (history before it was collected).
     fn oldest_readable(&self) -> Result<Revision, StoreError>;
 
-    /// Applies a batch of at most [`MAX_WRITE_UPDATES`] updates atomically at a new
-    /// revision, after checking the preconditions
-    /// against the state at the previous head. `Ok(Err(..))` means nothing was written.
+    /// Applies a batch of at most [`MAX_WRITE_UPDATES`] updates and preconditions together
+    /// atomically at a new revision, after checking the preconditions against the state at
+    /// the previous head (each stops at its first match). `Ok(Err(..))` means nothing was written.
     /// Returns the new revision and the effective changes (deleting an absent tuple and
     /// touching a live one change nothing and are left out; the revision is still new).
     fn write(
@@ -219,9 +224,14 @@ pub trait Store: Send + Sync {
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError>;
 
-    /// Deletes every live relationship matching `filter` at one new revision, atomically
-    /// even when it spans several transactions.
-    fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError>;
+    /// Deletes the live relationships matching `filter` at one new revision, atomically
+    /// even when it spans several transactions: the first `limit` in key order (0 means
+    /// every one).
+    fn delete_by_filter(
+        &self,
+        filter: &RelationshipFilter,
+        limit: usize,
+    ) -> Result<ChangeSet, StoreError>;
 
     /// Loads many relationships quickly (touch semantics), committing in chunks of
     /// [`CHUNK_SIZE`]; each chunk is its own revision and a reader may see some chunks

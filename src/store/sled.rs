@@ -415,8 +415,12 @@ impl Store for SledStore {
         self.inner.write(updates, preconditions)
     }
 
-    fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError> {
-        self.inner.delete_by_filter(filter)
+    fn delete_by_filter(
+        &self,
+        filter: &RelationshipFilter,
+        limit: usize,
+    ) -> Result<ChangeSet, StoreError> {
+        self.inner.delete_by_filter(filter, limit)
     }
 
     fn import(
