@@ -16,7 +16,7 @@ pub mod keys;
 pub mod memory;
 pub mod sled;
 
-pub use self::failing::FailingStore;
+pub use self::failing::{FailSwitches, FailingStore};
 pub use self::memory::MemoryStore;
 pub use self::sled::{SledConfig, SledStore};
 pub use crate::model::{RelationshipFilter, check_relationship};
