@@ -372,7 +372,11 @@ pub fn delete(args: &FilterArgs) -> u8 {
         Ok(filter) => filter,
         Err(err) => return fail(&err),
     };
-    let body = DeleteBody { filter };
+    let body = DeleteBody {
+        filter,
+        limit: None,
+        allow_partial_deletions: false,
+    };
     match Client::new(&args.connection).post::<_, DeleteAnswer>("/v1/relationships/delete", &body) {
         Ok(answer) if args.connection.json => done(&json_line(&answer)),
         Ok(answer) => done(&format!(

@@ -138,6 +138,12 @@ pub struct ReadAnswer {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeleteBody {
     pub filter: FilterBody,
+    /// The most relationships to delete (default 1000, at most 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// When more match than `limit`: delete `limit` of them instead of refusing.
+    #[serde(default)]
+    pub allow_partial_deletions: bool,
 }
 
 /// What a delete did.
@@ -145,6 +151,9 @@ pub struct DeleteBody {
 pub struct DeleteAnswer {
     pub revision: u64,
     pub deleted: usize,
+    /// More relationships matched than were deleted (only with `allow_partial_deletions`).
+    #[serde(default)]
+    pub deletions_are_partial: bool,
 }
 
 /// `POST /v1/check`, and one item of a bulk check.
