@@ -160,7 +160,7 @@ impl Inner {
         if self.failing.lock().is_none() {
             return Ok(());
         }
-        self.track(self.store.flush())?;
+        self.track(self.store.recover())?;
         self.catch_up()?;
         *self.failing.lock() = None;
         tracing::info!("the store accepts writes again");
@@ -172,7 +172,14 @@ impl Inner {
     fn catch_up(&self) -> Result<(), EngineError> {
         let indexed = self.index.read().head();
         let head = self.track(self.store.head())?;
-        if head <= indexed {
+        if head < indexed {
+            // Only a store that acknowledged writes before making them durable can lose
+            // them; its revisions would be reused, so it must not take writes.
+            return Err(EngineError::StoreUnavailable(format!(
+                "the store reopened at revision {head}, behind revision {indexed} already served: acknowledged writes were lost; restart the server"
+            )));
+        }
+        if head == indexed {
             return Ok(());
         }
         for change_set in self.track(self.store.changes_since(indexed, 0))? {

@@ -211,6 +211,11 @@ impl<S: Store> Store for FailingStore<S> {
         self.write_gate()?;
         self.after_commit(self.inner.flush())
     }
+
+    fn recover(&self) -> Result<(), StoreError> {
+        self.write_gate()?;
+        self.after_commit(self.inner.recover())
+    }
 }
 
 #[cfg(test)]

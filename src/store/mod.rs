@@ -292,6 +292,13 @@ pub trait Store: Send + Sync {
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 
+    /// After a failed write: makes the store usable again if the cause is gone (a full
+    /// disk with space freed), without a restart. The default is a flush; a store that
+    /// keeps failing after an I/O error (sled) reopens itself.
+    fn recover(&self) -> Result<(), StoreError> {
+        self.flush()
+    }
+
     /// Bytes the store occupies on disk, when it has a disk (for the `/metrics` gauge).
     fn disk_bytes(&self) -> Option<u64> {
         None
