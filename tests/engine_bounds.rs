@@ -9,13 +9,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use arbiter::engine::{
-    Arbiter, CheckRequest, Config, Consistency, Deadline, DeleteOptions, EngineError,
-    ExpandDepth, ExpandNode, ExpandTree, StoreHealth,
+    Arbiter, CheckRequest, Config, Consistency, Deadline, DeleteOptions, EngineError, ExpandDepth,
+    ExpandNode, ExpandTree, StoreHealth,
 };
 use arbiter::model::{ObjectRef, Relationship, SubjectRef};
 use arbiter::store::{
-    FailingStore, MemoryStore, Precondition, PreconditionOp, RelationshipFilter, Update,
-    UpdateOp,
+    FailingStore, MemoryStore, Precondition, PreconditionOp, RelationshipFilter, Update, UpdateOp,
 };
 
 const SCHEMA: &str = "
@@ -61,13 +60,20 @@ fn subject(text: &str) -> SubjectRef {
     text.parse().unwrap()
 }
 
-fn check(engine: &Arbiter, resource: &str, permission: &str, who: &str) -> Result<bool, EngineError> {
+fn check(
+    engine: &Arbiter,
+    resource: &str,
+    permission: &str,
+    who: &str,
+) -> Result<bool, EngineError> {
     let request = CheckRequest {
         resource: object(resource),
         permission: permission.to_string(),
         subject: subject(who),
     };
-    engine.check(&request, Consistency::Full).map(|it| it.allowed)
+    engine
+        .check(&request, Consistency::Full)
+        .map(|it| it.allowed)
 }
 
 /// Groups in `layers` layers of three, every group a member of every group of the layer
@@ -131,7 +137,11 @@ fn issue10_expand_layered_diamond_is_bounded() {
             .unwrap()
             .tree;
         let n_tuples = 9 * layers + 4;
-        assert!(size(&tree) < 10 * n_tuples, "{layers} layers: {} items", size(&tree));
+        assert!(
+            size(&tree) < 10 * n_tuples,
+            "{layers} layers: {} items",
+            size(&tree)
+        );
         assert!(has_repeat(&tree));
     }
 }
@@ -149,8 +159,16 @@ fn issue10_expand_past_its_size_limit_is_an_error_not_a_partial_tree() {
         ExpandDepth::Recursive,
         Consistency::Full,
     );
-    assert!(matches!(res, Err(EngineError::ExpandTooLarge { limit: 50 })), "{res:?}");
-    let wide = engine.expand(&object("group:g9_0"), "member", ExpandDepth::OneLevel, Consistency::Full);
+    assert!(
+        matches!(res, Err(EngineError::ExpandTooLarge { limit: 50 })),
+        "{res:?}"
+    );
+    let wide = engine.expand(
+        &object("group:g9_0"),
+        "member",
+        ExpandDepth::OneLevel,
+        Consistency::Full,
+    );
     assert!(wide.is_ok());
 }
 
@@ -169,26 +187,54 @@ fn issue10_a_request_past_its_deadline_stops_every_walk() {
         };
         let results = [
             late.check(&request, Consistency::Full).map(|_| ()),
-            late.check_bulk(&[request.clone()], Consistency::Full).map(|_| ()),
-            late.expand(&object("folder:root"), "view", ExpandDepth::Recursive, Consistency::Full)
+            late.check_bulk(std::slice::from_ref(&request), Consistency::Full)
                 .map(|_| ()),
-            late.lookup_resources("folder", "view", &subject("user:u1"), 0, None, Consistency::Full)
-                .map(|_| ()),
+            late.expand(
+                &object("folder:root"),
+                "view",
+                ExpandDepth::Recursive,
+                Consistency::Full,
+            )
+            .map(|_| ()),
+            late.lookup_resources(
+                "folder",
+                "view",
+                &subject("user:u1"),
+                0,
+                None,
+                Consistency::Full,
+            )
+            .map(|_| ()),
             late.lookup_subjects(&object("folder:root"), "view", "user", Consistency::Full)
                 .map(|_| ()),
-            late.read(&RelationshipFilter::default(), Consistency::Full, 0, None).map(|_| ()),
+            late.read(&RelationshipFilter::default(), Consistency::Full, 0, None)
+                .map(|_| ()),
             late.delete(&RelationshipFilter::default()).map(|_| ()),
-            late.write(&touch(["folder:x#viewer@user:u1".to_string()]), &[]).map(|_| ()),
+            late.write(&touch(["folder:x#viewer@user:u1".to_string()]), &[])
+                .map(|_| ()),
         ];
         for (n, res) in results.into_iter().enumerate() {
-            assert!(matches!(res, Err(EngineError::DeadlineExceeded)), "call {n}: {res:?}");
+            assert!(
+                matches!(res, Err(EngineError::DeadlineExceeded)),
+                "call {n}: {res:?}"
+            );
         }
         // The same engine without the deadline still answers, and nothing was written.
-        assert_eq!(check(&engine, "folder:root", "view", "user:u1").unwrap(), true);
-        assert_eq!(check(&engine, "folder:x", "view", "user:u1").unwrap(), false);
+        assert!(check(&engine, "folder:root", "view", "user:u1").unwrap());
+        assert!(!check(&engine, "folder:x", "view", "user:u1").unwrap());
     }
     let far = engine.with_deadline(Deadline::after(Duration::from_secs(3600)));
-    assert!(far.lookup_resources("folder", "view", &subject("user:u1"), 0, None, Consistency::Full).is_ok());
+    assert!(
+        far.lookup_resources(
+            "folder",
+            "view",
+            &subject("user:u1"),
+            0,
+            None,
+            Consistency::Full
+        )
+        .is_ok()
+    );
     assert_eq!(EngineError::DeadlineExceeded.code(), "deadline_exceeded");
     assert!(!EngineError::DeadlineExceeded.is_client_error());
 }
@@ -197,14 +243,24 @@ fn issue10_a_request_past_its_deadline_stops_every_walk() {
 fn issue10_lookup_page_costs_in_proportion_to_page() {
     let engine = engine(Config::default());
     let n_docs = 3_000;
-    write(&engine, (0..n_docs).map(|n| format!("folder:f{n:05}#viewer@user:alice")));
+    write(
+        &engine,
+        (0..n_docs).map(|n| format!("folder:f{n:05}#viewer@user:alice")),
+    );
     let alice = subject("user:alice");
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     let mut n_pages = 0;
     loop {
         let page = engine
-            .lookup_resources("folder", "view", &alice, 100, cursor.as_deref(), Consistency::Full)
+            .lookup_resources(
+                "folder",
+                "view",
+                &alice,
+                100,
+                cursor.as_deref(),
+                Consistency::Full,
+            )
             .unwrap();
         n_pages += 1;
         all.extend(page.resources);
@@ -219,7 +275,10 @@ fn issue10_lookup_page_costs_in_proportion_to_page() {
     }
     assert_eq!(n_pages, 30);
     let steps = engine.lookup_stats().steps;
-    assert!(steps >= n_docs as u64 && steps < 3 * n_docs as u64, "{steps}");
+    assert!(
+        steps >= n_docs as u64 && steps < 3 * n_docs as u64,
+        "{steps}"
+    );
     let mut expected: Vec<String> = (0..n_docs).map(|n| format!("f{n:05}")).collect();
     expected.sort();
     assert_eq!(all, expected);
@@ -229,19 +288,45 @@ fn issue10_lookup_page_costs_in_proportion_to_page() {
         .unwrap();
     write(&engine, ["folder:a#viewer@user:alice".to_string()]);
     let second = engine
-        .lookup_resources("folder", "view", &alice, 10, first.cursor.as_deref(), Consistency::Full)
+        .lookup_resources(
+            "folder",
+            "view",
+            &alice,
+            10,
+            first.cursor.as_deref(),
+            Consistency::Full,
+        )
         .unwrap();
     assert_eq!(second.revision, first.revision);
     assert_eq!(second.resources[0], "f00010");
     // A malformed cursor is refused.
-    let bad = engine.lookup_resources("folder", "view", &alice, 10, Some("x:f1"), Consistency::Full);
-    assert!(matches!(bad, Err(EngineError::InvalidInput { field: "cursor", .. })), "{bad:?}");
+    let bad = engine.lookup_resources(
+        "folder",
+        "view",
+        &alice,
+        10,
+        Some("x:f1"),
+        Consistency::Full,
+    );
+    assert!(
+        matches!(
+            bad,
+            Err(EngineError::InvalidInput {
+                field: "cursor",
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
 }
 
 #[test]
 fn issue10_lookup_subjects_pages() {
     let engine = engine(Config::default());
-    write(&engine, (0..250).map(|n| format!("folder:f#viewer@user:u{n:03}")));
+    write(
+        &engine,
+        (0..250).map(|n| format!("folder:f#viewer@user:u{n:03}")),
+    );
     let everyone = engine
         .lookup_subjects(&object("folder:f"), "view", "user", Consistency::Full)
         .unwrap();
@@ -250,7 +335,14 @@ fn issue10_lookup_subjects_pages() {
     let mut cursor: Option<String> = None;
     loop {
         let page = engine
-            .lookup_subjects_page(&object("folder:f"), "view", "user", 100, cursor.as_deref(), Consistency::Full)
+            .lookup_subjects_page(
+                &object("folder:f"),
+                "view",
+                "user",
+                100,
+                cursor.as_deref(),
+                Consistency::Full,
+            )
             .unwrap();
         assert!(page.subjects.len() <= 100);
         all.extend(page.subjects);
@@ -278,9 +370,21 @@ fn issue10_preconditions_count_toward_max_batch() {
     };
     let updates = touch((0..5).map(|n| format!("folder:f{n}#viewer@user:alice")));
     let res = engine.write(&updates, &vec![precondition.clone(); 6]);
-    assert!(matches!(res, Err(EngineError::InvalidInput { field: "updates", .. })), "{res:?}");
+    assert!(
+        matches!(
+            res,
+            Err(EngineError::InvalidInput {
+                field: "updates",
+                ..
+            })
+        ),
+        "{res:?}"
+    );
     assert_eq!(engine.head(), head);
-    engine.write(&updates, &vec![precondition; 5]).unwrap().unwrap();
+    engine
+        .write(&updates, &vec![precondition; 5])
+        .unwrap()
+        .unwrap();
 }
 
 #[test]
@@ -294,9 +398,27 @@ fn issue10_filters_and_preconditions_naming_unknown_names_are_refused() {
         ..Default::default()
     };
     let res = engine.delete(&misspelt);
-    assert!(matches!(res, Err(EngineError::InvalidInput { field: "filter", .. })), "{res:?}");
+    assert!(
+        matches!(
+            res,
+            Err(EngineError::InvalidInput {
+                field: "filter",
+                ..
+            })
+        ),
+        "{res:?}"
+    );
     let res = engine.read(&misspelt, Consistency::Full, 0, None);
-    assert!(matches!(res, Err(EngineError::InvalidInput { field: "filter", .. })), "{res:?}");
+    assert!(
+        matches!(
+            res,
+            Err(EngineError::InvalidInput {
+                field: "filter",
+                ..
+            })
+        ),
+        "{res:?}"
+    );
     let guard = Precondition {
         op: PreconditionOp::MustExist,
         filter: RelationshipFilter {
@@ -306,8 +428,14 @@ fn issue10_filters_and_preconditions_naming_unknown_names_are_refused() {
     };
     let res = engine.write(&touch(["folder:g#viewer@user:bob".to_string()]), &[guard]);
     match res {
-        Err(EngineError::InvalidInput { field: "preconditions", message }) => {
-            assert!(message.contains("precondition 0") && message.contains("`fodler`"), "{message}");
+        Err(EngineError::InvalidInput {
+            field: "preconditions",
+            message,
+        }) => {
+            assert!(
+                message.contains("precondition 0") && message.contains("`fodler`"),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -317,7 +445,10 @@ fn issue10_filters_and_preconditions_naming_unknown_names_are_refused() {
 #[test]
 fn issue10_delete_by_filter_is_bounded_and_partial_only_when_allowed() {
     let engine = engine(Config::default());
-    write(&engine, (0..30).map(|n| format!("folder:f{n:02}#viewer@user:alice")));
+    write(
+        &engine,
+        (0..30).map(|n| format!("folder:f{n:02}#viewer@user:alice")),
+    );
     let filter = RelationshipFilter {
         resource_type: Some("folder".to_string()),
         ..Default::default()
@@ -328,10 +459,19 @@ fn issue10_delete_by_filter_is_bounded_and_partial_only_when_allowed() {
         allow_partial_deletions: false,
     };
     let res = engine.delete_with(&filter, limited);
-    assert!(matches!(res, Err(EngineError::DeleteTooLarge { limit: 10, .. })), "{res:?}");
+    assert!(
+        matches!(res, Err(EngineError::DeleteTooLarge { limit: 10, .. })),
+        "{res:?}"
+    );
     assert_eq!(engine.head(), head);
     let partial = engine
-        .delete_with(&filter, DeleteOptions { allow_partial_deletions: true, ..limited })
+        .delete_with(
+            &filter,
+            DeleteOptions {
+                allow_partial_deletions: true,
+                ..limited
+            },
+        )
         .unwrap();
     assert_eq!((partial.deleted, partial.partial), (10, true));
     let changes = engine.changes_since(head, 0).unwrap();
@@ -340,13 +480,28 @@ fn issue10_delete_by_filter_is_bounded_and_partial_only_when_allowed() {
     let rest = engine.delete(&filter).unwrap();
     assert_eq!((rest.deleted, rest.partial), (20, false));
     for limit in [0, 10_001] {
-        let res = engine.delete_with(&filter, DeleteOptions { limit: Some(limit), allow_partial_deletions: true });
-        assert!(matches!(res, Err(EngineError::InvalidInput { field: "limit", .. })), "{res:?}");
+        let res = engine.delete_with(
+            &filter,
+            DeleteOptions {
+                limit: Some(limit),
+                allow_partial_deletions: true,
+            },
+        );
+        assert!(
+            matches!(res, Err(EngineError::InvalidInput { field: "limit", .. })),
+            "{res:?}"
+        );
     }
     // The default limit is 1,000.
-    write(&engine, (0..1_001).map(|n| format!("folder:g{n}#viewer@user:bob")));
+    write(
+        &engine,
+        (0..1_001).map(|n| format!("folder:g{n}#viewer@user:bob")),
+    );
     let res = engine.delete(&filter);
-    assert!(matches!(res, Err(EngineError::DeleteTooLarge { limit: 1_000, .. })), "{res:?}");
+    assert!(
+        matches!(res, Err(EngineError::DeleteTooLarge { limit: 1_000, .. })),
+        "{res:?}"
+    );
 }
 
 #[test]
@@ -377,7 +532,11 @@ fn issue10_full_disk_recovers_without_restart() {
     assert_eq!(stored.len(), 1, "{stored:?}");
     for folder in ["folder:a", "folder:b"] {
         let in_store = stored.iter().any(|it| it.resource.to_string() == folder);
-        assert_eq!(check(&engine, folder, "view", "user:alice").unwrap(), in_store, "{folder}");
+        assert_eq!(
+            check(&engine, folder, "view", "user:alice").unwrap(),
+            in_store,
+            "{folder}"
+        );
     }
     // Writes work again without a restart.
     engine
@@ -387,7 +546,11 @@ fn issue10_full_disk_recovers_without_restart() {
     assert!(check(&engine, "folder:c", "view", "user:alice").unwrap());
     // A write that fails before it commits recovers the same way.
     switches.fail_writes(true);
-    assert!(engine.write(&touch(["folder:d#viewer@user:alice".to_string()]), &[]).is_err());
+    assert!(
+        engine
+            .write(&touch(["folder:d#viewer@user:alice".to_string()]), &[])
+            .is_err()
+    );
     switches.fail_writes(false);
     engine
         .write(&touch(["folder:d#viewer@user:alice".to_string()]), &[])
@@ -412,7 +575,8 @@ fn issue10_check_and_lookups_agree_at_the_depth_limit() {
         }
         write(&engine, texts);
         let alice = subject("user:alice");
-        let resources = engine.lookup_resources("folder", "view", &alice, 0, None, Consistency::Full);
+        let resources =
+            engine.lookup_resources("folder", "view", &alice, 0, None, Consistency::Full);
         let mut any_check_failed = false;
         for n in 0..n_folders {
             let folder = format!("folder:f{n}");
@@ -420,7 +584,8 @@ fn issue10_check_and_lookups_agree_at_the_depth_limit() {
             let subjects = engine
                 .lookup_subjects(&object(&folder), "view", "user", Consistency::Full)
                 .map(|it| it.subjects.contains(&"alice".to_string()));
-            let context = format!("{n_folders} folders, {folder}: check {checked:?}, subjects {subjects:?}");
+            let context =
+                format!("{n_folders} folders, {folder}: check {checked:?}, subjects {subjects:?}");
             match (&checked, &subjects) {
                 (Ok(a), Ok(b)) => assert_eq!(a, b, "{context}"),
                 (Err(EngineError::DepthExceeded(_)), Err(EngineError::DepthExceeded(_))) => {}
@@ -428,15 +593,25 @@ fn issue10_check_and_lookups_agree_at_the_depth_limit() {
             }
             match (&checked, &resources) {
                 (Ok(allowed), Ok(page)) => {
-                    assert_eq!(*allowed, page.resources.contains(&format!("f{n}")), "{context}");
+                    assert_eq!(
+                        *allowed,
+                        page.resources.contains(&format!("f{n}")),
+                        "{context}"
+                    );
                 }
-                (Err(_), Ok(page)) => panic!("lookup resources answered {:?}: {context}", page.resources),
+                (Err(_), Ok(page)) => {
+                    panic!("lookup resources answered {:?}: {context}", page.resources)
+                }
                 (_, Err(EngineError::DepthExceeded(_))) => {}
                 (_, Err(other)) => panic!("{other:?}: {context}"),
             }
             any_check_failed |= checked.is_err();
         }
-        assert_eq!(any_check_failed, resources.is_err(), "{n_folders} folders: {resources:?}");
+        assert_eq!(
+            any_check_failed,
+            resources.is_err(),
+            "{n_folders} folders: {resources:?}"
+        );
         // The chains straddle the limit: the shortest fit, the longest do not.
         if n_folders == depth_limit - 3 {
             assert!(!any_check_failed);

@@ -20,7 +20,9 @@ fn small_fs() -> Option<PathBuf> {
                 std::env::var("ARBITER_CI").as_deref() != Ok("1"),
                 "ARBITER_SMALL_FS is not set: CI must provide a small filesystem (see .ci/run)"
             );
-            eprintln!("SKIPPED: issue10_full_disk_recovers_without_restart needs ARBITER_SMALL_FS, a small empty filesystem (for example a 8 MB tmpfs)");
+            eprintln!(
+                "SKIPPED: issue10_full_disk_recovers_without_restart needs ARBITER_SMALL_FS, a small empty filesystem (for example a 8 MB tmpfs)"
+            );
             None
         }
     }
@@ -30,7 +32,9 @@ fn updates(prefix: &str, n: usize) -> Vec<Update> {
     (0..n)
         .map(|k| Update {
             op: UpdateOp::Touch,
-            relationship: format!("doc:{prefix}_{k}#viewer@user:u{k}").parse().unwrap(),
+            relationship: format!("doc:{prefix}_{k}#viewer@user:u{k}")
+                .parse()
+                .unwrap(),
         })
         .collect()
 }
@@ -43,7 +47,11 @@ fn fill(dir: &Path) {
             return;
         };
         for _ in 0..16 {
-            if file.write_all(&chunk).and_then(|()| file.sync_all()).is_err() {
+            if file
+                .write_all(&chunk)
+                .and_then(|()| file.sync_all())
+                .is_err()
+            {
                 return;
             }
         }
@@ -53,7 +61,10 @@ fn fill(dir: &Path) {
 fn free(dir: &Path) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().is_some_and(|it| it.to_string_lossy().starts_with("filler")) {
+        if path
+            .file_name()
+            .is_some_and(|it| it.to_string_lossy().starts_with("filler"))
+        {
             std::fs::remove_file(path).unwrap();
         }
     }

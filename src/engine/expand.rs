@@ -192,10 +192,10 @@ impl Expander<'_> {
                 other => {
                     this.spend(1)?;
                     Ok(ExpandTree {
-                    resource: format!("{type_name}:{id}"),
-                    relation: this.snap.schema.relation_by_id(goal.rel).name.clone(),
-                    node: this.expr(type_name, id, goal, other, depth)?,
-                })
+                        resource: format!("{type_name}:{id}"),
+                        relation: this.snap.schema.relation_by_id(goal.rel).name.clone(),
+                        node: this.expr(type_name, id, goal, other, depth)?,
+                    })
                 }
             }
         };

@@ -87,9 +87,9 @@ fn problem(schema: &Schema, filter: &RelationshipFilter) -> Option<String> {
                 Some(ty) => format!(
                     "`subject_relation`: type `{ty}` has no relation or permission `{relation}`"
                 ),
-                None => format!(
-                    "`subject_relation`: no type has a relation or permission `{relation}`"
-                ),
+                None => {
+                    format!("`subject_relation`: no type has a relation or permission `{relation}`")
+                }
             });
         }
     }
@@ -102,7 +102,8 @@ mod tests {
     use crate::schema::parse_and_compile;
 
     fn filter(fields: [Option<&str>; 4]) -> RelationshipFilter {
-        let [resource_type, relation, subject_type, subject_relation] = fields.map(|it| it.map(str::to_string));
+        let [resource_type, relation, subject_type, subject_relation] =
+            fields.map(|it| it.map(str::to_string));
         RelationshipFilter {
             resource_type,
             relation,
@@ -122,16 +123,43 @@ mod tests {
         .unwrap();
         let cases: [([Option<&str>; 4], Option<&str>); 11] = [
             ([None, None, None, None], None),
-            ([Some("doc"), Some("viewer"), Some("group"), Some("member")], None),
+            (
+                [Some("doc"), Some("viewer"), Some("group"), Some("member")],
+                None,
+            ),
             ([None, Some("member"), None, Some("...")], None),
-            ([Some("model"), None, None, None], Some("`resource_type`: unknown type `model`")),
-            ([Some("doc"), Some("editor"), None, None], Some("type `doc` has no relation `editor`")),
-            ([Some("doc"), Some("view"), None, None], Some("is a permission")),
-            ([None, Some("editor"), None, None], Some("no type has a relation `editor`")),
-            ([None, Some("view"), None, None], Some("no type has a relation `view`")),
-            ([None, None, Some("usr"), None], Some("`subject_type`: unknown type `usr`")),
-            ([None, None, Some("user"), Some("member")], Some("type `user` has no relation")),
-            ([None, None, None, Some("owner")], Some("no type has a relation or permission `owner`")),
+            (
+                [Some("model"), None, None, None],
+                Some("`resource_type`: unknown type `model`"),
+            ),
+            (
+                [Some("doc"), Some("editor"), None, None],
+                Some("type `doc` has no relation `editor`"),
+            ),
+            (
+                [Some("doc"), Some("view"), None, None],
+                Some("is a permission"),
+            ),
+            (
+                [None, Some("editor"), None, None],
+                Some("no type has a relation `editor`"),
+            ),
+            (
+                [None, Some("view"), None, None],
+                Some("no type has a relation `view`"),
+            ),
+            (
+                [None, None, Some("usr"), None],
+                Some("`subject_type`: unknown type `usr`"),
+            ),
+            (
+                [None, None, Some("user"), Some("member")],
+                Some("type `user` has no relation"),
+            ),
+            (
+                [None, None, None, Some("owner")],
+                Some("no type has a relation or permission `owner`"),
+            ),
         ];
         for (fields, expected) in cases {
             let res = validate(&schema, &filter(fields), "filter");

@@ -168,7 +168,10 @@ mod tests {
     fn pages_resume_after_the_cursor() {
         let ids: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
         let (first, cursor) = page(&ids, None, 2, Revision(3));
-        assert_eq!((first.as_slice(), cursor.as_deref()), (&ids[..2], Some("3:b")));
+        assert_eq!(
+            (first.as_slice(), cursor.as_deref()),
+            (&ids[..2], Some("3:b"))
+        );
         let (last, cursor) = page(&ids, Some("d"), 2, Revision(3));
         assert_eq!((last.as_slice(), cursor), (&ids[4..], None));
         let (all, cursor) = page(&ids, None, 0, Revision(3));

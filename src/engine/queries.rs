@@ -378,7 +378,10 @@ impl Inner {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the public lookup call, field by field, plus the budget"
+    )]
     pub fn lookup_resources(
         &self,
         resource_type: &str,
@@ -441,7 +444,10 @@ impl Inner {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the public lookup call, field by field, plus the budget"
+    )]
     pub fn lookup_subjects(
         &self,
         resource: &ObjectRef,
@@ -467,7 +473,8 @@ impl Inner {
         let sorted = match self.pages.get(&key) {
             Some(sorted) => sorted,
             None => {
-                let candidates = lookup::subject_candidates(view.snapshot(), goal, subject_type_id)?;
+                let candidates =
+                    lookup::subject_candidates(view.snapshot(), goal, subject_type_id)?;
                 drop(view);
                 let mut allowed = Vec::new();
                 let mut denied = Vec::new();
@@ -483,8 +490,7 @@ impl Inner {
                         &mut denied,
                     )?;
                 }
-                self.pages
-                    .record_walk(candidates.ids.len() as u64 + 1);
+                self.pages.record_walk(candidates.ids.len() as u64 + 1);
                 allowed.sort_unstable();
                 if candidates.wildcard {
                     // `*` sorts before every id (ids use no byte below `+`).

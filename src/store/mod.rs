@@ -128,7 +128,9 @@ pub enum StoreError {
     RevisionAhead { requested: Revision, head: Revision },
     #[error("invalid cursor `{0}`")]
     InvalidCursor(String),
-    #[error("a write may hold at most {max} updates and preconditions together, this one holds {len}")]
+    #[error(
+        "a write may hold at most {max} updates and preconditions together, this one holds {len}"
+    )]
     BatchTooLarge { len: usize, max: usize },
     #[error(transparent)]
     Model(#[from] ModelError),

@@ -209,12 +209,11 @@ impl SledStore {
 
     /// The open database, or an error while it is being reopened.
     fn inner(&self) -> Result<Arc<Inner>, StoreError> {
-        self.inner
-            .read()
-            .clone()
-            .ok_or_else(|| {
-                StoreError::Io("the store is closed after a failure; a write or /readyz reopens it".into())
-            })
+        self.inner.read().clone().ok_or_else(|| {
+            StoreError::Io(
+                "the store is closed after a failure; a write or /readyz reopens it".into(),
+            )
+        })
     }
 
     /// Flushes; if that fails (sled then fails every call until reopened), closes and
