@@ -284,24 +284,33 @@ pub fn lookup(command: &LookupCommand) -> u8 {
             subject_type,
             connection,
         } => {
-            let body = LookupSubjectsBody {
-                resource: resource.clone(),
-                permission: permission.clone(),
-                subject_type: subject_type.clone(),
-                consistency: None,
-            };
-            match Client::new(connection)
-                .post::<_, LookupSubjectsAnswer>("/v1/lookup/subjects", &body)
-            {
-                Ok(answer) if connection.json => done(&json_line(&answer)),
-                Ok(answer) => {
-                    let mut lines = answer.subjects.clone();
-                    if !answer.excluded.is_empty() {
-                        lines.push(format!("except: {}", answer.excluded.join(", ")));
+            let client = Client::new(connection);
+            let mut cursor = None;
+            loop {
+                let body = LookupSubjectsBody {
+                    resource: resource.clone(),
+                    permission: permission.clone(),
+                    subject_type: subject_type.clone(),
+                    limit: None,
+                    cursor: cursor.take(),
+                    consistency: None,
+                };
+                let page: LookupSubjectsAnswer = match client.post("/v1/lookup/subjects", &body) {
+                    Ok(page) => page,
+                    Err(err) => return fail(&err),
+                };
+                if connection.json {
+                    print_out(&json_line(&page));
+                } else {
+                    print_lines(&page.subjects);
+                    if !page.excluded.is_empty() {
+                        print_out(&format!("except: {}", page.excluded.join(", ")));
                     }
-                    done(&lines.join("\n"))
                 }
-                Err(err) => fail(&err),
+                match page.cursor {
+                    Some(next) => cursor = Some(next),
+                    None => return EXIT_OK,
+                }
             }
         }
     }

@@ -312,6 +312,12 @@ pub struct LookupSubjectsBody {
     pub resource: String,
     pub permission: String,
     pub subject_type: String,
+    /// At most this many ids (default and maximum: the server's page limit).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// The `cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
     #[serde(default)]
     pub consistency: Option<ConsistencyBody>,
 }
@@ -320,7 +326,11 @@ pub struct LookupSubjectsBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LookupSubjectsAnswer {
     pub subjects: Vec<String>,
+    /// Sent with the first page only.
     pub excluded: Vec<String>,
+    /// Pass back to get the next page; absent on the last page.
+    #[serde(default)]
+    pub cursor: Option<String>,
     pub revision: u64,
 }
 

@@ -398,12 +398,15 @@ pub async fn lookup_subjects(
     Body(body): Body<LookupSubjectsBody>,
 ) -> Reply<LookupSubjectsAnswer> {
     let resource = object("resource", &body.resource)?;
+    let limit = page_limit(&state, body.limit)?;
     let engine = state.engine().clone();
     let answer = blocking(move || {
-        Ok(engine.lookup_subjects(
+        Ok(engine.lookup_subjects_page(
             &resource,
             &body.permission,
             &body.subject_type,
+            limit,
+            body.cursor.as_deref(),
             consistency(body.consistency),
         )?)
     })
@@ -413,6 +416,7 @@ pub async fn lookup_subjects(
         LookupSubjectsAnswer {
             subjects: answer.subjects,
             excluded: answer.excluded,
+            cursor: answer.cursor,
             revision: answer.revision.0,
         },
     ))
