@@ -621,3 +621,45 @@ fn issue10_check_and_lookups_agree_at_the_depth_limit() {
         }
     }
 }
+
+/// The users a recursive expand reaches (through repeated nodes too) are exactly the users
+/// lookup subjects answers, on diamonds with and without a cycle back to the top.
+#[test]
+fn issue10_repeated_expand_nodes_keep_the_same_subjects() {
+    let cycles: [&[&str]; 3] = [
+        &[],
+        &["group:g3_0#member@group:g0_0#member"],
+        &[
+            "group:g2_1#member@group:g1_0#member",
+            "group:g1_2#member@group:g3_2#member",
+        ],
+    ];
+    for extra in cycles {
+        let engine = engine(Config::default());
+        layered_diamond(&engine, 3);
+        write(&engine, extra.iter().map(|it| it.to_string()));
+        write(&engine, ["group:g1_1#member@user:mid".to_string()]);
+        let tree = engine
+            .expand(
+                &object("folder:root"),
+                "view",
+                ExpandDepth::Recursive,
+                Consistency::Full,
+            )
+            .unwrap()
+            .tree;
+        let membership = arbiter::validation::membership::Membership::of_tree(&tree).unwrap();
+        let mut from_expand: Vec<String> = membership
+            .found()
+            .into_iter()
+            .filter(|it| it.subject.object.object_type == "user")
+            .map(|it| it.subject.object.object_id)
+            .collect();
+        from_expand.sort();
+        let from_lookup = engine
+            .lookup_subjects(&object("folder:root"), "view", "user", Consistency::Full)
+            .unwrap()
+            .subjects;
+        assert_eq!(from_expand, from_lookup, "{extra:?}");
+    }
+}

@@ -37,11 +37,15 @@ pub(crate) fn expand(
         recursive: depth == ExpandDepth::Recursive,
         open: Vec::new(),
         expanded: FxHashSet::default(),
+        low: NO_LOW,
         items: 0,
         limit,
     };
     expander.userset(&resource.object_type, &resource.object_id, goal, 0, true)
 }
+
+/// No cycle cut in the subtree.
+const NO_LOW: usize = usize::MAX;
 
 struct Expander<'a> {
     snap: Snapshot<'a>,
@@ -49,7 +53,11 @@ struct Expander<'a> {
     /// Usersets being expanded on the current path.
     open: Vec<Goal>,
     /// Usersets expanded in full so far (recursive mode): met again, they are repeats.
+    /// Only a subtree that cut no cycle back to an ancestor is kept here: its expansion
+    /// does not depend on the path it was reached by.
     expanded: FxHashSet<Goal>,
+    /// The lowest position in `open` that the subtree being built cut a cycle back to.
+    low: usize,
     /// Items (nodes and leaf subjects) in the answer so far.
     items: usize,
     limit: usize,
@@ -90,7 +98,11 @@ impl Expander<'_> {
         depth: u32,
         follow: bool,
     ) -> Result<ExpandTree, EngineError> {
-        if !follow || self.open.contains(&goal) {
+        if !follow {
+            return self.reference(type_name, id, goal, ExpandNode::Userset);
+        }
+        if let Some(pos) = self.open.iter().position(|it| *it == goal) {
+            self.low = self.low.min(pos);
             return self.reference(type_name, id, goal, ExpandNode::Userset);
         }
         if self.recursive && self.expanded.contains(&goal) {
@@ -100,6 +112,8 @@ impl Expander<'_> {
             return Err(EngineError::DepthExceeded(self.snap.depth_limit));
         }
         self.spend(1)?;
+        let position = self.open.len();
+        let outer_low = std::mem::replace(&mut self.low, NO_LOW);
         self.open.push(goal);
         let schema = self.snap.schema;
         let node = match &schema.relation_by_id(goal.rel).kind {
@@ -107,9 +121,16 @@ impl Expander<'_> {
             RelationKind::Permission { expr } => self.expr(type_name, id, goal, expr, depth),
         };
         self.open.pop();
-        if self.recursive {
+        if self.recursive && self.low >= position {
             self.expanded.insert(goal);
         }
+        // Cuts back to this userset itself do not concern the enclosing subtrees.
+        let inner_low = if self.low < position {
+            self.low
+        } else {
+            NO_LOW
+        };
+        self.low = outer_low.min(inner_low);
         Ok(ExpandTree {
             resource: format!("{type_name}:{id}"),
             relation: schema.relation_by_id(goal.rel).name.clone(),
