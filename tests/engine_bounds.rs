@@ -557,6 +557,14 @@ fn issue10_full_disk_recovers_without_restart() {
         .unwrap()
         .unwrap();
     assert_eq!(engine.store_health(), StoreHealth::Ok);
+    // A schema write that commits and then fails: after recovery the store's schema is
+    // the one the engine serves.
+    let extended = format!("{SCHEMA}\ndefinition team {{}}");
+    switches.fail_after_commit(true);
+    assert!(engine.write_schema(&extended).is_err());
+    switches.fail_after_commit(false);
+    assert_eq!(engine.store_health(), StoreHealth::Ok);
+    assert_eq!(engine.schema_text().unwrap().0, extended);
 }
 
 /// Check, lookup resources and lookup subjects give the same answer for every folder of

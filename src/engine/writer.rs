@@ -185,6 +185,14 @@ impl Inner {
         for change_set in self.track(self.store.changes_since(indexed, 0))? {
             self.apply(&change_set);
         }
+        // A schema write that failed after its commit: the store's schema is the truth.
+        let installed = self.loaded().map(|it| it.revision);
+        if let Some((text, revision)) = self.track(self.store.read_schema())?
+            && installed.is_none_or(|installed| revision > installed)
+        {
+            let schema = schema_text::compile(&text)?;
+            self.set_schema(schema, text, revision);
+        }
         self.index.write().set_head(head);
         self.publish(head);
         Ok(())
