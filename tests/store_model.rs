@@ -49,7 +49,8 @@ enum Op {
         updates: Vec<(UpdateOp, usize)>,
         preconditions: Vec<(PreconditionOp, RelationshipFilter)>,
     },
-    DeleteByFilter(RelationshipFilter),
+    /// A filter and a limit (0 = every match).
+    DeleteByFilter(RelationshipFilter, usize),
     Import(Vec<usize>),
     Schema,
     Reopen,
@@ -117,7 +118,7 @@ fn op() -> impl Strategy<Value = Op> {
             prop::collection::vec((precondition_op(), filter()), 0..2),
         )
             .prop_map(|(updates, preconditions)| Op::Write { updates, preconditions }),
-        1 => filter().prop_map(Op::DeleteByFilter),
+        1 => (filter(), 0..4usize).prop_map(|(filter, limit)| Op::DeleteByFilter(filter, limit)),
         1 => prop::collection::vec(0..UNIVERSE, 0..10).prop_map(Op::Import),
         1 => Just(Op::Schema),
         1 => Just(Op::Reopen),
@@ -182,7 +183,9 @@ fn apply(store: &dyn Store, op: &Op) -> String {
                 .collect();
             format!("{:?}", store.write(&updates, &preconditions))
         }
-        Op::DeleteByFilter(filter) => format!("{:?}", store.delete_by_filter(filter)),
+        Op::DeleteByFilter(filter, limit) => {
+            format!("{:?}", store.delete_by_filter(filter, *limit))
+        }
         Op::Import(idxs) => {
             format!(
                 "{:?}",
