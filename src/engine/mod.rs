@@ -12,7 +12,8 @@
 //! - `writer`: the shared state and the write path; `schema_text`: compiling schema text
 //!   and refusing schema changes that orphan relationships;
 //! - `queries`: the read side — consistency mode → revision, names → symbols, the cache;
-//! - `check`, `expand`, `lookup`: the walks; `cache`: the bounded check cache.
+//! - `check`, `expand`, `lookup`: the walks; `cache`: the bounded check cache;
+//! - `explain`: the explaining walk, separate from `check` so a plain check pays nothing.
 //!
 //! Writes go through one lock: validate against the schema (`schema::admit`) →
 //! `Store::write` → apply the committed change set to the index → publish the new head
@@ -28,6 +29,7 @@ mod cache;
 mod check;
 pub mod error;
 mod expand;
+mod explain;
 mod index;
 mod lookup;
 mod plan;
@@ -52,6 +54,9 @@ pub use api::{
     ExpandNode, ExpandTree, Expansion, ReadPage, ResourcePage, SubjectsAnswer,
 };
 pub use error::{EngineError, SchemaProblem};
+pub use explain::{
+    EXPLAIN_NODE_LIMIT, ExplainKind, ExplainNode, ExplainedAnswer, Explanation, Reason, Verdict,
+};
 pub use index::IndexStats;
 
 /// The deepest walk the engine accepts, whatever the configuration says: it bounds the
@@ -252,6 +257,17 @@ impl Arbiter {
         consistency: Consistency,
     ) -> Result<Decision, EngineError> {
         self.inner.check(request, consistency)
+    }
+
+    /// [`Arbiter::check`] with the reasons: for an allowed check the chain of expressions
+    /// and relationships that grants it, for a denied one every branch tried and why it
+    /// failed. Never cached; costs a second walk.
+    pub fn check_explained(
+        &self,
+        request: &CheckRequest,
+        consistency: Consistency,
+    ) -> Result<(Decision, Explanation), EngineError> {
+        self.inner.check_explained(request, consistency)
     }
 
     /// Many checks at one revision, sharing sub-answers between items. Items fail one by
