@@ -90,7 +90,8 @@ pub struct ExplainNode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExplainKind {
-    /// A permission of an object; its child is its expression.
+    /// A permission of an object. Its children are the branches of its top-level operator
+    /// (the operator is in `expression`), or the one node its expression is.
     Permission,
     /// A stored relation of an object; its children are relationships tried.
     Relation,
@@ -214,7 +215,7 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::Wildcard => "names every subject of its type",
         Reason::IsSubject => "is the subject itself",
         Reason::NoRelationship => "no relationship grants it",
-        Reason::NoRelatedObjects => "no related object",
+        Reason::NoRelatedObjects => "the relation names no object",
         Reason::Nil => "nil grants nothing",
         Reason::Excluded => "excluded",
         Reason::Cycle => "cycle: already being evaluated",
@@ -503,7 +504,7 @@ impl<'a> Explainer<'a> {
             }),
             RelationKind::Permission { expr } => self.expr(goal, expr, depth).map(|step| {
                 if let (Some(node), Some(child)) = (&mut node, step.node) {
-                    node.children.push(child);
+                    adopt(node, child);
                 }
                 step.outcome
             }),
@@ -1057,6 +1058,22 @@ impl Part {
             children: Vec::new(),
             reason: Some(reason),
         }
+    }
+}
+
+/// Puts a permission's expression node under it: the branches of a top-level operator
+/// (whose text the permission node already shows) become the permission's own children,
+/// with the operator's reason; any other node becomes its one child.
+fn adopt(permission: &mut ExplainNode, expression: ExplainNode) {
+    let operator = matches!(
+        expression.kind,
+        ExplainKind::Union | ExplainKind::Intersection | ExplainKind::Exclusion
+    );
+    if operator && expression.expression == permission.expression {
+        permission.children = expression.children;
+        permission.reason = expression.reason;
+    } else {
+        permission.children.push(expression);
     }
 }
 
