@@ -31,6 +31,7 @@ fn valid_body(path: &str) -> Value {
         "/v1/lookup/subjects" => {
             json!({"resource": "document:1", "permission": "view", "subject_type": "user"})
         }
+        "/v1/playground/evaluate" => json!({"action": "schema", "schema": support::SCHEMA}),
         other => panic!("no valid body known for documented route {other}: add one here"),
     }
 }
@@ -145,6 +146,7 @@ async fn every_documented_route_answers_as_documented() {
         "/v1/lookup/resources",
         "/v1/lookup/subjects",
         "/v1/watch",
+        "/v1/playground/evaluate",
         "/healthz",
         "/readyz",
         "/metrics",
