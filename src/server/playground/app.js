@@ -90,7 +90,7 @@ $('schema').addEventListener('input', () => {
 // ---- Result region ----
 
 function show(...nodes) {
-  $('result-body').replaceChildren(...nodes);
+  $('result-body').replaceChildren(...nodes.filter((node) => node !== null && node !== undefined));
 }
 
 function showError(error) {
