@@ -41,7 +41,10 @@ function relationshipsOf(yaml) {
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
-  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--headless'],
+  args: [
+    '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--headless',
+    '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-sync',
+  ],
 });
 const context = await browser.newContext({ viewport: { width: 1400, height: 1050 }, acceptDownloads: true });
 const page = await context.newPage();
