@@ -195,7 +195,14 @@ fn render_node(node: &ExplainNode, level: usize, out: &mut String) {
             text
         }
         ExplainKind::Nil => "nil".to_string(),
-        _ => node.expression.clone().unwrap_or_default(),
+        ExplainKind::Union => format!("union {}", node.expression.as_deref().unwrap_or("")),
+        ExplainKind::Intersection => {
+            format!("intersection {}", node.expression.as_deref().unwrap_or(""))
+        }
+        ExplainKind::Exclusion => {
+            format!("exclusion {}", node.expression.as_deref().unwrap_or(""))
+        }
+        ExplainKind::Arrow => format!("arrow {}", node.expression.as_deref().unwrap_or("")),
     };
     out.push_str(&format!("{what}: {verdict}"));
     if let Some(reason) = node.reason {
