@@ -789,6 +789,9 @@ impl<'a> Explainer<'a> {
             if parent == 0 {
                 return vec![connector];
             }
+            if !self.open() {
+                return Vec::new();
+            }
             let mut node = self.relation_entry_node(&entries[parent]);
             node.result = Verdict::Granted;
             node.children.push(connector);
@@ -824,7 +827,8 @@ impl<'a> Explainer<'a> {
             let parent_kept = entries[idx]
                 .parent
                 .is_none_or(|parent| parent == 0 || keep[parent]);
-            keep[idx] = parent_kept && self.open();
+            // The relationship and the node it leads to.
+            keep[idx] = parent_kept && self.open() && self.open();
         }
         for idx in (1..entries.len()).rev() {
             if !keep[idx] {

@@ -175,6 +175,14 @@ await step('a check against the broken schema reports it, with no answer', async
   check(text.includes('3:22'), `no line:column in: ${text}`);
 });
 
+await step('Load example fills in the models example, ready to check', async () => {
+  await button('Load example').click();
+  await page.getByText('Schema compiles.', { exact: true }).waitFor();
+  check((await field('Schema').inputValue()) === schema, 'the example schema is not schema/models.zed');
+  await button('Check').click();
+  await result.getByText('no permission', { exact: true }).waitFor();
+});
+
 await step('the page asked nothing of any other host', async () => {
   check(offHost.length === 0, `requests off the server: ${offHost.join(', ')}`);
   check(pageErrors.length === 0, `script errors: ${pageErrors.join('; ')}`);
