@@ -51,6 +51,8 @@ fn generated(n: usize, idx: usize) -> Relationship {
             },
             relation: None,
         },
+        caveat: None,
+        expiration: None,
     }
 }
 
@@ -183,6 +185,8 @@ fn bench_store(c: &mut Criterion) {
                             },
                             relation: None,
                         },
+                        caveat: None,
+                        expiration: None,
                     },
                 })
                 .collect();

@@ -2,14 +2,22 @@
 //! revisions, and the name and id rules of DESIGN §5.
 //!
 //! Everything here is plain data with a text form (`document:1#viewer@user:alice`,
-//! `project:p1#manager@group:eng#member`, `model:m1#guest@user:*`). Parsing validates
-//! every part and says which part is wrong; printing is the exact inverse.
-//! This module depends on nothing else in the crate.
+//! `project:p1#manager@group:eng#member`, `model:m1#guest@user:*`, and with SpiceDB's
+//! suffixes `doc:1#viewer@user:tom[ip_allowlist:{"cidr":"10.0.0.0/8"}][expiration:2026-12-01T00:00:00Z]`).
+//! Parsing validates every part and says which part is wrong; printing is the exact
+//! inverse. The caveat and expiration types live in `model/caveat.rs` and
+//! `model/timestamp.rs`. This module depends on nothing else in the crate.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+mod caveat;
+mod timestamp;
+
+pub use self::caveat::{EXPIRATION_KEYWORD, MAX_CAVEAT_CONTEXT_BYTES, RelationshipCaveat};
+pub use self::timestamp::Timestamp;
 
 /// The longest object id DESIGN §5 admits.
 pub const MAX_ID_LEN: usize = 1024;
@@ -55,6 +63,17 @@ pub enum ModelError {
     /// The wildcard id `*` used where only a concrete object may stand.
     #[error("wildcard `{0}` is not allowed here")]
     Wildcard(String),
+    /// A caveat name breaks the type-name rule, or is reserved.
+    #[error("invalid caveat name `{name}`: {reason}")]
+    CaveatName { name: String, reason: &'static str },
+    /// A caveat context is not a JSON object or is too large.
+    #[error("invalid context of caveat `{name}`: {reason}")]
+    CaveatContext { name: String, reason: String },
+    /// An expiration is not an RFC 3339 timestamp between the years 0001 and 9999.
+    #[error(
+        "invalid timestamp `{0}`: expected rfc 3339 between the years 0001 and 9999, such as `2026-12-01T00:00:00Z`"
+    )]
+    Timestamp(String),
     /// The text does not have the shape `type:id`, `type:id#rel` or `res#rel@subject`.
     #[error("malformed {what} `{input}`: expected {expected}")]
     Malformed {
@@ -80,12 +99,24 @@ pub struct SubjectRef {
     pub relation: Option<String>,
 }
 
-/// A relationship tuple: `resource#relation@subject`.
+/// A relationship tuple, `resource#relation@subject`, optionally with a caveat and an
+/// expiration.
+///
+/// The *tuple* (resource, relation, subject) is the relationship's identity in a store:
+/// there is at most one live relationship per tuple, and writing the same tuple with
+/// another caveat or expiration replaces it. `Eq` and `Ord` compare every field; use
+/// [`Relationship::same_tuple`] or [`Relationship::tuple`] to compare identities.
+/// Build one with [`Relationship::new`] and the `with_*` methods, so that new fields do
+/// not break callers.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Relationship {
     pub resource: ObjectRef,
     pub relation: String,
     pub subject: SubjectRef,
+    /// The caveat the relationship is conditioned on, if any.
+    pub caveat: Option<RelationshipCaveat>,
+    /// When the relationship stops holding, if ever; it is kept in the store after that.
+    pub expiration: Option<Timestamp>,
 }
 
 /// Whether `name` is a valid relation or permission name (no namespace prefix).
@@ -208,7 +239,7 @@ impl SubjectRef {
 }
 
 impl Relationship {
-    /// Builds a relationship after validating every part.
+    /// Builds a relationship without caveat or expiration after validating every part.
     pub fn new(
         resource: ObjectRef,
         relation: &str,
@@ -219,7 +250,55 @@ impl Relationship {
             resource,
             relation: relation.to_string(),
             subject,
+            caveat: None,
+            expiration: None,
         })
+    }
+
+    /// The same relationship conditioned on `caveat`.
+    #[must_use]
+    pub fn with_caveat(self, caveat: RelationshipCaveat) -> Self {
+        Self {
+            caveat: Some(caveat),
+            ..self
+        }
+    }
+
+    /// The same relationship expiring at `expiration`.
+    #[must_use]
+    pub fn with_expiration(self, expiration: Timestamp) -> Self {
+        Self {
+            expiration: Some(expiration),
+            ..self
+        }
+    }
+
+    /// The bare tuple: the same relationship without caveat and expiration.
+    #[must_use]
+    pub fn tuple(&self) -> Self {
+        Self {
+            resource: self.resource.clone(),
+            relation: self.relation.clone(),
+            subject: self.subject.clone(),
+            caveat: None,
+            expiration: None,
+        }
+    }
+
+    /// Whether `other` names the same tuple (resource, relation, subject), whatever the
+    /// caveats and expirations.
+    pub fn same_tuple(&self, other: &Self) -> bool {
+        self.tuple_ref() == other.tuple_ref()
+    }
+
+    /// The identity of the relationship, borrowed: for hashing and comparing tuples.
+    pub fn tuple_ref(&self) -> (&ObjectRef, &str, &SubjectRef) {
+        (&self.resource, &self.relation, &self.subject)
+    }
+
+    /// Whether the relationship has a caveat or an expiration (is not unconditional).
+    pub fn is_conditional(&self) -> bool {
+        self.caveat.is_some() || self.expiration.is_some()
     }
 }
 
@@ -263,17 +342,24 @@ impl FromStr for Relationship {
     type Err = ModelError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        const EXPECTED: &str = "`type:id#relation@subject`";
+        const EXPECTED: &str = "`type:id#relation@subject`, optionally followed by `[caveat:{…}]` and `[expiration:…]`";
         let malformed = || ModelError::Malformed {
             what: "relationship",
             input: input.to_string(),
             expected: EXPECTED,
         };
-        let (resource, subject) = input.split_once('@').ok_or_else(malformed)?;
+        // No name or id contains `[`: the suffixes start at the first one.
+        let (tuple, suffixes) = input.split_at(input.find('[').unwrap_or(input.len()));
+        let (resource, subject) = tuple.split_once('@').ok_or_else(malformed)?;
         let (object, relation) = resource.split_once('#').ok_or_else(malformed)?;
         let resource: ObjectRef = object.parse()?;
         let subject: SubjectRef = subject.parse()?;
-        Self::new(resource, relation, subject)
+        let (caveat, expiration) = caveat::parse_suffixes(input, suffixes)?;
+        Ok(Self {
+            caveat,
+            expiration,
+            ..Self::new(resource, relation, subject)?
+        })
     }
 }
 
@@ -295,7 +381,8 @@ impl fmt::Display for SubjectRef {
 
 impl fmt::Display for Relationship {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}@{}", self.resource, self.relation, self.subject)
+        write!(f, "{}#{}@{}", self.resource, self.relation, self.subject)?;
+        caveat::write_suffixes(f, self.caveat.as_ref(), self.expiration)
     }
 }
 
@@ -331,9 +418,13 @@ impl RelationshipFilter {
     }
 }
 
-/// Checks every part of a relationship against the name and id rules, so that nothing
-/// malformed reaches the key encoding (whose terminator byte no valid name contains).
+/// Checks every part of a relationship against the name and id rules (and a caveat
+/// against its name rule and context size limit), so that nothing malformed reaches the
+/// key encoding (whose terminator byte no valid name contains).
 pub fn check_relationship(rel: &Relationship) -> Result<(), ModelError> {
+    if let Some(caveat) = &rel.caveat {
+        caveat.check()?;
+    }
     let resource = &rel.resource;
     let subject = &rel.subject;
     if !is_valid_type_name(&resource.object_type) {
@@ -383,6 +474,79 @@ mod tests {
         roundtrip("model:m1#guest@user:*");
         roundtrip("test/resource:first#viewer@test/user:concreteguy");
         roundtrip("abc/bcd/document:x|y=z+w-v_u#reader@user:tom");
+    }
+
+    #[test]
+    fn suffixes_roundtrip() {
+        roundtrip(r#"doc:1#viewer@user:tom[ip_allowlist:{"cidr":"10.0.0.0/8"}]"#);
+        roundtrip("doc:1#viewer@user:tom[expiration:2026-12-01T00:00:00Z]");
+        roundtrip(
+            r#"doc:1#viewer@group:g#member[org/cav:{"a":[1,"]"],"b":{"c":null}}][expiration:2026-12-01T00:00:00.5Z]"#,
+        );
+        roundtrip("doc:1#viewer@user:*[third_caveat]");
+    }
+
+    #[test]
+    fn suffixes_parse_into_fields() {
+        let rel: Relationship =
+            r#"doc:1#viewer@user:tom[ip_allowlist:{ "cidr" : "10.0.0.0/8" }][expiration:2026-12-01T01:00:00+01:00]"#
+                .parse()
+                .unwrap();
+        let caveat = rel.caveat.clone().unwrap();
+        assert_eq!(caveat.name, "ip_allowlist");
+        assert_eq!(caveat.context["cidr"], "10.0.0.0/8");
+        assert_eq!(
+            rel.expiration,
+            Some("2026-12-01T00:00:00Z".parse().unwrap())
+        );
+        assert!(rel.same_tuple(&"doc:1#viewer@user:tom".parse().unwrap()));
+        assert_eq!(rel.tuple().to_string(), "doc:1#viewer@user:tom");
+        let empty: Relationship = "doc:1#viewer@user:tom[c_1:{}]".parse().unwrap();
+        assert_eq!(empty.to_string(), "doc:1#viewer@user:tom[c_1]");
+    }
+
+    #[test]
+    fn bad_suffixes_name_the_wrong_part() {
+        fn err(text: &str) -> ModelError {
+            text.parse::<Relationship>().expect_err(text)
+        }
+        assert!(matches!(
+            err("doc:1#viewer@user:tom[Bad]"),
+            ModelError::CaveatName { .. }
+        ));
+        assert!(matches!(
+            err("doc:1#viewer@user:tom[expiration]"),
+            ModelError::CaveatName { .. }
+        ));
+        assert!(matches!(
+            err("doc:1#viewer@user:tom[cav:[1]]"),
+            ModelError::CaveatContext { .. }
+        ));
+        assert!(matches!(
+            err("doc:1#viewer@user:tom[cav:{\"a\":}]"),
+            ModelError::CaveatContext { .. }
+        ));
+        assert!(matches!(
+            err("doc:1#viewer@user:tom[expiration:2026-12-01]"),
+            ModelError::Timestamp(_)
+        ));
+        for text in [
+            "doc:1#viewer@user:tom[cav",
+            "doc:1#viewer@user:tom[cav:{}",
+            "doc:1#viewer@user:tom[cav]x",
+            "doc:1#viewer@user:tom[cav][cav]",
+            "doc:1#viewer@user:tom[expiration:2026-12-01T00:00:00Z][cav]",
+            "doc:1#viewer@user:tom[expiration:2026-12-01T00:00:00Z][expiration:2026-12-01T00:00:00Z]",
+            "doc:1#viewer@user:tom[expiration:2026-12-01T00:00:00Z",
+            "doc:1#viewer[cav]@user:tom",
+        ] {
+            assert!(matches!(err(text), ModelError::Malformed { .. }), "{text}");
+        }
+        let big = format!(
+            "doc:1#viewer@user:tom[cav:{{\"a\":\"{}\"}}]",
+            "x".repeat(5000)
+        );
+        assert!(matches!(err(&big), ModelError::CaveatContext { .. }));
     }
 
     #[test]

@@ -52,6 +52,7 @@ fn check(engine: &Arbiter, assertion: &str) -> Result<bool, EngineError> {
         resource,
         relation,
         subject,
+        ..
     } = assertion.parse().expect("a valid check in text form");
     let request = CheckRequest {
         resource,

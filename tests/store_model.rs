@@ -1,6 +1,7 @@
 //! Model-based property test: random sequences of writes, deletes by filter, imports,
 //! reads at past revisions, garbage collection and close-and-reopen run against
-//! `SledStore` and `MemoryStore` (the model); every answer must be the same.
+//! `SledStore` and `MemoryStore` (the model); every answer must be the same. Relationships
+//! carry caveats and expirations, so replacing a tuple's conditions is covered too.
 
 use std::path::PathBuf;
 
@@ -15,16 +16,32 @@ const RESOURCES: [&str; 3] = ["doc:a", "doc:b", "folder:f"];
 const RELATIONS: [&str; 2] = ["viewer", "editor"];
 const SUBJECTS: [&str; 4] = ["user:x", "user:y", "user:*", "group:g#member"];
 
+/// The conditions a tuple of the universe may carry: none, a caveat with two different
+/// contexts (touching one over the other replaces the version), a caveat without
+/// context, an expiration, both.
+const CONDITIONS: [&str; 6] = [
+    "",
+    r#"[cav:{"k":1}]"#,
+    r#"[cav:{"k":[2,"]"]}]"#,
+    "[org/other]",
+    "[expiration:2026-12-01T00:00:00.5Z]",
+    r#"[cav:{"k":1}][expiration:1999-01-01T00:00:00Z]"#,
+];
+
 fn universe(idx: usize) -> Relationship {
-    let resource = RESOURCES[idx % 3];
-    let relation = RELATIONS[(idx / 3) % 2];
-    let subject = SUBJECTS[(idx / 6) % 4];
-    format!("{resource}#{relation}@{subject}")
+    let tuple = idx % TUPLES;
+    let resource = RESOURCES[tuple % 3];
+    let relation = RELATIONS[(tuple / 3) % 2];
+    let subject = SUBJECTS[(tuple / 6) % 4];
+    let conditions = CONDITIONS[(idx / TUPLES) % CONDITIONS.len()];
+    format!("{resource}#{relation}@{subject}{conditions}")
         .parse()
         .unwrap_or_else(|err| panic!("universe {idx}: {err}"))
 }
 
-const UNIVERSE: usize = 24;
+/// Distinct tuples, and relationships (a tuple with one of the conditions).
+const TUPLES: usize = 24;
+const UNIVERSE: usize = TUPLES * CONDITIONS.len();
 
 #[derive(Clone, Debug)]
 enum Op {

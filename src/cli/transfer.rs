@@ -1,5 +1,7 @@
 //! `arbiter import` and `arbiter export`: relationships as text, one per line
-//! (`document:1#viewer@user:alice`).
+//! (`document:1#viewer@user:alice`, with SpiceDB's `[caveat:{…}]` and `[expiration:…]`
+//! suffixes when a relationship has them: export prints the model's text form and import
+//! parses it, so one is the inverse of the other).
 //!
 //! Both work against a running server (the default) or, with `--db DIR`, straight on a
 //! database directory no server has open. Import through a server sends touch writes of

@@ -49,8 +49,22 @@ impl Inner {
         let index = Index::default();
         let head = {
             let mut data = index.write();
-            let head =
-                store.for_each_live(&mut |relationship| data.insert_live(&relationship, 0))?;
+            // The walks cannot evaluate caveats or expirations yet: a database holding
+            // such a relationship is refused rather than read as unconditional.
+            let mut conditional = None;
+            let head = store.for_each_live(&mut |relationship| {
+                if relationship.is_conditional() {
+                    conditional.get_or_insert_with(|| relationship.to_string());
+                } else {
+                    data.insert_live(&relationship, 0);
+                }
+            })?;
+            if let Some(relationship) = conditional {
+                return Err(crate::schema::admit::AdmitError::ConditionsUnsupported {
+                    relationship,
+                }
+                .into());
+            }
             data.set_head(head);
             data.set_oldest(head);
             head

@@ -18,6 +18,12 @@ use crate::schema::compiled::{AllowedSubject, RelationKind, Schema};
 /// Why a relationship may not be written under a schema.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AdmitError {
+    /// The relationship has a caveat or an expiration, which the engine cannot evaluate
+    /// yet: refused rather than stored and treated as unconditional.
+    #[error(
+        "relationship `{relationship}`: caveats and expirations are not supported by the engine yet"
+    )]
+    ConditionsUnsupported { relationship: String },
     #[error("relationship `{relationship}`: {source}")]
     Malformed {
         relationship: String,
@@ -64,6 +70,11 @@ pub fn check_relationship(schema: &Schema, rel: &Relationship) -> Result<(), Adm
         relationship: text(),
         source,
     })?;
+    if rel.is_conditional() {
+        return Err(AdmitError::ConditionsUnsupported {
+            relationship: text(),
+        });
+    }
     let type_name = &rel.resource.object_type;
     let definition = schema
         .definition(type_name)

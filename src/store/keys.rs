@@ -1,37 +1,87 @@
 //! The byte layout of every key and value the sled store writes. Nothing else in the crate
 //! encodes or decodes store bytes.
 //!
-//! # Format version 1
+//! # Format version 2
 //!
 //! Integers are big-endian so that byte order equals numeric order. A *name* (type,
-//! relation, id) is its UTF-8 bytes followed by one `0x00` terminator; valid names never
-//! contain `0x00` (see `model`), so a terminated name is an exact prefix for scans:
-//! `doc\0` never matches `document\0`. "No subject relation" is the empty name (a lone
-//! `0x00`), so it sorts before every named relation.
+//! relation, id, caveat name) is its UTF-8 bytes followed by one `0x00` terminator; valid
+//! names never contain `0x00` (see `model`), so a terminated name is an exact prefix for
+//! scans: `doc\0` never matches `document\0`. "No subject relation" is the empty name (a
+//! lone `0x00`), so it sorts before every named relation.
 //!
 //! Trees of one sled database:
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | `format` | u32 format version (this is 1) |
+//! | `meta` | `format` | u32 format version (this is 2) |
 //! | `meta` | `head` | u64: the newest committed revision |
 //! | `meta` | `oldest` | u64: the oldest readable revision (GC horizon) |
 //! | `meta` | `schema` | the schema text, UTF-8 |
 //! | `meta` | `schema_revision` | u64: the revision that wrote the schema |
 //! | `meta` | `pending` | u64 revision, then a [filter](encode_filter): a delete by filter that has started but not finished |
-//! | `by_resource` | resource type, resource id, relation, subject type, subject id, subject relation (six names), then u64 created-at revision | u64 deleted-at revision, `u64::MAX` while live |
-//! | `by_subject` | subject type, subject id, subject relation, resource type, relation, resource id (six names), then u64 created-at revision | same as `by_resource` |
-//! | `changes` | u64 revision, then u32 part number | a sequence of changes: one op byte (`1` touch, `2` delete), a u32 length, then that many bytes of the six names in `by_resource` order |
+//! | `by_resource` | resource type, resource id, relation, subject type, subject id, subject relation (six names), then u64 created-at revision | a [version value](encode_version_value) |
+//! | `by_subject` | subject type, subject id, subject relation, resource type, relation, resource id (six names), then u64 created-at revision | the same version value as in `by_resource` |
+//! | `changes` | u64 revision, then u32 part number | a sequence of [changes](encode_changes) |
 //! | `revisions` | u64 revision | u64 commit time, milliseconds since the Unix epoch |
+//!
+//! A **version value** is, byte by byte:
+//!
+//! | bytes | meaning |
+//! |---|---|
+//! | 8 | u64 deleted-at revision, `u64::MAX` while live |
+//! | 0 or more | the *conditions* of the version (below); none for an unconditional tuple |
+//!
+//! The **conditions** are zero or more tagged fields, in this order, each at most once:
+//!
+//! | bytes | meaning |
+//! |---|---|
+//! | 1 | `0x01`: a caveat follows |
+//! | n + 1 | the caveat name, terminated by `0x00` |
+//! | 4 | u32 length of the context |
+//! | that many | the context as compact JSON, an object (`{}` when empty) |
+//! | 1 | `0x02`: an expiration follows |
+//! | 8 | i64 seconds since the Unix epoch (two's complement) |
+//! | 4 | u32 nanoseconds, below 10⁹ |
+//!
+//! The caveat and expiration live in the value of *both* indexes, so that a read served
+//! by either index returns them without a second lookup; deleting a version rewrites both
+//! values with the same conditions. They are not part of the key: the tuple (the six
+//! names) is a relationship's identity, and writing the same tuple with other conditions
+//! deletes the live version and creates a new one at the same revision.
+//!
+//! A **change** in the change log is, byte by byte: one op byte (`0x01` touch, `0x02`
+//! delete, `0x81` touch with conditions, `0x82` delete with conditions), a u32 length and
+//! that many bytes of the six names in `by_resource` order, then, for `0x81`/`0x82` only,
+//! a u32 length and that many bytes of conditions. A replacement is logged as the delete
+//! of the old version followed by the touch of the new one, in one change set.
 //!
 //! Every stored tuple *version* has one key in each index; deleting it rewrites both
 //! values, re-creating it later adds a new version with a new created-at revision.
+//!
+//! # Older formats
+//!
+//! Format 2 only adds to format 1: a version-1 value is a version value without
+//! conditions, and a version-1 change uses only the op bytes `0x01`/`0x02`. So a
+//! version-1 database is migrated at open by rewriting `meta/format` to 2 (see
+//! [`MIGRATABLE_FORMAT_VERSIONS`]); nothing else changes. A binary that reads only
+//! version 1 refuses a migrated database. Any other version is refused with a message
+//! naming it.
 
-use crate::model::{ObjectRef, Relationship, Revision, SubjectRef};
+use crate::model::{ObjectRef, Relationship, RelationshipCaveat, Revision, SubjectRef, Timestamp};
 use crate::store::{ChangeOp, RelationshipFilter};
 
 /// The format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Older format versions this code migrates at open (by rewriting `meta/format` only).
+pub const MIGRATABLE_FORMAT_VERSIONS: &[u32] = &[1];
+
+/// Tag of a caveat in the conditions of a version.
+const TAG_CAVEAT: u8 = 0x01;
+/// Tag of an expiration in the conditions of a version.
+const TAG_EXPIRATION: u8 = 0x02;
+/// Set on a change's op byte when conditions follow the tuple.
+const OP_WITH_CONDITIONS: u8 = 0x80;
 
 /// Names of the sled trees.
 pub const TREE_META: &str = "meta";
@@ -185,7 +235,84 @@ pub fn decode_tuple(index: Index, bytes: &[u8]) -> Result<Relationship, DecodeEr
             },
             relation: (!srel.is_empty()).then_some(srel),
         },
+        caveat: None,
+        expiration: None,
     })
+}
+
+/// The value of a version of `rel` in either index: its deleted-at revision, then the
+/// caveat and expiration of `rel`.
+pub fn encode_version_value(deleted: u64, rel: &Relationship) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(8);
+    buf.extend_from_slice(&encode_u64(deleted));
+    encode_conditions(&mut buf, rel);
+    buf
+}
+
+/// The deleted-at revision of a version value (the conditions are not decoded).
+pub fn decode_deleted(value: &[u8]) -> Result<u64, DecodeError> {
+    let head = value.get(..8).ok_or(DecodeError {
+        what: "version value",
+    })?;
+    decode_u64(head)
+}
+
+/// Decodes a version value: returns the deleted-at revision and sets the caveat and
+/// expiration of `rel` (decoded from the key) from the conditions.
+pub fn decode_version_value(value: &[u8], rel: &mut Relationship) -> Result<u64, DecodeError> {
+    let deleted = decode_deleted(value)?;
+    decode_conditions(&value[8..], rel)?;
+    Ok(deleted)
+}
+
+/// Appends the conditions of `rel` (nothing for an unconditional relationship).
+fn encode_conditions(buf: &mut Vec<u8>, rel: &Relationship) {
+    if let Some(caveat) = &rel.caveat {
+        buf.push(TAG_CAVEAT);
+        push_name(buf, &caveat.name);
+        let context = caveat.context_json();
+        // INVARIANT: `check_relationship` bounds a context to a few kilobytes.
+        buf.extend_from_slice(&encode_u32(context.len() as u32));
+        buf.extend_from_slice(context.as_bytes());
+    }
+    if let Some(expiration) = rel.expiration {
+        buf.push(TAG_EXPIRATION);
+        buf.extend_from_slice(&expiration.unix_seconds().to_be_bytes());
+        buf.extend_from_slice(&encode_u32(expiration.subsec_nanos()));
+    }
+}
+
+/// Reads conditions written by [`encode_conditions`] into `rel`.
+fn decode_conditions(mut bytes: &[u8], rel: &mut Relationship) -> Result<(), DecodeError> {
+    let err = DecodeError { what: "conditions" };
+    let take = |bytes: &mut &[u8], n: usize| -> Result<Vec<u8>, DecodeError> {
+        if bytes.len() < n {
+            return Err(err.clone());
+        }
+        let (head, rest) = bytes.split_at(n);
+        *bytes = rest;
+        Ok(head.to_vec())
+    };
+    rel.caveat = None;
+    rel.expiration = None;
+    if bytes.first() == Some(&TAG_CAVEAT) {
+        bytes = &bytes[1..];
+        let end = bytes.iter().position(|b| *b == 0).ok_or(err.clone())?;
+        let name = String::from_utf8(take(&mut bytes, end)?).map_err(|_| err.clone())?;
+        take(&mut bytes, 1)?;
+        let len = decode_u32(&take(&mut bytes, 4)?)? as usize;
+        let context = take(&mut bytes, len)?;
+        let context = serde_json::from_slice(&context).map_err(|_| err.clone())?;
+        rel.caveat = Some(RelationshipCaveat { name, context });
+    }
+    if bytes.first() == Some(&TAG_EXPIRATION) {
+        bytes = &bytes[1..];
+        let seconds = decode_u64(&take(&mut bytes, 8)?)?;
+        let nanos = decode_u32(&take(&mut bytes, 4)?)?;
+        let seconds = i64::from_be_bytes(seconds.to_be_bytes());
+        rel.expiration = Some(Timestamp::from_unix(seconds, nanos).map_err(|_| err.clone())?);
+    }
+    if bytes.is_empty() { Ok(()) } else { Err(err) }
 }
 
 /// The longest key prefix shared by every tuple that `filter` matches in `index`: the
@@ -262,14 +389,27 @@ pub fn encode_changes<'a>(
 ) -> Vec<u8> {
     let mut buf = Vec::new();
     for (op, rel) in changes {
-        buf.push(match op {
+        let op = match op {
             ChangeOp::Touch => 1,
             ChangeOp::Delete => 2,
+        };
+        let conditional = rel.is_conditional();
+        buf.push(if conditional {
+            op | OP_WITH_CONDITIONS
+        } else {
+            op
         });
         let tuple = tuple_prefix(Index::Resource, rel);
         // INVARIANT: a tuple is six names of at most a few kilobytes, far below u32::MAX.
         buf.extend_from_slice(&encode_u32(tuple.len() as u32));
         buf.extend_from_slice(&tuple);
+        if conditional {
+            let mut conditions = Vec::new();
+            encode_conditions(&mut conditions, rel);
+            // INVARIANT: conditions are a bounded context plus a few bytes.
+            buf.extend_from_slice(&encode_u32(conditions.len() as u32));
+            buf.extend_from_slice(&conditions);
+        }
     }
     buf
 }
@@ -279,24 +419,33 @@ pub fn decode_changes(mut bytes: &[u8]) -> Result<Vec<(ChangeOp, Relationship)>,
     let err = DecodeError { what: "change" };
     let mut res = Vec::new();
     while let Some((&op, rest)) = bytes.split_first() {
-        let op = match op {
+        let conditional = op & OP_WITH_CONDITIONS != 0;
+        let op = match op & !OP_WITH_CONDITIONS {
             1 => ChangeOp::Touch,
             2 => ChangeOp::Delete,
             _ => return Err(err),
         };
-        if rest.len() < 4 {
-            return Err(err);
-        }
-        let (len, rest) = rest.split_at(4);
-        let len = decode_u32(len)? as usize;
-        if rest.len() < len {
-            return Err(err);
-        }
-        let (tuple, rest) = rest.split_at(len);
-        res.push((op, decode_tuple(Index::Resource, tuple)?));
+        let (tuple, rest) = split_length_prefixed(rest).ok_or(err.clone())?;
+        let mut rel = decode_tuple(Index::Resource, tuple)?;
         bytes = rest;
+        if conditional {
+            let (conditions, rest) = split_length_prefixed(bytes).ok_or(err.clone())?;
+            decode_conditions(conditions, &mut rel)?;
+            if !rel.is_conditional() {
+                return Err(err);
+            }
+            bytes = rest;
+        }
+        res.push((op, rel));
     }
     Ok(res)
+}
+
+/// Splits a u32 length and that many bytes off the front of `bytes`.
+fn split_length_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = bytes.split_at_checked(4)?;
+    let len = decode_u32(len).ok()? as usize;
+    rest.split_at_checked(len)
 }
 
 /// Encodes a filter: for each of the six fields in `by_resource` order, `0` for absent
@@ -433,7 +582,67 @@ mod tests {
     }
 
     #[test]
+    fn version_values_carry_caveat_and_expiration() {
+        for text in [
+            "document:1#viewer@user:alice",
+            r#"document:1#viewer@user:alice[ip_allowlist:{"cidr":"10.0.0.0/8","n":[1,2.5]}]"#,
+            "document:1#viewer@user:alice[org/cav]",
+            "document:1#viewer@user:alice[expiration:1969-12-31T23:59:59.000000001Z]",
+            r#"document:1#viewer@user:*[cav:{"a":"\u0000]"}][expiration:9999-12-31T23:59:59Z]"#,
+        ] {
+            let full = rel(text);
+            for deleted in [LIVE, 7] {
+                let value = encode_version_value(deleted, &full);
+                let mut back = full.tuple();
+                assert_eq!(decode_version_value(&value, &mut back).unwrap(), deleted);
+                assert_eq!(back, full, "{text}");
+                assert_eq!(decode_deleted(&value).unwrap(), deleted);
+            }
+            let bytes = encode_changes([(ChangeOp::Delete, &full), (ChangeOp::Touch, &full)]);
+            assert_eq!(
+                decode_changes(&bytes).unwrap(),
+                vec![(ChangeOp::Delete, full.clone()), (ChangeOp::Touch, full)]
+            );
+        }
+    }
+
+    #[test]
+    fn format_1_values_and_changes_decode_as_format_2() {
+        // Bytes as format 1 wrote them: an 8-byte value, and a change without conditions.
+        let plain = rel("document:1#viewer@user:alice");
+        let mut back = plain.clone();
+        assert_eq!(
+            decode_version_value(&encode_u64(LIVE), &mut back).unwrap(),
+            LIVE
+        );
+        assert_eq!(back, plain);
+        let tuple = tuple_prefix(Index::Resource, &plain);
+        let mut change = vec![2];
+        change.extend_from_slice(&encode_u32(tuple.len() as u32));
+        change.extend_from_slice(&tuple);
+        assert_eq!(encode_changes([(ChangeOp::Delete, &plain)]), change);
+        assert_eq!(
+            decode_changes(&change).unwrap(),
+            vec![(ChangeOp::Delete, plain)]
+        );
+    }
+
+    #[test]
     fn garbage_is_a_decode_error_not_a_panic() {
+        let mut any = rel("document:1#viewer@user:alice");
+        assert!(decode_version_value(b"1234567", &mut any).is_err());
+        assert!(decode_version_value(b"12345678\x03", &mut any).is_err());
+        assert!(decode_version_value(b"12345678\x01cav\0\0\0\0\x09{}", &mut any).is_err());
+        assert!(decode_version_value(b"12345678\x01cav\0\0\0\0\x02[]", &mut any).is_err());
+        assert!(decode_version_value(b"12345678\x02\0\0", &mut any).is_err());
+        assert!(decode_version_value(b"12345678\x02\x7f\0\0\0\0\0\0\0\0\0\0\0", &mut any).is_err());
+        // A conditions flag with empty conditions is not what the encoder writes.
+        assert!(
+            decode_changes(&[
+                0x81, 0, 0, 0, 12, b'a', 0, b'b', 0, b'c', 0, b'd', 0, b'e', 0, 0, 0, 0, 0, 0, 0
+            ])
+            .is_err()
+        );
         assert!(decode_version_key(Index::Resource, b"short").is_err());
         assert!(decode_version_key(Index::Resource, b"a\0b\0c\0d\0e\x0012345678").is_err());
         assert!(decode_changes(&[1, 0, 0, 0, 9, b'a']).is_err());

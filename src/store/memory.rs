@@ -26,22 +26,24 @@ pub struct MemoryStore {
 struct State {
     head: Revision,
     oldest: Revision,
-    /// Every version of every tuple, oldest first.
+    /// Every version of every tuple (keyed by the bare tuple), oldest first.
     versions: BTreeMap<Relationship, Vec<Version>>,
     /// Effective changes by revision; revisions without changes are absent.
     changes: BTreeMap<Revision, Vec<Change>>,
     schema: Option<(String, Revision)>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Version {
     created: Revision,
     /// [`LIVE`] while live.
     deleted: u64,
+    /// The relationship with this version's caveat and expiration.
+    relationship: Relationship,
 }
 
 impl Version {
-    fn visible(self, at: Revision) -> bool {
+    fn visible(&self, at: Revision) -> bool {
         self.created <= at && at.0 < self.deleted
     }
 }
@@ -54,10 +56,17 @@ impl MemoryStore {
 }
 
 impl State {
-    fn is_live(&self, rel: &Relationship) -> bool {
+    /// The live version of `rel`'s tuple, with its caveat and expiration.
+    fn live(&self, rel: &Relationship) -> Option<&Relationship> {
         self.versions
-            .get(rel)
-            .is_some_and(|it| it.iter().any(|v| v.deleted == LIVE))
+            .get(&rel.tuple())?
+            .iter()
+            .find(|v| v.deleted == LIVE)
+            .map(|v| &v.relationship)
+    }
+
+    fn is_live(&self, rel: &Relationship) -> bool {
+        self.live(rel).is_some()
     }
 
     /// Live relationships matching `filter` at `at`, in the key order of the index the
@@ -67,8 +76,11 @@ impl State {
         let mut res: Vec<(Vec<u8>, Relationship)> = self
             .versions
             .iter()
-            .filter(|(rel, versions)| filter.matches(rel) && versions.iter().any(|v| v.visible(at)))
-            .map(|(rel, _)| (keys::tuple_prefix(index, rel), rel.clone()))
+            .filter(|(rel, _)| filter.matches(rel))
+            .filter_map(|(rel, versions)| {
+                let version = versions.iter().find(|v| v.visible(at))?;
+                Some((keys::tuple_prefix(index, rel), version.relationship.clone()))
+            })
             .collect();
         res.sort();
         res.into_iter().map(|(_, rel)| rel).collect()
@@ -90,17 +102,34 @@ impl State {
         Ok(())
     }
 
-    fn touch(&mut self, rel: &Relationship, revision: Revision) {
-        self.versions.entry(rel.clone()).or_default().push(Version {
+    /// Makes `rel` the live version of its tuple as of `revision`: nothing if it already
+    /// is; a replacement (delete, then touch) if the live version has other conditions.
+    fn touch(&mut self, rel: &Relationship, revision: Revision, changes: &mut Vec<Change>) {
+        match self.live(rel) {
+            Some(stored) if stored == rel => return,
+            Some(_) => self.delete(rel, revision, changes),
+            None => {}
+        }
+        self.versions.entry(rel.tuple()).or_default().push(Version {
             created: revision,
             deleted: LIVE,
+            relationship: rel.clone(),
+        });
+        changes.push(Change {
+            op: ChangeOp::Touch,
+            relationship: rel.clone(),
         });
     }
 
-    fn delete(&mut self, rel: &Relationship, revision: Revision) {
-        if let Some(versions) = self.versions.get_mut(rel) {
+    /// Ends the live version of `rel`'s tuple at `revision`, if there is one.
+    fn delete(&mut self, rel: &Relationship, revision: Revision, changes: &mut Vec<Change>) {
+        if let Some(versions) = self.versions.get_mut(&rel.tuple()) {
             for version in versions.iter_mut().filter(|v| v.deleted == LIVE) {
                 version.deleted = revision.0;
+                changes.push(Change {
+                    op: ChangeOp::Delete,
+                    relationship: version.relationship.clone(),
+                });
             }
         }
     }
@@ -162,23 +191,9 @@ impl Store for MemoryStore {
         let mut changes = Vec::new();
         for update in updates {
             let rel = &update.relationship;
-            let live = state.is_live(rel);
-            match (update.op, live) {
-                (UpdateOp::Create | UpdateOp::Touch, false) => {
-                    state.touch(rel, revision);
-                    changes.push(Change {
-                        op: ChangeOp::Touch,
-                        relationship: rel.clone(),
-                    });
-                }
-                (UpdateOp::Delete, true) => {
-                    state.delete(rel, revision);
-                    changes.push(Change {
-                        op: ChangeOp::Delete,
-                        relationship: rel.clone(),
-                    });
-                }
-                _ => {}
+            match update.op {
+                UpdateOp::Create | UpdateOp::Touch => state.touch(rel, revision, &mut changes),
+                UpdateOp::Delete => state.delete(rel, revision, &mut changes),
             }
         }
         Ok(Ok(state.finish(revision, changes)))
@@ -190,11 +205,7 @@ impl Store for MemoryStore {
         let doomed = state.matching(filter, state.head);
         let mut changes = Vec::with_capacity(doomed.len());
         for rel in doomed {
-            state.delete(&rel, revision);
-            changes.push(Change {
-                op: ChangeOp::Delete,
-                relationship: rel,
-            });
+            state.delete(&rel, revision, &mut changes);
         }
         Ok(state.finish(revision, changes))
     }
@@ -215,14 +226,8 @@ impl Store for MemoryStore {
             let mut state = self.state.write();
             let revision = Revision(state.head.0 + 1);
             let mut changes = Vec::new();
-            for rel in chunk {
-                if !state.is_live(&rel) {
-                    state.touch(&rel, revision);
-                    changes.push(Change {
-                        op: ChangeOp::Touch,
-                        relationship: rel,
-                    });
-                }
+            for rel in crate::store::last_of_each_tuple(chunk) {
+                state.touch(&rel, revision, &mut changes);
             }
             res.push(state.finish(revision, changes));
         }
@@ -248,7 +253,7 @@ impl Store for MemoryStore {
         });
         let relationships: Vec<Relationship> = rest.by_ref().take(limit).collect();
         let cursor = match rest.next() {
-            Some(_) => relationships.last().map(ToString::to_string),
+            Some(_) => relationships.last().map(|rel| rel.tuple().to_string()),
             None => None,
         };
         Ok(Page {

@@ -126,6 +126,10 @@ pub enum StoreError {
     },
     #[error("revision {requested} is in the future: the head is {head}")]
     RevisionAhead { requested: Revision, head: Revision },
+    #[error(
+        "the database has store format version {found}, this binary reads versions up to {supported}: open it with a binary that reads version {found}, `arbiter export --db DIR` there, and `arbiter import --db NEW_DIR` here"
+    )]
+    UnsupportedFormat { found: u32, supported: u32 },
     #[error("invalid cursor `{0}`")]
     InvalidCursor(String),
     #[error("a write may hold at most {max} updates, this one holds {len}")]
@@ -180,11 +184,29 @@ pub fn check_batch(updates: &[Update]) -> Result<Result<(), WriteRejection>, Sto
     }
     let mut seen = rustc_hash::FxHashSet::default();
     for update in updates {
-        if !seen.insert(&update.relationship) {
+        if !seen.insert(update.relationship.tuple_ref()) {
             return Ok(Err(WriteRejection::Duplicate(update.relationship.clone())));
         }
     }
     Ok(Ok(()))
+}
+
+/// The relationships of an import chunk with each tuple once: where a tuple appears
+/// several times, its last occurrence wins (as consecutive touches would), at the
+/// position of its first.
+pub fn last_of_each_tuple(chunk: Vec<Relationship>) -> Vec<Relationship> {
+    let mut position = rustc_hash::FxHashMap::default();
+    let mut res: Vec<Relationship> = Vec::with_capacity(chunk.len());
+    for rel in chunk {
+        match position.get(&rel.tuple()) {
+            Some(&pos) => res[pos] = rel,
+            None => {
+                position.insert(rel.tuple(), res.len());
+                res.push(rel);
+            }
+        }
+    }
+    res
 }
 
 /// Decodes the cursor of a filtered read: the text form of the last relationship of the

@@ -228,11 +228,21 @@ impl Inner {
         match meta.get(keys::META_FORMAT).map_err(io)? {
             Some(bytes) => {
                 let version = keys::decode_u32(&bytes).map_err(corrupt)?;
-                if version != keys::FORMAT_VERSION {
-                    return Err(StoreError::Corrupt(format!(
-                        "unsupported store format version {version}, expected {}",
-                        keys::FORMAT_VERSION
-                    )));
+                if keys::MIGRATABLE_FORMAT_VERSIONS.contains(&version) {
+                    // Format 2 only adds to format 1 (see `keys`): migrating is a bump.
+                    meta.insert(keys::META_FORMAT, &keys::encode_u32(keys::FORMAT_VERSION))
+                        .map_err(io)?;
+                    db.flush().map_err(io)?;
+                    tracing::info!(
+                        from = version,
+                        to = keys::FORMAT_VERSION,
+                        "migrated the store format"
+                    );
+                } else if version != keys::FORMAT_VERSION {
+                    return Err(StoreError::UnsupportedFormat {
+                        found: version,
+                        supported: keys::FORMAT_VERSION,
+                    });
                 }
             }
             None => {
@@ -334,9 +344,10 @@ impl Inner {
         });
     }
 
-    /// Both index keys of one version, with deleted-at `deleted`.
+    /// Both index keys of one version, with deleted-at `deleted` and the caveat and
+    /// expiration of `rel`.
     fn version_ops(rel: &Relationship, created: Revision, deleted: u64, ops: &mut Vec<Op>) {
-        let value = keys::encode_u64(deleted).to_vec();
+        let value = keys::encode_version_value(deleted, rel);
         ops.push(Op {
             tree: TreeSlot::ByResource,
             key: keys::version_key(Index::Resource, rel, created),

@@ -46,12 +46,24 @@ pub fn assertion(text: &str) -> Result<Relationship, ValidationError> {
             context.trim()
         )));
     }
-    trimmed
-        .parse()
-        .map_err(|source| ValidationError::InvalidAssertion {
+    let res: Relationship =
+        trimmed
+            .parse()
+            .map_err(|source| ValidationError::InvalidAssertion {
+                text: trimmed.to_string(),
+                source,
+            })?;
+    if res.is_conditional() {
+        return Err(ValidationError::InvalidAssertion {
             text: trimmed.to_string(),
-            source,
-        })
+            source: crate::model::ModelError::Malformed {
+                what: "assertion",
+                input: trimmed.to_string(),
+                expected: "`type:id#permission@subject` without `[…]` suffixes",
+            },
+        });
+    }
+    Ok(res)
 }
 
 /// An object and one of its relations or permissions: `doc:1#viewer`.

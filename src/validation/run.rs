@@ -198,6 +198,7 @@ impl Session {
             resource,
             relation,
             subject,
+            ..
         } = parse::assertion(text)?;
         let request = CheckRequest {
             resource,

@@ -100,7 +100,7 @@ impl Inner {
         let mut n_removed = 0;
         for item in self.by_resource.iter() {
             let (key, value) = item.map_err(io)?;
-            let deleted = keys::decode_u64(&value).map_err(corrupt)?;
+            let deleted = keys::decode_deleted(&value).map_err(corrupt)?;
             // INVARIANT: a live version has deleted == LIVE and is never removed.
             if deleted == LIVE || deleted > horizon.0 {
                 continue;

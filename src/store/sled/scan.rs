@@ -95,11 +95,11 @@ impl Inner {
             if !key.starts_with(&prefix) {
                 break;
             }
-            let (rel, created) = keys::decode_version_key(index, &key).map_err(corrupt)?;
+            let (mut rel, created) = keys::decode_version_key(index, &key).map_err(corrupt)?;
             if !filter.matches(&rel) {
                 continue;
             }
-            let deleted = keys::decode_u64(&value).map_err(corrupt)?;
+            let deleted = keys::decode_version_value(&value, &mut rel).map_err(corrupt)?;
             if !f(rel, created, deleted) {
                 break;
             }
@@ -142,7 +142,7 @@ impl Inner {
             true
         })?;
         let cursor = if more {
-            relationships.last().map(ToString::to_string)
+            relationships.last().map(|rel| rel.tuple().to_string())
         } else {
             None
         };

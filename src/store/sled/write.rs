@@ -5,8 +5,6 @@
 //! Every path runs its scans and checks under the writer mutex *before* its transaction,
 //! so nothing changes in between, and hands prepared ops to [`Inner::commit`].
 
-use rustc_hash::FxHashSet;
-
 use super::{Inner, Op, TreeSlot, corrupt, io};
 use crate::model::{Relationship, Revision};
 use crate::store::keys::{self, Index, LIVE};
@@ -41,21 +39,19 @@ impl Inner {
                 (UpdateOp::Create, Some(_)) => {
                     return Ok(Err(WriteRejection::AlreadyExists(rel.clone())));
                 }
+                (UpdateOp::Touch, Some((_, stored))) if stored == *rel => {}
                 (UpdateOp::Create | UpdateOp::Touch, None) => {
-                    Self::version_ops(rel, revision, LIVE, &mut ops);
-                    changes.push(Change {
-                        op: ChangeOp::Touch,
-                        relationship: rel.clone(),
-                    });
+                    Self::touch_ops(rel, revision, &mut ops, &mut changes);
                 }
-                (UpdateOp::Delete, Some(created)) => {
-                    Self::version_ops(rel, created, revision.0, &mut ops);
-                    changes.push(Change {
-                        op: ChangeOp::Delete,
-                        relationship: rel.clone(),
-                    });
+                (UpdateOp::Touch, Some((created, stored))) => {
+                    // Other conditions: the stored version ends and a new one begins.
+                    Self::delete_ops(stored, created, revision, &mut ops, &mut changes);
+                    Self::touch_ops(rel, revision, &mut ops, &mut changes);
                 }
-                (UpdateOp::Touch, Some(_)) | (UpdateOp::Delete, None) => {}
+                (UpdateOp::Delete, Some((created, stored))) => {
+                    Self::delete_ops(stored, created, revision, &mut ops, &mut changes);
+                }
+                (UpdateOp::Delete, None) => {}
             }
         }
         self.commit_revision(&mut writer, revision, ops, changes)
@@ -84,9 +80,43 @@ impl Inner {
         })
     }
 
-    /// The created-at revision of the live version of `rel`, if it is live. Only the
-    /// writer calls this, so nothing changes the answer before its commit.
-    fn live_version(&self, rel: &Relationship) -> Result<Option<Revision>, StoreError> {
+    /// A new live version of `rel` created at `revision`, and its change.
+    fn touch_ops(
+        rel: &Relationship,
+        revision: Revision,
+        ops: &mut Vec<Op>,
+        changes: &mut Vec<Change>,
+    ) {
+        Self::version_ops(rel, revision, LIVE, ops);
+        changes.push(Change {
+            op: ChangeOp::Touch,
+            relationship: rel.clone(),
+        });
+    }
+
+    /// Ends the stored version `stored` (created at `created`) at `revision`, keeping its
+    /// caveat and expiration, and its change.
+    fn delete_ops(
+        stored: Relationship,
+        created: Revision,
+        revision: Revision,
+        ops: &mut Vec<Op>,
+        changes: &mut Vec<Change>,
+    ) {
+        Self::version_ops(&stored, created, revision.0, ops);
+        changes.push(Change {
+            op: ChangeOp::Delete,
+            relationship: stored,
+        });
+    }
+
+    /// The created-at revision and the stored relationship (with its caveat and
+    /// expiration) of the live version of `rel`'s tuple, if it is live. Only the writer
+    /// calls this, so nothing changes the answer before its commit.
+    fn live_version(
+        &self,
+        rel: &Relationship,
+    ) -> Result<Option<(Revision, Relationship)>, StoreError> {
         let prefix = keys::tuple_prefix(Index::Resource, rel);
         // `get_gt` is a cheaper probe than an iterator; most tuples have one version.
         let mut after = prefix.clone();
@@ -94,8 +124,10 @@ impl Inner {
             let Some(created) = key.strip_prefix(prefix.as_slice()) else {
                 break;
             };
-            if keys::decode_u64(&value).map_err(corrupt)? == LIVE {
-                return Ok(Some(Revision(keys::decode_u64(created).map_err(corrupt)?)));
+            let mut stored = rel.tuple();
+            if keys::decode_version_value(&value, &mut stored).map_err(corrupt)? == LIVE {
+                let created = Revision(keys::decode_u64(created).map_err(corrupt)?);
+                return Ok(Some((created, stored)));
             }
             after = key.to_vec();
         }
@@ -221,19 +253,17 @@ impl Inner {
             }
             let mut writer = self.writer.lock();
             let revision = Revision(writer.head.0 + 1);
-            let mut seen = FxHashSet::default();
             let mut ops = Vec::with_capacity(chunk.len() * 2 + 3);
             let mut changes = Vec::with_capacity(chunk.len());
-            for rel in chunk {
-                if seen.contains(&rel) || self.live_version(&rel)?.is_some() {
-                    continue;
+            for rel in crate::store::last_of_each_tuple(chunk) {
+                match self.live_version(&rel)? {
+                    Some((_, stored)) if stored == rel => {}
+                    Some((created, stored)) => {
+                        Self::delete_ops(stored, created, revision, &mut ops, &mut changes);
+                        Self::touch_ops(&rel, revision, &mut ops, &mut changes);
+                    }
+                    None => Self::touch_ops(&rel, revision, &mut ops, &mut changes),
                 }
-                Self::version_ops(&rel, revision, LIVE, &mut ops);
-                seen.insert(rel.clone());
-                changes.push(Change {
-                    op: ChangeOp::Touch,
-                    relationship: rel,
-                });
             }
             Self::change_ops(revision, 0, &changes, &mut ops);
             Self::revision_ops(&mut writer, revision, &mut ops);
