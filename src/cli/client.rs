@@ -47,6 +47,9 @@ pub struct CheckArgs {
     /// Answer at a revision at least this new (a write's revision).
     #[arg(long)]
     pub at_least_as_fresh: Option<u64>,
+    /// Also print why: the relationships that grant it, or every branch tried.
+    #[arg(long)]
+    pub explain: bool,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -197,17 +200,22 @@ pub fn check(args: &CheckArgs) -> u8 {
         consistency: args
             .at_least_as_fresh
             .map(|revision| ConsistencyBody::AtLeastAsFresh { revision }),
+        explain: args.explain,
     };
     let client = Client::new(&args.connection);
     match client.post::<_, CheckAnswer>("/v1/check", &body) {
         Ok(answer) => {
-            let text = if args.connection.json {
+            let mut text = if args.connection.json {
                 json_line(&answer)
             } else if answer.allowed {
                 "allowed".to_string()
             } else {
                 "denied".to_string()
             };
+            if let (false, Some(explanation)) = (args.connection.json, &answer.explanation) {
+                text.push('\n');
+                text.push_str(explanation.render().trim_end());
+            }
             print_out(&text);
             if answer.allowed {
                 EXIT_OK

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::engine::{Consistency, ExpandDepth, ExpandNode, ExpandTree};
+use crate::engine::{Consistency, ExpandDepth, ExpandNode, ExpandTree, Explanation};
 use crate::model::{ObjectRef, Relationship, SubjectRef};
 use crate::store::{
     ChangeOp, ChangeSet, Precondition, PreconditionOp, RelationshipFilter, Update, UpdateOp,
@@ -167,6 +167,9 @@ pub struct CheckBody {
     pub subject: String,
     #[serde(default)]
     pub consistency: Option<ConsistencyBody>,
+    /// Add an `explanation` to the answer (docs/PLAYGROUND.md describes its shape).
+    #[serde(default)]
+    pub explain: bool,
 }
 
 /// The answer of one check.
@@ -175,6 +178,10 @@ pub struct CheckAnswer {
     pub allowed: bool,
     /// The revision the answer was computed at.
     pub revision: u64,
+    /// With `"explain": true`: why (docs/PLAYGROUND.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub explanation: Option<Explanation>,
 }
 
 /// `POST /v1/check/bulk`: every item is answered at one revision.
@@ -191,6 +198,9 @@ pub struct CheckItem {
     pub resource: String,
     pub permission: String,
     pub subject: String,
+    /// Add an `explanation` to this item's answer.
+    #[serde(default)]
+    pub explain: bool,
 }
 
 /// The answers of a bulk check, in item order.
@@ -204,8 +214,15 @@ pub struct BulkCheckAnswer {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum BulkResult {
-    Decided { allowed: bool },
-    Failed { error: ErrorDetail },
+    Decided {
+        allowed: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<Object>)]
+        explanation: Option<Explanation>,
+    },
+    Failed {
+        error: ErrorDetail,
+    },
 }
 
 /// How far an expansion follows usersets.
@@ -574,7 +591,11 @@ mod tests {
 
     #[test]
     fn bulk_results_serialize_untagged() {
-        let decided = serde_json::to_string(&BulkResult::Decided { allowed: false }).unwrap();
+        let decided = serde_json::to_string(&BulkResult::Decided {
+            allowed: false,
+            explanation: None,
+        })
+        .unwrap();
         assert_eq!(decided, r#"{"allowed":false}"#);
     }
 }

@@ -18,7 +18,7 @@ use super::dto::{
 };
 use super::error::{ApiError, ErrorBody};
 use super::{observe, watch};
-use crate::engine::{CheckRequest, EngineError};
+use crate::engine::{CheckRequest, Consistency, EngineError};
 use crate::model::Revision;
 
 /// A JSON body whose rejections become [`ApiError`]s (413 for an oversized body, 400
@@ -245,14 +245,21 @@ pub async fn check(
         permission: body.permission,
         subject: subject("subject", &body.subject)?,
     };
-    let decision = state
-        .engine()
-        .check(&request, consistency(body.consistency))?;
+    let mode = consistency(body.consistency);
+    let (decision, explanation) = if body.explain {
+        let engine = state.engine().clone();
+        let (decision, explanation) =
+            blocking(move || Ok(engine.check_explained(&request, mode)?)).await?;
+        (decision, Some(explanation))
+    } else {
+        (state.engine().check(&request, mode)?, None)
+    };
     Ok(Answer(
         decision.revision,
         CheckAnswer {
             allowed: decision.allowed,
             revision: decision.revision.0,
+            explanation,
         },
     ))
 }
@@ -281,6 +288,7 @@ pub async fn check_bulk(
             ),
         ));
     }
+    let explain: Vec<bool> = body.items.iter().map(|item| item.explain).collect();
     let requests = body
         .items
         .into_iter()
@@ -294,12 +302,40 @@ pub async fn check_bulk(
         .collect::<Result<Vec<_>, ApiError>>()?;
     let engine = state.engine().clone();
     let mode = consistency(body.consistency);
-    let bulk = blocking(move || Ok(engine.check_bulk(&requests, mode)?)).await?;
+    let bulk = blocking(move || {
+        let mut bulk = engine.check_bulk(&requests, mode)?;
+        // Explained items are walked again, with reasons, at the bulk's revision.
+        let at = Consistency::AtExactSnapshot {
+            revision: bulk.revision,
+        };
+        let explanations = requests
+            .iter()
+            .zip(&explain)
+            .zip(&mut bulk.results)
+            .map(|((request, explain), res)| match res {
+                Ok(_) if *explain => match engine.check_explained(request, at) {
+                    Ok((_, explanation)) => Some(explanation),
+                    Err(err) => {
+                        *res = Err(err);
+                        None
+                    }
+                },
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        Ok((bulk, explanations))
+    })
+    .await?;
+    let (bulk, explanations) = bulk;
     let results = bulk
         .results
         .into_iter()
-        .map(|res| match res {
-            Ok(allowed) => BulkResult::Decided { allowed },
+        .zip(explanations)
+        .map(|(res, explanation)| match res {
+            Ok(allowed) => BulkResult::Decided {
+                allowed,
+                explanation,
+            },
             Err(err) => BulkResult::Failed {
                 error: ApiError::from(err).body().error,
             },

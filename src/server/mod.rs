@@ -7,7 +7,8 @@
 //! - `handlers`: one function per endpoint; `dto`: the JSON bodies and their conversions;
 //! - `error`: [`ApiError`] and the one `IntoResponse` impl; `auth`: the bearer token;
 //! - `observe`: per-request tracing, Prometheus metrics, the deadline; `watch`: the
-//!   streaming change feed; `openapi`: the document served at `/openapi.json`.
+//!   streaming change feed; `openapi`: the document served at `/openapi.json`;
+//! - `playground`: the page at `/playground` and its sandbox evaluate route.
 //!
 //! The engine is synchronous. Checks take microseconds and run inline on the runtime;
 //! everything that may touch sled or walk large graphs (writes with their flush, reads,
@@ -31,6 +32,7 @@ mod handlers;
 pub mod keys;
 mod observe;
 pub mod openapi;
+pub mod playground;
 pub mod sync;
 pub mod tls;
 mod watch;
@@ -132,6 +134,7 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             axum::routing::get(move || openapi::serve_document(Arc::clone(&document))),
         )
+        .merge(playground::page_routes())
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

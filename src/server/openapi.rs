@@ -30,6 +30,7 @@ use super::{AppState, auth, handlers};
         (name = "lookup", description = "reverse questions: which resources, which subjects"),
         (name = "watch", description = "the change feed"),
         (name = "probes", description = "liveness, readiness, metrics"),
+        (name = "playground", description = "a sandbox for the page at /playground: never touches the server's data"),
     )
 )]
 struct ApiDoc;
@@ -61,6 +62,7 @@ pub fn api_router(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::lookup_subjects))
         .routes(routes!(handlers::watch_changes))
         .routes(routes!(super::sync::sync))
+        .merge(super::playground::api_routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             auth::require_token,

@@ -90,6 +90,24 @@ impl ValidationFile {
 
     /// Splits `text`, the content of the file at `path` (used for `schemaFile` and messages).
     pub fn parse(path: &Path, text: &str) -> Result<Self, (usize, ValidationError)> {
+        Self::parse_with(path, text, None)
+    }
+
+    /// Splits `text` without touching the file system: a `schemaFile` stands for
+    /// `schema_file_text` (the playground's schema), and is an error without it.
+    pub fn parse_detached(
+        text: &str,
+        schema_file_text: Option<&str>,
+    ) -> Result<Self, (usize, ValidationError)> {
+        Self::parse_with(Path::new("validation.yaml"), text, Some(schema_file_text))
+    }
+
+    /// `detached`: `None` reads a `schemaFile` from disk, `Some(text)` takes its text.
+    fn parse_with(
+        path: &Path,
+        text: &str,
+        detached: Option<Option<&str>>,
+    ) -> Result<Self, (usize, ValidationError)> {
         let raw: RawFile = yaml_serde::from_str(text).map_err(|err| {
             let line = err.location().map_or(0, |loc| loc.line());
             (line, ValidationError::Yaml(err.to_string()))
@@ -99,7 +117,7 @@ impl ValidationFile {
             let line = source.key_line(0, "validation_tuples").unwrap_or(0);
             return Err((line, ValidationError::LegacyKey("validation_tuples")));
         }
-        let schema = read_schema(path, &source, raw.schema, raw.schema_file)?;
+        let schema = read_schema(path, &source, raw.schema, raw.schema_file, detached)?;
 
         let mut file = Self {
             path: path.to_path_buf(),
@@ -150,6 +168,7 @@ fn read_schema(
     source: &SourceText<'_>,
     inline: Option<String>,
     schema_file: Option<String>,
+    detached: Option<Option<&str>>,
 ) -> Result<Option<SchemaSource>, (usize, ValidationError)> {
     match (inline, schema_file) {
         (Some(_), Some(_)) => {
@@ -169,6 +188,22 @@ fn read_schema(
             }
             let folder = path.parent().unwrap_or(Path::new("."));
             let schema_path = folder.join(&name);
+            if let Some(given) = detached {
+                let text = given.ok_or_else(|| {
+                    let source = std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no schema text was given for it",
+                    );
+                    (line, ValidationError::SchemaFile { path: name, source })
+                })?;
+                return Ok(Some(SchemaSource {
+                    text: text.to_string(),
+                    origin: SchemaOrigin::File {
+                        line,
+                        path: schema_path,
+                    },
+                }));
+            }
             let text = std::fs::read_to_string(&schema_path).map_err(|source| {
                 (
                     line,
