@@ -17,6 +17,7 @@ use super::dto::{
     SchemaWriteBody, TreeBody, WatchQuery, WriteBody, consistency, object, subject,
 };
 use super::error::{ApiError, ErrorBody};
+use super::shape::lowercase_first;
 use super::{observe, watch};
 use crate::engine::{CheckRequest, EngineError};
 use crate::model::Revision;
@@ -33,7 +34,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = match Bytes::from_request(request, state).await {
+        let limit = state.config().body_timeout;
+        let read = tokio::time::timeout(limit, Bytes::from_request(request, state)).await;
+        let Ok(read) = read else {
+            return Err(ApiError::BodyTimeout(limit.as_millis()));
+        };
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(ApiError::PayloadTooLarge(state.config().body_limit));
@@ -61,7 +67,10 @@ impl<T: Serialize> IntoResponse for Answer<T> {
 
 type Reply<T> = Result<Answer<T>, ApiError>;
 
-/// Runs a synchronous engine call on the blocking pool.
+/// Runs a synchronous engine call on the blocking pool, so that a long walk never holds
+/// an async worker (and `/healthz` stays responsive while lookups run). The request
+/// deadline still answers on time: the deadline layer drops this future, and the walk's
+/// result is discarded when it ends.
 async fn blocking<T, F>(call: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -240,9 +249,9 @@ pub async fn check(
         permission: body.permission,
         subject: subject("subject", &body.subject)?,
     };
-    let decision = state
-        .engine()
-        .check(&request, consistency(body.consistency))?;
+    let engine = state.engine().clone();
+    let mode = consistency(body.consistency);
+    let decision = blocking(move || Ok(engine.check(&request, mode)?)).await?;
     Ok(Answer(
         decision.revision,
         CheckAnswer {
@@ -428,7 +437,7 @@ pub async fn watch_changes(
     query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) =
-        query.map_err(|err| ApiError::bad_request("since", lowercase_first(&err.body_text())))?;
+        query.map_err(|err| ApiError::bad_request("query", lowercase_first(&err.body_text())))?;
     watch::start(state, query.since).await
 }
 
@@ -488,14 +497,5 @@ fn page_limit(state: &AppState, limit: Option<usize>) -> Result<usize, ApiError>
             format!("at most {max}, got {limit}"),
         )),
         Some(limit) => Ok(limit),
-    }
-}
-
-/// axum's rejection texts start with a capital letter; our messages do not.
-fn lowercase_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
     }
 }

@@ -14,7 +14,6 @@
 //! lookups, expand, bulk checks) runs on the blocking pool.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,11 +24,14 @@ use tokio::net::TcpListener;
 use crate::engine::Arbiter;
 
 mod auth;
+pub mod clip;
 pub mod dto;
 pub mod error;
 mod handlers;
+pub mod listen;
 mod observe;
 pub mod openapi;
+mod shape;
 mod watch;
 
 pub use error::{ApiError, ErrorBody};
@@ -50,6 +52,14 @@ pub struct ServerConfig {
     pub max_page: usize,
     /// Log one line per request at info level (otherwise at debug, off by default).
     pub access_log: bool,
+    /// How long a client may take to send a request's headers (HTTP/1) before the
+    /// connection is closed: the slowloris guard.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body before it answers 408.
+    pub body_timeout: Duration,
+    /// The most connections served at once; further ones wait in the listen backlog
+    /// (not accepted, so they hold no file descriptor of ours) until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +71,9 @@ impl Default for ServerConfig {
             max_batch: 500,
             max_page: 1_000,
             access_log: false,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 1_000,
         }
     }
 }
@@ -115,18 +128,20 @@ pub fn router(state: AppState) -> Router {
     observe::install();
     let body_limit = state.config().body_limit;
     let (routes, api) = openapi::api_router(state.clone()).split_for_parts();
-    let document = Arc::new(openapi::render(api));
+    let document = Arc::new(openapi::render(api, state.config()));
     routes
         .route(
             "/openapi.json",
             axum::routing::get(move || openapi::serve_document(Arc::clone(&document))),
         )
         .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn(shape::refuse_unknown_query))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::deadline,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(shape::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::observe,
@@ -135,7 +150,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves; then stops accepting, ends watch
-/// streams, waits for in-flight requests and flushes the store.
+/// streams, waits for in-flight requests and flushes the store. Connections are capped and
+/// slow request heads cut off as [`listen`] describes.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -148,12 +164,11 @@ pub async fn serve(
         tracing::info!("shutting down: draining in-flight requests");
         drain_state.begin_shutdown();
     };
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await?;
+    let limits = listen::ConnectionLimits {
+        header_timeout: state.config().header_timeout,
+        max_connections: state.config().max_connections,
+    };
+    listen::run(listener, app, limits, signal).await?;
     let engine = state.engine().clone();
     let flushed = tokio::task::spawn_blocking(move || engine.flush())
         .await
