@@ -53,6 +53,8 @@ pub async fn run(
         .header_read_timeout(limits.header_timeout);
     builder.http2().timer(TokioTimer::new());
     let mut shutdown = std::pin::pin!(shutdown);
+    // Tells connections still waiting for their first bytes that shutdown has started.
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&permits).acquire_owned() => match permit {
@@ -74,6 +76,7 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let header_timeout = limits.header_timeout;
         let service = app.clone().map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
                 request
@@ -82,18 +85,74 @@ pub async fn run(
                 request
             },
         );
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let mut stopping = stopping_rx.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let known = tokio::select! {
+                known = protocol_known(&stream, header_timeout) => known,
+                _ = stopping.wait_for(|it| *it) => false,
+            };
+            if !known {
+                tracing::debug!(%remote, "closed a connection that sent no request in time");
+                drop(permit);
+                return;
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                )
+                .into_owned();
+            if let Err(err) = watcher.watch(connection).await {
                 tracing::debug!(error = %err, %remote, "connection ended with an error");
             }
             drop(permit);
         });
     }
     drop(listener);
+    stopping.send_replace(true);
     graceful.shutdown().await;
     Ok(())
 }
+
+/// The HTTP/2 connection preface; hyper-util reads up to its length to tell HTTP/1 from
+/// HTTP/2, without a timeout of its own.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits (without consuming anything) until the client has sent enough bytes to tell its
+/// protocol, at most `timeout`. hyper's header timeout only starts once the protocol is
+/// known, so without this a client sending a few bytes and stopping would hold its
+/// connection slot for ever.
+async fn protocol_known(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; 24];
+    let mut seen = 0;
+    loop {
+        let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await;
+        let n = match peeked {
+            Ok(Ok(n)) => n,
+            // Timed out, or the connection failed.
+            Ok(Err(_)) | Err(_) => return false,
+        };
+        if n == 0 {
+            // Closed by the client before sending anything.
+            return false;
+        }
+        if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] {
+            return true;
+        }
+        if n == seen {
+            // Partial preface and nothing new: peek returns at once while data is
+            // buffered, so pause instead of spinning.
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(PEEK_PAUSE).await;
+        }
+        seen = n;
+    }
+}
+
+/// The pause between two peeks at a partial HTTP/2 preface.
+const PEEK_PAUSE: Duration = Duration::from_millis(20);

@@ -87,6 +87,7 @@ pub fn render(api: utoipa::openapi::OpenApi, config: &ServerConfig) -> String {
     if config.token.is_none() {
         remove_security(&mut document);
     }
+    fix_unsigned_formats(&mut document);
     for (schema, property) in [("ReadBody", "limit"), ("LookupResourcesBody", "limit")] {
         let at = format!("/components/schemas/{schema}/properties/{property}");
         if let Some(Value::Object(limit)) = document.pointer_mut(&at) {
@@ -103,6 +104,22 @@ pub fn render(api: utoipa::openapi::OpenApi, config: &ServerConfig) -> String {
         tracing::error!(error = %err, "cannot render the openapi document");
         String::from("{}")
     })
+}
+
+/// utoipa spells unsigned formats `u-int64`; OpenAPI tools know `uint64`.
+fn fix_unsigned_formats(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(format)) = map.get_mut("format") {
+                if let Some(bits) = format.strip_prefix("u-int") {
+                    *format = format!("uint{bits}");
+                }
+            }
+            map.values_mut().for_each(fix_unsigned_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(fix_unsigned_formats),
+        _ => {}
+    }
 }
 
 /// Drops the bearer scheme and every operation's reference to it: without a token the
