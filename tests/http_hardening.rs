@@ -109,6 +109,11 @@ fn unknown_field_cases() -> Vec<(&'static str, Value, &'static str)> {
         ),
         (
             "/v1/check",
+            json!({"resource": "document:1", "permission": "view", "subject": "user:a", "consistency": {"mode": "minimize_latency", "revision": 1}}),
+            "revision",
+        ),
+        (
+            "/v1/check",
             json!({"resource": "document:1", "permission": "view", "subject": "user:a", "contxt": {}}),
             "contxt",
         ),

@@ -111,18 +111,22 @@ pub struct WriteBody {
 }
 
 /// Which snapshot a read uses. Default `full` (the newest revision).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, ToSchema)]
+///
+/// Every mode is a struct variant, even those without fields: serde ignores unknown
+/// fields next to the tag of a unit variant, `deny_unknown_fields` or not.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConsistencyBody {
-    #[default]
-    Full,
-    AtLeastAsFresh {
-        revision: u64,
-    },
-    AtExactSnapshot {
-        revision: u64,
-    },
-    MinimizeLatency,
+    Full {},
+    AtLeastAsFresh { revision: u64 },
+    AtExactSnapshot { revision: u64 },
+    MinimizeLatency {},
+}
+
+impl Default for ConsistencyBody {
+    fn default() -> Self {
+        Self::Full {}
+    }
 }
 
 /// `POST /v1/relationships/read`.
@@ -406,14 +410,14 @@ pub struct HealthAnswer {
 impl From<ConsistencyBody> for Consistency {
     fn from(body: ConsistencyBody) -> Self {
         match body {
-            ConsistencyBody::Full => Self::Full,
+            ConsistencyBody::Full {} => Self::Full,
             ConsistencyBody::AtLeastAsFresh { revision } => Self::AtLeastAsFresh {
                 revision: crate::model::Revision(revision),
             },
             ConsistencyBody::AtExactSnapshot { revision } => Self::AtExactSnapshot {
                 revision: crate::model::Revision(revision),
             },
-            ConsistencyBody::MinimizeLatency => Self::MinimizeLatency,
+            ConsistencyBody::MinimizeLatency {} => Self::MinimizeLatency,
         }
     }
 }
@@ -439,6 +443,29 @@ where
     T::Err: std::fmt::Display,
 {
     T::from_str(text).map_err(|err| ApiError::bad_request(field, err.to_string()))
+}
+
+/// A permission or relation name of `field`, checked for syntax only (whether the schema
+/// defines it is the engine's to say).
+pub fn permission_name(field: &'static str, text: &str) -> Result<(), ApiError> {
+    if model::is_valid_relation_name(text) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        field,
+        format!("invalid permission name `{text}`: expected `[a-z][a-z0-9_]{{1,62}}[a-z0-9]`"),
+    ))
+}
+
+/// A type name of `field`, checked for syntax only.
+pub fn type_name(field: &'static str, text: &str) -> Result<(), ApiError> {
+    if model::is_valid_type_name(text) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        field,
+        format!("invalid type name `{text}`: expected a name such as `document` or `ns/document`"),
+    ))
 }
 
 pub fn object(field: &'static str, text: &str) -> Result<ObjectRef, ApiError> {
@@ -640,6 +667,19 @@ mod tests {
         for (text, want) in cases {
             let body: ConsistencyBody = serde_json::from_str(text).unwrap();
             assert_eq!(Consistency::from(body), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn issue10_unknown_fields_next_to_any_consistency_mode_are_refused() {
+        for text in [
+            r#"{"mode": "full", "revision": 3}"#,
+            r#"{"mode": "minimize_latency", "x": 42}"#,
+            r#"{"mode": "at_least_as_fresh", "revision": 1, "x": 1}"#,
+            r#"{"mode": "at_exact_snapshot", "revison": 1}"#,
+        ] {
+            let err = serde_json::from_str::<ConsistencyBody>(text).unwrap_err();
+            assert!(err.to_string().contains("unknown field"), "{text}: {err}");
         }
     }
 

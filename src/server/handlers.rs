@@ -14,7 +14,8 @@ use super::dto::{
     BulkCheckAnswer, BulkCheckBody, BulkResult, CheckAnswer, CheckBody, DeleteAnswer, DeleteBody,
     ExpandAnswer, ExpandBody, HealthAnswer, LookupResourcesAnswer, LookupResourcesBody,
     LookupSubjectsAnswer, LookupSubjectsBody, ReadAnswer, ReadBody, RevisionAnswer, SchemaAnswer,
-    SchemaWriteBody, TreeBody, WatchQuery, WriteBody, consistency, object, subject,
+    SchemaWriteBody, TreeBody, WatchQuery, WriteBody, consistency, object, permission_name,
+    subject, type_name,
 };
 use super::error::{ApiError, ErrorBody};
 use super::shape::lowercase_first;
@@ -244,6 +245,7 @@ pub async fn check(
     State(state): State<AppState>,
     Body(body): Body<CheckBody>,
 ) -> Reply<CheckAnswer> {
+    permission_name("permission", &body.permission)?;
     let request = CheckRequest {
         resource: object("resource", &body.resource)?,
         permission: body.permission,
@@ -289,6 +291,7 @@ pub async fn check_bulk(
         .items
         .into_iter()
         .map(|item| {
+            permission_name("items", &item.permission)?;
             Ok(CheckRequest {
                 resource: object("items", &item.resource)?,
                 permission: item.permission,
@@ -332,6 +335,7 @@ pub async fn expand(
     Body(body): Body<ExpandBody>,
 ) -> Reply<ExpandAnswer> {
     let resource = object("resource", &body.resource)?;
+    permission_name("permission", &body.permission)?;
     let engine = state.engine().clone();
     let expansion = blocking(move || {
         Ok(engine.expand(
@@ -364,6 +368,8 @@ pub async fn lookup_resources(
     State(state): State<AppState>,
     Body(body): Body<LookupResourcesBody>,
 ) -> Reply<LookupResourcesAnswer> {
+    type_name("resource_type", &body.resource_type)?;
+    permission_name("permission", &body.permission)?;
     let who = subject("subject", &body.subject)?;
     let limit = page_limit(&state, body.limit)?;
     let engine = state.engine().clone();
@@ -402,6 +408,8 @@ pub async fn lookup_subjects(
     Body(body): Body<LookupSubjectsBody>,
 ) -> Reply<LookupSubjectsAnswer> {
     let resource = object("resource", &body.resource)?;
+    permission_name("permission", &body.permission)?;
+    type_name("subject_type", &body.subject_type)?;
     let engine = state.engine().clone();
     let answer = blocking(move || {
         Ok(engine.lookup_subjects(

@@ -88,6 +88,15 @@ pub fn render(api: utoipa::openapi::OpenApi, config: &ServerConfig) -> String {
         remove_security(&mut document);
     }
     fix_unsigned_formats(&mut document);
+    // Each consistency mode refuses unknown fields too (serde's `deny_unknown_fields` on
+    // the tagged enum), which utoipa does not carry into the variants.
+    if let Some(Value::Array(modes)) =
+        document.pointer_mut("/components/schemas/ConsistencyBody/oneOf")
+    {
+        for mode in modes.iter_mut().filter_map(Value::as_object_mut) {
+            mode.insert("additionalProperties".into(), Value::Bool(false));
+        }
+    }
     for (schema, property) in [("ReadBody", "limit"), ("LookupResourcesBody", "limit")] {
         let at = format!("/components/schemas/{schema}/properties/{property}");
         if let Some(Value::Object(limit)) = document.pointer_mut(&at) {
