@@ -42,10 +42,13 @@ pub fn truncate(text: &str, max_chars: usize) -> String {
 mod tests {
     use super::*;
 
+    /// A predicate on the clipped text.
+    type Expect = Box<dyn Fn(&str) -> bool>;
+
     #[test]
     fn clip_cases() {
         let long = "x".repeat(3_000_000);
-        let cases: Vec<(String, Box<dyn Fn(&str) -> bool>)> = vec![
+        let cases: Vec<(String, Expect)> = vec![
             (
                 "invalid id `abc`".into(),
                 Box::new(|it| it == "invalid id `abc`"),
