@@ -342,7 +342,8 @@ impl Arbiter {
         request: &CheckRequest,
         consistency: Consistency,
     ) -> Result<(Decision, Explanation), EngineError> {
-        self.inner.check_explained(request, consistency, &self.budget())
+        self.inner
+            .check_explained(request, consistency, &self.budget())
     }
 
     /// Many checks at one revision, sharing sub-answers between items. Items fail one by

@@ -2,6 +2,9 @@
 //! `delete`, `schema read|write`, each one HTTP call (or one call per page) against a
 //! running server. Human output by default, the server's JSON with `--json`.
 //!
+//! Layout: this file holds the arguments and one function per command; `http` the
+//! blocking client, `filter` the filter grammar, `tree` the rendering of expand trees.
+//!
 //! Exit codes: 0 success (and "allowed" for `check`), 1 "denied" (or an invalid schema
 //! for `schema write`), 2 anything failed.
 
@@ -10,30 +13,22 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
-use crate::server::ErrorBody;
 use crate::server::dto::{
     CheckAnswer, CheckBody, ConsistencyBody, DeleteAnswer, DeleteBody, ExpandAnswer, ExpandBody,
-    ExpandDepthBody, FilterBody, LookupResourcesAnswer, LookupResourcesBody, LookupSubjectsAnswer,
-    LookupSubjectsBody, NodeKind, ReadAnswer, ReadBody, RevisionAnswer, SchemaAnswer,
-    SchemaWriteBody, TreeBody, UpdateBody, UpdateOpBody, WriteBody,
+    ExpandDepthBody, LookupResourcesAnswer, LookupResourcesBody, LookupSubjectsAnswer,
+    LookupSubjectsBody, ReadAnswer, ReadBody, RevisionAnswer, SchemaAnswer, SchemaWriteBody,
+    UpdateBody, UpdateOpBody, WriteBody,
 };
 
-/// Where the server is and how to talk to it; shared by every client command.
-#[derive(Clone, Debug, Args)]
-pub struct Connection {
-    /// URL of the arbiter server.
-    #[arg(long, env = "ARBITER_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// Bearer token of the server.
-    #[arg(long, env = "ARBITER_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Print the server's JSON answer instead of human output.
-    #[arg(long)]
-    pub json: bool,
-}
+mod filter;
+mod http;
+mod tree;
+
+pub use filter::parse_filter;
+pub use http::{Client, ClientError, Connection};
+use tree::render_tree;
 
 /// `arbiter check RESOURCE PERMISSION SUBJECT`.
 #[derive(Debug, Args)]
@@ -110,85 +105,6 @@ pub struct FilterArgs {
     pub filter: String,
     #[command(flatten)]
     pub connection: Connection,
-}
-
-/// A failed client call.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("cannot reach the server at `{url}`: {message}")]
-    Transport { url: String, message: String },
-    #[error("{} ({})", .0.error.message, .0.error.code)]
-    Api(ErrorBody),
-    #[error("the server answered status {status} with an unexpected body: {message}")]
-    Decode { status: u16, message: String },
-    #[error("{0}")]
-    Usage(String),
-}
-
-/// A blocking HTTP client bound to one server and token.
-pub struct Client {
-    http: reqwest::blocking::Client,
-    base: String,
-    token: Option<String>,
-}
-
-impl Client {
-    pub fn new(connection: &Connection) -> Self {
-        Self {
-            http: reqwest::blocking::Client::new(),
-            base: connection.server.trim_end_matches('/').to_string(),
-            token: connection.token.clone(),
-        }
-    }
-
-    /// POSTs `body` to `path` and decodes the answer (or the JSON error).
-    pub fn post<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, ClientError> {
-        let request = self.http.post(self.url(path)).json(body);
-        self.send(request)
-    }
-
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.send(self.http.get(self.url(path)))
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn send<T: DeserializeOwned>(
-        &self,
-        mut request: reqwest::blocking::RequestBuilder,
-    ) -> Result<T, ClientError> {
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().map_err(|err| ClientError::Transport {
-            url: self.base.clone(),
-            message: err.to_string(),
-        })?;
-        let status = response.status();
-        let bytes = response.bytes().map_err(|err| ClientError::Transport {
-            url: self.base.clone(),
-            message: err.to_string(),
-        })?;
-        if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => ClientError::Api(body),
-                Err(err) => ClientError::Decode {
-                    status: status.as_u16(),
-                    message: err.to_string(),
-                },
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|err| ClientError::Decode {
-            status: status.as_u16(),
-            message: err.to_string(),
-        })
-    }
 }
 
 /// `arbiter check`: exit 0 allowed, 1 denied, 2 error.
@@ -443,69 +359,6 @@ pub fn schema_write(file: &PathBuf, connection: &Connection) -> u8 {
     }
 }
 
-/// Parses `TYPE[:ID][#RELATION][@SUBJECT_TYPE[:SUBJECT_ID][#SUBJECT_RELATION]]`.
-pub fn parse_filter(text: &str) -> Result<FilterBody, ClientError> {
-    fn part(text: &str) -> (String, Option<String>, Option<String>) {
-        let (object, relation) = match text.split_once('#') {
-            Some((object, relation)) => (object, Some(relation.to_string())),
-            None => (text, None),
-        };
-        let (object_type, id) = match object.split_once(':') {
-            Some((object_type, id)) => (object_type.to_string(), Some(id.to_string())),
-            None => (object.to_string(), None),
-        };
-        (object_type, id, relation)
-    }
-    let (resource, subject) = match text.split_once('@') {
-        Some((resource, subject)) => (resource, Some(subject)),
-        None => (text, None),
-    };
-    let (resource_type, resource_id, relation) = part(resource);
-    if resource_type.is_empty() {
-        return Err(ClientError::Usage(format!(
-            "invalid filter `{text}`: expected TYPE[:ID][#RELATION][@SUBJECT_TYPE[:ID][#RELATION]]"
-        )));
-    }
-    let mut filter = FilterBody {
-        resource_type,
-        resource_id,
-        relation,
-        ..FilterBody::default()
-    };
-    if let Some(subject) = subject {
-        let (subject_type, subject_id, subject_relation) = part(subject);
-        filter.subject_type = Some(subject_type).filter(|it| !it.is_empty());
-        filter.subject_id = subject_id;
-        filter.subject_relation = subject_relation;
-    }
-    Ok(filter)
-}
-
-fn render_tree(tree: &TreeBody, depth: usize, out: &mut String) {
-    let indent = "  ".repeat(depth);
-    let head = format!("{indent}{}#{}", tree.resource, tree.relation);
-    let line = match tree.kind {
-        NodeKind::Leaf if tree.subjects.is_empty() => format!("{head}: (none)"),
-        NodeKind::Leaf => format!("{head}: {}", tree.subjects.join(", ")),
-        NodeKind::Union => format!("{head}: union"),
-        NodeKind::Intersection => format!("{head}: intersection"),
-        NodeKind::Exclusion => format!("{head}: exclusion (first minus second)"),
-        NodeKind::Arrow => format!(
-            "{head}: arrow {}.{}",
-            tree.tupleset.as_deref().unwrap_or("?"),
-            tree.computed.as_deref().unwrap_or("?")
-        ),
-        NodeKind::Nil => format!("{head}: nil"),
-        NodeKind::Userset => format!("{head}: (not expanded)"),
-        NodeKind::Repeated => format!("{head}: (expanded above)"),
-    };
-    out.push_str(&line);
-    out.push('\n');
-    for child in &tree.children {
-        render_tree(child, depth + 1, out);
-    }
-}
-
 fn json_line<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|err| format!("{{\"error\": \"{err}\"}}"))
 }
@@ -536,24 +389,4 @@ fn done(text: &str) -> u8 {
 pub fn fail(err: &ClientError) -> u8 {
     eprintln!("error: {err}");
     EXIT_ERROR
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_parse_every_part() {
-        let filter = parse_filter("document:1#viewer@group:eng#member").unwrap();
-        assert_eq!(filter.resource_type, "document");
-        assert_eq!(filter.resource_id.as_deref(), Some("1"));
-        assert_eq!(filter.relation.as_deref(), Some("viewer"));
-        assert_eq!(filter.subject_type.as_deref(), Some("group"));
-        assert_eq!(filter.subject_id.as_deref(), Some("eng"));
-        assert_eq!(filter.subject_relation.as_deref(), Some("member"));
-        let filter = parse_filter("document#viewer").unwrap();
-        assert_eq!(filter.resource_id, None);
-        assert_eq!(filter.relation.as_deref(), Some("viewer"));
-        assert!(parse_filter("@user:alice").is_err());
-    }
 }
