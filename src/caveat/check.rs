@@ -59,7 +59,7 @@ const FUNCTIONS: &[(&str, Option<ParamType>)] = &[
 pub(crate) fn check(
     params: &[CaveatParam],
     expression: &str,
-) -> Result<Node, Vec<CaveatCompileError>> {
+) -> Result<(IdedExpr, Node), Vec<CaveatCompileError>> {
     if params.len() > MAX_PARAMS {
         return Err(vec![CaveatCompileError {
             offset: 0,
@@ -95,7 +95,7 @@ pub(crate) fn check(
     if !checker.errors.is_empty() {
         return Err(checker.errors);
     }
-    Ok(build(root, params))
+    Ok((root.clone(), build(root, params)))
 }
 
 struct Checker<'a> {
@@ -507,7 +507,7 @@ mod tests {
 
     #[test]
     fn leaves_know_the_parameters_they_reference() {
-        let node = check(&params(&[("a", "int"), ("b", "int"), ("c", "list<int>")]), "a == 1 && c.exists(a, a == b)").unwrap();
+        let (_, node) = check(&params(&[("a", "int"), ("b", "int"), ("c", "list<int>")]), "a == 1 && c.exists(a, a == b)").unwrap();
         let Node::And(children) = node else { panic!("expected an and node") };
         assert!(matches!(children[0], Node::Leaf { params: 0b001, .. }));
         // `a` inside the comprehension is the loop variable, not the parameter.

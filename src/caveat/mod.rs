@@ -74,8 +74,10 @@ pub struct CaveatParam {
 pub struct CompiledCaveat {
     name: String,
     params: Vec<CaveatParam>,
-    /// The expression as written (for display and equality).
+    /// The expression as written (for display).
     expression: String,
+    /// The parsed expression (for equality: formatting changes whitespace only).
+    ast: cel::IdedExpr,
     root: Node,
 }
 
@@ -113,11 +115,12 @@ impl CompiledCaveat {
         params: Vec<CaveatParam>,
         expression: &str,
     ) -> Result<Self, Vec<CaveatCompileError>> {
-        let root = check::check(&params, expression)?;
+        let (ast, root) = check::check(&params, expression)?;
         Ok(Self {
             name: name.to_string(),
             params,
             expression: expression.to_string(),
+            ast,
             root,
         })
     }
@@ -230,13 +233,11 @@ impl fmt::Debug for CompiledCaveat {
     }
 }
 
-/// Two compiled caveats are equal when their name, parameters and expression text are:
-/// the tree is a function of those.
+/// Two compiled caveats are equal when their name, parameters and parsed expression are
+/// (so reformatting the expression's whitespace keeps a schema equal).
 impl PartialEq for CompiledCaveat {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.params == other.params
-            && self.expression == other.expression
+        self.name == other.name && self.params == other.params && self.ast == other.ast
     }
 }
 

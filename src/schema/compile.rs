@@ -52,6 +52,7 @@ pub fn compile(ast: &SchemaAst, text: &str) -> Result<Schema, SchemaErrors> {
         caveats: Vec::new(),
         caveat_by_name: HashMap::new(),
         use_expiration: ast.uses.iter().any(|it| it.flag.name == "expiration"),
+        broken_caveats: Vec::new(),
     };
     let declared = compiler.declare_types(&ast.definitions);
     compiler.compile_caveats(&ast.caveats, text);
@@ -98,6 +99,9 @@ struct Compiler<'a> {
     /// Caveat ids by name, and where each was declared (for duplicate errors).
     caveat_by_name: HashMap<String, CaveatId>,
     use_expiration: bool,
+    /// Caveats declared but not compiled (an error was reported): `with` naming them
+    /// reports nothing more.
+    broken_caveats: Vec<String>,
 }
 
 impl<'a> Compiler<'a> {
@@ -231,7 +235,10 @@ impl<'a> Compiler<'a> {
                 Some(name) => match self.caveat_by_name.get(&name.name) {
                     Some(id) => Some(*id),
                     None => {
-                        self.error(name.span, SchemaErrorKind::UnknownCaveat(name.name.clone()));
+                        if !self.broken_caveats.contains(&name.name) {
+                            let kind = SchemaErrorKind::UnknownCaveat(name.name.clone());
+                            self.error(name.span, kind);
+                        }
                         continue;
                     }
                 },
@@ -441,25 +448,28 @@ impl<'a> Compiler<'a> {
     /// Compiles every caveat: names, parameters, and the CEL expression (parsed and
     /// type-checked once, here). Errors point into the expression where they can.
     fn compile_caveats(&mut self, caveats: &[CaveatAst], text: &str) {
-        let mut spans: Vec<Span> = Vec::new();
+        // Every declared name (compiled or not), for duplicate errors.
+        let mut declared: HashMap<&str, Span> = HashMap::new();
         for caveat in caveats {
             let name = &caveat.name;
             if !is_valid_type_name(&name.name) {
                 self.error(name.span, SchemaErrorKind::InvalidCaveatName(name.name.clone()));
             }
-            if let Some(first) = self.caveat_by_name.get(&name.name) {
+            if let Some(first) = declared.get(name.name.as_str()) {
                 let kind = SchemaErrorKind::DuplicateCaveat {
                     name: name.name.clone(),
-                    first: self.line_col(spans[first.0 as usize]),
+                    first: self.line_col(*first),
                 };
                 self.error(name.span, kind);
                 continue;
             }
+            declared.insert(&name.name, name.span);
             if self.type_by_name.contains_key(&name.name) {
                 self.error(name.span, SchemaErrorKind::CaveatNameTaken(name.name.clone()));
                 continue;
             }
             let Some(params) = self.caveat_params(caveat) else {
+                self.broken_caveats.push(name.name.clone());
                 continue;
             };
             match CompiledCaveat::compile(&name.name, params, &caveat.expression) {
@@ -467,9 +477,9 @@ impl<'a> Compiler<'a> {
                     let id = CaveatId(index_u32(self.caveats.len()));
                     self.caveats.push(Arc::new(compiled));
                     self.caveat_by_name.insert(name.name.clone(), id);
-                    spans.push(name.span);
                 }
                 Err(errors) => {
+                    self.broken_caveats.push(name.name.clone());
                     for err in errors {
                         let start = (caveat.expression_span.start + err.offset)
                             .min(caveat.expression_span.end);
