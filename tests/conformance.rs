@@ -55,7 +55,10 @@ const MEANT_TO_FAIL: &[(&str, &str)] = &[
     ),
     // These fail upstream for caveat reasons; here they need caveats first.
     // The schema names a caveat it does not declare.
-    ("validationfile/invalid_caveat.yaml", "unknown caveat `some_caveat`"),
+    (
+        "validationfile/invalid_caveat.yaml",
+        "unknown caveat `some_caveat`",
+    ),
     ("validationfile/invalid_caveated_rel.yaml", "caveats"),
     ("validationfile/invalid_caveated_rel_syntax.yaml", "caveats"),
     ("validationfile/repeated_relationship.yaml", "caveats"),

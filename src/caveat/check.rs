@@ -89,7 +89,10 @@ pub(crate) fn check(
     let ty = checker.infer(root);
     if checker.errors.is_empty() {
         if let Some(ty) = ty.filter(|ty| *ty != ParamType::Bool) {
-            checker.error(0, format!("caveat expression must be a boolean, found `{ty}`"));
+            checker.error(
+                0,
+                format!("caveat expression must be a boolean, found `{ty}`"),
+            );
         }
     }
     if !checker.errors.is_empty() {
@@ -129,7 +132,8 @@ impl Checker<'_> {
             Expr::List(list) => {
                 let items: Vec<Ty> = list.elements.iter().map(|it| self.infer(it)).collect();
                 let first = items.first().cloned().flatten();
-                let uniform = first.filter(|first| items.iter().all(|it| it.as_ref() == Some(first)));
+                let uniform =
+                    first.filter(|first| items.iter().all(|it| it.as_ref() == Some(first)));
                 Some(ParamType::List(Box::new(uniform.unwrap_or(ParamType::Any))))
             }
             Expr::Map(map) => {
@@ -201,7 +205,10 @@ impl Checker<'_> {
                 if let [Some(lhs), Some(rhs)] = args.as_slice() {
                     if lhs.family() != rhs.family() {
                         let op = operator_text(name);
-                        self.error(0, format!("cannot compare `{lhs}` with `{rhs}` using `{op}`"));
+                        self.error(
+                            0,
+                            format!("cannot compare `{lhs}` with `{rhs}` using `{op}`"),
+                        );
                     }
                 }
                 bool_ty
@@ -209,7 +216,10 @@ impl Checker<'_> {
             operators::IN => {
                 if let [_, Some(container)] = args.as_slice() {
                     if !matches!(container, ParamType::List(_) | ParamType::Map(_)) {
-                        self.error(0, format!("`in` needs a list or a map, found `{container}`"));
+                        self.error(
+                            0,
+                            format!("`in` needs a list or a map, found `{container}`"),
+                        );
                     }
                 }
                 bool_ty
@@ -219,7 +229,11 @@ impl Checker<'_> {
                     if let Some(cond) = cond.as_ref().filter(|it| **it != ParamType::Bool) {
                         self.error(0, format!("a condition must be a boolean, found `{cond}`"));
                     }
-                    if then == otherwise { then.clone() } else { None }
+                    if then == otherwise {
+                        then.clone()
+                    } else {
+                        None
+                    }
                 }
                 _ => None,
             },
@@ -236,7 +250,10 @@ impl Checker<'_> {
             "in_cidr" => {
                 if let Some(Some(target)) = &target {
                     if *target != ParamType::IpAddress {
-                        self.error(0, format!("`in_cidr` is a method of `ipaddress`, not of `{target}`"));
+                        self.error(
+                            0,
+                            format!("`in_cidr` is a method of `ipaddress`, not of `{target}`"),
+                        );
                     }
                 }
                 bool_ty
@@ -490,25 +507,73 @@ mod tests {
     #[test]
     fn mistakes_are_refused_with_a_position() {
         let cases: &[(&[(&str, &str)], &str, usize, &str)] = &[
-            (&[("a", "int")], "a == 1 && b == 2", 10, "unknown parameter `b`"),
-            (&[("a", "int")], "\"b\" == 'b' || b", 14, "unknown parameter `b`"),
-            (&[("a", "int")], "a + 1", 0, "caveat expression must be a boolean, found `int`"),
-            (&[("a", "int")], "a == \"x\"", 0, "cannot compare `int` with `string` using `==`"),
-            (&[("a", "int")], "a && true", 0, "`&&` needs boolean operands, found `int`"),
-            (&[("s", "string")], "s.in_cidr(\"1.0.0.0/8\")", 0, "`in_cidr` is a method of `ipaddress`, not of `string`"),
-            (&[("a", "int")], "frobnicate(a)", 0, "unknown function `frobnicate`"),
+            (
+                &[("a", "int")],
+                "a == 1 && b == 2",
+                10,
+                "unknown parameter `b`",
+            ),
+            (
+                &[("a", "int")],
+                "\"b\" == 'b' || b",
+                14,
+                "unknown parameter `b`",
+            ),
+            (
+                &[("a", "int")],
+                "a + 1",
+                0,
+                "caveat expression must be a boolean, found `int`",
+            ),
+            (
+                &[("a", "int")],
+                "a == \"x\"",
+                0,
+                "cannot compare `int` with `string` using `==`",
+            ),
+            (
+                &[("a", "int")],
+                "a && true",
+                0,
+                "`&&` needs boolean operands, found `int`",
+            ),
+            (
+                &[("s", "string")],
+                "s.in_cidr(\"1.0.0.0/8\")",
+                0,
+                "`in_cidr` is a method of `ipaddress`, not of `string`",
+            ),
+            (
+                &[("a", "int")],
+                "frobnicate(a)",
+                0,
+                "unknown function `frobnicate`",
+            ),
         ];
         for (spec, expression, offset, message) in cases {
-            assert_eq!(first_error(spec, expression), (*offset, (*message).to_string()), "{expression}");
+            assert_eq!(
+                first_error(spec, expression),
+                (*offset, (*message).to_string()),
+                "{expression}"
+            );
         }
         let (_, message) = first_error(&[("a", "int")], "a ==");
-        assert!(message.starts_with("invalid caveat expression: "), "{message}");
+        assert!(
+            message.starts_with("invalid caveat expression: "),
+            "{message}"
+        );
     }
 
     #[test]
     fn leaves_know_the_parameters_they_reference() {
-        let (_, node) = check(&params(&[("a", "int"), ("b", "int"), ("c", "list<int>")]), "a == 1 && c.exists(a, a == b)").unwrap();
-        let Node::And(children) = node else { panic!("expected an and node") };
+        let (_, node) = check(
+            &params(&[("a", "int"), ("b", "int"), ("c", "list<int>")]),
+            "a == 1 && c.exists(a, a == b)",
+        )
+        .unwrap();
+        let Node::And(children) = node else {
+            panic!("expected an and node")
+        };
         assert!(matches!(children[0], Node::Leaf { params: 0b001, .. }));
         // `a` inside the comprehension is the loop variable, not the parameter.
         assert!(matches!(children[1], Node::Leaf { params: 0b110, .. }));

@@ -25,7 +25,10 @@ pub(crate) enum Node {
     Cond(Vec<Node>),
     /// Anything else, evaluated by `cel`; `params` is the set (bit per parameter index) of
     /// parameters it references.
-    Leaf { expr: IdedExpr, params: u64 },
+    Leaf {
+        expr: IdedExpr,
+        params: u64,
+    },
 }
 
 /// The three-valued result of a node.
@@ -59,7 +62,10 @@ pub(crate) struct ParamValues<'a> {
 
 impl VariableResolver for ParamValues<'_> {
     fn resolve(&self, variable: &str) -> Option<Value> {
-        let idx = self.params.iter().position(|param| param.name == variable)?;
+        let idx = self
+            .params
+            .iter()
+            .position(|param| param.name == variable)?;
         self.values.get(idx).cloned().flatten()
     }
 }

@@ -37,8 +37,10 @@ pub fn json_to_value(ty: &ParamType, json: &Json) -> Result<Value, String> {
         ParamType::Int => match json {
             Json::Number(number) => match number.as_i64() {
                 Some(int) => Value::Int(int),
-                None => Value::Int(integral(number.as_f64(), i64::MIN as f64, i64::MAX as f64)
-                    .ok_or_else(mismatch)? as i64),
+                None => Value::Int(
+                    integral(number.as_f64(), i64::MIN as f64, i64::MAX as f64)
+                        .ok_or_else(mismatch)? as i64,
+                ),
             },
             _ => return Err(mismatch()),
         },
@@ -53,9 +55,9 @@ pub fn json_to_value(ty: &ParamType, json: &Json) -> Result<Value, String> {
         },
         ParamType::Double => Value::Float(json.as_f64().ok_or_else(mismatch)?),
         ParamType::String => Value::String(Arc::new(json.as_str().ok_or_else(mismatch)?.into())),
-        ParamType::Bytes => {
-            Value::Bytes(Arc::new(json.as_str().ok_or_else(mismatch)?.as_bytes().to_vec()))
-        }
+        ParamType::Bytes => Value::Bytes(Arc::new(
+            json.as_str().ok_or_else(mismatch)?.as_bytes().to_vec(),
+        )),
         ParamType::Duration => {
             let text = json.as_str().ok_or_else(mismatch)?;
             if !is_go_duration(text) {
@@ -67,7 +69,9 @@ pub fn json_to_value(ty: &ParamType, json: &Json) -> Result<Value, String> {
         ParamType::Timestamp => {
             let text = json.as_str().ok_or_else(mismatch)?;
             cel::functions::timestamp(Arc::new(text.to_string())).map_err(|_| {
-                format!("invalid timestamp `{text}`: expected RFC 3339, e.g. `2026-12-01T00:00:00Z`")
+                format!(
+                    "invalid timestamp `{text}`: expected RFC 3339, e.g. `2026-12-01T00:00:00Z`"
+                )
             })?
         }
         ParamType::IpAddress => {
@@ -261,7 +265,11 @@ mod tests {
             ),
         ];
         for (type_text, json, expected) in cases {
-            assert_eq!(json_to_value(&ty(type_text), &json).unwrap(), expected, "{type_text}");
+            assert_eq!(
+                json_to_value(&ty(type_text), &json).unwrap(),
+                expected,
+                "{type_text}"
+            );
         }
         assert!(matches!(
             json_to_value(&ty("duration"), &json!("1h30m")).unwrap(),
@@ -280,19 +288,55 @@ mod tests {
     #[test]
     fn wrong_values_are_refused_with_a_reason() {
         let cases = [
-            ("int", json!("3"), "expected an integer (`int`), found a string"),
-            ("int", json!(2.5), "expected an integer (`int`), found a number"),
-            ("uint", json!(-1), "expected an integer (`uint`), found a number"),
+            (
+                "int",
+                json!("3"),
+                "expected an integer (`int`), found a string",
+            ),
+            (
+                "int",
+                json!(2.5),
+                "expected an integer (`int`), found a number",
+            ),
+            (
+                "uint",
+                json!(-1),
+                "expected an integer (`uint`), found a number",
+            ),
             ("bool", json!(1), "expected a boolean, found a number"),
             ("string", json!(null), "expected a string, found null"),
-            ("duration", json!("1x"), "invalid duration `1x`: expected e.g. `1h30m`"),
-            ("duration", json!("1h garbage"), "invalid duration `1h garbage`: expected e.g. `1h30m`"),
-            ("ipaddress", json!("10.0.0.300"), "invalid ip address `10.0.0.300`"),
-            ("list<int>", json!([1, "a"]), "item 1: expected an integer (`int`), found a string"),
-            ("map<bool>", json!({"k": 1}), "key `k`: expected a boolean, found a number"),
+            (
+                "duration",
+                json!("1x"),
+                "invalid duration `1x`: expected e.g. `1h30m`",
+            ),
+            (
+                "duration",
+                json!("1h garbage"),
+                "invalid duration `1h garbage`: expected e.g. `1h30m`",
+            ),
+            (
+                "ipaddress",
+                json!("10.0.0.300"),
+                "invalid ip address `10.0.0.300`",
+            ),
+            (
+                "list<int>",
+                json!([1, "a"]),
+                "item 1: expected an integer (`int`), found a string",
+            ),
+            (
+                "map<bool>",
+                json!({"k": 1}),
+                "key `k`: expected a boolean, found a number",
+            ),
         ];
         for (type_text, json, expected) in cases {
-            assert_eq!(json_to_value(&ty(type_text), &json).unwrap_err(), expected, "{type_text}");
+            assert_eq!(
+                json_to_value(&ty(type_text), &json).unwrap_err(),
+                expected,
+                "{type_text}"
+            );
         }
         assert!(json_to_value(&ty("timestamp"), &json!("yesterday")).is_err());
     }
@@ -309,7 +353,11 @@ mod tests {
         ];
         for (cidr, ip, expected) in cases {
             let (network, prefix) = parse_cidr(cidr).unwrap();
-            assert_eq!(cidr_contains(network, prefix, ip.parse().unwrap()), expected, "{cidr} {ip}");
+            assert_eq!(
+                cidr_contains(network, prefix, ip.parse().unwrap()),
+                expected,
+                "{cidr} {ip}"
+            );
         }
         for bad in ["10.0.0.0", "10.0.0.0/33", "x/8", "10.0.0.0/", "::/129"] {
             assert!(parse_cidr(bad).is_none(), "{bad}");

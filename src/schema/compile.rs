@@ -20,7 +20,8 @@ use super::ast::{
     SubjectKindAst,
 };
 use super::compiled::{
-    AllowedSubject, AllowedSubjectType, Arrow, CaveatId, Definition, Expr, RelationDef, RelationId, RelationKind, Schema, TypeId,
+    AllowedSubject, AllowedSubjectType, Arrow, CaveatId, Definition, Expr, RelationDef, RelationId,
+    RelationKind, Schema, TypeId,
 };
 use super::error::{LineCol, LineIndex, SchemaError, SchemaErrorKind, SchemaErrors};
 use super::format::format_ast;
@@ -30,9 +31,27 @@ use crate::model::{is_valid_relation_name, is_valid_type_name};
 
 /// Words CEL reserves: they cannot name a caveat parameter.
 const CEL_RESERVED: &[&str] = &[
-    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
-    "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
-    "void", "while",
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
 ];
 
 /// Words that cannot name a relation or permission: an expression could not refer to them.
@@ -453,7 +472,10 @@ impl<'a> Compiler<'a> {
         for caveat in caveats {
             let name = &caveat.name;
             if !is_valid_type_name(&name.name) {
-                self.error(name.span, SchemaErrorKind::InvalidCaveatName(name.name.clone()));
+                self.error(
+                    name.span,
+                    SchemaErrorKind::InvalidCaveatName(name.name.clone()),
+                );
             }
             if let Some(first) = declared.get(name.name.as_str()) {
                 let kind = SchemaErrorKind::DuplicateCaveat {
@@ -465,7 +487,10 @@ impl<'a> Compiler<'a> {
             }
             declared.insert(&name.name, name.span);
             if self.type_by_name.contains_key(&name.name) {
-                self.error(name.span, SchemaErrorKind::CaveatNameTaken(name.name.clone()));
+                self.error(
+                    name.span,
+                    SchemaErrorKind::CaveatNameTaken(name.name.clone()),
+                );
                 continue;
             }
             let Some(params) = self.caveat_params(caveat) else {
@@ -501,10 +526,15 @@ impl<'a> Compiler<'a> {
         let mut ok = true;
         for param in &caveat.params {
             let name = &param.name;
-            let valid = name.name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            let valid = name
+                .name
+                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && !CEL_RESERVED.contains(&name.name.as_str());
             if !valid {
-                self.error(name.span, SchemaErrorKind::InvalidParameterName(name.name.clone()));
+                self.error(
+                    name.span,
+                    SchemaErrorKind::InvalidParameterName(name.name.clone()),
+                );
                 ok = false;
             }
             if params.iter().any(|it| it.name == name.name) {

@@ -177,7 +177,9 @@ impl Schema {
 
     /// The caveat named `name`.
     pub fn caveat(&self, name: &str) -> Option<&Arc<CompiledCaveat>> {
-        self.caveat_by_name.get(name).map(|id| self.caveat_by_id(*id))
+        self.caveat_by_name
+            .get(name)
+            .map(|id| self.caveat_by_id(*id))
     }
 
     /// The subject types relation `id` admits with their `with` clauses; empty for a

@@ -33,7 +33,11 @@ pub fn format_ast(ast: &SchemaAst, text: &str) -> String {
     };
     let mut items: Vec<(usize, TopItem)> = Vec::new();
     items.extend(ast.uses.iter().map(|it| (it.span.start, TopItem::Use(it))));
-    items.extend(ast.caveats.iter().map(|it| (it.span.start, TopItem::Caveat(it))));
+    items.extend(
+        ast.caveats
+            .iter()
+            .map(|it| (it.span.start, TopItem::Caveat(it))),
+    );
     items.extend(
         ast.definitions
             .iter()

@@ -200,7 +200,10 @@ fn caveat(input: Input) -> PResult<CaveatAst> {
             input = after.take_from(1);
             break;
         } else {
-            return fail(&after, FailureKind::Expected("`,` or `)` after a parameter"));
+            return fail(
+                &after,
+                FailureKind::Expected("`,` or `)` after a parameter"),
+            );
         }
     }
     let (body, _) = expect(symbol("{").parse(input), "`{` before the caveat expression")?;
@@ -213,7 +216,10 @@ fn caveat(input: Input) -> PResult<CaveatAst> {
     };
     let expression = body.fragment()[..len].to_string();
     if expression.trim().is_empty() {
-        return fail(&body.take_from(len), FailureKind::Expected("a caveat expression"));
+        return fail(
+            &body.take_from(len),
+            FailureKind::Expected("a caveat expression"),
+        );
     }
     let rest = body.take_from(len + 1);
     let span = span_to(start, &rest);
@@ -257,7 +263,10 @@ fn caveat_param(input: Input) -> PResult<CaveatParamAst> {
     }
     let type_text = fragment[..len].trim_end();
     if type_text.is_empty() {
-        return fail(&input, FailureKind::Expected("a parameter type after the parameter name"));
+        return fail(
+            &input,
+            FailureKind::Expected("a parameter type after the parameter name"),
+        );
     }
     let start = input.location_offset();
     let rest = input.take_from(type_text.len());
@@ -407,8 +416,7 @@ fn with_clause(input: Input, mut subject_type: SubjectTypeAst) -> PResult<Subjec
         let (after_name, ()) = trivia(rest)?;
         if leading_word(&after_name) == "and" {
             let (after_and, _) = word(after_name)?;
-            let (after_expiration, flag) =
-                expect(word(after_and), "`expiration` after `and`")?;
+            let (after_expiration, flag) = expect(word(after_and), "`expiration` after `and`")?;
             if flag.name != "expiration" {
                 return fail(
                     &after_and.take_from(flag.span.start - after_and.location_offset()),
@@ -1092,10 +1100,7 @@ mod tests {
         let text = "use self definition user {\n relation related: user\n permission me = related + self\n}";
         let errors = parse(text).unwrap_err();
         let messages: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
-        assert_eq!(
-            messages,
-            ["3:28: not supported yet: `self`"]
-        );
+        assert_eq!(messages, ["3:28: not supported yet: `self`"]);
     }
 
     #[test]
@@ -1119,23 +1124,51 @@ mod tests {
             .collect();
         assert_eq!(
             params,
-            [("ip", "ipaddress"), ("allowed", "list< string >"), ("m", "map<int>")]
+            [
+                ("ip", "ipaddress"),
+                ("allowed", "list< string >"),
+                ("m", "map<int>")
+            ]
         );
         assert!(it.expression.trim().starts_with("allowed.exists"));
         assert!(it.expression.trim_end().ends_with("// }"));
-        assert_eq!(&text[it.expression_span.start..it.expression_span.end], it.expression);
+        assert_eq!(
+            &text[it.expression_span.start..it.expression_span.end],
+            it.expression
+        );
     }
 
     #[test]
     fn caveat_syntax_errors_say_what_was_expected() {
         let cases = [
-            ("caveat {}", "1:8: expected a caveat name after `caveat`, found `{`"),
-            ("caveat c {}", "1:10: expected `(` after the caveat name, found `{`"),
-            ("caveat c() {}", "1:10: expected a parameter name, found `)`"),
-            ("caveat c(a int b int) {}", "1:16: expected `,` or `)` after a parameter, found `b`"),
-            ("caveat c(a int) a", "1:17: expected `{` before the caveat expression, found `a`"),
-            ("caveat c(a int) { a == \"}", "1:18: expected `}` to close the caveat expression, found whitespace"),
-            ("caveat c(a int) {  }", "1:20: expected a caveat expression, found `}`"),
+            (
+                "caveat {}",
+                "1:8: expected a caveat name after `caveat`, found `{`",
+            ),
+            (
+                "caveat c {}",
+                "1:10: expected `(` after the caveat name, found `{`",
+            ),
+            (
+                "caveat c() {}",
+                "1:10: expected a parameter name, found `)`",
+            ),
+            (
+                "caveat c(a int b int) {}",
+                "1:16: expected `,` or `)` after a parameter, found `b`",
+            ),
+            (
+                "caveat c(a int) a",
+                "1:17: expected `{` before the caveat expression, found `a`",
+            ),
+            (
+                "caveat c(a int) { a == \"}",
+                "1:18: expected `}` to close the caveat expression, found whitespace",
+            ),
+            (
+                "caveat c(a int) {  }",
+                "1:20: expected a caveat expression, found `}`",
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(first_error(text), expected, "{text}");
@@ -1154,13 +1187,30 @@ mod tests {
             .collect();
         assert_eq!(
             clauses,
-            [(Some("c"), false), (Some("c"), true), (None, true), (Some("ns/c"), false)]
+            [
+                (Some("c"), false),
+                (Some("c"), true),
+                (None, true),
+                (Some("ns/c"), false)
+            ]
         );
-        assert_eq!(&text[it.subject_types[1].span.start..it.subject_types[1].span.end], "group#member with c and expiration");
+        assert_eq!(
+            &text[it.subject_types[1].span.start..it.subject_types[1].span.end],
+            "group#member with c and expiration"
+        );
         let errors = [
-            ("definition a { relation r: user with }", "1:38: expected a caveat name or `expiration` after `with`, found `}`"),
-            ("definition a { relation r: user with c and }", "1:44: expected `expiration` after `and`, found `}`"),
-            ("definition a { relation r: user with c and d }", "1:44: expected `expiration` after `and`, found `d`"),
+            (
+                "definition a { relation r: user with }",
+                "1:38: expected a caveat name or `expiration` after `with`, found `}`",
+            ),
+            (
+                "definition a { relation r: user with c and }",
+                "1:44: expected `expiration` after `and`, found `}`",
+            ),
+            (
+                "definition a { relation r: user with c and d }",
+                "1:44: expected `expiration` after `and`, found `d`",
+            ),
         ];
         for (text, expected) in errors {
             assert_eq!(first_error(text), expected, "{text}");
@@ -1169,7 +1219,8 @@ mod tests {
 
     #[test]
     fn comment_markers_inside_caveat_expressions_are_not_comments() {
-        let text = "/** doc */\ncaveat c(u string) {\n  u == \"http://x/*y\"\n}\ndefinition user {}";
+        let text =
+            "/** doc */\ncaveat c(u string) {\n  u == \"http://x/*y\"\n}\ndefinition user {}";
         let ast = parse(text).unwrap();
         assert_eq!(ast.comments.len(), 1);
         assert_eq!(ast.caveats[0].doc.as_deref(), Some("doc"));
