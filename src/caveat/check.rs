@@ -22,6 +22,15 @@ use super::{CaveatCompileError, CaveatParam};
 /// The most parameters one caveat may declare (evaluation tracks them in a 64-bit set).
 pub const MAX_PARAMS: usize = 64;
 
+/// The deepest expression tree accepted (operator chains such as `a + a + …` nest one
+/// level per operator); every later walk, ours and `cel`'s, is recursive.
+pub const MAX_DEPTH: usize = 100;
+
+/// The most operator characters (outside string literals) an expression may hold: the
+/// `cel` parser and the trees it builds recurse once per operator of a chain, so a bound
+/// on them, checked before parsing, keeps every walk off the end of the stack.
+pub const MAX_OPERATORS: usize = 256;
+
 /// A type as inferred: `None` is `dyn` (not determinable here).
 type Ty = Option<ParamType>;
 
@@ -69,6 +78,15 @@ pub(crate) fn check(
             ),
         }]);
     }
+    let n_operators = count_operators(expression);
+    if n_operators > MAX_OPERATORS {
+        return Err(vec![CaveatCompileError {
+            offset: 0,
+            message: format!(
+                "caveat expression too complex: {n_operators} operator characters (at most {MAX_OPERATORS})"
+            ),
+        }]);
+    }
     let program = cel::Program::compile(expression).map_err(|errors| {
         errors
             .errors
@@ -80,6 +98,12 @@ pub(crate) fn check(
             .collect::<Vec<_>>()
     })?;
     let root = program.expression();
+    if depth(root) > MAX_DEPTH {
+        return Err(vec![CaveatCompileError {
+            offset: 0,
+            message: format!("caveat expression nested too deeply: more than {MAX_DEPTH} levels"),
+        }]);
+    }
     let mut checker = Checker {
         params,
         expression,
@@ -304,6 +328,73 @@ fn normalize(ty: ParamType) -> Ty {
     (ty != ParamType::Any).then_some(ty)
 }
 
+/// The operator and bracket characters of `text` outside string literals.
+fn count_operators(text: &str) -> usize {
+    let mut count = 0;
+    let mut quote: Option<u8> = None;
+    let mut escaped = false;
+    for byte in text.bytes() {
+        if let Some(open) = quote {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == open {
+                quote = None;
+            }
+            continue;
+        }
+        match byte {
+            b'"' | b'\'' => quote = Some(byte),
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!' | b'&' | b'|' | b'?'
+            | b'.' | b'(' | b'[' | b'{' => count += 1,
+            _ => {}
+        }
+    }
+    count
+}
+
+/// The depth of the expression tree, computed without recursion.
+fn depth(root: &IdedExpr) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(root, 1usize)];
+    while let Some((expr, level)) = stack.pop() {
+        deepest = deepest.max(level);
+        if level > MAX_DEPTH {
+            break;
+        }
+        match &expr.expr {
+            Expr::Call(call) => {
+                stack.extend(call.target.iter().map(|it| (&**it, level + 1)));
+                stack.extend(call.args.iter().map(|it| (it, level + 1)));
+            }
+            Expr::Select(select) => stack.push((&select.operand, level + 1)),
+            Expr::List(list) => stack.extend(list.elements.iter().map(|it| (it, level + 1))),
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    if let EntryExpr::MapEntry(entry) = &entry.expr {
+                        stack.push((&entry.key, level + 1));
+                        stack.push((&entry.value, level + 1));
+                    }
+                }
+            }
+            Expr::Comprehension(it) => {
+                for child in [
+                    &it.iter_range,
+                    &it.accu_init,
+                    &it.loop_cond,
+                    &it.loop_step,
+                    &it.result,
+                ] {
+                    stack.push((child, level + 1));
+                }
+            }
+            Expr::Ident(_) | Expr::Literal(_) | Expr::Struct(_) | Expr::Unspecified => {}
+        }
+    }
+    deepest
+}
+
 /// Builds the evaluation tree: logical operators and the ternary become three-valued
 /// nodes, every other subexpression a leaf that `cel` evaluates, tagged with the set of
 /// parameters it references.
@@ -405,7 +496,7 @@ fn find_word(text: &str, word: &str) -> Option<usize> {
             continue;
         }
         let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-        if text[idx..].starts_with(word)
+        if bytes[idx..].starts_with(word.as_bytes())
             && (idx == 0 || !is_word(bytes[idx - 1]))
             && bytes.get(idx + word.len()).is_none_or(|b| !is_word(*b))
         {
@@ -557,6 +648,14 @@ mod tests {
                 "{expression}"
             );
         }
+        let chain = format!("a{} > 0", " + a".repeat(5000));
+        let (_, message) = first_error(&[("a", "int")], &chain);
+        assert!(message.contains("too complex"), "{message}");
+        let chain = format!("a{} > 0", " + a".repeat(150));
+        let (_, message) = first_error(&[("a", "int")], &chain);
+        assert!(message.contains("nested too deeply"), "{message}");
+        let list = format!("a in [{}]", vec!["\"10.0.0.0/8\""; 400].join(", "));
+        assert!(check(&params(&[("a", "string")]), &list).is_ok());
         let (_, message) = first_error(&[("a", "int")], "a ==");
         assert!(
             message.starts_with("invalid caveat expression: "),

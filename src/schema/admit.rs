@@ -457,9 +457,9 @@ mod tests {
     #[test]
     fn caveat_only_subject_types_refuse_uncaveated_relationships() {
         let schema = schema(
-            "caveat c(a int) { a == 1 }
+            "caveat cav(a int) { a == 1 }
              definition user {}
-             definition doc { relation only: user with c  relation both: user | user with c }",
+             definition doc { relation only: user with cav  relation both: user | user with cav }",
         );
         let only: Relationship = "doc:1#only@user:tom".parse().unwrap();
         assert!(matches!(
