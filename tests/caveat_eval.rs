@@ -30,7 +30,7 @@ struct Case {
     stored: Option<Map<String, Value>>,
     request: Option<Map<String, Value>>,
     expect: Value,
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "explains the case to a reader of the data file")]
     why: Option<String>,
 }
 

@@ -597,7 +597,8 @@ mod tests {
 
     #[test]
     fn mistakes_are_refused_with_a_position() {
-        let cases: &[(&[(&str, &str)], &str, usize, &str)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, usize, &'a str);
+        let cases: &[Case] = &[
             (
                 &[("a", "int")],
                 "a == 1 && b == 2",
