@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 /// depends on `server`, and nothing depends on `cli`.
 const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
     ("model", &[]),
-    ("schema", &["model"]),
+    ("caveat", &[]),
+    ("schema", &["model", "caveat"]),
     ("store", &["model"]),
-    ("engine", &["model", "schema", "store"]),
+    ("engine", &["model", "caveat", "schema", "store"]),
     ("validation", &["model", "schema", "store", "engine"]),
     (
         "sync",

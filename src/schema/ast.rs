@@ -17,6 +17,10 @@ pub struct Span {
 pub struct SchemaAst {
     /// The definitions, in source order.
     pub definitions: Vec<DefinitionAst>,
+    /// The `caveat NAME(…) { … }` items, in source order.
+    pub caveats: Vec<CaveatAst>,
+    /// The `use FLAG` directives, in source order.
+    pub uses: Vec<UseAst>,
     /// Every comment of the file, in source order (doc comments included); the formatter
     /// attaches them back to the nodes around them.
     pub comments: Vec<Comment>,
@@ -48,6 +52,36 @@ pub struct DefinitionAst {
     pub doc: Option<String>,
 }
 
+/// `use expiration` or `use self`: a language feature the schema opts into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UseAst {
+    /// The flag as written (`expiration` or `self`; the parser refuses others).
+    pub flag: Ident,
+    pub span: Span,
+}
+
+/// `caveat NAME(PARAM TYPE, …) { CEL-EXPR }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaveatAst {
+    pub name: Ident,
+    /// The parameters, in source order.
+    pub params: Vec<CaveatParamAst>,
+    /// The CEL expression between the braces, verbatim (the compiler parses it).
+    pub expression: String,
+    /// Where `expression` is in the source, so errors can point into it.
+    pub expression_span: Span,
+    pub span: Span,
+    pub doc: Option<String>,
+}
+
+/// One `NAME TYPE` parameter of a caveat; the type is kept as written (`list<int>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaveatParamAst {
+    pub name: Ident,
+    pub type_text: String,
+    pub type_span: Span,
+}
+
 /// A relation or a permission inside a definition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MemberAst {
@@ -70,6 +104,11 @@ pub struct RelationAst {
 pub struct SubjectTypeAst {
     pub type_name: Ident,
     pub kind: SubjectKindAst,
+    /// `with NAME`: tuples of this subject type must carry caveat NAME.
+    pub caveat: Option<Ident>,
+    /// `with expiration` (or `with NAME and expiration`): tuples may expire.
+    pub expiration: bool,
+    /// From the type name to the end of the `with` clause, if any.
     pub span: Span,
 }
 

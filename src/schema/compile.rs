@@ -10,21 +10,49 @@
 //! cause follow-up errors about the same thing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::ast::{
-    BinaryOp, DefinitionAst, ExprAst, ExprKindAst, Ident, MemberAst, SchemaAst, Span,
+    BinaryOp, CaveatAst, DefinitionAst, ExprAst, ExprKindAst, Ident, MemberAst, SchemaAst, Span,
     SubjectKindAst,
 };
 use super::compiled::{
-    AllowedSubject, Arrow, Definition, Expr, RelationDef, RelationId, RelationKind, Schema, TypeId,
+    AllowedSubject, AllowedSubjectType, Arrow, CaveatId, Definition, Expr, RelationDef, RelationId,
+    RelationKind, Schema, TypeId,
 };
 use super::error::{LineCol, LineIndex, SchemaError, SchemaErrorKind, SchemaErrors};
 use super::format::format_ast;
 use super::graph::DependencyGraph;
+use crate::caveat::{CaveatParam, CompiledCaveat, ParamType};
 use crate::model::{is_valid_relation_name, is_valid_type_name};
+
+/// Words CEL reserves: they cannot name a caveat parameter.
+const CEL_RESERVED: &[&str] = &[
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+];
 
 /// Words that cannot name a relation or permission: an expression could not refer to them.
 const RESERVED: &[&str] = &["nil", "self"];
@@ -40,8 +68,13 @@ pub fn compile(ast: &SchemaAst, text: &str) -> Result<Schema, SchemaErrors> {
         members: Vec::new(),
         broken: Vec::new(),
         type_by_name: HashMap::new(),
+        caveats: Vec::new(),
+        caveat_by_name: HashMap::new(),
+        use_expiration: ast.uses.iter().any(|it| it.flag.name == "expiration"),
+        broken_caveats: Vec::new(),
     };
     let declared = compiler.declare_types(&ast.definitions);
+    compiler.compile_caveats(&ast.caveats, text);
     for (definition, type_id) in &declared {
         compiler.declare_relations(definition, *type_id);
     }
@@ -62,6 +95,10 @@ pub fn compile(ast: &SchemaAst, text: &str) -> Result<Schema, SchemaErrors> {
         type_by_name: compiler.type_by_name,
         graph,
         source: format_ast(ast, text),
+        caveats: compiler.caveats,
+        caveat_by_name: compiler.caveat_by_name,
+        use_expiration: compiler.use_expiration,
+        use_self: ast.uses.iter().any(|it| it.flag.name == "self"),
     })
 }
 
@@ -77,6 +114,13 @@ struct Compiler<'a> {
     /// further, so that one mistake gives one error.
     broken: Vec<bool>,
     type_by_name: HashMap<String, TypeId>,
+    caveats: Vec<Arc<CompiledCaveat>>,
+    /// Caveat ids by name, and where each was declared (for duplicate errors).
+    caveat_by_name: HashMap<String, CaveatId>,
+    use_expiration: bool,
+    /// Caveats declared but not compiled (an error was reported): `with` naming them
+    /// reports nothing more.
+    broken_caveats: Vec<String>,
 }
 
 impl<'a> Compiler<'a> {
@@ -161,6 +205,7 @@ impl<'a> Compiler<'a> {
                 name: name.name.clone(),
                 kind,
                 doc: member.doc().map(str::to_string),
+                subject_types: Vec::new(),
             });
             self.members.push(member);
             self.broken.push(false);
@@ -176,6 +221,7 @@ impl<'a> Compiler<'a> {
             return;
         };
         let mut allowed = Vec::new();
+        let mut subject_types: Vec<AllowedSubjectType> = Vec::new();
         for subject_type in &relation.subject_types {
             let type_name = &subject_type.type_name;
             let Some(type_id) = self.type_by_name.get(&type_name.name).copied() else {
@@ -203,17 +249,42 @@ impl<'a> Compiler<'a> {
                     AllowedSubject::SubjectSet(type_id, rel_id)
                 }
             };
-            if allowed.contains(&subject) {
+            let caveat = match &subject_type.caveat {
+                None => None,
+                Some(name) => match self.caveat_by_name.get(&name.name) {
+                    Some(id) => Some(*id),
+                    None => {
+                        if !self.broken_caveats.contains(&name.name) {
+                            let kind = SchemaErrorKind::UnknownCaveat(name.name.clone());
+                            self.error(name.span, kind);
+                        }
+                        continue;
+                    }
+                },
+            };
+            if subject_type.expiration && !self.use_expiration {
+                self.error(subject_type.span, SchemaErrorKind::ExpirationNotEnabled);
+            }
+            let entry = AllowedSubjectType {
+                subject,
+                caveat,
+                expiration: subject_type.expiration,
+            };
+            if subject_types.contains(&entry) {
                 let kind = SchemaErrorKind::DuplicateSubjectType {
                     relation: relation.name.name.clone(),
-                    subject: self.subject_text(subject),
+                    subject: self.subject_type_text(entry),
                 };
                 self.error(subject_type.span, kind);
                 continue;
             }
-            allowed.push(subject);
+            subject_types.push(entry);
+            if !allowed.contains(&subject) {
+                allowed.push(subject);
+            }
         }
         self.relations[relation_idx].kind = RelationKind::Relation { allowed };
+        self.relations[relation_idx].subject_types = subject_types;
     }
 
     /// Pass 4: resolves the expression of permission `relation_idx`.
@@ -393,6 +464,121 @@ impl<'a> Compiler<'a> {
     }
 
     /// `T`, `T:*` or `T#rel`, for messages.
+    /// Compiles every caveat: names, parameters, and the CEL expression (parsed and
+    /// type-checked once, here). Errors point into the expression where they can.
+    fn compile_caveats(&mut self, caveats: &[CaveatAst], text: &str) {
+        // Every declared name (compiled or not), for duplicate errors.
+        let mut declared: HashMap<&str, Span> = HashMap::new();
+        for caveat in caveats {
+            let name = &caveat.name;
+            if !is_valid_type_name(&name.name) {
+                self.error(
+                    name.span,
+                    SchemaErrorKind::InvalidCaveatName(name.name.clone()),
+                );
+            }
+            if let Some(first) = declared.get(name.name.as_str()) {
+                let kind = SchemaErrorKind::DuplicateCaveat {
+                    name: name.name.clone(),
+                    first: self.line_col(*first),
+                };
+                self.error(name.span, kind);
+                continue;
+            }
+            declared.insert(&name.name, name.span);
+            if self.type_by_name.contains_key(&name.name) {
+                self.error(
+                    name.span,
+                    SchemaErrorKind::CaveatNameTaken(name.name.clone()),
+                );
+                continue;
+            }
+            let Some(params) = self.caveat_params(caveat) else {
+                self.broken_caveats.push(name.name.clone());
+                continue;
+            };
+            match CompiledCaveat::compile(&name.name, params, &caveat.expression) {
+                Ok(compiled) => {
+                    let id = CaveatId(index_u32(self.caveats.len()));
+                    self.caveats.push(Arc::new(compiled));
+                    self.caveat_by_name.insert(name.name.clone(), id);
+                }
+                Err(errors) => {
+                    self.broken_caveats.push(name.name.clone());
+                    for err in errors {
+                        let start = (caveat.expression_span.start + err.offset)
+                            .min(caveat.expression_span.end);
+                        let start = skip_whitespace(text, start, caveat.expression_span.end);
+                        let kind = SchemaErrorKind::CaveatExpression {
+                            caveat: name.name.clone(),
+                            message: err.message,
+                        };
+                        self.error(Span { start, end: start }, kind);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The parameters of `caveat`, or `None` after reporting what is wrong with them.
+    fn caveat_params(&mut self, caveat: &CaveatAst) -> Option<Vec<CaveatParam>> {
+        let mut params: Vec<CaveatParam> = Vec::new();
+        let mut ok = true;
+        for param in &caveat.params {
+            let name = &param.name;
+            let valid = name
+                .name
+                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && !CEL_RESERVED.contains(&name.name.as_str());
+            if !valid {
+                self.error(
+                    name.span,
+                    SchemaErrorKind::InvalidParameterName(name.name.clone()),
+                );
+                ok = false;
+            }
+            if params.iter().any(|it| it.name == name.name) {
+                let kind = SchemaErrorKind::DuplicateParameter {
+                    caveat: caveat.name.name.clone(),
+                    name: name.name.clone(),
+                };
+                self.error(name.span, kind);
+                ok = false;
+                continue;
+            }
+            match ParamType::parse(&param.type_text) {
+                Ok(ty) => params.push(CaveatParam {
+                    name: name.name.clone(),
+                    ty,
+                }),
+                Err(reason) => {
+                    let kind = SchemaErrorKind::InvalidParameterType {
+                        caveat: caveat.name.name.clone(),
+                        param: name.name.clone(),
+                        reason,
+                    };
+                    self.error(param.type_span, kind);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(params)
+    }
+
+    fn subject_type_text(&self, entry: AllowedSubjectType) -> String {
+        let mut text = self.subject_text(entry.subject);
+        if let Some(caveat) = entry.caveat {
+            text.push_str(" with ");
+            text.push_str(self.caveats[caveat.0 as usize].name());
+            if entry.expiration {
+                text.push_str(" and expiration");
+            }
+        } else if entry.expiration {
+            text.push_str(" with expiration");
+        }
+        text
+    }
+
     fn subject_text(&self, subject: AllowedSubject) -> String {
         let type_name = |id: TypeId| self.definitions[id.0 as usize].name.as_str();
         match subject {
@@ -403,6 +589,12 @@ impl<'a> Compiler<'a> {
             }
         }
     }
+}
+
+/// The first offset from `start` (before `end`) that is not whitespace.
+fn skip_whitespace(text: &str, start: usize, end: usize) -> usize {
+    let slice = text.get(start..end).unwrap_or("");
+    start + (slice.len() - slice.trim_start().len())
 }
 
 /// Names an expression includes directly (not through an arrow).

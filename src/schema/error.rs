@@ -96,6 +96,36 @@ pub enum SchemaErrorKind {
         computed: String,
         subject_types: String,
     },
+    #[error(
+        "invalid caveat name `{0}`: expected lowercase letters, digits and `_`, 3 to 64 characters, starting with a letter and not ending with `_`, optionally prefixed by `namespace/`"
+    )]
+    InvalidCaveatName(String),
+    #[error("duplicate caveat `{name}` (first defined at {first})")]
+    DuplicateCaveat { name: String, first: LineCol },
+    /// SpiceDB keeps caveats and definitions in one namespace.
+    #[error("`{0}` names both a caveat and a definition")]
+    CaveatNameTaken(String),
+    #[error(
+        "invalid parameter name `{0}`: expected letters, digits and `_`, not starting with a digit, and not a CEL reserved word"
+    )]
+    InvalidParameterName(String),
+    #[error("duplicate parameter `{name}` in caveat `{caveat}`")]
+    DuplicateParameter { caveat: String, name: String },
+    #[error("parameter `{param}` of caveat `{caveat}`: {reason}")]
+    InvalidParameterType {
+        caveat: String,
+        param: String,
+        reason: String,
+    },
+    /// The CEL expression of a caveat does not parse or type-check.
+    #[error("caveat `{caveat}`: {message}")]
+    CaveatExpression { caveat: String, message: String },
+    /// `with NAME` naming no declared caveat.
+    #[error("unknown caveat `{0}`")]
+    UnknownCaveat(String),
+    /// `with expiration` in a schema without `use expiration`, as SpiceDB requires.
+    #[error("`with expiration` needs `use expiration` at the top of the schema")]
+    ExpirationNotEnabled,
     /// Permissions that include each other without a relation or arrow in between: no
     /// data can ever break the cycle.
     #[error(

@@ -30,7 +30,8 @@ pub mod parser;
 
 pub use compile::compile;
 pub use compiled::{
-    AllowedSubject, Arrow, Definition, Expr, RelationDef, RelationId, RelationKind, Schema, TypeId,
+    AllowedSubject, AllowedSubjectType, Arrow, CaveatId, Definition, Expr, RelationDef, RelationId,
+    RelationKind, Schema, TypeId,
 };
 pub use error::{SchemaError, SchemaErrorKind, SchemaErrors};
 pub use graph::{Dependency, DependencyGraph, Dependent};
