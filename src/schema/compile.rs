@@ -19,11 +19,11 @@ use super::ast::{
     SubjectKindAst,
 };
 use super::compiled::{
-    AllowedSubject, Arrow, Definition, Expr, RelationDef, RelationId, RelationKind, Schema, TypeId,
+    AllowedSubject, Arrow, Definition, Expr, MAX_EXPR_NESTING, RelationDef, RelationId,
+    RelationKind, Schema, TypeId,
 };
 use super::error::{LineCol, LineIndex, SchemaError, SchemaErrorKind, SchemaErrors};
 use super::format::format_ast;
-use super::graph::DependencyGraph;
 use crate::model::{is_valid_relation_name, is_valid_type_name};
 
 /// Words that cannot name a relation or permission: an expression could not refer to them.
@@ -41,6 +41,11 @@ pub fn compile(ast: &SchemaAst, text: &str) -> Result<Schema, SchemaErrors> {
         broken: Vec::new(),
         type_by_name: HashMap::new(),
     };
+    if ast.definitions.is_empty() {
+        // Storing a schema that defines nothing would make every relationship a misfit and
+        // every check an unknown type: refuse it outright.
+        compiler.error(Span::default(), SchemaErrorKind::Empty);
+    }
     let declared = compiler.declare_types(&ast.definitions);
     for (definition, type_id) in &declared {
         compiler.declare_relations(definition, *type_id);
@@ -55,12 +60,10 @@ pub fn compile(ast: &SchemaAst, text: &str) -> Result<Schema, SchemaErrors> {
     if let Some(errors) = SchemaErrors::from_vec(compiler.errors) {
         return Err(errors);
     }
-    let graph = DependencyGraph::build(&compiler.relations);
     Ok(Schema {
         definitions: compiler.definitions,
         relations: compiler.relations,
         type_by_name: compiler.type_by_name,
-        graph,
         source: format_ast(ast, text),
     })
 }
@@ -223,6 +226,12 @@ impl<'a> Compiler<'a> {
         };
         let owner = self.relations[relation_idx].owner;
         let expr = self.resolve_expr(owner, &permission.expr);
+        if expr.nesting() > MAX_EXPR_NESTING {
+            self.error(
+                permission.expr.span,
+                SchemaErrorKind::NestsTooDeep(MAX_EXPR_NESTING),
+            );
+        }
         self.relations[relation_idx].kind = RelationKind::Permission { expr };
     }
 
@@ -236,40 +245,31 @@ impl<'a> Compiler<'a> {
             ExprKindAst::Arrow { tupleset, computed } => {
                 self.resolve_arrow(owner, tupleset, computed)
             }
-            ExprKindAst::Binary {
+            ExprKindAst::Operation {
                 op: BinaryOp::Exclusion,
-                lhs,
-                rhs,
+                operands,
             } => {
-                let base = self.resolve_expr(owner, lhs);
-                let subtracted = self.resolve_expr(owner, rhs);
-                Expr::Exclusion(Box::new(base), Box::new(subtracted))
+                let mut resolved = operands.iter().map(|it| self.resolve_expr(owner, it));
+                let base = resolved.next().unwrap_or(Expr::Nil);
+                let subtracted: Vec<Expr> = resolved.collect();
+                exclusion(base, subtracted)
             }
-            ExprKindAst::Binary { op, .. } => {
-                let mut operands = Vec::new();
-                self.flatten(owner, expr, *op, &mut operands);
-                match op {
-                    BinaryOp::Union => Expr::Union(operands),
-                    _ => Expr::Intersection(operands),
+            ExprKindAst::Operation { op, operands } => {
+                let mut flat = Vec::with_capacity(operands.len());
+                for operand in operands {
+                    let resolved = self.resolve_expr(owner, operand);
+                    match (op, resolved) {
+                        (BinaryOp::Union, Expr::Union(children))
+                        | (BinaryOp::Intersection, Expr::Intersection(children)) => {
+                            flat.extend(children);
+                        }
+                        (_, other) => flat.push(other),
+                    }
                 }
-            }
-        }
-    }
-
-    /// Collects the operands of a chain of `op` (any grouping: both are associative).
-    fn flatten(&mut self, owner: TypeId, expr: &ExprAst, op: BinaryOp, out: &mut Vec<Expr>) {
-        match &expr.kind {
-            ExprKindAst::Binary {
-                op: inner,
-                lhs,
-                rhs,
-            } if *inner == op => {
-                self.flatten(owner, lhs, op, out);
-                self.flatten(owner, rhs, op, out);
-            }
-            _ => {
-                let operand = self.resolve_expr(owner, expr);
-                out.push(operand);
+                match op {
+                    BinaryOp::Union => Expr::Union(flat),
+                    _ => Expr::Intersection(flat),
+                }
             }
         }
     }
@@ -402,6 +402,36 @@ impl<'a> Compiler<'a> {
                 format!("{}#{}", type_name(id), self.relations[rel.0 as usize].name)
             }
         }
+    }
+}
+
+/// `base - s1 - s2 - …` as one exclusion of the union of what is subtracted: `base - (s1 |
+/// s2 | …)` means the same (also three-valued: Kleene logic keeps De Morgan's laws), and
+/// a chain of 5,000 exclusions stays two levels deep instead of 5,000. A base that is an
+/// exclusion itself (`(a - b) - c`) joins the chain.
+fn exclusion(base: Expr, subtracted: Vec<Expr>) -> Expr {
+    let (base, mut all) = match base {
+        Expr::Exclusion(inner_base, inner_subtracted) => {
+            (*inner_base, union_operands(*inner_subtracted))
+        }
+        other => (other, Vec::new()),
+    };
+    for it in subtracted {
+        all.extend(union_operands(it));
+    }
+    let subtracted = if all.len() == 1 {
+        all.pop().unwrap_or(Expr::Nil)
+    } else {
+        Expr::Union(all)
+    };
+    Expr::Exclusion(Box::new(base), Box::new(subtracted))
+}
+
+/// The operands of a union, or the expression alone.
+fn union_operands(expr: Expr) -> Vec<Expr> {
+    match expr {
+        Expr::Union(children) => children,
+        other => vec![other],
     }
 }
 

@@ -4,7 +4,7 @@
 //! source order, indented by four spaces, one per line (blank lines between members are
 //! kept, collapsed to one); the canonical spellings `|` and `.` (not `+` and `->`); one
 //! space around binary operators; and parentheses around every operand that is itself a
-//! different operator (or the right side of an exclusion), so that a reader never needs
+//! different operator (or a later operand of an exclusion), so that a reader never needs
 //! the precedence table: `(a | b) - c`, `a & (b | c)`.
 //!
 //! Every comment is printed back: comments before an item stay before it, a comment on
@@ -15,7 +15,7 @@
 //! same schema as the original.
 
 use super::ast::{
-    Comment, DefinitionAst, ExprAst, ExprKindAst, MemberAst, SchemaAst, SubjectKindAst,
+    BinaryOp, Comment, DefinitionAst, ExprAst, ExprKindAst, MemberAst, SchemaAst, SubjectKindAst,
     SubjectTypeAst,
 };
 
@@ -228,22 +228,25 @@ fn write_expr(expr: &ExprAst, out: &mut String) {
             out.push('.');
             out.push_str(&computed.name);
         }
-        ExprKindAst::Binary { op, lhs, rhs } => {
-            write_operand(lhs, *op, false, out);
-            out.push(' ');
-            out.push_str(op.symbol());
-            out.push(' ');
-            write_operand(rhs, *op, true, out);
+        ExprKindAst::Operation { op, operands } => {
+            for (idx, operand) in operands.iter().enumerate() {
+                if idx > 0 {
+                    out.push(' ');
+                    out.push_str(op.symbol());
+                    out.push(' ');
+                }
+                write_operand(operand, *op, idx > 0, out);
+            }
         }
     }
 }
 
-/// An operand of `parent`: parenthesised if it is a different operator, or the right side
-/// of an exclusion (`a - (b - c)`); a same-operator chain of `|` or `&` needs none.
-fn write_operand(expr: &ExprAst, parent: super::ast::BinaryOp, is_rhs: bool, out: &mut String) {
+/// An operand of `parent`: parenthesised if it is a different operator, or a later
+/// operand of an exclusion (`a - (b - c)`); a same-operator chain needs none.
+fn write_operand(expr: &ExprAst, parent: BinaryOp, is_later: bool, out: &mut String) {
     let needs_parens = match &expr.kind {
-        ExprKindAst::Binary { op, .. } => {
-            *op != parent || (is_rhs && parent == super::ast::BinaryOp::Exclusion)
+        ExprKindAst::Operation { op, .. } => {
+            *op != parent || (is_later && parent == BinaryOp::Exclusion)
         }
         _ => false,
     };
