@@ -116,7 +116,10 @@ pub enum ExprKindAst {
     Arrow { tupleset: Ident, computed: Ident },
     /// `o1 OP o2 OP … OP on`: a chain of one operator, left-associative (for exclusion
     /// `((o1 - o2) - o3) …`), with at least two operands.
-    Operation { op: BinaryOp, operands: Vec<ExprAst> },
+    Operation {
+        op: BinaryOp,
+        operands: Vec<ExprAst>,
+    },
 }
 
 /// The binary operators, from tightest to loosest binding.

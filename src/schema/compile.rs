@@ -362,8 +362,12 @@ impl<'a> Compiler<'a> {
             if let RelationKind::Permission { expr } = &relation.kind {
                 let mut names = Vec::new();
                 direct_refs(expr, &mut names);
+                // Deduplicated here: petgraph's `update_edge` scans the node's edges, which
+                // is quadratic in a union of 20,000 names.
+                names.sort_unstable();
+                names.dedup();
                 for target in names {
-                    graph.update_edge(node(relation.id), node(target), ());
+                    graph.add_edge(node(relation.id), node(target), ());
                 }
             }
         }
@@ -463,6 +467,7 @@ fn shortest_cycle(
     start: NodeIndex,
     component: &[NodeIndex],
 ) -> Vec<NodeIndex> {
+    let component: std::collections::HashSet<NodeIndex> = component.iter().copied().collect();
     let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     while let Some(current) = queue.pop_front() {
