@@ -301,3 +301,34 @@ fn issue10_empty_schema_is_refused() {
     }
     assert!(engine.schema().is_none(), "nothing was stored");
 }
+
+#[test]
+fn issue10_stored_schema_that_no_longer_compiles_is_reported_not_loaded() {
+    use arbiter::store::Store;
+    use arbiter::store::memory::MemoryStore;
+    // A schema an older version accepted (it defines nothing) is in the store.
+    let store = MemoryStore::new();
+    store.write_schema("// nothing yet\n").unwrap();
+    let engine = Arbiter::with_store(Box::new(store), Config::default()).unwrap();
+    let err = engine.require_schema().unwrap_err();
+    assert!(
+        matches!(err, EngineError::StoredSchemaInvalid(_)),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "no_schema");
+    assert_eq!(
+        err.to_string(),
+        "no schema is loaded: the stored schema no longer compiles (revision 1: invalid schema: 1:1: the schema defines nothing: expected at least one `definition`); write a corrected schema"
+    );
+    // Checks fail closed with the same reason.
+    assert_eq!(
+        check(&engine, "doc:d1", "view", "user:alice"),
+        Err(err.to_string())
+    );
+    // A corrected schema can be written, and then everything works.
+    engine
+        .write_schema("definition user {}\ndefinition doc { relation viewer: user }")
+        .unwrap();
+    assert!(engine.require_schema().is_ok());
+    assert_eq!(check(&engine, "doc:d1", "viewer", "user:alice"), Ok(false));
+}

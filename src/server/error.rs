@@ -164,16 +164,17 @@ impl ApiError {
     fn is_safe_to_show(&self) -> bool {
         matches!(
             self,
-            Self::DeadlineExceeded(_) | Self::Engine(EngineError::NoSchema)
+            Self::DeadlineExceeded(_)
+                | Self::Engine(EngineError::NoSchema | EngineError::StoredSchemaInvalid(_))
         )
     }
 }
 
 fn engine_status(err: &EngineError) -> StatusCode {
     match err {
-        EngineError::NoSchema | EngineError::Store(StoreError::Io(_)) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        EngineError::NoSchema
+        | EngineError::StoredSchemaInvalid(_)
+        | EngineError::Store(StoreError::Io(_)) => StatusCode::SERVICE_UNAVAILABLE,
         err if err.is_client_error() => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

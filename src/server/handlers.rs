@@ -450,7 +450,7 @@ pub async fn healthz(State(state): State<AppState>) -> Json<HealthAnswer> {
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthAnswer>, ApiError> {
     let engine = state.engine();
-    engine.schema().ok_or(EngineError::NoSchema)?;
+    engine.require_schema()?;
     Ok(Json(HealthAnswer {
         status: "ready".to_string(),
         revision: engine.head().0,
