@@ -58,8 +58,10 @@ pub struct ValidationFile {
     pub expected: Vec<ExpectedBlock>,
 }
 
-/// The keys of SpiceDB's validation-file YAML; anything else is ignored, as SpiceDB does.
+/// The keys of SpiceDB's validation-file YAML. Any other key is an error naming its line:
+/// a misspelt `assertion:` or `assertTrues:` must not turn a file into "ok (0 checked)".
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawFile {
     schema: Option<String>,
     #[serde(rename = "schemaFile")]
@@ -72,6 +74,7 @@ struct RawFile {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawAssertions {
     #[serde(rename = "assertTrue")]
     assert_true: Option<Vec<String>>,
@@ -92,7 +95,16 @@ impl ValidationFile {
     pub fn parse(path: &Path, text: &str) -> Result<Self, (usize, ValidationError)> {
         let raw: RawFile = yaml_serde::from_str(text).map_err(|err| {
             let line = err.location().map_or(0, |loc| loc.line());
-            (line, ValidationError::Yaml(err.to_string()))
+            let message = err.to_string();
+            // `unknown field `k`, …` at the top, `assertions: unknown field `k`, …` below.
+            let unknown = message
+                .split_once("unknown field `")
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map(|(key, _)| key.to_string());
+            match unknown {
+                Some(key) => (line, ValidationError::UnknownKey(key)),
+                None => (line, ValidationError::Yaml(message)),
+            }
         })?;
         let source = SourceText::new(text);
         if raw.validation_tuples.is_some() {
@@ -353,6 +365,49 @@ mod tests {
                 .is_some_and(|it| it.starts_with("1: cannot read schema file `./missing.zed`"))
         );
         assert!(err("schema: [unclosed\n").is_some_and(|it| it.contains("invalid YAML")));
+    }
+
+    #[test]
+    fn issue10_validation_file_misspelt_key_is_an_error() {
+        let err = |text: &str| {
+            ValidationFile::parse(Path::new("dir/test.yaml"), text)
+                .err()
+                .map(|(line, err)| format!("{line}: {err}"))
+                .unwrap_or_else(|| format!("accepted: {text}"))
+        };
+        let schema = "schema: |\n  definition user {}\n";
+        let cases = [
+            (
+                format!("{schema}assertion:\n  assertTrue: []\n"),
+                "3: ",
+                "`assertion`",
+            ),
+            (
+                format!(
+                    "{schema}assertions:\n  assertTrue:\n    - a:1#b@c:d\n  asertFalse:\n    - a:1#b@c:d\n"
+                ),
+                "6: ",
+                "`asertFalse`",
+            ),
+            (
+                format!("{schema}relationship: |\n  doc:1#viewer@user:a\n"),
+                "3: ",
+                "`relationship`",
+            ),
+            (
+                format!("{schema}validations:\n  doc:1#viewer: []\n"),
+                "3: ",
+                "`validations`",
+            ),
+            (format!("{schema}Assertions: {{}}\n"), "3: ", "`Assertions`"),
+        ];
+        for (text, line, key) in cases {
+            let message = err(&text);
+            assert!(
+                message.starts_with(&format!("{line}unknown key {key}: expected")),
+                "{message}"
+            );
+        }
     }
 
     #[test]
