@@ -26,6 +26,9 @@ use super::error::{LineCol, LineIndex, SchemaError, SchemaErrorKind, SchemaError
 use super::format::format_ast;
 use crate::model::{is_valid_relation_name, is_valid_type_name};
 
+/// How many names of a permission cycle an error message lists.
+const CYCLE_NAMES_SHOWN: usize = 8;
+
 /// Words that cannot name a relation or permission: an expression could not refer to them.
 const RESERVED: &[&str] = &["nil", "self"];
 
@@ -380,11 +383,16 @@ impl<'a> Compiler<'a> {
                 continue;
             }
             let path = shortest_cycle(&graph, first, &component);
-            let cycle = path
+            // A cycle through thousands of permissions is named by its start and length.
+            let mut names: Vec<String> = path
                 .iter()
+                .take(CYCLE_NAMES_SHOWN)
                 .map(|idx| format!("`{}`", self.relations[idx.index()].name))
-                .collect::<Vec<_>>()
-                .join(" -> ");
+                .collect();
+            if path.len() > CYCLE_NAMES_SHOWN {
+                names.push(format!("… ({} permissions in all)", path.len() - 1));
+            }
+            let cycle = names.join(" -> ");
             let relation = &self.relations[first.index()];
             let kind = SchemaErrorKind::PermissionCycle {
                 definition: self.definitions[relation.owner.0 as usize].name.clone(),
@@ -732,6 +740,22 @@ mod tests {
         assert_eq!(
             one_error("definition doc { permission aaa = aaa }"),
             "1:29: permission `aaa` in definition `doc` references itself without passing through a relation or arrow (`aaa` -> `aaa`)"
+        );
+    }
+
+    #[test]
+    fn a_long_permission_cycle_is_named_briefly() {
+        let mut text = String::from("definition doc {\n");
+        for idx in 0..1000 {
+            text.push_str(&format!(
+                " permission p{idx:04} = p{:04}\n",
+                (idx + 1) % 1000
+            ));
+        }
+        text.push('}');
+        assert_eq!(
+            one_error(&text),
+            "2:13: permission `p0000` in definition `doc` references itself without passing through a relation or arrow (`p0000` -> `p0001` -> `p0002` -> `p0003` -> `p0004` -> `p0005` -> `p0006` -> `p0007` -> … (1000 permissions in all))"
         );
     }
 
