@@ -114,6 +114,28 @@ fn issue10_flat_union_20000_terms() {
 }
 
 #[test]
+fn issue10_relation_with_5000_subject_types() {
+    let definitions: String = (0..5_000)
+        .map(|idx| format!("definition t{idx:05} {{\n    relation member: user\n}}\n\n"))
+        .collect();
+    let types = (0..5_000)
+        .map(|idx| format!("t{idx:05}"))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    let text = format!(
+        "definition user {{}}\n\n{definitions}definition doc {{\n    relation owner: {types}\n    permission ppp = owner.member + owner.missing\n}}\n"
+    );
+    let error = parse_and_compile(&text).unwrap_err().to_string();
+    assert!(error.contains("… (5000 in all)"), "{}", &error[..300]);
+    assert!(
+        error.len() < 500,
+        "the message stays short: {} bytes",
+        error.len()
+    );
+    round_trip(text.replace(" + owner.missing", ""));
+}
+
+#[test]
 fn issue10_exclusion_chain_5000_terms() {
     round_trip(chain_schema("-", 5_000));
     let text = chain_schema("-", 5_000);

@@ -26,7 +26,7 @@ use super::error::{LineCol, LineIndex, SchemaError, SchemaErrorKind, SchemaError
 use super::format::format_ast;
 use crate::model::{is_valid_relation_name, is_valid_type_name};
 
-/// How many names of a permission cycle an error message lists.
+/// How many names of a permission cycle (or subject types of a relation) a message lists.
 const CYCLE_NAMES_SHOWN: usize = 8;
 
 /// Words that cannot name a relation or permission: an expression could not refer to them.
@@ -182,6 +182,7 @@ impl<'a> Compiler<'a> {
             return;
         };
         let mut allowed = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for subject_type in &relation.subject_types {
             let type_name = &subject_type.type_name;
             let Some(type_id) = self.type_by_name.get(&type_name.name).copied() else {
@@ -209,7 +210,7 @@ impl<'a> Compiler<'a> {
                     AllowedSubject::SubjectSet(type_id, rel_id)
                 }
             };
-            if allowed.contains(&subject) {
+            if !seen.insert(subject) {
                 let kind = SchemaErrorKind::DuplicateSubjectType {
                     relation: relation.name.name.clone(),
                     subject: self.subject_text(subject),
@@ -307,6 +308,7 @@ impl<'a> Compiler<'a> {
         };
         let allowed = allowed.clone();
         let mut targets: Vec<(TypeId, RelationId)> = Vec::new();
+        let mut seen_types = std::collections::HashSet::new();
         for subject in &allowed {
             let type_id = match subject {
                 AllowedSubject::Object(type_id) | AllowedSubject::SubjectSet(type_id, _) => {
@@ -322,7 +324,7 @@ impl<'a> Compiler<'a> {
                     return Expr::Nil;
                 }
             };
-            if targets.iter().any(|(seen, _)| *seen == type_id) {
+            if !seen_types.insert(type_id) {
                 continue;
             }
             let definition = &self.definitions[type_id.0 as usize];
@@ -332,11 +334,15 @@ impl<'a> Compiler<'a> {
         }
         if targets.is_empty() {
             if !self.broken[tupleset_id.0 as usize] {
-                let subject_types = allowed
+                let mut names: Vec<String> = allowed
                     .iter()
+                    .take(CYCLE_NAMES_SHOWN)
                     .map(|subject| format!("`{}`", self.subject_text(*subject)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                    .collect();
+                if allowed.len() > CYCLE_NAMES_SHOWN {
+                    names.push(format!("… ({} in all)", allowed.len()));
+                }
+                let subject_types = names.join(", ");
                 let kind = SchemaErrorKind::ArrowTargetMissing {
                     arrow: arrow_text,
                     tupleset: tupleset.name.clone(),
