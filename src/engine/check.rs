@@ -14,7 +14,8 @@
 //! change once that ancestor is known).
 //!
 //! Native recursion happens once per goal (relation or permission on an object) and is
-//! bounded by the depth limit; the subject sets of a stored relation are walked
+//! bounded by the depth limit (at most 200): a permission's operators are evaluated on an
+//! explicit stack, so an expression's width or nesting costs no native stack; the subject sets of a stored relation are walked
 //! breadth-first without recursion, so a group of a million members costs one hash probe
 //! and nested groups cost a visited set, not stack. When such a walk would read many
 //! subject sets (a group of many subgroups) and every relation it can reach is stored, the
