@@ -354,3 +354,22 @@ fn issue10_stored_schema_that_no_longer_compiles_is_reported_not_loaded() {
     assert!(engine.require_schema().is_ok());
     assert_eq!(check(&engine, "doc:d1", "viewer", "user:alice"), Ok(false));
 }
+
+/// Found by `cargo fuzz run schema` (fuzz/corpus/schema/regression_doc_after_member.zed): a
+/// doc comment on the line of the previous member, before a member with a comment inside,
+/// was printed as that member's trailing comment with the inner comment after it, so the
+/// formatted schema lost the doc.
+#[test]
+fn issue10_fuzz_doc_comment_after_a_member_stays_with_the_next_member() {
+    let text = "definition user {}\n\ndefinition doc {\n  relation reader: user\n  relation banned: user:*/** Readers who are not banned. */\n  permission read = reader - /* never */ banned\n}\n";
+    round_trip(text.to_string());
+    let schema = parse_and_compile(text).unwrap();
+    assert_eq!(
+        schema.relation("doc", "read").unwrap().doc.as_deref(),
+        Some("Readers who are not banned.")
+    );
+    assert_eq!(
+        schema.source,
+        "definition user {}\n\ndefinition doc {\n    relation reader: user\n    relation banned: user:*\n    /* never */\n    /** Readers who are not banned. */\n    permission read = reader - banned\n}\n"
+    );
+}

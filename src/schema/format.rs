@@ -165,6 +165,12 @@ impl<'a> Printer<'a> {
         if between.contains('\n') || !between.trim().is_empty() {
             return end;
         }
+        // A doc comment documents what follows it: it stays with the next item (found by
+        // fuzzing: after a member, with a comment inside the next member, it moved away
+        // from the member it documented).
+        if super::comments::doc_text(&comment.text).is_some() {
+            return end;
+        }
         self.next_comment += 1;
         self.out.push(' ');
         self.comment(comment, INDENT);
