@@ -21,10 +21,11 @@ use serde_json::{Value, json};
 fn scenario_files() -> Vec<(PathBuf, bool)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for folder in ["schema", "tests/engine"] {
-        yaml_files(&root.join(folder), &mut files);
-    }
+    yaml_files(&root.join("schema"), &mut files);
     let mut res: Vec<(PathBuf, bool)> = files.drain(..).map(|it| (it, true)).collect();
+    // The engine's semantics cases add lookup and error expectations to the format, so
+    // only those that read as plain validation files are compared.
+    yaml_files(&root.join("tests/engine"), &mut files);
     for shared in [
         root.join("../shared/conformance/spicedb"),
         PathBuf::from("/work/shared/conformance/spicedb"),

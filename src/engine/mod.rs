@@ -214,6 +214,13 @@ impl Arbiter {
         self.inner.install_schema(schema, text)
     }
 
+    /// Ok when a schema is loaded; else why not: [`EngineError::NoSchema`], or
+    /// [`EngineError::StoredSchemaInvalid`] when the stored one no longer compiles (the
+    /// engine opens without it, so that a corrected schema can be written).
+    pub fn require_schema(&self) -> Result<(), EngineError> {
+        self.inner.require_schema().map(|_| ())
+    }
+
     /// The current compiled schema, if one is loaded.
     pub fn schema(&self) -> Option<Arc<Schema>> {
         self.inner.loaded().map(|loaded| Arc::clone(&loaded.schema))

@@ -4,6 +4,11 @@
 //!
 //! Parentheses leave no node: the tree shape already says how operands group. The
 //! formatter puts back the parentheses a reader needs.
+//!
+//! A chain of one operator (`a | b | c`, `a - b - c`) is one n-ary node, not a left-leaning
+//! tree of binary nodes, so the tree is only as deep as the parentheses nest (which the
+//! parser bounds): a flat union of 20,000 terms is one node with 20,000 operands, and no
+//! walk over the tree, nor its drop, recurses once per term.
 
 /// A byte range `start..end` in the source text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -148,11 +153,11 @@ pub enum ExprKindAst {
     Ref(Ident),
     /// `tupleset.computed` (or `tupleset->computed`).
     Arrow { tupleset: Ident, computed: Ident },
-    /// `lhs OP rhs`.
-    Binary {
+    /// `o1 OP o2 OP … OP on`: a chain of one operator, left-associative (for exclusion
+    /// `((o1 - o2) - o3) …`), with at least two operands.
+    Operation {
         op: BinaryOp,
-        lhs: Box<ExprAst>,
-        rhs: Box<ExprAst>,
+        operands: Vec<ExprAst>,
     },
 }
 

@@ -11,8 +11,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::graph::DependencyGraph;
 use crate::caveat::CompiledCaveat;
+
+/// The deepest nesting of operators a compiled permission expression may have (`a | (b &
+/// c)` nests 2; chains of one operator are flattened first, so `a - b - … - z` nests 2).
+///
+/// INVARIANT: every walk over a compiled expression (check, expand, lookups) recurses at
+/// most this many times per goal, and goals recurse at most the depth limit (≤ 200)
+/// times, so the whole walk fits a 2 MiB thread stack; `tests/issue10_schema.rs` measures
+/// the worst case.
+pub const MAX_EXPR_NESTING: usize = 16;
 
 /// Index of a definition in [`Schema::definitions`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,9 +44,6 @@ pub struct Schema {
     pub relations: Vec<RelationDef>,
     /// Lookup by full type name (with any `ns/` prefix).
     pub type_by_name: HashMap<String, TypeId>,
-    /// What each relation and permission reaches directly, and the reverse edges (who
-    /// depends on it), computed once at compile time for lookups that walk backwards.
-    pub graph: DependencyGraph,
     /// The schema in canonical form (the formatter's output for the compiled text).
     pub source: String,
     /// Every caveat, indexed by [`CaveatId`], in source order; each parsed and
@@ -209,6 +214,29 @@ impl Schema {
             RelationKind::Relation { allowed } => allowed,
             RelationKind::Permission { .. } => &[],
         }
+    }
+}
+
+impl Expr {
+    /// How deep operators nest: 0 for a name, an arrow or `nil`, else one more than the
+    /// deepest operand. Computed without recursion.
+    pub fn nesting(&self) -> usize {
+        let mut deepest = 0;
+        let mut pending = vec![(self, 0usize)];
+        while let Some((expr, depth)) = pending.pop() {
+            deepest = deepest.max(depth);
+            match expr {
+                Expr::Nil | Expr::Ref(_) | Expr::Arrow(_) => {}
+                Expr::Union(children) | Expr::Intersection(children) => {
+                    pending.extend(children.iter().map(|child| (child, depth + 1)));
+                }
+                Expr::Exclusion(base, subtracted) => {
+                    pending.push((base, depth + 1));
+                    pending.push((subtracted, depth + 1));
+                }
+            }
+        }
+        deepest
     }
 }
 

@@ -43,8 +43,17 @@ pub enum SchemaErrorKind {
     #[error("unterminated comment: expected `*/`")]
     UnterminatedComment,
     /// Parentheses nested deeper than the parser allows.
-    #[error("expression nested too deeply: more than {0} levels of parentheses")]
+    #[error("expression nests deeper than {0} levels of parentheses")]
     TooDeep(usize),
+    /// A compiled permission expression whose operators nest deeper than the walks allow
+    /// ([`MAX_EXPR_NESTING`](super::compiled::MAX_EXPR_NESTING)).
+    #[error(
+        "expression nests deeper than {0} levels of operators; split it into several permissions"
+    )]
+    NestsTooDeep(usize),
+    /// A schema with no definition at all (empty, or only comments).
+    #[error("the schema defines nothing: expected at least one `definition`")]
+    Empty,
     #[error(
         "invalid type name `{0}`: expected lowercase letters, digits and `_`, 3 to 64 characters, starting with a letter and not ending with `_`, optionally prefixed by `namespace/`"
     )]

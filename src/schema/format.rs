@@ -4,7 +4,7 @@
 //! source order, indented by four spaces, one per line (blank lines between members are
 //! kept, collapsed to one); the canonical spellings `|` and `.` (not `+` and `->`); one
 //! space around binary operators; and parentheses around every operand that is itself a
-//! different operator (or the right side of an exclusion), so that a reader never needs
+//! different operator (or a later operand of an exclusion), so that a reader never needs
 //! the precedence table: `(a | b) - c`, `a & (b | c)`.
 //!
 //! Every comment is printed back: comments before an item stay before it, a comment on
@@ -15,8 +15,8 @@
 //! same schema as the original.
 
 use super::ast::{
-    CaveatAst, Comment, DefinitionAst, ExprAst, ExprKindAst, MemberAst, SchemaAst, SubjectKindAst,
-    SubjectTypeAst, UseAst,
+    BinaryOp, CaveatAst, Comment, DefinitionAst, ExprAst, ExprKindAst, MemberAst, SchemaAst,
+    SubjectKindAst, SubjectTypeAst, UseAst,
 };
 use crate::caveat::ParamType;
 
@@ -241,6 +241,12 @@ impl<'a> Printer<'a> {
         if between.contains('\n') || !between.trim().is_empty() {
             return end;
         }
+        // A doc comment documents what follows it: it stays with the next item (found by
+        // fuzzing: after a member, with a comment inside the next member, it moved away
+        // from the member it documented).
+        if super::comments::doc_text(&comment.text).is_some() {
+            return end;
+        }
         self.next_comment += 1;
         self.out.push(' ');
         self.comment(comment, INDENT);
@@ -336,22 +342,25 @@ fn write_expr(expr: &ExprAst, out: &mut String) {
             out.push('.');
             out.push_str(&computed.name);
         }
-        ExprKindAst::Binary { op, lhs, rhs } => {
-            write_operand(lhs, *op, false, out);
-            out.push(' ');
-            out.push_str(op.symbol());
-            out.push(' ');
-            write_operand(rhs, *op, true, out);
+        ExprKindAst::Operation { op, operands } => {
+            for (idx, operand) in operands.iter().enumerate() {
+                if idx > 0 {
+                    out.push(' ');
+                    out.push_str(op.symbol());
+                    out.push(' ');
+                }
+                write_operand(operand, *op, idx > 0, out);
+            }
         }
     }
 }
 
-/// An operand of `parent`: parenthesised if it is a different operator, or the right side
-/// of an exclusion (`a - (b - c)`); a same-operator chain of `|` or `&` needs none.
-fn write_operand(expr: &ExprAst, parent: super::ast::BinaryOp, is_rhs: bool, out: &mut String) {
+/// An operand of `parent`: parenthesised if it is a different operator, or a later
+/// operand of an exclusion (`a - (b - c)`); a same-operator chain needs none.
+fn write_operand(expr: &ExprAst, parent: BinaryOp, is_later: bool, out: &mut String) {
     let needs_parens = match &expr.kind {
-        ExprKindAst::Binary { op, .. } => {
-            *op != parent || (is_rhs && parent == super::ast::BinaryOp::Exclusion)
+        ExprKindAst::Operation { op, .. } => {
+            *op != parent || (is_later && parent == BinaryOp::Exclusion)
         }
         _ => false,
     };

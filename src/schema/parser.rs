@@ -482,34 +482,36 @@ fn expression(input: Input, depth: usize) -> PResult<ExprAst> {
 
 /// `exclusion = intersection ("-" intersection)*`,
 /// `intersection = union ("&" union)*`, `union = term (("|" | "+") term)*`;
-/// all left-associative.
+/// all left-associative. A chain of one operator becomes one n-ary node (no recursion or
+/// nesting per operand, however long the chain).
 fn binary(input: Input, depth: usize, op: BinaryOp) -> PResult<ExprAst> {
-    let (mut input, mut lhs) = operand(input, depth, op)?;
+    let (mut input, first) = operand(input, depth, op)?;
+    let mut operands = vec![first];
     loop {
         let (after, ()) = trivia(input)?;
         let Some(op_len) = operator_len(after.fragment(), op) else {
-            return Ok((input, lhs));
+            break;
         };
         let expected = match op {
             BinaryOp::Union => "an expression after `|`",
             BinaryOp::Intersection => "an expression after `&`",
             BinaryOp::Exclusion => "an expression after `-`",
         };
-        let (rest, rhs) = expect(operand(after.take_from(op_len), depth, op), expected)?;
-        let span = Span {
-            start: lhs.span.start,
-            end: rhs.span.end,
-        };
-        lhs = ExprAst {
-            kind: ExprKindAst::Binary {
-                op,
-                lhs: Box::new(lhs),
-                rhs: Box::new(rhs),
-            },
-            span,
-        };
+        let (rest, next) = expect(operand(after.take_from(op_len), depth, op), expected)?;
+        operands.push(next);
         input = rest;
     }
+    if operands.len() == 1
+        && let Some(only) = operands.pop()
+    {
+        return Ok((input, only));
+    }
+    let span = Span {
+        start: operands.first().map_or(0, |it| it.span.start),
+        end: operands.last().map_or(0, |it| it.span.end),
+    };
+    let kind = ExprKindAst::Operation { op, operands };
+    Ok((input, ExprAst { kind, span }))
 }
 
 /// The operand of operator `op`: the next tighter level.
@@ -837,8 +839,10 @@ mod tests {
             ExprKindAst::Arrow { tupleset, computed } => {
                 format!("{}.{}", tupleset.name, computed.name)
             }
-            ExprKindAst::Binary { op, lhs, rhs } => {
-                format!("({} {} {})", expr_text(lhs), op.symbol(), expr_text(rhs))
+            ExprKindAst::Operation { op, operands } => {
+                let separator = format!(" {} ", op.symbol());
+                let texts: Vec<String> = operands.iter().map(expr_text).collect();
+                format!("({})", texts.join(&separator))
             }
         }
     }
@@ -919,9 +923,10 @@ mod tests {
         assert_eq!(parse_expr("a & b | c").0, "(a & (b | c))");
         assert_eq!(parse_expr("a | b & c").0, "((a | b) & c)");
         assert_eq!(parse_expr("a - b & c").0, "(a - (b & c))");
-        assert_eq!(parse_expr("a - b - c").0, "((a - b) - c)");
-        assert_eq!(parse_expr("a & b & c").0, "((a & b) & c)");
-        assert_eq!(parse_expr("a + b + c").0, "((a | b) | c)");
+        assert_eq!(parse_expr("a - b - c").0, "(a - b - c)");
+        assert_eq!(parse_expr("(a - b) - c").0, "((a - b) - c)");
+        assert_eq!(parse_expr("a & b & c").0, "(a & b & c)");
+        assert_eq!(parse_expr("a + b + c").0, "(a | b | c)");
         assert_eq!(parse_expr("a - (b - c)").0, "(a - (b - c))");
         assert_eq!(parse_expr("p.v | q->w - r").0, "((p.v | q.w) - r)");
     }
@@ -1055,7 +1060,10 @@ mod tests {
             "(".repeat(500),
             ")".repeat(500)
         );
-        assert!(first_error(&text).contains("nested too deeply"));
+        assert_eq!(
+            first_error(&text),
+            "1:95: expression nests deeper than 64 levels of parentheses"
+        );
         let ok = format!(
             "definition a {{ permission p = {}b{} }}",
             "(".repeat(60),

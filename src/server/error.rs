@@ -190,7 +190,8 @@ impl ApiError {
     fn is_safe_to_show(&self) -> bool {
         matches!(
             self,
-            Self::DeadlineExceeded(_) | Self::Engine(EngineError::NoSchema)
+            Self::DeadlineExceeded(_)
+                | Self::Engine(EngineError::NoSchema | EngineError::StoredSchemaInvalid(_))
         ) || matches!(self, Self::Protocol { status, .. } if *status == StatusCode::SERVICE_UNAVAILABLE)
     }
 }
@@ -233,6 +234,7 @@ fn protocol_code(status: StatusCode) -> &'static str {
 fn engine_status(err: &EngineError) -> StatusCode {
     match err {
         EngineError::NoSchema
+        | EngineError::StoredSchemaInvalid(_)
         | EngineError::Store(StoreError::Io(_))
         | EngineError::StoreUnavailable(_)
         | EngineError::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,

@@ -515,7 +515,7 @@ pub async fn healthz(State(state): State<AppState>) -> Json<HealthAnswer> {
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthAnswer>, ApiError> {
     let engine = state.request_engine();
-    engine.schema().ok_or(EngineError::NoSchema)?;
+    engine.require_schema()?;
     let probe = engine.clone();
     if let crate::engine::StoreHealth::Failing { reason } =
         blocking(move || Ok(probe.store_health())).await?

@@ -58,8 +58,10 @@ pub struct ValidationFile {
     pub expected: Vec<ExpectedBlock>,
 }
 
-/// The keys of SpiceDB's validation-file YAML; anything else is ignored, as SpiceDB does.
+/// The keys of SpiceDB's validation-file YAML. Any other key is an error naming its line:
+/// a misspelt `assertion:` or `assertTrues:` must not turn a file into "ok (0 checked)".
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawFile {
     schema: Option<String>,
     #[serde(rename = "schemaFile")]
@@ -69,9 +71,15 @@ struct RawFile {
     validation: Option<BTreeMap<String, Option<Vec<String>>>>,
     /// Pre-schema key: SpiceDB refuses a file that still uses it.
     validation_tuples: Option<yaml_serde::Value>,
+    /// arbiter's one extension: the scope of a permissions-file sync
+    /// (`sync: {resource_types: [...]}`, read and checked by `crate::sync`; SpiceDB ignores
+    /// it). Known here so that a file carrying it still loads as a validation file.
+    #[expect(dead_code, reason = "read by crate::sync, only accepted here")]
+    sync: Option<yaml_serde::Value>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawAssertions {
     #[serde(rename = "assertTrue")]
     assert_true: Option<Vec<String>>,
@@ -110,7 +118,16 @@ impl ValidationFile {
     ) -> Result<Self, (usize, ValidationError)> {
         let raw: RawFile = yaml_serde::from_str(text).map_err(|err| {
             let line = err.location().map_or(0, |loc| loc.line());
-            (line, ValidationError::Yaml(err.to_string()))
+            let message = err.to_string();
+            // `unknown field `k`, …` at the top, `assertions: unknown field `k`, …` below.
+            let unknown = message
+                .split_once("unknown field `")
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map(|(key, _)| key.to_string());
+            match unknown {
+                Some(key) => (line, ValidationError::UnknownKey(key)),
+                None => (line, ValidationError::Yaml(message)),
+            }
         })?;
         let source = SourceText::new(text);
         if raw.validation_tuples.is_some() {
@@ -388,6 +405,49 @@ mod tests {
                 .is_some_and(|it| it.starts_with("1: cannot read schema file `./missing.zed`"))
         );
         assert!(err("schema: [unclosed\n").is_some_and(|it| it.contains("invalid YAML")));
+    }
+
+    #[test]
+    fn issue10_validation_file_misspelt_key_is_an_error() {
+        let err = |text: &str| {
+            ValidationFile::parse(Path::new("dir/test.yaml"), text)
+                .err()
+                .map(|(line, err)| format!("{line}: {err}"))
+                .unwrap_or_else(|| format!("accepted: {text}"))
+        };
+        let schema = "schema: |\n  definition user {}\n";
+        let cases = [
+            (
+                format!("{schema}assertion:\n  assertTrue: []\n"),
+                "3: ",
+                "`assertion`",
+            ),
+            (
+                format!(
+                    "{schema}assertions:\n  assertTrue:\n    - a:1#b@c:d\n  asertFalse:\n    - a:1#b@c:d\n"
+                ),
+                "6: ",
+                "`asertFalse`",
+            ),
+            (
+                format!("{schema}relationship: |\n  doc:1#viewer@user:a\n"),
+                "3: ",
+                "`relationship`",
+            ),
+            (
+                format!("{schema}validations:\n  doc:1#viewer: []\n"),
+                "3: ",
+                "`validations`",
+            ),
+            (format!("{schema}Assertions: {{}}\n"), "3: ", "`Assertions`"),
+        ];
+        for (text, line, key) in cases {
+            let message = err(&text);
+            assert!(
+                message.starts_with(&format!("{line}unknown key {key}: expected")),
+                "{message}"
+            );
+        }
     }
 
     #[test]
