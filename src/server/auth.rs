@@ -33,7 +33,7 @@ pub async fn require_token(
 
 /// Constant-time equality of the presented token with the expected one. Only the length
 /// of the expected token can leak, which is not secret in practice.
-fn matches(presented: Option<&str>, expected: &str) -> bool {
+pub(super) fn matches(presented: Option<&str>, expected: &str) -> bool {
     match presented {
         Some(presented) => bool::from(presented.trim().as_bytes().ct_eq(expected.as_bytes())),
         None => false,

@@ -27,6 +27,7 @@ use crate::engine::Arbiter;
 mod auth;
 pub mod dto;
 pub mod error;
+pub mod grpc;
 mod handlers;
 mod observe;
 pub mod openapi;
@@ -117,6 +118,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, api) = openapi::api_router(state.clone()).split_for_parts();
     let document = Arc::new(openapi::render(api));
     routes
+        .merge(grpc::router(state.clone()))
         .route(
             "/openapi.json",
             axum::routing::get(move || openapi::serve_document(Arc::clone(&document))),
