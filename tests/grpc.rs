@@ -481,7 +481,7 @@ async fn delete_honours_limit_and_preconditions() {
         .delete_relationships(limited(false))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
     let partial = clients
         .permissions
         .delete_relationships(limited(true))

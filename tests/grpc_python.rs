@@ -20,7 +20,8 @@ fn python() -> Option<PathBuf> {
 fn authzed_python_client_drives_arbiter() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let Some(python) = python() else {
-        let reason = "no python with `authzed`: set ARBITER_PYTHON or create target/pyvenv (see .ci/run)";
+        let reason =
+            "no python with `authzed`: set ARBITER_PYTHON or create target/pyvenv (see .ci/run)";
         assert!(
             std::env::var("ARBITER_CI").as_deref() != Ok("1"),
             "ARBITER_CI=1 but {reason}"

@@ -209,7 +209,7 @@ def test_delete_relationships_with_limit_and_preconditions(client):
         resource_type="project", optional_subject_filter=SubjectFilter(subject_type="user", optional_subject_id="dan")
     )
     limited = DeleteRelationshipsRequest(relationship_filter=flt, optional_limit=1)
-    assert code_of(lambda: client.DeleteRelationships(limited, timeout=TIMEOUT)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert code_of(lambda: client.DeleteRelationships(limited, timeout=TIMEOUT)) == grpc.StatusCode.INVALID_ARGUMENT
     partial = client.DeleteRelationships(
         DeleteRelationshipsRequest(relationship_filter=flt, optional_limit=1, optional_allow_partial_deletions=True),
         timeout=TIMEOUT,

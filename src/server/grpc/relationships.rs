@@ -164,7 +164,8 @@ pub async fn delete(
                 )));
             }
             if !allow_partial {
-                return Err(Status::failed_precondition(format!(
+                // SpiceDB answers INVALID_ARGUMENT here.
+                return Err(Status::invalid_argument(format!(
                     "more than {limit} relationships match the filter and `optional_allow_partial_deletions` is false"
                 )));
             }

@@ -29,7 +29,7 @@ pub fn engine_status(err: EngineError) -> Status {
         EngineError::InvalidSchema(_) | EngineError::SchemaOrphans { .. } => {
             Status::invalid_argument(err.to_string())
         }
-        EngineError::DepthExceeded(_) => Status::resource_exhausted(err.to_string()),
+        EngineError::DepthExceeded(_) => Status::failed_precondition(err.to_string()),
         EngineError::SnapshotExpired { .. } => Status::failed_precondition(err.to_string()),
         EngineError::SnapshotAhead { .. } => Status::invalid_argument(err.to_string()),
         EngineError::Store(
@@ -76,7 +76,7 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (EngineError::NoSchema, Code::FailedPrecondition),
-            (EngineError::DepthExceeded(50), Code::ResourceExhausted),
+            (EngineError::DepthExceeded(50), Code::FailedPrecondition),
             (
                 EngineError::SchemaOrphans {
                     what: "x".into(),
