@@ -195,6 +195,12 @@ async fn checks_and_json_share_one_port() {
         )
         .await;
     assert_eq!((status, body["allowed"].as_bool()), (200, Some(true)));
+    // A JSON call to a path no route serves is still the JSON 404, not a gRPC status.
+    let (status, body) = server.post("/v1/nope", serde_json::json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     server.stop().await;
 }
 
