@@ -31,7 +31,9 @@ pub fn engine_status(err: EngineError) -> Status {
         }
         EngineError::DepthExceeded(_) => Status::failed_precondition(err.to_string()),
         EngineError::DeadlineExceeded => Status::deadline_exceeded(err.to_string()),
-        EngineError::ExpandTooLarge { .. } => Status::resource_exhausted(err.to_string()),
+        EngineError::ExpandTooLarge { .. } | EngineError::ExpandTooDeep { .. } => {
+            Status::resource_exhausted(err.to_string())
+        }
         EngineError::DeleteTooLarge { .. } => Status::invalid_argument(err.to_string()),
         EngineError::StoredSchemaInvalid(_) => Status::failed_precondition(err.to_string()),
         EngineError::StoreUnavailable(_) => {
