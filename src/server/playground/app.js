@@ -144,6 +144,8 @@ const REASONS = {
   cycle: 'cycle: already being evaluated, no access',
   cycle_through_exclusion: 'cycle through an exclusion: undefined, denied',
   see_above: 'evaluated above',
+  is_resource: 'the subject is the resource itself',
+  not_resource: 'the subject is not the resource itself',
 };
 
 function explanationLabel(node) {
