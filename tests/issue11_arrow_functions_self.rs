@@ -8,7 +8,7 @@ mod consistency;
 
 use std::path::Path;
 
-use arbiter::engine::{CheckRequest, Consistency, ExplainedAnswer, Verdict};
+use arbiter::engine::{CheckRequest, Consistency, ExplainKind, ExplainedAnswer, Reason, Verdict};
 use arbiter::model::{ObjectRef, SubjectRef};
 use arbiter::schema::{format, parse_and_compile};
 use arbiter::validation::{Session, ValidationFile, parse};
@@ -157,4 +157,54 @@ fn issue11_all_arrow_errors_name_the_all_arrow() {
         let errors = parse_and_compile(text).unwrap_err();
         assert_eq!(errors.errors()[0].to_string(), expected, "{text}");
     }
+}
+
+/// The explanation of `resource#permission@subject` on the case file's data.
+fn explained(resource: &str, permission: &str, subject: &str) -> arbiter::engine::ExplainNode {
+    let (session, _) = session();
+    let request = CheckRequest {
+        resource: resource.parse().unwrap(),
+        permission: permission.to_string(),
+        subject: subject.parse().unwrap(),
+    };
+    let (_, explanation) = session
+        .engine()
+        .check_explained(&request, Consistency::Full)
+        .unwrap();
+    explanation.tree
+}
+
+#[test]
+fn issue11_explain_names_the_related_object_that_fails_an_all_arrow() {
+    // r1's holders are teams a and b; ann is in a only.
+    let tree = explained("resource:r1", "all_team", "user:ann");
+    assert_eq!(tree.result, Verdict::Denied);
+    let arrow = &tree.children[0];
+    assert_eq!(arrow.kind, ExplainKind::Arrow);
+    assert_eq!(arrow.expression.as_deref(), Some("holder.all(member_perm)"));
+    let tried: Vec<(&str, Verdict)> = arrow
+        .children
+        .iter()
+        .map(|it| (it.relationship.as_deref().unwrap(), it.result))
+        .collect();
+    assert_eq!(
+        tried,
+        [
+            ("resource:r1#holder@team:a", Verdict::Granted),
+            ("resource:r1#holder@team:b", Verdict::Denied)
+        ]
+    );
+    let none = explained("resource:r6", "all_mixed", "user:tom");
+    assert_eq!(none.children[0].reason, Some(Reason::NoRelatedObjects));
+}
+
+#[test]
+fn issue11_explain_says_why_self_grants_or_not() {
+    let granted = explained("user:zed", "only_self", "user:zed");
+    assert_eq!(granted.result, Verdict::Granted);
+    assert_eq!(granted.children[0].kind, ExplainKind::SelfRef);
+    assert_eq!(granted.children[0].reason, Some(Reason::IsResource));
+    let denied = explained("user:tom", "only_self", "user:tom#friend");
+    assert_eq!(denied.result, Verdict::Denied);
+    assert_eq!(denied.children[0].reason, Some(Reason::NotResource));
 }

@@ -160,6 +160,8 @@ function explanationLabel(node) {
         (node.written_at ? ` (written at revision ${node.written_at})` : '');
     case 'nil':
       return 'nil';
+    case 'self_ref':
+      return 'self';
     default:
       return `${node.kind} ${node.expression || ''}`;
   }
