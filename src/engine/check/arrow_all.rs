@@ -37,7 +37,7 @@ impl Checker<'_> {
             .usersets(tupleset, snap.rev)
             .filter(|node| node.id != star)
             .map(|node| (node.ty, node.id));
-        let mut acc = Outcome::FALSE;
+        let mut acc = Outcome::TRUE;
         let mut any = false;
         for (ty_sym, id) in objects.chain(sets) {
             let target = snap
@@ -51,9 +51,9 @@ impl Checker<'_> {
             if outcome.value == Tri::False {
                 return Ok(outcome);
             }
-            acc = if any { and(acc, outcome) } else { outcome };
+            acc = and(acc, outcome);
             any = true;
         }
-        Ok(acc)
+        Ok(if any { acc } else { Outcome::FALSE })
     }
 }
