@@ -6,7 +6,9 @@
 //! object of every type, every relation, permission and sub-expression is a fact) and
 //! computes its well-founded model with Van Gelder's alternating fixed point: a cycle
 //! through relations contributes nothing (least fixed point), a cycle through the
-//! subtracted side of an exclusion is undefined, and undefined denies (DESIGN §3).
+//! subtracted side of an exclusion is undefined, and undefined denies (DESIGN §3). Arrows
+//! come as `.`, `->`, `.any()` and `.all()` (every related object holds it, and there is
+//! one), and `self` holds for an object subject on itself.
 //!
 //! Deterministic: case `n` uses seed `n`. `ARBITER_MODEL_CASES` sets how many cases run
 //! (default 1500); `ARBITER_MODEL_SEED` runs one case only (to reproduce a failure).
@@ -76,6 +78,10 @@ enum Ex {
     Ref(usize),
     /// `relation.NAME`
     Arrow(usize, usize),
+    /// `relation.all(NAME)`
+    ArrowAll(usize, usize),
+    /// `self`
+    SelfRef,
     Union(Box<Ex>, Box<Ex>),
     Inter(Box<Ex>, Box<Ex>),
     Excl(Box<Ex>, Box<Ex>),
@@ -156,17 +162,21 @@ fn gen_expr(rng: &mut Rng, def: &Def, perm: usize, depth: u32) -> Ex {
                 && !allowed.contains(&Allowed::UserWildcard)
         })
         .collect();
-    match rng.below(10) {
+    match rng.below(12) {
         0 => Ex::Nil,
         1..=3 if !arrowable.is_empty() => {
             Ex::Arrow(arrowable[rng.below(arrowable.len())], rng.below(4))
         }
+        4 if !arrowable.is_empty() => {
+            Ex::ArrowAll(arrowable[rng.below(arrowable.len())], rng.below(4))
+        }
+        5 => Ex::SelfRef,
         _ => Ex::Ref(rng.below(2 + perm)),
     }
 }
 
 fn schema_text(defs: &[Def], rng: &mut Rng) -> String {
-    let mut text = String::from("definition user {}\n");
+    let mut text = String::from("use self\ndefinition user {}\n");
     for (ty, def) in defs.iter().enumerate() {
         let _ = writeln!(text, "definition {} {{", TYPES[ty]);
         for (rel, allowed) in def.allowed.iter().enumerate() {
@@ -203,10 +213,13 @@ fn print(expr: &Ex, rng: &mut Rng) -> String {
     match expr {
         Ex::Nil => "nil".to_string(),
         Ex::Ref(key) => name_of(*key).to_string(),
-        Ex::Arrow(rel, name) => {
-            let arrow = if rng.chance(50) { "->" } else { "." };
-            format!("{}{arrow}{}", RELATIONS[*rel], name_of(*name))
-        }
+        Ex::Arrow(rel, name) => match rng.below(3) {
+            0 => format!("{}->{}", RELATIONS[*rel], name_of(*name)),
+            1 => format!("{}.{}", RELATIONS[*rel], name_of(*name)),
+            _ => format!("{}.any({})", RELATIONS[*rel], name_of(*name)),
+        },
+        Ex::ArrowAll(rel, name) => format!("{}.all({})", RELATIONS[*rel], name_of(*name)),
+        Ex::SelfRef => "self".to_string(),
         Ex::Union(a, b) => format!("({} | {})", print(a, rng), print(b, rng)),
         Ex::Inter(a, b) => format!("({} & {})", print(a, rng), print(b, rng)),
         Ex::Excl(a, b) => format!("({} - {})", print(a, rng), print(b, rng)),
@@ -277,6 +290,8 @@ enum Node {
     Nil,
     Ref(usize),
     Arrow(usize, usize),
+    ArrowAll(usize, usize),
+    SelfRef,
     Union(usize, usize),
     Inter(usize, usize),
     Excl(usize, usize),
@@ -400,6 +415,15 @@ impl<'d> Reference<'d> {
                 Subj::Object(v, y) | Subj::Set(v, y, _) => pos[self.slot(v, y, name)],
                 _ => false,
             }),
+            // Every related object holds it (a user has no NAME), and there is one.
+            Node::ArrowAll(rel, name) => {
+                subjects(rel).next().is_some()
+                    && subjects(rel).all(|t| match *t {
+                        Subj::Object(v, y) | Subj::Set(v, y, _) => pos[self.slot(v, y, name)],
+                        _ => false,
+                    })
+            }
+            Node::SelfRef => s == Subj::Object(ty, id),
             Node::Union(a, b) => at(N_KEYS + a, pos) || at(N_KEYS + b, pos),
             Node::Inter(a, b) => at(N_KEYS + a, pos) && at(N_KEYS + b, pos),
             Node::Excl(a, b) => at(N_KEYS + a, pos) && !at(N_KEYS + b, neg),
@@ -412,6 +436,8 @@ fn flatten(expr: &Ex, out: &mut Vec<Node>) -> usize {
         Ex::Nil => Node::Nil,
         Ex::Ref(k) => Node::Ref(*k),
         Ex::Arrow(r, n) => Node::Arrow(*r, *n),
+        Ex::ArrowAll(r, n) => Node::ArrowAll(*r, *n),
+        Ex::SelfRef => Node::SelfRef,
         Ex::Union(a, b) => Node::Union(flatten(a, out), flatten(b, out)),
         Ex::Inter(a, b) => Node::Inter(flatten(a, out), flatten(b, out)),
         Ex::Excl(a, b) => Node::Excl(flatten(a, out), flatten(b, out)),
@@ -426,6 +452,9 @@ fn subjects_to_check() -> Vec<Subj> {
     subjects.push(Subj::Set(0, 0, 0));
     subjects.push(Subj::Set(1, 1, 2));
     subjects.push(Subj::Set(0, 2, 3));
+    // Objects as subjects: `self` grants them on themselves.
+    subjects.push(Subj::Object(0, 1));
+    subjects.push(Subj::Object(1, 2));
     subjects
 }
 

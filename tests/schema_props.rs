@@ -4,14 +4,14 @@
 //!   on mutations of valid schemas.
 //! - On generated valid schemas (random spellings, parentheses, comments and layout):
 //!   the compiled expressions are the ones the generator meant (so the parser's precedence
-//!   is right), formatting is idempotent, and the formatted text compiles to the same
-//!   schema.
+//!   is right, and arrows, `.any()`, `.all()` and `self` compile to what they mean),
+//!   formatting is idempotent, and the formatted text compiles to the same schema.
 //!
 //! Case counts stay modest so that the debug `cargo test` stays fast.
 
 use std::collections::HashMap;
 
-use arbiter::schema::{Expr, RelationKind, Schema, format, parse_and_compile};
+use arbiter::schema::{Arrow, Expr, RelationKind, Schema, format, parse_and_compile};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -140,7 +140,10 @@ proptest! {
 enum Gen {
     Nil,
     Ref(String),
-    Arrow(String, String),
+    /// `tupleset`, `computed`, and whether it is `.all()` (else `.`, `->` or `.any()`).
+    Arrow(String, String, bool),
+    /// `self` (the schema has `use self`).
+    SelfRef,
     Bin(Op, Box<Gen>, Box<Gen>),
 }
 
@@ -183,12 +186,13 @@ impl Style {
 }
 
 fn expr_strategy(refs: Vec<String>, arrows: Vec<String>) -> impl Strategy<Value = Gen> {
-    let mut leaves: Vec<BoxedStrategy<Gen>> = vec![Just(Gen::Nil).boxed()];
+    let mut leaves: Vec<BoxedStrategy<Gen>> =
+        vec![Just(Gen::Nil).boxed(), Just(Gen::SelfRef).boxed()];
     leaves.push(prop::sample::select(refs).prop_map(Gen::Ref).boxed());
     if !arrows.is_empty() {
         leaves.push(
-            prop::sample::select(arrows)
-                .prop_map(|tupleset| Gen::Arrow(tupleset, "rel_0".to_string()))
+            (prop::sample::select(arrows), any::<bool>())
+                .prop_map(|(tupleset, all)| Gen::Arrow(tupleset, "rel_0".to_string(), all))
                 .boxed(),
         );
     }
@@ -255,7 +259,7 @@ fn schema_strategy() -> impl Strategy<Value = Vec<GenDefinition>> {
 }
 
 fn render(definitions: &[GenDefinition], style: &mut Style) -> String {
-    let mut out = String::new();
+    let mut out = String::from("use self\n");
     for (idx, definition) in definitions.iter().enumerate() {
         if style.pick(3) == 0 {
             out.push_str("/** doc */\n");
@@ -283,10 +287,16 @@ fn render_expr(expr: &Gen, style: &mut Style, out: &mut String) {
     match expr {
         Gen::Nil => out.push_str("nil"),
         Gen::Ref(name) => out.push_str(name),
-        Gen::Arrow(tupleset, computed) => {
-            let arrow = if style.pick(2) == 0 { "." } else { "->" };
-            out.push_str(&format!("{tupleset}{arrow}{computed}"));
+        Gen::Arrow(tupleset, computed, true) => {
+            let space = if style.pick(2) == 0 { "" } else { " " };
+            out.push_str(&format!("{tupleset}.all({space}{computed}{space})"));
         }
+        Gen::Arrow(tupleset, computed, false) => match style.pick(3) {
+            0 => out.push_str(&format!("{tupleset}.{computed}")),
+            1 => out.push_str(&format!("{tupleset}->{computed}")),
+            _ => out.push_str(&format!("{tupleset}.any({computed})")),
+        },
+        Gen::SelfRef => out.push_str("self"),
         Gen::Bin(op, lhs, rhs) => {
             render_operand(lhs, *op, false, style, out);
             out.push_str(match op {
@@ -320,10 +330,19 @@ fn expected_expr(expr: &Gen, names: &HashMap<String, arbiter::schema::RelationId
     match expr {
         Gen::Nil => Expr::Nil,
         Gen::Ref(name) => Expr::Ref(names[name]),
-        Gen::Arrow(tupleset, _) => match expected_expr(&Gen::Ref(tupleset.clone()), names) {
-            Expr::Ref(id) => Expr::Ref(id),
-            other => other,
-        },
+        Gen::Arrow(tupleset, computed, all) => {
+            let arrow = Arrow {
+                tupleset: names[tupleset],
+                computed_name: computed.clone(),
+                targets: Vec::new(),
+            };
+            if *all {
+                Expr::ArrowAll(arrow)
+            } else {
+                Expr::Arrow(arrow)
+            }
+        }
+        Gen::SelfRef => Expr::SelfRef,
         Gen::Bin(Op::Exclusion, lhs, rhs) => {
             // A chain `a - b - c` is `a - (b | c)`: one exclusion of a flat union.
             let (base, mut subtracted) = match expected_expr(lhs, names) {
@@ -372,11 +391,16 @@ fn flatten(
     }
 }
 
-/// Replaces each arrow by a reference to its tupleset, to compare shapes with
-/// [`expected_expr`] (the arrow targets are checked by the compiler's own tests).
+/// Drops the targets of each arrow, to compare shapes with [`expected_expr`] (the arrow
+/// targets are checked by the compiler's own tests).
 fn arrows_as_refs(expr: &Expr) -> Expr {
+    let untargeted = |arrow: &Arrow| Arrow {
+        targets: Vec::new(),
+        ..arrow.clone()
+    };
     match expr {
-        Expr::Arrow(arrow) => Expr::Ref(arrow.tupleset),
+        Expr::Arrow(arrow) => Expr::Arrow(untargeted(arrow)),
+        Expr::ArrowAll(arrow) => Expr::ArrowAll(untargeted(arrow)),
         Expr::Union(children) => Expr::Union(children.iter().map(arrows_as_refs).collect()),
         Expr::Intersection(children) => {
             Expr::Intersection(children.iter().map(arrows_as_refs).collect())

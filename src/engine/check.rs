@@ -32,6 +32,9 @@ use super::deadline::Budget;
 use super::index::{Forward, IndexData, NO_REL, Node, ObjKey, Sym};
 use super::plan::Plan;
 
+mod arrow_all;
+mod self_ref;
+
 /// A symbol no string maps to: the id of a request's resource the index has never seen.
 pub(crate) const UNKNOWN_RESOURCE: Sym = u32::MAX - 1;
 
@@ -708,6 +711,8 @@ impl<'a> Checker<'a> {
                     depth + 1,
                 )?,
                 Expr::Arrow(arrow) => self.arrow(goal, arrow, depth)?,
+                Expr::ArrowAll(arrow) => self.arrow_all(goal, arrow, depth)?,
+                Expr::SelfRef => self.self_ref(goal),
                 Expr::Union(operands) => match operands.first() {
                     None => Outcome::FALSE,
                     Some(first) => {

@@ -26,6 +26,8 @@ use super::check::{Goal, Snapshot};
 use super::index::{NO_REL, Node};
 use super::{EngineError, ExpandDepth, ExpandNode, ExpandTree};
 
+mod functions;
+
 /// The tree of `goal` (whose object is `resource`), of at most `limit` items.
 pub(crate) fn expand(
     snap: Snapshot<'_>,
@@ -246,6 +248,8 @@ impl Expander<'_> {
         };
         match expr {
             Expr::Nil => Ok(ExpandNode::Nil),
+            Expr::SelfRef => self.self_leaf(type_name, id),
+            Expr::ArrowAll(arrow) => self.arrow_all(goal, arrow, depth),
             // A single reference stays a node of its own, so the subjects it reaches are
             // attributed to the relation that holds them (as SpiceDB's expand does).
             Expr::Ref(_) => Ok(ExpandNode::Union {

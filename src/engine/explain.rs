@@ -33,6 +33,8 @@ use super::index::{Forward, NO_REL, Node, ObjKey, Sym};
 use super::writer::Inner;
 use super::{CheckRequest, Consistency, Decision, EngineError};
 
+mod functions;
+
 /// The most nodes one explanation holds; past it, `truncated` is set.
 pub const EXPLAIN_NODE_LIMIT: usize = 2_000;
 
@@ -101,9 +103,12 @@ pub enum ExplainKind {
     Intersection,
     /// Children: the base, then (when evaluated) the subtracted side.
     Exclusion,
-    /// `tupleset.computed`: one relationship child per related object.
+    /// `tupleset.computed` or `tupleset.all(computed)`: one relationship child per
+    /// related object tried.
     Arrow,
     Nil,
+    /// `self`: whether the subject is the resource itself.
+    SelfRef,
 }
 
 /// Whether a node grants the permission.
@@ -141,6 +146,10 @@ pub enum Reason {
     CycleThroughExclusion,
     /// Evaluated earlier in this walk, with the verdict shown (not repeated).
     SeeAbove,
+    /// Granted by `self`: the subject is the resource itself.
+    IsResource,
+    /// Denied by `self`: the subject is not the resource itself (as a plain object).
+    NotResource,
     // Caveats add `CaveatFalse`, `MissingContext` and `Expired` here.
 }
 
@@ -195,6 +204,7 @@ fn render_node(node: &ExplainNode, level: usize, out: &mut String) {
             text
         }
         ExplainKind::Nil => "nil".to_string(),
+        ExplainKind::SelfRef => "self".to_string(),
         ExplainKind::Union => format!("union {}", node.expression.as_deref().unwrap_or("")),
         ExplainKind::Intersection => {
             format!("intersection {}", node.expression.as_deref().unwrap_or(""))
@@ -228,6 +238,8 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::Cycle => "cycle: already being evaluated",
         Reason::CycleThroughExclusion => "cycle through an exclusion: undefined, denied",
         Reason::SeeAbove => "see above",
+        Reason::IsResource => "the subject is the resource itself",
+        Reason::NotResource => "the subject is not the resource itself",
     }
 }
 
@@ -881,6 +893,8 @@ impl<'a> Explainer<'a> {
                 depth + 1,
             ),
             Expr::Arrow(arrow) => self.arrow(goal, arrow, depth),
+            Expr::ArrowAll(arrow) => self.arrow_all(goal, arrow, depth),
+            Expr::SelfRef => Ok(self.self_ref(goal)),
             Expr::Union(children) => {
                 let mut node = self
                     .open()
@@ -1136,6 +1150,12 @@ fn expr_text(schema: &Schema, expr: &Expr) -> String {
             schema.relation_by_id(arrow.tupleset).name,
             arrow.computed_name
         ),
+        Expr::ArrowAll(arrow) => format!(
+            "{}.all({})",
+            schema.relation_by_id(arrow.tupleset).name,
+            arrow.computed_name
+        ),
+        Expr::SelfRef => "self".to_string(),
         Expr::Union(children) => children.iter().map(operand).collect::<Vec<_>>().join(" | "),
         Expr::Intersection(children) => {
             children.iter().map(operand).collect::<Vec<_>>().join(" & ")

@@ -28,6 +28,8 @@ use super::EngineError;
 use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_SUBJECT};
 use super::index::{NO_REL, Node, ObjKey, Sym};
 
+mod self_ref;
+
 /// A lookup resources walk that can pause between steps: its state holds no borrow of the
 /// index, so the caller may release the index lock between chunks of steps and resume at
 /// the same revision (the index is MVCC: a snapshot stays readable while it is not
@@ -84,6 +86,7 @@ impl ResourceWalk {
         if !step.walk.seeded {
             step.walk.seeded = true;
             step.seed();
+            step.seed_self()?;
         }
         for _ in 0..max_steps {
             let Some((fact, depth)) = step.walk.queue.pop_front() else {
@@ -385,6 +388,15 @@ fn collect_candidates(
                             },
                             &mut queue,
                         ),
+                        // `self`: the object itself is a subject.
+                        ExprRef::SelfRef => {
+                            if node.ty == type_sym && seen_ids.insert(current.id) {
+                                if depth > snap.depth_limit {
+                                    return Err(EngineError::DepthExceeded(snap.depth_limit));
+                                }
+                                ids.push(current.id);
+                            }
+                        }
                         ExprRef::Arrow(arrow) => {
                             let tupleset = Node {
                                 ty: node.ty,
@@ -427,11 +439,14 @@ fn collect_candidates(
 
 enum ExprRef<'e> {
     Rel(RelationId),
+    /// A plain arrow or an `.all()` arrow: the same objects are named.
     Arrow(&'e crate::schema::Arrow),
+    SelfRef,
 }
 
-/// Every reference and arrow in `expr` (all operands, subtracted ones too, so that ids
-/// only reachable there can be reported as excluded); whether it has `&` or `-`.
+/// Every reference, arrow and `self` in `expr` (all operands, subtracted ones too, so that
+/// ids only reachable there can be reported as excluded); whether it has `&`, `-` or
+/// `.all()`.
 fn expr_refs<'e>(expr: &'e Expr, out: &mut Vec<ExprRef<'e>>) -> bool {
     match expr {
         Expr::Nil => false,
@@ -441,6 +456,15 @@ fn expr_refs<'e>(expr: &'e Expr, out: &mut Vec<ExprRef<'e>>) -> bool {
         }
         Expr::Arrow(arrow) => {
             out.push(ExprRef::Arrow(arrow));
+            false
+        }
+        // Every object must hold it: each candidate is checked.
+        Expr::ArrowAll(arrow) => {
+            out.push(ExprRef::Arrow(arrow));
+            true
+        }
+        Expr::SelfRef => {
+            out.push(ExprRef::SelfRef);
             false
         }
         Expr::Union(children) => children

@@ -36,6 +36,9 @@ pub(crate) struct Plan {
     pub computed_edges: Vec<Vec<ComputedEdge>>,
     /// By [`RelationId`] `r` (on some type U): the arrows that reach `r` on U.
     pub arrow_edges: Vec<Vec<ArrowEdge>>,
+    /// By [`TypeId`] `T`: the permissions of `T` that use `self`, which an object of `T`
+    /// may hold on itself.
+    pub self_edges: Vec<Vec<ComputedEdge>>,
 }
 
 /// "`permission` (same type) may hold where the relation it is filed under holds."
@@ -88,6 +91,7 @@ impl Plan {
             rel_by_sym,
             computed_edges: vec![Vec::new(); n_relations],
             arrow_edges: vec![Vec::new(); n_relations],
+            self_edges: vec![Vec::new(); schema.definitions.len()],
         };
         for rel in &schema.relations {
             if let RelationKind::Permission { expr } = &rel.kind {
@@ -114,6 +118,14 @@ impl Plan {
                     });
                 }
             }
+            // Every object must hold the target: a hit on one is only a candidate.
+            Expr::ArrowAll(arrow) => {
+                self.add_edges(owner, permission, &Expr::Arrow(arrow.clone()), true);
+            }
+            Expr::SelfRef => self.self_edges[owner.0 as usize].push(ComputedEdge {
+                permission,
+                confirm,
+            }),
             Expr::Union(children) => {
                 for child in children {
                     self.add_edges(owner, permission, child, confirm);

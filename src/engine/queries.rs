@@ -490,6 +490,15 @@ impl Inner {
                         &mut denied,
                     )?;
                 }
+                if goal.id == UNKNOWN_RESOURCE {
+                    // `self` names the resource itself, which the index may never have
+                    // seen (its symbol has no name; no real id is empty).
+                    for it in allowed.iter_mut().chain(denied.iter_mut()) {
+                        if it.is_empty() {
+                            it.clone_from(&resource.object_id);
+                        }
+                    }
+                }
                 self.pages.record_walk(candidates.ids.len() as u64 + 1);
                 allowed.sort_unstable();
                 if candidates.wildcard {

@@ -153,12 +153,39 @@ pub enum ExprKindAst {
     Ref(Ident),
     /// `tupleset.computed` (or `tupleset->computed`).
     Arrow { tupleset: Ident, computed: Ident },
+    /// `tupleset.any(computed)` or `tupleset.all(computed)`: an arrow function.
+    ArrowFunction {
+        tupleset: Ident,
+        function: ArrowFunction,
+        computed: Ident,
+    },
+    /// `self` (only after `use self`): the resource itself, as a subject.
+    SelfRef,
     /// `o1 OP o2 OP … OP on`: a chain of one operator, left-associative (for exclusion
     /// `((o1 - o2) - o3) …`), with at least two operands.
     Operation {
         op: BinaryOp,
         operands: Vec<ExprAst>,
     },
+}
+
+/// The function of an arrow function (`rel.any(perm)`, `rel.all(perm)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArrowFunction {
+    /// `.any(perm)`: some object of the tupleset holds `perm` (the plain arrow).
+    Any,
+    /// `.all(perm)`: every object of the tupleset holds `perm`, and there is at least one.
+    All,
+}
+
+impl ArrowFunction {
+    /// The function's name as written.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArrowFunction::Any => "any",
+            ArrowFunction::All => "all",
+        }
+    }
 }
 
 /// The binary operators, from tightest to loosest binding.

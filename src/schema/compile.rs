@@ -16,8 +16,8 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::ast::{
-    BinaryOp, CaveatAst, DefinitionAst, ExprAst, ExprKindAst, Ident, MemberAst, SchemaAst, Span,
-    SubjectKindAst,
+    ArrowFunction, BinaryOp, CaveatAst, DefinitionAst, ExprAst, ExprKindAst, Ident, MemberAst,
+    SchemaAst, Span, SubjectKindAst,
 };
 use super::compiled::{
     AllowedSubject, AllowedSubjectType, Arrow, CaveatId, Definition, Expr, MAX_EXPR_NESTING,
@@ -73,6 +73,7 @@ pub fn compile(ast: &SchemaAst, text: &str) -> Result<Schema, SchemaErrors> {
         caveats: Vec::new(),
         caveat_by_name: HashMap::new(),
         use_expiration: ast.uses.iter().any(|it| it.flag.name == "expiration"),
+        use_self: ast.uses.iter().any(|it| it.flag.name == "self"),
         broken_caveats: Vec::new(),
     };
     if ast.definitions.is_empty() {
@@ -103,7 +104,7 @@ pub fn compile(ast: &SchemaAst, text: &str) -> Result<Schema, SchemaErrors> {
         caveats: compiler.caveats,
         caveat_by_name: compiler.caveat_by_name,
         use_expiration: compiler.use_expiration,
-        use_self: ast.uses.iter().any(|it| it.flag.name == "self"),
+        use_self: compiler.use_self,
     })
 }
 
@@ -123,6 +124,8 @@ struct Compiler<'a> {
     /// Caveat ids by name, and where each was declared (for duplicate errors).
     caveat_by_name: HashMap<String, CaveatId>,
     use_expiration: bool,
+    /// `use self` was given: expressions may name `self`.
+    use_self: bool,
     /// Caveats declared but not compiled (an error was reported): `with` naming them
     /// reports nothing more.
     broken_caveats: Vec<String>,
@@ -317,7 +320,18 @@ impl<'a> Compiler<'a> {
                 None => Expr::Nil,
             },
             ExprKindAst::Arrow { tupleset, computed } => {
-                self.resolve_arrow(owner, tupleset, computed)
+                self.resolve_arrow(owner, tupleset, computed, ArrowFunction::Any)
+            }
+            ExprKindAst::ArrowFunction {
+                tupleset,
+                function,
+                computed,
+            } => self.resolve_arrow(owner, tupleset, computed, *function),
+            ExprKindAst::SelfRef => {
+                if !self.use_self {
+                    self.error(expr.span, SchemaErrorKind::SelfNotEnabled);
+                }
+                Expr::SelfRef
             }
             ExprKindAst::Operation {
                 op: BinaryOp::Exclusion,
@@ -362,11 +376,21 @@ impl<'a> Compiler<'a> {
         found
     }
 
-    fn resolve_arrow(&mut self, owner: TypeId, tupleset: &Ident, computed: &Ident) -> Expr {
+    /// `tupleset.computed`, `tupleset.any(computed)` (the same) or `tupleset.all(computed)`.
+    fn resolve_arrow(
+        &mut self,
+        owner: TypeId,
+        tupleset: &Ident,
+        computed: &Ident,
+        function: ArrowFunction,
+    ) -> Expr {
         let Some(tupleset_id) = self.lookup(owner, tupleset) else {
             return Expr::Nil;
         };
-        let arrow_text = format!("{}.{}", tupleset.name, computed.name);
+        let arrow_text = match function {
+            ArrowFunction::Any => format!("{}.{}", tupleset.name, computed.name),
+            ArrowFunction::All => format!("{}.all({})", tupleset.name, computed.name),
+        };
         let tupleset_def = &self.relations[tupleset_id.0 as usize];
         let RelationKind::Relation { allowed } = &tupleset_def.kind else {
             let kind = SchemaErrorKind::ArrowFromPermission {
@@ -423,11 +447,15 @@ impl<'a> Compiler<'a> {
             }
             return Expr::Nil;
         }
-        Expr::Arrow(Arrow {
+        let arrow = Arrow {
             tupleset: tupleset_id,
             computed_name: computed.name.clone(),
             targets,
-        })
+        };
+        match function {
+            ArrowFunction::Any => Expr::Arrow(arrow),
+            ArrowFunction::All => Expr::ArrowAll(arrow),
+        }
     }
 
     /// Pass 5: permissions that name each other in a cycle with no relation or arrow in
@@ -647,7 +675,7 @@ fn union_operands(expr: Expr) -> Vec<Expr> {
 /// Names an expression includes directly (not through an arrow).
 fn direct_refs(expr: &Expr, out: &mut Vec<RelationId>) {
     match expr {
-        Expr::Nil | Expr::Arrow(_) => {}
+        Expr::Nil | Expr::Arrow(_) | Expr::ArrowAll(_) | Expr::SelfRef => {}
         Expr::Ref(id) => out.push(*id),
         Expr::Union(children) | Expr::Intersection(children) => {
             for child in children {

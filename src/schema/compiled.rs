@@ -129,6 +129,13 @@ pub enum Expr {
     /// `tupleset.computed` / `tupleset->computed`: for each subject `x` of relation
     /// `tupleset` on the resource, evaluate `computed` on `x`.
     Arrow(Arrow),
+    /// `tupleset.all(computed)`: every subject `x` of relation `tupleset` on the resource
+    /// holds `computed` on `x`, and there is at least one (SpiceDB's intersection arrow).
+    /// A subject whose type has no `computed` makes it false.
+    ArrowAll(Arrow),
+    /// `self` (after `use self`): the resource itself, as a plain object subject (never a
+    /// subject set or a wildcard, as in SpiceDB).
+    SelfRef,
     Union(Vec<Expr>),
     Intersection(Vec<Expr>),
     /// `base - subtracted`.
@@ -218,7 +225,7 @@ impl Schema {
 }
 
 impl Expr {
-    /// How deep operators nest: 0 for a name, an arrow or `nil`, else one more than the
+    /// How deep operators nest: 0 for a name, an arrow, `self` or `nil`, else one more than the
     /// deepest operand. Computed without recursion.
     pub fn nesting(&self) -> usize {
         let mut deepest = 0;
@@ -226,7 +233,7 @@ impl Expr {
         while let Some((expr, depth)) = pending.pop() {
             deepest = deepest.max(depth);
             match expr {
-                Expr::Nil | Expr::Ref(_) | Expr::Arrow(_) => {}
+                Expr::Nil | Expr::Ref(_) | Expr::Arrow(_) | Expr::ArrowAll(_) | Expr::SelfRef => {}
                 Expr::Union(children) | Expr::Intersection(children) => {
                     pending.extend(children.iter().map(|child| (child, depth + 1)));
                 }

@@ -132,6 +132,9 @@ pub enum SchemaErrorKind {
     /// `with NAME` naming no declared caveat.
     #[error("unknown caveat `{0}`")]
     UnknownCaveat(String),
+    /// `self` in a schema without `use self`, as SpiceDB requires.
+    #[error("`self` needs `use self` at the top of the schema")]
+    SelfNotEnabled,
     /// `with expiration` in a schema without `use expiration`, as SpiceDB requires.
     #[error("`with expiration` needs `use expiration` at the top of the schema")]
     ExpirationNotEnabled,

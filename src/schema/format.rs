@@ -342,6 +342,19 @@ fn write_expr(expr: &ExprAst, out: &mut String) {
             out.push('.');
             out.push_str(&computed.name);
         }
+        ExprKindAst::ArrowFunction {
+            tupleset,
+            function,
+            computed,
+        } => {
+            out.push_str(&tupleset.name);
+            out.push('.');
+            out.push_str(function.name());
+            out.push('(');
+            out.push_str(&computed.name);
+            out.push(')');
+        }
+        ExprKindAst::SelfRef => out.push_str("self"),
         ExprKindAst::Operation { op, operands } => {
             for (idx, operand) in operands.iter().enumerate() {
                 if idx > 0 {
@@ -400,6 +413,8 @@ mod tests {
             ("a | (b | c)", "a | b | c"),
             ("((a))", "a"),
             ("nil + x->y", "nil | x.y"),
+            ("x.any( y ) + self", "x.any(y) | self"),
+            ("(x . all(y)) & self - z", "(x.all(y) & self) - z"),
         ];
         for (expr, expected) in cases {
             let text = format!("definition d {{\n    permission p = {expr}\n}}\n");

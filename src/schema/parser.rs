@@ -21,8 +21,8 @@ use nom::{Err, IResult, Input as _, Parser};
 use nom_locate::LocatedSpan;
 
 use super::ast::{
-    BinaryOp, CaveatAst, CaveatParamAst, DefinitionAst, ExprAst, ExprKindAst, Ident, MemberAst,
-    PermissionAst, RelationAst, SchemaAst, Span, SubjectKindAst, SubjectTypeAst, UseAst,
+    ArrowFunction, BinaryOp, CaveatAst, CaveatParamAst, DefinitionAst, ExprAst, ExprKindAst, Ident,
+    MemberAst, PermissionAst, RelationAst, SchemaAst, Span, SubjectKindAst, SubjectTypeAst, UseAst,
 };
 use super::comments::{doc_before, scan_comments};
 use super::error::{LineIndex, SchemaError, SchemaErrorKind, SchemaErrors};
@@ -533,7 +533,7 @@ fn operator_len(fragment: &str, op: BinaryOp) -> Option<usize> {
     found.then_some(1)
 }
 
-/// `term = "(" expression ")" | "nil" | name (("." | "->") name)?`
+/// `term = "(" expression ")" | "nil" | "self" | name (("." | "->") name)? | arrow_function`
 fn term(input: Input, depth: usize) -> PResult<ExprAst> {
     let (input, ()) = trivia(input)?;
     let start = input.location_offset();
@@ -553,7 +553,20 @@ fn term(input: Input, depth: usize) -> PResult<ExprAst> {
         "" | "relation" | "permission" | "definition" => {
             return reject(&input, "a relation or permission name, `nil` or `(`");
         }
-        "self" => return fail(&input, FailureKind::Unsupported("`self`")),
+        "self" => {
+            let (rest, _) = word(input)?;
+            let (next, ()) = trivia(rest)?;
+            if arrow_len_at(&next).is_some() || next.fragment().starts_with('(') {
+                // `self` is the resource itself, not a relation to walk or call.
+                return fail(
+                    &next,
+                    FailureKind::Expected("an operator or the end of the expression"),
+                );
+            }
+            let span = span_to(start, &rest);
+            let kind = ExprKindAst::SelfRef;
+            return Ok((rest, ExprAst { kind, span }));
+        }
         "nil" => {
             let (rest, _) = word(input)?;
             let span = span_to(start, &rest);
@@ -575,17 +588,7 @@ fn term(input: Input, depth: usize) -> PResult<ExprAst> {
     )?;
     let (next, ()) = trivia(rest)?;
     if next.fragment().starts_with('(') {
-        let construct = match computed.name.as_str() {
-            "any" => "`.any()` arrows",
-            "all" => "`.all()` arrows",
-            _ => {
-                return fail(
-                    &next,
-                    FailureKind::Expected("an operator or the end of the expression"),
-                );
-            }
-        };
-        return fail(&after, FailureKind::Unsupported(construct));
+        return arrow_function(start, name, arrow_len, computed, next);
     }
     if arrow_len_at(&next).is_some() {
         return fail(&next, FailureKind::Unsupported("nested arrows"));
@@ -593,6 +596,46 @@ fn term(input: Input, depth: usize) -> PResult<ExprAst> {
     let span = span_to(start, &rest);
     let kind = ExprKindAst::Arrow {
         tupleset: name,
+        computed,
+    };
+    Ok((rest, ExprAst { kind, span }))
+}
+
+/// `arrow_function = name "." ("any" | "all") "(" name ")"`, from the `(` on (`open`);
+/// `function` is the name before it and `arrow_len` the length of the arrow before that.
+fn arrow_function<'a>(
+    start: usize,
+    tupleset: Ident,
+    arrow_len: usize,
+    function: Ident,
+    open: Input<'a>,
+) -> PResult<'a, ExprAst> {
+    let function = match function.name.as_str() {
+        "any" if arrow_len == 1 => ArrowFunction::Any,
+        "all" if arrow_len == 1 => ArrowFunction::All,
+        _ => {
+            return fail(
+                &open,
+                FailureKind::Expected("an operator or the end of the expression"),
+            );
+        }
+    };
+    let (rest, computed) = expect(
+        word(open.take_from(1)),
+        "a relation or permission name in the arrow function",
+    )?;
+    let (rest, _) = expect(
+        symbol(")").parse(rest),
+        "`)` after the arrow function's argument",
+    )?;
+    let (next, ()) = trivia(rest)?;
+    if arrow_len_at(&next).is_some() {
+        return fail(&next, FailureKind::Unsupported("nested arrows"));
+    }
+    let span = span_to(start, &rest);
+    let kind = ExprKindAst::ArrowFunction {
+        tupleset,
+        function,
         computed,
     };
     Ok((rest, ExprAst { kind, span }))
@@ -839,6 +882,12 @@ mod tests {
             ExprKindAst::Arrow { tupleset, computed } => {
                 format!("{}.{}", tupleset.name, computed.name)
             }
+            ExprKindAst::ArrowFunction {
+                tupleset,
+                function,
+                computed,
+            } => format!("{}.{}({})", tupleset.name, function.name(), computed.name),
+            ExprKindAst::SelfRef => "self".into(),
             ExprKindAst::Operation { op, operands } => {
                 let separator = format!(" {} ", op.symbol());
                 let texts: Vec<String> = operands.iter().map(expr_text).collect();
@@ -964,18 +1013,6 @@ mod tests {
             (
                 "definition a {\n  ...p\n}",
                 "2:3: not supported yet: partial references (`...`)",
-            ),
-            (
-                "definition a { permission p = r.any(v) }",
-                "1:32: not supported yet: `.any()` arrows",
-            ),
-            (
-                "definition a { permission p = r.all(v) }",
-                "1:32: not supported yet: `.all()` arrows",
-            ),
-            (
-                "definition a { permission p = r + self }",
-                "1:35: not supported yet: `self`",
             ),
             (
                 "definition a { permission p = r->s->t }",
@@ -1104,11 +1141,58 @@ mod tests {
     }
 
     #[test]
-    fn use_self_on_one_line_resyncs_to_the_definition() {
+    fn use_self_on_one_line_is_followed_by_the_definition() {
+        // SpiceDB's `self.yaml.skip` folds `use self` and `definition` onto one line.
         let text = "use self definition user {\n relation related: user\n permission me = related + self\n}";
-        let errors = parse(text).unwrap_err();
-        let messages: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
-        assert_eq!(messages, ["3:28: not supported yet: `self`"]);
+        let ast = parse(text).unwrap();
+        assert_eq!(ast.uses[0].flag.name, "self");
+        let MemberAst::Permission(me) = &ast.definitions[0].members[1] else {
+            panic!("a permission");
+        };
+        assert_eq!(expr_text(&me.expr), "(related | self)");
+    }
+
+    #[test]
+    fn arrow_functions_and_self_are_terms() {
+        assert_eq!(
+            parse_expr("team.all(member) & team.any(member) | self }"),
+            (
+                "(team.all(member) & (team.any(member) | self))".into(),
+                " }".into()
+            )
+        );
+        assert_eq!(
+            parse_expr("team . all ( member ) - x"),
+            ("(team.all(member) - x)".into(), "".into())
+        );
+        // `all` and `any` without parentheses are ordinary names.
+        assert_eq!(parse_expr("team.all").0, "team.all");
+        assert_eq!(parse_expr("self2").0, "self2");
+        let errors = [
+            (
+                "definition a { permission p = r.all() }",
+                "1:37: expected a relation or permission name in the arrow function, found `)`",
+            ),
+            (
+                "definition a { permission p = r.all(v }",
+                "1:39: expected `)` after the arrow function's argument, found `}`",
+            ),
+            (
+                "definition a { permission p = r->all(v) }",
+                "1:37: expected an operator or the end of the expression, found `(`",
+            ),
+            (
+                "definition a { permission p = r.some(v) }",
+                "1:37: expected an operator or the end of the expression, found `(`",
+            ),
+            (
+                "definition a { permission p = r.all(v).x }",
+                "1:39: not supported yet: nested arrows",
+            ),
+        ];
+        for (text, expected) in errors {
+            assert_eq!(first_error(text), expected, "{text}");
+        }
     }
 
     #[test]

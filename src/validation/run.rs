@@ -409,9 +409,9 @@ mod tests {
             "{invalid:?}"
         );
         let unsupported = findings(
-            "schema: |\n  definition user {}\n  definition doc { relation r: user  permission p = r.all(x) }\n",
+            "schema: |\n  definition user {}\n  definition doc { relation r: user  permission p = r->s->t }\n",
         );
-        assert_eq!(unsupported, ["1: not supported yet: `.all()` arrows"]);
+        assert_eq!(unsupported, ["1: not supported yet: nested arrows"]);
         let no_schema = findings("relationships: |\n  doc:1#viewer@user:ann\n");
         assert_eq!(
             no_schema,

@@ -144,6 +144,8 @@ const REASONS = {
   cycle: 'cycle: already being evaluated, no access',
   cycle_through_exclusion: 'cycle through an exclusion: undefined, denied',
   see_above: 'evaluated above',
+  is_resource: 'the subject is the resource itself',
+  not_resource: 'the subject is not the resource itself',
 };
 
 function explanationLabel(node) {
@@ -158,6 +160,8 @@ function explanationLabel(node) {
         (node.written_at ? ` (written at revision ${node.written_at})` : '');
     case 'nil':
       return 'nil';
+    case 'self_ref':
+      return 'self';
     default:
       return `${node.kind} ${node.expression || ''}`;
   }
