@@ -14,10 +14,12 @@ use crate::model::{ModelError, ObjectRef, Relationship, Revision, SubjectRef};
 pub mod failing;
 pub mod keys;
 pub mod memory;
+pub mod postgres;
 pub mod sled;
 
 pub use self::failing::FailingStore;
 pub use self::memory::MemoryStore;
+pub use self::postgres::{PgConfig, PgStore};
 pub use self::sled::{SledConfig, SledStore};
 pub use crate::model::{RelationshipFilter, check_relationship};
 
@@ -303,6 +305,13 @@ pub trait Store: Send + Sync {
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Blocks until another process may have committed a new revision, or until
+    /// `timeout` passes (a wake-up, not a promise: the caller polls [`Store::head`]).
+    /// A store that only this process writes has nothing to announce and just sleeps.
+    fn wait_for_commits(&self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout);
+    }
 
     /// Bytes the store occupies on disk, when it has a disk (for the `/metrics` gauge).
     fn disk_bytes(&self) -> Option<u64> {
