@@ -14,4 +14,5 @@ pub mod model;
 pub mod schema;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod validation;

@@ -31,6 +31,7 @@ fn valid_body(path: &str) -> Value {
         "/v1/lookup/subjects" => {
             json!({"resource": "document:1", "permission": "view", "subject_type": "user"})
         }
+        "/v1/sync" => json!({"resource_types": ["document"], "dry_run": true}),
         other => panic!("no valid body known for documented route {other}: add one here"),
     }
 }
@@ -145,6 +146,7 @@ async fn every_documented_route_answers_as_documented() {
         "/v1/lookup/resources",
         "/v1/lookup/subjects",
         "/v1/watch",
+        "/v1/sync",
         "/healthz",
         "/readyz",
         "/metrics",

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod backup;
 pub mod client;
+pub mod reload;
 pub mod schema;
 pub mod serve;
 pub mod transfer;

@@ -12,6 +12,8 @@ use clap::{Args, ValueEnum};
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
 use crate::engine::{self, Arbiter};
 use crate::schema::parse_and_compile;
+use crate::server::keys::{KeyFileError, KeyRing};
+use crate::server::tls::TlsError;
 use crate::server::{self, AppState, ServerConfig};
 
 /// The flags of `arbiter serve`.
@@ -27,8 +29,21 @@ pub struct ServeArgs {
     #[arg(long, env = "ARBITER_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
     /// Schema file to load at start-up; an invalid one stops the start.
-    #[arg(long, env = "ARBITER_SCHEMA")]
+    #[arg(long, env = "ARBITER_SCHEMA", conflicts_with = "bootstrap")]
     pub schema: Option<PathBuf>,
+    /// Permissions file (a validation file: schema + relationships) the store is made to
+    /// match at start-up, atomically; re-read on SIGHUP. An invalid one stops the start.
+    #[arg(long, env = "ARBITER_BOOTSTRAP")]
+    pub bootstrap: Option<PathBuf>,
+    /// API key file (`keys:` with name, sha256 and scopes); re-read on SIGHUP.
+    #[arg(long, env = "ARBITER_KEYS")]
+    pub keys: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) instead of HTTP.
+    #[arg(long, env = "ARBITER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "ARBITER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Require `Authorization: Bearer TOKEN` on every /v1 request.
     #[arg(long, env = "ARBITER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -89,6 +104,12 @@ pub struct ServeConfig {
     pub store: StoreChoice,
     /// The schema file and its text, already known to compile.
     pub schema: Option<(PathBuf, String)>,
+    /// The permissions file and its desired state, already validated.
+    pub bootstrap: Option<(PathBuf, crate::engine::SyncRequest)>,
+    /// The key file and its keys (plus the `--token` key), already validated.
+    pub keys: Option<(PathBuf, KeyRing)>,
+    /// Certificate and key files, known to go together.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub server: ServerConfig,
     pub engine: engine::Config,
     pub log_format: LogFormat,
@@ -112,13 +133,20 @@ pub enum ConfigError {
     /// Already rendered as `FILE:LINE:COL: message` lines.
     #[error("{0}")]
     SchemaInvalid(String),
+    /// Already rendered as `FILE:LINE: message` lines.
+    #[error("{0}")]
+    BootstrapInvalid(String),
+    #[error(transparent)]
+    Keys(#[from] KeyFileError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 impl ConfigError {
     /// Exit 1 for an invalid schema (the input was checked and is wrong), 2 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::SchemaInvalid(_) => EXIT_INVALID,
+            Self::SchemaInvalid(_) | Self::BootstrapInvalid(_) => EXIT_INVALID,
             _ => EXIT_ERROR,
         }
     }
@@ -132,7 +160,7 @@ impl ServeConfig {
         if token.as_deref().is_some_and(|it| it.trim().is_empty()) {
             return Err(ConfigError::EmptyToken);
         }
-        if token.is_none() && !addr.ip().is_loopback() && !args.insecure {
+        if token.is_none() && args.keys.is_none() && !addr.ip().is_loopback() && !args.insecure {
             return Err(ConfigError::InsecureBind(addr));
         }
         for (flag, value) in [
@@ -150,6 +178,28 @@ impl ServeConfig {
             Some(file) => Some((file.clone(), read_schema(file)?)),
             None => None,
         };
+        let bootstrap = match &args.bootstrap {
+            Some(file) => Some((
+                file.clone(),
+                crate::sync::read(file)
+                    .map_err(|err| ConfigError::BootstrapInvalid(err.to_string()))?,
+            )),
+            None => None,
+        };
+        let keys = match &args.keys {
+            Some(file) => Some((
+                file.clone(),
+                super::reload::key_ring(file, token.as_deref())?,
+            )),
+            None => None,
+        };
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                server::tls::acceptor(cert, key)?;
+                Some((cert.clone(), key.clone()))
+            }
+            _ => None,
+        };
         let store = if args.memory {
             StoreChoice::Memory
         } else {
@@ -159,6 +209,9 @@ impl ServeConfig {
             addr,
             store,
             schema,
+            bootstrap,
+            keys,
+            tls,
             server: ServerConfig {
                 token,
                 body_limit: args.body_limit,
@@ -214,18 +267,40 @@ async fn start(config: ServeConfig) -> Result<(), String> {
     if let Some((file, text)) = &config.schema {
         load_schema(&engine, file, text)?;
     }
+    if let Some((file, request)) = &config.bootstrap {
+        super::reload::bootstrap(&engine, file, request)?;
+    }
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|err| format!("cannot listen on `{}`: {err}", config.addr))?;
     let local = listener
         .local_addr()
         .map_err(|err| format!("cannot read the bound address: {err}"))?;
-    tracing::info!(addr = %local, revision = engine.head().0, "listening");
-    println!("listening on http://{local}");
     let state = AppState::new(engine, config.server.clone());
-    server::serve(listener, state, shutdown_signal())
-        .await
-        .map_err(|err| format!("server failed: {err}"))
+    if let Some((_, ring)) = &config.keys {
+        state.keys().replace(ring.clone());
+    }
+    super::reload::spawn_on_sighup(super::reload::Reloadable {
+        state: state.clone(),
+        bootstrap: config.bootstrap.as_ref().map(|(file, _)| file.clone()),
+        keys: config.keys.as_ref().map(|(file, _)| file.clone()),
+        token: config.server.token.clone(),
+    });
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(addr = %local, revision = state.engine().head().0, scheme, "listening");
+    println!("listening on {scheme}://{local}");
+    let served = match &config.tls {
+        Some((cert, key)) => {
+            let acceptor = server::tls::acceptor(cert, key).map_err(|err| err.to_string())?;
+            server::serve_tls(listener, acceptor, state, shutdown_signal()).await
+        }
+        None => server::serve(listener, state, shutdown_signal()).await,
+    };
+    served.map_err(|err| format!("server failed: {err}"))
 }
 
 fn open_engine(config: &ServeConfig) -> Result<Arbiter, String> {

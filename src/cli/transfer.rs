@@ -39,6 +39,13 @@ pub struct ImportArgs {
     /// Relationships per write request when importing through a server.
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
+    /// FILE is a permissions file (validation YAML): make the store match it atomically,
+    /// deleting what it owns but does not list.
+    #[arg(long)]
+    pub sync: bool,
+    /// With `--sync`: print what would be added (`+`) and removed (`-`), write nothing.
+    #[arg(long, requires = "sync")]
+    pub dry_run: bool,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -49,12 +56,26 @@ pub struct ExportArgs {
     /// Read this database directory (not open by a server) instead of a server.
     #[arg(long)]
     pub db: Option<PathBuf>,
+    /// `lines`: one relationship per line; `validation`: a validation file with the schema
+    /// and every relationship at one revision (a backup `serve --bootstrap` restores).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Lines)]
+    pub format: ExportFormat,
     #[command(flatten)]
     pub connection: Connection,
 }
 
+/// What `arbiter export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Lines,
+    Validation,
+}
+
 /// `arbiter import`.
 pub fn import(args: &ImportArgs) -> u8 {
+    if args.sync {
+        return super::backup::import_sync(args);
+    }
     let relationships = match read_relationships(&args.file) {
         Ok(relationships) => relationships,
         Err((code, message)) => {
@@ -80,9 +101,10 @@ pub fn import(args: &ImportArgs) -> u8 {
 pub fn export(args: &ExportArgs) -> u8 {
     let stdout = std::io::stdout().lock();
     let mut out = BufWriter::new(stdout);
-    let res = match &args.db {
-        Some(dir) => export_from(dir, &mut out),
-        None => export_through(&args.connection, &mut out),
+    let res = match (&args.db, args.format) {
+        (_, ExportFormat::Validation) => super::backup::export_validation(args, &mut out),
+        (Some(dir), ExportFormat::Lines) => export_from(dir, &mut out),
+        (None, ExportFormat::Lines) => export_through(&args.connection, &mut out),
     };
     let res = res.and_then(|()| out.flush().map_err(io_error));
     match res {

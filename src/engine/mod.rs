@@ -33,6 +33,7 @@ mod lookup;
 mod plan;
 mod queries;
 mod schema_text;
+mod sync;
 mod versions;
 mod writer;
 
@@ -53,6 +54,7 @@ pub use api::{
 };
 pub use error::{EngineError, SchemaProblem};
 pub use index::IndexStats;
+pub use sync::{SyncReport, SyncRequest};
 
 /// The deepest walk the engine accepts, whatever the configuration says: it bounds the
 /// native stack used by a check (each level is a few frames).
@@ -192,6 +194,13 @@ impl Arbiter {
         preconditions: &[Precondition],
     ) -> Result<Result<Revision, WriteRejection>, EngineError> {
         self.inner.write(updates, preconditions)
+    }
+
+    /// Makes the store match `request` (a schema and the complete relationships of some
+    /// resource types) at one new revision, or with `dry_run` only says what would change.
+    /// Validated in full first; nothing changes on error. See `engine::sync`.
+    pub fn sync(&self, request: &SyncRequest, dry_run: bool) -> Result<SyncReport, EngineError> {
+        self.inner.sync(request, dry_run)
     }
 
     /// Deletes every live relationship matching `filter` at a new revision.

@@ -29,7 +29,7 @@ pub(crate) struct Inner {
     pub config: Config,
     pub store: Box<dyn Store>,
     /// Serializes writes (validate, commit, apply, publish). Readers never take it.
-    write_lock: Mutex<()>,
+    pub(super) write_lock: Mutex<()>,
     /// The installed schema; swapped whole, under `write_lock`.
     schema: RwLock<Option<Arc<LoadedSchema>>>,
     pub index: Index,
@@ -117,7 +117,7 @@ impl Inner {
         Ok(revision)
     }
 
-    fn set_schema(&self, schema: Schema, text: String, revision: Revision) {
+    pub(super) fn set_schema(&self, schema: Schema, text: String, revision: Revision) {
         let mut data = self.index.write();
         let plan = Plan::build(&schema, &mut data);
         data.set_head(revision);
@@ -205,7 +205,7 @@ impl Inner {
         self.publish(change_set.revision);
     }
 
-    fn publish(&self, revision: Revision) {
+    pub(super) fn publish(&self, revision: Revision) {
         self.commit_times
             .lock()
             .push_back((revision, Instant::now()));

@@ -1,55 +1,49 @@
-//! The bearer-token layer: with a configured token, every `/v1` request must carry
-//! `Authorization: Bearer <token>`; anything else answers 401. The comparison takes the
-//! same time wherever the first differing byte is (via `subtle`), so the token cannot be
-//! guessed byte by byte from response times.
+//! The authentication layer of every `/v1` route: the route's scope comes from the one
+//! table in [`keys::ROUTE_SCOPES`](super::keys::ROUTE_SCOPES), the presented bearer secret
+//! from `Authorization`, and [`Keys::authorize`](super::keys::Keys::authorize) decides:
+//! 401 without a known key, 403 naming the missing scope, otherwise the request goes on and
+//! its response carries the key's name (never the secret) for the access log. Secrets are
+//! compared as SHA-256 digests in constant time (`subtle`).
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
-use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
+use super::keys::{AuthError, scope_of};
 
-/// Lets the request through when no token is configured or the bearer token matches.
+/// Lets the request through when no key is configured or its key grants the route's scope.
 pub async fn require_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if let Some(expected) = &state.config().token {
-        let presented = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        if !matches(presented, expected) {
-            return Err(ApiError::Unauthorized);
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_string(),
+        |it| it.as_str().to_string(),
+    );
+    let scope = scope_of(request.method().as_str(), &route);
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let key = match state.keys().authorize(presented, scope) {
+        Ok(key) => key,
+        Err(AuthError::Unauthenticated) => return Err(ApiError::Unauthorized),
+        Err(AuthError::Forbidden { key, scope }) => {
+            metrics::counter!("arbiter_forbidden_total", "key" => key.clone()).increment(1);
+            return Err(ApiError::Forbidden {
+                key,
+                scope: scope.name(),
+            });
         }
+    };
+    if state.keys().enabled() {
+        metrics::counter!("arbiter_requests_by_key_total", "key" => key.0.clone()).increment(1);
     }
-    Ok(next.run(request).await)
-}
-
-/// Constant-time equality of the presented token with the expected one. Only the length
-/// of the expected token can leak, which is not secret in practice.
-fn matches(presented: Option<&str>, expected: &str) -> bool {
-    match presented {
-        Some(presented) => bool::from(presented.trim().as_bytes().ct_eq(expected.as_bytes())),
-        None => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(matches(Some("s3cret"), "s3cret"));
-        assert!(!matches(Some("s3cres"), "s3cret"));
-        assert!(!matches(Some("s3cre"), "s3cret"));
-        assert!(!matches(Some(""), "s3cret"));
-        assert!(!matches(None, "s3cret"));
-    }
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(key);
+    Ok(response)
 }

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// `Authorization: Bearer` is missing or does not match the configured token.
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// A known key lacks the scope the route needs.
+    #[error("key `{key}` lacks the `{scope}` scope")]
+    Forbidden { key: String, scope: &'static str },
     /// The body is larger than the configured limit.
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
@@ -90,6 +93,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } | Self::BadJson(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::DeadlineExceeded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -108,6 +112,7 @@ impl ApiError {
             Self::BadRequest { .. } => "invalid_argument",
             Self::BadJson(_) => "invalid_json",
             Self::Unauthorized => "unauthenticated",
+            Self::Forbidden { .. } => "permission_denied",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::DeadlineExceeded(_) => "deadline_exceeded",
             Self::NotFound(_) => "not_found",

@@ -28,8 +28,11 @@ mod auth;
 pub mod dto;
 pub mod error;
 mod handlers;
+pub mod keys;
 mod observe;
 pub mod openapi;
+pub mod sync;
+pub mod tls;
 mod watch;
 
 pub use error::{ApiError, ErrorBody};
@@ -74,6 +77,8 @@ pub struct AppState {
 struct Shared {
     engine: Arbiter,
     config: ServerConfig,
+    /// The API keys (`--token`, `--keys`); replaced whole on SIGHUP.
+    keys: keys::Keys,
     /// Flipped to `true` when shutdown starts, so that endless watch streams end and the
     /// graceful drain can finish.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -85,6 +90,7 @@ impl AppState {
         Self {
             inner: Arc::new(Shared {
                 engine,
+                keys: keys::Keys::new(config.token.as_deref().map(keys::KeyRing::from_token)),
                 config,
                 shutdown,
             }),
@@ -97,6 +103,11 @@ impl AppState {
 
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
+    }
+
+    /// The API keys every `/v1` request is checked against.
+    pub fn keys(&self) -> &keys::Keys {
+        &self.inner.keys
     }
 
     /// Resolves once shutdown has started.
@@ -154,6 +165,38 @@ pub async fn serve(
     )
     .with_graceful_shutdown(signal)
     .await?;
+    finish(&state).await
+}
+
+/// Like [`serve`], over TLS: every connection is handshaken with `acceptor` (HTTP/2 or
+/// HTTP/1.1 by ALPN) before it is served; a client that cannot finish the handshake (a
+/// plain-text client) is closed.
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let app = router(state.clone());
+    let drain_state = state.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        drain_state.begin_shutdown();
+    };
+    let listener = tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await?;
+    finish(&state).await
+}
+
+/// After the drain: flush the store.
+async fn finish(state: &AppState) -> std::io::Result<()> {
     let engine = state.engine().clone();
     let flushed = tokio::task::spawn_blocking(move || engine.flush())
         .await

@@ -99,14 +99,16 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let latency = started.elapsed();
     let status = response.status().as_u16();
     let revision = response.extensions().get::<Revision>().map(|it| it.0);
+    let key = response.extensions().get::<super::keys::KeyName>();
+    let key = key.map(|it| it.0.as_str());
     let metrics = route_metrics(route, &method, status);
     metrics.requests.increment(1);
     metrics.latency.record(latency.as_secs_f64());
     let latency_us = latency.as_micros() as u64;
     if state.config().access_log {
-        tracing::info!(method = %method, route, status, latency_us, revision, "request");
+        tracing::info!(method = %method, route, status, latency_us, revision, key, "request");
     } else {
-        tracing::debug!(method = %method, route, status, latency_us, revision, "request");
+        tracing::debug!(method = %method, route, status, latency_us, revision, key, "request");
     }
     response
 }

@@ -60,6 +60,7 @@ pub fn api_router(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::lookup_resources))
         .routes(routes!(handlers::lookup_subjects))
         .routes(routes!(handlers::watch_changes))
+        .routes(routes!(super::sync::sync))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             auth::require_token,

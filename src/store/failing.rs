@@ -84,6 +84,15 @@ impl<S: Store> Store for FailingStore<S> {
         self.inner.delete_by_filter(filter)
     }
 
+    fn apply_at_one_revision(
+        &self,
+        updates: &[Update],
+        schema: Option<&str>,
+    ) -> Result<ChangeSet, StoreError> {
+        self.write_gate()?;
+        self.inner.apply_at_one_revision(updates, schema)
+    }
+
     fn import(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,

@@ -210,6 +210,34 @@ impl Store for MemoryStore {
         Ok(state.finish(revision, changes))
     }
 
+    fn apply_at_one_revision(
+        &self,
+        updates: &[Update],
+        schema: Option<&str>,
+    ) -> Result<ChangeSet, StoreError> {
+        for update in updates {
+            check_relationship(&update.relationship)?;
+        }
+        let mut state = self.state.write();
+        let revision = Revision(state.head.0 + 1);
+        let mut changes = Vec::new();
+        let mut seen = rustc_hash::FxHashSet::default();
+        for update in updates {
+            let rel = &update.relationship;
+            if !seen.insert(rel.tuple()) {
+                continue;
+            }
+            match update.op {
+                UpdateOp::Create | UpdateOp::Touch => state.touch(rel, revision, &mut changes),
+                UpdateOp::Delete => state.delete(rel, revision, &mut changes),
+            }
+        }
+        if let Some(text) = schema {
+            state.schema = Some((text.to_string(), revision));
+        }
+        Ok(state.finish(revision, changes))
+    }
+
     fn import(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,

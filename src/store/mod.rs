@@ -247,6 +247,18 @@ pub trait Store: Send + Sync {
     /// even when it spans several transactions.
     fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError>;
 
+    /// Applies `updates` (any number; `create` acts as `touch`) and, when `schema` is
+    /// given, the new schema text, all at ONE new revision — the sync of a permissions
+    /// file. Atomic even when it spans several transactions: readers see the revision only
+    /// once everything is in, and a crash part-way is rolled back at the next open. The
+    /// caller has validated everything (names, ids, no relationship twice). Returns the
+    /// effective changes.
+    fn apply_at_one_revision(
+        &self,
+        updates: &[Update],
+        schema: Option<&str>,
+    ) -> Result<ChangeSet, StoreError>;
+
     /// Loads many relationships quickly (touch semantics), committing in chunks of
     /// [`CHUNK_SIZE`]; each chunk is its own revision and a reader may see some chunks
     /// before the last one lands. Durable (flushed) once, at the end. Returns the change

@@ -44,6 +44,7 @@ use crate::store::{
 
 mod gc;
 mod scan;
+mod sync;
 mod write;
 
 /// How to open a [`SledStore`].
@@ -428,6 +429,14 @@ impl Store for SledStore {
 
     fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError> {
         self.inner.delete_by_filter(filter)
+    }
+
+    fn apply_at_one_revision(
+        &self,
+        updates: &[Update],
+        schema: Option<&str>,
+    ) -> Result<ChangeSet, StoreError> {
+        self.inner.apply_at_one_revision(updates, schema)
     }
 
     fn import(

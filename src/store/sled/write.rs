@@ -113,7 +113,7 @@ impl Inner {
     /// The created-at revision and the stored relationship (with its caveat and
     /// expiration) of the live version of `rel`'s tuple, if it is live. Only the writer
     /// calls this, so nothing changes the answer before its commit.
-    fn live_version(
+    pub(super) fn live_version(
         &self,
         rel: &Relationship,
     ) -> Result<Option<(Revision, Relationship)>, StoreError> {
@@ -203,9 +203,11 @@ impl Inner {
         ))?;
         let revision = keys::decode_u64(revision).map_err(corrupt)?;
         let filter = keys::decode_filter(filter).map_err(corrupt)?;
+        // Versions deleted at the unfinished revision become live again; versions created
+        // at it (a sync, see `sync.rs`) are removed.
         let mut marked = Vec::new();
         self.scan_versions(&filter, &mut |rel, created, deleted| {
-            if deleted == revision {
+            if deleted == revision || created.0 == revision {
                 marked.push((rel, created));
             }
             true
@@ -213,7 +215,20 @@ impl Inner {
         for chunk in marked.chunks(CHUNK_SIZE) {
             let mut ops = Vec::with_capacity(chunk.len() * 2);
             for (rel, created) in chunk {
-                Self::version_ops(rel, *created, LIVE, &mut ops);
+                if created.0 == revision {
+                    for (tree, index) in [
+                        (TreeSlot::ByResource, Index::Resource),
+                        (TreeSlot::BySubject, Index::Subject),
+                    ] {
+                        ops.push(Op {
+                            tree,
+                            key: keys::version_key(index, rel, *created),
+                            value: None,
+                        });
+                    }
+                } else {
+                    Self::version_ops(rel, *created, LIVE, &mut ops);
+                }
             }
             self.commit(&ops)?;
         }
@@ -233,7 +248,10 @@ impl Inner {
         });
         self.commit(&ops)?;
         self.db.flush().map_err(io)?;
-        tracing::warn!(revision, "rolled back an unfinished delete by filter");
+        tracing::warn!(
+            revision,
+            "rolled back an unfinished delete by filter or sync"
+        );
         Ok(())
     }
 
