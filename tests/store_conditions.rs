@@ -114,7 +114,7 @@ fn issue11_delete_ends_the_stored_version_with_its_conditions() {
         // Delete by filter keeps the conditions in the change log as well.
         write(store, UpdateOp::Touch, CAVEATED);
         let deleted = store
-            .delete_by_filter(&RelationshipFilter::default())
+            .delete_by_filter(&RelationshipFilter::default(), 0)
             .unwrap();
         assert_eq!(render(&deleted.changes), [format!("Delete {CAVEATED}")]);
     });

@@ -64,7 +64,7 @@ fn child(path: &str) {
             }
             5 => {
                 let deleted = store
-                    .delete_by_filter(&bulk_filter(k))
+                    .delete_by_filter(&bulk_filter(k), 0)
                     .expect("child: delete");
                 assert_eq!(deleted.changes.len(), BULK);
                 println!("delete {k} {}", deleted.revision);

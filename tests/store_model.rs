@@ -55,7 +55,8 @@ enum Op {
         updates: Vec<(UpdateOp, usize)>,
         preconditions: Vec<(PreconditionOp, RelationshipFilter)>,
     },
-    DeleteByFilter(RelationshipFilter),
+    /// A filter and a limit (0 = every match).
+    DeleteByFilter(RelationshipFilter, usize),
     Import(Vec<usize>),
     Schema,
     Reopen,
@@ -123,7 +124,7 @@ fn op() -> impl Strategy<Value = Op> {
             prop::collection::vec((precondition_op(), filter()), 0..2),
         )
             .prop_map(|(updates, preconditions)| Op::Write { updates, preconditions }),
-        1 => filter().prop_map(Op::DeleteByFilter),
+        1 => (filter(), 0..4usize).prop_map(|(filter, limit)| Op::DeleteByFilter(filter, limit)),
         1 => prop::collection::vec(0..UNIVERSE, 0..10).prop_map(Op::Import),
         1 => Just(Op::Schema),
         1 => Just(Op::Reopen),
@@ -224,9 +225,11 @@ fn apply(store: &dyn Store, op: &Op) -> String {
             let res = store.write(&updates, &preconditions);
             format!("{:?}", res.map(|it| it.map(|set| canonical(vec![set]))))
         }
-        Op::DeleteByFilter(filter) => format!(
+        Op::DeleteByFilter(filter, limit) => format!(
             "{:?}",
-            store.delete_by_filter(filter).map(|set| canonical(vec![set]))
+            store
+                .delete_by_filter(filter, *limit)
+                .map(|set| canonical(vec![set]))
         ),
         Op::Import(idxs) => {
             format!(

@@ -296,7 +296,7 @@ fn delete_by_filter_removes_exactly_the_matching_live_tuples() {
             subject_relation: Some("...".into()),
             ..Default::default()
         };
-        let deleted = store.delete_by_filter(&filter).unwrap();
+        let deleted = store.delete_by_filter(&filter, 0).unwrap();
         let mut names: Vec<String> = deleted
             .changes
             .iter()
@@ -318,7 +318,7 @@ fn delete_by_filter_removes_exactly_the_matching_live_tuples() {
                 "folder:f#viewer@user:alice"
             ]
         );
-        let nothing = store.delete_by_filter(&filter).unwrap();
+        let nothing = store.delete_by_filter(&filter, 0).unwrap();
         assert!(nothing.changes.is_empty());
     });
 }
@@ -331,7 +331,7 @@ fn a_large_delete_by_filter_is_one_revision() {
             .import(&mut (0..n).map(|i| rel(&format!("doc:d{i}#viewer@user:u"))))
             .unwrap();
         let before = changes.last().unwrap().revision;
-        let deleted = store.delete_by_filter(&of_type("doc")).unwrap();
+        let deleted = store.delete_by_filter(&of_type("doc"), 0).unwrap();
         assert_eq!(deleted.revision, Revision(before.0 + 1));
         assert_eq!(deleted.changes.len(), n);
         assert_eq!(store.head().unwrap(), deleted.revision);
@@ -458,7 +458,7 @@ fn the_change_log_is_ordered_and_complete() {
             &[update(UpdateOp::Delete, "doc:a#viewer@user:alice")],
         );
         let noop = write_ok(store, &[touch("doc:b#viewer@user:bob")]);
-        let r5 = store.delete_by_filter(&of_type("doc")).unwrap().revision;
+        let r5 = store.delete_by_filter(&of_type("doc"), 0).unwrap().revision;
         assert_eq!(schema_revision, Revision(2));
         let log = store.changes_since(Revision(0), 0).unwrap();
         let flat: Vec<(u64, ChangeOp, String)> = log

@@ -185,7 +185,7 @@ fn an_interrupted_delete_by_filter_is_rolled_back_at_open() {
     assert_eq!(live_at(&store, head).len(), n);
     assert!(store.changes_since(head, 0).unwrap().is_empty());
     // The revision is free again, and a real delete now takes it whole.
-    let deleted = store.delete_by_filter(&filter).unwrap();
+    let deleted = store.delete_by_filter(&filter, 0).unwrap();
     assert_eq!(deleted.revision, pending);
     assert_eq!(deleted.changes.len(), n);
     assert!(live_at(&store, pending).is_empty());

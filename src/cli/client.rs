@@ -284,24 +284,33 @@ pub fn lookup(command: &LookupCommand) -> u8 {
             subject_type,
             connection,
         } => {
-            let body = LookupSubjectsBody {
-                resource: resource.clone(),
-                permission: permission.clone(),
-                subject_type: subject_type.clone(),
-                consistency: None,
-            };
-            match Client::new(connection)
-                .post::<_, LookupSubjectsAnswer>("/v1/lookup/subjects", &body)
-            {
-                Ok(answer) if connection.json => done(&json_line(&answer)),
-                Ok(answer) => {
-                    let mut lines = answer.subjects.clone();
-                    if !answer.excluded.is_empty() {
-                        lines.push(format!("except: {}", answer.excluded.join(", ")));
+            let client = Client::new(connection);
+            let mut cursor = None;
+            loop {
+                let body = LookupSubjectsBody {
+                    resource: resource.clone(),
+                    permission: permission.clone(),
+                    subject_type: subject_type.clone(),
+                    limit: None,
+                    cursor: cursor.take(),
+                    consistency: None,
+                };
+                let page: LookupSubjectsAnswer = match client.post("/v1/lookup/subjects", &body) {
+                    Ok(page) => page,
+                    Err(err) => return fail(&err),
+                };
+                if connection.json {
+                    print_out(&json_line(&page));
+                } else {
+                    print_lines(&page.subjects);
+                    if !page.excluded.is_empty() {
+                        print_out(&format!("except: {}", page.excluded.join(", ")));
                     }
-                    done(&lines.join("\n"))
                 }
-                Err(err) => fail(&err),
+                match page.cursor {
+                    Some(next) => cursor = Some(next),
+                    None => return EXIT_OK,
+                }
             }
         }
     }
@@ -372,7 +381,11 @@ pub fn delete(args: &FilterArgs) -> u8 {
         Ok(filter) => filter,
         Err(err) => return fail(&err),
     };
-    let body = DeleteBody { filter };
+    let body = DeleteBody {
+        filter,
+        limit: None,
+        allow_partial_deletions: false,
+    };
     match Client::new(&args.connection).post::<_, DeleteAnswer>("/v1/relationships/delete", &body) {
         Ok(answer) if args.connection.json => done(&json_line(&answer)),
         Ok(answer) => done(&format!(
@@ -476,6 +489,7 @@ fn render_tree(tree: &TreeBody, depth: usize, out: &mut String) {
         ),
         NodeKind::Nil => format!("{head}: nil"),
         NodeKind::Userset => format!("{head}: (not expanded)"),
+        NodeKind::Repeated => format!("{head}: (expanded above)"),
     };
     out.push_str(&line);
     out.push('\n');

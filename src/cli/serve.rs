@@ -225,6 +225,7 @@ impl ServeConfig {
                 cache_capacity: args.cache_capacity,
                 durable: !args.no_fsync,
                 gc_retention: Duration::from_secs(args.gc_retention_secs),
+                max_batch: args.max_batch,
                 ..engine::Config::default()
             },
             log_format: args.log_format,

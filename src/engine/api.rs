@@ -106,6 +106,11 @@ pub enum ExpandNode {
     Nil,
     /// A userset on another object that this expansion did not follow.
     Userset,
+    /// A userset this answer already expanded: its subjects are those of the first node
+    /// with the same `resource` and `relation`, which comes earlier in document order
+    /// (depth first, children in order). A recursive expand expands each userset once, so
+    /// shared subgroups (a diamond) cost one subtree, not one per path.
+    Repeated,
 }
 
 /// The expansion of one userset at one revision.
@@ -124,16 +129,60 @@ pub struct ResourcePage {
     pub revision: Revision,
 }
 
-/// The subjects of one type that hold a permission on a resource.
+/// The subjects of one type that hold a permission on a resource (one page of them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SubjectsAnswer {
-    /// Subject ids, sorted; `*` when a wildcard grants the permission to every subject of
-    /// the type (then the ids in `excluded` are the exceptions).
+    /// Subject ids, sorted by byte order; `*` (which sorts first) when a wildcard grants the
+    /// permission to every subject of the type (then the ids in `excluded` are the
+    /// exceptions).
     pub subjects: Vec<String>,
     /// With `*`: known ids the wildcard grant does not reach (for example `user:* - banned`);
-    /// empty without `*`.
+    /// empty without `*`. Sent in full with the first page only.
     pub excluded: Vec<String>,
+    /// Pass back to get the next page; `None` when this is the last page.
+    pub cursor: Option<String>,
     pub revision: Revision,
+}
+
+/// How much a delete by filter may remove (SpiceDB's `optional_limit` and
+/// `optional_allow_partial_deletions`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteOptions {
+    /// The most relationships one request deletes: [`DEFAULT_DELETE_LIMIT`] when `None`,
+    /// at most [`MAX_DELETE_LIMIT`].
+    pub limit: Option<usize>,
+    /// When more relationships match than `limit`: delete `limit` of them (in key order)
+    /// and report [`Deleted::partial`], instead of refusing the whole delete.
+    pub allow_partial_deletions: bool,
+}
+
+/// The deletion limit when a request sets none.
+pub const DEFAULT_DELETE_LIMIT: usize = 1_000;
+
+/// The largest deletion limit a request may ask for: it bounds one revision's change set,
+/// hence one watch event.
+pub const MAX_DELETE_LIMIT: usize = 10_000;
+
+/// Whether the store accepts writes, for `/readyz`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StoreHealth {
+    /// The last write (or recovery probe) succeeded.
+    Ok,
+    /// A write failed on I/O (a full disk, say) and recovery has not succeeded yet; every
+    /// write first tries to recover, and succeeds once the cause is gone.
+    Failing { reason: String },
+}
+
+/// Counters of the lookup walks since the engine opened (work, not time).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LookupStats {
+    /// Full lookups computed (a page not served from the page cache).
+    pub walks: u64,
+    /// Steps those walks took (facts derived, candidates checked).
+    pub steps: u64,
+    /// Pages served by resuming a cached result at the cursor.
+    pub resumed_pages: u64,
 }
 
 /// One page of a filtered relationship read.
@@ -151,6 +200,9 @@ pub struct Deleted {
     pub revision: Revision,
     /// How many live relationships it removed.
     pub deleted: usize,
+    /// Whether more relationships matched than were deleted (only with
+    /// [`DeleteOptions::allow_partial_deletions`]); repeat the request to delete more.
+    pub partial: bool,
 }
 
 /// Check-cache counters since the engine opened.

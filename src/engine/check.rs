@@ -27,6 +27,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::schema::{Expr, RelationId, RelationKind, Schema, TypeId};
 
 use super::EngineError;
+use super::deadline::Budget;
 use super::index::{Forward, IndexData, NO_REL, Node, ObjKey, Sym};
 use super::plan::Plan;
 
@@ -45,6 +46,8 @@ pub(crate) struct Snapshot<'a> {
     pub index: &'a IndexData,
     pub rev: u64,
     pub depth_limit: u32,
+    /// The request's deadline, ticked once per goal.
+    pub budget: &'a Budget,
 }
 
 /// The subject of a check.
@@ -249,6 +252,7 @@ impl<'a> Checker<'a> {
     }
 
     fn goal(&mut self, goal: Goal, depth: u32) -> Result<Outcome, EngineError> {
+        self.snap.budget.tick()?;
         if let Some(value) = self.memo.get(&goal) {
             return Ok(Outcome {
                 value: *value,
@@ -801,6 +805,7 @@ mod tests {
             index: &index,
             rev: 1,
             depth_limit: 50,
+            budget: &crate::engine::deadline::UNBOUNDED,
         };
         let user = index.sym("user").unwrap();
         let goal = Goal {
@@ -851,6 +856,7 @@ mod tests {
             index,
             rev,
             depth_limit: 50,
+            budget: &crate::engine::deadline::UNBOUNDED,
         }
     }
 

@@ -56,6 +56,24 @@ pub enum EngineError {
         "depth limit of {0} exceeded: the relationship graph is too deep or the schema recurses"
     )]
     DepthExceeded(u32),
+    /// The request's deadline passed or it was cancelled; the walk stopped (HTTP 503).
+    #[error("the request was cancelled: its deadline passed before the answer was complete")]
+    DeadlineExceeded,
+    /// An expand answer would hold more nodes than the limit (HTTP 400); no partial tree
+    /// is returned.
+    #[error(
+        "expand answer too large: more than {limit} nodes; expand one level, or a narrower relation"
+    )]
+    ExpandTooLarge { limit: usize },
+    /// A delete by filter matches more relationships than its limit and partial deletion
+    /// was not allowed; nothing was deleted (HTTP 400).
+    #[error(
+        "delete matches more than {limit} relationships: raise `limit` (at most {max}) or set `allow_partial_deletions`"
+    )]
+    DeleteTooLarge { limit: usize, max: usize },
+    /// The store failed an earlier write and has not recovered yet (HTTP 503).
+    #[error("the store is unavailable: {0}")]
+    StoreUnavailable(String),
     /// The requested snapshot was garbage-collected (HTTP 400).
     #[error(
         "revision {requested} is no longer available: the oldest readable revision is {oldest}"
@@ -82,6 +100,10 @@ impl EngineError {
             Self::InvalidSchema(_) => "invalid_schema",
             Self::SchemaOrphans { .. } => "schema_orphans",
             Self::DepthExceeded(_) => "depth_exceeded",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::ExpandTooLarge { .. } => "expand_too_large",
+            Self::DeleteTooLarge { .. } => "delete_too_large",
+            Self::StoreUnavailable(_) => "store_unavailable",
             Self::SnapshotExpired { .. } => "snapshot_expired",
             Self::SnapshotAhead { .. } => "snapshot_ahead",
             Self::Store(StoreError::InvalidCursor(_)) => "invalid_argument",
@@ -93,7 +115,10 @@ impl EngineError {
 
     /// Whether the caller caused the failure (a 4xx), as opposed to the server (5xx).
     pub fn is_client_error(&self) -> bool {
-        !matches!(self.code(), "no_schema" | "store_failure")
+        !matches!(
+            self.code(),
+            "no_schema" | "store_failure" | "store_unavailable" | "deadline_exceeded"
+        )
     }
 
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {

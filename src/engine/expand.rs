@@ -7,6 +7,15 @@
 //! subject sets and arrow targets appear as [`ExpandNode::Userset`] references. Recursive
 //! expansion follows them, leaving a userset already open higher up as a reference (so
 //! cycles end) and answering [`EngineError::DepthExceeded`] past the depth limit.
+//!
+//! Bounds: a recursive expansion expands each userset once; meeting it again (a shared
+//! subgroup, a diamond) yields an [`ExpandNode::Repeated`] node that refers to the first
+//! one, so the answer grows with the graph, not with the number of paths through it. The
+//! answer holds at most `limit` items (nodes plus leaf subjects): past that it is
+//! [`EngineError::ExpandTooLarge`], never a truncated tree. Every node ticks the request's
+//! budget, so a cancelled request stops.
+
+use rustc_hash::FxHashSet;
 
 use crate::model::ObjectRef;
 use crate::schema::{Expr, RelationKind, TypeId};
@@ -15,35 +24,69 @@ use super::check::{Goal, Snapshot};
 use super::index::{NO_REL, Node};
 use super::{EngineError, ExpandDepth, ExpandNode, ExpandTree};
 
-/// The tree of `goal` (whose object is `resource`).
+/// The tree of `goal` (whose object is `resource`), of at most `limit` items.
 pub(crate) fn expand(
     snap: Snapshot<'_>,
     resource: &ObjectRef,
     goal: Goal,
     depth: ExpandDepth,
+    limit: usize,
 ) -> Result<ExpandTree, EngineError> {
     let mut expander = Expander {
         snap,
         recursive: depth == ExpandDepth::Recursive,
         open: Vec::new(),
+        expanded: FxHashSet::default(),
+        low: NO_LOW,
+        items: 0,
+        limit,
     };
     expander.userset(&resource.object_type, &resource.object_id, goal, 0, true)
 }
+
+/// No cycle cut in the subtree.
+const NO_LOW: usize = usize::MAX;
 
 struct Expander<'a> {
     snap: Snapshot<'a>,
     recursive: bool,
     /// Usersets being expanded on the current path.
     open: Vec<Goal>,
+    /// Usersets expanded in full so far (recursive mode): met again, they are repeats.
+    /// Only a subtree that cut no cycle back to an ancestor is kept here: its expansion
+    /// does not depend on the path it was reached by.
+    expanded: FxHashSet<Goal>,
+    /// The lowest position in `open` that the subtree being built cut a cycle back to.
+    low: usize,
+    /// Items (nodes and leaf subjects) in the answer so far.
+    items: usize,
+    limit: usize,
 }
 
 impl Expander<'_> {
-    fn reference(&self, type_name: &str, id: &str, goal: Goal) -> ExpandTree {
-        ExpandTree {
+    /// Counts `n` more items of the answer; past the limit the answer is refused.
+    fn spend(&mut self, n: usize) -> Result<(), EngineError> {
+        self.snap.budget.tick()?;
+        self.items = self.items.saturating_add(n);
+        if self.items > self.limit {
+            return Err(EngineError::ExpandTooLarge { limit: self.limit });
+        }
+        Ok(())
+    }
+
+    fn reference(
+        &mut self,
+        type_name: &str,
+        id: &str,
+        goal: Goal,
+        node: ExpandNode,
+    ) -> Result<ExpandTree, EngineError> {
+        self.spend(1)?;
+        Ok(ExpandTree {
             resource: format!("{type_name}:{id}"),
             relation: self.snap.schema.relation_by_id(goal.rel).name.clone(),
-            node: ExpandNode::Userset,
-        }
+            node,
+        })
     }
 
     /// Expands `type_name:id#rel`; `follow` says whether this object may be entered.
@@ -55,12 +98,22 @@ impl Expander<'_> {
         depth: u32,
         follow: bool,
     ) -> Result<ExpandTree, EngineError> {
-        if !follow || self.open.contains(&goal) {
-            return Ok(self.reference(type_name, id, goal));
+        if !follow {
+            return self.reference(type_name, id, goal, ExpandNode::Userset);
+        }
+        if let Some(pos) = self.open.iter().position(|it| *it == goal) {
+            self.low = self.low.min(pos);
+            return self.reference(type_name, id, goal, ExpandNode::Userset);
+        }
+        if self.recursive && self.expanded.contains(&goal) {
+            return self.reference(type_name, id, goal, ExpandNode::Repeated);
         }
         if depth > self.snap.depth_limit {
             return Err(EngineError::DepthExceeded(self.snap.depth_limit));
         }
+        self.spend(1)?;
+        let position = self.open.len();
+        let outer_low = std::mem::replace(&mut self.low, NO_LOW);
         self.open.push(goal);
         let schema = self.snap.schema;
         let node = match &schema.relation_by_id(goal.rel).kind {
@@ -68,6 +121,16 @@ impl Expander<'_> {
             RelationKind::Permission { expr } => self.expr(type_name, id, goal, expr, depth),
         };
         self.open.pop();
+        if self.recursive && self.low >= position {
+            self.expanded.insert(goal);
+        }
+        // Cuts back to this userset itself do not concern the enclosing subtrees.
+        let inner_low = if self.low < position {
+            self.low
+        } else {
+            NO_LOW
+        };
+        self.low = outer_low.min(inner_low);
         Ok(ExpandTree {
             resource: format!("{type_name}:{id}"),
             relation: schema.relation_by_id(goal.rel).name.clone(),
@@ -83,11 +146,13 @@ impl Expander<'_> {
             id: goal.id,
             rel: snap.plan.rel_sym[goal.rel.0 as usize],
         };
-        let mut subjects: Vec<String> = index
-            .objects(node, snap.rev)
-            .map(|obj| format!("{}:{}", index.name(obj.ty), index.name(obj.id)))
-            .collect();
+        let mut subjects: Vec<String> = Vec::new();
+        for obj in index.objects(node, snap.rev) {
+            self.spend(1)?;
+            subjects.push(format!("{}:{}", index.name(obj.ty), index.name(obj.id)));
+        }
         let sets: Vec<Node> = index.usersets(node, snap.rev).collect();
+        self.spend(sets.len())?;
         let mut children = Vec::new();
         for set in &sets {
             let mut text = format!("{}:{}", index.name(set.ty), index.name(set.id));
@@ -114,6 +179,7 @@ impl Expander<'_> {
         if children.is_empty() {
             return Ok(ExpandNode::Leaf { subjects });
         }
+        self.spend(1)?;
         let leaf = ExpandTree {
             resource: format!("{}:{}", index.name(node.ty), index.name(node.id)),
             relation: snap.schema.relation_by_id(goal.rel).name.clone(),
@@ -144,11 +210,14 @@ impl Expander<'_> {
                     depth + 1,
                     true,
                 ),
-                other => Ok(ExpandTree {
-                    resource: format!("{type_name}:{id}"),
-                    relation: this.snap.schema.relation_by_id(goal.rel).name.clone(),
-                    node: this.expr(type_name, id, goal, other, depth)?,
-                }),
+                other => {
+                    this.spend(1)?;
+                    Ok(ExpandTree {
+                        resource: format!("{type_name}:{id}"),
+                        relation: this.snap.schema.relation_by_id(goal.rel).name.clone(),
+                        node: this.expr(type_name, id, goal, other, depth)?,
+                    })
+                }
             }
         };
         match expr {

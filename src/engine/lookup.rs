@@ -12,118 +12,185 @@
 //! **Lookup subjects** collects every id of the subject type reachable forward from the
 //! resource (a superset), then keeps those a check allows; `*` is reported when the
 //! wildcard subject is allowed, with the collected ids the check denies as `excluded`.
+//!
+//! Both walks tick the request's budget (cancellation), can run in chunks so that the
+//! caller releases the index lock in between, and answer [`EngineError::DepthExceeded`]
+//! where a check of a result would (a result reached only deeper than the depth limit), so
+//! that check and lookups agree at the limit.
 
 use std::collections::VecDeque;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::model::WILDCARD_ID;
 use crate::schema::{Expr, RelationId, RelationKind, TypeId};
 
 use super::EngineError;
 use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_SUBJECT};
 use super::index::{NO_REL, Node, ObjKey, Sym};
 
-/// Every id of `resource_type` on which `subject` holds `permission` (unsorted).
-/// `subject_id` names the subject's id when the index never saw it.
-pub(crate) fn resources(
-    snap: Snapshot<'_>,
-    resource_type: TypeId,
-    permission: RelationId,
+/// A lookup resources walk that can pause between steps: its state holds no borrow of the
+/// index, so the caller may release the index lock between chunks of steps and resume at
+/// the same revision (the index is MVCC: a snapshot stays readable while it is not
+/// collected, and symbols are never reused).
+///
+/// Depth: a fact's depth is the number of steps (subject set, arrow, permission
+/// reference) between it and the subject, the quantity a check bounds by its depth limit.
+/// Facts are derived breadth-first, so a fact's first depth is its least; a resource
+/// reached only deeper than the limit is [`EngineError::DepthExceeded`], as its check is.
+pub(crate) struct ResourceWalk {
     subject: Subject,
-    subject_id: &str,
-) -> Result<Vec<String>, EngineError> {
-    let mut walk = ResourceWalk {
-        snap,
-        checker: Checker::new(snap, subject),
-        facts: FxHashSet::default(),
-        refuted: FxHashSet::default(),
-        queue: VecDeque::new(),
-    };
-    walk.seed(subject);
-    let mut found = Vec::new();
-    while let Some(fact) = walk.queue.pop_front() {
-        if fact.ty == resource_type && fact.rel == permission {
-            let name = if fact.id == UNKNOWN_SUBJECT {
-                subject_id
-            } else {
-                snap.index.name(fact.id)
-            };
-            found.push(name.to_string());
-        }
-        walk.derive(fact)?;
-    }
-    Ok(found)
-}
-
-struct ResourceWalk<'a> {
-    snap: Snapshot<'a>,
-    /// Confirms candidates; shares its memo across them.
-    checker: Checker<'a>,
-    /// Facts derived so far (also the visited set).
-    facts: FxHashSet<Goal>,
+    /// The subject's id as requested, named when the index never saw it.
+    subject_id: String,
+    target: (TypeId, RelationId),
+    /// Facts derived so far (also the visited set), with their least depth.
+    facts: FxHashMap<Goal, u32>,
     /// Candidates a check refuted.
     refuted: FxHashSet<Goal>,
-    queue: VecDeque<Goal>,
+    queue: VecDeque<(Goal, u32)>,
+    seeded: bool,
+    found: Vec<String>,
+    /// Facts taken from the queue so far (the work done).
+    pub steps: u64,
 }
 
-impl<'a> ResourceWalk<'a> {
-    fn seed(&mut self, subject: Subject) {
+impl ResourceWalk {
+    /// A walk for the `resource_type` objects on which `subject` holds `permission`.
+    pub fn new(
+        subject: Subject,
+        subject_id: &str,
+        resource_type: TypeId,
+        permission: RelationId,
+    ) -> Self {
+        Self {
+            subject,
+            subject_id: subject_id.to_string(),
+            target: (resource_type, permission),
+            facts: FxHashMap::default(),
+            refuted: FxHashSet::default(),
+            queue: VecDeque::new(),
+            seeded: false,
+            found: Vec::new(),
+            steps: 0,
+        }
+    }
+
+    /// Takes at most `max_steps` steps in `snap`; `Ok(true)` once the walk is complete.
+    pub fn run(&mut self, snap: Snapshot<'_>, max_steps: usize) -> Result<bool, EngineError> {
+        let mut step = Step {
+            snap,
+            checker: Checker::new(snap, self.subject),
+            walk: self,
+        };
+        if !step.walk.seeded {
+            step.walk.seeded = true;
+            step.seed();
+        }
+        for _ in 0..max_steps {
+            let Some((fact, depth)) = step.walk.queue.pop_front() else {
+                return Ok(true);
+            };
+            snap.budget.tick()?;
+            step.walk.steps += 1;
+            if (fact.ty, fact.rel) == step.walk.target {
+                if depth > snap.depth_limit {
+                    return Err(EngineError::DepthExceeded(snap.depth_limit));
+                }
+                let name = if fact.id == UNKNOWN_SUBJECT {
+                    step.walk.subject_id.clone()
+                } else {
+                    snap.index.name(fact.id).to_string()
+                };
+                step.walk.found.push(name);
+            }
+            step.derive(fact, depth)?;
+        }
+        Ok(step.walk.queue.is_empty())
+    }
+
+    /// The ids found (unsorted).
+    pub fn into_found(self) -> Vec<String> {
+        self.found
+    }
+}
+
+/// One chunk of a [`ResourceWalk`]: the walk with the snapshot and a checker for it.
+struct Step<'w, 'a> {
+    snap: Snapshot<'a>,
+    /// Confirms candidates; shares its memo across the candidates of this chunk.
+    checker: Checker<'a>,
+    walk: &'w mut ResourceWalk,
+}
+
+impl Step<'_, '_> {
+    fn seed(&mut self) {
         let star = self.snap.index.star();
-        match subject {
+        match self.walk.subject {
             Subject::Object(obj) => {
-                self.tuples_naming(Node {
-                    ty: obj.ty,
-                    id: obj.id,
-                    rel: NO_REL,
-                });
-                self.tuples_naming(Node {
-                    ty: obj.ty,
+                self.tuples_naming(
+                    Node {
+                        ty: obj.ty,
+                        id: obj.id,
+                        rel: NO_REL,
+                    },
+                    0,
+                );
+                self.tuples_naming(
+                    Node {
+                        ty: obj.ty,
+                        id: star,
+                        rel: NO_REL,
+                    },
+                    0,
+                );
+            }
+            Subject::Wildcard(ty) => self.tuples_naming(
+                Node {
+                    ty,
                     id: star,
                     rel: NO_REL,
-                });
-            }
-            Subject::Wildcard(ty) => self.tuples_naming(Node {
-                ty,
-                id: star,
-                rel: NO_REL,
-            }),
+                },
+                0,
+            ),
             Subject::Set(node) => {
                 // The "self" rule: a subject set holds its own relation.
                 if let Some(ty) = self.snap.plan.type_of(node.ty)
                     && let Some(rel) = self.snap.plan.rel_of(ty, node.rel)
                 {
-                    self.add(Goal {
-                        ty,
-                        id: node.id,
-                        rel,
-                    });
+                    self.add(
+                        Goal {
+                            ty,
+                            id: node.id,
+                            rel,
+                        },
+                        0,
+                    );
                 }
             }
         }
     }
 
-    fn add(&mut self, fact: Goal) {
-        if self.facts.insert(fact) {
-            self.queue.push_back(fact);
+    fn add(&mut self, fact: Goal, depth: u32) {
+        if let std::collections::hash_map::Entry::Vacant(entry) = self.walk.facts.entry(fact) {
+            entry.insert(depth);
+            self.walk.queue.push_back((fact, depth));
         }
     }
 
     /// A candidate under an intersection or exclusion: a fact only if a check agrees.
-    fn candidate(&mut self, fact: Goal) -> Result<(), EngineError> {
-        if self.facts.contains(&fact) || self.refuted.contains(&fact) {
+    fn candidate(&mut self, fact: Goal, depth: u32) -> Result<(), EngineError> {
+        if self.walk.facts.contains_key(&fact) || self.walk.refuted.contains(&fact) {
             return Ok(());
         }
         if self.checker.check(fact)? {
-            self.add(fact);
+            self.add(fact, depth);
         } else {
-            self.refuted.insert(fact);
+            self.walk.refuted.insert(fact);
         }
         Ok(())
     }
 
-    /// Facts from the tuples whose subject is exactly `subject`.
-    fn tuples_naming(&mut self, subject: Node) {
+    /// Facts from the tuples whose subject is exactly `subject`, at `depth`.
+    fn tuples_naming(&mut self, subject: Node, depth: u32) {
         let index = self.snap.index;
         for (res_ty, rel, id) in index.resources_of(subject, self.snap.rev) {
             let Some(ty) = self.snap.plan.type_of(res_ty) else {
@@ -132,21 +199,25 @@ impl<'a> ResourceWalk<'a> {
             let Some(rel) = self.snap.plan.rel_of(ty, rel) else {
                 continue;
             };
-            self.add(Goal { ty, id, rel });
+            self.add(Goal { ty, id, rel }, depth);
         }
     }
 
-    fn derive(&mut self, fact: Goal) -> Result<(), EngineError> {
+    fn derive(&mut self, fact: Goal, depth: u32) -> Result<(), EngineError> {
         let plan = self.snap.plan;
         let index = self.snap.index;
         let rev = self.snap.rev;
+        let next_depth = depth.saturating_add(1);
         let ty_sym = plan.type_sym[fact.ty.0 as usize];
         // Tuples `T:x#rel@V:v#r`.
-        self.tuples_naming(Node {
-            ty: ty_sym,
-            id: fact.id,
-            rel: plan.rel_sym[fact.rel.0 as usize],
-        });
+        self.tuples_naming(
+            Node {
+                ty: ty_sym,
+                id: fact.id,
+                rel: plan.rel_sym[fact.rel.0 as usize],
+            },
+            next_depth,
+        );
         // Permissions of the same type that use the relation.
         for edge in &plan.computed_edges[fact.rel.0 as usize] {
             let next = Goal {
@@ -155,9 +226,9 @@ impl<'a> ResourceWalk<'a> {
                 rel: edge.permission,
             };
             if edge.confirm {
-                self.candidate(next)?;
+                self.candidate(next, next_depth)?;
             } else {
-                self.add(next);
+                self.add(next, next_depth);
             }
         }
         // Arrows `tupleset.rel` on other objects whose tupleset names `V:v`.
@@ -180,9 +251,9 @@ impl<'a> ResourceWalk<'a> {
                         rel: edge.permission,
                     };
                     if edge.confirm {
-                        self.candidate(next)?;
+                        self.candidate(next, next_depth)?;
                     } else {
-                        self.add(next);
+                        self.add(next, next_depth);
                     }
                 }
             }
@@ -191,63 +262,95 @@ impl<'a> ResourceWalk<'a> {
     }
 }
 
-/// The ids of `subject_type` objects holding `goal`, sorted, with `*` first when the
-/// wildcard holds it; and, with `*`, the collected ids it does not reach.
-pub(crate) fn subjects(
+/// The candidates of a lookup subjects: every id of the subject type named under the goal.
+pub(crate) struct Candidates {
+    pub ids: Vec<Sym>,
+    /// Whether an intersection or exclusion was met: then each candidate must be checked.
+    pub needs_check: bool,
+    /// Whether the wildcard subject holds the goal.
+    pub wildcard: bool,
+}
+
+/// Collects the candidates of `goal` for subjects of type `subject_type` and checks the
+/// wildcard. A candidate named only deeper than the depth limit is
+/// [`EngineError::DepthExceeded`], as its check would be.
+pub(crate) fn subject_candidates(
     snap: Snapshot<'_>,
     goal: Goal,
     subject_type: TypeId,
-) -> Result<(Vec<String>, Vec<String>), EngineError> {
+) -> Result<Candidates, EngineError> {
     let type_sym = snap.plan.type_sym[subject_type.0 as usize];
-    let (candidates, needs_check) = collect_candidates(snap, goal, type_sym);
+    let (ids, needs_check) = collect_candidates(snap, goal, type_sym)?;
     let wildcard = Checker::new(snap, Subject::Wildcard(type_sym)).check(goal)?;
-    let mut allowed = Vec::new();
-    let mut excluded = Vec::new();
-    for id in candidates {
+    Ok(Candidates {
+        ids,
+        needs_check,
+        wildcard,
+    })
+}
+
+/// Sorts `ids` (candidates of `subject_type`) into those holding `goal` and those that do
+/// not, by name; without `needs_check` every candidate holds.
+pub(crate) fn confirm_subjects(
+    snap: Snapshot<'_>,
+    goal: Goal,
+    subject_type: TypeId,
+    ids: &[Sym],
+    needs_check: bool,
+    allowed: &mut Vec<String>,
+    denied: &mut Vec<String>,
+) -> Result<(), EngineError> {
+    let type_sym = snap.plan.type_sym[subject_type.0 as usize];
+    for &id in ids {
+        snap.budget.tick()?;
         let holds = !needs_check
             || Checker::new(snap, Subject::Object(ObjKey { ty: type_sym, id })).check(goal)?;
         let name = snap.index.name(id).to_string();
         if holds {
             allowed.push(name);
-        } else if wildcard {
-            excluded.push(name);
+        } else {
+            denied.push(name);
         }
     }
-    allowed.sort_unstable();
-    excluded.sort_unstable();
-    if wildcard {
-        allowed.insert(0, WILDCARD_ID.to_string());
-    }
-    Ok((allowed, excluded))
+    Ok(())
 }
 
 /// Every id of type `type_sym` named anywhere under `goal` (objects of relations, through
-/// subject sets and arrows), and whether an intersection or exclusion was met (then each
-/// candidate must be checked).
-fn collect_candidates(snap: Snapshot<'_>, goal: Goal, type_sym: Sym) -> (Vec<Sym>, bool) {
+/// subject sets and arrows), breadth-first with each node's least depth, and whether an
+/// intersection or exclusion was met (then each candidate must be checked).
+fn collect_candidates(
+    snap: Snapshot<'_>,
+    goal: Goal,
+    type_sym: Sym,
+) -> Result<(Vec<Sym>, bool), EngineError> {
     let index = snap.index;
     let star = index.star();
     let mut seen_ids: FxHashSet<Sym> = FxHashSet::default();
     let mut ids = Vec::new();
     let mut visited: FxHashSet<Goal> = FxHashSet::default();
-    let mut queue = vec![goal];
+    let mut queue = VecDeque::from([(goal, 0u32)]);
     let mut needs_check = false;
     visited.insert(goal);
-    while let Some(current) = queue.pop() {
+    while let Some((current, depth)) = queue.pop_front() {
+        snap.budget.tick()?;
         let node = Node {
             ty: snap.plan.type_sym[current.ty.0 as usize],
             id: current.id,
             rel: snap.plan.rel_sym[current.rel.0 as usize],
         };
-        let mut push = |next: Goal, queue: &mut Vec<Goal>| {
+        let next_depth = depth.saturating_add(1);
+        let mut push = |next: Goal, queue: &mut VecDeque<(Goal, u32)>| {
             if visited.insert(next) {
-                queue.push(next);
+                queue.push_back((next, next_depth));
             }
         };
         match &snap.schema.relation_by_id(current.rel).kind {
             RelationKind::Relation { .. } => {
                 for obj in index.objects(node, snap.rev) {
                     if obj.ty == type_sym && seen_ids.insert(obj.id) {
+                        if depth > snap.depth_limit {
+                            return Err(EngineError::DepthExceeded(snap.depth_limit));
+                        }
                         ids.push(obj.id);
                     }
                 }
@@ -319,7 +422,7 @@ fn collect_candidates(snap: Snapshot<'_>, goal: Goal, type_sym: Sym) -> (Vec<Sym
             }
         }
     }
-    (ids, needs_check)
+    Ok((ids, needs_check))
 }
 
 enum ExprRef<'e> {

@@ -12,7 +12,10 @@
 //! - `writer`: the shared state and the write path; `schema_text`: compiling schema text
 //!   and refusing schema changes that orphan relationships;
 //! - `queries`: the read side — consistency mode → revision, names → symbols, the cache;
-//! - `check`, `expand`, `lookup`: the walks; `cache`: the bounded check cache.
+//! - `check`, `expand`, `lookup`: the walks; `cache`: the bounded check cache;
+//! - `deadline`: [`Deadline`] and the budget every walk ticks (cancellation);
+//! - `filters`: filters and preconditions validated against the schema;
+//! - `pages`: the cache of sorted lookup results that later pages resume from.
 //!
 //! Writes go through one lock: validate against the schema (`schema::admit`) →
 //! `Store::write` → apply the committed change set to the index → publish the new head
@@ -26,10 +29,13 @@
 pub mod api;
 mod cache;
 mod check;
+mod deadline;
 pub mod error;
 mod expand;
+mod filters;
 mod index;
 mod lookup;
+mod pages;
 mod plan;
 mod queries;
 mod schema_text;
@@ -49,9 +55,11 @@ use crate::store::{
 };
 
 pub use api::{
-    BulkDecision, CacheStats, CheckRequest, Consistency, Decision, Deleted, ExpandDepth,
-    ExpandNode, ExpandTree, Expansion, ReadPage, ResourcePage, SubjectsAnswer,
+    BulkDecision, CacheStats, CheckRequest, Consistency, DEFAULT_DELETE_LIMIT, Decision,
+    DeleteOptions, Deleted, ExpandDepth, ExpandNode, ExpandTree, Expansion, LookupStats,
+    MAX_DELETE_LIMIT, ReadPage, ResourcePage, StoreHealth, SubjectsAnswer,
 };
+pub use deadline::Deadline;
 pub use error::{EngineError, SchemaProblem};
 pub use index::IndexStats;
 pub use sync::{SyncReport, SyncRequest};
@@ -77,6 +85,12 @@ pub struct Config {
     /// How long old tuple versions stay readable (exact-snapshot reads, watch) before the
     /// background collector drops them.
     pub gc_retention: Duration,
+    /// The most items (nodes plus leaf subjects) one expand answer may hold; a larger
+    /// answer is [`EngineError::ExpandTooLarge`], never a truncated tree.
+    pub expand_limit: usize,
+    /// The most updates plus preconditions one write may hold (the server's
+    /// `--max-batch`); at most [`crate::store::MAX_WRITE_UPDATES`].
+    pub max_batch: usize,
 }
 
 impl Default for Config {
@@ -87,6 +101,8 @@ impl Default for Config {
             quantization_window: Duration::from_secs(5),
             durable: true,
             gc_retention: Duration::from_secs(24 * 60 * 60),
+            expand_limit: 100_000,
+            max_batch: crate::store::MAX_WRITE_UPDATES,
         }
     }
 }
@@ -94,7 +110,9 @@ impl Default for Config {
 /// An embeddable arbiter: a store, the schema, the in-memory read path and the check cache.
 ///
 /// Cheap to clone (a handle to shared state) and safe to use from many threads. Every
-/// method is synchronous; async callers should run writes on a blocking thread.
+/// method is synchronous; async callers should run them on a blocking thread. A handle may
+/// carry a [`Deadline`] ([`Arbiter::with_deadline`]): every walk it starts stops with
+/// [`EngineError::DeadlineExceeded`] once the deadline passes.
 ///
 /// ```
 /// use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency};
@@ -122,6 +140,8 @@ impl Default for Config {
 #[derive(Clone)]
 pub struct Arbiter {
     inner: Arc<writer::Inner>,
+    /// When the calls made through this handle stop being worth answering.
+    deadline: Deadline,
 }
 
 impl Arbiter {
@@ -152,7 +172,24 @@ impl Arbiter {
     /// in-memory index from the live relationships.
     pub fn with_store(store: Box<dyn Store>, config: Config) -> Result<Self, EngineError> {
         let inner = writer::Inner::open(store, config)?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            deadline: Deadline::none(),
+        })
+    }
+
+    /// A handle to the same engine whose calls stop at `deadline` (checks, bulk checks,
+    /// expands, lookups, reads and deletes): the way a server makes a request that timed
+    /// out, or whose client left, stop working.
+    pub fn with_deadline(&self, deadline: Deadline) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            deadline,
+        }
+    }
+
+    fn budget(&self) -> deadline::Budget {
+        deadline::Budget::new(self.deadline.clone())
     }
 
     /// Compiles `text` and makes it the schema at a new revision. Refused (and nothing
@@ -193,6 +230,7 @@ impl Arbiter {
         updates: &[Update],
         preconditions: &[Precondition],
     ) -> Result<Result<Revision, WriteRejection>, EngineError> {
+        self.budget().check()?;
         self.inner.write(updates, preconditions)
     }
 
@@ -203,9 +241,30 @@ impl Arbiter {
         self.inner.sync(request, dry_run)
     }
 
-    /// Deletes every live relationship matching `filter` at a new revision.
+    /// Deletes the live relationships matching `filter` at a new revision, with the default
+    /// [`DeleteOptions`]: more than [`DEFAULT_DELETE_LIMIT`] matches is an error and
+    /// nothing is deleted.
     pub fn delete(&self, filter: &RelationshipFilter) -> Result<Deleted, EngineError> {
-        self.inner.delete(filter)
+        self.delete_with(filter, DeleteOptions::default())
+    }
+
+    /// Deletes the live relationships matching `filter` at a new revision, at most
+    /// `options.limit`; more matches are [`EngineError::DeleteTooLarge`] (nothing deleted)
+    /// unless `options.allow_partial_deletions`, which deletes `limit` of them (in key
+    /// order) and answers [`Deleted::partial`].
+    pub fn delete_with(
+        &self,
+        filter: &RelationshipFilter,
+        options: DeleteOptions,
+    ) -> Result<Deleted, EngineError> {
+        self.budget().check()?;
+        self.inner.delete(filter, options)
+    }
+
+    /// Whether the store accepts writes. After a failed write this probes the store (and
+    /// recovers when the cause is gone), so `/readyz` can call it.
+    pub fn store_health(&self) -> StoreHealth {
+        self.inner.store_health()
     }
 
     /// Loads many relationships (touch semantics), validated against the schema, committed
@@ -226,7 +285,8 @@ impl Arbiter {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<ReadPage, EngineError> {
-        self.inner.read(filter, consistency, limit, cursor)
+        self.inner
+            .read(filter, consistency, limit, cursor, &self.budget())
     }
 
     /// The stored subjects of `resource#relation` (objects, subject sets, wildcards), from
@@ -237,7 +297,8 @@ impl Arbiter {
         relation: &str,
         consistency: Consistency,
     ) -> Result<(Vec<SubjectRef>, Revision), EngineError> {
-        self.inner.read_subjects(resource, relation, consistency)
+        self.inner
+            .read_subjects(resource, relation, consistency, &self.budget())
     }
 
     /// The ids of `resource_type` objects whose `relation` names `subject` exactly, from
@@ -249,8 +310,13 @@ impl Arbiter {
         relation: &str,
         consistency: Consistency,
     ) -> Result<(Vec<String>, Revision), EngineError> {
-        self.inner
-            .read_resources(subject, resource_type, relation, consistency)
+        self.inner.read_resources(
+            subject,
+            resource_type,
+            relation,
+            consistency,
+            &self.budget(),
+        )
     }
 
     /// May `request.subject` do `request.permission` to `request.resource`? An unknown
@@ -260,7 +326,7 @@ impl Arbiter {
         request: &CheckRequest,
         consistency: Consistency,
     ) -> Result<Decision, EngineError> {
-        self.inner.check(request, consistency)
+        self.inner.check(request, consistency, &self.budget())
     }
 
     /// Many checks at one revision, sharing sub-answers between items. Items fail one by
@@ -271,10 +337,11 @@ impl Arbiter {
         requests: &[CheckRequest],
         consistency: Consistency,
     ) -> Result<BulkDecision, EngineError> {
-        self.inner.check_bulk(requests, consistency)
+        self.inner.check_bulk(requests, consistency, &self.budget())
     }
 
-    /// The userset tree of `resource#permission`.
+    /// The userset tree of `resource#permission`: each userset expanded once (a repeat is
+    /// [`ExpandNode::Repeated`]), at most [`Config::expand_limit`] items.
     pub fn expand(
         &self,
         resource: &ObjectRef,
@@ -282,12 +349,14 @@ impl Arbiter {
         depth: ExpandDepth,
         consistency: Consistency,
     ) -> Result<Expansion, EngineError> {
-        self.inner.expand(resource, permission, depth, consistency)
+        self.inner
+            .expand(resource, permission, depth, consistency, &self.budget())
     }
 
     /// The ids of every `resource_type` object on which `subject` holds `permission`,
     /// sorted, at most `limit` (0 = no limit) after `cursor` (the last id of the previous
-    /// page).
+    /// page). The first page computes the whole sorted result and keeps it for a while, so
+    /// that later pages resume at the cursor in time proportional to the page.
     pub fn lookup_resources(
         &self,
         resource_type: &str,
@@ -304,11 +373,13 @@ impl Arbiter {
             limit,
             cursor,
             consistency,
+            &self.budget(),
         )
     }
 
     /// The ids of the `subject_type` objects that hold `permission` on `resource`, with `*`
-    /// when a wildcard grants it (and the ids it does not reach in `excluded`).
+    /// when a wildcard grants it (and the ids it does not reach in `excluded`): all of them,
+    /// in one answer.
     pub fn lookup_subjects(
         &self,
         resource: &ObjectRef,
@@ -316,8 +387,35 @@ impl Arbiter {
         subject_type: &str,
         consistency: Consistency,
     ) -> Result<SubjectsAnswer, EngineError> {
-        self.inner
-            .lookup_subjects(resource, permission, subject_type, consistency)
+        self.lookup_subjects_page(resource, permission, subject_type, 0, None, consistency)
+    }
+
+    /// One page of [`Arbiter::lookup_subjects`]: at most `limit` ids (0 = no limit) after
+    /// `cursor` (the last id of the previous page), paged like
+    /// [`Arbiter::lookup_resources`].
+    pub fn lookup_subjects_page(
+        &self,
+        resource: &ObjectRef,
+        permission: &str,
+        subject_type: &str,
+        limit: usize,
+        cursor: Option<&str>,
+        consistency: Consistency,
+    ) -> Result<SubjectsAnswer, EngineError> {
+        self.inner.lookup_subjects(
+            resource,
+            permission,
+            subject_type,
+            limit,
+            cursor,
+            consistency,
+            &self.budget(),
+        )
+    }
+
+    /// Lookup work counters (walks computed, their steps, pages resumed from the cache).
+    pub fn lookup_stats(&self) -> LookupStats {
+        self.inner.pages.stats()
     }
 
     /// Change sets committed after `since`, oldest first, at most `limit`.

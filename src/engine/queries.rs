@@ -1,6 +1,13 @@
 //! The read side of [`Inner`]: choose the revision from the consistency mode, resolve the
 //! request's names against the schema (every unknown name is an error naming its field),
-//! then run the walk under one read lock of the index and, for checks, the cache.
+//! then run the walk under a read lock of the index and, for checks, the cache.
+//!
+//! Long walks (lookups, bulk checks) do not hold the index lock throughout: they run in
+//! chunks of [`CHUNK_STEPS`] steps (or [`BULK_CHUNK`] items) and release the lock in
+//! between, so that a waiting writer, and the readers queued behind it, get in. The
+//! revision chosen at the start stays readable across chunks (the index is MVCC and
+//! symbols are never reused); if the collector dropped it meanwhile, the answer is
+//! [`EngineError::SnapshotExpired`], never a mix of two revisions.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,13 +18,21 @@ use crate::model::{ObjectRef, Revision, SubjectRef};
 use crate::store::RelationshipFilter;
 
 use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_SUBJECT};
+use super::deadline::Budget;
 use super::index::{IndexData, NO_REL, Node, ObjKey};
+use super::pages::{self, Cursor, Sorted};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
 use super::{
     BulkDecision, CheckRequest, Consistency, Decision, EngineError, ExpandDepth, Expansion,
-    ReadPage, ResourcePage, SubjectsAnswer, expand, lookup,
+    ReadPage, ResourcePage, SubjectsAnswer, expand, filters, lookup,
 };
+
+/// Steps of a lookup walk taken under one hold of the index read lock.
+const CHUNK_STEPS: usize = 4_096;
+
+/// Items of a bulk check answered under one hold of the index read lock.
+const BULK_CHUNK: usize = 64;
 
 /// A schema, a locked index and the revision to read at.
 pub(crate) struct View<'i> {
@@ -25,6 +40,7 @@ pub(crate) struct View<'i> {
     pub data: RwLockReadGuard<'i, IndexData>,
     pub revision: Revision,
     pub depth_limit: u32,
+    pub budget: &'i Budget,
 }
 
 impl View<'_> {
@@ -35,6 +51,7 @@ impl View<'_> {
             index: &self.data,
             rev: self.revision.0,
             depth_limit: self.depth_limit,
+            budget: self.budget,
         }
     }
 
@@ -144,7 +161,12 @@ impl View<'_> {
 
 impl Inner {
     /// Locks the index and picks the revision `consistency` asks for.
-    pub fn view(&self, consistency: Consistency) -> Result<View<'_>, EngineError> {
+    pub fn view<'i>(
+        &'i self,
+        consistency: Consistency,
+        budget: &'i Budget,
+    ) -> Result<View<'i>, EngineError> {
+        budget.check()?;
         let loaded = self.require_schema()?;
         let data = self.index.read();
         let head = data.head();
@@ -192,15 +214,56 @@ impl Inner {
             data,
             revision,
             depth_limit: self.config.depth_limit,
+            budget,
         })
+    }
+
+    /// Locks the index again for the next chunk of a walk at `revision`, with the schema
+    /// the walk started with. The revision must still be readable.
+    fn relock<'i>(
+        &'i self,
+        loaded: &Arc<LoadedSchema>,
+        revision: Revision,
+        budget: &'i Budget,
+    ) -> Result<View<'i>, EngineError> {
+        budget.check()?;
+        let data = self.index.read();
+        let oldest = data.oldest();
+        if revision < oldest {
+            return Err(EngineError::SnapshotExpired {
+                requested: revision,
+                oldest,
+            });
+        }
+        Ok(View {
+            loaded: Arc::clone(loaded),
+            data,
+            revision,
+            depth_limit: self.config.depth_limit,
+            budget,
+        })
+    }
+
+    /// The view for a page: at the revision the cursor pins, else as `consistency` says.
+    fn page_view<'i>(
+        &'i self,
+        consistency: Consistency,
+        cursor: Option<&Cursor<'_>>,
+        budget: &'i Budget,
+    ) -> Result<View<'i>, EngineError> {
+        match cursor.and_then(|it| it.revision) {
+            Some(revision) => self.view(Consistency::AtExactSnapshot { revision }, budget),
+            None => self.view(consistency, budget),
+        }
     }
 
     pub fn check(
         &self,
         request: &CheckRequest,
         consistency: Consistency,
+        budget: &Budget,
     ) -> Result<Decision, EngineError> {
-        let view = self.view(consistency)?;
+        let view = self.view(consistency, budget)?;
         let allowed = self.check_in(&view, request, &mut None)?;
         Ok(Decision {
             allowed,
@@ -212,11 +275,31 @@ impl Inner {
         &self,
         requests: &[CheckRequest],
         consistency: Consistency,
+        budget: &Budget,
     ) -> Result<BulkDecision, EngineError> {
-        let view = self.view(consistency)?;
+        let first = self.view(consistency, budget)?;
+        let (loaded, revision) = (Arc::clone(&first.loaded), first.revision);
+        let mut results = Vec::with_capacity(requests.len());
+        let mut first = Some(first);
+        for chunk in requests.chunks(BULK_CHUNK) {
+            let view = match first.take() {
+                Some(view) => view,
+                None => self.relock(&loaded, revision, budget)?,
+            };
+            self.check_chunk(&view, chunk, &mut results)?;
+        }
+        Ok(BulkDecision { results, revision })
+    }
+
+    /// The items of one chunk of a bulk check, under one lock, sharing a walk per subject.
+    fn check_chunk(
+        &self,
+        view: &View<'_>,
+        requests: &[CheckRequest],
+        results: &mut Vec<Result<bool, EngineError>>,
+    ) -> Result<(), EngineError> {
         let mut checkers: Vec<Checker<'_>> = Vec::new();
         let snapshot = view.snapshot();
-        let mut results = Vec::with_capacity(requests.len());
         for request in requests {
             let resource_id = Some(request.resource.object_id.as_str());
             let res = view
@@ -231,14 +314,15 @@ impl Inner {
                             &mut checkers[last]
                         }
                     };
-                    self.check_in(&view, request, &mut Some(checker))
+                    self.check_in(view, request, &mut Some(checker))
                 });
+            // A cancelled request fails as a whole, not item by item.
+            if matches!(res, Err(EngineError::DeadlineExceeded)) {
+                return Err(EngineError::DeadlineExceeded);
+            }
             results.push(res);
         }
-        Ok(BulkDecision {
-            results,
-            revision: view.revision,
-        })
+        Ok(())
     }
 
     /// One check inside `view`, through the cache, reusing `shared` (a walk for the same
@@ -277,16 +361,27 @@ impl Inner {
         permission: &str,
         depth: ExpandDepth,
         consistency: Consistency,
+        budget: &Budget,
     ) -> Result<Expansion, EngineError> {
-        let view = self.view(consistency)?;
+        let view = self.view(consistency, budget)?;
         let goal = view.goal(resource, permission)?;
-        let tree = expand::expand(view.snapshot(), resource, goal, depth)?;
+        let tree = expand::expand(
+            view.snapshot(),
+            resource,
+            goal,
+            depth,
+            self.config.expand_limit,
+        )?;
         Ok(Expansion {
             tree,
             revision: view.revision,
         })
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the public lookup call, field by field, plus the budget"
+    )]
     pub fn lookup_resources(
         &self,
         resource_type: &str,
@@ -295,58 +390,135 @@ impl Inner {
         limit: usize,
         cursor: Option<&str>,
         consistency: Consistency,
+        budget: &Budget,
     ) -> Result<ResourcePage, EngineError> {
-        let view = self.view(consistency)?;
+        let cursor = cursor.map(Cursor::parse).transpose()?;
+        let view = self.page_view(consistency, cursor.as_ref(), budget)?;
         let goal = view.type_goal(resource_type, permission)?;
         let subject_key = view.subject(subject, None)?;
-        let mut ids = lookup::resources(
-            view.snapshot(),
-            goal.ty,
-            goal.rel,
-            subject_key,
-            &subject.object.object_id,
-        )?;
-        ids.sort_unstable();
-        let start = match cursor {
-            Some(cursor) => ids.partition_point(|id| id.as_str() <= cursor),
-            None => 0,
+        let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
+        let key = format!(
+            "resources|{}|{revision}|{resource_type}#{permission}@{subject}",
+            loaded.epoch
+        );
+        let sorted = match self.pages.get(&key) {
+            Some(sorted) => sorted,
+            None => {
+                let mut walk = lookup::ResourceWalk::new(
+                    subject_key,
+                    &subject.object.object_id,
+                    goal.ty,
+                    goal.rel,
+                );
+                let mut view = Some(view);
+                loop {
+                    let chunk = match view.take() {
+                        Some(view) => view,
+                        None => self.relock(&loaded, revision, budget)?,
+                    };
+                    if walk.run(chunk.snapshot(), CHUNK_STEPS)? {
+                        break;
+                    }
+                }
+                self.pages.record_walk(walk.steps);
+                let mut ids = walk.into_found();
+                ids.sort_unstable();
+                let sorted = Arc::new(Sorted {
+                    ids,
+                    excluded: Vec::new(),
+                });
+                self.pages.insert(key, Arc::clone(&sorted));
+                sorted
+            }
         };
-        let end = if limit == 0 {
-            ids.len()
-        } else {
-            ids.len().min(start.saturating_add(limit))
-        };
-        let has_more = end < ids.len();
-        let resources: Vec<String> = ids.drain(start..end).collect();
-        let cursor = if has_more {
-            resources.last().cloned()
-        } else {
-            None
-        };
+        let (resources, cursor) = pages::page(
+            &sorted.ids,
+            cursor.as_ref().map(|it| it.after),
+            limit,
+            revision,
+        );
         Ok(ResourcePage {
             resources,
             cursor,
-            revision: view.revision,
+            revision,
         })
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the public lookup call, field by field, plus the budget"
+    )]
     pub fn lookup_subjects(
         &self,
         resource: &ObjectRef,
         permission: &str,
         subject_type: &str,
+        limit: usize,
+        cursor: Option<&str>,
         consistency: Consistency,
+        budget: &Budget,
     ) -> Result<SubjectsAnswer, EngineError> {
-        let view = self.view(consistency)?;
+        let cursor = cursor.map(Cursor::parse).transpose()?;
+        let view = self.page_view(consistency, cursor.as_ref(), budget)?;
         let goal = view.goal(resource, permission)?;
         let definition = view.loaded.schema.definition(subject_type).ok_or_else(|| {
             EngineError::invalid("subject_type", format!("unknown type `{subject_type}`"))
         })?;
-        let (subjects, excluded) = lookup::subjects(view.snapshot(), goal, definition.id)?;
+        let subject_type_id = definition.id;
+        let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
+        let key = format!(
+            "subjects|{}|{revision}|{resource}#{permission}@{subject_type}",
+            loaded.epoch
+        );
+        let sorted = match self.pages.get(&key) {
+            Some(sorted) => sorted,
+            None => {
+                let candidates =
+                    lookup::subject_candidates(view.snapshot(), goal, subject_type_id)?;
+                drop(view);
+                let mut allowed = Vec::new();
+                let mut denied = Vec::new();
+                for chunk in candidates.ids.chunks(CHUNK_STEPS) {
+                    let view = self.relock(&loaded, revision, budget)?;
+                    lookup::confirm_subjects(
+                        view.snapshot(),
+                        goal,
+                        subject_type_id,
+                        chunk,
+                        candidates.needs_check,
+                        &mut allowed,
+                        &mut denied,
+                    )?;
+                }
+                self.pages.record_walk(candidates.ids.len() as u64 + 1);
+                allowed.sort_unstable();
+                if candidates.wildcard {
+                    // `*` sorts before every id (ids use no byte below `+`).
+                    allowed.insert(0, crate::model::WILDCARD_ID.to_string());
+                    denied.sort_unstable();
+                } else {
+                    denied.clear();
+                }
+                let sorted = Arc::new(Sorted {
+                    ids: allowed,
+                    excluded: denied,
+                });
+                self.pages.insert(key, Arc::clone(&sorted));
+                sorted
+            }
+        };
+        let after = cursor.as_ref().map(|it| it.after);
+        let (subjects, cursor) = pages::page(&sorted.ids, after, limit, revision);
+        let excluded = if after.is_none() {
+            sorted.excluded.clone()
+        } else {
+            Vec::new()
+        };
         Ok(SubjectsAnswer {
             subjects,
             excluded,
-            revision: view.revision,
+            cursor,
+            revision,
         })
     }
 
@@ -356,8 +528,9 @@ impl Inner {
         resource: &ObjectRef,
         relation: &str,
         consistency: Consistency,
+        budget: &Budget,
     ) -> Result<(Vec<SubjectRef>, Revision), EngineError> {
-        let view = self.view(consistency)?;
+        let view = self.view(consistency, budget)?;
         let goal = view.goal(resource, relation)?;
         let data = &view.data;
         let node = Node {
@@ -392,8 +565,9 @@ impl Inner {
         resource_type: &str,
         relation: &str,
         consistency: Consistency,
+        budget: &Budget,
     ) -> Result<(Vec<String>, Revision), EngineError> {
-        let view = self.view(consistency)?;
+        let view = self.view(consistency, budget)?;
         let goal = view.type_goal(resource_type, relation)?;
         let data = &view.data;
         let node = match view.subject(subject, None)? {
@@ -427,8 +601,13 @@ impl Inner {
         consistency: Consistency,
         limit: usize,
         cursor: Option<&str>,
+        budget: &Budget,
     ) -> Result<ReadPage, EngineError> {
-        let revision = self.view(consistency)?.revision;
+        let (revision, loaded) = {
+            let view = self.view(consistency, budget)?;
+            (view.revision, Arc::clone(&view.loaded))
+        };
+        filters::validate(&loaded.schema, filter, "filter")?;
         let page = self.store.read(filter, revision, limit, cursor)?;
         Ok(ReadPage {
             relationships: page.relationships,

@@ -3,6 +3,17 @@
 //! One mutex (`write_lock`) serializes every change: validate against the schema →
 //! `Store::write` (the store allocates the revision, commits and flushes) → apply the
 //! committed change set to the index → publish the new head. Readers never take it.
+//!
+//! Bounds: a write holds at most [`Config::max_batch`] updates and preconditions together
+//! (each precondition is one bounded scan that stops at its first match); a delete by
+//! filter removes at most its limit ([`DeleteOptions`]), so one revision's change set, and
+//! the watch event that carries it, stays bounded.
+//!
+//! Failure and recovery: a write that fails on I/O (a full disk) may or may not have
+//! committed. The engine then marks the store failing; the next write (or a health probe,
+//! [`Inner::store_health`]) first probes the store and catches the index up with every
+//! revision the store committed that the index has not seen, so that once the cause is
+//! gone, writes work again without a restart and the index never misses a change.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
@@ -12,12 +23,19 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::model::{Relationship, Revision};
 use crate::schema::Schema;
-use crate::store::{ChangeSet, Precondition, RelationshipFilter, Store, Update, WriteRejection};
+use crate::store::{
+    ChangeSet, MAX_WRITE_UPDATES, Precondition, RelationshipFilter, Store, StoreError, Update,
+    WriteRejection,
+};
 
 use super::cache::CheckCache;
 use super::index::Index;
+use super::pages::PageCache;
 use super::plan::{LoadedSchema, Plan};
-use super::{Config, Deleted, EngineError, MAX_DEPTH_LIMIT, schema_text};
+use super::{
+    Config, DEFAULT_DELETE_LIMIT, DeleteOptions, Deleted, EngineError, MAX_DELETE_LIMIT,
+    MAX_DEPTH_LIMIT, StoreHealth, filters, schema_text,
+};
 use crate::schema::admit;
 
 /// Relationships per chunk handed to the index during import (bounds how long readers wait
@@ -34,6 +52,10 @@ pub(crate) struct Inner {
     schema: RwLock<Option<Arc<LoadedSchema>>>,
     pub index: Index,
     pub cache: CheckCache,
+    /// Sorted lookup results that later pages resume from.
+    pub pages: PageCache,
+    /// Why the last write failed on I/O, until a probe or a write succeeds again.
+    failing: Mutex<Option<String>>,
     /// Publishes each new head after the index applied it (watch streams await it).
     pub head_tx: tokio::sync::watch::Sender<Revision>,
     /// The revision `minimize_latency` reads use and when it was last advanced.
@@ -46,6 +68,8 @@ pub(crate) struct Inner {
 impl Inner {
     pub fn open(store: Box<dyn Store>, mut config: Config) -> Result<Arc<Self>, EngineError> {
         config.depth_limit = config.depth_limit.min(MAX_DEPTH_LIMIT);
+        config.max_batch = config.max_batch.clamp(1, MAX_WRITE_UPDATES);
+        config.expand_limit = config.expand_limit.max(1);
         let index = Index::default();
         let head = {
             let mut data = index.write();
@@ -72,6 +96,8 @@ impl Inner {
         let (head_tx, _) = tokio::sync::watch::channel(head);
         let inner = Arc::new(Self {
             cache: CheckCache::new(config.cache_capacity),
+            pages: PageCache::default(),
+            failing: Mutex::new(None),
             config,
             store,
             write_lock: Mutex::new(()),
@@ -105,16 +131,85 @@ impl Inner {
 
     pub fn install_schema(&self, schema: Schema, text: &str) -> Result<Revision, EngineError> {
         let _writer = self.write_lock.lock();
+        self.recover_if_failing()?;
         let old = self.loaded();
         schema_text::refuse_orphans(
             self.store.as_ref(),
             old.as_ref().map(|it| it.schema.as_ref()),
             &schema,
         )?;
-        let revision = self.store.write_schema(text)?;
+        let revision = self.track(self.store.write_schema(text))?;
         self.set_schema(schema, text.to_string(), revision);
         self.publish(revision);
         Ok(revision)
+    }
+
+    /// Whether the store accepts writes; probes it (and recovers) after a failure.
+    pub fn store_health(&self) -> StoreHealth {
+        if self.failing.lock().is_none() {
+            return StoreHealth::Ok;
+        }
+        let _writer = self.write_lock.lock();
+        match self.recover_if_failing() {
+            Ok(()) => StoreHealth::Ok,
+            Err(err) => StoreHealth::Failing {
+                reason: err.to_string(),
+            },
+        }
+    }
+
+    /// Notes an I/O failure of a write, so that the next write recovers first.
+    fn track<T>(&self, res: Result<T, StoreError>) -> Result<T, EngineError> {
+        if let Err(StoreError::Io(reason)) = &res {
+            tracing::warn!(%reason, "a write failed on i/o; the store is marked failing");
+            *self.failing.lock() = Some(reason.clone());
+        }
+        Ok(res?)
+    }
+
+    /// After a failed write: probes the store (a flush) and catches the index up with the
+    /// revisions the store committed and the index has not applied. The caller holds the
+    /// write lock.
+    fn recover_if_failing(&self) -> Result<(), EngineError> {
+        if self.failing.lock().is_none() {
+            return Ok(());
+        }
+        self.track(self.store.recover())?;
+        self.catch_up()?;
+        *self.failing.lock() = None;
+        tracing::info!("the store accepts writes again");
+        Ok(())
+    }
+
+    /// Applies every change set the store committed after the index head. The caller
+    /// holds the write lock.
+    fn catch_up(&self) -> Result<(), EngineError> {
+        let indexed = self.index.read().head();
+        let head = self.track(self.store.head())?;
+        if head < indexed {
+            // Only a store that acknowledged writes before making them durable can lose
+            // them; its revisions would be reused, so it must not take writes.
+            return Err(EngineError::StoreUnavailable(format!(
+                "the store reopened at revision {head}, behind revision {indexed} already served: acknowledged writes were lost; restart the server"
+            )));
+        }
+        if head == indexed {
+            return Ok(());
+        }
+        for change_set in self.track(self.store.changes_since(indexed, 0))? {
+            self.apply(&change_set);
+        }
+        // A schema write that failed after its commit: the store's schema is the truth.
+        let installed = self.loaded().map(|it| it.revision);
+        if let Some((text, revision)) = self.track(self.store.read_schema())?
+            && installed.is_none_or(|installed| revision > installed)
+        {
+            let schema = schema_text::compile(&text)?;
+            self.set_schema(schema, text, revision);
+        }
+        self.index.write().set_head(head);
+        self.publish(head);
+        Ok(())
     }
 
     pub(super) fn set_schema(&self, schema: Schema, text: String, revision: Revision) {
@@ -137,6 +232,18 @@ impl Inner {
         updates: &[Update],
         preconditions: &[Precondition],
     ) -> Result<Result<Revision, WriteRejection>, EngineError> {
+        let n_items = updates.len().saturating_add(preconditions.len());
+        if n_items > self.config.max_batch {
+            return Err(EngineError::invalid(
+                "updates",
+                format!(
+                    "a write may hold at most {} updates and preconditions together, this one holds {} updates and {} preconditions",
+                    self.config.max_batch,
+                    updates.len(),
+                    preconditions.len()
+                ),
+            ));
+        }
         let _writer = self.write_lock.lock();
         let loaded = self.require_schema()?;
         for update in updates {
@@ -144,23 +251,61 @@ impl Inner {
                 admit::check_relationship(&loaded.schema, &update.relationship)?;
             }
         }
-        match self.store.write(updates, preconditions)? {
+        filters::validate_preconditions(&loaded.schema, preconditions)?;
+        self.recover_if_failing()?;
+        match self.track(self.store.write(updates, preconditions))? {
             Ok(change_set) => {
-                self.apply(&change_set);
+                self.apply_after_gap(&change_set)?;
                 Ok(Ok(change_set.revision))
             }
             Err(rejection) => Ok(Err(rejection)),
         }
     }
 
-    pub fn delete(&self, filter: &RelationshipFilter) -> Result<Deleted, EngineError> {
+    pub fn delete(
+        &self,
+        filter: &RelationshipFilter,
+        options: DeleteOptions,
+    ) -> Result<Deleted, EngineError> {
+        let limit = options.limit.unwrap_or(DEFAULT_DELETE_LIMIT);
+        if limit == 0 || limit > MAX_DELETE_LIMIT {
+            return Err(EngineError::invalid(
+                "limit",
+                format!("the delete limit must be between 1 and {MAX_DELETE_LIMIT}, got {limit}"),
+            ));
+        }
         let _writer = self.write_lock.lock();
-        let change_set = self.store.delete_by_filter(filter)?;
-        self.apply(&change_set);
+        let loaded = self.require_schema()?;
+        filters::validate(&loaded.schema, filter, "filter")?;
+        self.recover_if_failing()?;
+        // Nothing changes under the write lock, so this count holds for the delete below.
+        let head = self.index.read().head();
+        let probe = self.track(self.store.read(filter, head, limit + 1, None))?;
+        let partial = probe.relationships.len() > limit;
+        if partial && !options.allow_partial_deletions {
+            return Err(EngineError::DeleteTooLarge {
+                limit,
+                max: MAX_DELETE_LIMIT,
+            });
+        }
+        let change_set = self.track(self.store.delete_by_filter(filter, limit))?;
+        self.apply_after_gap(&change_set)?;
         Ok(Deleted {
             revision: change_set.revision,
             deleted: change_set.changes.len(),
+            partial,
         })
+    }
+
+    /// Applies a change set just committed; if the store committed revisions the index
+    /// missed in between (a write that failed after its commit), catches up first.
+    fn apply_after_gap(&self, change_set: &ChangeSet) -> Result<(), EngineError> {
+        let indexed = self.index.read().head();
+        if change_set.revision.0 > indexed.0.saturating_add(1) {
+            return self.catch_up();
+        }
+        self.apply(change_set);
+        Ok(())
     }
 
     pub fn import(
@@ -169,6 +314,7 @@ impl Inner {
     ) -> Result<Revision, EngineError> {
         let _writer = self.write_lock.lock();
         let loaded = self.require_schema()?;
+        self.recover_if_failing()?;
         let mut last = self.head();
         loop {
             let chunk: Vec<Relationship> = (&mut *relationships).take(IMPORT_CHUNK * 10).collect();
@@ -178,9 +324,9 @@ impl Inner {
             for relationship in &chunk {
                 admit::check_relationship(&loaded.schema, relationship)?;
             }
-            let change_sets = self.store.import(&mut chunk.into_iter())?;
+            let change_sets = self.track(self.store.import(&mut chunk.into_iter()))?;
             for change_set in &change_sets {
-                self.apply(change_set);
+                self.apply_after_gap(change_set)?;
                 last = change_set.revision;
             }
         }

@@ -138,6 +138,12 @@ pub struct ReadAnswer {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeleteBody {
     pub filter: FilterBody,
+    /// The most relationships to delete (default 1000, at most 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// When more match than `limit`: delete `limit` of them instead of refusing.
+    #[serde(default)]
+    pub allow_partial_deletions: bool,
 }
 
 /// What a delete did.
@@ -145,6 +151,9 @@ pub struct DeleteBody {
 pub struct DeleteAnswer {
     pub revision: u64,
     pub deleted: usize,
+    /// More relationships matched than were deleted (only with `allow_partial_deletions`).
+    #[serde(default)]
+    pub deletions_are_partial: bool,
 }
 
 /// `POST /v1/check`, and one item of a bulk check.
@@ -239,6 +248,9 @@ pub enum NodeKind {
     Nil,
     /// A userset on another object that was not followed.
     Userset,
+    /// A userset expanded earlier in this answer: its subjects are those of the first node
+    /// with the same `resource` and `relation` (each userset is expanded once).
+    Repeated,
 }
 
 /// One node of the userset tree of `resource#relation`.
@@ -300,6 +312,12 @@ pub struct LookupSubjectsBody {
     pub resource: String,
     pub permission: String,
     pub subject_type: String,
+    /// At most this many ids (default and maximum: the server's page limit).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// The `cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
     #[serde(default)]
     pub consistency: Option<ConsistencyBody>,
 }
@@ -308,7 +326,11 @@ pub struct LookupSubjectsBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LookupSubjectsAnswer {
     pub subjects: Vec<String>,
+    /// Sent with the first page only.
     pub excluded: Vec<String>,
+    /// Pass back to get the next page; absent on the last page.
+    #[serde(default)]
+    pub cursor: Option<String>,
     pub revision: u64,
 }
 
@@ -486,6 +508,7 @@ impl From<&ExpandTree> for TreeBody {
             }
             ExpandNode::Nil => res.kind = NodeKind::Nil,
             ExpandNode::Userset => res.kind = NodeKind::Userset,
+            ExpandNode::Repeated => res.kind = NodeKind::Repeated,
         }
         res
     }

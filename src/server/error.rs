@@ -176,9 +176,10 @@ impl ApiError {
 
 fn engine_status(err: &EngineError) -> StatusCode {
     match err {
-        EngineError::NoSchema | EngineError::Store(StoreError::Io(_)) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        EngineError::NoSchema
+        | EngineError::Store(StoreError::Io(_))
+        | EngineError::StoreUnavailable(_)
+        | EngineError::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
         err if err.is_client_error() => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

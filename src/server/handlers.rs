@@ -210,13 +210,18 @@ pub async fn delete_relationships(
     Body(body): Body<DeleteBody>,
 ) -> Reply<DeleteAnswer> {
     let filter = body.filter.to_filter("filter")?;
+    let options = crate::engine::DeleteOptions {
+        limit: body.limit,
+        allow_partial_deletions: body.allow_partial_deletions,
+    };
     let engine = state.engine().clone();
-    let deleted = blocking(move || Ok(engine.delete(&filter)?)).await?;
+    let deleted = blocking(move || Ok(engine.delete_with(&filter, options)?)).await?;
     Ok(Answer(
         deleted.revision,
         DeleteAnswer {
             revision: deleted.revision.0,
             deleted: deleted.deleted,
+            deletions_are_partial: deleted.partial,
         },
     ))
 }
@@ -393,12 +398,15 @@ pub async fn lookup_subjects(
     Body(body): Body<LookupSubjectsBody>,
 ) -> Reply<LookupSubjectsAnswer> {
     let resource = object("resource", &body.resource)?;
+    let limit = page_limit(&state, body.limit)?;
     let engine = state.engine().clone();
     let answer = blocking(move || {
-        Ok(engine.lookup_subjects(
+        Ok(engine.lookup_subjects_page(
             &resource,
             &body.permission,
             &body.subject_type,
+            limit,
+            body.cursor.as_deref(),
             consistency(body.consistency),
         )?)
     })
@@ -408,6 +416,7 @@ pub async fn lookup_subjects(
         LookupSubjectsAnswer {
             subjects: answer.subjects,
             excluded: answer.excluded,
+            cursor: answer.cursor,
             revision: answer.revision.0,
         },
     ))
@@ -446,11 +455,17 @@ pub async fn healthz(State(state): State<AppState>) -> Json<HealthAnswer> {
 #[utoipa::path(get, path = "/readyz", tag = "probes",
     responses(
         (status = 200, body = HealthAnswer),
-        (status = 503, description = "no schema is loaded", body = ErrorBody),
+        (status = 503, description = "no schema is loaded, or the store fails writes", body = ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthAnswer>, ApiError> {
-    let engine = state.engine();
+    let engine = state.engine().clone();
     engine.schema().ok_or(EngineError::NoSchema)?;
+    let probe = engine.clone();
+    if let crate::engine::StoreHealth::Failing { reason } =
+        blocking(move || Ok(probe.store_health())).await?
+    {
+        return Err(EngineError::StoreUnavailable(reason).into());
+    }
     Ok(Json(HealthAnswer {
         status: "ready".to_string(),
         revision: engine.head().0,

@@ -2,6 +2,7 @@
 //! layers above can test their error paths (a failed store must never turn into an
 //! `allowed` answer or a half-applied request).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::model::{ObjectRef, Relationship, Revision, SubjectRef};
@@ -12,11 +13,42 @@ use crate::store::{
 /// A store that passes every call through to `inner` until told to fail.
 pub struct FailingStore<S> {
     inner: S,
+    switches: Arc<Switches>,
+}
+
+/// A handle that turns the failures of a [`FailingStore`] on and off after the store was
+/// handed to an engine (which owns it).
+#[derive(Clone)]
+pub struct FailSwitches(Arc<Switches>);
+
+impl FailSwitches {
+    /// Makes reads fail (`true`) or pass (`false`) from now on.
+    pub fn fail_reads(&self, fail: bool) {
+        self.0.fail_reads.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes writes fail (`true`) or pass (`false`) from now on.
+    pub fn fail_writes(&self, fail: bool) {
+        self.0.fail_writes.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes writes commit and then fail (`true`), like a flush failing on a full disk, or
+    /// behave (`false`) from now on. Flushes fail too while it is set.
+    pub fn fail_after_commit(&self, fail: bool) {
+        self.0.fail_after_commit.store(fail, Ordering::SeqCst);
+    }
+}
+
+#[derive(Default)]
+struct Switches {
     /// While set, every read (including `head` and the schema) fails.
     fail_reads: AtomicBool,
     /// While set, every write (including schema writes, GC and flush) fails before it
     /// reaches `inner`, so nothing is written.
     fail_writes: AtomicBool,
+    /// While set, every write reaches `inner` and commits there, then fails (like a flush
+    /// that fails on a full disk after the commit): the caller cannot know it committed.
+    fail_after_commit: AtomicBool,
 }
 
 impl<S: Store> FailingStore<S> {
@@ -24,19 +56,40 @@ impl<S: Store> FailingStore<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            fail_reads: AtomicBool::new(false),
-            fail_writes: AtomicBool::new(false),
+            switches: Arc::default(),
         }
+    }
+
+    /// A handle on this store's failure switches that outlives handing the store over.
+    pub fn switches(&self) -> FailSwitches {
+        FailSwitches(Arc::clone(&self.switches))
+    }
+
+    /// Makes writes commit and then fail (`true`), like a flush failing on a full disk, or
+    /// behave (`false`) from now on. Flushes fail too while it is set.
+    pub fn fail_after_commit(&self, fail: bool) {
+        self.switches().fail_after_commit(fail);
+    }
+
+    /// Passes `res` through, or fails a write that committed, while told to.
+    fn after_commit<T>(&self, res: Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.switches.fail_after_commit.load(Ordering::SeqCst) {
+            res?;
+            return Err(StoreError::Io(
+                "injected failure after commit: no space left on device".into(),
+            ));
+        }
+        res
     }
 
     /// Makes reads fail (`true`) or pass (`false`) from now on.
     pub fn fail_reads(&self, fail: bool) {
-        self.fail_reads.store(fail, Ordering::SeqCst);
+        self.switches().fail_reads(fail);
     }
 
     /// Makes writes fail (`true`) or pass (`false`) from now on.
     pub fn fail_writes(&self, fail: bool) {
-        self.fail_writes.store(fail, Ordering::SeqCst);
+        self.switches().fail_writes(fail);
     }
 
     /// The wrapped store.
@@ -45,14 +98,14 @@ impl<S: Store> FailingStore<S> {
     }
 
     fn read_gate(&self) -> Result<(), StoreError> {
-        if self.fail_reads.load(Ordering::SeqCst) {
+        if self.switches.fail_reads.load(Ordering::SeqCst) {
             return Err(StoreError::Io("injected read failure".into()));
         }
         Ok(())
     }
 
     fn write_gate(&self) -> Result<(), StoreError> {
-        if self.fail_writes.load(Ordering::SeqCst) {
+        if self.switches.fail_writes.load(Ordering::SeqCst) {
             return Err(StoreError::Io("injected write failure".into()));
         }
         Ok(())
@@ -76,12 +129,16 @@ impl<S: Store> Store for FailingStore<S> {
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError> {
         self.write_gate()?;
-        self.inner.write(updates, preconditions)
+        self.after_commit(self.inner.write(updates, preconditions))
     }
 
-    fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError> {
+    fn delete_by_filter(
+        &self,
+        filter: &RelationshipFilter,
+        limit: usize,
+    ) -> Result<ChangeSet, StoreError> {
         self.write_gate()?;
-        self.inner.delete_by_filter(filter)
+        self.after_commit(self.inner.delete_by_filter(filter, limit))
     }
 
     fn apply_at_one_revision(
@@ -98,7 +155,7 @@ impl<S: Store> Store for FailingStore<S> {
         relationships: &mut dyn Iterator<Item = Relationship>,
     ) -> Result<Vec<ChangeSet>, StoreError> {
         self.write_gate()?;
-        self.inner.import(relationships)
+        self.after_commit(self.inner.import(relationships))
     }
 
     fn read(
@@ -141,7 +198,7 @@ impl<S: Store> Store for FailingStore<S> {
 
     fn write_schema(&self, text: &str) -> Result<Revision, StoreError> {
         self.write_gate()?;
-        self.inner.write_schema(text)
+        self.after_commit(self.inner.write_schema(text))
     }
 
     fn changes_since(&self, since: Revision, limit: usize) -> Result<Vec<ChangeSet>, StoreError> {
@@ -161,7 +218,12 @@ impl<S: Store> Store for FailingStore<S> {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.write_gate()?;
-        self.inner.flush()
+        self.after_commit(self.inner.flush())
+    }
+
+    fn recover(&self) -> Result<(), StoreError> {
+        self.write_gate()?;
+        self.after_commit(self.inner.recover())
     }
 }
 

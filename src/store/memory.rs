@@ -157,7 +157,7 @@ impl Store for MemoryStore {
         updates: &[Update],
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError> {
-        if let Err(rejection) = crate::store::check_batch(updates)? {
+        if let Err(rejection) = crate::store::check_batch(updates, preconditions)? {
             return Ok(Err(rejection));
         }
         let mut state = self.state.write();
@@ -199,10 +199,17 @@ impl Store for MemoryStore {
         Ok(Ok(state.finish(revision, changes)))
     }
 
-    fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError> {
+    fn delete_by_filter(
+        &self,
+        filter: &RelationshipFilter,
+        limit: usize,
+    ) -> Result<ChangeSet, StoreError> {
         let mut state = self.state.write();
         let revision = Revision(state.head.0 + 1);
-        let doomed = state.matching(filter, state.head);
+        let mut doomed = state.matching(filter, state.head);
+        if limit != 0 {
+            doomed.truncate(limit);
+        }
         let mut changes = Vec::with_capacity(doomed.len());
         for rel in doomed {
             state.delete(&rel, revision, &mut changes);

@@ -17,7 +17,7 @@ pub mod memory;
 pub mod postgres;
 pub mod sled;
 
-pub use self::failing::FailingStore;
+pub use self::failing::{FailSwitches, FailingStore};
 pub use self::memory::MemoryStore;
 pub use self::postgres::{PgConfig, PgStore};
 pub use self::sled::{SledConfig, SledStore};
@@ -134,7 +134,9 @@ pub enum StoreError {
     UnsupportedFormat { found: u32, supported: u32 },
     #[error("invalid cursor `{0}`")]
     InvalidCursor(String),
-    #[error("a write may hold at most {max} updates, this one holds {len}")]
+    #[error(
+        "a write may hold at most {max} updates and preconditions together, this one holds {len}"
+    )]
     BatchTooLarge { len: usize, max: usize },
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -172,12 +174,17 @@ pub fn subject_filter(
     }
 }
 
-/// The checks every store makes on a batch before it looks at stored data: the size cap,
-/// the name and id rules, and no relationship twice. `Ok(Err(..))` is a duplicate.
-pub fn check_batch(updates: &[Update]) -> Result<Result<(), WriteRejection>, StoreError> {
-    if updates.len() > MAX_WRITE_UPDATES {
+/// The checks every store makes on a batch before it looks at stored data: the size cap
+/// (updates and preconditions together: each precondition is a scan), the name and id
+/// rules, and no relationship twice. `Ok(Err(..))` is a duplicate.
+pub fn check_batch(
+    updates: &[Update],
+    preconditions: &[Precondition],
+) -> Result<Result<(), WriteRejection>, StoreError> {
+    let len = updates.len().saturating_add(preconditions.len());
+    if len > MAX_WRITE_UPDATES {
         return Err(StoreError::BatchTooLarge {
-            len: updates.len(),
+            len,
             max: MAX_WRITE_UPDATES,
         });
     }
@@ -232,9 +239,9 @@ pub trait Store: Send + Sync {
     /// The oldest revision that can still be read (history before it was collected).
     fn oldest_readable(&self) -> Result<Revision, StoreError>;
 
-    /// Applies a batch of at most [`MAX_WRITE_UPDATES`] updates atomically at a new
-    /// revision, after checking the preconditions
-    /// against the state at the previous head. `Ok(Err(..))` means nothing was written.
+    /// Applies a batch of at most [`MAX_WRITE_UPDATES`] updates and preconditions together
+    /// atomically at a new revision, after checking the preconditions against the state at
+    /// the previous head (each stops at its first match). `Ok(Err(..))` means nothing was written.
     /// Returns the new revision and the effective changes (deleting an absent tuple and
     /// touching a live one change nothing and are left out; the revision is still new).
     fn write(
@@ -243,9 +250,14 @@ pub trait Store: Send + Sync {
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError>;
 
-    /// Deletes every live relationship matching `filter` at one new revision, atomically
-    /// even when it spans several transactions.
-    fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError>;
+    /// Deletes the live relationships matching `filter` at one new revision, atomically
+    /// even when it spans several transactions: the first `limit` in key order (0 means
+    /// every one).
+    fn delete_by_filter(
+        &self,
+        filter: &RelationshipFilter,
+        limit: usize,
+    ) -> Result<ChangeSet, StoreError>;
 
     /// Applies `updates` (any number; `create` acts as `touch`) and, when `schema` is
     /// given, the new schema text, all at ONE new revision — the sync of a permissions
@@ -323,6 +335,13 @@ pub trait Store: Send + Sync {
     /// A store that only this process writes has nothing to announce and just sleeps.
     fn wait_for_commits(&self, timeout: std::time::Duration) {
         std::thread::sleep(timeout);
+    }
+
+    /// After a failed write: makes the store usable again if the cause is gone (a full
+    /// disk with space freed), without a restart. The default is a flush; a store that
+    /// keeps failing after an I/O error (sled) reopens itself.
+    fn recover(&self) -> Result<(), StoreError> {
+        self.flush()
     }
 
     /// Bytes the store occupies on disk, when it has a disk (for the `/metrics` gauge).

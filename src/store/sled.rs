@@ -86,10 +86,18 @@ impl SledConfig {
 
 /// The sled-backed store. Cheap to share behind an `Arc`; dropping it stops the
 /// background collector and closes the database.
+///
+/// Recovery: sled keeps the first I/O error (a full disk, say) and fails every later call
+/// with it, so [`Store::recover`] reopens the database when a flush fails: calls wait
+/// while it reopens, and the database is read back as it is on disk (every acknowledged
+/// durable write is there).
 pub struct SledStore {
-    inner: Arc<Inner>,
-    /// The background collector, stopped and joined on drop.
-    gc: Option<gc::Collector>,
+    /// The open database; `None` only while [`Store::recover`] reopens it.
+    inner: parking_lot::RwLock<Option<Arc<Inner>>>,
+    /// The background collector, stopped and joined on drop (and around a reopen).
+    gc: Mutex<Option<gc::Collector>>,
+    /// How the database was opened, to reopen it the same way.
+    config: SledConfig,
 }
 
 /// Everything the store and its collector share.
@@ -176,6 +184,15 @@ impl SledStore {
     /// Opens (or creates) a database as `config` says, rolls back an unfinished delete
     /// and starts the background collector.
     pub fn open(config: &SledConfig) -> Result<Self, StoreError> {
+        let (inner, gc) = Self::open_inner(config)?;
+        Ok(Self {
+            inner: parking_lot::RwLock::new(Some(inner)),
+            gc: Mutex::new(gc),
+            config: config.clone(),
+        })
+    }
+
+    fn open_inner(config: &SledConfig) -> Result<(Arc<Inner>, Option<gc::Collector>), StoreError> {
         let sled_config = ::sled::Config::new()
             .cache_capacity(config.cache_capacity)
             .flush_every_ms(Some(500));
@@ -188,7 +205,46 @@ impl SledStore {
         let gc = config
             .gc_interval
             .map(|interval| gc::Collector::start(Arc::downgrade(&inner), interval));
-        Ok(Self { inner, gc })
+        Ok((inner, gc))
+    }
+
+    /// The open database, or an error while it is being reopened.
+    fn inner(&self) -> Result<Arc<Inner>, StoreError> {
+        self.inner.read().clone().ok_or_else(|| {
+            StoreError::Io(
+                "the store is closed after a failure; a write or /readyz reopens it".into(),
+            )
+        })
+    }
+
+    /// Flushes; if that fails (sled then fails every call until reopened), closes and
+    /// reopens the database at the same path and flushes again. If reopening fails too
+    /// (the disk is still full), the store stays closed and the next call retries.
+    fn flush_or_reopen(&self) -> Result<(), StoreError> {
+        let current = self.inner.read().clone();
+        if let Some(inner) = current {
+            let Err(err) = inner.db.flush() else {
+                return Ok(());
+            };
+            if self.config.path.is_none() {
+                // A temporary database reopened would be empty.
+                return Err(io(err));
+            }
+            tracing::warn!(error = %err, "the store failed; reopening it");
+        }
+        let mut slot = self.inner.write();
+        if let Some(gc) = self.gc.lock().take() {
+            gc.stop();
+        }
+        // INVARIANT: calls clone the `Arc` under the read lock and drop it when done, so
+        // once this is the last reference the database closes and releases its file lock
+        // (`open_with_retry` waits for in-flight calls and sled's threads to finish).
+        drop(slot.take());
+        let (inner, gc) = Self::open_inner(&self.config)?;
+        inner.db.flush().map_err(io)?;
+        *slot = Some(inner);
+        *self.gc.lock() = gc;
+        Ok(())
     }
 
     /// Opens a database at `path` with the default configuration.
@@ -205,18 +261,18 @@ impl SledStore {
     /// revision committed at or before `now - retention` and collects below it. Returns how
     /// many entries were removed. The background collector calls this.
     pub fn collect_expired(&self, now: SystemTime) -> Result<usize, StoreError> {
-        self.inner.collect_expired(now)
+        self.inner()?.collect_expired(now)
     }
 
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.inner.db.size_on_disk().map_err(io)
+        self.inner()?.db.size_on_disk().map_err(io)
     }
 }
 
 impl Drop for SledStore {
     fn drop(&mut self) {
-        if let Some(gc) = self.gc.take() {
+        if let Some(gc) = self.gc.get_mut().take() {
             gc.stop();
         }
     }
@@ -412,11 +468,11 @@ impl Store for SledStore {
     }
 
     fn head(&self) -> Result<Revision, StoreError> {
-        Ok(Revision(self.inner.watermark.load(Ordering::Acquire)))
+        Ok(Revision(self.inner()?.watermark.load(Ordering::Acquire)))
     }
 
     fn oldest_readable(&self) -> Result<Revision, StoreError> {
-        Ok(Revision(self.inner.oldest.load(Ordering::Acquire)))
+        Ok(Revision(self.inner()?.oldest.load(Ordering::Acquire)))
     }
 
     fn write(
@@ -424,11 +480,15 @@ impl Store for SledStore {
         updates: &[Update],
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError> {
-        self.inner.write(updates, preconditions)
+        self.inner()?.write(updates, preconditions)
     }
 
-    fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError> {
-        self.inner.delete_by_filter(filter)
+    fn delete_by_filter(
+        &self,
+        filter: &RelationshipFilter,
+        limit: usize,
+    ) -> Result<ChangeSet, StoreError> {
+        self.inner()?.delete_by_filter(filter, limit)
     }
 
     fn apply_at_one_revision(
@@ -436,14 +496,14 @@ impl Store for SledStore {
         updates: &[Update],
         schema: Option<&str>,
     ) -> Result<ChangeSet, StoreError> {
-        self.inner.apply_at_one_revision(updates, schema)
+        self.inner()?.apply_at_one_revision(updates, schema)
     }
 
     fn import(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
     ) -> Result<Vec<ChangeSet>, StoreError> {
-        self.inner.import(relationships)
+        self.inner()?.import(relationships)
     }
 
     fn read(
@@ -453,7 +513,7 @@ impl Store for SledStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page, StoreError> {
-        self.inner.read(filter, revision, limit, cursor)
+        self.inner()?.read(filter, revision, limit, cursor)
     }
 
     fn subjects(
@@ -462,7 +522,7 @@ impl Store for SledStore {
         relation: &str,
         revision: Revision,
     ) -> Result<Vec<SubjectRef>, StoreError> {
-        self.inner.subjects(resource, relation, revision)
+        self.inner()?.subjects(resource, relation, revision)
     }
 
     fn resources(
@@ -472,25 +532,25 @@ impl Store for SledStore {
         relation: Option<&str>,
         revision: Revision,
     ) -> Result<Vec<(ObjectRef, String)>, StoreError> {
-        self.inner
+        self.inner()?
             .resources(subject, resource_type, relation, revision)
     }
 
     fn read_schema(&self) -> Result<Option<(String, Revision)>, StoreError> {
-        self.inner.read_schema()
+        self.inner()?.read_schema()
     }
 
     fn write_schema(&self, text: &str) -> Result<Revision, StoreError> {
-        self.inner.write_schema(text)
+        self.inner()?.write_schema(text)
     }
 
     fn changes_since(&self, since: Revision, limit: usize) -> Result<Vec<ChangeSet>, StoreError> {
-        self.inner.changes_since(since, limit)
+        self.inner()?.changes_since(since, limit)
     }
 
     fn for_each_live(&self, f: &mut dyn FnMut(Relationship)) -> Result<Revision, StoreError> {
         let head = self.head()?;
-        self.inner
+        self.inner()?
             .scan_live(&RelationshipFilter::default(), head, None, &mut |rel| {
                 f(rel);
                 true
@@ -499,10 +559,14 @@ impl Store for SledStore {
     }
 
     fn collect_garbage(&self, horizon: Revision) -> Result<usize, StoreError> {
-        self.inner.collect_garbage(horizon)
+        self.inner()?.collect_garbage(horizon)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.inner.db.flush().map(|_| ()).map_err(io)
+        self.inner()?.db.flush().map(|_| ()).map_err(io)
+    }
+
+    fn recover(&self) -> Result<(), StoreError> {
+        self.flush_or_reopen()
     }
 }

@@ -50,6 +50,29 @@ pub struct Membership {
 impl Membership {
     /// The subjects `tree` reaches.
     pub fn of_tree(tree: &ExpandTree) -> Result<Self, ValidationError> {
+        Self::of_tree_in(tree, &mut BTreeMap::new())
+    }
+
+    /// [`Membership::of_tree`], with the memberships of the usersets met so far (an
+    /// [`ExpandNode::Repeated`] node reuses the first node of the same userset, which comes
+    /// earlier in document order).
+    fn of_tree_in(
+        tree: &ExpandTree,
+        seen: &mut BTreeMap<(String, String), Self>,
+    ) -> Result<Self, ValidationError> {
+        if let ExpandNode::Repeated = tree.node {
+            let key = (tree.resource.clone(), tree.relation.clone());
+            return Ok(seen.get(&key).cloned().unwrap_or_default());
+        }
+        let res = Self::of_node(tree, seen)?;
+        seen.insert((tree.resource.clone(), tree.relation.clone()), res.clone());
+        Ok(res)
+    }
+
+    fn of_node(
+        tree: &ExpandTree,
+        seen: &mut BTreeMap<(String, String), Self>,
+    ) -> Result<Self, ValidationError> {
         let here = || object_relation(&format!("{}#{}", tree.resource, tree.relation));
         Ok(match &tree.node {
             ExpandNode::Leaf { subjects } => {
@@ -69,27 +92,27 @@ impl Membership {
             ExpandNode::Union { children } | ExpandNode::Arrow { children, .. } => {
                 let mut res = Self::default();
                 for child in children {
-                    res.union_with(Self::of_tree(child)?);
+                    res.union_with(Self::of_tree_in(child, seen)?);
                 }
                 res
             }
             ExpandNode::Intersection { children } => {
                 let mut children = children.iter();
                 let mut res = match children.next() {
-                    Some(first) => Self::of_tree(first)?,
+                    Some(first) => Self::of_tree_in(first, seen)?,
                     None => Self::default(),
                 };
                 for child in children {
-                    res = res.intersect(&Self::of_tree(child)?);
+                    res = res.intersect(&Self::of_tree_in(child, seen)?);
                 }
                 res
             }
             ExpandNode::Exclusion { base, subtracted } => {
-                let mut res = Self::of_tree(base)?;
-                res.exclude(&Self::of_tree(subtracted)?);
+                let mut res = Self::of_tree_in(base, seen)?;
+                res.exclude(&Self::of_tree_in(subtracted, seen)?);
                 res
             }
-            ExpandNode::Nil | ExpandNode::Userset => Self::default(),
+            ExpandNode::Nil | ExpandNode::Userset | ExpandNode::Repeated => Self::default(),
         })
     }
 

@@ -285,7 +285,7 @@ impl Store for PgStore {
         updates: &[Update],
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError> {
-        if let Err(rejection) = check_batch(updates)? {
+        if let Err(rejection) = check_batch(updates, preconditions)? {
             return Ok(Err(rejection));
         }
         let updates = updates.to_vec();
@@ -295,10 +295,30 @@ impl Store for PgStore {
         })
     }
 
-    fn delete_by_filter(&self, filter: &RelationshipFilter) -> Result<ChangeSet, StoreError> {
+    fn delete_by_filter(
+        &self,
+        filter: &RelationshipFilter,
+        limit: usize,
+    ) -> Result<ChangeSet, StoreError> {
         let filter = filter.clone();
+        self.run(move |pool, config| async move {
+            write::delete_by_filter(&pool, &config.channel(), &filter, limit).await
+        })
+    }
+
+    fn apply_at_one_revision(
+        &self,
+        updates: &[Update],
+        schema: Option<&str>,
+    ) -> Result<ChangeSet, StoreError> {
+        for update in updates {
+            check_relationship(&update.relationship)?;
+        }
+        let updates = updates.to_vec();
+        let schema = schema.map(str::to_string);
         self.run(|pool, config| async move {
-            write::delete_by_filter(&pool, &config.channel(), &filter).await
+            write::apply_at_one_revision(&pool, &config.channel(), &updates, schema.as_deref())
+                .await
         })
     }
 

@@ -82,8 +82,8 @@ pub async fn write(
             return Ok(Err(WriteRejection::PreconditionFailed { index, reason }));
         }
     }
-    let tuples: Vec<&Relationship> = updates.iter().map(|it| &it.relationship).collect();
-    let live = live_versions(&tx, &tuples).await?;
+    let live = live_versions(&tx, &updates.iter().map(|it| &it.relationship).collect::<Vec<_>>())
+        .await?;
     for update in updates {
         if update.op == UpdateOp::Create && live.contains_key(&update.relationship.tuple()) {
             return Ok(Err(WriteRejection::AlreadyExists(
@@ -91,6 +91,23 @@ pub async fn write(
             )));
         }
     }
+    let changes = apply_updates(&tx, updates, &live, at).await?;
+    notify(&tx, channel, at).await?;
+    tx.commit().await?;
+    Ok(Ok(ChangeSet {
+        revision: at,
+        changes,
+    }))
+}
+
+/// Applies `updates` (each tuple once; `create` already checked) at `at`, given the live
+/// versions of their tuples, and returns the effective changes in update order.
+async fn apply_updates(
+    tx: &Transaction<'_>,
+    updates: &[Update],
+    live: &HashMap<Relationship, Relationship>,
+    at: Revision,
+) -> Result<Vec<Change>, PgError> {
     let mut ended: Vec<&Relationship> = Vec::new();
     let mut inserted: Vec<&Relationship> = Vec::new();
     let mut changes = Vec::new();
@@ -126,14 +143,44 @@ pub async fn write(
             }
         }
     }
-    end_versions(&tx, &ended, at).await?;
-    insert_versions(&tx, &inserted, at).await?;
+    end_versions(tx, &ended, at).await?;
+    insert_versions(tx, &inserted, at).await?;
+    Ok(changes)
+}
+
+/// Applies any number of updates (the first of each tuple; `create` acts as `touch`) and
+/// optionally a new schema text, all at one new revision in one transaction.
+pub async fn apply_at_one_revision(
+    pool: &Pool,
+    channel: &str,
+    updates: &[Update],
+    schema: Option<&str>,
+) -> Result<ChangeSet, PgError> {
+    let mut seen = std::collections::HashSet::new();
+    let updates: Vec<Update> = updates
+        .iter()
+        .filter(|it| seen.insert(it.relationship.tuple()))
+        .cloned()
+        .collect();
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let at = next_revision(&tx).await?;
+    let mut changes = Vec::new();
+    for chunk in updates.chunks(crate::store::MAX_WRITE_UPDATES) {
+        let live =
+            live_versions(&tx, &chunk.iter().map(|it| &it.relationship).collect::<Vec<_>>())
+                .await?;
+        changes.extend(apply_updates(&tx, chunk, &live, at).await?);
+    }
+    if let Some(text) = schema {
+        store_schema(&tx, text, at).await?;
+    }
     notify(&tx, channel, at).await?;
     tx.commit().await?;
-    Ok(Ok(ChangeSet {
+    Ok(ChangeSet {
         revision: at,
         changes,
-    }))
+    })
 }
 
 async fn first_live_match(
@@ -272,21 +319,36 @@ pub async fn delete_by_filter(
     pool: &Pool,
     channel: &str,
     filter: &RelationshipFilter,
+    limit: usize,
 ) -> Result<ChangeSet, PgError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let at = next_revision(&tx).await?;
+    let (index, _) = keys::index_for(filter);
     let mut conditions = Conditions::default();
     conditions.filter(filter);
     conditions.live();
     let rev = conditions.bind(super::sql::Param::Int(sql_revision(at)));
+    let limit_clause = if limit == 0 {
+        String::new()
+    } else {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        format!("LIMIT {}", conditions.bind(super::sql::Param::Int(limit)))
+    };
+    // The first `limit` matches in read order (the primary key picks the live version).
     let query = format!(
-        "UPDATE arbiter_relationship SET deleted_rev = {rev} {} RETURNING {COLUMNS}",
-        conditions.where_clause()
+        "UPDATE arbiter_relationship SET deleted_rev = {rev} \
+         WHERE (resource_type, resource_id, relation, subject_type, subject_id, \
+                subject_relation, created_rev) IN ( \
+           SELECT resource_type, resource_id, relation, subject_type, subject_id, \
+                  subject_relation, created_rev FROM arbiter_relationship {} \
+           ORDER BY {} {limit_clause}) \
+         RETURNING {COLUMNS}",
+        conditions.where_clause(),
+        order_columns(index),
     );
     let rows = tx.query(&query, &conditions.refs()).await?;
     let mut deleted = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-    let (index, _) = keys::index_for(filter);
     deleted.sort_by_cached_key(|rel| keys::tuple_prefix(index, rel));
     notify(&tx, channel, at).await?;
     tx.commit().await?;
@@ -424,6 +486,13 @@ pub async fn write_schema(pool: &Pool, channel: &str, text: &str) -> Result<Revi
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let at = next_revision(&tx).await?;
+    store_schema(&tx, text, at).await?;
+    notify(&tx, channel, at).await?;
+    tx.commit().await?;
+    Ok(at)
+}
+
+async fn store_schema(tx: &Transaction<'_>, text: &str, at: Revision) -> Result<(), PgError> {
     tx.execute(
         "INSERT INTO arbiter_schema (id, schema_text, revision) VALUES (1, $1, $2) \
          ON CONFLICT (id) DO UPDATE SET schema_text = EXCLUDED.schema_text, \
@@ -431,9 +500,7 @@ pub async fn write_schema(pool: &Pool, channel: &str, text: &str) -> Result<Revi
         &[&text, &sql_revision(at)],
     )
     .await?;
-    notify(&tx, channel, at).await?;
-    tx.commit().await?;
-    Ok(at)
+    Ok(())
 }
 
 /// Drops versions deleted at or before `horizon` and moves the readable floor there, if

@@ -220,8 +220,10 @@ mod tests {
             key: keys::META_PENDING.to_vec(),
             value: Some(pending),
         });
-        store.inner.commit(&ops).unwrap();
-        store.inner.db.flush().unwrap();
+        let inner = store.inner().unwrap();
+        inner.commit(&ops).unwrap();
+        inner.db.flush().unwrap();
+        drop(inner);
         drop(store);
 
         let reopened = SledStore::open_path(dir.path()).unwrap();

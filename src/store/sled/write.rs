@@ -19,7 +19,7 @@ impl Inner {
         updates: &[Update],
         preconditions: &[Precondition],
     ) -> Result<Result<ChangeSet, WriteRejection>, StoreError> {
-        if let Err(rejection) = crate::store::check_batch(updates)? {
+        if let Err(rejection) = crate::store::check_batch(updates, preconditions)? {
             return Ok(Err(rejection));
         }
         let mut writer = self.writer.lock();
@@ -137,7 +137,9 @@ impl Inner {
     pub(super) fn delete_by_filter(
         &self,
         filter: &RelationshipFilter,
+        limit: usize,
     ) -> Result<ChangeSet, StoreError> {
+        let limit = if limit == 0 { usize::MAX } else { limit };
         let mut writer = self.writer.lock();
         let head = writer.head;
         let revision = Revision(head.0 + 1);
@@ -146,7 +148,7 @@ impl Inner {
             if created <= head && deleted == LIVE {
                 doomed.push((rel, created));
             }
-            true
+            doomed.len() < limit
         })?;
         let n_chunks = doomed.len().div_ceil(CHUNK_SIZE).max(1);
         let mut changes = Vec::with_capacity(doomed.len());
