@@ -50,8 +50,8 @@ mod advisory {
     pub const GC: i64 = 0x6172_6269_7465_7202;
 }
 
-/// How to reach the database and how to behave there.
-#[derive(Clone, Debug)]
+/// How to reach the database and how to behave there. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PgConfig {
     /// `postgres://USER:PASS@HOST:PORT/DB` (or `postgresql://`).
     pub url: String,
@@ -124,6 +124,17 @@ impl From<PgError> for StoreError {
     }
 }
 
+impl std::fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("url", &self.redacted_url())
+            .field("schema", &self.schema)
+            .field("import_chunk", &self.import_chunk)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whether `text` names a PostgreSQL database rather than a directory.
 pub fn is_postgres_url(text: &str) -> bool {
     text.starts_with("postgres://") || text.starts_with("postgresql://")
@@ -148,6 +159,20 @@ impl PgConfig {
         })
     }
 
+    /// The url without its password, for messages and logs.
+    pub fn redacted_url(&self) -> String {
+        let Some((scheme, rest)) = self.url.split_once("://") else {
+            return "postgres://…".to_string();
+        };
+        match rest.rsplit_once('@') {
+            Some((user_info, host)) => {
+                let user = user_info.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}@{host}")
+            }
+            None => self.url.clone(),
+        }
+    }
+
     fn driver_config(&self) -> Result<tokio_postgres::Config, PgError> {
         let mut config: tokio_postgres::Config = self
             .url
@@ -170,7 +195,7 @@ impl PgConfig {
 
 /// The PostgreSQL store. Cheap to share: calls run on its own runtime.
 pub struct PgStore {
-    runtime: tokio::runtime::Runtime,
+    runtime: OwnedRuntime,
     pool: Pool,
     config: Arc<PgConfig>,
     listener: Arc<listen::Wakeups>,
@@ -187,12 +212,17 @@ impl PgStore {
         {
             return Err(PgError::SchemaName(schema.clone()).into());
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("arbiter-pg")
-            .enable_all()
-            .build()
-            .map_err(|err| StoreError::Io(format!("cannot start the postgresql runtime: {err}")))?;
+        let runtime = OwnedRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("arbiter-pg")
+                .enable_all()
+                .build()
+                .map_err(|err| {
+                    StoreError::Io(format!("cannot start the postgresql runtime: {err}"))
+                })?,
+        ));
+        let handle = runtime.get()?.handle().clone();
         let driver = config.driver_config()?;
         let config = Arc::new(config);
         let setup = {
@@ -200,7 +230,7 @@ impl PgStore {
             let config = config.clone();
             async move { setup(&driver, &config).await }
         };
-        run_on(&runtime, setup)?;
+        run_on(runtime.get()?, setup)?;
         let manager = Manager::from_config(
             driver.clone(),
             NoTls,
@@ -215,7 +245,7 @@ impl PgStore {
             .create_timeout(Some(config.connect_timeout))
             .build()
             .map_err(|err| StoreError::Io(format!("cannot build the postgresql pool: {err}")))?;
-        let listener = listen::Wakeups::start(runtime.handle(), driver, config.channel());
+        let listener = listen::Wakeups::start(&handle, driver, config.channel());
         Ok(Self {
             runtime,
             pool,
@@ -231,7 +261,38 @@ impl PgStore {
         F: Future<Output = Result<T, PgError>> + Send + 'static,
     {
         let future = make(self.pool.clone(), self.config.clone());
-        run_on(&self.runtime, future).map_err(StoreError::from)
+        run_on(self.runtime()?, future).map_err(StoreError::from)
+    }
+
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, StoreError> {
+        self.runtime.get()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.pool.close();
+    }
+}
+
+/// The store's own runtime. Dropping a runtime blocks, which Tokio forbids inside another
+/// runtime (the server's), so this shuts it down in the background instead. `None` only
+/// while dropping.
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnedRuntime {
+    fn get(&self) -> Result<&tokio::runtime::Runtime, StoreError> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| StoreError::Io("the postgresql store is closed".to_string()))
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -403,13 +464,12 @@ impl Store for PgStore {
     fn for_each_live(&self, f: &mut dyn FnMut(Relationship)) -> Result<Revision, StoreError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Relationship>>(4);
         let pool = self.pool.clone();
-        let task = self
-            .runtime
-            .spawn(async move { read::live_snapshot(&pool, tx).await });
+        let runtime = self.runtime()?;
+        let task = runtime.spawn(async move { read::live_snapshot(&pool, tx).await });
         for batch in rx {
             batch.into_iter().for_each(&mut *f);
         }
-        let res = run_on(&self.runtime, async move {
+        let res = run_on(runtime, async move {
             task.await
                 .map_err(|err| PgError::Unreachable(format!("the snapshot task failed: {err}")))?
         })?;
