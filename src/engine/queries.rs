@@ -175,7 +175,8 @@ impl Inner {
             Consistency::Full => {
                 self.follow()?;
             }
-            Consistency::AtLeastAsFresh { revision } | Consistency::AtExactSnapshot { revision }
+            Consistency::AtLeastAsFresh { revision }
+            | Consistency::AtExactSnapshot { revision }
                 if revision > self.head() =>
             {
                 self.follow()?;

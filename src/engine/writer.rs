@@ -24,8 +24,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::model::{Relationship, Revision};
 use crate::schema::Schema;
 use crate::store::{
-    MAX_WRITE_UPDATES, Precondition, RelationshipFilter, Store, StoreError, Update,
-    WriteRejection,
+    MAX_WRITE_UPDATES, Precondition, RelationshipFilter, Store, StoreError, Update, WriteRejection,
 };
 
 use super::cache::CheckCache;

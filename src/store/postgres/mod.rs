@@ -320,9 +320,7 @@ async fn setup(driver: &tokio_postgres::Config, config: &PgConfig) -> Result<(),
             .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
             .await
             .or_else(|err| match err.code() {
-                Some(code) if *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
-                    Ok(())
-                }
+                Some(code) if *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => Ok(()),
                 _ => Err(err),
             })?;
     }
@@ -414,9 +412,9 @@ impl Store for PgStore {
     ) -> Result<Page, StoreError> {
         let after = crate::store::parse_cursor(cursor)?;
         let filter = filter.clone();
-        self.run(move |pool, _| async move {
-            read::page(&pool, &filter, revision, limit, after).await
-        })?
+        self.run(
+            move |pool, _| async move { read::page(&pool, &filter, revision, limit, after).await },
+        )?
     }
 
     fn subjects(
@@ -427,7 +425,11 @@ impl Store for PgStore {
     ) -> Result<Vec<crate::model::SubjectRef>, StoreError> {
         let filter = crate::store::resource_filter(resource, relation);
         let page = self.read(&filter, revision, 0, None)?;
-        Ok(page.relationships.into_iter().map(|rel| rel.subject).collect())
+        Ok(page
+            .relationships
+            .into_iter()
+            .map(|rel| rel.subject)
+            .collect())
     }
 
     fn resources(

@@ -81,7 +81,8 @@ impl Conditions {
     /// `column = $n` for text.
     pub fn text(&mut self, column: &str, value: &str) {
         self.params.push(Param::Text(value.to_string()));
-        self.clauses.push(format!("{column} = ${}", self.params.len()));
+        self.clauses
+            .push(format!("{column} = ${}", self.params.len()));
     }
 
     /// Adds a parameter and returns its placeholder.

@@ -24,8 +24,7 @@ const TUPLE_JOIN_T: &str = "r.resource_type = t.rt AND r.resource_id = t.ri \
     AND r.relation = t.rl AND r.subject_type = t.st AND r.subject_id = t.si \
     AND r.subject_relation = t.sr";
 
-const UNNEST_TUPLES: &str =
-    "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+const UNNEST_TUPLES: &str = "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
      AS t(rt, ri, rl, st, si, sr)";
 
 /// Takes the next revision (and the counter row's lock, until commit).
@@ -82,8 +81,14 @@ pub async fn write(
             return Ok(Err(WriteRejection::PreconditionFailed { index, reason }));
         }
     }
-    let live = live_versions(&tx, &updates.iter().map(|it| &it.relationship).collect::<Vec<_>>())
-        .await?;
+    let live = live_versions(
+        &tx,
+        &updates
+            .iter()
+            .map(|it| &it.relationship)
+            .collect::<Vec<_>>(),
+    )
+    .await?;
     for update in updates {
         if update.op == UpdateOp::Create && live.contains_key(&update.relationship.tuple()) {
             return Ok(Err(WriteRejection::AlreadyExists(
@@ -167,9 +172,11 @@ pub async fn apply_at_one_revision(
     let at = next_revision(&tx).await?;
     let mut changes = Vec::new();
     for chunk in updates.chunks(crate::store::MAX_WRITE_UPDATES) {
-        let live =
-            live_versions(&tx, &chunk.iter().map(|it| &it.relationship).collect::<Vec<_>>())
-                .await?;
+        let live = live_versions(
+            &tx,
+            &chunk.iter().map(|it| &it.relationship).collect::<Vec<_>>(),
+        )
+        .await?;
         changes.extend(apply_updates(&tx, chunk, &live, at).await?);
     }
     if let Some(text) = schema {
@@ -440,7 +447,10 @@ pub async fn import_chunk(
     for (op, rows) in [(ChangeOp::Delete, &ended), (ChangeOp::Touch, &created)] {
         let mut rels = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         rels.sort_by_cached_key(|rel| keys::tuple_prefix(Index::Resource, rel));
-        changes.extend(rels.into_iter().map(|relationship| Change { op, relationship }));
+        changes.extend(
+            rels.into_iter()
+                .map(|relationship| Change { op, relationship }),
+        );
     }
     Ok(ChangeSet {
         revision: at,
@@ -515,7 +525,10 @@ pub async fn collect_garbage(pool: &Pool, horizon: Revision) -> Result<usize, Pg
         return Ok(0);
     }
     let row = tx
-        .query_one("SELECT head, oldest FROM arbiter_revision WHERE id = 1", &[])
+        .query_one(
+            "SELECT head, oldest FROM arbiter_revision WHERE id = 1",
+            &[],
+        )
         .await?;
     let (head, oldest): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
     let horizon = sql_revision(horizon).min(head);
