@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 mod caveat;
 mod timestamp;
+pub mod write;
 
 pub use self::caveat::{EXPIRATION_KEYWORD, MAX_CAVEAT_CONTEXT_BYTES, RelationshipCaveat};
 pub use self::timestamp::Timestamp;
