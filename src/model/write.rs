@@ -76,4 +76,3 @@ pub enum WriteRejection {
     #[error("relationship `{0}` appears more than once in the batch")]
     Duplicate(Relationship),
 }
-

@@ -98,12 +98,10 @@ async fn next_line(mut feed: Feed) -> Option<(Result<Bytes, Infallible>, Feed)> 
         if head > feed.last {
             // Only what this server's index has applied: a revision in the stream can be
             // read here at once (the store may already hold newer ones, from other servers).
-            let batch = read_batch(&feed.state, feed.last)
-                .await
-                .map(|mut it| {
-                    it.retain(|change_set| change_set.revision <= head);
-                    it
-                });
+            let batch = read_batch(&feed.state, feed.last).await.map(|mut it| {
+                it.retain(|change_set| change_set.revision <= head);
+                it
+            });
             match batch {
                 Ok(batch) if !batch.is_empty() => {
                     feed.enqueue(batch);

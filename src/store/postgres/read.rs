@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use deadpool_postgres::Pool;
 use futures_util::{StreamExt, pin_mut};
 
+use crate::model::ReadOrder;
 use crate::model::{Relationship, RelationshipFilter, Revision};
-use crate::store::keys::{self, Index};
 use crate::store::{Change, ChangeOp, ChangeSet, Page, StoreError};
 
 use super::PgError;
@@ -68,12 +68,12 @@ pub async fn page(
     if let Err(err) = check_readable(at, head, oldest) {
         return Ok(Err(err));
     }
-    let (index, _) = keys::index_for(filter);
+    let order = filter.read_order();
     let mut conditions = Conditions::default();
     conditions.filter(filter);
     conditions.visible_at(sql_revision(at));
     if let Some(after) = &after {
-        conditions.after(index, after);
+        conditions.after(order, after);
     }
     let limit_clause = if limit == 0 {
         String::new()
@@ -84,7 +84,7 @@ pub async fn page(
     let query = format!(
         "SELECT {COLUMNS} FROM arbiter_relationship {} ORDER BY {} {limit_clause}",
         conditions.where_clause(),
-        order_columns(index),
+        order_columns(order),
     );
     let client = pool.get().await?;
     let rows = client.query(&query, &conditions.refs()).await?;
@@ -156,7 +156,7 @@ pub async fn changes_since(
                  WHERE (created_rev > $1 AND created_rev <= $2)
                     OR (deleted_rev > $1 AND deleted_rev <= $2)
                  ORDER BY {}",
-                order_columns(Index::Resource)
+                order_columns(ReadOrder::ByResource)
             ),
             &[&from, &upto],
         )
@@ -209,7 +209,7 @@ pub async fn live_snapshot(
     let head = revision(row.try_get(0)?)?;
     let query = format!(
         "SELECT {COLUMNS} FROM arbiter_relationship WHERE deleted_rev = {LIVE} ORDER BY {}",
-        order_columns(Index::Resource)
+        order_columns(ReadOrder::ByResource)
     );
     let none: [&str; 0] = [];
     let rows = transaction.query_raw(&query, none).await?;

@@ -1,22 +1,17 @@
 //! The SQL text of the PostgreSQL store and the conversion between rows and
 //! [`Relationship`]s. Nothing else in the backend spells a column name.
 //!
-//! Read order is the order of the index the filter selects (`keys::index_for`): by
-//! resource `(resource_type, resource_id, relation, subject_type, subject_id,
-//! subject_relation)` or by subject `(subject_type, subject_id, subject_relation,
-//! resource_type, relation, resource_id)`, each column compared byte-wise (the columns
-//! use the "C" collation). That is the order of every backend, so a cursor means the same
-//! everywhere.
+//! Read order is the model's ([`ReadOrder`], picked by the filter): the six tuple
+//! columns in that order, each compared byte-wise (the columns use the "C" collation).
 
 use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::model::{
-    ELLIPSIS, ObjectRef, Relationship, RelationshipCaveat, RelationshipFilter, SubjectRef,
-    Timestamp,
+    ELLIPSIS, ObjectRef, ReadOrder, Relationship, RelationshipCaveat, RelationshipFilter,
+    SubjectRef, Timestamp,
 };
-use crate::store::keys::Index;
 
 use super::PgError;
 
@@ -27,41 +22,21 @@ pub const LIVE: i64 = i64::MAX;
 pub const COLUMNS: &str = "resource_type, resource_id, relation, subject_type, subject_id, \
      subject_relation, caveat_name, caveat_context, expiration_seconds, expiration_nanos";
 
-/// The six tuple columns in the order of `index`.
-pub fn order_columns(index: Index) -> &'static str {
-    match index {
-        Index::Resource => {
+/// The six tuple columns in `order`.
+pub fn order_columns(order: ReadOrder) -> &'static str {
+    match order {
+        ReadOrder::ByResource => {
             "resource_type, resource_id, relation, subject_type, subject_id, subject_relation"
         }
-        Index::Subject => {
+        ReadOrder::BySubject => {
             "subject_type, subject_id, subject_relation, resource_type, relation, resource_id"
         }
     }
 }
 
-/// The six tuple names of `rel` in the order of `index` (subject relation `""` for none).
-pub fn order_values(index: Index, rel: &Relationship) -> [String; 6] {
-    let subject_relation = rel.subject.relation.clone().unwrap_or_default();
-    let r = &rel.resource;
-    let s = &rel.subject.object;
-    match index {
-        Index::Resource => [
-            r.object_type.clone(),
-            r.object_id.clone(),
-            rel.relation.clone(),
-            s.object_type.clone(),
-            s.object_id.clone(),
-            subject_relation,
-        ],
-        Index::Subject => [
-            s.object_type.clone(),
-            s.object_id.clone(),
-            subject_relation,
-            r.object_type.clone(),
-            rel.relation.clone(),
-            r.object_id.clone(),
-        ],
-    }
+/// The six tuple names of `rel` in `order` (subject relation `""` for none).
+pub fn order_values(order: ReadOrder, rel: &Relationship) -> [String; 6] {
+    order.key(rel).map(str::to_string)
 }
 
 /// A `WHERE` fragment and its parameters, built up condition by condition.
@@ -128,15 +103,15 @@ impl Conditions {
     }
 
     /// Tuples strictly after `after` in the order of `index`.
-    pub fn after(&mut self, index: Index, after: &Relationship) {
-        let values = order_values(index, after);
+    pub fn after(&mut self, order: ReadOrder, after: &Relationship) {
+        let values = order_values(order, after);
         let placeholders: Vec<String> = values
             .into_iter()
             .map(|value| self.bind(Param::Text(value)))
             .collect();
         self.clauses.push(format!(
             "({}) > ({})",
-            order_columns(index),
+            order_columns(order),
             placeholders.join(", ")
         ));
     }

@@ -9,8 +9,8 @@ use deadpool_postgres::{Pool, Transaction};
 use futures_util::SinkExt;
 use serde_json::Value;
 
+use crate::model::ReadOrder;
 use crate::model::{Relationship, RelationshipFilter, Revision};
-use crate::store::keys::{self, Index};
 use crate::store::{
     Change, ChangeOp, ChangeSet, Precondition, PreconditionOp, Update, UpdateOp, WriteRejection,
 };
@@ -48,7 +48,7 @@ async fn notify(tx: &Transaction<'_>, channel: &str, at: Revision) -> Result<(),
 fn tuple_arrays(rels: &[&Relationship]) -> [Vec<String>; 6] {
     let mut res: [Vec<String>; 6] = Default::default();
     for rel in rels {
-        for (column, value) in res.iter_mut().zip(order_values(Index::Resource, rel)) {
+        for (column, value) in res.iter_mut().zip(order_values(ReadOrder::ByResource, rel)) {
             column.push(value);
         }
     }
@@ -194,14 +194,14 @@ async fn first_live_match(
     tx: &Transaction<'_>,
     filter: &RelationshipFilter,
 ) -> Result<Option<Relationship>, PgError> {
-    let (index, _) = keys::index_for(filter);
+    let order = filter.read_order();
     let mut conditions = Conditions::default();
     conditions.filter(filter);
     conditions.live();
     let query = format!(
         "SELECT {COLUMNS} FROM arbiter_relationship {} ORDER BY {} LIMIT 1",
         conditions.where_clause(),
-        order_columns(index)
+        order_columns(order)
     );
     let row = tx.query_opt(&query, &conditions.refs()).await?;
     row.as_ref().map(decode).transpose()
@@ -331,7 +331,7 @@ pub async fn delete_by_filter(
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let at = next_revision(&tx).await?;
-    let (index, _) = keys::index_for(filter);
+    let order = filter.read_order();
     let mut conditions = Conditions::default();
     conditions.filter(filter);
     conditions.live();
@@ -352,11 +352,11 @@ pub async fn delete_by_filter(
            ORDER BY {} {limit_clause}) \
          RETURNING {COLUMNS}",
         conditions.where_clause(),
-        order_columns(index),
+        order_columns(order),
     );
     let rows = tx.query(&query, &conditions.refs()).await?;
     let mut deleted = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-    deleted.sort_by_cached_key(|rel| keys::tuple_prefix(index, rel));
+    deleted.sort_by(|a, b| order.key(a).cmp(&order.key(b)));
     notify(&tx, channel, at).await?;
     tx.commit().await?;
     Ok(ChangeSet {
@@ -446,7 +446,11 @@ pub async fn import_chunk(
     let mut changes = Vec::with_capacity(ended.len() + created.len());
     for (op, rows) in [(ChangeOp::Delete, &ended), (ChangeOp::Touch, &created)] {
         let mut rels = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-        rels.sort_by_cached_key(|rel| keys::tuple_prefix(Index::Resource, rel));
+        rels.sort_by(|a, b| {
+            ReadOrder::ByResource
+                .key(a)
+                .cmp(&ReadOrder::ByResource.key(b))
+        });
         changes.extend(
             rels.into_iter()
                 .map(|relationship| Change { op, relationship }),
@@ -461,7 +465,7 @@ pub async fn import_chunk(
 /// One line of COPY's text format for `rel`.
 fn copy_line(buf: &mut Vec<u8>, rel: &Relationship) {
     let conditional = Conditional::of(rel);
-    let mut fields: Vec<Option<String>> = order_values(Index::Resource, rel)
+    let mut fields: Vec<Option<String>> = order_values(ReadOrder::ByResource, rel)
         .into_iter()
         .map(Some)
         .collect();
