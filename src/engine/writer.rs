@@ -197,12 +197,16 @@ impl Inner {
     /// local writes (read-your-writes: the writer calls it before acknowledging) and for
     /// revisions other servers committed (the follower thread and `full` reads call it).
     pub(super) fn follow(&self) -> Result<Revision, EngineError> {
-        let head = self.track(self.store.head())?;
-        if head == self.index.read().head() {
-            return Ok(head);
+        // Fast path: nothing new.
+        let indexed = self.index.read().head();
+        if self.track(self.store.head())? == indexed {
+            return Ok(indexed);
         }
         let _follower = self.follow_lock.lock();
+        // Both read under the lock: the index moves only here, so a store head behind it
+        // means the store lost revisions, not a race with another follower.
         let indexed = self.index.read().head();
+        let head = self.track(self.store.head())?;
         if head < indexed {
             // Only a store that acknowledged writes before making them durable can lose
             // them; its revisions would be reused, so it must not take writes.

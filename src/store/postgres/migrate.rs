@@ -23,7 +23,9 @@ pub fn latest() -> i32 {
 pub async fn migrate(client: &mut Client) -> Result<(), PgError> {
     client
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS arbiter_schema_migrations (
+            // No notice on every start that the table exists.
+            "SET client_min_messages = warning;
+            CREATE TABLE IF NOT EXISTS arbiter_schema_migrations (
                 version INTEGER PRIMARY KEY,
                 name TEXT NOT NULL,
                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
