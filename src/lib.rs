@@ -8,6 +8,7 @@
 //! Dependencies point one way: [`model`] ← [`schema`], [`store`] ← [`engine`] ← server and
 //! CLI. Only `store::sled` names sled.
 
+pub mod caveat;
 pub mod cli;
 pub mod engine;
 pub mod model;

@@ -32,6 +32,7 @@ fn valid_body(path: &str) -> Value {
             json!({"resource": "document:1", "permission": "view", "subject_type": "user"})
         }
         "/v1/sync" => json!({"resource_types": ["document"], "dry_run": true}),
+        "/v1/playground/evaluate" => json!({"action": "schema", "schema": support::SCHEMA}),
         other => panic!("no valid body known for documented route {other}: add one here"),
     }
 }
@@ -147,6 +148,7 @@ async fn every_documented_route_answers_as_documented() {
         "/v1/lookup/subjects",
         "/v1/watch",
         "/v1/sync",
+        "/v1/playground/evaluate",
         "/healthz",
         "/readyz",
         "/metrics",

@@ -14,6 +14,12 @@ struct ValidationFile {
     schema: Option<String>,
 }
 
+/// Loader tests whose schema is meant to be invalid, with the error arbiter must give.
+const MEANT_INVALID: &[(&str, &str)] = &[(
+    "validationfile/invalid_caveat.yaml",
+    "unknown caveat `some_caveat`",
+)];
+
 fn corpus_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/spicedb")
 }
@@ -65,8 +71,13 @@ fn spicedb_schemas_compile_or_name_what_is_unsupported() {
                         _ => other.push(err.to_string()),
                     }
                 }
+                let meant_invalid = MEANT_INVALID.iter().any(|(file, reason)| {
+                    *file == name && other.iter().any(|err| err.contains(reason))
+                });
                 if other.is_empty() {
                     unsupported_files += 1;
+                } else if meant_invalid {
+                    continue;
                 } else {
                     failures.push(format!("{name}:\n  {}", other.join("\n  ")));
                 }

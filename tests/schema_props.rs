@@ -324,10 +324,20 @@ fn expected_expr(expr: &Gen, names: &HashMap<String, arbiter::schema::RelationId
             Expr::Ref(id) => Expr::Ref(id),
             other => other,
         },
-        Gen::Bin(Op::Exclusion, lhs, rhs) => Expr::Exclusion(
-            Box::new(expected_expr(lhs, names)),
-            Box::new(expected_expr(rhs, names)),
-        ),
+        Gen::Bin(Op::Exclusion, lhs, rhs) => {
+            // A chain `a - b - c` is `a - (b | c)`: one exclusion of a flat union.
+            let (base, mut subtracted) = match expected_expr(lhs, names) {
+                Expr::Exclusion(base, inner) => (*base, union_operands(*inner)),
+                other => (other, Vec::new()),
+            };
+            subtracted.extend(union_operands(expected_expr(rhs, names)));
+            let subtracted = if subtracted.len() == 1 {
+                subtracted.remove(0)
+            } else {
+                Expr::Union(subtracted)
+            };
+            Expr::Exclusion(Box::new(base), Box::new(subtracted))
+        }
         Gen::Bin(op, ..) => {
             let mut operands = Vec::new();
             flatten(expr, *op, names, &mut operands);
@@ -337,6 +347,13 @@ fn expected_expr(expr: &Gen, names: &HashMap<String, arbiter::schema::RelationId
                 Expr::Intersection(operands)
             }
         }
+    }
+}
+
+fn union_operands(expr: Expr) -> Vec<Expr> {
+    match expr {
+        Expr::Union(children) => children,
+        other => vec![other],
     }
 }
 

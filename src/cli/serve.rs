@@ -69,9 +69,20 @@ pub struct ServeArgs {
     /// Largest page of a read or lookup (and the default page size).
     #[arg(long, default_value_t = 1_000)]
     pub max_page: usize,
-    /// Deepest walk a check may take before it fails.
+    /// Deepest walk a check may take before it fails (at most 200).
     #[arg(long, default_value_t = 50)]
     pub depth_limit: u32,
+    /// How long a client may take to send a request's headers before the connection is
+    /// closed, in milliseconds (the slowloris guard).
+    #[arg(long, default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// How long a client may take to send a request's body before it answers 408, in
+    /// milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+    /// Most connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_connections: usize,
     /// How many check answers the cache holds (0 disables it).
     #[arg(long, default_value_t = 100_000)]
     pub cache_capacity: usize,
@@ -131,6 +142,12 @@ pub enum ConfigError {
     InsecureBind(SocketAddr),
     #[error("`--token` must not be empty")]
     EmptyToken,
+    #[error(
+        "`--token` must not start or end with whitespace (clients' tokens are trimmed, so it could never match)"
+    )]
+    TokenWhitespace,
+    #[error("`--depth-limit` {value} is above the maximum of {max}")]
+    DepthLimitTooHigh { value: u32, max: u32 },
     #[error("`--{flag}` must be at least 1")]
     Zero { flag: &'static str },
     #[error("{}: cannot read schema file: {message}", .file.display())]
@@ -165,6 +182,15 @@ impl ServeConfig {
         if token.as_deref().is_some_and(|it| it.trim().is_empty()) {
             return Err(ConfigError::EmptyToken);
         }
+        if token.as_deref().is_some_and(|it| it.trim() != it) {
+            return Err(ConfigError::TokenWhitespace);
+        }
+        if args.depth_limit > engine::MAX_DEPTH_LIMIT {
+            return Err(ConfigError::DepthLimitTooHigh {
+                value: args.depth_limit,
+                max: engine::MAX_DEPTH_LIMIT,
+            });
+        }
         if token.is_none() && args.keys.is_none() && !addr.ip().is_loopback() && !args.insecure {
             return Err(ConfigError::InsecureBind(addr));
         }
@@ -174,6 +200,9 @@ impl ServeConfig {
             ("max-page", args.max_page),
             ("request-timeout-ms", args.request_timeout_ms as usize),
             ("depth-limit", args.depth_limit as usize),
+            ("header-timeout-ms", args.header_timeout_ms as usize),
+            ("body-timeout-ms", args.body_timeout_ms as usize),
+            ("max-connections", args.max_connections),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero { flag });
@@ -233,6 +262,9 @@ impl ServeConfig {
                 max_batch: args.max_batch,
                 max_page: args.max_page,
                 access_log: args.access_log,
+                header_timeout: Duration::from_millis(args.header_timeout_ms),
+                body_timeout: Duration::from_millis(args.body_timeout_ms),
+                max_connections: args.max_connections,
             },
             engine: engine::Config {
                 depth_limit: args.depth_limit,
@@ -465,6 +497,57 @@ mod tests {
         assert!(matches!(
             config(&["--max-batch", "0"]),
             Err(ConfigError::Zero { flag: "max-batch" })
+        ));
+    }
+
+    #[test]
+    fn issue10_token_with_surrounding_whitespace_is_refused() {
+        for token in [" s3cret", "s3cret\n", "\ts3cret "] {
+            let err = config(&["--token", token]).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::TokenWhitespace),
+                "{token:?}: {err}"
+            );
+        }
+        assert!(config(&["--token", "s3cret"]).is_ok());
+    }
+
+    #[test]
+    fn issue10_depth_limit_above_the_cap_is_refused_not_capped() {
+        let err = config(&["--depth-limit", "100000"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`--depth-limit` 100000 is above the maximum of {}",
+                engine::MAX_DEPTH_LIMIT
+            )
+        );
+        let max = engine::MAX_DEPTH_LIMIT.to_string();
+        assert_eq!(
+            config(&["--depth-limit", &max]).unwrap().engine.depth_limit,
+            engine::MAX_DEPTH_LIMIT
+        );
+    }
+
+    #[test]
+    fn connection_limits_are_configurable() {
+        let config = config(&[
+            "--header-timeout-ms",
+            "1500",
+            "--body-timeout-ms",
+            "2500",
+            "--max-connections",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(config.server.header_timeout, Duration::from_millis(1500));
+        assert_eq!(config.server.body_timeout, Duration::from_millis(2500));
+        assert_eq!(config.server.max_connections, 7);
+        assert!(matches!(
+            super::tests::config(&["--max-connections", "0"]),
+            Err(ConfigError::Zero {
+                flag: "max-connections"
+            })
         ));
     }
 

@@ -14,7 +14,8 @@
 //! change once that ancestor is known).
 //!
 //! Native recursion happens once per goal (relation or permission on an object) and is
-//! bounded by the depth limit; the subject sets of a stored relation are walked
+//! bounded by the depth limit (at most 200): a permission's operators are evaluated on an
+//! explicit stack, so an expression's width or nesting costs no native stack; the subject sets of a stored relation are walked
 //! breadth-first without recursion, so a group of a million members costs one hash probe
 //! and nested groups cost a visited set, not stack. When such a walk would read many
 //! subject sets (a group of many subgroups) and every relation it can reach is stored, the
@@ -97,6 +98,28 @@ impl Outcome {
     };
 }
 
+/// An operator of an expression being evaluated, waiting for an operand's answer (the
+/// explicit stack of [`Checker::expr`]).
+enum Task<'a> {
+    /// A union whose operands before `next` are answered, none true; `acc` joins them.
+    Union {
+        operands: &'a [Expr],
+        next: usize,
+        acc: Outcome,
+    },
+    /// An intersection whose operands before `next` are answered, none false.
+    Intersection {
+        operands: &'a [Expr],
+        next: usize,
+        acc: Outcome,
+    },
+    /// An exclusion whose base is being answered; `subtracted` comes next.
+    ExclusionBase { subtracted: &'a Expr },
+    /// An exclusion whose subtracted side is being answered (one negation deeper), after
+    /// a base that was not false.
+    ExclusionSubtracted { base: Outcome },
+}
+
 struct Frame {
     goal: Goal,
     /// How many subtracted sides of exclusions enclose this goal on the path.
@@ -115,6 +138,9 @@ pub(crate) struct Checker<'a> {
     holders: FxHashSet<Node>,
     use_holders: bool,
     stack: Vec<Frame>,
+    /// The pending operators of the expressions being evaluated, innermost last (each
+    /// goal's expression uses the part above its enclosing goal's).
+    tasks: Vec<Task<'a>>,
     memo: FxHashMap<Goal, Tri>,
     /// Buffers of breadth-first walks, reused (walks nest through permissions).
     walks: Vec<Walk>,
@@ -231,6 +257,7 @@ impl<'a> Checker<'a> {
             holders: scratch.holders,
             use_holders,
             stack: scratch.stack,
+            tasks: Vec::new(),
             memo: scratch.memo,
             walks: scratch.walks,
             neg: 0,
@@ -246,6 +273,7 @@ impl<'a> Checker<'a> {
     /// Whether the subject holds `goal` (undefined denies).
     pub fn check(&mut self, goal: Goal) -> Result<bool, EngineError> {
         self.stack.clear();
+        self.tasks.clear();
         self.neg = 0;
         let outcome = self.goal(goal, 0)?;
         Ok(outcome.value == Tri::True)
@@ -643,50 +671,133 @@ impl<'a> Checker<'a> {
         Ok(acc)
     }
 
-    fn expr(&mut self, goal: Goal, expr: &Expr, depth: u32) -> Result<Outcome, EngineError> {
-        match expr {
-            Expr::Nil => Ok(Outcome::FALSE),
-            Expr::Ref(rel) => self.goal(
-                Goal {
-                    ty: goal.ty,
-                    id: goal.id,
-                    rel: *rel,
+    /// Evaluates a permission's expression for `goal`. Operators are walked with an
+    /// explicit stack ([`Checker::tasks`]), not native recursion: native recursion happens
+    /// only per goal (a name or an arrow), so the stack a check needs is bounded by the
+    /// depth limit alone, whatever the expression's shape.
+    fn expr(&mut self, goal: Goal, expr: &'a Expr, depth: u32) -> Result<Outcome, EngineError> {
+        let base_len = self.tasks.len();
+        let neg = self.neg;
+        let res = self.expr_with(goal, expr, depth, base_len);
+        if res.is_err() {
+            self.tasks.truncate(base_len);
+            self.neg = neg;
+        }
+        res
+    }
+
+    /// [`Checker::expr`] above the tasks of the enclosing expressions (`base_len`).
+    fn expr_with(
+        &mut self,
+        goal: Goal,
+        expr: &'a Expr,
+        depth: u32,
+        base_len: usize,
+    ) -> Result<Outcome, EngineError> {
+        let mut current = expr;
+        loop {
+            // Down the first operands to a leaf, leaving each operator as a task.
+            let mut outcome = match current {
+                Expr::Nil => Outcome::FALSE,
+                Expr::Ref(rel) => self.goal(
+                    Goal {
+                        ty: goal.ty,
+                        id: goal.id,
+                        rel: *rel,
+                    },
+                    depth + 1,
+                )?,
+                Expr::Arrow(arrow) => self.arrow(goal, arrow, depth)?,
+                Expr::Union(operands) => match operands.first() {
+                    None => Outcome::FALSE,
+                    Some(first) => {
+                        self.tasks.push(Task::Union {
+                            operands,
+                            next: 1,
+                            acc: Outcome::FALSE,
+                        });
+                        current = first;
+                        continue;
+                    }
                 },
-                depth + 1,
-            ),
-            Expr::Arrow(arrow) => self.arrow(goal, arrow, depth),
-            Expr::Union(children) => {
-                let mut acc = Outcome::FALSE;
-                for child in children {
-                    let outcome = self.expr(goal, child, depth)?;
-                    if outcome.value == Tri::True {
-                        return Ok(Outcome::TRUE);
+                // An empty intersection holds, as an empty conjunction does.
+                Expr::Intersection(operands) => match operands.first() {
+                    None => Outcome::TRUE,
+                    Some(first) => {
+                        self.tasks.push(Task::Intersection {
+                            operands,
+                            next: 1,
+                            acc: Outcome::TRUE,
+                        });
+                        current = first;
+                        continue;
                     }
-                    acc = or(acc, outcome);
+                },
+                Expr::Exclusion(base, subtracted) => {
+                    self.tasks.push(Task::ExclusionBase {
+                        subtracted: subtracted.as_ref(),
+                    });
+                    current = base.as_ref();
+                    continue;
                 }
-                Ok(acc)
-            }
-            Expr::Intersection(children) => {
-                let mut acc = Outcome::TRUE;
-                for child in children {
-                    let outcome = self.expr(goal, child, depth)?;
-                    if outcome.value == Tri::False {
-                        return Ok(outcome);
+            };
+            // Up through the pending operators until one needs its next operand.
+            loop {
+                if self.tasks.len() == base_len {
+                    return Ok(outcome);
+                }
+                let Some(task) = self.tasks.last_mut() else {
+                    return Ok(outcome);
+                };
+                match task {
+                    Task::Union {
+                        operands,
+                        next,
+                        acc,
+                    } => {
+                        if outcome.value == Tri::True {
+                            outcome = Outcome::TRUE;
+                        } else {
+                            *acc = or(*acc, outcome);
+                            let operands: &'a [Expr] = operands;
+                            if let Some(operand) = operands.get(*next) {
+                                *next += 1;
+                                current = operand;
+                                break;
+                            }
+                            outcome = *acc;
+                        }
                     }
-                    acc = and(acc, outcome);
+                    Task::Intersection {
+                        operands,
+                        next,
+                        acc,
+                    } => {
+                        if outcome.value != Tri::False {
+                            *acc = and(*acc, outcome);
+                            let operands: &'a [Expr] = operands;
+                            if let Some(operand) = operands.get(*next) {
+                                *next += 1;
+                                current = operand;
+                                break;
+                            }
+                            outcome = *acc;
+                        }
+                    }
+                    Task::ExclusionBase { subtracted } => {
+                        if outcome.value != Tri::False {
+                            current = *subtracted;
+                            *task = Task::ExclusionSubtracted { base: outcome };
+                            self.neg += 1;
+                            break;
+                        }
+                    }
+                    Task::ExclusionSubtracted { base } => {
+                        self.neg -= 1;
+                        outcome = and(*base, not(outcome));
+                    }
                 }
-                Ok(acc)
-            }
-            Expr::Exclusion(base, subtracted) => {
-                let base = self.expr(goal, base, depth)?;
-                if base.value == Tri::False {
-                    return Ok(base);
-                }
-                self.neg += 1;
-                let subtracted = self.expr(goal, subtracted, depth);
-                self.neg -= 1;
-                let subtracted = subtracted?;
-                Ok(and(base, not(subtracted)))
+                self.tasks.pop();
             }
         }
     }

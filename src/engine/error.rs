@@ -30,6 +30,12 @@ pub enum EngineError {
     /// Nothing can be checked or written before a schema is loaded (HTTP 503).
     #[error("no schema is loaded")]
     NoSchema,
+    /// The schema stored in the database no longer compiles (it was accepted by an older
+    /// version): nothing can be checked until a corrected schema is written (HTTP 503).
+    #[error(
+        "no schema is loaded: the stored schema no longer compiles ({0}); write a corrected schema"
+    )]
+    StoredSchemaInvalid(String),
     /// A request field is malformed or names something the schema lacks (HTTP 400).
     #[error("invalid `{field}`: {message}")]
     InvalidInput {
@@ -94,7 +100,7 @@ impl EngineError {
     /// A stable, machine-readable code for this kind of failure.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::NoSchema => "no_schema",
+            Self::NoSchema | Self::StoredSchemaInvalid(_) => "no_schema",
             Self::InvalidInput { .. } => "invalid_argument",
             Self::InvalidRelationship(_) => "invalid_relationship",
             Self::InvalidSchema(_) => "invalid_schema",

@@ -120,6 +120,18 @@ impl Forward {
         self.has_wildcard && self.usersets.contains_at(&star, rev)
     }
 
+    /// The revision that wrote the plain object `subject` live at `rev` (0: unknown, the
+    /// index was built from the store at open); for explanations.
+    pub fn object_written_at(&self, subject: ObjKey, rev: u64) -> Option<u64> {
+        self.objects.created_at(&subject, rev)
+    }
+
+    /// The revision that wrote the subject set or wildcard `subject` live at `rev` (0:
+    /// unknown); for explanations.
+    pub fn userset_written_at(&self, subject: Node, rev: u64) -> Option<u64> {
+        self.usersets.created_at(&subject, rev)
+    }
+
     /// The subject sets and wildcards live at `rev`.
     pub fn usersets(&self, rev: u64) -> impl Iterator<Item = Node> + '_ {
         self.usersets.iter_at(rev)

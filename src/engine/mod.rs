@@ -15,7 +15,8 @@
 //! - `check`, `expand`, `lookup`: the walks; `cache`: the bounded check cache;
 //! - `deadline`: [`Deadline`] and the budget every walk ticks (cancellation);
 //! - `filters`: filters and preconditions validated against the schema;
-//! - `pages`: the cache of sorted lookup results that later pages resume from.
+//! - `pages`: the cache of sorted lookup results that later pages resume from;
+//! - `explain`: the explaining walk, separate from `check` so a plain check pays nothing.
 //!
 //! Writes go through one lock: validate against the schema (`schema::admit`) →
 //! `Store::write` → apply the committed change set to the index → publish the new head
@@ -32,6 +33,7 @@ mod check;
 mod deadline;
 pub mod error;
 mod expand;
+mod explain;
 mod filters;
 mod index;
 mod lookup;
@@ -61,6 +63,9 @@ pub use api::{
 };
 pub use deadline::Deadline;
 pub use error::{EngineError, SchemaProblem};
+pub use explain::{
+    EXPLAIN_NODE_LIMIT, ExplainKind, ExplainNode, ExplainedAnswer, Explanation, Reason, Verdict,
+};
 pub use index::IndexStats;
 pub use sync::{SyncReport, SyncRequest};
 
@@ -209,6 +214,13 @@ impl Arbiter {
         self.inner.install_schema(schema, text)
     }
 
+    /// Ok when a schema is loaded; else why not: [`EngineError::NoSchema`], or
+    /// [`EngineError::StoredSchemaInvalid`] when the stored one no longer compiles (the
+    /// engine opens without it, so that a corrected schema can be written).
+    pub fn require_schema(&self) -> Result<(), EngineError> {
+        self.inner.require_schema().map(|_| ())
+    }
+
     /// The current compiled schema, if one is loaded.
     pub fn schema(&self) -> Option<Arc<Schema>> {
         self.inner.loaded().map(|loaded| Arc::clone(&loaded.schema))
@@ -327,6 +339,18 @@ impl Arbiter {
         consistency: Consistency,
     ) -> Result<Decision, EngineError> {
         self.inner.check(request, consistency, &self.budget())
+    }
+
+    /// [`Arbiter::check`] with the reasons: for an allowed check the chain of expressions
+    /// and relationships that grants it, for a denied one every branch tried and why it
+    /// failed. Never cached; costs a second walk.
+    pub fn check_explained(
+        &self,
+        request: &CheckRequest,
+        consistency: Consistency,
+    ) -> Result<(Decision, Explanation), EngineError> {
+        self.inner
+            .check_explained(request, consistency, &self.budget())
     }
 
     /// Many checks at one revision, sharing sub-answers between items. Items fail one by

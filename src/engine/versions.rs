@@ -67,6 +67,20 @@ impl<K: Copy + Eq + Hash> VersionedSet<K> {
             .is_some_and(|pos| self.entries[pos].live_at(rev))
     }
 
+    /// The revision that created the version of `key` live at `rev`, if one is (0 for
+    /// entries loaded when the index was built, whose revision is unknown).
+    pub fn created_at(&self, key: &K, rev: u64) -> Option<u64> {
+        let entry = &self.entries[self.find(key)?];
+        if entry.created <= rev && rev < entry.deleted {
+            return Some(entry.created);
+        }
+        let older = entry.older.as_ref()?;
+        older
+            .iter()
+            .find(|(created, deleted)| *created <= rev && rev < *deleted)
+            .map(|(created, _)| *created)
+    }
+
     pub fn iter_at(&self, rev: u64) -> impl Iterator<Item = K> + '_ {
         self.entries
             .iter()

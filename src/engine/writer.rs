@@ -71,6 +71,10 @@ pub(crate) struct Inner {
     /// When each revision committed, oldest first, to turn the retention window into a
     /// revision horizon for garbage collection.
     commit_times: Mutex<VecDeque<(Revision, Instant)>>,
+    /// Why the schema found in the store at open was not loaded (it no longer compiles);
+    /// reported while no schema is installed, instead of refusing to start, so that a
+    /// corrected schema can still be written.
+    stored_schema_problem: Option<String>,
 }
 
 impl Inner {
@@ -102,6 +106,18 @@ impl Inner {
             head
         };
         let (head_tx, _) = tokio::sync::watch::channel(head);
+        let mut stored_schema = None;
+        let mut stored_schema_problem = None;
+        if let Some((text, revision)) = store.read_schema()? {
+            match schema_text::compile(&text) {
+                Ok(schema) => stored_schema = Some((schema, text, revision)),
+                Err(err) => {
+                    let problem = format!("revision {}: {err}", revision.0);
+                    tracing::error!(%problem, "the stored schema no longer compiles; no schema is loaded");
+                    stored_schema_problem = Some(problem);
+                }
+            }
+        }
         let inner = Arc::new(Self {
             cache: CheckCache::new(config.cache_capacity),
             pages: PageCache::default(),
@@ -115,9 +131,9 @@ impl Inner {
             head_tx,
             quantized: Mutex::new((head, Instant::now())),
             commit_times: Mutex::new(VecDeque::from([(head, Instant::now())])),
+            stored_schema_problem,
         });
-        if let Some((text, revision)) = inner.store.read_schema()? {
-            let schema = schema_text::compile(&text)?;
+        if let Some((schema, text, revision)) = stored_schema {
             inner.set_schema(schema, text, revision);
         }
         spawn_collector(Arc::downgrade(&inner));
@@ -130,9 +146,14 @@ impl Inner {
         self.schema.read().clone()
     }
 
-    /// The installed schema, or [`EngineError::NoSchema`].
+    /// The installed schema, or [`EngineError::NoSchema`] (with the reason when the stored
+    /// schema no longer compiles).
     pub fn require_schema(&self) -> Result<Arc<LoadedSchema>, EngineError> {
-        self.loaded().ok_or(EngineError::NoSchema)
+        self.loaded()
+            .ok_or_else(|| match &self.stored_schema_problem {
+                Some(problem) => EngineError::StoredSchemaInvalid(problem.clone()),
+                None => EngineError::NoSchema,
+            })
     }
 
     pub fn head(&self) -> Revision {

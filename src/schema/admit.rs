@@ -106,7 +106,15 @@ pub fn check_relationship(schema: &Schema, rel: &Relationship) -> Result<(), Adm
         wildcard: subject.object.object_id == WILDCARD_ID,
         relation: subject.relation.as_deref(),
     };
-    if allowed.iter().any(|it| shape.admitted_by(schema, *it)) {
+    // INVARIANT: relationships carry no caveat or expiration yet, so only subject types
+    // without `with NAME` admit them: `user with c` alone must never take an uncaveated
+    // tuple (that would grant without the condition). Expiration is optional.
+    let admits_plain = schema
+        .subject_types(relation_id)
+        .iter()
+        .filter(|it| it.caveat.is_none())
+        .any(|it| shape.admitted_by(schema, it.subject));
+    if admits_plain {
         return Ok(());
     }
     Err(AdmitError::SubjectNotAllowed {
@@ -455,5 +463,21 @@ mod tests {
         let orphans = orphaned_usages(&base(), &smaller);
         assert!(orphans[1].matches(&"doc:1#viewer@group:g#member".parse().unwrap()));
         assert!(orphans[0].matches(&"group:g#member@user:a".parse().unwrap()));
+    }
+
+    #[test]
+    fn caveat_only_subject_types_refuse_uncaveated_relationships() {
+        let schema = schema(
+            "caveat cav(a int) { a == 1 }
+             definition user {}
+             definition doc { relation only: user with cav  relation both: user | user with cav }",
+        );
+        let only: Relationship = "doc:1#only@user:tom".parse().unwrap();
+        assert!(matches!(
+            check_relationship(&schema, &only),
+            Err(AdmitError::SubjectNotAllowed { .. })
+        ));
+        let both: Relationship = "doc:1#both@user:tom".parse().unwrap();
+        assert!(check_relationship(&schema, &both).is_ok());
     }
 }

@@ -4,6 +4,11 @@
 //!
 //! Parentheses leave no node: the tree shape already says how operands group. The
 //! formatter puts back the parentheses a reader needs.
+//!
+//! A chain of one operator (`a | b | c`, `a - b - c`) is one n-ary node, not a left-leaning
+//! tree of binary nodes, so the tree is only as deep as the parentheses nest (which the
+//! parser bounds): a flat union of 20,000 terms is one node with 20,000 operands, and no
+//! walk over the tree, nor its drop, recurses once per term.
 
 /// A byte range `start..end` in the source text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -17,6 +22,10 @@ pub struct Span {
 pub struct SchemaAst {
     /// The definitions, in source order.
     pub definitions: Vec<DefinitionAst>,
+    /// The `caveat NAME(…) { … }` items, in source order.
+    pub caveats: Vec<CaveatAst>,
+    /// The `use FLAG` directives, in source order.
+    pub uses: Vec<UseAst>,
     /// Every comment of the file, in source order (doc comments included); the formatter
     /// attaches them back to the nodes around them.
     pub comments: Vec<Comment>,
@@ -48,6 +57,36 @@ pub struct DefinitionAst {
     pub doc: Option<String>,
 }
 
+/// `use expiration` or `use self`: a language feature the schema opts into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UseAst {
+    /// The flag as written (`expiration` or `self`; the parser refuses others).
+    pub flag: Ident,
+    pub span: Span,
+}
+
+/// `caveat NAME(PARAM TYPE, …) { CEL-EXPR }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaveatAst {
+    pub name: Ident,
+    /// The parameters, in source order.
+    pub params: Vec<CaveatParamAst>,
+    /// The CEL expression between the braces, verbatim (the compiler parses it).
+    pub expression: String,
+    /// Where `expression` is in the source, so errors can point into it.
+    pub expression_span: Span,
+    pub span: Span,
+    pub doc: Option<String>,
+}
+
+/// One `NAME TYPE` parameter of a caveat; the type is kept as written (`list<int>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaveatParamAst {
+    pub name: Ident,
+    pub type_text: String,
+    pub type_span: Span,
+}
+
 /// A relation or a permission inside a definition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MemberAst {
@@ -70,6 +109,11 @@ pub struct RelationAst {
 pub struct SubjectTypeAst {
     pub type_name: Ident,
     pub kind: SubjectKindAst,
+    /// `with NAME`: tuples of this subject type must carry caveat NAME.
+    pub caveat: Option<Ident>,
+    /// `with expiration` (or `with NAME and expiration`): tuples may expire.
+    pub expiration: bool,
+    /// From the type name to the end of the `with` clause, if any.
     pub span: Span,
 }
 
@@ -109,11 +153,11 @@ pub enum ExprKindAst {
     Ref(Ident),
     /// `tupleset.computed` (or `tupleset->computed`).
     Arrow { tupleset: Ident, computed: Ident },
-    /// `lhs OP rhs`.
-    Binary {
+    /// `o1 OP o2 OP … OP on`: a chain of one operator, left-associative (for exclusion
+    /// `((o1 - o2) - o3) …`), with at least two operands.
+    Operation {
         op: BinaryOp,
-        lhs: Box<ExprAst>,
-        rhs: Box<ExprAst>,
+        operands: Vec<ExprAst>,
     },
 }
 

@@ -10,21 +10,52 @@
 //! cause follow-up errors about the same thing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::ast::{
-    BinaryOp, DefinitionAst, ExprAst, ExprKindAst, Ident, MemberAst, SchemaAst, Span,
+    BinaryOp, CaveatAst, DefinitionAst, ExprAst, ExprKindAst, Ident, MemberAst, SchemaAst, Span,
     SubjectKindAst,
 };
 use super::compiled::{
-    AllowedSubject, Arrow, Definition, Expr, RelationDef, RelationId, RelationKind, Schema, TypeId,
+    AllowedSubject, AllowedSubjectType, Arrow, CaveatId, Definition, Expr, MAX_EXPR_NESTING,
+    RelationDef, RelationId,
+    RelationKind, Schema, TypeId,
 };
 use super::error::{LineCol, LineIndex, SchemaError, SchemaErrorKind, SchemaErrors};
 use super::format::format_ast;
-use super::graph::DependencyGraph;
+use crate::caveat::{CaveatParam, CompiledCaveat, ParamType};
 use crate::model::{is_valid_relation_name, is_valid_type_name};
+
+/// Words CEL reserves: they cannot name a caveat parameter.
+const CEL_RESERVED: &[&str] = &[
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+];
+
+/// How many names of a permission cycle (or subject types of a relation) a message lists.
+const CYCLE_NAMES_SHOWN: usize = 8;
 
 /// Words that cannot name a relation or permission: an expression could not refer to them.
 const RESERVED: &[&str] = &["nil", "self"];
@@ -40,8 +71,18 @@ pub fn compile(ast: &SchemaAst, text: &str) -> Result<Schema, SchemaErrors> {
         members: Vec::new(),
         broken: Vec::new(),
         type_by_name: HashMap::new(),
+        caveats: Vec::new(),
+        caveat_by_name: HashMap::new(),
+        use_expiration: ast.uses.iter().any(|it| it.flag.name == "expiration"),
+        broken_caveats: Vec::new(),
     };
+    if ast.definitions.is_empty() {
+        // Storing a schema that defines nothing would make every relationship a misfit and
+        // every check an unknown type: refuse it outright.
+        compiler.error(Span::default(), SchemaErrorKind::Empty);
+    }
     let declared = compiler.declare_types(&ast.definitions);
+    compiler.compile_caveats(&ast.caveats, text);
     for (definition, type_id) in &declared {
         compiler.declare_relations(definition, *type_id);
     }
@@ -55,13 +96,15 @@ pub fn compile(ast: &SchemaAst, text: &str) -> Result<Schema, SchemaErrors> {
     if let Some(errors) = SchemaErrors::from_vec(compiler.errors) {
         return Err(errors);
     }
-    let graph = DependencyGraph::build(&compiler.relations);
     Ok(Schema {
         definitions: compiler.definitions,
         relations: compiler.relations,
         type_by_name: compiler.type_by_name,
-        graph,
         source: format_ast(ast, text),
+        caveats: compiler.caveats,
+        caveat_by_name: compiler.caveat_by_name,
+        use_expiration: compiler.use_expiration,
+        use_self: ast.uses.iter().any(|it| it.flag.name == "self"),
     })
 }
 
@@ -77,6 +120,13 @@ struct Compiler<'a> {
     /// further, so that one mistake gives one error.
     broken: Vec<bool>,
     type_by_name: HashMap<String, TypeId>,
+    caveats: Vec<Arc<CompiledCaveat>>,
+    /// Caveat ids by name, and where each was declared (for duplicate errors).
+    caveat_by_name: HashMap<String, CaveatId>,
+    use_expiration: bool,
+    /// Caveats declared but not compiled (an error was reported): `with` naming them
+    /// reports nothing more.
+    broken_caveats: Vec<String>,
 }
 
 impl<'a> Compiler<'a> {
@@ -161,6 +211,7 @@ impl<'a> Compiler<'a> {
                 name: name.name.clone(),
                 kind,
                 doc: member.doc().map(str::to_string),
+                subject_types: Vec::new(),
             });
             self.members.push(member);
             self.broken.push(false);
@@ -176,6 +227,8 @@ impl<'a> Compiler<'a> {
             return;
         };
         let mut allowed = Vec::new();
+        let mut subject_types: Vec<AllowedSubjectType> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for subject_type in &relation.subject_types {
             let type_name = &subject_type.type_name;
             let Some(type_id) = self.type_by_name.get(&type_name.name).copied() else {
@@ -203,17 +256,42 @@ impl<'a> Compiler<'a> {
                     AllowedSubject::SubjectSet(type_id, rel_id)
                 }
             };
-            if allowed.contains(&subject) {
+            let caveat = match &subject_type.caveat {
+                None => None,
+                Some(name) => match self.caveat_by_name.get(&name.name) {
+                    Some(id) => Some(*id),
+                    None => {
+                        if !self.broken_caveats.contains(&name.name) {
+                            let kind = SchemaErrorKind::UnknownCaveat(name.name.clone());
+                            self.error(name.span, kind);
+                        }
+                        continue;
+                    }
+                },
+            };
+            if subject_type.expiration && !self.use_expiration {
+                self.error(subject_type.span, SchemaErrorKind::ExpirationNotEnabled);
+            }
+            let entry = AllowedSubjectType {
+                subject,
+                caveat,
+                expiration: subject_type.expiration,
+            };
+            if !seen.insert(entry.clone()) {
                 let kind = SchemaErrorKind::DuplicateSubjectType {
                     relation: relation.name.name.clone(),
-                    subject: self.subject_text(subject),
+                    subject: self.subject_type_text(entry),
                 };
                 self.error(subject_type.span, kind);
                 continue;
             }
-            allowed.push(subject);
+            subject_types.push(entry);
+            if !allowed.contains(&subject) {
+                allowed.push(subject);
+            }
         }
         self.relations[relation_idx].kind = RelationKind::Relation { allowed };
+        self.relations[relation_idx].subject_types = subject_types;
     }
 
     /// Pass 4: resolves the expression of permission `relation_idx`.
@@ -223,6 +301,12 @@ impl<'a> Compiler<'a> {
         };
         let owner = self.relations[relation_idx].owner;
         let expr = self.resolve_expr(owner, &permission.expr);
+        if expr.nesting() > MAX_EXPR_NESTING {
+            self.error(
+                permission.expr.span,
+                SchemaErrorKind::NestsTooDeep(MAX_EXPR_NESTING),
+            );
+        }
         self.relations[relation_idx].kind = RelationKind::Permission { expr };
     }
 
@@ -236,40 +320,31 @@ impl<'a> Compiler<'a> {
             ExprKindAst::Arrow { tupleset, computed } => {
                 self.resolve_arrow(owner, tupleset, computed)
             }
-            ExprKindAst::Binary {
+            ExprKindAst::Operation {
                 op: BinaryOp::Exclusion,
-                lhs,
-                rhs,
+                operands,
             } => {
-                let base = self.resolve_expr(owner, lhs);
-                let subtracted = self.resolve_expr(owner, rhs);
-                Expr::Exclusion(Box::new(base), Box::new(subtracted))
+                let mut resolved = operands.iter().map(|it| self.resolve_expr(owner, it));
+                let base = resolved.next().unwrap_or(Expr::Nil);
+                let subtracted: Vec<Expr> = resolved.collect();
+                exclusion(base, subtracted)
             }
-            ExprKindAst::Binary { op, .. } => {
-                let mut operands = Vec::new();
-                self.flatten(owner, expr, *op, &mut operands);
-                match op {
-                    BinaryOp::Union => Expr::Union(operands),
-                    _ => Expr::Intersection(operands),
+            ExprKindAst::Operation { op, operands } => {
+                let mut flat = Vec::with_capacity(operands.len());
+                for operand in operands {
+                    let resolved = self.resolve_expr(owner, operand);
+                    match (op, resolved) {
+                        (BinaryOp::Union, Expr::Union(children))
+                        | (BinaryOp::Intersection, Expr::Intersection(children)) => {
+                            flat.extend(children);
+                        }
+                        (_, other) => flat.push(other),
+                    }
                 }
-            }
-        }
-    }
-
-    /// Collects the operands of a chain of `op` (any grouping: both are associative).
-    fn flatten(&mut self, owner: TypeId, expr: &ExprAst, op: BinaryOp, out: &mut Vec<Expr>) {
-        match &expr.kind {
-            ExprKindAst::Binary {
-                op: inner,
-                lhs,
-                rhs,
-            } if *inner == op => {
-                self.flatten(owner, lhs, op, out);
-                self.flatten(owner, rhs, op, out);
-            }
-            _ => {
-                let operand = self.resolve_expr(owner, expr);
-                out.push(operand);
+                match op {
+                    BinaryOp::Union => Expr::Union(flat),
+                    _ => Expr::Intersection(flat),
+                }
             }
         }
     }
@@ -304,6 +379,7 @@ impl<'a> Compiler<'a> {
         };
         let allowed = allowed.clone();
         let mut targets: Vec<(TypeId, RelationId)> = Vec::new();
+        let mut seen_types = std::collections::HashSet::new();
         for subject in &allowed {
             let type_id = match subject {
                 AllowedSubject::Object(type_id) | AllowedSubject::SubjectSet(type_id, _) => {
@@ -319,7 +395,7 @@ impl<'a> Compiler<'a> {
                     return Expr::Nil;
                 }
             };
-            if targets.iter().any(|(seen, _)| *seen == type_id) {
+            if !seen_types.insert(type_id) {
                 continue;
             }
             let definition = &self.definitions[type_id.0 as usize];
@@ -329,11 +405,15 @@ impl<'a> Compiler<'a> {
         }
         if targets.is_empty() {
             if !self.broken[tupleset_id.0 as usize] {
-                let subject_types = allowed
+                let mut names: Vec<String> = allowed
                     .iter()
+                    .take(CYCLE_NAMES_SHOWN)
                     .map(|subject| format!("`{}`", self.subject_text(*subject)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                    .collect();
+                if allowed.len() > CYCLE_NAMES_SHOWN {
+                    names.push(format!("… ({} in all)", allowed.len()));
+                }
+                let subject_types = names.join(", ");
                 let kind = SchemaErrorKind::ArrowTargetMissing {
                     arrow: arrow_text,
                     tupleset: tupleset.name.clone(),
@@ -362,8 +442,12 @@ impl<'a> Compiler<'a> {
             if let RelationKind::Permission { expr } = &relation.kind {
                 let mut names = Vec::new();
                 direct_refs(expr, &mut names);
+                // Deduplicated here: petgraph's `update_edge` scans the node's edges, which
+                // is quadratic in a union of 20,000 names.
+                names.sort_unstable();
+                names.dedup();
                 for target in names {
-                    graph.update_edge(node(relation.id), node(target), ());
+                    graph.add_edge(node(relation.id), node(target), ());
                 }
             }
         }
@@ -376,11 +460,16 @@ impl<'a> Compiler<'a> {
                 continue;
             }
             let path = shortest_cycle(&graph, first, &component);
-            let cycle = path
+            // A cycle through thousands of permissions is named by its start and length.
+            let mut names: Vec<String> = path
                 .iter()
+                .take(CYCLE_NAMES_SHOWN)
                 .map(|idx| format!("`{}`", self.relations[idx.index()].name))
-                .collect::<Vec<_>>()
-                .join(" -> ");
+                .collect();
+            if path.len() > CYCLE_NAMES_SHOWN {
+                names.push(format!("… ({} permissions in all)", path.len() - 1));
+            }
+            let cycle = names.join(" -> ");
             let relation = &self.relations[first.index()];
             let kind = SchemaErrorKind::PermissionCycle {
                 definition: self.definitions[relation.owner.0 as usize].name.clone(),
@@ -393,6 +482,121 @@ impl<'a> Compiler<'a> {
     }
 
     /// `T`, `T:*` or `T#rel`, for messages.
+    /// Compiles every caveat: names, parameters, and the CEL expression (parsed and
+    /// type-checked once, here). Errors point into the expression where they can.
+    fn compile_caveats(&mut self, caveats: &[CaveatAst], text: &str) {
+        // Every declared name (compiled or not), for duplicate errors.
+        let mut declared: HashMap<&str, Span> = HashMap::new();
+        for caveat in caveats {
+            let name = &caveat.name;
+            if !is_valid_type_name(&name.name) {
+                self.error(
+                    name.span,
+                    SchemaErrorKind::InvalidCaveatName(name.name.clone()),
+                );
+            }
+            if let Some(first) = declared.get(name.name.as_str()) {
+                let kind = SchemaErrorKind::DuplicateCaveat {
+                    name: name.name.clone(),
+                    first: self.line_col(*first),
+                };
+                self.error(name.span, kind);
+                continue;
+            }
+            declared.insert(&name.name, name.span);
+            if self.type_by_name.contains_key(&name.name) {
+                self.error(
+                    name.span,
+                    SchemaErrorKind::CaveatNameTaken(name.name.clone()),
+                );
+                continue;
+            }
+            let Some(params) = self.caveat_params(caveat) else {
+                self.broken_caveats.push(name.name.clone());
+                continue;
+            };
+            match CompiledCaveat::compile(&name.name, params, &caveat.expression) {
+                Ok(compiled) => {
+                    let id = CaveatId(index_u32(self.caveats.len()));
+                    self.caveats.push(Arc::new(compiled));
+                    self.caveat_by_name.insert(name.name.clone(), id);
+                }
+                Err(errors) => {
+                    self.broken_caveats.push(name.name.clone());
+                    for err in errors {
+                        let start = (caveat.expression_span.start + err.offset)
+                            .min(caveat.expression_span.end);
+                        let start = skip_whitespace(text, start, caveat.expression_span.end);
+                        let kind = SchemaErrorKind::CaveatExpression {
+                            caveat: name.name.clone(),
+                            message: err.message,
+                        };
+                        self.error(Span { start, end: start }, kind);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The parameters of `caveat`, or `None` after reporting what is wrong with them.
+    fn caveat_params(&mut self, caveat: &CaveatAst) -> Option<Vec<CaveatParam>> {
+        let mut params: Vec<CaveatParam> = Vec::new();
+        let mut ok = true;
+        for param in &caveat.params {
+            let name = &param.name;
+            let valid = name
+                .name
+                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && !CEL_RESERVED.contains(&name.name.as_str());
+            if !valid {
+                self.error(
+                    name.span,
+                    SchemaErrorKind::InvalidParameterName(name.name.clone()),
+                );
+                ok = false;
+            }
+            if params.iter().any(|it| it.name == name.name) {
+                let kind = SchemaErrorKind::DuplicateParameter {
+                    caveat: caveat.name.name.clone(),
+                    name: name.name.clone(),
+                };
+                self.error(name.span, kind);
+                ok = false;
+                continue;
+            }
+            match ParamType::parse(&param.type_text) {
+                Ok(ty) => params.push(CaveatParam {
+                    name: name.name.clone(),
+                    ty,
+                }),
+                Err(reason) => {
+                    let kind = SchemaErrorKind::InvalidParameterType {
+                        caveat: caveat.name.name.clone(),
+                        param: name.name.clone(),
+                        reason,
+                    };
+                    self.error(param.type_span, kind);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(params)
+    }
+
+    fn subject_type_text(&self, entry: AllowedSubjectType) -> String {
+        let mut text = self.subject_text(entry.subject);
+        if let Some(caveat) = entry.caveat {
+            text.push_str(" with ");
+            text.push_str(self.caveats[caveat.0 as usize].name());
+            if entry.expiration {
+                text.push_str(" and expiration");
+            }
+        } else if entry.expiration {
+            text.push_str(" with expiration");
+        }
+        text
+    }
+
     fn subject_text(&self, subject: AllowedSubject) -> String {
         let type_name = |id: TypeId| self.definitions[id.0 as usize].name.as_str();
         match subject {
@@ -402,6 +606,42 @@ impl<'a> Compiler<'a> {
                 format!("{}#{}", type_name(id), self.relations[rel.0 as usize].name)
             }
         }
+    }
+}
+
+/// The first offset from `start` (before `end`) that is not whitespace.
+fn skip_whitespace(text: &str, start: usize, end: usize) -> usize {
+    let slice = text.get(start..end).unwrap_or("");
+    start + (slice.len() - slice.trim_start().len())
+}
+
+/// `base - s1 - s2 - …` as one exclusion of the union of what is subtracted: `base - (s1 |
+/// s2 | …)` means the same (also three-valued: Kleene logic keeps De Morgan's laws), and
+/// a chain of 5,000 exclusions stays two levels deep instead of 5,000. A base that is an
+/// exclusion itself (`(a - b) - c`) joins the chain.
+fn exclusion(base: Expr, subtracted: Vec<Expr>) -> Expr {
+    let (base, mut all) = match base {
+        Expr::Exclusion(inner_base, inner_subtracted) => {
+            (*inner_base, union_operands(*inner_subtracted))
+        }
+        other => (other, Vec::new()),
+    };
+    for it in subtracted {
+        all.extend(union_operands(it));
+    }
+    let subtracted = if all.len() == 1 {
+        all.pop().unwrap_or(Expr::Nil)
+    } else {
+        Expr::Union(all)
+    };
+    Expr::Exclusion(Box::new(base), Box::new(subtracted))
+}
+
+/// The operands of a union, or the expression alone.
+fn union_operands(expr: Expr) -> Vec<Expr> {
+    match expr {
+        Expr::Union(children) => children,
+        other => vec![other],
     }
 }
 
@@ -433,6 +673,7 @@ fn shortest_cycle(
     start: NodeIndex,
     component: &[NodeIndex],
 ) -> Vec<NodeIndex> {
+    let component: std::collections::HashSet<NodeIndex> = component.iter().copied().collect();
     let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     while let Some(current) = queue.pop_front() {
@@ -697,6 +938,22 @@ mod tests {
         assert_eq!(
             one_error("definition doc { permission aaa = aaa }"),
             "1:29: permission `aaa` in definition `doc` references itself without passing through a relation or arrow (`aaa` -> `aaa`)"
+        );
+    }
+
+    #[test]
+    fn a_long_permission_cycle_is_named_briefly() {
+        let mut text = String::from("definition doc {\n");
+        for idx in 0..1000 {
+            text.push_str(&format!(
+                " permission p{idx:04} = p{:04}\n",
+                (idx + 1) % 1000
+            ));
+        }
+        text.push('}');
+        assert_eq!(
+            one_error(&text),
+            "2:13: permission `p0000` in definition `doc` references itself without passing through a relation or arrow (`p0000` -> `p0001` -> `p0002` -> `p0003` -> `p0004` -> `p0005` -> `p0006` -> `p0007` -> … (1000 permissions in all))"
         );
     }
 

@@ -9,8 +9,18 @@
 //! it reaches on that type. Nothing here is ever mutated after compilation.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::graph::DependencyGraph;
+use crate::caveat::CompiledCaveat;
+
+/// The deepest nesting of operators a compiled permission expression may have (`a | (b &
+/// c)` nests 2; chains of one operator are flattened first, so `a - b - … - z` nests 2).
+///
+/// INVARIANT: every walk over a compiled expression (check, expand, lookups) recurses at
+/// most this many times per goal, and goals recurse at most the depth limit (≤ 200)
+/// times, so the whole walk fits a 2 MiB thread stack; `tests/issue10_schema.rs` measures
+/// the worst case.
+pub const MAX_EXPR_NESTING: usize = 16;
 
 /// Index of a definition in [`Schema::definitions`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -19,6 +29,10 @@ pub struct TypeId(pub u32);
 /// Index of a relation or permission in [`Schema::relations`], unique across the schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RelationId(pub u32);
+
+/// Index of a caveat in [`Schema::caveats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CaveatId(pub u32);
 
 /// A compiled schema.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,11 +44,17 @@ pub struct Schema {
     pub relations: Vec<RelationDef>,
     /// Lookup by full type name (with any `ns/` prefix).
     pub type_by_name: HashMap<String, TypeId>,
-    /// What each relation and permission reaches directly, and the reverse edges (who
-    /// depends on it), computed once at compile time for lookups that walk backwards.
-    pub graph: DependencyGraph,
     /// The schema in canonical form (the formatter's output for the compiled text).
     pub source: String,
+    /// Every caveat, indexed by [`CaveatId`], in source order; each parsed and
+    /// type-checked once, here.
+    pub caveats: Vec<Arc<CompiledCaveat>>,
+    /// Lookup of caveats by name.
+    pub caveat_by_name: HashMap<String, CaveatId>,
+    /// `use expiration` was given: relations may admit `with expiration`.
+    pub use_expiration: bool,
+    /// `use self` was given.
+    pub use_self: bool,
 }
 
 /// One `definition NAME { … }`.
@@ -60,6 +80,21 @@ pub struct RelationDef {
     pub name: String,
     pub kind: RelationKind,
     pub doc: Option<String>,
+    /// For a relation, every subject type as written, with its caveat and expiration flag
+    /// (`user | user with ip_allowlist` is two entries); empty for a permission. Write
+    /// validation checks a relationship against these; `RelationKind::Relation::allowed`
+    /// holds the same subjects without the `with` clauses, each once.
+    pub subject_types: Vec<AllowedSubjectType>,
+}
+
+/// One subject type a relation admits, with its `with` clause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AllowedSubjectType {
+    pub subject: AllowedSubject,
+    /// `with NAME`: a relationship of this shape must carry this caveat.
+    pub caveat: Option<CaveatId>,
+    /// `with expiration`: a relationship of this shape may carry an expiration.
+    pub expiration: bool,
 }
 
 /// Whether a [`RelationDef`] stores tuples (a relation) or is computed (a permission).
@@ -140,12 +175,68 @@ impl Schema {
             .map(|id| self.relation_by_id(*id))
     }
 
+    /// The caveat with id `id`.
+    pub fn caveat_by_id(&self, id: CaveatId) -> &Arc<CompiledCaveat> {
+        &self.caveats[id.0 as usize]
+    }
+
+    /// The caveat named `name`.
+    pub fn caveat(&self, name: &str) -> Option<&Arc<CompiledCaveat>> {
+        self.caveat_by_name
+            .get(name)
+            .map(|id| self.caveat_by_id(*id))
+    }
+
+    /// The subject types relation `id` admits with their `with` clauses; empty for a
+    /// permission.
+    pub fn subject_types(&self, id: RelationId) -> &[AllowedSubjectType] {
+        &self.relation_by_id(id).subject_types
+    }
+
+    /// Whether relation `id` admits `subject` carrying `caveat` (or none) and, if
+    /// `expiration`, an expiration: exactly one of its subject types must match, as in
+    /// SpiceDB (`user` admits no caveat; `user with c` requires `c`).
+    pub fn admits(
+        &self,
+        id: RelationId,
+        subject: AllowedSubject,
+        caveat: Option<CaveatId>,
+        expiration: bool,
+    ) -> bool {
+        self.subject_types(id).iter().any(|it| {
+            it.subject == subject && it.caveat == caveat && (it.expiration || !expiration)
+        })
+    }
+
     /// The subject types relation `id` admits; empty for a permission.
     pub fn allowed_subjects(&self, id: RelationId) -> &[AllowedSubject] {
         match &self.relation_by_id(id).kind {
             RelationKind::Relation { allowed } => allowed,
             RelationKind::Permission { .. } => &[],
         }
+    }
+}
+
+impl Expr {
+    /// How deep operators nest: 0 for a name, an arrow or `nil`, else one more than the
+    /// deepest operand. Computed without recursion.
+    pub fn nesting(&self) -> usize {
+        let mut deepest = 0;
+        let mut pending = vec![(self, 0usize)];
+        while let Some((expr, depth)) = pending.pop() {
+            deepest = deepest.max(depth);
+            match expr {
+                Expr::Nil | Expr::Ref(_) | Expr::Arrow(_) => {}
+                Expr::Union(children) | Expr::Intersection(children) => {
+                    pending.extend(children.iter().map(|child| (child, depth + 1)));
+                }
+                Expr::Exclusion(base, subtracted) => {
+                    pending.push((base, depth + 1));
+                    pending.push((subtracted, depth + 1));
+                }
+            }
+        }
+        deepest
     }
 }
 

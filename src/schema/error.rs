@@ -43,8 +43,17 @@ pub enum SchemaErrorKind {
     #[error("unterminated comment: expected `*/`")]
     UnterminatedComment,
     /// Parentheses nested deeper than the parser allows.
-    #[error("expression nested too deeply: more than {0} levels of parentheses")]
+    #[error("expression nests deeper than {0} levels of parentheses")]
     TooDeep(usize),
+    /// A compiled permission expression whose operators nest deeper than the walks allow
+    /// ([`MAX_EXPR_NESTING`](super::compiled::MAX_EXPR_NESTING)).
+    #[error(
+        "expression nests deeper than {0} levels of operators; split it into several permissions"
+    )]
+    NestsTooDeep(usize),
+    /// A schema with no definition at all (empty, or only comments).
+    #[error("the schema defines nothing: expected at least one `definition`")]
+    Empty,
     #[error(
         "invalid type name `{0}`: expected lowercase letters, digits and `_`, 3 to 64 characters, starting with a letter and not ending with `_`, optionally prefixed by `namespace/`"
     )]
@@ -96,6 +105,36 @@ pub enum SchemaErrorKind {
         computed: String,
         subject_types: String,
     },
+    #[error(
+        "invalid caveat name `{0}`: expected lowercase letters, digits and `_`, 3 to 64 characters, starting with a letter and not ending with `_`, optionally prefixed by `namespace/`"
+    )]
+    InvalidCaveatName(String),
+    #[error("duplicate caveat `{name}` (first defined at {first})")]
+    DuplicateCaveat { name: String, first: LineCol },
+    /// SpiceDB keeps caveats and definitions in one namespace.
+    #[error("`{0}` names both a caveat and a definition")]
+    CaveatNameTaken(String),
+    #[error(
+        "invalid parameter name `{0}`: expected letters, digits and `_`, not starting with a digit, and not a CEL reserved word"
+    )]
+    InvalidParameterName(String),
+    #[error("duplicate parameter `{name}` in caveat `{caveat}`")]
+    DuplicateParameter { caveat: String, name: String },
+    #[error("parameter `{param}` of caveat `{caveat}`: {reason}")]
+    InvalidParameterType {
+        caveat: String,
+        param: String,
+        reason: String,
+    },
+    /// The CEL expression of a caveat does not parse or type-check.
+    #[error("caveat `{caveat}`: {message}")]
+    CaveatExpression { caveat: String, message: String },
+    /// `with NAME` naming no declared caveat.
+    #[error("unknown caveat `{0}`")]
+    UnknownCaveat(String),
+    /// `with expiration` in a schema without `use expiration`, as SpiceDB requires.
+    #[error("`with expiration` needs `use expiration` at the top of the schema")]
+    ExpirationNotEnabled,
     /// Permissions that include each other without a relation or arrow in between: no
     /// data can ever break the cycle.
     #[error(

@@ -4,7 +4,7 @@
 //! source order, indented by four spaces, one per line (blank lines between members are
 //! kept, collapsed to one); the canonical spellings `|` and `.` (not `+` and `->`); one
 //! space around binary operators; and parentheses around every operand that is itself a
-//! different operator (or the right side of an exclusion), so that a reader never needs
+//! different operator (or a later operand of an exclusion), so that a reader never needs
 //! the precedence table: `(a | b) - c`, `a & (b | c)`.
 //!
 //! Every comment is printed back: comments before an item stay before it, a comment on
@@ -15,9 +15,10 @@
 //! same schema as the original.
 
 use super::ast::{
-    Comment, DefinitionAst, ExprAst, ExprKindAst, MemberAst, SchemaAst, SubjectKindAst,
-    SubjectTypeAst,
+    BinaryOp, CaveatAst, Comment, DefinitionAst, ExprAst, ExprKindAst, MemberAst, SchemaAst,
+    SubjectKindAst, SubjectTypeAst, UseAst,
 };
+use crate::caveat::ParamType;
 
 const INDENT: &str = "    ";
 
@@ -30,12 +31,29 @@ pub fn format_ast(ast: &SchemaAst, text: &str) -> String {
         next_comment: 0,
         out: String::new(),
     };
+    let mut items: Vec<(usize, TopItem)> = Vec::new();
+    items.extend(ast.uses.iter().map(|it| (it.span.start, TopItem::Use(it))));
+    items.extend(
+        ast.caveats
+            .iter()
+            .map(|it| (it.span.start, TopItem::Caveat(it))),
+    );
+    items.extend(
+        ast.definitions
+            .iter()
+            .map(|it| (it.span.start, TopItem::Definition(it))),
+    );
+    items.sort_by_key(|(start, _)| *start);
     let mut last_end = None;
-    for (idx, definition) in ast.definitions.iter().enumerate() {
+    for (idx, (_, item)) in items.iter().enumerate() {
         if idx > 0 {
             printer.out.push('\n');
         }
-        last_end = Some(printer.definition(definition));
+        last_end = Some(match item {
+            TopItem::Use(directive) => printer.use_directive(directive),
+            TopItem::Caveat(caveat) => printer.caveat(caveat),
+            TopItem::Definition(definition) => printer.definition(definition),
+        });
     }
     let rest = printer.take_before(text.len() + 1);
     printer.comment_block(rest, last_end, "");
@@ -47,6 +65,13 @@ pub fn format_expr(expr: &ExprAst) -> String {
     let mut out = String::new();
     write_expr(expr, &mut out);
     out
+}
+
+/// A top-level item, for printing all kinds in source order.
+enum TopItem<'a> {
+    Use(&'a UseAst),
+    Caveat(&'a CaveatAst),
+    Definition(&'a DefinitionAst),
 }
 
 struct Printer<'a> {
@@ -83,6 +108,57 @@ impl<'a> Printer<'a> {
             self.out.push('}');
         }
         let end = self.trailing_comment(definition.span.end);
+        self.out.push('\n');
+        end
+    }
+
+    /// Prints `use FLAG`; returns where it ended in the source.
+    fn use_directive(&mut self, directive: &UseAst) -> usize {
+        let leading = self.take_before(directive.span.start);
+        let last = self.comment_block(leading, None, "");
+        self.blank_line_if(last, directive.span.start);
+        self.out.push_str("use ");
+        self.out.push_str(&directive.flag.name);
+        let end = self.trailing_comment(directive.span.end);
+        self.out.push('\n');
+        end
+    }
+
+    /// Prints one caveat: its header canonically, its expression as written (re-indented);
+    /// returns where it ended in the source.
+    fn caveat(&mut self, caveat: &CaveatAst) -> usize {
+        let leading = self.take_before(caveat.span.start);
+        let last = self.comment_block(leading, None, "");
+        self.blank_line_if(last, caveat.span.start);
+        // Comments inside the header go before the caveat.
+        for comment in self.take_before(caveat.span.end) {
+            self.comment(comment, "");
+            self.out.push('\n');
+        }
+        self.out.push_str("caveat ");
+        self.out.push_str(&caveat.name.name);
+        self.out.push('(');
+        for (idx, param) in caveat.params.iter().enumerate() {
+            if idx > 0 {
+                self.out.push_str(", ");
+            }
+            self.out.push_str(&param.name.name);
+            self.out.push(' ');
+            match ParamType::parse(&param.type_text) {
+                Ok(ty) => self.out.push_str(&ty.to_string()),
+                Err(_) => self.out.push_str(&param.type_text),
+            }
+        }
+        self.out.push_str(") {\n");
+        for line in expression_lines(&caveat.expression) {
+            if !line.is_empty() {
+                self.out.push_str(INDENT);
+                self.out.push_str(line);
+            }
+            self.out.push('\n');
+        }
+        self.out.push('}');
+        let end = self.trailing_comment(caveat.span.end);
         self.out.push('\n');
         end
     }
@@ -165,6 +241,12 @@ impl<'a> Printer<'a> {
         if between.contains('\n') || !between.trim().is_empty() {
             return end;
         }
+        // A doc comment documents what follows it: it stays with the next item (found by
+        // fuzzing: after a member, with a comment inside the next member, it moved away
+        // from the member it documented).
+        if super::comments::doc_text(&comment.text).is_some() {
+            return end;
+        }
         self.next_comment += 1;
         self.out.push(' ');
         self.comment(comment, INDENT);
@@ -217,6 +299,38 @@ fn write_subject_type(subject_type: &SubjectTypeAst, out: &mut String) {
             out.push_str(&relation.name);
         }
     }
+    match (&subject_type.caveat, subject_type.expiration) {
+        (Some(caveat), true) => {
+            out.push_str(" with ");
+            out.push_str(&caveat.name);
+            out.push_str(" and expiration");
+        }
+        (Some(caveat), false) => {
+            out.push_str(" with ");
+            out.push_str(&caveat.name);
+        }
+        (None, true) => out.push_str(" with expiration"),
+        (None, false) => {}
+    }
+}
+
+/// The lines of a caveat expression without surrounding blank lines, the first trimmed,
+/// the others with their common indentation removed (relative indentation kept), trailing
+/// whitespace dropped. Idempotent: printing the result back gives the same lines.
+fn expression_lines(expression: &str) -> Vec<&str> {
+    let trimmed = expression.trim();
+    let mut lines: Vec<&str> = trimmed.lines().map(str::trim_end).collect();
+    let indent = lines
+        .iter()
+        .skip(1)
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.len() - line.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    for line in lines.iter_mut().skip(1) {
+        *line = line.get(indent..).unwrap_or("").trim_end();
+    }
+    lines
 }
 
 fn write_expr(expr: &ExprAst, out: &mut String) {
@@ -228,22 +342,25 @@ fn write_expr(expr: &ExprAst, out: &mut String) {
             out.push('.');
             out.push_str(&computed.name);
         }
-        ExprKindAst::Binary { op, lhs, rhs } => {
-            write_operand(lhs, *op, false, out);
-            out.push(' ');
-            out.push_str(op.symbol());
-            out.push(' ');
-            write_operand(rhs, *op, true, out);
+        ExprKindAst::Operation { op, operands } => {
+            for (idx, operand) in operands.iter().enumerate() {
+                if idx > 0 {
+                    out.push(' ');
+                    out.push_str(op.symbol());
+                    out.push(' ');
+                }
+                write_operand(operand, *op, idx > 0, out);
+            }
         }
     }
 }
 
-/// An operand of `parent`: parenthesised if it is a different operator, or the right side
-/// of an exclusion (`a - (b - c)`); a same-operator chain of `|` or `&` needs none.
-fn write_operand(expr: &ExprAst, parent: super::ast::BinaryOp, is_rhs: bool, out: &mut String) {
+/// An operand of `parent`: parenthesised if it is a different operator, or a later
+/// operand of an exclusion (`a - (b - c)`); a same-operator chain needs none.
+fn write_operand(expr: &ExprAst, parent: BinaryOp, is_later: bool, out: &mut String) {
     let needs_parens = match &expr.kind {
-        ExprKindAst::Binary { op, .. } => {
-            *op != parent || (is_rhs && parent == super::ast::BinaryOp::Exclusion)
+        ExprKindAst::Operation { op, .. } => {
+            *op != parent || (is_later && parent == BinaryOp::Exclusion)
         }
         _ => false,
     };

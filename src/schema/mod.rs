@@ -1,9 +1,9 @@
 //! The schema language (DESIGN §2): parse text into a spanned AST, compile it into the
 //! id-indexed [`Schema`] the engine walks, and print it back canonically.
 //!
-//! Stages, one file each: [`parser`] (text → [`ast`]), [`compile`] (ast → [`compiled`],
-//! with [`graph`] computed once), [`format`](mod@format) (ast → canonical text). Errors of
-//! every stage are [`SchemaError`]s with line and column, gathered in [`SchemaErrors`].
+//! Stages, one file each: [`parser`] (text → [`ast`]), [`compile`] (ast → [`compiled`]),
+//! [`format`](mod@format) (ast → canonical text). Errors of every stage are
+//! [`SchemaError`]s with line and column, gathered in [`SchemaErrors`].
 //!
 //! ```
 //! let schema = arbiter::schema::parse_and_compile(
@@ -13,9 +13,6 @@
 //! .unwrap();
 //! let view = schema.relation("doc", "view").unwrap();
 //! assert!(view.is_permission());
-//! // Reverse edges, for walks from a subject's relation back to what it grants.
-//! let viewer = schema.relation("doc", "viewer").unwrap().id;
-//! assert_eq!(schema.graph.dependents(viewer)[0].from, view.id);
 //! ```
 
 pub mod admit;
@@ -25,15 +22,15 @@ pub mod compile;
 pub mod compiled;
 pub mod error;
 pub mod format;
-pub mod graph;
 pub mod parser;
 
 pub use compile::compile;
 pub use compiled::{
-    AllowedSubject, Arrow, Definition, Expr, RelationDef, RelationId, RelationKind, Schema, TypeId,
+    AllowedSubject, AllowedSubjectType, Arrow, CaveatId, Definition, Expr, MAX_EXPR_NESTING,
+    RelationDef, RelationId,
+    RelationKind, Schema, TypeId,
 };
 pub use error::{SchemaError, SchemaErrorKind, SchemaErrors};
-pub use graph::{Dependency, DependencyGraph, Dependent};
 pub use parser::parse;
 
 /// Parses and compiles a schema text: the one call the server and the CLI need.

@@ -21,8 +21,8 @@ use nom::{Err, IResult, Input as _, Parser};
 use nom_locate::LocatedSpan;
 
 use super::ast::{
-    BinaryOp, DefinitionAst, ExprAst, ExprKindAst, Ident, MemberAst, PermissionAst, RelationAst,
-    SchemaAst, Span, SubjectKindAst, SubjectTypeAst,
+    BinaryOp, CaveatAst, CaveatParamAst, DefinitionAst, ExprAst, ExprKindAst, Ident, MemberAst,
+    PermissionAst, RelationAst, SchemaAst, Span, SubjectKindAst, SubjectTypeAst, UseAst,
 };
 use super::comments::{doc_before, scan_comments};
 use super::error::{LineIndex, SchemaError, SchemaErrorKind, SchemaErrors};
@@ -34,6 +34,8 @@ pub const MAX_NESTING: usize = 64;
 pub fn parse(text: &str) -> Result<SchemaAst, SchemaErrors> {
     let index = LineIndex::new(text);
     let mut definitions = Vec::new();
+    let mut caveats = Vec::new();
+    let mut uses = Vec::new();
     let mut errors = Vec::new();
     let mut input = Input::new(text);
     loop {
@@ -48,8 +50,12 @@ pub fn parse(text: &str) -> Result<SchemaAst, SchemaErrors> {
             break;
         }
         match top_item(item_start) {
-            Ok((rest, definition)) => {
-                definitions.push(definition);
+            Ok((rest, item)) => {
+                match item {
+                    TopItem::Definition(definition) => definitions.push(definition),
+                    TopItem::Caveat(caveat) => caveats.push(caveat),
+                    TopItem::Use(directive) => uses.push(directive),
+                }
                 input = rest;
             }
             Err(err) => {
@@ -64,7 +70,10 @@ pub fn parse(text: &str) -> Result<SchemaAst, SchemaErrors> {
     if let Some(errors) = SchemaErrors::from_vec(errors) {
         return Err(errors);
     }
-    let comments = scan_comments(text);
+    let comments = scan_comments(&mask_caveat_bodies(text, &caveats));
+    for caveat in &mut caveats {
+        caveat.doc = doc_before(text, &comments, caveat.span.start);
+    }
     for definition in &mut definitions {
         definition.doc = doc_before(text, &comments, definition.span.start);
         for member in &mut definition.members {
@@ -77,8 +86,33 @@ pub fn parse(text: &str) -> Result<SchemaAst, SchemaErrors> {
     }
     Ok(SchemaAst {
         definitions,
+        caveats,
+        uses,
         comments,
     })
+}
+
+/// `text` with the expressions of `caveats` blanked out (same byte offsets), so that the
+/// comment scan does not mistake CEL text (`"http://…"`) for schema comments.
+fn mask_caveat_bodies(text: &str, caveats: &[CaveatAst]) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for caveat in caveats {
+        let span = caveat.expression_span;
+        for byte in bytes.iter_mut().take(span.end).skip(span.start) {
+            if *byte != b'\n' {
+                *byte = b' ';
+            }
+        }
+    }
+    // Only ASCII bytes of whole characters were replaced by ASCII spaces: still UTF-8.
+    String::from_utf8(bytes).unwrap_or_else(|_| text.to_string())
+}
+
+/// One top-level item.
+enum TopItem {
+    Definition(DefinitionAst),
+    Caveat(CaveatAst),
+    Use(UseAst),
 }
 
 type Input<'a> = LocatedSpan<&'a str>;
@@ -112,28 +146,180 @@ impl<'a> ParseError<Input<'a>> for Failure {
     }
 }
 
-/// `top_item = definition | <unsupported SpiceDB top-level construct>`
-fn top_item(input: Input) -> PResult<DefinitionAst> {
+/// `top_item = definition | caveat | use | <unsupported SpiceDB top-level construct>`
+fn top_item(input: Input) -> PResult<TopItem> {
     if input.fragment().starts_with('@') {
         return fail(&input, FailureKind::Unsupported("decorators (`@`)"));
     }
     let construct = match leading_word(&input) {
-        "definition" => return definition(input),
-        "caveat" => "caveat definitions",
-        "use" => {
-            let (after_use, _) = word(input)?;
-            let (after_use, ()) = trivia(after_use)?;
-            match leading_word(&after_use) {
-                "expiration" => "`use expiration`",
-                "self" => "`use self`",
-                _ => "`use` directives",
-            }
-        }
+        "definition" => return definition(input).map(|(rest, it)| (rest, TopItem::Definition(it))),
+        "caveat" => return caveat(input).map(|(rest, it)| (rest, TopItem::Caveat(it))),
+        "use" => return use_directive(input).map(|(rest, it)| (rest, TopItem::Use(it))),
         "import" => "imports",
         "partial" => "partial definitions",
         _ => return fail(&input, FailureKind::Expected("`definition`")),
     };
     fail(&input, FailureKind::Unsupported(construct))
+}
+
+/// `use = "use" ("expiration" | "self")`
+fn use_directive(input: Input) -> PResult<UseAst> {
+    let start = input.location_offset();
+    let (input, _) = keyword("use").parse(input)?;
+    let (input, ()) = trivia(input)?;
+    let (rest, flag) = expect(word(input), "`expiration` or `self` after `use`")?;
+    if !matches!(flag.name.as_str(), "expiration" | "self") {
+        return fail(
+            &input,
+            FailureKind::Expected("`expiration` or `self` after `use`"),
+        );
+    }
+    let span = span_to(start, &rest);
+    Ok((rest, UseAst { flag, span }))
+}
+
+/// `caveat = "caveat" type_name "(" param ("," param)* ","? ")" "{" cel_expression "}"`
+fn caveat(input: Input) -> PResult<CaveatAst> {
+    let start = input.location_offset();
+    let (input, _) = keyword("caveat").parse(input)?;
+    let (input, name) = expect(type_name(input), "a caveat name after `caveat`")?;
+    let (mut input, _) = expect(symbol("(").parse(input), "`(` after the caveat name")?;
+    let mut params = Vec::new();
+    loop {
+        let (after, ()) = trivia(input)?;
+        if after.fragment().starts_with(')') && !params.is_empty() {
+            input = after.take_from(1);
+            break;
+        }
+        let (rest, param) = expect(caveat_param(after), "a parameter name")?;
+        params.push(param);
+        let (after, ()) = trivia(rest)?;
+        if let Some(_comma) = after.fragment().strip_prefix(',') {
+            input = after.take_from(1);
+        } else if after.fragment().starts_with(')') {
+            input = after.take_from(1);
+            break;
+        } else {
+            return fail(
+                &after,
+                FailureKind::Expected("`,` or `)` after a parameter"),
+            );
+        }
+    }
+    let (body, _) = expect(symbol("{").parse(input), "`{` before the caveat expression")?;
+    let body_start = body.location_offset();
+    let Some(len) = cel_body_len(body.fragment()) else {
+        return fail(
+            &body,
+            FailureKind::Expected("`}` to close the caveat expression"),
+        );
+    };
+    let expression = body.fragment()[..len].to_string();
+    if expression.trim().is_empty() {
+        return fail(
+            &body.take_from(len),
+            FailureKind::Expected("a caveat expression"),
+        );
+    }
+    let rest = body.take_from(len + 1);
+    let span = span_to(start, &rest);
+    let expression_span = Span {
+        start: body_start,
+        end: body_start + len,
+    };
+    let caveat = CaveatAst {
+        name,
+        params,
+        expression,
+        expression_span,
+        span,
+        doc: None,
+    };
+    Ok((rest, caveat))
+}
+
+/// `param = name type`, `type = name ("<" type ("," type)* ">")?` (kept as text).
+fn caveat_param(input: Input) -> PResult<CaveatParamAst> {
+    let (input, name) = word(input)?;
+    let (input, ()) = trivia(input)?;
+    let fragment = *input.fragment();
+    let mut depth = 0usize;
+    let mut len = 0;
+    for (idx, c) in fragment.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth > 0 => depth -= 1,
+            ',' | ')' if depth == 0 => break,
+            c if c.is_whitespace()
+                && depth == 0
+                && !fragment[idx..].trim_start().starts_with('<') =>
+            {
+                break;
+            }
+            '{' | '}' | '(' | '\n' => break,
+            _ => {}
+        }
+        len = idx + c.len_utf8();
+    }
+    let type_text = fragment[..len].trim_end();
+    if type_text.is_empty() {
+        return fail(
+            &input,
+            FailureKind::Expected("a parameter type after the parameter name"),
+        );
+    }
+    let start = input.location_offset();
+    let rest = input.take_from(type_text.len());
+    let param = CaveatParamAst {
+        name,
+        type_text: type_text.to_string(),
+        type_span: Span {
+            start,
+            end: start + type_text.len(),
+        },
+    };
+    Ok((rest, param))
+}
+
+/// The length of a CEL expression up to (not including) the `}` that closes the caveat:
+/// braces nest, and string literals and `//` comments are skipped. `None` if unclosed.
+fn cel_body_len(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut idx = 0;
+    while idx < bytes.len() {
+        match bytes[idx] {
+            b'{' => depth += 1,
+            b'}' if depth == 0 => return Some(idx),
+            b'}' => depth -= 1,
+            b'/' if bytes.get(idx + 1) == Some(&b'/') => {
+                idx += text[idx..].find('\n')?;
+                continue;
+            }
+            quote @ (b'"' | b'\'') => {
+                let triple = [quote; 3];
+                let raw = idx > 0 && matches!(bytes[idx - 1], b'r' | b'R');
+                if bytes[idx..].starts_with(&triple) {
+                    let close = text[idx + 3..].find(std::str::from_utf8(&triple).ok()?)?;
+                    idx += 3 + close + 3;
+                    continue;
+                }
+                idx += 1;
+                while idx < bytes.len() && bytes[idx] != quote {
+                    if bytes[idx] == b'\n' {
+                        return None;
+                    }
+                    idx += if bytes[idx] == b'\\' && !raw { 2 } else { 1 };
+                }
+                if idx >= bytes.len() {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+        idx += 1;
+    }
+    None
 }
 
 /// `definition = "definition" type_name "{" member* "}"`
@@ -193,18 +379,8 @@ fn relation(input: Input) -> PResult<RelationAst> {
     let mut subject_types = Vec::new();
     loop {
         let (rest, subject_type) = expect(subject_type(input), "a subject type")?;
+        let (rest, subject_type) = with_clause(rest, subject_type)?;
         subject_types.push(subject_type);
-        let (after, ()) = trivia(rest)?;
-        if leading_word(&after) == "with" {
-            let (after_with, _) = word(after)?;
-            let (after_with, ()) = trivia(after_with)?;
-            let construct = if leading_word(&after_with) == "expiration" {
-                "expiration (`with expiration`)"
-            } else {
-                "caveats (`with`)"
-            };
-            return fail(&after, FailureKind::Unsupported(construct));
-        }
         match symbol("|").parse(rest) {
             Ok((next, _)) => input = next,
             Err(Err::Error(_)) => {
@@ -220,6 +396,39 @@ fn relation(input: Input) -> PResult<RelationAst> {
             Err(err) => return Err(err),
         }
     }
+}
+
+/// `with_clause = ("with" (name ("and" "expiration")? | "expiration"))?`
+fn with_clause(input: Input, mut subject_type: SubjectTypeAst) -> PResult<SubjectTypeAst> {
+    let (after, ()) = trivia(input)?;
+    if leading_word(&after) != "with" {
+        return Ok((input, subject_type));
+    }
+    let (after_with, _) = word(after)?;
+    let (mut rest, name) = expect(
+        type_name(after_with),
+        "a caveat name or `expiration` after `with`",
+    )?;
+    if name.name == "expiration" {
+        subject_type.expiration = true;
+    } else {
+        subject_type.caveat = Some(name);
+        let (after_name, ()) = trivia(rest)?;
+        if leading_word(&after_name) == "and" {
+            let (after_and, _) = word(after_name)?;
+            let (after_expiration, flag) = expect(word(after_and), "`expiration` after `and`")?;
+            if flag.name != "expiration" {
+                return fail(
+                    &after_and.take_from(flag.span.start - after_and.location_offset()),
+                    FailureKind::Expected("`expiration` after `and`"),
+                );
+            }
+            subject_type.expiration = true;
+            rest = after_expiration;
+        }
+    }
+    subject_type.span = span_to(subject_type.span.start, &rest);
+    Ok((rest, subject_type))
 }
 
 /// `subject_type = type_name ("#" name | ":" "*")?`
@@ -240,6 +449,8 @@ fn subject_type(input: Input) -> PResult<SubjectTypeAst> {
         SubjectTypeAst {
             type_name,
             kind,
+            caveat: None,
+            expiration: false,
             span,
         },
     ))
@@ -271,34 +482,36 @@ fn expression(input: Input, depth: usize) -> PResult<ExprAst> {
 
 /// `exclusion = intersection ("-" intersection)*`,
 /// `intersection = union ("&" union)*`, `union = term (("|" | "+") term)*`;
-/// all left-associative.
+/// all left-associative. A chain of one operator becomes one n-ary node (no recursion or
+/// nesting per operand, however long the chain).
 fn binary(input: Input, depth: usize, op: BinaryOp) -> PResult<ExprAst> {
-    let (mut input, mut lhs) = operand(input, depth, op)?;
+    let (mut input, first) = operand(input, depth, op)?;
+    let mut operands = vec![first];
     loop {
         let (after, ()) = trivia(input)?;
         let Some(op_len) = operator_len(after.fragment(), op) else {
-            return Ok((input, lhs));
+            break;
         };
         let expected = match op {
             BinaryOp::Union => "an expression after `|`",
             BinaryOp::Intersection => "an expression after `&`",
             BinaryOp::Exclusion => "an expression after `-`",
         };
-        let (rest, rhs) = expect(operand(after.take_from(op_len), depth, op), expected)?;
-        let span = Span {
-            start: lhs.span.start,
-            end: rhs.span.end,
-        };
-        lhs = ExprAst {
-            kind: ExprKindAst::Binary {
-                op,
-                lhs: Box::new(lhs),
-                rhs: Box::new(rhs),
-            },
-            span,
-        };
+        let (rest, next) = expect(operand(after.take_from(op_len), depth, op), expected)?;
+        operands.push(next);
         input = rest;
     }
+    if operands.len() == 1
+        && let Some(only) = operands.pop()
+    {
+        return Ok((input, only));
+    }
+    let span = Span {
+        start: operands.first().map_or(0, |it| it.span.start),
+        end: operands.last().map_or(0, |it| it.span.end),
+    };
+    let kind = ExprKindAst::Operation { op, operands };
+    Ok((input, ExprAst { kind, span }))
 }
 
 /// The operand of operator `op`: the next tighter level.
@@ -626,8 +839,10 @@ mod tests {
             ExprKindAst::Arrow { tupleset, computed } => {
                 format!("{}.{}", tupleset.name, computed.name)
             }
-            ExprKindAst::Binary { op, lhs, rhs } => {
-                format!("({} {} {})", expr_text(lhs), op.symbol(), expr_text(rhs))
+            ExprKindAst::Operation { op, operands } => {
+                let separator = format!(" {} ", op.symbol());
+                let texts: Vec<String> = operands.iter().map(expr_text).collect();
+                format!("({})", texts.join(&separator))
             }
         }
     }
@@ -708,9 +923,10 @@ mod tests {
         assert_eq!(parse_expr("a & b | c").0, "(a & (b | c))");
         assert_eq!(parse_expr("a | b & c").0, "((a | b) & c)");
         assert_eq!(parse_expr("a - b & c").0, "(a - (b & c))");
-        assert_eq!(parse_expr("a - b - c").0, "((a - b) - c)");
-        assert_eq!(parse_expr("a & b & c").0, "((a & b) & c)");
-        assert_eq!(parse_expr("a + b + c").0, "((a | b) | c)");
+        assert_eq!(parse_expr("a - b - c").0, "(a - b - c)");
+        assert_eq!(parse_expr("(a - b) - c").0, "((a - b) - c)");
+        assert_eq!(parse_expr("a & b & c").0, "(a & b & c)");
+        assert_eq!(parse_expr("a + b + c").0, "(a | b | c)");
         assert_eq!(parse_expr("a - (b - c)").0, "(a - (b - c))");
         assert_eq!(parse_expr("p.v | q->w - r").0, "((p.v | q.w) - r)");
     }
@@ -732,15 +948,6 @@ mod tests {
     #[test]
     fn unsupported_constructs_are_named_at_their_position() {
         let cases = [
-            (
-                "caveat c(x int) { x == 1 }",
-                "1:1: not supported yet: caveat definitions",
-            ),
-            (
-                "use expiration\n",
-                "1:1: not supported yet: `use expiration`",
-            ),
-            ("use self\n", "1:1: not supported yet: `use self`"),
             ("import \"x.zed\"\n", "1:1: not supported yet: imports"),
             (
                 "partial p {}\n",
@@ -757,14 +964,6 @@ mod tests {
             (
                 "definition a {\n  ...p\n}",
                 "2:3: not supported yet: partial references (`...`)",
-            ),
-            (
-                "definition a { relation r: user with cav }",
-                "1:33: not supported yet: caveats (`with`)",
-            ),
-            (
-                "definition a { relation r: user with expiration }",
-                "1:33: not supported yet: expiration (`with expiration`)",
             ),
             (
                 "definition a { permission p = r.any(v) }",
@@ -861,7 +1060,10 @@ mod tests {
             "(".repeat(500),
             ")".repeat(500)
         );
-        assert!(first_error(&text).contains("nested too deeply"));
+        assert_eq!(
+            first_error(&text),
+            "1:95: expression nests deeper than 64 levels of parentheses"
+        );
         let ok = format!(
             "definition a {{ permission p = {}b{} }}",
             "(".repeat(60),
@@ -872,7 +1074,7 @@ mod tests {
 
     #[test]
     fn errors_in_independent_definitions_are_all_reported() {
-        let text = "use expiration\n\ndefinition a {\n relation r user\n}\n\ncaveat c(x int) {\n  x == 1\n}\n\ndefinition b { permission p = }\ndefinition ok {}\n";
+        let text = "use flags\n\ndefinition a {\n relation r user\n}\n\ncaveat c(x) {\n  x == 1\n}\n\ndefinition b { permission p = }\ndefinition ok {}\n";
         let errors: Vec<String> = parse(text)
             .unwrap_err()
             .errors()
@@ -882,9 +1084,9 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "1:1: not supported yet: `use expiration`",
+                "1:5: expected `expiration` or `self` after `use`, found `flags`",
                 "4:13: expected `:` after the relation name, found `user`",
-                "7:1: not supported yet: caveat definitions",
+                "7:11: expected a parameter type after the parameter name, found `)`",
                 "11:31: expected an expression after `=`, found `}`",
             ]
         );
@@ -906,12 +1108,129 @@ mod tests {
         let text = "use self definition user {\n relation related: user\n permission me = related + self\n}";
         let errors = parse(text).unwrap_err();
         let messages: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
+        assert_eq!(messages, ["3:28: not supported yet: `self`"]);
+    }
+
+    #[test]
+    fn use_directives_take_a_known_flag() {
+        let ast = parse("use expiration\nuse self\ndefinition user {}").unwrap();
+        let flags: Vec<&str> = ast.uses.iter().map(|it| it.flag.name.as_str()).collect();
+        assert_eq!(flags, ["expiration", "self"]);
+        assert_eq!(ast.uses[0].span, Span { start: 0, end: 14 });
+    }
+
+    #[test]
+    fn caveat_takes_params_and_keeps_the_expression_verbatim() {
+        let text = "caveat ns/ip_ok(ip ipaddress, allowed list< string >, m map<int>,) {\n  allowed.exists(c, ip.in_cidr(c)) && {\"k\": \"}\"}.size() == 1 // }\n} x";
+        let (rest, it) = caveat(input(text)).unwrap();
+        assert_eq!(*rest.fragment(), " x");
+        assert_eq!(it.name.name, "ns/ip_ok");
+        let params: Vec<(&str, &str)> = it
+            .params
+            .iter()
+            .map(|p| (p.name.name.as_str(), p.type_text.as_str()))
+            .collect();
         assert_eq!(
-            messages,
+            params,
             [
-                "1:1: not supported yet: `use self`",
-                "3:28: not supported yet: `self`"
+                ("ip", "ipaddress"),
+                ("allowed", "list< string >"),
+                ("m", "map<int>")
             ]
         );
+        assert!(it.expression.trim().starts_with("allowed.exists"));
+        assert!(it.expression.trim_end().ends_with("// }"));
+        assert_eq!(
+            &text[it.expression_span.start..it.expression_span.end],
+            it.expression
+        );
+    }
+
+    #[test]
+    fn caveat_syntax_errors_say_what_was_expected() {
+        let cases = [
+            (
+                "caveat {}",
+                "1:8: expected a caveat name after `caveat`, found `{`",
+            ),
+            (
+                "caveat c {}",
+                "1:10: expected `(` after the caveat name, found `{`",
+            ),
+            (
+                "caveat c() {}",
+                "1:10: expected a parameter name, found `)`",
+            ),
+            (
+                "caveat c(a int b int) {}",
+                "1:16: expected `,` or `)` after a parameter, found `b`",
+            ),
+            (
+                "caveat c(a int) a",
+                "1:17: expected `{` before the caveat expression, found `a`",
+            ),
+            (
+                "caveat c(a int) { a == \"}",
+                "1:18: expected `}` to close the caveat expression, found whitespace",
+            ),
+            (
+                "caveat c(a int) {  }",
+                "1:20: expected a caveat expression, found `}`",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(first_error(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn with_clauses_on_every_subject_form() {
+        let text = "relation r: user with c | group#member with c and expiration | user:* with expiration | ns/t with ns/c\n}";
+        let (rest, it) = relation(input(text)).unwrap();
+        assert_eq!(*rest.fragment(), "\n}");
+        let clauses: Vec<(Option<&str>, bool)> = it
+            .subject_types
+            .iter()
+            .map(|st| (st.caveat.as_ref().map(|c| c.name.as_str()), st.expiration))
+            .collect();
+        assert_eq!(
+            clauses,
+            [
+                (Some("c"), false),
+                (Some("c"), true),
+                (None, true),
+                (Some("ns/c"), false)
+            ]
+        );
+        assert_eq!(
+            &text[it.subject_types[1].span.start..it.subject_types[1].span.end],
+            "group#member with c and expiration"
+        );
+        let errors = [
+            (
+                "definition a { relation r: user with }",
+                "1:38: expected a caveat name or `expiration` after `with`, found `}`",
+            ),
+            (
+                "definition a { relation r: user with c and }",
+                "1:44: expected `expiration` after `and`, found `}`",
+            ),
+            (
+                "definition a { relation r: user with c and d }",
+                "1:44: expected `expiration` after `and`, found `d`",
+            ),
+        ];
+        for (text, expected) in errors {
+            assert_eq!(first_error(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn comment_markers_inside_caveat_expressions_are_not_comments() {
+        let text =
+            "/** doc */\ncaveat c(u string) {\n  u == \"http://x/*y\"\n}\ndefinition user {}";
+        let ast = parse(text).unwrap();
+        assert_eq!(ast.comments.len(), 1);
+        assert_eq!(ast.caveats[0].doc.as_deref(), Some("doc"));
     }
 }

@@ -9,8 +9,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::engine::{Consistency, ExpandDepth, ExpandNode, ExpandTree};
-use crate::model::{ObjectRef, Relationship, SubjectRef};
+use crate::engine::{Consistency, ExpandDepth, ExpandNode, ExpandTree, Explanation};
+use crate::model::{self, ObjectRef, Relationship, SubjectRef};
 use crate::store::{
     ChangeOp, ChangeSet, Precondition, PreconditionOp, RelationshipFilter, Update, UpdateOp,
 };
@@ -19,6 +19,7 @@ use super::error::{ApiError, ErrorDetail};
 
 /// `POST /v1/schema`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SchemaWriteBody {
     /// The schema text (DESIGN §2).
     pub schema: String,
@@ -50,9 +51,13 @@ pub enum UpdateOpBody {
 
 /// One update of a write.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateBody {
     pub op: UpdateOpBody,
     /// `resource#relation@subject`, such as `document:1#viewer@user:alice`.
+    #[schema(
+        pattern = r"^(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):([a-zA-Z0-9/_|=+\-]{1,1024})#([a-z][a-z0-9_]{1,62}[a-z0-9])@(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):(([a-zA-Z0-9/_|=+\-]{1,1024})(#([a-z][a-z0-9_]{1,62}[a-z0-9]|\.\.\.))?|\*)$"
+    )]
     pub relationship: String,
 }
 
@@ -66,6 +71,7 @@ pub enum PreconditionOpBody {
 
 /// A condition checked at the write's revision; if it fails nothing is written (409).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PreconditionBody {
     pub op: PreconditionOpBody,
     pub filter: FilterBody,
@@ -74,22 +80,30 @@ pub struct PreconditionBody {
 /// Selects relationships; every field but `resource_type` is optional. A
 /// `subject_relation` of `...` matches only subjects without a relation.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FilterBody {
+    #[schema(pattern = r"^([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]$")]
     pub resource_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[a-zA-Z0-9/_|=+\-]{1,1024}$", max_length = 1024)]
     pub resource_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[a-z][a-z0-9_]{1,62}[a-z0-9]$", max_length = 64)]
     pub relation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]$")]
     pub subject_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^([a-zA-Z0-9/_|=+\-]{1,1024}|\*)$", max_length = 1024)]
     pub subject_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^([a-z][a-z0-9_]{1,62}[a-z0-9]|\.\.\.)$", max_length = 64)]
     pub subject_relation: Option<String>,
 }
 
 /// `POST /v1/relationships/write`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WriteBody {
     pub updates: Vec<UpdateBody>,
     #[serde(default)]
@@ -97,26 +111,32 @@ pub struct WriteBody {
 }
 
 /// Which snapshot a read uses. Default `full` (the newest revision).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "mode", rename_all = "snake_case")]
+///
+/// Every mode is a struct variant, even those without fields: serde ignores unknown
+/// fields next to the tag of a unit variant, `deny_unknown_fields` or not.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConsistencyBody {
-    #[default]
-    Full,
-    AtLeastAsFresh {
-        revision: u64,
-    },
-    AtExactSnapshot {
-        revision: u64,
-    },
-    MinimizeLatency,
+    Full {},
+    AtLeastAsFresh { revision: u64 },
+    AtExactSnapshot { revision: u64 },
+    MinimizeLatency {},
+}
+
+impl Default for ConsistencyBody {
+    fn default() -> Self {
+        Self::Full {}
+    }
 }
 
 /// `POST /v1/relationships/read`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReadBody {
     pub filter: FilterBody,
     /// At most this many relationships (default and maximum: the server's page limit).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub limit: Option<usize>,
     /// The `cursor` of the previous page.
     #[serde(default)]
@@ -136,6 +156,7 @@ pub struct ReadAnswer {
 
 /// `POST /v1/relationships/delete`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DeleteBody {
     pub filter: FilterBody,
     /// The most relationships to delete (default 1000, at most 10000).
@@ -158,15 +179,26 @@ pub struct DeleteAnswer {
 
 /// `POST /v1/check`, and one item of a bulk check.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CheckBody {
     /// `type:id`, such as `document:1`.
+    #[schema(
+        pattern = r"^(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):([a-zA-Z0-9/_|=+\-]{1,1024})$"
+    )]
     pub resource: String,
     /// A permission or relation of the resource's type.
+    #[schema(pattern = r"^[a-z][a-z0-9_]{1,62}[a-z0-9]$", max_length = 64)]
     pub permission: String,
     /// `type:id`, `type:id#relation` or `type:*`.
+    #[schema(
+        pattern = r"^(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):(([a-zA-Z0-9/_|=+\-]{1,1024})(#([a-z][a-z0-9_]{1,62}[a-z0-9]|\.\.\.))?|\*)$"
+    )]
     pub subject: String,
     #[serde(default)]
     pub consistency: Option<ConsistencyBody>,
+    /// Add an `explanation` to the answer (docs/PLAYGROUND.md describes its shape).
+    #[serde(default)]
+    pub explain: bool,
 }
 
 /// The answer of one check.
@@ -175,10 +207,15 @@ pub struct CheckAnswer {
     pub allowed: bool,
     /// The revision the answer was computed at.
     pub revision: u64,
+    /// With `"explain": true`: why (docs/PLAYGROUND.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub explanation: Option<Explanation>,
 }
 
 /// `POST /v1/check/bulk`: every item is answered at one revision.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BulkCheckBody {
     pub items: Vec<CheckItem>,
     #[serde(default)]
@@ -187,10 +224,21 @@ pub struct BulkCheckBody {
 
 /// One item of a bulk check.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CheckItem {
+    #[schema(
+        pattern = r"^(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):([a-zA-Z0-9/_|=+\-]{1,1024})$"
+    )]
     pub resource: String,
+    #[schema(pattern = r"^[a-z][a-z0-9_]{1,62}[a-z0-9]$", max_length = 64)]
     pub permission: String,
+    #[schema(
+        pattern = r"^(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):(([a-zA-Z0-9/_|=+\-]{1,1024})(#([a-z][a-z0-9_]{1,62}[a-z0-9]|\.\.\.))?|\*)$"
+    )]
     pub subject: String,
+    /// Add an `explanation` to this item's answer.
+    #[serde(default)]
+    pub explain: bool,
 }
 
 /// The answers of a bulk check, in item order.
@@ -204,8 +252,15 @@ pub struct BulkCheckAnswer {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum BulkResult {
-    Decided { allowed: bool },
-    Failed { error: ErrorDetail },
+    Decided {
+        allowed: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<Object>)]
+        explanation: Option<Explanation>,
+    },
+    Failed {
+        error: ErrorDetail,
+    },
 }
 
 /// How far an expansion follows usersets.
@@ -221,8 +276,13 @@ pub enum ExpandDepthBody {
 
 /// `POST /v1/expand`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExpandBody {
+    #[schema(
+        pattern = r"^(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):([a-zA-Z0-9/_|=+\-]{1,1024})$"
+    )]
     pub resource: String,
+    #[schema(pattern = r"^[a-z][a-z0-9_]{1,62}[a-z0-9]$", max_length = 64)]
     pub permission: String,
     #[serde(default)]
     pub depth: ExpandDepthBody,
@@ -284,12 +344,19 @@ pub struct ExpandAnswer {
 
 /// `POST /v1/lookup/resources`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LookupResourcesBody {
+    #[schema(pattern = r"^([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]$")]
     pub resource_type: String,
+    #[schema(pattern = r"^[a-z][a-z0-9_]{1,62}[a-z0-9]$", max_length = 64)]
     pub permission: String,
+    #[schema(
+        pattern = r"^(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):(([a-zA-Z0-9/_|=+\-]{1,1024})(#([a-z][a-z0-9_]{1,62}[a-z0-9]|\.\.\.))?|\*)$"
+    )]
     pub subject: String,
     /// At most this many ids (default and maximum: the server's page limit).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub limit: Option<usize>,
     /// The `cursor` of the previous page.
     #[serde(default)]
@@ -308,9 +375,15 @@ pub struct LookupResourcesAnswer {
 
 /// `POST /v1/lookup/subjects`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LookupSubjectsBody {
+    #[schema(
+        pattern = r"^(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):([a-zA-Z0-9/_|=+\-]{1,1024})$"
+    )]
     pub resource: String,
+    #[schema(pattern = r"^[a-z][a-z0-9_]{1,62}[a-z0-9]$", max_length = 64)]
     pub permission: String,
+    #[schema(pattern = r"^([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]$")]
     pub subject_type: String,
     /// At most this many ids (default and maximum: the server's page limit).
     #[serde(default)]
@@ -336,6 +409,7 @@ pub struct LookupSubjectsAnswer {
 
 /// `GET /v1/watch` query.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct WatchQuery {
     /// Stream the revisions after this one (default: the head, so only new changes).
@@ -375,14 +449,14 @@ pub struct HealthAnswer {
 impl From<ConsistencyBody> for Consistency {
     fn from(body: ConsistencyBody) -> Self {
         match body {
-            ConsistencyBody::Full => Self::Full,
+            ConsistencyBody::Full {} => Self::Full,
             ConsistencyBody::AtLeastAsFresh { revision } => Self::AtLeastAsFresh {
                 revision: crate::model::Revision(revision),
             },
             ConsistencyBody::AtExactSnapshot { revision } => Self::AtExactSnapshot {
                 revision: crate::model::Revision(revision),
             },
-            ConsistencyBody::MinimizeLatency => Self::MinimizeLatency,
+            ConsistencyBody::MinimizeLatency {} => Self::MinimizeLatency,
         }
     }
 }
@@ -408,6 +482,29 @@ where
     T::Err: std::fmt::Display,
 {
     T::from_str(text).map_err(|err| ApiError::bad_request(field, err.to_string()))
+}
+
+/// A permission or relation name of `field`, checked for syntax only (whether the schema
+/// defines it is the engine's to say).
+pub fn permission_name(field: &'static str, text: &str) -> Result<(), ApiError> {
+    if model::is_valid_relation_name(text) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        field,
+        format!("invalid permission name `{text}`: expected `[a-z][a-z0-9_]{{1,62}}[a-z0-9]`"),
+    ))
+}
+
+/// A type name of `field`, checked for syntax only.
+pub fn type_name(field: &'static str, text: &str) -> Result<(), ApiError> {
+    if model::is_valid_type_name(text) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        field,
+        format!("invalid type name `{text}`: expected a name such as `document` or `ns/document`"),
+    ))
 }
 
 pub fn object(field: &'static str, text: &str) -> Result<ObjectRef, ApiError> {
@@ -450,10 +547,59 @@ impl PreconditionBody {
 }
 
 impl FilterBody {
-    /// The store filter; `field` names where this filter sits in the request.
+    /// The store filter; `field` names where this filter sits in the request. Every part
+    /// must be well-formed (the patterns the OpenAPI document declares); whether the names
+    /// exist in the schema is the engine's to check.
     pub fn to_filter(&self, field: &'static str) -> Result<RelationshipFilter, ApiError> {
         if self.resource_type.is_empty() {
             return Err(ApiError::bad_request(field, "`resource_type` is required"));
+        }
+        let bad = |part: &str, value: &str, expected: &str| {
+            ApiError::bad_request(
+                field,
+                format!("invalid `{part}` `{value}`: expected {expected}"),
+            )
+        };
+        let type_name = "a type name such as `document` or `ns/document`";
+        let relation_name = "a relation name such as `viewer`";
+        let object_id = "1 to 1024 characters of `a-z A-Z 0-9 / _ | - = +`";
+        if !model::is_valid_type_name(&self.resource_type) {
+            return Err(bad("resource_type", &self.resource_type, type_name));
+        }
+        if let Some(id) = self
+            .resource_id
+            .as_deref()
+            .filter(|it| !model::is_valid_object_id(it))
+        {
+            return Err(bad("resource_id", id, object_id));
+        }
+        if let Some(name) = self
+            .relation
+            .as_deref()
+            .filter(|it| !model::is_valid_relation_name(it))
+        {
+            return Err(bad("relation", name, relation_name));
+        }
+        if let Some(name) = self
+            .subject_type
+            .as_deref()
+            .filter(|it| !model::is_valid_type_name(it))
+        {
+            return Err(bad("subject_type", name, type_name));
+        }
+        if let Some(id) = self
+            .subject_id
+            .as_deref()
+            .filter(|it| *it != model::WILDCARD_ID && !model::is_valid_object_id(it))
+        {
+            return Err(bad("subject_id", id, "an object id or `*`"));
+        }
+        if let Some(name) = self
+            .subject_relation
+            .as_deref()
+            .filter(|it| *it != model::ELLIPSIS && !model::is_valid_relation_name(it))
+        {
+            return Err(bad("subject_relation", name, "a relation name or `...`"));
         }
         let filter = RelationshipFilter {
             resource_type: Some(self.resource_type.clone()),
@@ -565,6 +711,19 @@ mod tests {
     }
 
     #[test]
+    fn issue10_unknown_fields_next_to_any_consistency_mode_are_refused() {
+        for text in [
+            r#"{"mode": "full", "revision": 3}"#,
+            r#"{"mode": "minimize_latency", "x": 42}"#,
+            r#"{"mode": "at_least_as_fresh", "revision": 1, "x": 1}"#,
+            r#"{"mode": "at_exact_snapshot", "revison": 1}"#,
+        ] {
+            let err = serde_json::from_str::<ConsistencyBody>(text).unwrap_err();
+            assert!(err.to_string().contains("unknown field"), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_reference_names_its_field() {
         let err = subject("subject", "user").unwrap_err();
         assert_eq!(err.body().error.field.as_deref(), Some("subject"));
@@ -574,7 +733,11 @@ mod tests {
 
     #[test]
     fn bulk_results_serialize_untagged() {
-        let decided = serde_json::to_string(&BulkResult::Decided { allowed: false }).unwrap();
+        let decided = serde_json::to_string(&BulkResult::Decided {
+            allowed: false,
+            explanation: None,
+        })
+        .unwrap();
         assert_eq!(decided, r#"{"allowed":false}"#);
     }
 }

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::engine::EngineError;
+use super::clip::{MAX_PROBLEMS, MAX_QUOTED, clip, truncate};
+use crate::engine::{EngineError, SchemaProblem};
 use crate::store::{StoreError, WriteRejection};
 
 /// Why a request failed.
@@ -40,6 +41,16 @@ pub enum ApiError {
     /// No route has this path.
     #[error("no route for `{0}`")]
     NotFound(String),
+    /// The body was not received within the body read timeout.
+    #[error("request body not received within {0} ms")]
+    BodyTimeout(u128),
+    /// A query string carries a parameter this route does not know.
+    #[error("unknown query parameter `{0}`")]
+    UnknownQuery(String),
+    /// An error answered by the HTTP layer itself (405 wrong method, 415, ...), given the
+    /// JSON error shape by the router's last layer.
+    #[error("{message}")]
+    Protocol { status: StatusCode, message: String },
     /// A well-formed write was not applied (a failed precondition, an existing tuple).
     #[error(transparent)]
     Rejected(Box<WriteRejection>),
@@ -97,6 +108,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::DeadlineExceeded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::UnknownQuery(_) => StatusCode::BAD_REQUEST,
+            Self::Protocol { status, .. } => *status,
             Self::Rejected(rejection) if matches!(**rejection, WriteRejection::Duplicate(_)) => {
                 StatusCode::BAD_REQUEST
             }
@@ -116,6 +130,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::DeadlineExceeded(_) => "deadline_exceeded",
             Self::NotFound(_) => "not_found",
+            Self::BodyTimeout(_) => "request_timeout",
+            Self::UnknownQuery(_) => "invalid_argument",
+            Self::Protocol { status, .. } => protocol_code(*status),
             Self::Rejected(rejection) => match **rejection {
                 WriteRejection::PreconditionFailed { .. } => "precondition_failed",
                 WriteRejection::AlreadyExists(_) => "already_exists",
@@ -132,11 +149,14 @@ impl ApiError {
         let status = self.status();
         let message = if status.is_server_error() && !self.is_safe_to_show() {
             "internal error; see the server log".to_string()
+        } else if let Self::Engine(EngineError::InvalidSchema(problems)) = self {
+            schema_summary(problems)
         } else {
-            self.to_string()
+            clip(&self.to_string())
         };
         let field = match self {
             Self::BadRequest { field, .. } => Some((*field).to_string()),
+            Self::UnknownQuery(name) => Some(truncate(name, MAX_QUOTED)),
             Self::Engine(EngineError::InvalidInput { field, .. }) => Some((*field).to_string()),
             Self::Engine(EngineError::InvalidSchema(_) | EngineError::SchemaOrphans { .. }) => {
                 Some("schema".to_string())
@@ -147,10 +167,11 @@ impl ApiError {
         let problems = match self {
             Self::Engine(EngineError::InvalidSchema(problems)) => problems
                 .iter()
+                .take(MAX_PROBLEMS)
                 .map(|it| ProblemBody {
                     line: it.line,
                     column: it.column,
-                    message: it.message.clone(),
+                    message: clip(&it.message),
                 })
                 .collect(),
             _ => Vec::new(),
@@ -169,14 +190,51 @@ impl ApiError {
     fn is_safe_to_show(&self) -> bool {
         matches!(
             self,
-            Self::DeadlineExceeded(_) | Self::Engine(EngineError::NoSchema)
-        )
+            Self::DeadlineExceeded(_)
+                | Self::Engine(EngineError::NoSchema | EngineError::StoredSchemaInvalid(_))
+        ) || matches!(self, Self::Protocol { status, .. } if *status == StatusCode::SERVICE_UNAVAILABLE)
+    }
+}
+
+/// The message of an invalid schema: how many problems, and the first one. The problems
+/// themselves go in `problems`, at most [`MAX_PROBLEMS`] of them.
+fn schema_summary(problems: &[SchemaProblem]) -> String {
+    let Some(first) = problems.first() else {
+        return "invalid schema".to_string();
+    };
+    let listed = if problems.len() > MAX_PROBLEMS {
+        format!(" (the first {MAX_PROBLEMS} are listed)")
+    } else {
+        String::new()
+    };
+    clip(&format!(
+        "invalid schema: {} problem(s){listed}; the first, at {}:{}: {}",
+        problems.len(),
+        first.line,
+        first.column,
+        first.message
+    ))
+}
+
+/// The stable code of an error the HTTP layer answered by itself.
+fn protocol_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 422 => "invalid_json",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        431 => "headers_too_large",
+        it if it >= 500 => "internal",
+        _ => "invalid_request",
     }
 }
 
 fn engine_status(err: &EngineError) -> StatusCode {
     match err {
         EngineError::NoSchema
+        | EngineError::StoredSchemaInvalid(_)
         | EngineError::Store(StoreError::Io(_))
         | EngineError::StoreUnavailable(_)
         | EngineError::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,

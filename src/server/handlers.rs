@@ -14,11 +14,13 @@ use super::dto::{
     BulkCheckAnswer, BulkCheckBody, BulkResult, CheckAnswer, CheckBody, DeleteAnswer, DeleteBody,
     ExpandAnswer, ExpandBody, HealthAnswer, LookupResourcesAnswer, LookupResourcesBody,
     LookupSubjectsAnswer, LookupSubjectsBody, ReadAnswer, ReadBody, RevisionAnswer, SchemaAnswer,
-    SchemaWriteBody, TreeBody, WatchQuery, WriteBody, consistency, object, subject,
+    SchemaWriteBody, TreeBody, WatchQuery, WriteBody, consistency, object, permission_name,
+    subject, type_name,
 };
 use super::error::{ApiError, ErrorBody};
+use super::shape::lowercase_first;
 use super::{observe, watch};
-use crate::engine::{CheckRequest, EngineError};
+use crate::engine::{CheckRequest, Consistency, EngineError};
 use crate::model::Revision;
 
 /// A JSON body whose rejections become [`ApiError`]s (413 for an oversized body, 400
@@ -33,7 +35,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = match Bytes::from_request(request, state).await {
+        let limit = state.config().body_timeout;
+        let read = tokio::time::timeout(limit, Bytes::from_request(request, state)).await;
+        let Ok(read) = read else {
+            return Err(ApiError::BodyTimeout(limit.as_millis()));
+        };
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(ApiError::PayloadTooLarge(state.config().body_limit));
@@ -61,7 +68,10 @@ impl<T: Serialize> IntoResponse for Answer<T> {
 
 type Reply<T> = Result<Answer<T>, ApiError>;
 
-/// Runs a synchronous engine call on the blocking pool.
+/// Runs a synchronous engine call on the blocking pool, so that a long walk never holds
+/// an async worker (and `/healthz` stays responsive while lookups run). The request
+/// deadline still answers on time: the deadline layer drops this future, and the walk's
+/// result is discarded when it ends.
 async fn blocking<T, F>(call: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -86,7 +96,7 @@ pub async fn write_schema(
     State(state): State<AppState>,
     Body(body): Body<SchemaWriteBody>,
 ) -> Reply<RevisionAnswer> {
-    let engine = state.engine().clone();
+    let engine = state.request_engine();
     let revision = blocking(move || Ok(engine.write_schema(&body.schema)?)).await?;
     Ok(Answer(
         revision,
@@ -151,7 +161,7 @@ pub async fn write_relationships(
         .iter()
         .map(|it| it.to_precondition())
         .collect::<Result<Vec<_>, _>>()?;
-    let engine = state.engine().clone();
+    let engine = state.request_engine();
     let revision = blocking(move || Ok(engine.write(&updates, &preconditions)??)).await?;
     Ok(Answer(
         revision,
@@ -176,7 +186,7 @@ pub async fn read_relationships(
 ) -> Reply<ReadAnswer> {
     let filter = body.filter.to_filter("filter")?;
     let limit = page_limit(&state, body.limit)?;
-    let engine = state.engine().clone();
+    let engine = state.request_engine();
     let page = blocking(move || {
         Ok(engine.read(
             &filter,
@@ -214,7 +224,7 @@ pub async fn delete_relationships(
         limit: body.limit,
         allow_partial_deletions: body.allow_partial_deletions,
     };
-    let engine = state.engine().clone();
+    let engine = state.request_engine();
     let deleted = blocking(move || Ok(engine.delete_with(&filter, options)?)).await?;
     Ok(Answer(
         deleted.revision,
@@ -240,19 +250,30 @@ pub async fn check(
     State(state): State<AppState>,
     Body(body): Body<CheckBody>,
 ) -> Reply<CheckAnswer> {
+    permission_name("permission", &body.permission)?;
     let request = CheckRequest {
         resource: object("resource", &body.resource)?,
         permission: body.permission,
         subject: subject("subject", &body.subject)?,
     };
-    let decision = state
-        .engine()
-        .check(&request, consistency(body.consistency))?;
+    let engine = state.request_engine();
+    let mode = consistency(body.consistency);
+    let (decision, explanation) = if body.explain {
+        let (decision, explanation) =
+            blocking(move || Ok(engine.check_explained(&request, mode)?)).await?;
+        (decision, Some(explanation))
+    } else {
+        (
+            blocking(move || Ok(engine.check(&request, mode)?)).await?,
+            None,
+        )
+    };
     Ok(Answer(
         decision.revision,
         CheckAnswer {
             allowed: decision.allowed,
             revision: decision.revision.0,
+            explanation,
         },
     ))
 }
@@ -281,10 +302,12 @@ pub async fn check_bulk(
             ),
         ));
     }
+    let explain: Vec<bool> = body.items.iter().map(|item| item.explain).collect();
     let requests = body
         .items
         .into_iter()
         .map(|item| {
+            permission_name("items", &item.permission)?;
             Ok(CheckRequest {
                 resource: object("items", &item.resource)?,
                 permission: item.permission,
@@ -292,14 +315,42 @@ pub async fn check_bulk(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let engine = state.engine().clone();
+    let engine = state.request_engine();
     let mode = consistency(body.consistency);
-    let bulk = blocking(move || Ok(engine.check_bulk(&requests, mode)?)).await?;
+    let bulk = blocking(move || {
+        let mut bulk = engine.check_bulk(&requests, mode)?;
+        // Explained items are walked again, with reasons, at the bulk's revision.
+        let at = Consistency::AtExactSnapshot {
+            revision: bulk.revision,
+        };
+        let explanations = requests
+            .iter()
+            .zip(&explain)
+            .zip(&mut bulk.results)
+            .map(|((request, explain), res)| match res {
+                Ok(_) if *explain => match engine.check_explained(request, at) {
+                    Ok((_, explanation)) => Some(explanation),
+                    Err(err) => {
+                        *res = Err(err);
+                        None
+                    }
+                },
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        Ok((bulk, explanations))
+    })
+    .await?;
+    let (bulk, explanations) = bulk;
     let results = bulk
         .results
         .into_iter()
-        .map(|res| match res {
-            Ok(allowed) => BulkResult::Decided { allowed },
+        .zip(explanations)
+        .map(|(res, explanation)| match res {
+            Ok(allowed) => BulkResult::Decided {
+                allowed,
+                explanation,
+            },
             Err(err) => BulkResult::Failed {
                 error: ApiError::from(err).body().error,
             },
@@ -328,7 +379,8 @@ pub async fn expand(
     Body(body): Body<ExpandBody>,
 ) -> Reply<ExpandAnswer> {
     let resource = object("resource", &body.resource)?;
-    let engine = state.engine().clone();
+    permission_name("permission", &body.permission)?;
+    let engine = state.request_engine();
     let expansion = blocking(move || {
         Ok(engine.expand(
             &resource,
@@ -360,9 +412,11 @@ pub async fn lookup_resources(
     State(state): State<AppState>,
     Body(body): Body<LookupResourcesBody>,
 ) -> Reply<LookupResourcesAnswer> {
+    type_name("resource_type", &body.resource_type)?;
+    permission_name("permission", &body.permission)?;
     let who = subject("subject", &body.subject)?;
     let limit = page_limit(&state, body.limit)?;
-    let engine = state.engine().clone();
+    let engine = state.request_engine();
     let page = blocking(move || {
         Ok(engine.lookup_resources(
             &body.resource_type,
@@ -399,7 +453,9 @@ pub async fn lookup_subjects(
 ) -> Reply<LookupSubjectsAnswer> {
     let resource = object("resource", &body.resource)?;
     let limit = page_limit(&state, body.limit)?;
-    let engine = state.engine().clone();
+    permission_name("permission", &body.permission)?;
+    type_name("subject_type", &body.subject_type)?;
+    let engine = state.request_engine();
     let answer = blocking(move || {
         Ok(engine.lookup_subjects_page(
             &resource,
@@ -437,7 +493,7 @@ pub async fn watch_changes(
     query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) =
-        query.map_err(|err| ApiError::bad_request("since", lowercase_first(&err.body_text())))?;
+        query.map_err(|err| ApiError::bad_request("query", lowercase_first(&err.body_text())))?;
     watch::start(state, query.since).await
 }
 
@@ -458,8 +514,8 @@ pub async fn healthz(State(state): State<AppState>) -> Json<HealthAnswer> {
         (status = 503, description = "no schema is loaded, or the store fails writes", body = ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthAnswer>, ApiError> {
-    let engine = state.engine().clone();
-    engine.schema().ok_or(EngineError::NoSchema)?;
+    let engine = state.request_engine();
+    engine.require_schema()?;
     let probe = engine.clone();
     if let crate::engine::StoreHealth::Failing { reason } =
         blocking(move || Ok(probe.store_health())).await?
@@ -503,14 +559,5 @@ fn page_limit(state: &AppState, limit: Option<usize>) -> Result<usize, ApiError>
             format!("at most {max}, got {limit}"),
         )),
         Some(limit) => Ok(limit),
-    }
-}
-
-/// axum's rejection texts start with a capital letter; our messages do not.
-fn lowercase_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
     }
 }

@@ -88,6 +88,8 @@ pub const ROUTE_SCOPES: &[(&str, &str, Scope)] = &[
     ("POST", "/v1/expand", Scope::Check),
     ("POST", "/v1/lookup/resources", Scope::Check),
     ("POST", "/v1/lookup/subjects", Scope::Check),
+    // The playground's sandbox evaluates only what the request carries, never the store.
+    ("POST", "/v1/playground/evaluate", Scope::Check),
     ("POST", "/v1/relationships/read", Scope::Read),
     ("GET", "/v1/watch", Scope::Read),
     ("GET", "/v1/schema", Scope::Read),

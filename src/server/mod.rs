@@ -7,14 +7,14 @@
 //! - `handlers`: one function per endpoint; `dto`: the JSON bodies and their conversions;
 //! - `error`: [`ApiError`] and the one `IntoResponse` impl; `auth`: the bearer token;
 //! - `observe`: per-request tracing, Prometheus metrics, the deadline; `watch`: the
-//!   streaming change feed; `openapi`: the document served at `/openapi.json`.
+//!   streaming change feed; `openapi`: the document served at `/openapi.json`;
+//! - `playground`: the page at `/playground` and its sandbox evaluate route.
 //!
 //! The engine is synchronous. Checks take microseconds and run inline on the runtime;
 //! everything that may touch sled or walk large graphs (writes with their flush, reads,
 //! lookups, expand, bulk checks) runs on the blocking pool.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,12 +25,16 @@ use tokio::net::TcpListener;
 use crate::engine::Arbiter;
 
 mod auth;
+pub mod clip;
 pub mod dto;
 pub mod error;
 mod handlers;
 pub mod keys;
+pub mod listen;
 mod observe;
 pub mod openapi;
+pub mod playground;
+mod shape;
 pub mod sync;
 pub mod tls;
 mod watch;
@@ -53,6 +57,14 @@ pub struct ServerConfig {
     pub max_page: usize,
     /// Log one line per request at info level (otherwise at debug, off by default).
     pub access_log: bool,
+    /// How long a client may take to send a request's headers (HTTP/1) before the
+    /// connection is closed: the slowloris guard.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body before it answers 408.
+    pub body_timeout: Duration,
+    /// The most connections served at once; further ones wait in the listen backlog
+    /// (not accepted, so they hold no file descriptor of ours) until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +76,9 @@ impl Default for ServerConfig {
             max_batch: 500,
             max_page: 1_000,
             access_log: false,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 1_000,
         }
     }
 }
@@ -101,6 +116,14 @@ impl AppState {
         &self.inner.engine
     }
 
+    /// The engine for one request: its walks stop with `deadline_exceeded` once the
+    /// request's deadline (`--request-timeout-ms`) has passed, so no work goes on after the
+    /// client got its 503.
+    pub fn request_engine(&self) -> Arbiter {
+        let deadline = crate::engine::Deadline::after(self.inner.config.request_timeout);
+        self.inner.engine.with_deadline(deadline)
+    }
+
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
     }
@@ -126,18 +149,21 @@ pub fn router(state: AppState) -> Router {
     observe::install();
     let body_limit = state.config().body_limit;
     let (routes, api) = openapi::api_router(state.clone()).split_for_parts();
-    let document = Arc::new(openapi::render(api));
+    let document = Arc::new(openapi::render(api, state.config()));
     routes
         .route(
             "/openapi.json",
             axum::routing::get(move || openapi::serve_document(Arc::clone(&document))),
         )
+        .merge(playground::page_routes())
         .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn(shape::refuse_unknown_query))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::deadline,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(shape::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::observe,
@@ -146,7 +172,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves; then stops accepting, ends watch
-/// streams, waits for in-flight requests and flushes the store.
+/// streams, waits for in-flight requests and flushes the store. Connections are capped and
+/// slow request heads cut off as [`listen`] describes.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -159,25 +186,23 @@ pub async fn serve(
         tracing::info!("shutting down: draining in-flight requests");
         drain_state.begin_shutdown();
     };
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await?;
+    let limits = listen::ConnectionLimits {
+        header_timeout: state.config().header_timeout,
+        max_connections: state.config().max_connections,
+    };
+    listen::run(listener, app, limits, None, signal).await?;
     finish(&state).await
 }
 
 /// Like [`serve`], over TLS: every connection is handshaken with `acceptor` (HTTP/2 or
-/// HTTP/1.1 by ALPN) before it is served; a client that cannot finish the handshake (a
-/// plain-text client) is closed.
+/// HTTP/1.1 by ALPN) before it is served, under the same connection cap and timeouts; a
+/// client that cannot finish the handshake (a plain-text client) is closed.
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
     let app = router(state.clone());
     let drain_state = state.clone();
     let signal = async move {
@@ -185,13 +210,11 @@ pub async fn serve_tls(
         tracing::info!("shutting down: draining in-flight requests");
         drain_state.begin_shutdown();
     };
-    let listener = tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await?;
+    let limits = listen::ConnectionLimits {
+        header_timeout: state.config().header_timeout,
+        max_connections: state.config().max_connections,
+    };
+    listen::run(listener, app, limits, Some(acceptor), signal).await?;
     finish(&state).await
 }
 

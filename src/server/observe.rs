@@ -57,15 +57,36 @@ struct RouteMetrics {
 }
 
 /// Per route: the metrics of each (method, status) seen, a handful at most.
-type MetricsCache = HashMap<String, Vec<(Method, u16, RouteMetrics)>>;
+type MetricsCache = HashMap<String, Vec<(&'static str, u16, RouteMetrics)>>;
 
-fn route_metrics(route: &str, method: &Method, status: u16) -> RouteMetrics {
+/// The method label: one of the standard methods, else `other`. INVARIANT: every label
+/// comes from a fixed set (route templates, these methods, status codes), so no request
+/// can add a time series of its own choosing (issue 10, item 3).
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: &[(Method, &str)] = &[
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::TRACE, "TRACE"),
+        (Method::CONNECT, "CONNECT"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, label)| label)
+}
+
+fn route_metrics(route: &str, method: &'static str, status: u16) -> RouteMetrics {
     static CACHE: OnceLock<RwLock<MetricsCache>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let found = cache.read().get(route).and_then(|entries| {
         entries
             .iter()
-            .find(|it| it.0 == *method && it.1 == status)
+            .find(|it| it.0 == method && it.1 == status)
             .map(|it| it.2.clone())
     });
     if let Some(found) = found {
@@ -84,7 +105,7 @@ fn route_metrics(route: &str, method: &Method, status: u16) -> RouteMetrics {
         .write()
         .entry(route.to_string())
         .or_default()
-        .push((method.clone(), status, res.clone()));
+        .push((method, status, res.clone()));
     res
 }
 
@@ -101,10 +122,12 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let revision = response.extensions().get::<Revision>().map(|it| it.0);
     let key = response.extensions().get::<super::keys::KeyName>();
     let key = key.map(|it| it.0.as_str());
-    let metrics = route_metrics(route, &method, status);
+    let metrics = route_metrics(route, method_label(&method), status);
     metrics.requests.increment(1);
     metrics.latency.record(latency.as_secs_f64());
     let latency_us = latency.as_micros() as u64;
+    // The log line shows at most a bounded prefix of an odd method.
+    let method = super::clip::truncate(method.as_str(), 32);
     if state.config().access_log {
         tracing::info!(method = %method, route, status, latency_us, revision, key, "request");
     } else {

@@ -11,7 +11,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, auth, handlers};
+use serde_json::Value;
+
+use super::{AppState, ServerConfig, auth, handlers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +32,7 @@ use super::{AppState, auth, handlers};
         (name = "lookup", description = "reverse questions: which resources, which subjects"),
         (name = "watch", description = "the change feed"),
         (name = "probes", description = "liveness, readiness, metrics"),
+        (name = "playground", description = "a sandbox for the page at /playground: never touches the server's data"),
     )
 )]
 struct ApiDoc;
@@ -61,6 +64,7 @@ pub fn api_router(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::lookup_subjects))
         .routes(routes!(handlers::watch_changes))
         .routes(routes!(super::sync::sync))
+        .merge(super::playground::api_routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             auth::require_token,
@@ -72,12 +76,79 @@ pub fn api_router(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::metrics))
 }
 
-/// The document as JSON text, rendered once at start-up.
-pub fn render(api: utoipa::openapi::OpenApi) -> String {
-    api.to_pretty_json().unwrap_or_else(|err| {
+/// The document as JSON text, rendered once at start-up and made to say what this server
+/// enforces: bearer security only when a token is configured, and the configured page
+/// and batch limits.
+pub fn render(api: utoipa::openapi::OpenApi, config: &ServerConfig) -> String {
+    let mut document = match serde_json::to_value(&api) {
+        Ok(document) => document,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot render the openapi document");
+            return String::from("{}");
+        }
+    };
+    if config.token.is_none() {
+        remove_security(&mut document);
+    }
+    fix_unsigned_formats(&mut document);
+    // Each consistency mode refuses unknown fields too (serde's `deny_unknown_fields` on
+    // the tagged enum), which utoipa does not carry into the variants.
+    if let Some(Value::Array(modes)) =
+        document.pointer_mut("/components/schemas/ConsistencyBody/oneOf")
+    {
+        for mode in modes.iter_mut().filter_map(Value::as_object_mut) {
+            mode.insert("additionalProperties".into(), Value::Bool(false));
+        }
+    }
+    for (schema, property) in [("ReadBody", "limit"), ("LookupResourcesBody", "limit")] {
+        let at = format!("/components/schemas/{schema}/properties/{property}");
+        if let Some(Value::Object(limit)) = document.pointer_mut(&at) {
+            limit.insert("maximum".into(), config.max_page.into());
+        }
+    }
+    for (schema, property) in [("BulkCheckBody", "items"), ("WriteBody", "updates")] {
+        let at = format!("/components/schemas/{schema}/properties/{property}");
+        if let Some(Value::Object(list)) = document.pointer_mut(&at) {
+            list.insert("maxItems".into(), config.max_batch.into());
+        }
+    }
+    serde_json::to_string_pretty(&document).unwrap_or_else(|err| {
         tracing::error!(error = %err, "cannot render the openapi document");
         String::from("{}")
     })
+}
+
+/// utoipa spells unsigned formats `u-int64`; OpenAPI tools know `uint64`.
+fn fix_unsigned_formats(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(format)) = map.get_mut("format") {
+                if let Some(bits) = format.strip_prefix("u-int") {
+                    *format = format!("uint{bits}");
+                }
+            }
+            map.values_mut().for_each(fix_unsigned_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(fix_unsigned_formats),
+        _ => {}
+    }
+}
+
+/// Drops the bearer scheme and every operation's reference to it: without a token the
+/// server requires none, and a document that says otherwise misleads clients and fuzzers.
+fn remove_security(document: &mut Value) {
+    if let Some(Value::Object(components)) = document.get_mut("components") {
+        components.remove("securitySchemes");
+    }
+    if let Some(Value::Object(paths)) = document.get_mut("paths") {
+        for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+            for (_, operation) in operation.iter_mut() {
+                if let Value::Object(operation) = operation {
+                    operation.remove("security");
+                }
+            }
+        }
+    }
 }
 
 pub async fn serve_document(document: Arc<String>) -> Response {

@@ -58,8 +58,10 @@ pub struct ValidationFile {
     pub expected: Vec<ExpectedBlock>,
 }
 
-/// The keys of SpiceDB's validation-file YAML; anything else is ignored, as SpiceDB does.
+/// The keys of SpiceDB's validation-file YAML. Any other key is an error naming its line:
+/// a misspelt `assertion:` or `assertTrues:` must not turn a file into "ok (0 checked)".
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawFile {
     schema: Option<String>,
     #[serde(rename = "schemaFile")]
@@ -69,9 +71,15 @@ struct RawFile {
     validation: Option<BTreeMap<String, Option<Vec<String>>>>,
     /// Pre-schema key: SpiceDB refuses a file that still uses it.
     validation_tuples: Option<yaml_serde::Value>,
+    /// arbiter's one extension: the scope of a permissions-file sync
+    /// (`sync: {resource_types: [...]}`, read and checked by `crate::sync`; SpiceDB ignores
+    /// it). Known here so that a file carrying it still loads as a validation file.
+    #[expect(dead_code, reason = "read by crate::sync, only accepted here")]
+    sync: Option<yaml_serde::Value>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawAssertions {
     #[serde(rename = "assertTrue")]
     assert_true: Option<Vec<String>>,
@@ -90,16 +98,43 @@ impl ValidationFile {
 
     /// Splits `text`, the content of the file at `path` (used for `schemaFile` and messages).
     pub fn parse(path: &Path, text: &str) -> Result<Self, (usize, ValidationError)> {
+        Self::parse_with(path, text, None)
+    }
+
+    /// Splits `text` without touching the file system: a `schemaFile` stands for
+    /// `schema_file_text` (the playground's schema), and is an error without it.
+    pub fn parse_detached(
+        text: &str,
+        schema_file_text: Option<&str>,
+    ) -> Result<Self, (usize, ValidationError)> {
+        Self::parse_with(Path::new("validation.yaml"), text, Some(schema_file_text))
+    }
+
+    /// `detached`: `None` reads a `schemaFile` from disk, `Some(text)` takes its text.
+    fn parse_with(
+        path: &Path,
+        text: &str,
+        detached: Option<Option<&str>>,
+    ) -> Result<Self, (usize, ValidationError)> {
         let raw: RawFile = yaml_serde::from_str(text).map_err(|err| {
             let line = err.location().map_or(0, |loc| loc.line());
-            (line, ValidationError::Yaml(err.to_string()))
+            let message = err.to_string();
+            // `unknown field `k`, …` at the top, `assertions: unknown field `k`, …` below.
+            let unknown = message
+                .split_once("unknown field `")
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map(|(key, _)| key.to_string());
+            match unknown {
+                Some(key) => (line, ValidationError::UnknownKey(key)),
+                None => (line, ValidationError::Yaml(message)),
+            }
         })?;
         let source = SourceText::new(text);
         if raw.validation_tuples.is_some() {
             let line = source.key_line(0, "validation_tuples").unwrap_or(0);
             return Err((line, ValidationError::LegacyKey("validation_tuples")));
         }
-        let schema = read_schema(path, &source, raw.schema, raw.schema_file)?;
+        let schema = read_schema(path, &source, raw.schema, raw.schema_file, detached)?;
 
         let mut file = Self {
             path: path.to_path_buf(),
@@ -150,6 +185,7 @@ fn read_schema(
     source: &SourceText<'_>,
     inline: Option<String>,
     schema_file: Option<String>,
+    detached: Option<Option<&str>>,
 ) -> Result<Option<SchemaSource>, (usize, ValidationError)> {
     match (inline, schema_file) {
         (Some(_), Some(_)) => {
@@ -169,6 +205,22 @@ fn read_schema(
             }
             let folder = path.parent().unwrap_or(Path::new("."));
             let schema_path = folder.join(&name);
+            if let Some(given) = detached {
+                let text = given.ok_or_else(|| {
+                    let source = std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no schema text was given for it",
+                    );
+                    (line, ValidationError::SchemaFile { path: name, source })
+                })?;
+                return Ok(Some(SchemaSource {
+                    text: text.to_string(),
+                    origin: SchemaOrigin::File {
+                        line,
+                        path: schema_path,
+                    },
+                }));
+            }
             let text = std::fs::read_to_string(&schema_path).map_err(|source| {
                 (
                     line,
@@ -353,6 +405,49 @@ mod tests {
                 .is_some_and(|it| it.starts_with("1: cannot read schema file `./missing.zed`"))
         );
         assert!(err("schema: [unclosed\n").is_some_and(|it| it.contains("invalid YAML")));
+    }
+
+    #[test]
+    fn issue10_validation_file_misspelt_key_is_an_error() {
+        let err = |text: &str| {
+            ValidationFile::parse(Path::new("dir/test.yaml"), text)
+                .err()
+                .map(|(line, err)| format!("{line}: {err}"))
+                .unwrap_or_else(|| format!("accepted: {text}"))
+        };
+        let schema = "schema: |\n  definition user {}\n";
+        let cases = [
+            (
+                format!("{schema}assertion:\n  assertTrue: []\n"),
+                "3: ",
+                "`assertion`",
+            ),
+            (
+                format!(
+                    "{schema}assertions:\n  assertTrue:\n    - a:1#b@c:d\n  asertFalse:\n    - a:1#b@c:d\n"
+                ),
+                "6: ",
+                "`asertFalse`",
+            ),
+            (
+                format!("{schema}relationship: |\n  doc:1#viewer@user:a\n"),
+                "3: ",
+                "`relationship`",
+            ),
+            (
+                format!("{schema}validations:\n  doc:1#viewer: []\n"),
+                "3: ",
+                "`validations`",
+            ),
+            (format!("{schema}Assertions: {{}}\n"), "3: ", "`Assertions`"),
+        ];
+        for (text, line, key) in cases {
+            let message = err(&text);
+            assert!(
+                message.starts_with(&format!("{line}unknown key {key}: expected")),
+                "{message}"
+            );
+        }
     }
 
     #[test]

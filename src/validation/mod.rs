@@ -35,6 +35,11 @@ pub enum ValidationError {
     Io(std::io::Error),
     #[error("invalid YAML: {0}")]
     Yaml(String),
+    /// A key SpiceDB's validation files do not have (often a misspelling).
+    #[error(
+        "unknown key `{0}`: expected `schema`, `schemaFile`, `relationships`, `assertions` (with `assertTrue`, `assertFalse`, `assertCaveated`), `validation` or `sync`"
+    )]
+    UnknownKey(String),
     #[error("relationships must be specified in `relationships`, not in the legacy key `{0}`")]
     LegacyKey(&'static str),
     #[error("only one of `schema` or `schemaFile` can be specified")]

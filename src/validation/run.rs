@@ -408,12 +408,10 @@ mod tests {
             invalid[0].starts_with("1: invalid schema at line 2, column"),
             "{invalid:?}"
         );
-        let unsupported =
-            findings("schema: |\n  caveat c(x int) { x == 1 }\n  definition user {}\n");
-        assert_eq!(
-            unsupported,
-            ["1: not supported yet: caveats (schema: caveat definitions)"]
+        let unsupported = findings(
+            "schema: |\n  definition user {}\n  definition doc { relation r: user  permission p = r.all(x) }\n",
         );
+        assert_eq!(unsupported, ["1: not supported yet: `.all()` arrows"]);
         let no_schema = findings("relationships: |\n  doc:1#viewer@user:ann\n");
         assert_eq!(
             no_schema,

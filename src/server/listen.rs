@@ -1,0 +1,193 @@
+//! The accept loop: serves an axum [`Router`] on a bound listener with the connection
+//! guards `axum::serve` does not expose (issue 10, item 6, slowloris):
+//! - a cap on open connections: a semaphore permit is taken *before* `accept`, so a
+//!   connection past the cap waits in the kernel's listen backlog and holds no descriptor
+//!   of ours until a served connection closes;
+//! - a header read timeout: an HTTP/1 client that has not sent a complete request head
+//!   within it is disconnected (hyper's `header_read_timeout`, which needs a timer);
+//! - graceful shutdown: on the signal the loop stops accepting, every connection is told
+//!   to finish its in-flight requests and close, and the loop returns once all have.
+//!
+//! HTTP/1 and HTTP/2 share the port (hyper-util's `auto` builder), so gRPC routes merged
+//! into the router are served here too. With a TLS acceptor every connection is handshaken
+//! first (within the header timeout; ALPN picks HTTP/2 or HTTP/1.1) and then served the
+//! same way; a client that cannot finish the handshake (a plain-text one) is closed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// How long to pause accepting after `accept` fails (out of descriptors, say), so the
+/// loop does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The connection-level limits of [`run`].
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains every connection.
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let mut shutdown = std::pin::pin!(shutdown);
+    // Tells connections still waiting for their first bytes that shutdown has started.
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // The semaphore is never closed; stop serving if it somehow is.
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let header_timeout = limits.header_timeout;
+        let service = app.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(remote));
+                request
+            },
+        );
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let mut stopping = stopping_rx.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let ready = async {
+                match &tls {
+                    Some(acceptor) => tokio::time::timeout(header_timeout, acceptor.accept(stream))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .map(|stream| Connection::Tls(Box::new(stream))),
+                    None => protocol_known(&stream, header_timeout)
+                        .await
+                        .then_some(Connection::Plain(stream)),
+                }
+            };
+            let connection = tokio::select! {
+                connection = ready => connection,
+                _ = stopping.wait_for(|it| *it) => None,
+            };
+            let served = match connection {
+                None => {
+                    tracing::debug!(%remote, "closed a connection that sent no request (or no TLS handshake) in time");
+                    Ok(())
+                }
+                Some(Connection::Plain(stream)) => {
+                    let connection = builder
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(stream),
+                            TowerToHyperService::new(service),
+                        )
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+                Some(Connection::Tls(stream)) => {
+                    let connection = builder
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(stream),
+                            TowerToHyperService::new(service),
+                        )
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+            };
+            if let Err(err) = served {
+                tracing::debug!(error = %err, %remote, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    stopping.send_replace(true);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// An accepted connection, ready to be served.
+enum Connection {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// The HTTP/2 connection preface; hyper-util reads up to its length to tell HTTP/1 from
+/// HTTP/2, without a timeout of its own.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits (without consuming anything) until the client has sent enough bytes to tell its
+/// protocol, at most `timeout`. hyper's header timeout only starts once the protocol is
+/// known, so without this a client sending a few bytes and stopping would hold its
+/// connection slot for ever.
+async fn protocol_known(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; 24];
+    let mut seen = 0;
+    loop {
+        let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await;
+        let n = match peeked {
+            Ok(Ok(n)) => n,
+            // Timed out, or the connection failed.
+            Ok(Err(_)) | Err(_) => return false,
+        };
+        if n == 0 {
+            // Closed by the client before sending anything.
+            return false;
+        }
+        if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] {
+            return true;
+        }
+        if n == seen {
+            // Partial preface and nothing new: peek returns at once while data is
+            // buffered, so pause instead of spinning.
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(PEEK_PAUSE).await;
+        }
+        seen = n;
+    }
+}
+
+/// The pause between two peeks at a partial HTTP/2 preface.
+const PEEK_PAUSE: Duration = Duration::from_millis(20);
