@@ -277,7 +277,7 @@ impl<'a> Compiler<'a> {
                 caveat,
                 expiration: subject_type.expiration,
             };
-            if !seen.insert(entry.clone()) {
+            if !seen.insert(entry) {
                 let kind = SchemaErrorKind::DuplicateSubjectType {
                     relation: relation.name.name.clone(),
                     subject: self.subject_type_text(entry),
