@@ -1,7 +1,9 @@
 //! Load generator for a running arbiter server: loads a workload (generated, or a SpiceDB
 //! peer-harness workload JSON `{"schema", "relationships", "checks", "lookups"}`), then
 //! drives `POST /v1/check` from N keep-alive connections for a fixed time and prints
-//! p50/p90/p99 latency and checks per second, for each requested concurrency.
+//! p50/p90/p99 latency and checks per second, for each requested concurrency. With
+//! `--protocol grpc` the same checks go through SpiceDB's gRPC CheckPermission on the same
+//! port instead (a tonic client, one HTTP/2 connection per worker).
 //!
 //! ```sh
 //! cargo run --release -- serve --memory &
@@ -58,6 +60,9 @@ struct Args {
     /// Seed of the generator.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// How checks are sent: `json` (POST /v1/check) or `grpc` (CheckPermission).
+    #[arg(long, default_value = "json")]
+    protocol: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -428,6 +433,13 @@ fn main() -> std::process::ExitCode {
             .collect();
         let requests = Arc::new(requests);
         let args = Arc::new(args);
+        if args.protocol == "grpc" {
+            let checks = Arc::new(grpc::requests(&args, &workload.checks)?);
+            for &connections in &args.concurrency {
+                grpc::run(Arc::clone(&args), Arc::clone(&checks), connections).await?;
+            }
+            return Ok(());
+        }
         for &connections in &args.concurrency {
             run(Arc::clone(&args), Arc::clone(&requests), connections).await?;
         }
@@ -439,5 +451,148 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {err}");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// The gRPC mode: the same checks as SpiceDB `CheckPermission` calls.
+mod grpc {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use spicedb_rs_proto::authzed::api::v1 as pb;
+    use spicedb_rs_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
+    use tonic::metadata::MetadataValue;
+
+    use super::{Args, Check};
+
+    fn object(text: &str) -> Result<pb::ObjectReference, String> {
+        let (object_type, object_id) = text
+            .split_once(':')
+            .ok_or_else(|| format!("`{text}` is not `type:id`"))?;
+        Ok(pb::ObjectReference {
+            object_type: object_type.to_string(),
+            object_id: object_id.to_string(),
+        })
+    }
+
+    /// One `CheckPermissionRequest` per workload check.
+    pub fn requests(
+        args: &Args,
+        checks: &[Check],
+    ) -> Result<Vec<pb::CheckPermissionRequest>, String> {
+        use pb::consistency::Requirement;
+        let requirement = match args.consistency.as_str() {
+            "full" => Requirement::FullyConsistent(true),
+            "minimize_latency" => Requirement::MinimizeLatency(true),
+            other => {
+                return Err(format!(
+                    "consistency `{other}` is not full or minimize_latency"
+                ));
+            }
+        };
+        checks
+            .iter()
+            .map(|check| {
+                let (subject, relation) = check
+                    .subject
+                    .split_once('#')
+                    .unwrap_or((check.subject.as_str(), ""));
+                Ok(pb::CheckPermissionRequest {
+                    consistency: Some(pb::Consistency {
+                        requirement: Some(requirement.clone()),
+                    }),
+                    resource: Some(object(&check.resource)?),
+                    permission: check.permission.clone(),
+                    subject: Some(pb::SubjectReference {
+                        object: Some(object(subject)?),
+                        optional_relation: relation.to_string(),
+                    }),
+                    context: None,
+                    with_tracing: false,
+                })
+            })
+            .collect()
+    }
+
+    /// One measured run at `connections` concurrent HTTP/2 connections.
+    pub async fn run(
+        args: Arc<Args>,
+        requests: Arc<Vec<pb::CheckPermissionRequest>>,
+        connections: usize,
+    ) -> Result<(), String> {
+        let warmup = Duration::from_secs_f64(args.warmup);
+        let measure = Duration::from_secs_f64(args.duration);
+        let auth: Option<MetadataValue<_>> = match &args.token {
+            Some(token) => Some(
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| "the token is not valid metadata".to_string())?,
+            ),
+            None => None,
+        };
+        let start = Instant::now();
+        let mut workers = Vec::new();
+        for worker in 0..connections {
+            let requests = Arc::clone(&requests);
+            let server = args.server.clone();
+            let auth = auth.clone();
+            workers.push(tokio::spawn(async move {
+                let channel = tonic::transport::Channel::from_shared(server)
+                    .map_err(|err| err.to_string())?
+                    .connect()
+                    .await
+                    .map_err(|err| err.to_string())?;
+                let mut client = PermissionsServiceClient::new(channel);
+                let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+                let mut allowed = 0usize;
+                let mut idx = worker * 7919;
+                loop {
+                    let sent = Instant::now();
+                    if sent >= start + warmup + measure {
+                        break;
+                    }
+                    let mut request = tonic::Request::new(requests[idx % requests.len()].clone());
+                    idx += 1;
+                    if let Some(auth) = &auth {
+                        request.metadata_mut().insert("authorization", auth.clone());
+                    }
+                    let answer = client
+                        .check_permission(request)
+                        .await
+                        .map_err(|err| format!("check failed: {err}"))?;
+                    let took = sent.elapsed();
+                    if sent >= start + warmup {
+                        latencies.push(took.as_micros().min(u128::from(u32::MAX)) as u32);
+                        let has =
+                            pb::check_permission_response::Permissionship::HasPermission as i32;
+                        allowed += usize::from(answer.into_inner().permissionship == has);
+                    }
+                }
+                Ok::<_, String>((latencies, allowed))
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut allowed = 0;
+        for worker in workers {
+            let (mut lat, n_allowed) = worker.await.map_err(|err| err.to_string())??;
+            latencies.append(&mut lat);
+            allowed += n_allowed;
+        }
+        latencies.sort_unstable();
+        let n = latencies.len();
+        if n == 0 {
+            return Err("no check completed".to_string());
+        }
+        let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)];
+        println!(
+            "grpc connections={connections:<4} checks={n:<8} checks/s={:<9.0} p50={}µs p90={}µs p99={}µs max={}µs allowed={:.1}%",
+            n as f64 / measure.as_secs_f64(),
+            pct(0.50),
+            pct(0.90),
+            pct(0.99),
+            latencies[n - 1],
+            100.0 * allowed as f64 / n as f64,
+        );
+        Ok(())
     }
 }

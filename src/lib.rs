@@ -7,6 +7,15 @@
 //!
 //! Dependencies point one way: [`model`] ← [`schema`], [`store`] ← [`engine`] ← server and
 //! CLI. Only `store::sled` names sled.
+//!
+//! Non-test code never unwraps, expects or panics: data from outside is answered with a
+//! typed error, and the lints below keep it so (unit tests, compiled with `cfg(test)`, and
+//! the integration tests, benches and examples, which are crates of their own, may).
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod caveat;
 pub mod cli;

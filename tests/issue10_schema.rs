@@ -373,3 +373,63 @@ fn issue10_fuzz_doc_comment_after_a_member_stays_with_the_next_member() {
         "definition user {}\n\ndefinition doc {\n    relation reader: user\n    relation banned: user:*\n    /* never */\n    /** Readers who are not banned. */\n    permission read = reader - banned\n}\n"
     );
 }
+
+/// A recursive expand of `view` on `resource`, as a worker thread would run it.
+fn expand_recursive(engine: &Arbiter, resource: &str) -> Result<usize, String> {
+    engine
+        .expand(
+            &resource.parse().unwrap(),
+            "view",
+            arbiter::engine::ExpandDepth::Recursive,
+            Consistency::Full,
+        )
+        .map(|expansion| format!("{:?}", expansion.tree).len())
+        .map_err(|err| err.to_string())
+}
+
+#[test]
+fn issue10_recursive_expand_at_depth_limit_200_fits_a_worker_stack() {
+    // Found after the check fix: expand recursed per level and per operator on the
+    // caller's stack and overflowed a 2 MiB thread at the depth limit even for a simple
+    // permission. It now runs on a thread of its own sized for the worst case.
+    let view = deepest_recursive_view("parent.view");
+    let text = format!(
+        "definition user {{}}\n\ndefinition folder {{\n    relation parent: folder\n    relation viewer: user\n    relation everyone: user:*\n    relation banned: user\n    permission view = {view}\n}}\n"
+    );
+    on_worker_stack(move || {
+        let engine = engine(arbiter::engine::MAX_DEPTH_LIMIT, &text);
+        let parents: Vec<String> = (0..199)
+            .map(|idx| format!("folder:f{idx}#parent@folder:f{}", idx + 1))
+            .collect();
+        touch(&engine, &parents);
+        touch(&engine, &["folder:f199#viewer@user:alice".to_string()]);
+        let expanded = expand_recursive(&engine, "folder:f0");
+        assert!(
+            matches!(expanded, Ok(len) if len > 0)
+                || expanded == Err(EngineError::DepthExceeded(200).to_string())
+                || expanded.as_ref().is_err_and(|err| err.contains("expand")),
+            "{expanded:?}"
+        );
+    });
+}
+
+#[test]
+fn issue10_recursive_expand_of_a_simple_deep_chain_fits_a_worker_stack() {
+    let text = "definition user {}\n\ndefinition folder {\n    relation parent: folder\n    relation viewer: user\n    relation everyone: user:*\n    permission view = (parent.view | viewer) & everyone\n}\n";
+    on_worker_stack(move || {
+        let engine = engine(arbiter::engine::MAX_DEPTH_LIMIT, text);
+        let mut tuples: Vec<String> = (0..199)
+            .map(|idx| format!("folder:f{idx}#parent@folder:f{}", idx + 1))
+            .collect();
+        tuples.extend((0..200).map(|idx| format!("folder:f{idx}#everyone@user:*")));
+        touch(&engine, &tuples);
+        // 40 folders deep: a tree of a few levels per folder, answered.
+        assert!(expand_recursive(&engine, "folder:f159").is_ok_and(|len| len > 0));
+        // 200 folders deep: deeper than a tree may nest, refused (not a crash).
+        let deep = expand_recursive(&engine, "folder:f0");
+        assert!(
+            deep.as_ref().is_err_and(|err| err.contains("too deep")),
+            "{deep:?}"
+        );
+    });
+}

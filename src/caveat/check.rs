@@ -111,13 +111,13 @@ pub(crate) fn check(
         errors: Vec::new(),
     };
     let ty = checker.infer(root);
-    if checker.errors.is_empty() {
-        if let Some(ty) = ty.filter(|ty| *ty != ParamType::Bool) {
-            checker.error(
-                0,
-                format!("caveat expression must be a boolean, found `{ty}`"),
-            );
-        }
+    if checker.errors.is_empty()
+        && let Some(ty) = ty.filter(|ty| *ty != ParamType::Bool)
+    {
+        checker.error(
+            0,
+            format!("caveat expression must be a boolean, found `{ty}`"),
+        );
     }
     if !checker.errors.is_empty() {
         return Err(checker.errors);
@@ -226,25 +226,25 @@ impl Checker<'_> {
             | operators::LESS_EQUALS
             | operators::GREATER
             | operators::GREATER_EQUALS => {
-                if let [Some(lhs), Some(rhs)] = args.as_slice() {
-                    if lhs.family() != rhs.family() {
-                        let op = operator_text(name);
-                        self.error(
-                            0,
-                            format!("cannot compare `{lhs}` with `{rhs}` using `{op}`"),
-                        );
-                    }
+                if let [Some(lhs), Some(rhs)] = args.as_slice()
+                    && lhs.family() != rhs.family()
+                {
+                    let op = operator_text(name);
+                    self.error(
+                        0,
+                        format!("cannot compare `{lhs}` with `{rhs}` using `{op}`"),
+                    );
                 }
                 bool_ty
             }
             operators::IN => {
-                if let [_, Some(container)] = args.as_slice() {
-                    if !matches!(container, ParamType::List(_) | ParamType::Map(_)) {
-                        self.error(
-                            0,
-                            format!("`in` needs a list or a map, found `{container}`"),
-                        );
-                    }
+                if let [_, Some(container)] = args.as_slice()
+                    && !matches!(container, ParamType::List(_) | ParamType::Map(_))
+                {
+                    self.error(
+                        0,
+                        format!("`in` needs a list or a map, found `{container}`"),
+                    );
                 }
                 bool_ty
             }
@@ -272,13 +272,13 @@ impl Checker<'_> {
             | operators::MODULO
             | operators::NEGATE => arithmetic(name, &args),
             "in_cidr" => {
-                if let Some(Some(target)) = &target {
-                    if *target != ParamType::IpAddress {
-                        self.error(
-                            0,
-                            format!("`in_cidr` is a method of `ipaddress`, not of `{target}`"),
-                        );
-                    }
+                if let Some(Some(target)) = &target
+                    && *target != ParamType::IpAddress
+                {
+                    self.error(
+                        0,
+                        format!("`in_cidr` is a method of `ipaddress`, not of `{target}`"),
+                    );
                 }
                 bool_ty
             }
@@ -399,18 +399,18 @@ fn depth(root: &IdedExpr) -> usize {
 /// nodes, every other subexpression a leaf that `cel` evaluates, tagged with the set of
 /// parameters it references.
 fn build(expr: &IdedExpr, params: &[CaveatParam]) -> Node {
-    if let Expr::Call(call) = &expr.expr {
-        if call.target.is_none() {
-            let children = || call.args.iter().map(|arg| build(arg, params)).collect();
-            match (call.func_name.as_str(), call.args.len()) {
-                (operators::LOGICAL_AND, 2..) => return Node::And(children()),
-                (operators::LOGICAL_OR, 2..) => return Node::Or(children()),
-                (operators::LOGICAL_NOT, 1) => {
-                    return Node::Not(Box::new(build(&call.args[0], params)));
-                }
-                (operators::CONDITIONAL, 3) => return Node::Cond(children()),
-                _ => {}
+    if let Expr::Call(call) = &expr.expr
+        && call.target.is_none()
+    {
+        let children = || call.args.iter().map(|arg| build(arg, params)).collect();
+        match (call.func_name.as_str(), call.args.len()) {
+            (operators::LOGICAL_AND, 2..) => return Node::And(children()),
+            (operators::LOGICAL_OR, 2..) => return Node::Or(children()),
+            (operators::LOGICAL_NOT, 1) => {
+                return Node::Not(Box::new(build(&call.args[0], params)));
             }
+            (operators::CONDITIONAL, 3) => return Node::Cond(children()),
+            _ => {}
         }
     }
     let mut mask = 0;

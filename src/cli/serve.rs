@@ -150,6 +150,10 @@ pub enum ConfigError {
     DepthLimitTooHigh { value: u32, max: u32 },
     #[error("`--{flag}` must be at least 1")]
     Zero { flag: &'static str },
+    #[error(
+        "`--max-batch {value}` is above the store's cap of {max} updates and preconditions per write"
+    )]
+    MaxBatchTooHigh { value: usize, max: usize },
     #[error("{}: cannot read schema file: {message}", .file.display())]
     SchemaUnreadable { file: PathBuf, message: String },
     /// Already rendered as `FILE:LINE:COL: message` lines.
@@ -189,6 +193,12 @@ impl ServeConfig {
             return Err(ConfigError::DepthLimitTooHigh {
                 value: args.depth_limit,
                 max: engine::MAX_DEPTH_LIMIT,
+            });
+        }
+        if args.max_batch > crate::store::MAX_WRITE_UPDATES {
+            return Err(ConfigError::MaxBatchTooHigh {
+                value: args.max_batch,
+                max: crate::store::MAX_WRITE_UPDATES,
             });
         }
         if token.is_none() && args.keys.is_none() && !addr.ip().is_loopback() && !args.insecure {
@@ -527,6 +537,16 @@ mod tests {
             config(&["--depth-limit", &max]).unwrap().engine.depth_limit,
             engine::MAX_DEPTH_LIMIT
         );
+    }
+
+    #[test]
+    fn issue10_max_batch_above_the_store_cap_is_refused_not_capped() {
+        let err = config(&["--max-batch", "5000"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`--max-batch 5000` is above the store's cap of 500 updates and preconditions per write"
+        );
+        assert!(config(&["--max-batch", "500"]).is_ok());
     }
 
     #[test]

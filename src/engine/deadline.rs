@@ -94,7 +94,7 @@ impl Budget {
             return Ok(());
         }
         let ticks = self.ticks.fetch_add(1, Ordering::Relaxed);
-        if ticks % TICKS_PER_CLOCK_READ == 0 {
+        if ticks.is_multiple_of(TICKS_PER_CLOCK_READ) {
             return self.check();
         }
         Ok(())

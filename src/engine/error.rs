@@ -71,6 +71,12 @@ pub enum EngineError {
         "expand answer too large: more than {limit} nodes; expand one level, or a narrower relation"
     )]
     ExpandTooLarge { limit: usize },
+    /// A recursive expand whose tree would nest deeper than `limit` levels (HTTP 400): the
+    /// answer stays shallow enough to print, serialize and drop on any thread's stack.
+    #[error(
+        "expand answer too deep: the tree would nest more than {limit} levels; expand one level, or a narrower relation"
+    )]
+    ExpandTooDeep { limit: usize },
     /// A delete by filter matches more relationships than its limit and partial deletion
     /// was not allowed; nothing was deleted (HTTP 400).
     #[error(
@@ -107,7 +113,7 @@ impl EngineError {
             Self::SchemaOrphans { .. } => "schema_orphans",
             Self::DepthExceeded(_) => "depth_exceeded",
             Self::DeadlineExceeded => "deadline_exceeded",
-            Self::ExpandTooLarge { .. } => "expand_too_large",
+            Self::ExpandTooLarge { .. } | Self::ExpandTooDeep { .. } => "expand_too_large",
             Self::DeleteTooLarge { .. } => "delete_too_large",
             Self::StoreUnavailable(_) => "store_unavailable",
             Self::SnapshotExpired { .. } => "snapshot_expired",

@@ -13,7 +13,9 @@
 //! one, so the answer grows with the graph, not with the number of paths through it. The
 //! answer holds at most `limit` items (nodes plus leaf subjects): past that it is
 //! [`EngineError::ExpandTooLarge`], never a truncated tree. Every node ticks the request's
-//! budget, so a cancelled request stops.
+//! budget, so a cancelled request stops. The tree nests at most [`MAX_TREE_NESTING`]
+//! levels (past that it is [`EngineError::ExpandTooDeep`]): printing, serializing and
+//! dropping it recurse per level on whatever thread holds it.
 
 use rustc_hash::FxHashSet;
 
@@ -40,9 +42,13 @@ pub(crate) fn expand(
         low: NO_LOW,
         items: 0,
         limit,
+        nesting: 0,
     };
     expander.userset(&resource.object_type, &resource.object_id, goal, 0, true)
 }
+
+/// The deepest tree a recursive expand answers (levels of nodes).
+pub(crate) const MAX_TREE_NESTING: usize = 256;
 
 /// No cycle cut in the subtree.
 const NO_LOW: usize = usize::MAX;
@@ -61,6 +67,8 @@ struct Expander<'a> {
     /// Items (nodes and leaf subjects) in the answer so far.
     items: usize,
     limit: usize,
+    /// Levels of the tree above the node being built.
+    nesting: usize,
 }
 
 impl Expander<'_> {
@@ -72,6 +80,22 @@ impl Expander<'_> {
             return Err(EngineError::ExpandTooLarge { limit: self.limit });
         }
         Ok(())
+    }
+
+    /// Builds one level deeper of the tree, refusing past [`MAX_TREE_NESTING`].
+    fn nested<T>(
+        &mut self,
+        build: impl FnOnce(&mut Self) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        if self.nesting >= MAX_TREE_NESTING {
+            return Err(EngineError::ExpandTooDeep {
+                limit: MAX_TREE_NESTING,
+            });
+        }
+        self.nesting += 1;
+        let res = build(self);
+        self.nesting -= 1;
+        res
     }
 
     fn reference(
@@ -116,10 +140,10 @@ impl Expander<'_> {
         let outer_low = std::mem::replace(&mut self.low, NO_LOW);
         self.open.push(goal);
         let schema = self.snap.schema;
-        let node = match &schema.relation_by_id(goal.rel).kind {
-            RelationKind::Relation { .. } => self.relation(goal, depth),
-            RelationKind::Permission { expr } => self.expr(type_name, id, goal, expr, depth),
-        };
+        let node = self.nested(|this| match &schema.relation_by_id(goal.rel).kind {
+            RelationKind::Relation { .. } => this.relation(goal, depth),
+            RelationKind::Permission { expr } => this.expr(type_name, id, goal, expr, depth),
+        });
         self.open.pop();
         if self.recursive && self.low >= position {
             self.expanded.insert(goal);
@@ -215,7 +239,7 @@ impl Expander<'_> {
                     Ok(ExpandTree {
                         resource: format!("{type_name}:{id}"),
                         relation: this.snap.schema.relation_by_id(goal.rel).name.clone(),
-                        node: this.expr(type_name, id, goal, other, depth)?,
+                        node: this.nested(|this| this.expr(type_name, id, goal, other, depth))?,
                     })
                 }
             }

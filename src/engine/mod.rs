@@ -69,6 +69,9 @@ pub use explain::{
 pub use index::IndexStats;
 pub use sync::{SyncReport, SyncRequest};
 
+/// The stack of the thread a recursive expand runs on (see [`Arbiter::expand`]).
+const EXPAND_STACK_BYTES: usize = 256 << 20;
+
 /// The deepest walk the engine accepts, whatever the configuration says: it bounds the
 /// native stack used by a check (each level is a few frames).
 pub const MAX_DEPTH_LIMIT: u32 = 200;
@@ -373,8 +376,31 @@ impl Arbiter {
         depth: ExpandDepth,
         consistency: Consistency,
     ) -> Result<Expansion, EngineError> {
-        self.inner
-            .expand(resource, permission, depth, consistency, &self.budget())
+        let budget = self.budget();
+        if depth == ExpandDepth::OneLevel {
+            return self
+                .inner
+                .expand(resource, permission, depth, consistency, &budget);
+        }
+        // A recursive expand recurses per userset level and per operator, up to the depth
+        // limit (≤ 200) × MAX_EXPR_NESTING frames, each larger than a check's: more than
+        // the 2 MiB of an async worker or a blocking-pool thread. It runs on a thread of
+        // its own whose stack is sized for that worst case (reserved, not committed: only
+        // the pages a walk touches cost memory).
+        std::thread::scope(|scope| {
+            let walk = std::thread::Builder::new()
+                .name("arbiter-expand".to_string())
+                .stack_size(EXPAND_STACK_BYTES)
+                .spawn_scoped(scope, || {
+                    self.inner
+                        .expand(resource, permission, depth, consistency, &budget)
+                })
+                .map_err(|err| {
+                    EngineError::StoreUnavailable(format!("cannot start the expand walk: {err}"))
+                })?;
+            walk.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// The ids of every `resource_type` object on which `subject` holds `permission`,

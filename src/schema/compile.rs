@@ -21,8 +21,7 @@ use super::ast::{
 };
 use super::compiled::{
     AllowedSubject, AllowedSubjectType, Arrow, CaveatId, Definition, Expr, MAX_EXPR_NESTING,
-    RelationDef, RelationId,
-    RelationKind, Schema, TypeId,
+    RelationDef, RelationId, RelationKind, Schema, TypeId,
 };
 use super::error::{LineCol, LineIndex, SchemaError, SchemaErrorKind, SchemaErrors};
 use super::format::format_ast;

@@ -28,6 +28,7 @@ mod auth;
 pub mod clip;
 pub mod dto;
 pub mod error;
+pub mod grpc;
 mod handlers;
 pub mod keys;
 pub mod listen;
@@ -151,6 +152,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, api) = openapi::api_router(state.clone()).split_for_parts();
     let document = Arc::new(openapi::render(api, state.config()));
     routes
+        .merge(grpc::router(state.clone()))
         .route(
             "/openapi.json",
             axum::routing::get(move || openapi::serve_document(Arc::clone(&document))),

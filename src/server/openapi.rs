@@ -122,10 +122,10 @@ pub fn render(api: utoipa::openapi::OpenApi, config: &ServerConfig) -> String {
 fn fix_unsigned_formats(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            if let Some(Value::String(format)) = map.get_mut("format") {
-                if let Some(bits) = format.strip_prefix("u-int") {
-                    *format = format!("uint{bits}");
-                }
+            if let Some(Value::String(format)) = map.get_mut("format")
+                && let Some(bits) = format.strip_prefix("u-int")
+            {
+                *format = format!("uint{bits}");
             }
             map.values_mut().for_each(fix_unsigned_formats);
         }

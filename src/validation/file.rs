@@ -72,9 +72,9 @@ struct RawFile {
     /// Pre-schema key: SpiceDB refuses a file that still uses it.
     validation_tuples: Option<yaml_serde::Value>,
     /// arbiter's one extension: the scope of a permissions-file sync
-    /// (`sync: {resource_types: [...]}`, read and checked by `crate::sync`; SpiceDB ignores
+    /// (`sync: {resource_types: [...]}`, read and checked by the sync module; SpiceDB ignores
     /// it). Known here so that a file carrying it still loads as a validation file.
-    #[expect(dead_code, reason = "read by crate::sync, only accepted here")]
+    #[expect(dead_code, reason = "read by the sync module, only accepted here")]
     sync: Option<yaml_serde::Value>,
 }
 

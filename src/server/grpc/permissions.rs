@@ -1,0 +1,391 @@
+//! PermissionsService: CheckPermission, CheckBulkPermissions, ExpandPermissionTree,
+//! LookupResources and LookupSubjects here; the relationship methods are delegated to
+//! `relationships`. Each call translates its message, makes the engine call the JSON
+//! handler makes, and shapes the answer with a ZedToken of the revision it was computed at.
+
+use spicedb_rs_proto::authzed::api::v1 as pb;
+use spicedb_rs_proto::google::rpc::Status as RpcStatus;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{self, object, permissionship, refuse_context, relation_name, subject};
+use super::generated::permissions_service_server::PermissionsService;
+use super::status::engine_status;
+use super::stream::{self, Page, blocking};
+use super::{relationships, zedtoken};
+use crate::engine::{CheckRequest, ExpandDepth, ExpandNode, ExpandTree};
+use crate::model::{ObjectRef, SubjectRef};
+use crate::server::AppState;
+
+/// The PermissionsService over the shared server state.
+pub struct Permissions {
+    state: AppState,
+}
+
+impl Permissions {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl PermissionsService for Permissions {
+    async fn read_relationships(
+        &self,
+        request: Request<pb::ReadRelationshipsRequest>,
+    ) -> Reply<BoxStream<pb::ReadRelationshipsResponse>> {
+        relationships::read(&self.state, request.into_inner()).await
+    }
+
+    async fn write_relationships(
+        &self,
+        request: Request<pb::WriteRelationshipsRequest>,
+    ) -> Reply<pb::WriteRelationshipsResponse> {
+        relationships::write(&self.state, request.into_inner()).await
+    }
+
+    async fn delete_relationships(
+        &self,
+        request: Request<pb::DeleteRelationshipsRequest>,
+    ) -> Reply<pb::DeleteRelationshipsResponse> {
+        relationships::delete(&self.state, request.into_inner()).await
+    }
+
+    async fn check_permission(
+        &self,
+        request: Request<pb::CheckPermissionRequest>,
+    ) -> Reply<pb::CheckPermissionResponse> {
+        let request = request.into_inner();
+        refuse_tracing(request.with_tracing, "with_tracing")?;
+        refuse_context(request.context.as_ref(), "context")?;
+        let check = CheckRequest {
+            resource: object(request.resource.as_ref(), "resource")?,
+            permission: relation_name(&request.permission, "permission")?,
+            subject: subject(request.subject.as_ref(), "subject")?,
+        };
+        let mode = zedtoken::consistency(request.consistency.as_ref())?;
+        // A check takes microseconds: it runs inline, as the JSON check does.
+        let decision = self
+            .state
+            .engine()
+            .check(&check, mode)
+            .map_err(engine_status)?;
+        let (permissionship, partial_caveat_info) = permissionship(decision.allowed);
+        Ok(Response::new(pb::CheckPermissionResponse {
+            checked_at: Some(zedtoken::encode(decision.revision)),
+            permissionship,
+            partial_caveat_info,
+            debug_trace: None,
+            optional_expires_at: None,
+        }))
+    }
+
+    async fn check_bulk_permissions(
+        &self,
+        request: Request<pb::CheckBulkPermissionsRequest>,
+    ) -> Reply<pb::CheckBulkPermissionsResponse> {
+        let request = request.into_inner();
+        refuse_tracing(request.with_tracing, "with_tracing")?;
+        let max = self.state.config().max_batch;
+        if request.items.len() > max {
+            return Err(Status::invalid_argument(format!(
+                "invalid `items`: at most {max} items per bulk check, got {}",
+                request.items.len()
+            )));
+        }
+        let checks = request
+            .items
+            .iter()
+            .map(|item| {
+                refuse_context(item.context.as_ref(), "items")?;
+                Ok(CheckRequest {
+                    resource: object(item.resource.as_ref(), "items")?,
+                    permission: relation_name(&item.permission, "items")?,
+                    subject: subject(item.subject.as_ref(), "items")?,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let mode = zedtoken::consistency(request.consistency.as_ref())?;
+        let engine = self.state.engine().clone();
+        let bulk =
+            blocking(move || engine.check_bulk(&checks, mode).map_err(engine_status)).await?;
+        let pairs = request
+            .items
+            .into_iter()
+            .zip(bulk.results)
+            .map(|(item, res)| pb::CheckBulkPermissionsPair {
+                request: Some(item),
+                response: Some(bulk_response(res)),
+            })
+            .collect();
+        Ok(Response::new(pb::CheckBulkPermissionsResponse {
+            checked_at: Some(zedtoken::encode(bulk.revision)),
+            pairs,
+        }))
+    }
+
+    async fn expand_permission_tree(
+        &self,
+        request: Request<pb::ExpandPermissionTreeRequest>,
+    ) -> Reply<pb::ExpandPermissionTreeResponse> {
+        let request = request.into_inner();
+        let resource = object(request.resource.as_ref(), "resource")?;
+        let permission = relation_name(&request.permission, "permission")?;
+        let mode = zedtoken::consistency(request.consistency.as_ref())?;
+        let engine = self.state.engine().clone();
+        let expansion = blocking(move || {
+            engine
+                .expand(&resource, &permission, ExpandDepth::OneLevel, mode)
+                .map_err(engine_status)
+        })
+        .await?;
+        Ok(Response::new(pb::ExpandPermissionTreeResponse {
+            expanded_at: Some(zedtoken::encode(expansion.revision)),
+            tree_root: Some(tree(&expansion.tree)?),
+        }))
+    }
+
+    async fn lookup_resources(
+        &self,
+        request: Request<pb::LookupResourcesRequest>,
+    ) -> Reply<BoxStream<pb::LookupResourcesResponse>> {
+        let request = request.into_inner();
+        refuse_tracing(request.with_debug, "with_debug")?;
+        refuse_context(request.context.as_ref(), "context")?;
+        let resource_type =
+            convert::type_name(&request.resource_object_type, "resource_object_type")?;
+        let permission = relation_name(&request.permission, "permission")?;
+        let who = subject(request.subject.as_ref(), "subject")?;
+        let (mode, mut after) = zedtoken::resume(
+            request.consistency.as_ref(),
+            request.optional_cursor.as_ref(),
+        )?;
+        let max_page = self.state.config().max_page;
+        // 0 = every result, as in SpiceDB.
+        let mut remaining = match request.optional_limit {
+            0 => usize::MAX,
+            limit => limit as usize,
+        };
+        let engine = self.state.engine().clone();
+        let mut mode = mode;
+        let fetch = move || {
+            let size = remaining.min(max_page);
+            let page = engine
+                .lookup_resources(
+                    &resource_type,
+                    &permission,
+                    &who,
+                    size,
+                    after.as_deref(),
+                    mode,
+                )
+                .map_err(engine_status)?;
+            // Later pages read the snapshot of the first.
+            mode = crate::engine::Consistency::AtExactSnapshot {
+                revision: page.revision,
+            };
+            remaining -= page.resources.len().min(remaining);
+            after = page.resources.last().cloned();
+            let more = page.cursor.is_some() && remaining > 0;
+            let messages = page
+                .resources
+                .into_iter()
+                .map(|id| pb::LookupResourcesResponse {
+                    looked_up_at: Some(zedtoken::encode(page.revision)),
+                    after_result_cursor: Some(zedtoken::encode_cursor(page.revision, &id)),
+                    resource_object_id: id,
+                    permissionship: convert::lookup_permissionship(),
+                    partial_caveat_info: None,
+                })
+                .collect();
+            Ok(Page { messages, more })
+        };
+        Ok(Response::new(stream::paged(fetch).await?))
+    }
+
+    async fn lookup_subjects(
+        &self,
+        request: Request<pb::LookupSubjectsRequest>,
+    ) -> Reply<BoxStream<pb::LookupSubjectsResponse>> {
+        use pb::lookup_subjects_request::WildcardOption;
+        let request = request.into_inner();
+        refuse_context(request.context.as_ref(), "context")?;
+        if !request.optional_subject_relation.is_empty() {
+            return Err(Status::invalid_argument(
+                "invalid `optional_subject_relation`: subject relations are not supported in lookup subjects",
+            ));
+        }
+        if request.optional_concrete_limit != 0 || request.optional_cursor.is_some() {
+            return Err(Status::invalid_argument(
+                "invalid `optional_concrete_limit`: lookup subjects answers every subject in one stream; limits and cursors are not supported",
+            ));
+        }
+        let include_wildcards = match WildcardOption::try_from(request.wildcard_option) {
+            Ok(WildcardOption::Unspecified | WildcardOption::IncludeWildcards) => true,
+            Ok(WildcardOption::ExcludeWildcards) => false,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "invalid `wildcard_option`: `{}` is not a wildcard option",
+                    request.wildcard_option
+                )));
+            }
+        };
+        let resource = object(request.resource.as_ref(), "resource")?;
+        let permission = relation_name(&request.permission, "permission")?;
+        let subject_type = convert::type_name(&request.subject_object_type, "subject_object_type")?;
+        let mode = zedtoken::consistency(request.consistency.as_ref())?;
+        let engine = self.state.engine().clone();
+        let answer = blocking(move || {
+            engine
+                .lookup_subjects(&resource, &permission, &subject_type, mode)
+                .map_err(engine_status)
+        })
+        .await?;
+        let token = zedtoken::encode(answer.revision);
+        let resolved = |id: &str| pb::ResolvedSubject {
+            subject_object_id: id.to_string(),
+            permissionship: convert::lookup_permissionship(),
+            partial_caveat_info: None,
+        };
+        let messages = answer
+            .subjects
+            .iter()
+            .filter(|id| include_wildcards || id.as_str() != "*")
+            .map(|id| {
+                let excluded = if id == "*" {
+                    answer.excluded.iter().map(|it| resolved(it)).collect()
+                } else {
+                    Vec::new()
+                };
+                #[expect(deprecated, reason = "old clients still read the deprecated fields")]
+                pb::LookupSubjectsResponse {
+                    looked_up_at: Some(token.clone()),
+                    subject_object_id: id.clone(),
+                    excluded_subject_ids: if id == "*" {
+                        answer.excluded.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    permissionship: convert::lookup_permissionship(),
+                    partial_caveat_info: None,
+                    subject: Some(resolved(id)),
+                    excluded_subjects: excluded,
+                    after_result_cursor: None,
+                }
+            })
+            .collect();
+        Ok(Response::new(stream::ready(messages)))
+    }
+
+    async fn import_bulk_relationships(
+        &self,
+        request: Request<Streaming<pb::ImportBulkRelationshipsRequest>>,
+    ) -> Reply<pb::ImportBulkRelationshipsResponse> {
+        relationships::import(&self.state, request.into_inner()).await
+    }
+
+    async fn export_bulk_relationships(
+        &self,
+        request: Request<pb::ExportBulkRelationshipsRequest>,
+    ) -> Reply<BoxStream<pb::ExportBulkRelationshipsResponse>> {
+        relationships::export(&self.state, request.into_inner()).await
+    }
+}
+
+/// Debug traces are not produced; a request asking for one is refused, not ignored.
+fn refuse_tracing(requested: bool, field: &str) -> Result<(), Status> {
+    if requested {
+        Err(Status::invalid_argument(format!(
+            "invalid `{field}`: debug traces are not supported"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// One bulk item's answer: its permissionship, or its own error.
+fn bulk_response(
+    res: Result<bool, crate::engine::EngineError>,
+) -> pb::check_bulk_permissions_pair::Response {
+    use pb::check_bulk_permissions_pair::Response as Item;
+    match res {
+        Ok(allowed) => {
+            let (permissionship, partial_caveat_info) = permissionship(allowed);
+            Item::Item(pb::CheckBulkPermissionsResponseItem {
+                permissionship,
+                partial_caveat_info,
+                debug_trace: None,
+            })
+        }
+        Err(err) => {
+            let status = engine_status(err);
+            Item::Error(RpcStatus {
+                code: status.code() as i32,
+                message: status.message().to_string(),
+                details: Vec::new(),
+            })
+        }
+    }
+}
+
+/// SpiceDB's tree for an expansion: leaves are direct subjects; unions, intersections
+/// and exclusions are intermediate nodes; an arrow is the union of what it reaches.
+fn tree(node: &ExpandTree) -> Result<pb::PermissionRelationshipTree, Status> {
+    use pb::algebraic_subject_set::Operation;
+    use pb::permission_relationship_tree::TreeType;
+    let intermediate = |operation: Operation, children: Vec<&ExpandTree>| {
+        let children = children
+            .into_iter()
+            .map(tree)
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok::<_, Status>(TreeType::Intermediate(pb::AlgebraicSubjectSet {
+            operation: operation as i32,
+            children,
+        }))
+    };
+    let tree_type = match &node.node {
+        ExpandNode::Leaf { subjects } => TreeType::Leaf(pb::DirectSubjectSet {
+            subjects: subjects
+                .iter()
+                .map(|text| parse_subject(text))
+                .collect::<Result<_, _>>()?,
+        }),
+        ExpandNode::Union { children } => {
+            intermediate(Operation::Union, children.iter().collect())?
+        }
+        ExpandNode::Intersection { children } => {
+            intermediate(Operation::Intersection, children.iter().collect())?
+        }
+        ExpandNode::Exclusion { base, subtracted } => {
+            intermediate(Operation::Exclusion, vec![base, subtracted])?
+        }
+        ExpandNode::Arrow { children, .. } => {
+            intermediate(Operation::Union, children.iter().collect())?
+        }
+        ExpandNode::Nil => TreeType::Leaf(pb::DirectSubjectSet::default()),
+        // A userset on another object, not followed (or expanded earlier in this tree): a
+        // leaf naming that subject set.
+        ExpandNode::Userset | ExpandNode::Repeated => TreeType::Leaf(pb::DirectSubjectSet {
+            subjects: vec![parse_subject(&format!(
+                "{}#{}",
+                node.resource, node.relation
+            ))?],
+        }),
+    };
+    let resource: ObjectRef = node
+        .resource
+        .parse()
+        .map_err(|err| super::status::internal(&err))?;
+    Ok(pb::PermissionRelationshipTree {
+        expanded_object: Some(convert::object_message(&resource)),
+        expanded_relation: node.relation.clone(),
+        tree_type: Some(tree_type),
+    })
+}
+
+fn parse_subject(text: &str) -> Result<pb::SubjectReference, Status> {
+    let subject: SubjectRef = text.parse().map_err(|err| super::status::internal(&err))?;
+    Ok(convert::subject_message(&subject))
+}
