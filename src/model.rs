@@ -14,9 +14,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 mod caveat;
+mod order;
 mod timestamp;
+pub mod write;
 
 pub use self::caveat::{EXPIRATION_KEYWORD, MAX_CAVEAT_CONTEXT_BYTES, RelationshipCaveat};
+pub use self::order::ReadOrder;
 pub use self::timestamp::Timestamp;
 
 /// The longest object id DESIGN §5 admits.

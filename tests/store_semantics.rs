@@ -11,6 +11,9 @@ use arbiter::store::{
     RelationshipFilter, SledStore, Store, StoreError, Update, UpdateOp, WriteRejection,
 };
 
+#[path = "support/pg.rs"]
+mod pg;
+
 fn rel(text: &str) -> Relationship {
     text.parse()
         .unwrap_or_else(|err| panic!("bad test relationship {text}: {err}"))
@@ -27,12 +30,19 @@ fn touch(text: &str) -> Update {
     update(UpdateOp::Touch, text)
 }
 
-/// Runs `test` against a fresh store of each kind.
+/// Runs `test` against a fresh store of each kind (PostgreSQL when `ARBITER_TEST_PG`
+/// names a database; a loud skip otherwise).
 fn each_store(test: impl Fn(&dyn Store)) {
     let memory = MemoryStore::new();
     test(&memory);
     let sled = SledStore::temporary().expect("open temporary sled store");
     test(&sled);
+    if let Some(mut config) = pg::fresh_config("store_semantics") {
+        // The chunk size the chunking tests count with.
+        config.import_chunk = CHUNK_SIZE;
+        let postgres = arbiter::store::PgStore::open(config).expect("open postgresql store");
+        test(&postgres);
+    }
 }
 
 fn write_ok(store: &dyn Store, updates: &[Update]) -> Revision {

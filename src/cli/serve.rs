@@ -19,7 +19,8 @@ use crate::server::{self, AppState, ServerConfig};
 /// The flags of `arbiter serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Directory of the embedded (sled) database; created if absent.
+    /// Directory of the embedded (sled) database, created if absent; or
+    /// `postgres://USER:PASS@HOST:PORT/DB` (several servers may share one database).
     #[arg(long, env = "ARBITER_DB", default_value = "./arbiter.db")]
     pub db: PathBuf,
     /// Keep everything in memory instead (nothing survives a restart).
@@ -106,6 +107,8 @@ pub enum LogFormat {
 pub enum StoreChoice {
     Sled(PathBuf),
     Memory,
+    /// `--db postgres://…` (or `postgresql://`): several servers may share it.
+    Postgres(crate::store::PgConfig),
 }
 
 /// Everything `serve` needs, validated.
@@ -131,6 +134,8 @@ pub struct ServeConfig {
 pub enum ConfigError {
     #[error("invalid `--addr` `{0}`: expected HOST:PORT")]
     Addr(String),
+    #[error("invalid `--db`: {0}")]
+    Database(String),
     #[error(
         "refusing to listen on non-loopback address `{0}` without a token: pass `--token` (or ARBITER_TOKEN), or `--insecure` to allow it"
     )]
@@ -241,6 +246,15 @@ impl ServeConfig {
         };
         let store = if args.memory {
             StoreChoice::Memory
+        } else if let Some(url) = args
+            .db
+            .to_str()
+            .filter(|it| crate::store::postgres::is_postgres_url(it))
+        {
+            StoreChoice::Postgres(
+                crate::store::PgConfig::new(url)
+                    .map_err(|err| ConfigError::Database(err.to_string()))?,
+            )
         } else {
             StoreChoice::Sled(args.db.clone())
         };
@@ -350,10 +364,16 @@ fn open_engine(config: &ServeConfig) -> Result<Arbiter, String> {
     let res = match &config.store {
         StoreChoice::Memory => Arbiter::in_memory(config.engine.clone()),
         StoreChoice::Sled(dir) => Arbiter::open(dir, config.engine.clone()),
+        StoreChoice::Postgres(pg) => crate::store::PgStore::open(pg.clone())
+            .map_err(engine::EngineError::from)
+            .and_then(|store| Arbiter::with_store(Box::new(store), config.engine.clone())),
     };
     res.map_err(|err| match &config.store {
         StoreChoice::Sled(dir) => format!("{}: cannot open the database: {err}", dir.display()),
         StoreChoice::Memory => format!("cannot open the in-memory store: {err}"),
+        StoreChoice::Postgres(pg) => {
+            format!("{}: cannot open the database: {err}", pg.redacted_url())
+        }
     })
 }
 

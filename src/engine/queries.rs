@@ -167,6 +167,22 @@ impl Inner {
         budget: &'i Budget,
     ) -> Result<View<'i>, EngineError> {
         budget.check()?;
+        // `full` is the store's newest revision, which another server may have written:
+        // catch up with the store's log first (a store that cannot answer is a 503, never
+        // a stale answer). A revision ahead of this index may likewise be another
+        // server's: catch up before judging it.
+        match consistency {
+            Consistency::Full => {
+                self.follow()?;
+            }
+            Consistency::AtLeastAsFresh { revision }
+            | Consistency::AtExactSnapshot { revision }
+                if revision > self.head() =>
+            {
+                self.follow()?;
+            }
+            _ => {}
+        }
         let loaded = self.require_schema()?;
         let data = self.index.read();
         let head = data.head();

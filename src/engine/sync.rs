@@ -142,18 +142,16 @@ impl Inner {
         let change_set = self
             .store
             .apply_at_one_revision(&updates, schema_changed.then_some(schema_text.as_str()))?;
-        self.apply_without_publishing(&change_set);
         if schema_changed {
             self.set_schema(schema, schema_text, change_set.revision);
         }
-        self.index.write().set_head(change_set.revision);
-        self.publish(change_set.revision);
+        self.follow_to(change_set.revision)?;
         report.revision = Some(change_set.revision);
         Ok(report)
     }
 
     /// Applies a committed change set to the index without moving the head.
-    fn apply_without_publishing(&self, change_set: &ChangeSet) {
+    pub(super) fn apply_without_publishing(&self, change_set: &ChangeSet) {
         for chunk in change_set.changes.chunks(1_000) {
             let partial = ChangeSet {
                 revision: change_set.revision,

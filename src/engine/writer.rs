@@ -24,8 +24,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::model::{Relationship, Revision};
 use crate::schema::Schema;
 use crate::store::{
-    ChangeSet, MAX_WRITE_UPDATES, Precondition, RelationshipFilter, Store, StoreError, Update,
-    WriteRejection,
+    MAX_WRITE_UPDATES, Precondition, RelationshipFilter, Store, StoreError, Update, WriteRejection,
 };
 
 use super::cache::CheckCache;
@@ -38,6 +37,12 @@ use super::{
 };
 use crate::schema::admit;
 
+/// How often the follower asks the store for its head when no commit was announced.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// Change sets read from the store's log per round trip while catching up.
+const FOLLOW_BATCH: usize = 256;
+
 /// Relationships per chunk handed to the index during import (bounds how long readers wait
 /// for the index write lock).
 const IMPORT_CHUNK: usize = 1_000;
@@ -46,6 +51,9 @@ const IMPORT_CHUNK: usize = 1_000;
 pub(crate) struct Inner {
     pub config: Config,
     pub store: Box<dyn Store>,
+    /// Serializes index catch-up ([`Inner::follow`]): one thread at a time applies the
+    /// store's log. Readers never take it.
+    follow_lock: Mutex<()>,
     /// Serializes writes (validate, commit, apply, publish). Readers never take it.
     pub(super) write_lock: Mutex<()>,
     /// The installed schema; swapped whole, under `write_lock`.
@@ -117,6 +125,7 @@ impl Inner {
             config,
             store,
             write_lock: Mutex::new(()),
+            follow_lock: Mutex::new(()),
             schema: RwLock::new(None),
             index,
             head_tx,
@@ -128,6 +137,7 @@ impl Inner {
             inner.set_schema(schema, text, revision);
         }
         spawn_collector(Arc::downgrade(&inner));
+        spawn_follower(Arc::downgrade(&inner));
         Ok(inner)
     }
 
@@ -161,7 +171,7 @@ impl Inner {
         )?;
         let revision = self.track(self.store.write_schema(text))?;
         self.set_schema(schema, text.to_string(), revision);
-        self.publish(revision);
+        self.follow_to(revision)?;
         Ok(revision)
     }
 
@@ -196,15 +206,26 @@ impl Inner {
             return Ok(());
         }
         self.track(self.store.recover())?;
-        self.catch_up()?;
+        self.follow()?;
         *self.failing.lock() = None;
         tracing::info!("the store accepts writes again");
         Ok(())
     }
 
-    /// Applies every change set the store committed after the index head. The caller
-    /// holds the write lock.
-    fn catch_up(&self) -> Result<(), EngineError> {
+    /// Makes the index catch up with the store's log: applies every change set the store
+    /// committed after the index head, in revision order, installs a newer stored schema,
+    /// and publishes the store's head. The only path that moves the index forward, for
+    /// local writes (read-your-writes: the writer calls it before acknowledging) and for
+    /// revisions other servers committed (the follower thread and `full` reads call it).
+    pub(super) fn follow(&self) -> Result<Revision, EngineError> {
+        // Fast path: nothing new.
+        let indexed = self.index.read().head();
+        if self.track(self.store.head())? == indexed {
+            return Ok(indexed);
+        }
+        let _follower = self.follow_lock.lock();
+        // Both read under the lock: the index moves only here, so a store head behind it
+        // means the store lost revisions, not a race with another follower.
         let indexed = self.index.read().head();
         let head = self.track(self.store.head())?;
         if head < indexed {
@@ -214,15 +235,26 @@ impl Inner {
                 "the store reopened at revision {head}, behind revision {indexed} already served: acknowledged writes were lost; restart the server"
             )));
         }
-        if head == indexed {
-            return Ok(());
+        let mut applied = indexed;
+        while applied < head {
+            let batch = self.track(self.store.changes_since(applied, FOLLOW_BATCH))?;
+            let Some(last) = batch.last().map(|it| it.revision) else {
+                break;
+            };
+            for change_set in batch.iter().filter(|it| it.revision <= head) {
+                self.apply_without_publishing(change_set);
+                self.index.write().set_head(change_set.revision);
+                applied = change_set.revision;
+            }
+            if last >= head {
+                break;
+            }
         }
-        for change_set in self.track(self.store.changes_since(indexed, 0))? {
-            self.apply(&change_set);
-        }
-        // A schema write that failed after its commit: the store's schema is the truth.
+        // Schema writes are revisions without relationship changes: the stored schema is
+        // the truth, installed before the head passes its revision.
         let installed = self.loaded().map(|it| it.revision);
         if let Some((text, revision)) = self.track(self.store.read_schema())?
+            && revision <= head
             && installed.is_none_or(|installed| revision > installed)
         {
             let schema = schema_text::compile(&text)?;
@@ -230,13 +262,13 @@ impl Inner {
         }
         self.index.write().set_head(head);
         self.publish(head);
-        Ok(())
+        Ok(head)
     }
 
     pub(super) fn set_schema(&self, schema: Schema, text: String, revision: Revision) {
         let mut data = self.index.write();
         let plan = Plan::build(&schema, &mut data);
-        data.set_head(revision);
+        drop(data);
         let mut slot = self.schema.write();
         let epoch = slot.as_ref().map_or(0, |old| old.epoch + 1);
         *slot = Some(Arc::new(LoadedSchema {
@@ -276,7 +308,7 @@ impl Inner {
         self.recover_if_failing()?;
         match self.track(self.store.write(updates, preconditions))? {
             Ok(change_set) => {
-                self.apply_after_gap(&change_set)?;
+                self.follow_to(change_set.revision)?;
                 Ok(Ok(change_set.revision))
             }
             Err(rejection) => Ok(Err(rejection)),
@@ -310,7 +342,7 @@ impl Inner {
             });
         }
         let change_set = self.track(self.store.delete_by_filter(filter, limit))?;
-        self.apply_after_gap(&change_set)?;
+        self.follow_to(change_set.revision)?;
         Ok(Deleted {
             revision: change_set.revision,
             deleted: change_set.changes.len(),
@@ -318,14 +350,15 @@ impl Inner {
         })
     }
 
-    /// Applies a change set just committed; if the store committed revisions the index
-    /// missed in between (a write that failed after its commit), catches up first.
-    fn apply_after_gap(&self, change_set: &ChangeSet) -> Result<(), EngineError> {
-        let indexed = self.index.read().head();
-        if change_set.revision.0 > indexed.0.saturating_add(1) {
-            return self.catch_up();
+    /// Read-your-writes: returns once the index has applied `revision` (just committed
+    /// by this server), reading it from the store's log like any other revision.
+    pub(super) fn follow_to(&self, revision: Revision) -> Result<(), EngineError> {
+        let head = self.follow()?;
+        if head < revision {
+            return Err(EngineError::StoreUnavailable(format!(
+                "the store's head {head} is behind revision {revision} it just committed"
+            )));
         }
-        self.apply(change_set);
         Ok(())
     }
 
@@ -347,29 +380,11 @@ impl Inner {
             }
             let change_sets = self.track(self.store.import(&mut chunk.into_iter()))?;
             for change_set in &change_sets {
-                self.apply_after_gap(change_set)?;
+                self.follow_to(change_set.revision)?;
                 last = change_set.revision;
             }
         }
         Ok(last)
-    }
-
-    /// Applies a committed change set to the index and publishes its revision.
-    fn apply(&self, change_set: &ChangeSet) {
-        for chunk in change_set.changes.chunks(IMPORT_CHUNK) {
-            let partial = ChangeSet {
-                revision: change_set.revision,
-                changes: chunk.to_vec(),
-            };
-            // Readers at the new revision cannot start before the head moves, which
-            // happens only once the last chunk is in.
-            let mut data = self.index.write();
-            let head = data.head();
-            data.apply(&partial);
-            data.set_head(head);
-        }
-        self.index.write().set_head(change_set.revision);
-        self.publish(change_set.revision);
     }
 
     pub(super) fn publish(&self, revision: Revision) {
@@ -405,6 +420,39 @@ impl Inner {
         let removed = self.store.collect_garbage(horizon)?;
         self.index.write().collect_garbage(horizon);
         Ok(removed)
+    }
+}
+
+/// Keeps the index following the store's log until the engine is dropped: wakes up on
+/// the store's commit announcements (LISTEN/NOTIFY on PostgreSQL) or every
+/// [`FOLLOW_POLL`], whichever comes first. Polling is the guarantee; announcements only
+/// make it quick.
+fn spawn_follower(inner: Weak<Inner>) {
+    let spawned = std::thread::Builder::new()
+        .name("arbiter-follow".to_string())
+        .spawn(move || {
+            let mut failing = false;
+            loop {
+                let Some(engine) = inner.upgrade() else {
+                    return;
+                };
+                engine.store.wait_for_commits(FOLLOW_POLL);
+                match engine.follow() {
+                    Ok(_) if failing => {
+                        failing = false;
+                        tracing::info!("the index follows the store again");
+                    }
+                    Ok(_) => {}
+                    Err(err) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %err, "the index cannot follow the store");
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(error = %err, "could not start the index follower");
     }
 }
 

@@ -96,7 +96,13 @@ async fn next_line(mut feed: Feed) -> Option<(Result<Bytes, Infallible>, Feed)> 
         // Mark the current head seen before reading, so a later publish wakes us.
         let head = *feed.heads.borrow_and_update();
         if head > feed.last {
-            match read_batch(&feed.state, feed.last).await {
+            // Only what this server's index has applied: a revision in the stream can be
+            // read here at once (the store may already hold newer ones, from other servers).
+            let batch = read_batch(&feed.state, feed.last).await.map(|mut it| {
+                it.retain(|change_set| change_set.revision <= head);
+                it
+            });
+            match batch {
                 Ok(batch) if !batch.is_empty() => {
                     feed.enqueue(batch);
                     continue;

@@ -357,13 +357,12 @@ pub fn filter_prefix(index: Index, filter: &RelationshipFilter) -> Vec<u8> {
 /// prefix wins, the resource index on a tie. Reads return relationships in this index's
 /// key order.
 pub fn index_for(filter: &RelationshipFilter) -> (Index, Vec<u8>) {
-    let by_resource = filter_prefix(Index::Resource, filter);
-    let by_subject = filter_prefix(Index::Subject, filter);
-    if by_subject.len() > by_resource.len() {
-        (Index::Subject, by_subject)
-    } else {
-        (Index::Resource, by_resource)
-    }
+    // The order is the model's (`RelationshipFilter::read_order`); the key layout follows.
+    let index = match filter.read_order() {
+        crate::model::ReadOrder::ByResource => Index::Resource,
+        crate::model::ReadOrder::BySubject => Index::Subject,
+    };
+    (index, filter_prefix(index, filter))
 }
 
 /// The key of part `part` of the change log of `revision`.

@@ -14,11 +14,16 @@ use crate::model::{ModelError, ObjectRef, Relationship, Revision, SubjectRef};
 pub mod failing;
 pub mod keys;
 pub mod memory;
+pub mod postgres;
 pub mod sled;
 
 pub use self::failing::{FailSwitches, FailingStore};
 pub use self::memory::MemoryStore;
+pub use self::postgres::{PgConfig, PgStore};
 pub use self::sled::{SledConfig, SledStore};
+pub use crate::model::write::{
+    Change, ChangeOp, ChangeSet, Precondition, PreconditionOp, Update, UpdateOp, WriteRejection,
+};
 pub use crate::model::{RelationshipFilter, check_relationship};
 
 /// The most updates one [`Store::write`] accepts. One write is one sled transaction of
@@ -29,78 +34,6 @@ pub const MAX_WRITE_UPDATES: usize = 500;
 /// How many relationships one chunk of [`Store::import`] or [`Store::delete_by_filter`]
 /// commits in one transaction (two index keys each, plus a few bookkeeping keys).
 pub const CHUNK_SIZE: usize = 450;
-
-/// What a write does to one relationship.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UpdateOp {
-    /// Insert; the whole write is rejected if the tuple is already live.
-    Create,
-    /// Insert or keep (upsert).
-    Touch,
-    /// Remove if live; removing an absent tuple is not an error.
-    Delete,
-}
-
-/// One update of a write batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Update {
-    pub op: UpdateOp,
-    pub relationship: Relationship,
-}
-
-/// A condition that must hold at the write's revision for the write to apply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PreconditionOp {
-    /// At least one live relationship matches the filter.
-    MustExist,
-    /// No live relationship matches the filter.
-    MustNotExist,
-}
-
-/// One precondition of a write.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Precondition {
-    pub op: PreconditionOp,
-    pub filter: RelationshipFilter,
-}
-
-/// What a committed write did to one relationship (the unit of the change log).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeOp {
-    /// The relationship became live (create, or touch of an absent tuple).
-    Touch,
-    /// The relationship stopped being live.
-    Delete,
-}
-
-/// One effective change of a committed revision.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
-    pub op: ChangeOp,
-    pub relationship: Relationship,
-}
-
-/// Every effective change of one committed revision, in the order they were applied.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChangeSet {
-    pub revision: Revision,
-    pub changes: Vec<Change>,
-}
-
-/// Why a well-formed write was not applied: an expected outcome, not a store failure.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum WriteRejection {
-    #[error("precondition {index} failed: {reason}")]
-    PreconditionFailed { index: usize, reason: String },
-    #[error("relationship `{0}` already exists")]
-    AlreadyExists(Relationship),
-    /// The same relationship appears twice in one batch.
-    #[error("relationship `{0}` appears more than once in the batch")]
-    Duplicate(Relationship),
-}
 
 /// A page of a filtered read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -327,6 +260,13 @@ pub trait Store: Send + Sync {
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Blocks until another process may have committed a new revision, or until
+    /// `timeout` passes (a wake-up, not a promise: the caller polls [`Store::head`]).
+    /// A store that only this process writes has nothing to announce and just sleeps.
+    fn wait_for_commits(&self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout);
+    }
 
     /// After a failed write: makes the store usable again if the cause is gone (a full
     /// disk with space freed), without a restart. The default is a flush; a store that
