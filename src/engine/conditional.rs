@@ -112,10 +112,6 @@ impl<'a> CondChecker<'a> {
         }
     }
 
-    pub fn subject(&self) -> Subject {
-        self.subject
-    }
-
     /// The three-valued answer for `goal` (undefined denies).
     pub fn check(&mut self, goal: Goal) -> Result<Answer, EngineError> {
         self.stack.clear();

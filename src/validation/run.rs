@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::engine::{Arbiter, CheckRequest, Config, Consistency, ExpandDepth};
+use crate::engine::{Arbiter, CheckRequest, Config, Consistency, ExpandDepth, Permissionship};
 use crate::model::Relationship;
 use crate::schema::admit::check_relationship;
 use crate::schema::{SchemaErrorKind, parse_and_compile};
@@ -101,8 +101,13 @@ impl Session {
         let mut findings = Vec::new();
         let mut n_checked = 0;
         for (kind, items, expected) in [
-            ("assertTrue", &file.assert_true, true),
-            ("assertFalse", &file.assert_false, false),
+            ("assertTrue", &file.assert_true, Permissionship::HasPermission),
+            ("assertFalse", &file.assert_false, Permissionship::NoPermission),
+            (
+                "assertCaveated",
+                &file.assert_caveated,
+                Permissionship::ConditionalPermission,
+            ),
         ] {
             for item in items {
                 n_checked += 1;
@@ -113,15 +118,6 @@ impl Session {
                     });
                 }
             }
-        }
-        for item in &file.assert_caveated {
-            findings.push(Finding {
-                line: item.line,
-                error: ValidationError::Unsupported(format!(
-                    "{CAVEATS} (assertCaveated `{}`)",
-                    item.text
-                )),
-            });
         }
         for block in &file.expected {
             n_checked += 1;
@@ -192,14 +188,17 @@ impl Session {
         &self,
         kind: &'static str,
         text: &str,
-        expected: bool,
+        expected: Permissionship,
     ) -> Result<(), ValidationError> {
-        let Relationship {
-            resource,
-            relation,
-            subject,
-            ..
-        } = parse::assertion(text)?;
+        let (
+            Relationship {
+                resource,
+                relation,
+                subject,
+                ..
+            },
+            context,
+        ) = parse::assertion_with_context(text)?;
         let request = CheckRequest {
             resource,
             permission: relation,
@@ -207,22 +206,22 @@ impl Session {
         };
         let decision = self
             .engine
-            .check(&request, Consistency::Full)
+            .check_with_context(&request, context.as_ref(), Consistency::Full)
             .map_err(|source| ValidationError::CheckFailed {
                 kind,
                 text: text.trim().to_string(),
                 source: Box::new(source),
             })?;
-        if decision.allowed == expected {
+        if decision.permissionship == expected {
             return Ok(());
         }
         Err(ValidationError::AssertionFailed {
             kind,
             text: text.trim().to_string(),
-            answer: if decision.allowed {
-                "allowed"
-            } else {
-                "denied"
+            answer: match decision.permissionship {
+                Permissionship::HasPermission => "allowed",
+                Permissionship::NoPermission => "denied",
+                Permissionship::ConditionalPermission => "conditional",
             },
         })
     }
