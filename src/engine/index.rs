@@ -415,16 +415,6 @@ impl IndexData {
         self.conditional.get(&resource).map_or(&[], Vec::as_slice)
     }
 
-    /// Every resource node with caveated or expiring tuples (every kept version).
-    pub fn conditional_nodes(&self) -> impl Iterator<Item = Node> + '_ {
-        self.conditional.keys().copied()
-    }
-
-    /// Every resource node with plain tuples (every kept version).
-    pub fn forward_nodes(&self) -> impl Iterator<Item = Node> + '_ {
-        self.forward.keys().copied()
-    }
-
     fn intern_relationship(&mut self, relationship: &Relationship) -> (Node, Node) {
         let resource = Node {
             ty: self.intern(&relationship.resource.object_type),

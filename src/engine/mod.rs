@@ -58,9 +58,10 @@ use crate::store::{
 };
 
 pub use api::{
-    BulkDecision, CacheStats, CheckAnswer, CheckRequest, Consistency, Context, DEFAULT_DELETE_LIMIT, Decision,
-    DeleteOptions, Deleted, ExpandDepth, ExpandNode, ExpandTree, Expansion, LookupStats,
-    MAX_DELETE_LIMIT, Permissionship, ReadPage, ResourcePage, StoreHealth, SubjectsAnswer,
+    BulkDecision, CacheStats, CheckAnswer, CheckRequest, Consistency, Context,
+    DEFAULT_DELETE_LIMIT, Decision, DeleteOptions, Deleted, ExpandDepth, ExpandNode, ExpandTree,
+    Expansion, LookupStats, MAX_DELETE_LIMIT, Permissionship, ReadPage, ResourcePage, StoreHealth,
+    SubjectsAnswer,
 };
 pub use deadline::Deadline;
 pub use error::{EngineError, SchemaProblem};
@@ -350,7 +351,8 @@ impl Arbiter {
         context: Option<&Context>,
         consistency: Consistency,
     ) -> Result<Decision, EngineError> {
-        self.inner.check(request, context, consistency, &self.budget())
+        self.inner
+            .check(request, context, consistency, &self.budget())
     }
 
     /// [`Arbiter::check`] with the reasons: for an allowed check the chain of expressions

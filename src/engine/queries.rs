@@ -17,16 +17,17 @@ use parking_lot::RwLockReadGuard;
 use crate::model::{ObjectRef, Revision, SubjectRef, Timestamp};
 use crate::store::RelationshipFilter;
 
-use super::conditional::{Answer, CondChecker};
 use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_SUBJECT};
+use super::conditional::{Answer, CondChecker};
 use super::deadline::Budget;
 use super::index::{IndexData, NO_REL, Node, ObjKey};
 use super::pages::{self, Cursor, Sorted};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
 use super::{
-    BulkDecision, CheckAnswer, CheckRequest, Consistency, Context, Decision, Permissionship, EngineError, ExpandDepth, Expansion,
-    ReadPage, ResourcePage, SubjectsAnswer, expand, filters, lookup,
+    BulkDecision, CheckAnswer, CheckRequest, Consistency, Context, Decision, EngineError,
+    ExpandDepth, Expansion, Permissionship, ReadPage, ResourcePage, SubjectsAnswer, expand,
+    filters, lookup,
 };
 
 /// Steps of a lookup walk taken under one hold of the index read lock.

@@ -28,31 +28,20 @@ pub enum AdmitError {
     #[error("relationship `{relationship}`: {source}")]
     InvalidContext {
         relationship: String,
-        source: crate::caveat::CaveatError,
+        source: Box<crate::caveat::CaveatError>,
     },
     /// The relation admits the subject, but not with this caveat (or without one).
-    #[error(
-        "relationship `{relationship}`: relation `{type_name}#{relation}` does not admit `{subject}` {condition}; it admits {allowed}"
-    )]
+    /// `message`: ``relation `doc#viewer` does not admit `user` with caveat `c`; it admits …``.
+    #[error("relationship `{relationship}`: {message}")]
     CaveatNotAllowed {
         relationship: String,
-        type_name: String,
-        relation: String,
-        subject: String,
-        /// `with caveat `c`` or `without a caveat`.
-        condition: String,
-        allowed: String,
+        message: String,
     },
     /// The relation admits the subject, but not with an expiration.
-    #[error(
-        "relationship `{relationship}`: relation `{type_name}#{relation}` does not admit `{subject}` with an expiration; it admits {allowed}"
-    )]
+    #[error("relationship `{relationship}`: {message}")]
     ExpirationNotAllowed {
         relationship: String,
-        type_name: String,
-        relation: String,
-        subject: String,
-        allowed: String,
+        message: String,
     },
     #[error("relationship `{relationship}`: {source}")]
     Malformed {
@@ -143,7 +132,7 @@ pub fn check_relationship(schema: &Schema, rel: &Relationship) -> Result<(), Adm
             crate::caveat::validate_context(schema.caveat_by_id(id), &caveat.context).map_err(
                 |source| AdmitError::InvalidContext {
                     relationship: text(),
-                    source,
+                    source: Box::new(source),
                 },
             )?;
             Some(id)
@@ -175,24 +164,24 @@ pub fn check_relationship(schema: &Schema, rel: &Relationship) -> Result<(), Adm
         });
     }
     if with_caveat.is_empty() {
+        let condition = match &rel.caveat {
+            Some(caveat) => format!("with caveat `{}`", caveat.name),
+            None => "without a caveat".to_string(),
+        };
         return Err(AdmitError::CaveatNotAllowed {
             relationship: text(),
-            type_name: type_name.clone(),
-            relation: rel.relation.clone(),
-            subject: shape.to_string(),
-            condition: match &rel.caveat {
-                Some(caveat) => format!("with caveat `{}`", caveat.name),
-                None => "without a caveat".to_string(),
-            },
-            allowed,
+            message: format!(
+                "relation `{type_name}#{}` does not admit `{shape}` {condition}; it admits {allowed}",
+                rel.relation
+            ),
         });
     }
     Err(AdmitError::ExpirationNotAllowed {
         relationship: text(),
-        type_name: type_name.clone(),
-        relation: rel.relation.clone(),
-        subject: shape.to_string(),
-        allowed,
+        message: format!(
+            "relation `{type_name}#{}` does not admit `{shape}` with an expiration; it admits {allowed}",
+            rel.relation
+        ),
     })
 }
 
@@ -394,7 +383,10 @@ fn describe_subject_types(
             let mut text = allowed_name(schema, it.subject).to_string();
             match (it.caveat, it.expiration) {
                 (Some(caveat), true) => {
-                    text.push_str(&format!(" with {} and expiration", schema.caveat_by_id(caveat).name()));
+                    text.push_str(&format!(
+                        " with {} and expiration",
+                        schema.caveat_by_id(caveat).name()
+                    ));
                 }
                 (Some(caveat), false) => {
                     text.push_str(&format!(" with {}", schema.caveat_by_id(caveat).name()));
@@ -599,11 +591,17 @@ mod tests {
         );
         let cases: &[(&str, Option<&str>)] = &[
             ("doc:1#viewer@user:tom", None),
-            (r#"doc:1#viewer@user:tom[ip_allowlist:{"cidr":"10.0.0.0/8"}]"#, None),
+            (
+                r#"doc:1#viewer@user:tom[ip_allowlist:{"cidr":"10.0.0.0/8"}]"#,
+                None,
+            ),
             ("doc:1#viewer@user:tom[ip_allowlist]", None),
             ("doc:1#viewer@group:g#member[tier]", None),
             ("doc:1#temp@user:tom[expiration:2026-12-01T00:00:00Z]", None),
-            ("doc:1#temp@user:tom[ip_allowlist][expiration:2026-12-01T00:00:00Z]", None),
+            (
+                "doc:1#temp@user:tom[ip_allowlist][expiration:2026-12-01T00:00:00Z]",
+                None,
+            ),
             // Expiring in the past is accepted, as SpiceDB does (never visible).
             ("doc:1#temp@user:tom[expiration:2000-01-01T00:00:00Z]", None),
             (
@@ -644,7 +642,10 @@ mod tests {
                 (Err(err), Some(want)) => {
                     let message = err.to_string();
                     assert!(message.contains(want), "{text}: {message}");
-                    assert!(message.starts_with("relationship `doc:1#"), "{text}: {message}");
+                    assert!(
+                        message.starts_with("relationship `doc:1#"),
+                        "{text}: {message}"
+                    );
                 }
                 (got, want) => panic!("{text}: expected {want:?}, got {got:?}"),
             }

@@ -21,8 +21,7 @@ use super::ast::{
 };
 use super::compiled::{
     AllowedSubject, AllowedSubjectType, Arrow, CaveatId, Definition, Expr, MAX_EXPR_NESTING,
-    RelationDef, RelationId,
-    RelationKind, Schema, TypeId,
+    RelationDef, RelationId, RelationKind, Schema, TypeId,
 };
 use super::error::{LineCol, LineIndex, SchemaError, SchemaErrorKind, SchemaErrors};
 use super::format::format_ast;
@@ -277,7 +276,7 @@ impl<'a> Compiler<'a> {
                 caveat,
                 expiration: subject_type.expiration,
             };
-            if !seen.insert(entry.clone()) {
+            if !seen.insert(entry) {
                 let kind = SchemaErrorKind::DuplicateSubjectType {
                     relation: relation.name.name.clone(),
                     subject: self.subject_type_text(entry),

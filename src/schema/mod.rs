@@ -27,8 +27,7 @@ pub mod parser;
 pub use compile::compile;
 pub use compiled::{
     AllowedSubject, AllowedSubjectType, Arrow, CaveatId, Definition, Expr, MAX_EXPR_NESTING,
-    RelationDef, RelationId,
-    RelationKind, Schema, TypeId,
+    RelationDef, RelationId, RelationKind, Schema, TypeId,
 };
 pub use error::{SchemaError, SchemaErrorKind, SchemaErrors};
 pub use parser::parse;

@@ -64,13 +64,12 @@ pub fn assertion_with_context(
         }
         None => (trimmed, None),
     };
-    let res: Relationship =
-        check
-            .parse()
-            .map_err(|source| ValidationError::InvalidAssertion {
-                text: trimmed.to_string(),
-                source,
-            })?;
+    let res: Relationship = check
+        .parse()
+        .map_err(|source| ValidationError::InvalidAssertion {
+            text: trimmed.to_string(),
+            source,
+        })?;
     if res.is_conditional() {
         return Err(ValidationError::InvalidAssertion {
             text: trimmed.to_string(),

@@ -101,8 +101,16 @@ impl Session {
         let mut findings = Vec::new();
         let mut n_checked = 0;
         for (kind, items, expected) in [
-            ("assertTrue", &file.assert_true, Permissionship::HasPermission),
-            ("assertFalse", &file.assert_false, Permissionship::NoPermission),
+            (
+                "assertTrue",
+                &file.assert_true,
+                Permissionship::HasPermission,
+            ),
+            (
+                "assertFalse",
+                &file.assert_false,
+                Permissionship::NoPermission,
+            ),
             (
                 "assertCaveated",
                 &file.assert_caveated,

@@ -112,11 +112,17 @@ pub struct FilterArgs {
 
 /// `arbiter check`: exit 0 allowed, 1 denied, 2 error.
 pub fn check(args: &CheckArgs) -> u8 {
-    let context = match args.context.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+    let context = match args
+        .context
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
         None => None,
         Some(Ok(serde_json::Value::Object(map))) => Some(map),
         Some(_) => {
-            eprintln!("error: `--context` must be a JSON object, such as '{{\"ip\": \"10.1.2.3\"}}'");
+            eprintln!(
+                "error: `--context` must be a JSON object, such as '{{\"ip\": \"10.1.2.3\"}}'"
+            );
             return EXIT_ERROR;
         }
     };
