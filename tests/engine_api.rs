@@ -351,7 +351,7 @@ fn bulk_check_answers_each_item_at_one_revision() {
     let got: Vec<Result<bool, &str>> = answer
         .results
         .iter()
-        .map(|it| it.as_ref().map(|b| *b).map_err(|err| err.code()))
+        .map(|it| it.as_ref().map(|b| b.allowed()).map_err(|err| err.code()))
         .collect();
     assert_eq!(
         got,

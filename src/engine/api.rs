@@ -39,19 +39,76 @@ pub struct CheckRequest {
     pub subject: SubjectRef,
 }
 
+/// The request context of a check: caveat parameter values by name (DESIGN §3).
+pub type Context = serde_json::Map<String, serde_json::Value>;
+
+/// Whether a subject has a permission, three-valued (DESIGN §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permissionship {
+    HasPermission,
+    NoPermission,
+    /// It depends on caveat parameters the request's context lacks.
+    ConditionalPermission,
+}
+
+/// The three-valued answer to one check: `allowed` only for `HasPermission`; for
+/// `ConditionalPermission`, the missing caveat parameters (sorted, each once).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct CheckAnswer {
+    pub permissionship: Permissionship,
+    pub missing_context: Vec<String>,
+}
+
+impl CheckAnswer {
+    pub const HAS: Self = Self {
+        permissionship: Permissionship::HasPermission,
+        missing_context: Vec::new(),
+    };
+    pub const NO: Self = Self {
+        permissionship: Permissionship::NoPermission,
+        missing_context: Vec::new(),
+    };
+
+    /// The answer of a two-valued walk.
+    pub fn from_bool(allowed: bool) -> Self {
+        if allowed { Self::HAS } else { Self::NO }
+    }
+
+    /// Whether the permission is granted (a conditional answer is never allowed).
+    pub fn allowed(&self) -> bool {
+        self.permissionship == Permissionship::HasPermission
+    }
+}
+
 /// The answer to one check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Decision {
+    /// `permissionship == HasPermission`.
     pub allowed: bool,
+    pub permissionship: Permissionship,
+    /// For a conditional answer: the caveat parameters the context lacks.
+    pub missing_context: Vec<String>,
     /// The revision the answer was computed at.
     pub revision: Revision,
+}
+
+impl Decision {
+    pub(crate) fn new(answer: CheckAnswer, revision: Revision) -> Self {
+        Self {
+            allowed: answer.allowed(),
+            permissionship: answer.permissionship,
+            missing_context: answer.missing_context,
+            revision,
+        }
+    }
 }
 
 /// The answers to a bulk check, all computed at one revision.
 #[derive(Debug)]
 pub struct BulkDecision {
-    /// One entry per request item, in order: allowed or not, or why the item failed.
-    pub results: Vec<Result<bool, EngineError>>,
+    /// One entry per request item, in order: the answer, or why the item failed.
+    pub results: Vec<Result<CheckAnswer, EngineError>>,
     pub revision: Revision,
 }
 

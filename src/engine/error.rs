@@ -63,6 +63,10 @@ pub enum EngineError {
     )]
     DepthExceeded(u32),
     /// The request's deadline passed or it was cancelled; the walk stopped (HTTP 503).
+    /// A caveat could not be evaluated (a context value of the wrong type, a runtime
+    /// error): the check has no answer, never `allowed`.
+    #[error("{0}")]
+    Caveat(String),
     #[error("the request was cancelled: its deadline passed before the answer was complete")]
     DeadlineExceeded,
     /// An expand answer would hold more nodes than the limit (HTTP 400); no partial tree
@@ -113,6 +117,7 @@ impl EngineError {
             Self::SchemaOrphans { .. } => "schema_orphans",
             Self::DepthExceeded(_) => "depth_exceeded",
             Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Caveat(_) => "caveat_error",
             Self::ExpandTooLarge { .. } | Self::ExpandTooDeep { .. } => "expand_too_large",
             Self::DeleteTooLarge { .. } => "delete_too_large",
             Self::StoreUnavailable(_) => "store_unavailable",

@@ -263,10 +263,7 @@ impl Inner {
         };
         let explanation = explain(snapshot, subject, goal, names, EXPLAIN_NODE_LIMIT)?;
         Ok((
-            Decision {
-                allowed,
-                revision: view.revision,
-            },
+            Decision::new(super::CheckAnswer::from_bool(allowed), view.revision),
             explanation,
         ))
     }

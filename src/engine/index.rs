@@ -91,6 +91,28 @@ pub(crate) struct IndexData {
     oldest: Revision,
     /// The symbol of `*`.
     star: Sym,
+    /// The caveated or expiring tuples, kept apart from the plain ones above (see
+    /// [`super::conditional`]): by resource node, every version.
+    conditional: FxHashMap<Node, Vec<CondMember>>,
+}
+
+/// One version of a caveated or expiring tuple of a resource node.
+#[derive(Clone, Debug)]
+pub(crate) struct CondMember {
+    /// The subject: an object (`rel` = [`NO_REL`]), a wildcard (`id` = `*`) or a set.
+    pub subject: Node,
+    pub caveat: Option<Arc<crate::model::RelationshipCaveat>>,
+    pub expiration: Option<crate::model::Timestamp>,
+    pub created: u64,
+    /// `u64::MAX` while live.
+    pub deleted: u64,
+}
+
+impl CondMember {
+    /// Whether this version is live at revision `rev` (expiration aside).
+    pub fn live_at(&self, rev: u64) -> bool {
+        self.created <= rev && rev < self.deleted
+    }
 }
 
 /// The subjects of one `(T, x, rel)`.
@@ -197,6 +219,7 @@ impl Default for IndexData {
             head: Revision(0),
             oldest: Revision(0),
             star,
+            conditional: FxHashMap::default(),
         }
     }
 }
@@ -334,7 +357,11 @@ impl IndexData {
         for change in &change_set.changes {
             let (resource, subject) = self.intern_relationship(&change.relationship);
             let live = change.op == ChangeOp::Touch;
-            self.apply_one(resource, subject, rev, live);
+            if change.relationship.is_conditional() {
+                self.apply_conditional(&change.relationship, resource, subject, rev, live);
+            } else {
+                self.apply_one(resource, subject, rev, live);
+            }
         }
         self.set_head(change_set.revision);
     }
@@ -342,7 +369,50 @@ impl IndexData {
     /// Inserts a relationship live since `rev` (building the index at open).
     pub fn insert_live(&mut self, relationship: &Relationship, rev: u64) {
         let (resource, subject) = self.intern_relationship(relationship);
-        self.apply_one(resource, subject, rev, true);
+        if relationship.is_conditional() {
+            self.apply_conditional(relationship, resource, subject, rev, true);
+        } else {
+            self.apply_one(resource, subject, rev, true);
+        }
+    }
+
+    /// Records a caveated or expiring tuple (or ends its live version).
+    fn apply_conditional(
+        &mut self,
+        relationship: &Relationship,
+        resource: Node,
+        subject: Node,
+        rev: u64,
+        live: bool,
+    ) {
+        let members = self.conditional.entry(resource).or_default();
+        if live {
+            members.push(CondMember {
+                subject,
+                caveat: relationship.caveat.clone().map(Arc::new),
+                expiration: relationship.expiration,
+                created: rev,
+                deleted: u64::MAX,
+            });
+        } else if let Some(member) = members.iter_mut().find(|it| {
+            it.subject == subject
+                && it.deleted == u64::MAX
+                && it.caveat.as_deref() == relationship.caveat.as_ref()
+                && it.expiration == relationship.expiration
+        }) {
+            member.deleted = rev;
+        }
+    }
+
+    /// Whether any caveated or expiring tuple is kept (at any revision): then checks
+    /// take the three-valued walk of [`super::conditional`].
+    pub fn has_conditional(&self) -> bool {
+        !self.conditional.is_empty()
+    }
+
+    /// The caveated or expiring tuples of `resource` (every kept version).
+    pub fn conditional_members(&self, resource: Node) -> &[CondMember] {
+        self.conditional.get(&resource).map_or(&[], Vec::as_slice)
     }
 
     fn intern_relationship(&mut self, relationship: &Relationship) -> (Node, Node) {
@@ -491,7 +561,27 @@ impl IndexData {
             });
             !entries.is_empty()
         });
+        self.conditional.retain(|_, members| {
+            let before = members.len();
+            members.retain(|it| it.deleted > horizon_rev);
+            dropped += before - members.len();
+            !members.is_empty()
+        });
         self.oldest = self.oldest.max(horizon);
+        dropped
+    }
+
+    /// Drops every expiring tuple whose expiration is at or before `now`: expiration is
+    /// by the clock, so such a tuple is invisible to every read from now on, at any
+    /// revision. Returns how many versions were dropped.
+    pub fn drop_expired(&mut self, now: crate::model::Timestamp) -> usize {
+        let mut dropped = 0;
+        self.conditional.retain(|_, members| {
+            let before = members.len();
+            members.retain(|it| it.expiration.is_none_or(|at| at > now));
+            dropped += before - members.len();
+            !members.is_empty()
+        });
         dropped
     }
 }

@@ -30,6 +30,7 @@
 pub mod api;
 mod cache;
 mod check;
+mod conditional;
 mod deadline;
 pub mod error;
 mod expand;
@@ -57,9 +58,10 @@ use crate::store::{
 };
 
 pub use api::{
-    BulkDecision, CacheStats, CheckRequest, Consistency, DEFAULT_DELETE_LIMIT, Decision,
-    DeleteOptions, Deleted, ExpandDepth, ExpandNode, ExpandTree, Expansion, LookupStats,
-    MAX_DELETE_LIMIT, ReadPage, ResourcePage, StoreHealth, SubjectsAnswer,
+    BulkDecision, CacheStats, CheckAnswer, CheckRequest, Consistency, Context,
+    DEFAULT_DELETE_LIMIT, Decision, DeleteOptions, Deleted, ExpandDepth, ExpandNode, ExpandTree,
+    Expansion, LookupStats, MAX_DELETE_LIMIT, Permissionship, ReadPage, ResourcePage, StoreHealth,
+    SubjectsAnswer,
 };
 pub use deadline::Deadline;
 pub use error::{EngineError, SchemaProblem};
@@ -341,7 +343,19 @@ impl Arbiter {
         request: &CheckRequest,
         consistency: Consistency,
     ) -> Result<Decision, EngineError> {
-        self.inner.check(request, consistency, &self.budget())
+        self.inner.check(request, None, consistency, &self.budget())
+    }
+
+    /// [`Arbiter::check`] with a request context for caveats: the answer may be
+    /// conditional, naming the parameters the context lacks (never `allowed`).
+    pub fn check_with_context(
+        &self,
+        request: &CheckRequest,
+        context: Option<&Context>,
+        consistency: Consistency,
+    ) -> Result<Decision, EngineError> {
+        self.inner
+            .check(request, context, consistency, &self.budget())
     }
 
     /// [`Arbiter::check`] with the reasons: for an allowed check the chain of expressions
@@ -364,7 +378,26 @@ impl Arbiter {
         requests: &[CheckRequest],
         consistency: Consistency,
     ) -> Result<BulkDecision, EngineError> {
-        self.inner.check_bulk(requests, consistency, &self.budget())
+        self.inner
+            .check_bulk(requests, &[], consistency, &self.budget())
+    }
+
+    /// [`Arbiter::check_bulk`] with a context per item (`contexts[i]` for
+    /// `requests[i]`; an empty slice means no context for any item).
+    pub fn check_bulk_with_context(
+        &self,
+        requests: &[CheckRequest],
+        contexts: &[Option<Context>],
+        consistency: Consistency,
+    ) -> Result<BulkDecision, EngineError> {
+        if !contexts.is_empty() && contexts.len() != requests.len() {
+            return Err(EngineError::invalid(
+                "contexts",
+                "expected one context per item, or none",
+            ));
+        }
+        self.inner
+            .check_bulk(requests, contexts, consistency, &self.budget())
     }
 
     /// The userset tree of `resource#permission`: each userset expanded once (a repeat is

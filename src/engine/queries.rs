@@ -14,18 +14,20 @@ use std::time::Instant;
 
 use parking_lot::RwLockReadGuard;
 
-use crate::model::{ObjectRef, Revision, SubjectRef};
+use crate::model::{ObjectRef, Revision, SubjectRef, Timestamp};
 use crate::store::RelationshipFilter;
 
 use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_SUBJECT};
+use super::conditional::{Answer, CondChecker};
 use super::deadline::Budget;
 use super::index::{IndexData, NO_REL, Node, ObjKey};
 use super::pages::{self, Cursor, Sorted};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
 use super::{
-    BulkDecision, CheckRequest, Consistency, Decision, EngineError, ExpandDepth, Expansion,
-    ReadPage, ResourcePage, SubjectsAnswer, expand, filters, lookup,
+    BulkDecision, CheckAnswer, CheckRequest, Consistency, Context, Decision, EngineError,
+    ExpandDepth, Expansion, Permissionship, ReadPage, ResourcePage, SubjectsAnswer, expand,
+    filters, lookup,
 };
 
 /// Steps of a lookup walk taken under one hold of the index read lock.
@@ -276,33 +278,36 @@ impl Inner {
     pub fn check(
         &self,
         request: &CheckRequest,
+        context: Option<&Context>,
         consistency: Consistency,
         budget: &Budget,
     ) -> Result<Decision, EngineError> {
         let view = self.view(consistency, budget)?;
-        let allowed = self.check_in(&view, request, &mut None)?;
-        Ok(Decision {
-            allowed,
-            revision: view.revision,
-        })
+        let now = Timestamp::now();
+        let answer = self.check_in(&view, request, context, now, &mut None)?;
+        Ok(Decision::new(answer, view.revision))
     }
 
     pub fn check_bulk(
         &self,
         requests: &[CheckRequest],
+        contexts: &[Option<Context>],
         consistency: Consistency,
         budget: &Budget,
     ) -> Result<BulkDecision, EngineError> {
         let first = self.view(consistency, budget)?;
         let (loaded, revision) = (Arc::clone(&first.loaded), first.revision);
+        let now = Timestamp::now();
         let mut results = Vec::with_capacity(requests.len());
         let mut first = Some(first);
-        for chunk in requests.chunks(BULK_CHUNK) {
+        for (number, chunk) in requests.chunks(BULK_CHUNK).enumerate() {
             let view = match first.take() {
                 Some(view) => view,
                 None => self.relock(&loaded, revision, budget)?,
             };
-            self.check_chunk(&view, chunk, &mut results)?;
+            let start = number * BULK_CHUNK;
+            let chunk_contexts = contexts.get(start..start + chunk.len()).unwrap_or(&[]);
+            self.check_chunk(&view, chunk, chunk_contexts, now, &mut results)?;
         }
         Ok(BulkDecision { results, revision })
     }
@@ -312,15 +317,21 @@ impl Inner {
         &self,
         view: &View<'_>,
         requests: &[CheckRequest],
-        results: &mut Vec<Result<bool, EngineError>>,
+        contexts: &[Option<Context>],
+        now: Timestamp,
+        results: &mut Vec<Result<CheckAnswer, EngineError>>,
     ) -> Result<(), EngineError> {
         let mut checkers: Vec<Checker<'_>> = Vec::new();
         let snapshot = view.snapshot();
-        for request in requests {
+        for (pos, request) in requests.iter().enumerate() {
+            let context = contexts.get(pos).and_then(Option::as_ref);
             let resource_id = Some(request.resource.object_id.as_str());
             let res = view
                 .subject(&request.subject, resource_id)
                 .and_then(|subject| {
+                    if view.data.has_conditional() {
+                        return self.check_in(view, request, context, now, &mut None);
+                    }
                     let pos = checkers.iter().position(|it| it.subject() == subject);
                     let checker = match pos {
                         Some(pos) => &mut checkers[pos],
@@ -330,7 +341,7 @@ impl Inner {
                             &mut checkers[last]
                         }
                     };
-                    self.check_in(view, request, &mut Some(checker))
+                    self.check_in(view, request, context, now, &mut Some(checker))
                 });
             // A cancelled request fails as a whole, not item by item.
             if matches!(res, Err(EngineError::DeadlineExceeded)) {
@@ -342,25 +353,54 @@ impl Inner {
     }
 
     /// One check inside `view`, through the cache, reusing `shared` (a walk for the same
-    /// subject) when given.
+    /// subject) when given. While the index keeps caveated or expiring tuples, the
+    /// three-valued walk answers ([`conditional`]); otherwise the plain walk, unchanged.
     fn check_in<'v>(
         &self,
         view: &'v View<'_>,
         request: &CheckRequest,
+        context: Option<&Context>,
+        now: Timestamp,
         shared: &mut Option<&mut Checker<'v>>,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<CheckAnswer, EngineError> {
+        let conditional = view.data.has_conditional();
         // The cache is keyed by the request's text, so a hit costs no symbol lookups.
         let key = self
             .cache
             .enabled()
-            .then(|| cache_key(view.loaded.epoch, view.revision, request));
+            .then(|| cache_key(view.loaded.epoch, view.revision, request, context));
         if let Some(key) = &key
             && let Some(allowed) = self.cache.get(key)
         {
-            return Ok(allowed);
+            return Ok(CheckAnswer::from_bool(allowed));
         }
         let goal = view.goal(&request.resource, &request.permission)?;
         let subject = view.subject(&request.subject, Some(&request.resource.object_id))?;
+        if conditional {
+            let mut checker = CondChecker::new(view.snapshot(), subject, context, now);
+            let answer = checker.check(goal)?;
+            // An answer that read an expiring tuple could change with the clock alone;
+            // a conditional one is not cached either.
+            let cacheable = checker.earliest_expiry.is_none();
+            let answer = match answer {
+                Answer::Has => CheckAnswer::HAS,
+                Answer::No => CheckAnswer::NO,
+                Answer::Conditional(mut missing) => {
+                    missing.sort();
+                    missing.dedup();
+                    return Ok(CheckAnswer {
+                        permissionship: Permissionship::ConditionalPermission,
+                        missing_context: missing,
+                    });
+                }
+            };
+            if let Some(key) = key
+                && cacheable
+            {
+                self.cache.insert(key, answer.allowed());
+            }
+            return Ok(answer);
+        }
         let allowed = match shared {
             Some(checker) => checker.check(goal)?,
             None => Checker::new(view.snapshot(), subject).check(goal)?,
@@ -368,7 +408,7 @@ impl Inner {
         if let Some(key) = key {
             self.cache.insert(key, allowed);
         }
-        Ok(allowed)
+        Ok(CheckAnswer::from_bool(allowed))
     }
 
     pub fn expand(
@@ -642,8 +682,14 @@ impl Inner {
     }
 }
 
-/// Everything a check answer depends on, as one string: schema epoch, revision, request.
-fn cache_key(epoch: u64, revision: Revision, request: &CheckRequest) -> String {
+/// Everything a check answer depends on, as one string: schema epoch, revision, request
+/// and its context (answers that read expiring tuples are not cached at all).
+fn cache_key(
+    epoch: u64,
+    revision: Revision,
+    request: &CheckRequest,
+    context: Option<&Context>,
+) -> String {
     use std::fmt::Write as _;
     let mut key = String::with_capacity(96);
     let _ = write!(
@@ -651,5 +697,9 @@ fn cache_key(epoch: u64, revision: Revision, request: &CheckRequest) -> String {
         "{epoch}|{revision}|{}#{}@{}",
         request.resource, request.permission, request.subject
     );
+    if let Some(context) = context.filter(|it| !it.is_empty()) {
+        // serde_json maps are sorted by key, so equal contexts give equal text.
+        let _ = write!(key, "|{}", serde_json::Value::Object(context.clone()));
+    }
     key
 }

@@ -85,22 +85,10 @@ impl Inner {
         let index = Index::default();
         let head = {
             let mut data = index.write();
-            // The walks cannot evaluate caveats or expirations yet: a database holding
-            // such a relationship is refused rather than read as unconditional.
-            let mut conditional = None;
+            // Caveated and expiring relationships go to the index's conditional side.
             let head = store.for_each_live(&mut |relationship| {
-                if relationship.is_conditional() {
-                    conditional.get_or_insert_with(|| relationship.to_string());
-                } else {
-                    data.insert_live(&relationship, 0);
-                }
+                data.insert_live(&relationship, 0);
             })?;
-            if let Some(relationship) = conditional {
-                return Err(crate::schema::admit::AdmitError::ConditionsUnsupported {
-                    relationship,
-                }
-                .into());
-            }
             data.set_head(head);
             data.set_oldest(head);
             head
@@ -418,7 +406,11 @@ impl Inner {
             return Ok(0);
         };
         let removed = self.store.collect_garbage(horizon)?;
-        self.index.write().collect_garbage(horizon);
+        {
+            let mut index = self.index.write();
+            index.collect_garbage(horizon);
+            index.drop_expired(crate::model::Timestamp::now());
+        }
         Ok(removed)
     }
 }

@@ -18,12 +18,31 @@ use crate::schema::compiled::{AllowedSubject, RelationKind, Schema};
 /// Why a relationship may not be written under a schema.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AdmitError {
-    /// The relationship has a caveat or an expiration, which the engine cannot evaluate
-    /// yet: refused rather than stored and treated as unconditional.
-    #[error(
-        "relationship `{relationship}`: caveats and expirations are not supported by the engine yet"
-    )]
-    ConditionsUnsupported { relationship: String },
+    /// The relationship names a caveat the schema does not declare.
+    #[error("relationship `{relationship}`: caveat `{caveat}` is not defined in the schema")]
+    UnknownCaveat {
+        relationship: String,
+        caveat: String,
+    },
+    /// The stored context does not fit the caveat's parameters.
+    #[error("relationship `{relationship}`: {source}")]
+    InvalidContext {
+        relationship: String,
+        source: Box<crate::caveat::CaveatError>,
+    },
+    /// The relation admits the subject, but not with this caveat (or without one).
+    /// `message`: ``relation `doc#viewer` does not admit `user` with caveat `c`; it admits …``.
+    #[error("relationship `{relationship}`: {message}")]
+    CaveatNotAllowed {
+        relationship: String,
+        message: String,
+    },
+    /// The relation admits the subject, but not with an expiration.
+    #[error("relationship `{relationship}`: {message}")]
+    ExpirationNotAllowed {
+        relationship: String,
+        message: String,
+    },
     #[error("relationship `{relationship}`: {source}")]
     Malformed {
         relationship: String,
@@ -70,11 +89,6 @@ pub fn check_relationship(schema: &Schema, rel: &Relationship) -> Result<(), Adm
         relationship: text(),
         source,
     })?;
-    if rel.is_conditional() {
-        return Err(AdmitError::ConditionsUnsupported {
-            relationship: text(),
-        });
-    }
     let type_name = &rel.resource.object_type;
     let definition = schema
         .definition(type_name)
@@ -106,23 +120,68 @@ pub fn check_relationship(schema: &Schema, rel: &Relationship) -> Result<(), Adm
         wildcard: subject.object.object_id == WILDCARD_ID,
         relation: subject.relation.as_deref(),
     };
-    // INVARIANT: relationships carry no caveat or expiration yet, so only subject types
-    // without `with NAME` admit them: `user with c` alone must never take an uncaveated
-    // tuple (that would grant without the condition). Expiration is optional.
-    let admits_plain = schema
+    let caveat = match &rel.caveat {
+        None => None,
+        Some(caveat) => {
+            let id = *schema.caveat_by_name.get(&caveat.name).ok_or_else(|| {
+                AdmitError::UnknownCaveat {
+                    relationship: text(),
+                    caveat: caveat.name.clone(),
+                }
+            })?;
+            crate::caveat::validate_context(schema.caveat_by_id(id), &caveat.context).map_err(
+                |source| AdmitError::InvalidContext {
+                    relationship: text(),
+                    source: Box::new(source),
+                },
+            )?;
+            Some(id)
+        }
+    };
+    // INVARIANT: a subject type `user with c` admits only tuples carrying `c`, and `user`
+    // only tuples without a caveat: an uncaveated tuple under `user with c` would grant
+    // without the condition. An expiration needs `with expiration` on the same type.
+    let shapes: Vec<_> = schema
         .subject_types(relation_id)
         .iter()
-        .filter(|it| it.caveat.is_none())
-        .any(|it| shape.admitted_by(schema, it.subject));
-    if admits_plain {
+        .filter(|it| shape.admitted_by(schema, it.subject))
+        .collect();
+    let with_caveat: Vec<_> = shapes.iter().filter(|it| it.caveat == caveat).collect();
+    if with_caveat
+        .iter()
+        .any(|it| it.expiration || rel.expiration.is_none())
+    {
         return Ok(());
     }
-    Err(AdmitError::SubjectNotAllowed {
+    let allowed = describe_subject_types(schema, relation_id, allowed);
+    if shapes.is_empty() {
+        return Err(AdmitError::SubjectNotAllowed {
+            relationship: text(),
+            type_name: type_name.clone(),
+            relation: rel.relation.clone(),
+            subject: shape.to_string(),
+            allowed,
+        });
+    }
+    if with_caveat.is_empty() {
+        let condition = match &rel.caveat {
+            Some(caveat) => format!("with caveat `{}`", caveat.name),
+            None => "without a caveat".to_string(),
+        };
+        return Err(AdmitError::CaveatNotAllowed {
+            relationship: text(),
+            message: format!(
+                "relation `{type_name}#{}` does not admit `{shape}` {condition}; it admits {allowed}",
+                rel.relation
+            ),
+        });
+    }
+    Err(AdmitError::ExpirationNotAllowed {
         relationship: text(),
-        type_name: type_name.clone(),
-        relation: rel.relation.clone(),
-        subject: shape.to_string(),
-        allowed: describe_allowed(schema, allowed),
+        message: format!(
+            "relation `{type_name}#{}` does not admit `{shape}` with an expiration; it admits {allowed}",
+            rel.relation
+        ),
     })
 }
 
@@ -308,6 +367,39 @@ fn describe_allowed(schema: &Schema, allowed: &[AllowedSubject]) -> String {
     names.join(", ")
 }
 
+/// The admitted subject types of a relation as written, with their `with` clauses.
+fn describe_subject_types(
+    schema: &Schema,
+    relation_id: crate::schema::RelationId,
+    allowed: &[AllowedSubject],
+) -> String {
+    let types = schema.subject_types(relation_id);
+    if types.is_empty() {
+        return describe_allowed(schema, allowed);
+    }
+    let names: Vec<String> = types
+        .iter()
+        .map(|it| {
+            let mut text = allowed_name(schema, it.subject).to_string();
+            match (it.caveat, it.expiration) {
+                (Some(caveat), true) => {
+                    text.push_str(&format!(
+                        " with {} and expiration",
+                        schema.caveat_by_id(caveat).name()
+                    ));
+                }
+                (Some(caveat), false) => {
+                    text.push_str(&format!(" with {}", schema.caveat_by_id(caveat).name()));
+                }
+                (None, true) => text.push_str(" with expiration"),
+                (None, false) => {}
+            }
+            format!("`{text}`")
+        })
+        .collect();
+    names.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,9 +567,88 @@ mod tests {
         let only: Relationship = "doc:1#only@user:tom".parse().unwrap();
         assert!(matches!(
             check_relationship(&schema, &only),
-            Err(AdmitError::SubjectNotAllowed { .. })
+            Err(AdmitError::CaveatNotAllowed { .. })
         ));
         let both: Relationship = "doc:1#both@user:tom".parse().unwrap();
         assert!(check_relationship(&schema, &both).is_ok());
+    }
+
+    /// Issue 11: each relationship with a caveat or an expiration is admitted only as the
+    /// schema's `with` clauses say, and each refusal names the relationship and the rule.
+    #[test]
+    fn issue11_caveats_and_expirations_are_validated_on_write() {
+        let schema = schema(
+            "use expiration
+             caveat ip_allowlist(cidr string, ip ipaddress) { ip.in_cidr(cidr) }
+             caveat tier(level int) { level > 1 }
+             definition user {}
+             definition group { relation member: user }
+             definition doc {
+                 relation viewer: user | user with ip_allowlist | group#member with tier
+                 relation temp: user with expiration | user with ip_allowlist and expiration
+                 relation plain: user
+             }",
+        );
+        let cases: &[(&str, Option<&str>)] = &[
+            ("doc:1#viewer@user:tom", None),
+            (
+                r#"doc:1#viewer@user:tom[ip_allowlist:{"cidr":"10.0.0.0/8"}]"#,
+                None,
+            ),
+            ("doc:1#viewer@user:tom[ip_allowlist]", None),
+            ("doc:1#viewer@group:g#member[tier]", None),
+            ("doc:1#temp@user:tom[expiration:2026-12-01T00:00:00Z]", None),
+            (
+                "doc:1#temp@user:tom[ip_allowlist][expiration:2026-12-01T00:00:00Z]",
+                None,
+            ),
+            // Expiring in the past is accepted, as SpiceDB does (never visible).
+            ("doc:1#temp@user:tom[expiration:2000-01-01T00:00:00Z]", None),
+            (
+                "doc:1#viewer@user:tom[tier]",
+                Some("does not admit `user` with caveat `tier`"),
+            ),
+            (
+                "doc:1#viewer@group:g#member",
+                Some("does not admit `group#member` without a caveat"),
+            ),
+            (
+                "doc:1#viewer@user:tom[nope]",
+                Some("caveat `nope` is not defined in the schema"),
+            ),
+            (
+                r#"doc:1#viewer@user:tom[ip_allowlist:{"cidr":5}]"#,
+                Some("invalid value for parameter `cidr` of caveat `ip_allowlist`"),
+            ),
+            (
+                r#"doc:1#viewer@user:tom[ip_allowlist:{"other":"x"}]"#,
+                Some("caveat `ip_allowlist` has no parameter `other`"),
+            ),
+            (
+                "doc:1#viewer@user:tom[expiration:2026-12-01T00:00:00Z]",
+                Some("does not admit `user` with an expiration"),
+            ),
+            // `with expiration` makes the expiration optional (as `Schema::admits`).
+            ("doc:1#temp@user:tom", None),
+            (
+                "doc:1#plain@user:tom[expiration:2026-12-01T00:00:00Z]",
+                Some("does not admit `user` with an expiration; it admits `user`"),
+            ),
+        ];
+        for (text, want) in cases {
+            let rel: Relationship = text.parse().unwrap();
+            match (check_relationship(&schema, &rel), want) {
+                (Ok(()), None) => {}
+                (Err(err), Some(want)) => {
+                    let message = err.to_string();
+                    assert!(message.contains(want), "{text}: {message}");
+                    assert!(
+                        message.starts_with("relationship `doc:1#"),
+                        "{text}: {message}"
+                    );
+                }
+                (got, want) => panic!("{text}: expected {want:?}, got {got:?}"),
+            }
+        }
     }
 }

@@ -194,6 +194,10 @@ pub struct CheckBody {
         pattern = r"^(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):(([a-zA-Z0-9/_|=+\-]{1,1024})(#([a-z][a-z0-9_]{1,62}[a-z0-9]|\.\.\.))?|\*)$"
     )]
     pub subject: String,
+    /// Caveat parameter values for this check (DESIGN §3): a JSON object.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub consistency: Option<ConsistencyBody>,
     /// Add an `explanation` to the answer (docs/PLAYGROUND.md describes its shape).
@@ -201,10 +205,35 @@ pub struct CheckBody {
     pub explain: bool,
 }
 
+/// Whether the subject has the permission, three-valued (DESIGN §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Permissionship {
+    HasPermission,
+    NoPermission,
+    ConditionalPermission,
+}
+
+impl From<crate::engine::Permissionship> for Permissionship {
+    fn from(it: crate::engine::Permissionship) -> Self {
+        use crate::engine::Permissionship as P;
+        match it {
+            P::HasPermission => Self::HasPermission,
+            P::NoPermission => Self::NoPermission,
+            P::ConditionalPermission => Self::ConditionalPermission,
+        }
+    }
+}
+
 /// The answer of one check.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CheckAnswer {
+    /// True only for `has_permission`.
     pub allowed: bool,
+    pub permissionship: Permissionship,
+    /// For `conditional_permission`: the caveat parameters the context lacks.
+    #[serde(default)]
+    pub missing_context: Vec<String>,
     /// The revision the answer was computed at.
     pub revision: u64,
     /// With `"explain": true`: why (docs/PLAYGROUND.md).
@@ -236,6 +265,10 @@ pub struct CheckItem {
         pattern = r"^(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):(([a-zA-Z0-9/_|=+\-]{1,1024})(#([a-z][a-z0-9_]{1,62}[a-z0-9]|\.\.\.))?|\*)$"
     )]
     pub subject: String,
+    /// Caveat parameter values for this check (DESIGN §3): a JSON object.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<serde_json::Map<String, serde_json::Value>>,
     /// Add an `explanation` to this item's answer.
     #[serde(default)]
     pub explain: bool,
@@ -254,6 +287,9 @@ pub struct BulkCheckAnswer {
 pub enum BulkResult {
     Decided {
         allowed: bool,
+        permissionship: Permissionship,
+        #[serde(default)]
+        missing_context: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schema(value_type = Option<Object>)]
         explanation: Option<Explanation>,
@@ -354,6 +390,10 @@ pub struct LookupResourcesBody {
         pattern = r"^(([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]):(([a-zA-Z0-9/_|=+\-]{1,1024})(#([a-z][a-z0-9_]{1,62}[a-z0-9]|\.\.\.))?|\*)$"
     )]
     pub subject: String,
+    /// Caveat parameter values for this lookup (DESIGN §3): a JSON object.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<serde_json::Map<String, serde_json::Value>>,
     /// At most this many ids (default and maximum: the server's page limit).
     #[serde(default)]
     #[schema(minimum = 1)]
@@ -368,9 +408,20 @@ pub struct LookupResourcesBody {
 /// A page of resource ids, sorted.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LookupResourcesAnswer {
+    /// The ids the subject has the permission on.
     pub resources: Vec<String>,
+    /// The ids on which it depends on caveat parameters the context lacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditional: Vec<ConditionalId>,
     pub cursor: Option<String>,
     pub revision: u64,
+}
+
+/// A lookup result that depends on caveat parameters the request's context lacks.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConditionalId {
+    pub id: String,
+    pub missing_context: Vec<String>,
 }
 
 /// `POST /v1/lookup/subjects`.
@@ -735,9 +786,14 @@ mod tests {
     fn bulk_results_serialize_untagged() {
         let decided = serde_json::to_string(&BulkResult::Decided {
             allowed: false,
+            permissionship: Permissionship::ConditionalPermission,
+            missing_context: vec!["ip".into()],
             explanation: None,
         })
         .unwrap();
-        assert_eq!(decided, r#"{"allowed":false}"#);
+        assert_eq!(
+            decided,
+            r#"{"allowed":false,"permissionship":"conditional_permission","missing_context":["ip"]}"#
+        );
     }
 }

@@ -20,7 +20,7 @@ use super::dto::{
 use super::error::{ApiError, ErrorBody};
 use super::shape::lowercase_first;
 use super::{observe, watch};
-use crate::engine::{CheckRequest, Consistency, EngineError};
+use crate::engine::{CheckRequest, Consistency, Context, EngineError};
 use crate::model::Revision;
 
 /// A JSON body whose rejections become [`ApiError`]s (413 for an oversized body, 400
@@ -258,13 +258,22 @@ pub async fn check(
     };
     let engine = state.request_engine();
     let mode = consistency(body.consistency);
+    let context = body.context;
     let (decision, explanation) = if body.explain {
-        let (decision, explanation) =
-            blocking(move || Ok(engine.check_explained(&request, mode)?)).await?;
-        (decision, Some(explanation))
+        blocking(move || {
+            let (explained, explanation) = engine.check_explained(&request, mode)?;
+            // The answer is the three-valued check's, at the explanation's revision.
+            let at = Consistency::AtExactSnapshot {
+                revision: explained.revision,
+            };
+            let decision = engine.check_with_context(&request, context.as_ref(), at)?;
+            Ok((decision, Some(explanation)))
+        })
+        .await?
     } else {
         (
-            blocking(move || Ok(engine.check(&request, mode)?)).await?,
+            blocking(move || Ok(engine.check_with_context(&request, context.as_ref(), mode)?))
+                .await?,
             None,
         )
     };
@@ -272,6 +281,8 @@ pub async fn check(
         decision.revision,
         CheckAnswer {
             allowed: decision.allowed,
+            permissionship: decision.permissionship.into(),
+            missing_context: decision.missing_context,
             revision: decision.revision.0,
             explanation,
         },
@@ -290,7 +301,7 @@ pub async fn check(
     security(("bearer" = [])))]
 pub async fn check_bulk(
     State(state): State<AppState>,
-    Body(body): Body<BulkCheckBody>,
+    Body(mut body): Body<BulkCheckBody>,
 ) -> Reply<BulkCheckAnswer> {
     let max = state.config().max_batch;
     if body.items.len() > max {
@@ -303,6 +314,11 @@ pub async fn check_bulk(
         ));
     }
     let explain: Vec<bool> = body.items.iter().map(|item| item.explain).collect();
+    let contexts: Vec<Option<Context>> = body
+        .items
+        .iter_mut()
+        .map(|item| item.context.take())
+        .collect();
     let requests = body
         .items
         .into_iter()
@@ -318,7 +334,7 @@ pub async fn check_bulk(
     let engine = state.request_engine();
     let mode = consistency(body.consistency);
     let bulk = blocking(move || {
-        let mut bulk = engine.check_bulk(&requests, mode)?;
+        let mut bulk = engine.check_bulk_with_context(&requests, &contexts, mode)?;
         // Explained items are walked again, with reasons, at the bulk's revision.
         let at = Consistency::AtExactSnapshot {
             revision: bulk.revision,
@@ -347,8 +363,10 @@ pub async fn check_bulk(
         .into_iter()
         .zip(explanations)
         .map(|(res, explanation)| match res {
-            Ok(allowed) => BulkResult::Decided {
-                allowed,
+            Ok(answer) => BulkResult::Decided {
+                allowed: answer.allowed(),
+                permissionship: answer.permissionship.into(),
+                missing_context: answer.missing_context,
                 explanation,
             },
             Err(err) => BulkResult::Failed {
@@ -416,6 +434,7 @@ pub async fn lookup_resources(
     permission_name("permission", &body.permission)?;
     let who = subject("subject", &body.subject)?;
     let limit = page_limit(&state, body.limit)?;
+    refuse_lookup_context(body.context.as_ref())?;
     let engine = state.request_engine();
     let page = blocking(move || {
         Ok(engine.lookup_resources(
@@ -432,6 +451,7 @@ pub async fn lookup_resources(
         page.revision,
         LookupResourcesAnswer {
             resources: page.resources,
+            conditional: Vec::new(),
             cursor: page.cursor,
             revision: page.revision.0,
         },
@@ -559,5 +579,20 @@ fn page_limit(state: &AppState, limit: Option<usize>) -> Result<usize, ApiError>
             format!("at most {max}, got {limit}"),
         )),
         Some(limit) => Ok(limit),
+    }
+}
+
+/// Lookups do not evaluate caveats yet (they answer from unconditional relationships
+/// only), so a caveat context would be ignored: it is refused instead, never dropped.
+fn refuse_lookup_context(
+    context: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<(), ApiError> {
+    match context {
+        Some(context) if !context.is_empty() => Err(EngineError::InvalidInput {
+            field: "context",
+            message: "caveat context on lookups is not supported yet: lookups answer from relationships without caveats or expiration".to_string(),
+        }
+        .into()),
+        _ => Ok(()),
     }
 }

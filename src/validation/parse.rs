@@ -1,9 +1,9 @@
 //! The three small syntaxes inside a validation file: relationship lines, assertion
 //! strings, and expected-relation entries (`[user:alice] is <doc:1#viewer>`).
 //!
-//! SpiceDB constructs arbiter does not implement (caveats and expiration on relationships,
-//! a caveat context on an assertion, a caveated expected subject `[user:tom[...]]`) are
-//! recognised and answered with [`ValidationError::Unsupported`], never misread.
+//! Relationships may carry SpiceDB's caveat and expiration suffixes; an assertion may
+//! carry a caveat context (` with {\"ip\": \"10.0.0.1\"}`); an expected subject may carry
+//! SpiceDB's caveat marker `[user:tom[...]]`.
 
 use std::fmt;
 
@@ -16,20 +16,9 @@ pub const CAVEATS: &str = "caveats";
 /// A feature name for [`ValidationError::Unsupported`].
 pub const EXPIRATION: &str = "expiration";
 
-/// One relationship line: `res#rel@subject`, with no caveat or expiration suffix.
+/// One relationship line: `res#rel@subject`, optionally with `[caveat:{…}]` and
+/// `[expiration:…]` suffixes.
 pub fn relationship(line: &str) -> Result<Relationship, ValidationError> {
-    if let Some(suffix_idx) = line.find('[') {
-        let suffix = &line[suffix_idx..];
-        // `[expiration:…]` alone is expiration; anything else in brackets is a caveat.
-        let feature = if suffix.starts_with("[expiration:") && suffix.matches('[').count() == 1 {
-            EXPIRATION
-        } else {
-            CAVEATS
-        };
-        return Err(ValidationError::Unsupported(format!(
-            "{feature} (relationship `{line}`)"
-        )));
-    }
     line.parse()
         .map_err(|source| ValidationError::InvalidRelationship {
             text: line.to_string(),
@@ -37,22 +26,50 @@ pub fn relationship(line: &str) -> Result<Relationship, ValidationError> {
         })
 }
 
-/// One assertion: `res#permission@subject`, optionally ` with {context}` (a caveat context).
+/// One assertion without a context: `res#permission@subject` (a context is refused as
+/// unsupported here; [`assertion_with_context`] reads it).
 pub fn assertion(text: &str) -> Result<Relationship, ValidationError> {
-    let trimmed = text.trim();
-    if let Some((_, context)) = trimmed.split_once(" with ") {
+    let (res, context) = assertion_with_context(text)?;
+    if context.is_some() {
         return Err(ValidationError::Unsupported(format!(
-            "{CAVEATS} (assertion context `{}`)",
-            context.trim()
+            "{CAVEATS} (assertion context in `{}`)",
+            text.trim()
         )));
     }
-    let res: Relationship =
-        trimmed
-            .parse()
-            .map_err(|source| ValidationError::InvalidAssertion {
-                text: trimmed.to_string(),
-                source,
-            })?;
+    Ok(res)
+}
+
+/// One assertion: `res#permission@subject`, optionally ` with {context}`, a JSON object
+/// of caveat parameter values.
+pub fn assertion_with_context(
+    text: &str,
+) -> Result<(Relationship, Option<crate::engine::Context>), ValidationError> {
+    let trimmed = text.trim();
+    let (check, context) = match trimmed.split_once(" with ") {
+        Some((check, context)) => {
+            let context = match serde_json::from_str::<serde_json::Value>(context.trim()) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => {
+                    return Err(ValidationError::InvalidAssertion {
+                        text: trimmed.to_string(),
+                        source: crate::model::ModelError::Malformed {
+                            what: "assertion",
+                            input: trimmed.to_string(),
+                            expected: "a JSON object after ` with `",
+                        },
+                    });
+                }
+            };
+            (check.trim(), Some(context))
+        }
+        None => (trimmed, None),
+    };
+    let res: Relationship = check
+        .parse()
+        .map_err(|source| ValidationError::InvalidAssertion {
+            text: trimmed.to_string(),
+            source,
+        })?;
     if res.is_conditional() {
         return Err(ValidationError::InvalidAssertion {
             text: trimmed.to_string(),
@@ -63,7 +80,7 @@ pub fn assertion(text: &str) -> Result<Relationship, ValidationError> {
             },
         });
     }
-    Ok(res)
+    Ok((res, context))
 }
 
 /// An object and one of its relations or permissions: `doc:1#viewer`.
@@ -195,20 +212,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn relationship_suffixes_are_unsupported() {
-        let unsupported = |line: &str| match relationship(line) {
-            Err(ValidationError::Unsupported(feature)) => feature,
-            other => panic!("{line}: {other:?}"),
-        };
-        assert!(unsupported("doc:1#viewer@user:tom[some_caveat]").starts_with("caveats"));
-        assert!(
-            unsupported("doc:1#viewer@user:tom[expiration:2323-01-02T13:14:15Z]")
-                .starts_with("expiration")
-        );
-        assert!(
-            unsupported("doc:1#viewer@user:tom[c:{\"a\":1}][expiration:2123-01-02T13:14:15Z]")
-                .starts_with("caveats")
-        );
+    fn relationship_suffixes_are_read() {
+        for line in [
+            "doc:1#viewer@user:tom[some_caveat]",
+            "doc:1#viewer@user:tom[expiration:2323-01-02T13:14:15Z]",
+            "doc:1#viewer@user:tom[cav:{\"a\":1}][expiration:2123-01-02T13:14:15Z]",
+        ] {
+            let rel = relationship(line).unwrap_or_else(|err| panic!("{line}: {err}"));
+            assert!(rel.is_conditional(), "{line}");
+        }
         assert_eq!(
             relationship("doc:1#viewer@user:tom#...")
                 .map(|it| it.to_string())
@@ -222,7 +234,14 @@ mod tests {
     }
 
     #[test]
-    fn assertion_with_context_is_unsupported() {
+    fn assertion_context_is_read_and_must_be_an_object() {
+        let (rel, context) = assertion_with_context("doc:1#view@user:tom with {\"a\": 1}").unwrap();
+        assert_eq!(rel.to_string(), "doc:1#view@user:tom");
+        assert_eq!(context.unwrap().get("a"), Some(&serde_json::json!(1)));
+        assert!(matches!(
+            assertion_with_context("doc:1#view@user:tom with [1]"),
+            Err(ValidationError::InvalidAssertion { .. })
+        ));
         assert!(matches!(
             assertion("doc:1#view@user:tom with {\"a\": 1}"),
             Err(ValidationError::Unsupported(_))

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::engine::{Arbiter, CheckRequest, Config, Consistency, ExpandDepth};
+use crate::engine::{Arbiter, CheckRequest, Config, Consistency, ExpandDepth, Permissionship};
 use crate::model::Relationship;
 use crate::schema::admit::check_relationship;
 use crate::schema::{SchemaErrorKind, parse_and_compile};
@@ -101,8 +101,21 @@ impl Session {
         let mut findings = Vec::new();
         let mut n_checked = 0;
         for (kind, items, expected) in [
-            ("assertTrue", &file.assert_true, true),
-            ("assertFalse", &file.assert_false, false),
+            (
+                "assertTrue",
+                &file.assert_true,
+                Permissionship::HasPermission,
+            ),
+            (
+                "assertFalse",
+                &file.assert_false,
+                Permissionship::NoPermission,
+            ),
+            (
+                "assertCaveated",
+                &file.assert_caveated,
+                Permissionship::ConditionalPermission,
+            ),
         ] {
             for item in items {
                 n_checked += 1;
@@ -113,15 +126,6 @@ impl Session {
                     });
                 }
             }
-        }
-        for item in &file.assert_caveated {
-            findings.push(Finding {
-                line: item.line,
-                error: ValidationError::Unsupported(format!(
-                    "{CAVEATS} (assertCaveated `{}`)",
-                    item.text
-                )),
-            });
         }
         for block in &file.expected {
             n_checked += 1;
@@ -192,14 +196,17 @@ impl Session {
         &self,
         kind: &'static str,
         text: &str,
-        expected: bool,
+        expected: Permissionship,
     ) -> Result<(), ValidationError> {
-        let Relationship {
-            resource,
-            relation,
-            subject,
-            ..
-        } = parse::assertion(text)?;
+        let (
+            Relationship {
+                resource,
+                relation,
+                subject,
+                ..
+            },
+            context,
+        ) = parse::assertion_with_context(text)?;
         let request = CheckRequest {
             resource,
             permission: relation,
@@ -207,22 +214,22 @@ impl Session {
         };
         let decision = self
             .engine
-            .check(&request, Consistency::Full)
+            .check_with_context(&request, context.as_ref(), Consistency::Full)
             .map_err(|source| ValidationError::CheckFailed {
                 kind,
                 text: text.trim().to_string(),
                 source: Box::new(source),
             })?;
-        if decision.allowed == expected {
+        if decision.permissionship == expected {
             return Ok(());
         }
         Err(ValidationError::AssertionFailed {
             kind,
             text: text.trim().to_string(),
-            answer: if decision.allowed {
-                "allowed"
-            } else {
-                "denied"
+            answer: match decision.permissionship {
+                Permissionship::HasPermission => "allowed",
+                Permissionship::NoPermission => "denied",
+                Permissionship::ConditionalPermission => "conditional",
             },
         })
     }
@@ -431,18 +438,17 @@ mod tests {
         assert_eq!((n_checked, findings.len()), (1, 0));
     }
 
+    /// Issue 11: assertCaveated and assertion contexts are evaluated, three-valued.
     #[test]
-    fn caveated_assertions_are_unsupported() {
-        let text = format!(
-            "{SCHEMA}assertions:\n  assertCaveated:\n    - doc:1#view@user:ann\n  assertTrue:\n    - 'doc:1#view@user:ann with {{\"a\": 1}}'\n"
-        );
-        let found = findings(&text);
-        assert_eq!(
-            found,
-            [
-                "12: not supported yet: caveats (assertion context `{\"a\": 1}`)",
-                "10: not supported yet: caveats (assertCaveated `doc:1#view@user:ann`)",
-            ]
+    fn issue11_caveated_assertions_are_answered_three_valued() {
+        let text = "schema: |\n  caveat ip_allowlist(cidr string, ip ipaddress) { ip.in_cidr(cidr) }\n  definition user {}\n  definition doc {\n    relation viewer: user with ip_allowlist\n    permission view = viewer\n  }\nrelationships: |\n  doc:1#viewer@user:ann[ip_allowlist:{\"cidr\":\"10.0.0.0/8\"}]\nassertions:\n  assertCaveated:\n    - doc:1#view@user:ann\n  assertTrue:\n    - 'doc:1#view@user:ann with {\"ip\": \"10.1.2.3\"}'\n  assertFalse:\n    - 'doc:1#view@user:ann with {\"ip\": \"11.1.2.3\"}'\n    - doc:1#view@user:ann\n";
+        let found = findings(text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].ends_with(
+                "assertFalse `doc:1#view@user:ann` does not hold: the check answered conditional"
+            ),
+            "{found:#?}"
         );
     }
 }

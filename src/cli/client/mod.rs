@@ -45,6 +45,9 @@ pub struct CheckArgs {
     /// Also print why: the relationships that grant it, or every branch tried.
     #[arg(long)]
     pub explain: bool,
+    /// Caveat parameter values, a JSON object: `--context '{"ip": "10.1.2.3"}'`.
+    #[arg(long)]
+    pub context: Option<String>,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -109,7 +112,22 @@ pub struct FilterArgs {
 
 /// `arbiter check`: exit 0 allowed, 1 denied, 2 error.
 pub fn check(args: &CheckArgs) -> u8 {
+    let context = match args
+        .context
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
+        None => None,
+        Some(Ok(serde_json::Value::Object(map))) => Some(map),
+        Some(_) => {
+            eprintln!(
+                "error: `--context` must be a JSON object, such as '{{\"ip\": \"10.1.2.3\"}}'"
+            );
+            return EXIT_ERROR;
+        }
+    };
     let body = CheckBody {
+        context,
         resource: args.resource.clone(),
         permission: args.permission.clone(),
         subject: args.subject.clone(),
@@ -125,6 +143,16 @@ pub fn check(args: &CheckArgs) -> u8 {
                 json_line(&answer)
             } else if answer.allowed {
                 "allowed".to_string()
+            } else if !answer.missing_context.is_empty() {
+                format!(
+                    "conditional: missing context {}",
+                    answer
+                        .missing_context
+                        .iter()
+                        .map(|it| format!("`{it}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             } else {
                 "denied".to_string()
             };
@@ -183,6 +211,7 @@ pub fn lookup(command: &LookupCommand) -> u8 {
                     resource_type: resource_type.clone(),
                     permission: permission.clone(),
                     subject: subject.clone(),
+                    context: None,
                     limit: None,
                     cursor: cursor.take(),
                     consistency: None,

@@ -13,6 +13,8 @@
 use spicedb_rs_proto::authzed::api::v1 as pb;
 use tonic::Status;
 
+use crate::engine::{CheckAnswer, Permissionship};
+
 use crate::model::{
     ObjectRef, Relationship, RelationshipFilter, SubjectRef, is_valid_object_id,
     is_valid_relation_name, is_valid_type_name,
@@ -193,16 +195,20 @@ pub fn refuse_context(context: Option<&prost_types::Struct>, field: &str) -> Res
     }
 }
 
-/// THE mapping of a definite answer to SpiceDB's permissionship. When the engine answers
-/// three-valued (caveats), CONDITIONAL and `partial_caveat_info` are mapped here.
-pub fn permissionship(allowed: bool) -> (i32, Option<pb::PartialCaveatInfo>) {
-    use pb::check_permission_response::Permissionship;
-    let value = if allowed {
-        Permissionship::HasPermission
-    } else {
-        Permissionship::NoPermission
-    };
-    (value as i32, None)
+/// THE mapping of the engine's three-valued answer to SpiceDB's permissionship: a
+/// conditional answer is CONDITIONAL with the missing parameters in `partial_caveat_info`.
+pub fn permissionship(answer: &CheckAnswer) -> (i32, Option<pb::PartialCaveatInfo>) {
+    use pb::check_permission_response::Permissionship as Wire;
+    match answer.permissionship {
+        Permissionship::HasPermission => (Wire::HasPermission as i32, None),
+        Permissionship::NoPermission => (Wire::NoPermission as i32, None),
+        Permissionship::ConditionalPermission => (
+            Wire::ConditionalPermission as i32,
+            Some(pb::PartialCaveatInfo {
+                missing_required_context: answer.missing_context.clone(),
+            }),
+        ),
+    }
 }
 
 /// The permissionship of a lookup result: every result is definite until the engine

@@ -8,6 +8,8 @@ use spicedb_rs_proto::google::rpc::Status as RpcStatus;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::engine::CheckAnswer;
+
 use super::convert::{self, object, permissionship, refuse_context, relation_name, subject};
 use super::generated::permissions_service_server::PermissionsService;
 use super::status::engine_status;
@@ -72,7 +74,10 @@ impl PermissionsService for Permissions {
             .engine()
             .check(&check, mode)
             .map_err(engine_status)?;
-        let (permissionship, partial_caveat_info) = permissionship(decision.allowed);
+        let (permissionship, partial_caveat_info) = permissionship(&CheckAnswer {
+            permissionship: decision.permissionship,
+            missing_context: decision.missing_context,
+        });
         Ok(Response::new(pb::CheckPermissionResponse {
             checked_at: Some(zedtoken::encode(decision.revision)),
             permissionship,
@@ -307,12 +312,12 @@ fn refuse_tracing(requested: bool, field: &str) -> Result<(), Status> {
 
 /// One bulk item's answer: its permissionship, or its own error.
 fn bulk_response(
-    res: Result<bool, crate::engine::EngineError>,
+    res: Result<CheckAnswer, crate::engine::EngineError>,
 ) -> pb::check_bulk_permissions_pair::Response {
     use pb::check_bulk_permissions_pair::Response as Item;
     match res {
-        Ok(allowed) => {
-            let (permissionship, partial_caveat_info) = permissionship(allowed);
+        Ok(answer) => {
+            let (permissionship, partial_caveat_info) = permissionship(&answer);
             Item::Item(pb::CheckBulkPermissionsResponseItem {
                 permissionship,
                 partial_caveat_info,

@@ -21,7 +21,10 @@ pub fn engine_status(err: EngineError) -> Status {
         EngineError::InvalidRelationship(ref admit) => match admit {
             AdmitError::Malformed { .. }
             | AdmitError::SubjectNotAllowed { .. }
-            | AdmitError::ConditionsUnsupported { .. } => Status::invalid_argument(err.to_string()),
+            | AdmitError::UnknownCaveat { .. }
+            | AdmitError::InvalidContext { .. }
+            | AdmitError::CaveatNotAllowed { .. }
+            | AdmitError::ExpirationNotAllowed { .. } => Status::invalid_argument(err.to_string()),
             AdmitError::UnknownType { .. }
             | AdmitError::UnknownRelation { .. }
             | AdmitError::Permission { .. } => Status::failed_precondition(err.to_string()),
@@ -30,6 +33,7 @@ pub fn engine_status(err: EngineError) -> Status {
             Status::invalid_argument(err.to_string())
         }
         EngineError::DepthExceeded(_) => Status::failed_precondition(err.to_string()),
+        EngineError::Caveat(_) => Status::invalid_argument(err.to_string()),
         EngineError::DeadlineExceeded => Status::deadline_exceeded(err.to_string()),
         EngineError::ExpandTooLarge { .. } | EngineError::ExpandTooDeep { .. } => {
             Status::resource_exhausted(err.to_string())

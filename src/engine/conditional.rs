@@ -1,0 +1,546 @@
+//! The three-valued check walk (DESIGN §3): what a check answers once caveated or
+//! expiring tuples exist. The answer is *has*, *no*, or *conditional* naming the caveat
+//! parameters still missing from the request's context.
+//!
+//! # Why a second walk, and how it stays equivalent
+//! The plain walk of [`super::check`] (with its cache, holders set and subject-side
+//! search) decides booleans; it never sees a caveated or expiring tuple, because the index
+//! keeps those apart ([`super::index::CondMember`]). While the index keeps none, checks
+//! take the plain walk exactly as before (same path, same cost). Once it keeps any, every
+//! check takes this walk instead, which reads the plain tuples *and* the conditional ones.
+//! On plain tuples alone it computes the plain walk's answer: the same semantics (direct
+//! tuple, wildcard, subject sets, SpiceDB's self rule for subject sets, permissions,
+//! arrows over subject objects), the same least-fixed-point rule for cycles (a goal met
+//! again on the path is false, undefined when the path crossed an exclusion's subtracted
+//! side), the same memo rule, and undefined still denies. `tests/engine_model.rs` checks
+//! both against a reference evaluator.
+//!
+//! # The value
+//! [`Val`] is `Copy`: `Missing(mask)` is a bitmask over a per-check table of parameter
+//! names. A caveated tuple contributes its caveat's value, evaluated with the tuple's
+//! stored context (which wins per key) and the request's; a subject set or arrow through a
+//! caveated tuple is the AND of the tuple's value and the rest. Kleene logic: union ORs,
+//! intersection ANDs, exclusion is `A AND NOT B`; `AND(Missing a, False) = False`,
+//! `OR(Missing a, True) = True`, `AND/OR(Missing a, Missing b) = Missing(a ∪ b)`,
+//! `NOT(Missing a) = Missing a`. An expired tuple (expiration at or before the request's
+//! one "now") is invisible.
+
+use rustc_hash::FxHashMap;
+
+use crate::caveat::CaveatResult;
+use crate::model::Timestamp;
+use crate::schema::{Expr, RelationKind};
+
+use super::EngineError;
+use super::check::{Goal, Snapshot, Subject};
+use super::index::{CondMember, NO_REL, Node, ObjKey};
+
+/// The request context of a check: caveat parameter values by name.
+pub(crate) use super::api::Context;
+
+/// The most distinct missing parameters one check can name.
+const MAX_MISSING: usize = 64;
+
+/// The value of a goal or an expression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Val {
+    False,
+    /// A cycle through an exclusion: denies.
+    Undefined,
+    /// Decided by the parameters in the mask (bits index [`CondChecker::params`]).
+    Missing(u64),
+    True,
+}
+
+/// The answer of one three-valued check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Has,
+    No,
+    Conditional(Vec<String>),
+}
+
+/// The value and the lowest stack position of an in-progress goal it assumed.
+#[derive(Clone, Copy, Debug)]
+struct Out {
+    val: Val,
+    low: usize,
+}
+
+const NO_LOW: usize = usize::MAX;
+
+impl Out {
+    fn of(val: Val) -> Self {
+        Self { val, low: NO_LOW }
+    }
+}
+
+/// One three-valued check walk for one subject and one request context.
+pub(crate) struct CondChecker<'a> {
+    snap: Snapshot<'a>,
+    subject: Subject,
+    context: Option<&'a Context>,
+    now: Timestamp,
+    /// The names behind the bits of [`Val::Missing`].
+    params: Vec<String>,
+    memo: FxHashMap<Goal, Val>,
+    /// Goals in progress with the exclusion depth they started at.
+    stack: Vec<(Goal, u32)>,
+    neg: u32,
+    /// The earliest expiration of a tuple the walk read (an answer must not be cached
+    /// past it).
+    pub earliest_expiry: Option<Timestamp>,
+}
+
+impl<'a> CondChecker<'a> {
+    pub fn new(
+        snap: Snapshot<'a>,
+        subject: Subject,
+        context: Option<&'a Context>,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            snap,
+            subject,
+            context,
+            now,
+            params: Vec::new(),
+            memo: FxHashMap::default(),
+            stack: Vec::new(),
+            neg: 0,
+            earliest_expiry: None,
+        }
+    }
+
+    /// The three-valued answer for `goal` (undefined denies).
+    pub fn check(&mut self, goal: Goal) -> Result<Answer, EngineError> {
+        self.stack.clear();
+        self.neg = 0;
+        let out = self.goal(goal, 0)?;
+        Ok(self.answer(out.val))
+    }
+
+    fn answer(&self, val: Val) -> Answer {
+        match val {
+            Val::True => Answer::Has,
+            Val::False | Val::Undefined => Answer::No,
+            Val::Missing(mask) => Answer::Conditional(
+                self.params
+                    .iter()
+                    .enumerate()
+                    .filter(|(bit, _)| mask & (1 << bit) != 0)
+                    .map(|(_, name)| name.clone())
+                    .collect(),
+            ),
+        }
+    }
+
+    fn node(&self, goal: Goal) -> Node {
+        Node {
+            ty: self.snap.plan.type_sym[goal.ty.0 as usize],
+            id: goal.id,
+            rel: self.snap.plan.rel_sym[goal.rel.0 as usize],
+        }
+    }
+
+    fn goal(&mut self, goal: Goal, depth: u32) -> Result<Out, EngineError> {
+        self.snap.budget.tick()?;
+        if let Some(val) = self.memo.get(&goal) {
+            return Ok(Out::of(*val));
+        }
+        if let Some(pos) = self.stack.iter().rposition(|(it, _)| *it == goal) {
+            let val = if self.neg > self.stack[pos].1 {
+                Val::Undefined
+            } else {
+                Val::False
+            };
+            return Ok(Out { val, low: pos });
+        }
+        if depth > self.snap.depth_limit {
+            return Err(EngineError::DepthExceeded(self.snap.depth_limit));
+        }
+        let node = self.node(goal);
+        if self.subject == Subject::Set(node) {
+            self.memo.insert(goal, Val::True);
+            return Ok(Out::of(Val::True));
+        }
+        let position = self.stack.len();
+        self.stack.push((goal, self.neg));
+        let schema = self.snap.schema;
+        let res = match &schema.relation_by_id(goal.rel).kind {
+            RelationKind::Relation { .. } => self.relation(node, depth),
+            RelationKind::Permission { expr } => self.expr(goal, expr, depth),
+        };
+        self.stack.truncate(position);
+        let mut out = res?;
+        if out.val == Val::True || out.low >= position {
+            self.memo.insert(goal, out.val);
+            out.low = NO_LOW;
+        }
+        Ok(out)
+    }
+
+    /// Whether the subject node `member` (of a tuple) names the check's subject directly.
+    fn names_subject(&self, member: Node) -> bool {
+        let star = self.snap.index.star();
+        match self.subject {
+            Subject::Object(obj) => {
+                member.ty == obj.ty
+                    && member.rel == NO_REL
+                    && (member.id == obj.id || member.id == star)
+            }
+            Subject::Set(set) => member == set,
+            Subject::Wildcard(ty) => member.ty == ty && member.id == star && member.rel == NO_REL,
+        }
+    }
+
+    /// The goal a subject-set member stands for, if its type and relation are in the
+    /// schema.
+    fn member_goal(&self, member: Node) -> Option<Goal> {
+        let plan = self.snap.plan;
+        let ty = plan.type_of(member.ty)?;
+        let rel = plan.rel_of(ty, member.rel)?;
+        Some(Goal {
+            ty,
+            id: member.id,
+            rel,
+        })
+    }
+
+    /// A stored relation: plain tuples, then conditional ones.
+    fn relation(&mut self, node: Node, depth: u32) -> Result<Out, EngineError> {
+        let index = self.snap.index;
+        let rev = self.snap.rev;
+        let star = index.star();
+        let mut acc = Out::of(Val::False);
+        if let Some(forward) = index.forward(node) {
+            let direct = match self.subject {
+                Subject::Object(obj) => {
+                    forward.has_object(obj, rev)
+                        || forward.has_wildcard(
+                            Node {
+                                ty: obj.ty,
+                                id: star,
+                                rel: NO_REL,
+                            },
+                            rev,
+                        )
+                }
+                Subject::Set(set) => forward.has_userset(set, rev),
+                Subject::Wildcard(ty) => forward.has_wildcard(
+                    Node {
+                        ty,
+                        id: star,
+                        rel: NO_REL,
+                    },
+                    rev,
+                ),
+            };
+            if direct {
+                return Ok(Out::of(Val::True));
+            }
+            let sets: Vec<Node> = forward
+                .usersets(rev)
+                .filter(|it| it.id != star && it.rel != NO_REL)
+                .collect();
+            for set in sets {
+                let Some(goal) = self.member_goal(set) else {
+                    continue;
+                };
+                let out = self.goal(goal, depth + 1)?;
+                if out.val == Val::True {
+                    return Ok(out);
+                }
+                acc = or(acc, out);
+            }
+        }
+        for member in index.conditional_members(node) {
+            let Some(cond) = self.visible(member)? else {
+                continue;
+            };
+            if cond == Val::False {
+                continue;
+            }
+            let out = if self.names_subject(member.subject) {
+                Out::of(cond)
+            } else if member.subject.rel != NO_REL && member.subject.id != star {
+                let Some(goal) = self.member_goal(member.subject) else {
+                    continue;
+                };
+                and(Out::of(cond), self.goal(goal, depth + 1)?)
+            } else {
+                continue;
+            };
+            if out.val == Val::True {
+                return Ok(out);
+            }
+            acc = or(acc, out);
+        }
+        Ok(acc)
+    }
+
+    /// The value of a conditional tuple's caveat, or `None` when the tuple is not live at
+    /// the revision or has expired.
+    fn visible(&mut self, member: &CondMember) -> Result<Option<Val>, EngineError> {
+        if !member.live_at(self.snap.rev) {
+            return Ok(None);
+        }
+        if let Some(at) = member.expiration {
+            if at <= self.now {
+                return Ok(None);
+            }
+            self.earliest_expiry = Some(self.earliest_expiry.map_or(at, |it| it.min(at)));
+        }
+        let Some(caveat) = &member.caveat else {
+            return Ok(Some(Val::True));
+        };
+        let compiled = self.snap.schema.caveat(&caveat.name).ok_or_else(|| {
+            EngineError::Caveat(format!(
+                "caveat `{}` of a stored relationship is not in the schema",
+                caveat.name
+            ))
+        })?;
+        let res = compiled
+            .evaluate(Some(&caveat.context), self.context)
+            .map_err(|err| EngineError::Caveat(err.to_string()))?;
+        Ok(Some(match res {
+            CaveatResult::True => Val::True,
+            CaveatResult::False => Val::False,
+            CaveatResult::Missing(names) => Val::Missing(self.mask_of(&names)?),
+        }))
+    }
+
+    fn mask_of(&mut self, names: &[String]) -> Result<u64, EngineError> {
+        let mut mask = 0u64;
+        for name in names {
+            let bit = match self.params.iter().position(|it| it == name) {
+                Some(bit) => bit,
+                None => {
+                    if self.params.len() >= MAX_MISSING {
+                        return Err(EngineError::Caveat(format!(
+                            "a check may miss at most {MAX_MISSING} distinct caveat parameters"
+                        )));
+                    }
+                    self.params.push(name.clone());
+                    self.params.len() - 1
+                }
+            };
+            mask |= 1 << bit;
+        }
+        Ok(mask)
+    }
+
+    fn expr(&mut self, goal: Goal, expr: &'a Expr, depth: u32) -> Result<Out, EngineError> {
+        match expr {
+            Expr::Nil => Ok(Out::of(Val::False)),
+            Expr::Ref(rel) => self.goal(
+                Goal {
+                    ty: goal.ty,
+                    id: goal.id,
+                    rel: *rel,
+                },
+                depth + 1,
+            ),
+            Expr::Union(operands) => {
+                let mut acc = Out::of(Val::False);
+                for operand in operands {
+                    let out = self.expr(goal, operand, depth)?;
+                    if out.val == Val::True {
+                        return Ok(out);
+                    }
+                    acc = or(acc, out);
+                }
+                Ok(acc)
+            }
+            Expr::Intersection(operands) => {
+                let mut acc = Out::of(Val::True);
+                for operand in operands {
+                    let out = self.expr(goal, operand, depth)?;
+                    if out.val == Val::False {
+                        return Ok(out);
+                    }
+                    acc = and(acc, out);
+                }
+                Ok(acc)
+            }
+            Expr::Exclusion(base, subtracted) => {
+                let base = self.expr(goal, base, depth)?;
+                if base.val == Val::False {
+                    return Ok(base);
+                }
+                self.neg += 1;
+                let sub = self.expr(goal, subtracted, depth);
+                self.neg -= 1;
+                Ok(and(base, not(sub?)))
+            }
+            Expr::Arrow(arrow) => self.arrow(goal, arrow, depth),
+            Expr::ArrowAll(arrow) => self.arrow_all(goal, arrow, depth),
+            Expr::SelfRef => {
+                let resource = ObjKey {
+                    ty: self.snap.plan.type_sym[goal.ty.0 as usize],
+                    id: goal.id,
+                };
+                Ok(Out::of(if self.subject == Subject::Object(resource) {
+                    Val::True
+                } else {
+                    Val::False
+                }))
+            }
+        }
+    }
+
+    /// `tupleset.all(computed)`: AND over the subject objects of the tupleset, each ANDed
+    /// with its tuple's caveat; false when the tupleset names no object or an object whose
+    /// type lacks `computed` (as the plain walk answers).
+    fn arrow_all(
+        &mut self,
+        goal: Goal,
+        arrow: &crate::schema::Arrow,
+        depth: u32,
+    ) -> Result<Out, EngineError> {
+        let targets = self.arrow_targets(goal, arrow)?;
+        if targets.is_empty() {
+            return Ok(Out::of(Val::False));
+        }
+        let mut acc = Out::of(Val::True);
+        for (object, cond) in targets {
+            let target = self
+                .snap
+                .plan
+                .type_of(object.ty)
+                .and_then(|ty| arrow.targets.iter().find(|(it, _)| *it == ty));
+            let Some((ty, target)) = target else {
+                return Ok(Out::of(Val::False));
+            };
+            let out = self.goal(
+                Goal {
+                    ty: *ty,
+                    id: object.id,
+                    rel: *target,
+                },
+                depth + 1,
+            )?;
+            let out = and(Out::of(cond), out);
+            if out.val == Val::False {
+                return Ok(out);
+            }
+            acc = and(acc, out);
+        }
+        Ok(acc)
+    }
+
+    /// `tupleset.computed`: OR over the subject objects of the tupleset, each ANDed with
+    /// its tuple's caveat.
+    fn arrow(
+        &mut self,
+        goal: Goal,
+        arrow: &crate::schema::Arrow,
+        depth: u32,
+    ) -> Result<Out, EngineError> {
+        let targets = self.arrow_targets(goal, arrow)?;
+        let mut acc = Out::of(Val::False);
+        for (object, cond) in targets {
+            let Some(ty) = self.snap.plan.type_of(object.ty) else {
+                continue;
+            };
+            let Some((_, target)) = arrow.targets.iter().find(|(it, _)| *it == ty) else {
+                continue;
+            };
+            let out = self.goal(
+                Goal {
+                    ty,
+                    id: object.id,
+                    rel: *target,
+                },
+                depth + 1,
+            )?;
+            let out = and(Out::of(cond), out);
+            if out.val == Val::True {
+                return Ok(out);
+            }
+            acc = or(acc, out);
+        }
+        Ok(acc)
+    }
+    /// The subject objects of `goal`'s tupleset live now, each with the value of its
+    /// tuple's condition (true for a plain tuple; false ones left out).
+    fn arrow_targets(
+        &mut self,
+        goal: Goal,
+        arrow: &crate::schema::Arrow,
+    ) -> Result<Vec<(ObjKey, Val)>, EngineError> {
+        let tupleset = Node {
+            ty: self.snap.plan.type_sym[goal.ty.0 as usize],
+            id: goal.id,
+            rel: self.snap.plan.rel_sym[arrow.tupleset.0 as usize],
+        };
+        let index = self.snap.index;
+        let rev = self.snap.rev;
+        let star = index.star();
+        let mut targets: Vec<(ObjKey, Val)> = index
+            .objects(tupleset, rev)
+            .chain(
+                index
+                    .usersets(tupleset, rev)
+                    .filter(|node| node.id != star)
+                    .map(|node| ObjKey {
+                        ty: node.ty,
+                        id: node.id,
+                    }),
+            )
+            .map(|obj| (obj, Val::True))
+            .collect();
+        for member in index.conditional_members(tupleset) {
+            if member.subject.id == star {
+                continue;
+            }
+            if let Some(cond) = self.visible(member)?
+                && cond != Val::False
+            {
+                let obj = ObjKey {
+                    ty: member.subject.ty,
+                    id: member.subject.id,
+                };
+                targets.push((obj, cond));
+            }
+        }
+        Ok(targets)
+    }
+}
+
+fn or(a: Out, b: Out) -> Out {
+    let val = match (a.val, b.val) {
+        (Val::True, _) | (_, Val::True) => Val::True,
+        (Val::Missing(x), Val::Missing(y)) => Val::Missing(x | y),
+        (Val::Missing(x), _) | (_, Val::Missing(x)) => Val::Missing(x),
+        (Val::Undefined, _) | (_, Val::Undefined) => Val::Undefined,
+        _ => Val::False,
+    };
+    Out {
+        val,
+        low: a.low.min(b.low),
+    }
+}
+
+fn and(a: Out, b: Out) -> Out {
+    let val = match (a.val, b.val) {
+        (Val::False, _) | (_, Val::False) => Val::False,
+        (Val::Undefined, _) | (_, Val::Undefined) => Val::Undefined,
+        (Val::Missing(x), Val::Missing(y)) => Val::Missing(x | y),
+        (Val::Missing(x), _) | (_, Val::Missing(x)) => Val::Missing(x),
+        _ => Val::True,
+    };
+    Out {
+        val,
+        low: a.low.min(b.low),
+    }
+}
+
+fn not(a: Out) -> Out {
+    let val = match a.val {
+        Val::True => Val::False,
+        Val::False => Val::True,
+        other => other,
+    };
+    Out { val, low: a.low }
+}
