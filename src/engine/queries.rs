@@ -171,10 +171,11 @@ impl Inner {
         budget.check()?;
         // `full` is the store's newest revision, which another server may have written:
         // catch up with the store's log first (a store that cannot answer is a 503, never
-        // a stale answer). A revision ahead of this index may likewise be another
-        // server's: catch up before judging it.
+        // a stale answer). A store only this process writes needs no asking: the index
+        // applied every write before acknowledging it. A revision ahead of this index may
+        // be another server's: catch up before judging it.
         match consistency {
-            Consistency::Full => {
+            Consistency::Full if !self.store.exclusive() => {
                 self.follow()?;
             }
             Consistency::AtLeastAsFresh { revision }

@@ -181,19 +181,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state.clone());
-    let drain_state = state.clone();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: draining in-flight requests");
-        drain_state.begin_shutdown();
-    };
-    let limits = listen::ConnectionLimits {
-        header_timeout: state.config().header_timeout,
-        max_connections: state.config().max_connections,
-    };
-    listen::run(listener, app, limits, None, signal).await?;
-    finish(&state).await
+    serve_with(listener, None, state, shutdown).await
 }
 
 /// Like [`serve`], over TLS: every connection is handshaken with `acceptor` (HTTP/2 or
@@ -202,6 +190,16 @@ pub async fn serve(
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, Some(acceptor), state, shutdown).await
+}
+
+/// [`serve`] and [`serve_tls`]: one accept loop, one drain, one flush.
+async fn serve_with(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -216,7 +214,7 @@ pub async fn serve_tls(
         header_timeout: state.config().header_timeout,
         max_connections: state.config().max_connections,
     };
-    listen::run(listener, app, limits, Some(acceptor), signal).await?;
+    listen::run(listener, app, limits, tls, signal).await?;
     finish(&state).await
 }
 

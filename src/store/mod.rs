@@ -275,6 +275,14 @@ pub trait Store: Send + Sync {
         self.flush()
     }
 
+    /// Whether this process is the store's only writer (an embedded database behind a file
+    /// lock). The index applies every local write before it is acknowledged, so for such a
+    /// store the index head is the store's head: `full` reads need not ask the store, and
+    /// keep being served while it fails (a full disk). Shared stores answer false.
+    fn exclusive(&self) -> bool {
+        false
+    }
+
     /// Bytes the store occupies on disk, when it has a disk (for the `/metrics` gauge).
     fn disk_bytes(&self) -> Option<u64> {
         None

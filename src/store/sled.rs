@@ -463,6 +463,11 @@ impl Inner {
 }
 
 impl Store for SledStore {
+    /// sled locks its directory: no other process writes it.
+    fn exclusive(&self) -> bool {
+        true
+    }
+
     fn disk_bytes(&self) -> Option<u64> {
         self.size_on_disk().ok()
     }
