@@ -53,15 +53,27 @@ const MEANT_TO_FAIL: &[(&str, &str)] = &[
         "validationfile/schema_and_schemafile.yaml",
         "only one of `schema` or `schemaFile`",
     ),
-    // These fail upstream for caveat reasons; here they need caveats first.
+    // These fail upstream for caveat reasons, and here for the same ones.
     // The schema names a caveat it does not declare.
     (
         "validationfile/invalid_caveat.yaml",
         "unknown caveat `some_caveat`",
     ),
-    ("validationfile/invalid_caveated_rel.yaml", "caveats"),
-    ("validationfile/invalid_caveated_rel_syntax.yaml", "caveats"),
-    ("validationfile/repeated_relationship.yaml", "caveats"),
+    // A caveated relationship on a relation that admits the subject type only plain.
+    (
+        "validationfile/invalid_caveated_rel.yaml",
+        "does not admit `user` with caveat `some_caveat`",
+    ),
+    // `[some_caveat{…}]`: the colon before the context is missing.
+    (
+        "validationfile/invalid_caveated_rel_syntax.yaml",
+        "expected a json object after `:`",
+    ),
+    // The same tuple twice, once caveated and once not.
+    (
+        "validationfile/repeated_relationship.yaml",
+        "found repeated relationship",
+    ),
 ];
 
 /// Loads fine upstream, but the schema file it names was not copied into the corpus; it

@@ -68,7 +68,14 @@ impl Session {
                     continue;
                 }
             };
-            if !seen.insert(relationship.clone()) {
+            // A tuple is one relationship whatever its caveat or expiration (SpiceDB's
+            // rule): the same tuple twice is refused even when the suffixes differ.
+            let tuple = (
+                relationship.resource.clone(),
+                relationship.relation.clone(),
+                relationship.subject.clone(),
+            );
+            if !seen.insert(tuple) {
                 findings.push(Finding {
                     line,
                     error: ValidationError::RepeatedRelationship(text.clone()),
