@@ -158,6 +158,10 @@ pub enum ExpandNode {
         tupleset: String,
         computed: String,
         children: Vec<ExpandTree>,
+        /// The tupleset relationships walked that carry a caveat or an expiration, in
+        /// text form with their suffixes (`document:1#parent@folder:f[has_tier]`): the
+        /// children they lead to hold only under that condition. Usually empty.
+        conditions: Vec<String>,
     },
     /// `nil`: no subjects.
     Nil,

@@ -429,6 +429,7 @@ impl Inner {
             goal,
             depth,
             self.config.expand_limit,
+            Timestamp::now(),
         )?;
         Ok(Expansion {
             tree,
@@ -806,12 +807,32 @@ impl Inner {
             (view.revision, Arc::clone(&view.loaded))
         };
         filters::validate(&loaded.schema, filter, "filter")?;
-        let page = self.store.read(filter, revision, limit, cursor)?;
-        Ok(ReadPage {
-            relationships: page.relationships,
-            cursor: page.cursor,
-            revision,
-        })
+        // Expired relationships stay in the store until collected but are invisible (one
+        // "now" per request), whatever the backend: they are filtered here. A page they
+        // emptied entirely is skipped, so an empty page means the end; others may come
+        // back shorter than `limit`, with a cursor.
+        let now = Timestamp::now();
+        let mut cursor = cursor.map(str::to_string);
+        loop {
+            budget.check()?;
+            let page = self
+                .store
+                .read(filter, revision, limit, cursor.as_deref())?;
+            let relationships: Vec<_> = page
+                .relationships
+                .into_iter()
+                .filter(|it| it.expiration.is_none_or(|at| at > now))
+                .collect();
+            if relationships.is_empty() && page.cursor.is_some() {
+                cursor = page.cursor;
+                continue;
+            }
+            return Ok(ReadPage {
+                relationships,
+                cursor: page.cursor,
+                revision,
+            });
+        }
     }
 }
 

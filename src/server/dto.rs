@@ -369,6 +369,11 @@ pub struct TreeBody {
     /// For `arrow`: what is evaluated on each related object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub computed: Option<String>,
+    /// For `arrow`: the tupleset relationships walked that carry a caveat or an
+    /// expiration, in text form with their suffixes; the children they lead to hold only
+    /// under that condition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
 }
 
 /// The userset tree and the revision it was computed at.
@@ -674,6 +679,7 @@ impl From<&ExpandTree> for TreeBody {
             children: Vec::new(),
             tupleset: None,
             computed: None,
+            conditions: Vec::new(),
         };
         let children = |children: &[ExpandTree]| children.iter().map(TreeBody::from).collect();
         match &tree.node {
@@ -697,11 +703,13 @@ impl From<&ExpandTree> for TreeBody {
                 tupleset,
                 computed,
                 children: it,
+                conditions,
             } => {
                 res.kind = NodeKind::Arrow;
                 res.tupleset = Some(tupleset.clone());
                 res.computed = Some(computed.clone());
                 res.children = children(it);
+                res.conditions.clone_from(conditions);
             }
             ExpandNode::Nil => res.kind = NodeKind::Nil,
             ExpandNode::Userset => res.kind = NodeKind::Userset,

@@ -390,7 +390,11 @@ fn tree(node: &ExpandTree) -> Result<pb::PermissionRelationshipTree, Status> {
     })
 }
 
+/// The subject of an expand leaf; a caveated or expiring one carries SpiceDB's suffixes
+/// (`user:tom[has_tier]`), which `DirectSubjectSet` has no field for: they are dropped
+/// here (no name or id contains `[`).
 fn parse_subject(text: &str) -> Result<pb::SubjectReference, Status> {
+    let text = text.split('[').next().unwrap_or(text);
     let subject: SubjectRef = text.parse().map_err(|err| super::status::internal(&err))?;
     Ok(convert::subject_message(&subject))
 }
