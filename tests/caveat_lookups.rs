@@ -110,9 +110,11 @@ fn touch(engine: &Arbiter, relationships: &[&str]) {
     engine.write(&updates, &[]).unwrap().unwrap();
 }
 
-/// What the check answers, per id: `None` for no, `Some(missing)` for has (empty) or
-/// conditional (the missing parameters).
+/// Conditional ids with their missing parameters.
 type Answers = BTreeMap<String, Vec<String>>;
+
+/// A check's answer: `None` for no, else the permissionship and the missing parameters.
+type CheckAnswer = Option<(Permissionship, Vec<String>)>;
 
 fn check(
     engine: &Arbiter,
@@ -120,7 +122,7 @@ fn check(
     permission: &str,
     subject: &str,
     context: Option<&Context>,
-) -> Option<(Permissionship, Vec<String>)> {
+) -> CheckAnswer {
     let request = CheckRequest {
         resource: resource.parse().unwrap(),
         permission: permission.to_string(),
@@ -136,7 +138,7 @@ fn check(
 }
 
 /// Splits per-id check answers into (has ids, conditional ids with missing parameters).
-fn split(answers: Vec<(String, Option<(Permissionship, Vec<String>)>)>) -> (Vec<String>, Answers) {
+fn split(answers: Vec<(String, CheckAnswer)>) -> (Vec<String>, Answers) {
     let mut has = Vec::new();
     let mut conditional = Answers::new();
     for (id, answer) in answers {
@@ -445,7 +447,12 @@ fn issue11_lookups_key_their_cached_pages_on_the_context() {
 
 fn expand(engine: &Arbiter, resource: &str, relation: &str, depth: ExpandDepth) -> ExpandTree {
     engine
-        .expand(&resource.parse().unwrap(), relation, depth, Consistency::Full)
+        .expand(
+            &resource.parse().unwrap(),
+            relation,
+            depth,
+            Consistency::Full,
+        )
         .unwrap()
         .tree
 }

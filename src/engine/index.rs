@@ -429,7 +429,11 @@ impl IndexData {
     /// some kept revision: a superset of those live now; ask
     /// [`IndexData::conditional_members`] for the versions).
     pub fn conditional_resources_of(&self, subject: Node) -> impl Iterator<Item = Node> + '_ {
-        self.cond_reverse.get(&subject).into_iter().flatten().copied()
+        self.cond_reverse
+            .get(&subject)
+            .into_iter()
+            .flatten()
+            .copied()
     }
 
     /// Rebuilds [`IndexData::conditional_resources_of`] after versions were dropped.

@@ -273,7 +273,10 @@ mod tests {
         let before = Timestamp::from_unix(1_999_999_999, 0).unwrap();
         assert!(cache.get("k", before).is_some());
         assert!(cache.get("k", until).is_none());
-        assert!(cache.get("k", before).is_none(), "an expired entry is dropped");
+        assert!(
+            cache.get("k", before).is_none(),
+            "an expired entry is dropped"
+        );
     }
 
     #[test]
@@ -290,6 +293,9 @@ mod tests {
         assert_eq!(conditional[0].missing_context, ["ip"]);
         assert_eq!(cursor.as_deref(), Some("4:b"));
         let (definite, conditional, cursor) = sorted.page(Some("b"), 2, Revision(4));
-        assert_eq!((definite.as_slice(), conditional.len(), cursor), (&["c".to_string()][..], 0, None));
+        assert_eq!(
+            (definite.as_slice(), conditional.len(), cursor),
+            (&["c".to_string()][..], 0, None)
+        );
     }
 }
