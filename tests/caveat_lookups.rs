@@ -6,6 +6,8 @@
 //! tuples. The questions are data: every subject × permission × context below is asked
 //! both ways and compared.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,7 +16,9 @@ use arbiter::engine::{
     Permissionship,
 };
 use arbiter::model::{ObjectRef, SubjectRef, Timestamp};
+use arbiter::server::ServerConfig;
 use arbiter::store::{RelationshipFilter, Update, UpdateOp};
+use serde_json::json;
 
 const SCHEMA: &str = r#"
 use expiration
@@ -512,4 +516,77 @@ fn arrow_conditions(tree: &ExpandTree) -> Vec<String> {
     let mut out = Vec::new();
     walk(tree, &mut out);
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_http_lookups_take_a_context_and_answer_conditional_ids() {
+    let server = support::start(engine(), ServerConfig::default()).await;
+    let lookup = |context: Option<serde_json::Value>| {
+        let mut body =
+            json!({"resource_type": "document", "permission": "view", "subject": "user:bob"});
+        if let Some(context) = context {
+            body["context"] = context;
+        }
+        body
+    };
+    let (status, body) = server.post("/v1/lookup/resources", lookup(None)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["resources"], json!(["d6"]), "{body}");
+    assert_eq!(
+        body["conditional"],
+        json!([
+            {"id": "d1", "missing_context": ["ip"]},
+            {"id": "d4", "missing_context": ["ip", "tier"]},
+            {"id": "d5", "missing_context": ["tier"]},
+        ]),
+        "{body}"
+    );
+    let context = json!({"ip": "10.0.0.1", "tier": 2});
+    let (status, body) = server
+        .post("/v1/lookup/resources", lookup(Some(context.clone())))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["resources"], json!(["d1", "d5", "d6"]), "{body}");
+    assert!(body.get("conditional").is_none(), "{body}");
+    // One cursor over both kinds: one id per page.
+    let mut body = lookup(None);
+    body["limit"] = json!(1);
+    let (_, first) = server.post("/v1/lookup/resources", body.clone()).await;
+    assert_eq!(
+        first["conditional"],
+        json!([{"id": "d1", "missing_context": ["ip"]}])
+    );
+    body["cursor"] = first["cursor"].clone();
+    let (_, second) = server.post("/v1/lookup/resources", body).await;
+    assert_eq!(second["conditional"][0]["id"], json!("d4"), "{second}");
+
+    let subjects = |context: serde_json::Value| json!({"resource": "document:d5", "permission": "view_unbanned", "subject_type": "user", "context": context});
+    let (status, body) = server
+        .post("/v1/lookup/subjects", subjects(json!({})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["subjects"], json!([]), "{body}");
+    assert_eq!(
+        body["conditional"],
+        json!([
+            {"id": "*", "missing_context": ["tier"]},
+            {"id": "alice", "missing_context": ["ip", "tier"]},
+        ]),
+        "{body}"
+    );
+    let (status, body) = server
+        .post(
+            "/v1/lookup/subjects",
+            subjects(json!({"tier": 5, "ip": "10.0.0.1"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["subjects"], json!(["*"]), "{body}");
+    assert_eq!(body["excluded"], json!(["alice"]), "{body}");
+    // A context of the wrong shape is refused, not ignored.
+    let (status, body) = server
+        .post("/v1/lookup/subjects", subjects(json!(["tier"])))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    server.stop().await;
 }
