@@ -228,8 +228,17 @@ async fn errors_use_spicedbs_status_codes() {
             Code::InvalidArgument,
         ),
         (
+            // A context is JSON: a number that is not one is refused.
             pb::CheckPermissionRequest {
-                context: Some(prost_types::Struct::default()),
+                context: Some(prost_types::Struct {
+                    fields: [(
+                        "ip".to_string(),
+                        prost_types::Value {
+                            kind: Some(prost_types::value::Kind::NumberValue(f64::NAN)),
+                        },
+                    )]
+                    .into(),
+                }),
                 ..check("document:1", "view", "user:alice")
             },
             Code::InvalidArgument,
@@ -554,4 +563,162 @@ async fn watch_resumes_from_a_zedtoken_and_streams_new_changes() {
     assert_eq!(written.resource.unwrap().object_id, "w2");
     drop(stream);
     server.stop().await;
+}
+
+/// A request context as the wire carries it.
+fn wire_context(pairs: &[(&str, &str)]) -> Option<prost_types::Struct> {
+    Some(prost_types::Struct {
+        fields: pairs
+            .iter()
+            .map(|(key, value)| {
+                let kind = prost_types::value::Kind::StringValue((*value).to_string());
+                ((*key).to_string(), prost_types::Value { kind: Some(kind) })
+            })
+            .collect(),
+    })
+}
+
+#[tokio::test]
+async fn issue11_grpc_lookups_answer_conditional_results_and_reads_carry_caveats() {
+    use pb::relationship_update::Operation;
+    let server = start_with_schema(ServerConfig::default()).await;
+    let mut clients = clients(&server, None).await;
+    clients
+        .schema
+        .write_schema(pb::WriteSchemaRequest {
+            schema: "use expiration
+caveat ip_allowlist(ip ipaddress, cidr string) { ip.in_cidr(cidr) }
+definition user {}
+definition document {
+  relation viewer: user | user with ip_allowlist | user with expiration
+  permission view = viewer
+}"
+            .into(),
+        })
+        .await
+        .unwrap();
+    let mut caveated = rel("document:d1#viewer@user:tom");
+    caveated.optional_caveat = Some(pb::ContextualizedCaveat {
+        caveat_name: "ip_allowlist".into(),
+        context: wire_context(&[("cidr", "10.0.0.0/8")]),
+    });
+    let mut expiring = rel("document:d2#viewer@user:tom");
+    expiring.optional_expires_at = Some(prost_types::Timestamp {
+        seconds: 10_000_000_000,
+        nanos: 0,
+    });
+    let mut expired = rel("document:d3#viewer@user:tom");
+    expired.optional_expires_at = Some(prost_types::Timestamp {
+        seconds: 1_000_000_000,
+        nanos: 0,
+    });
+    let updates = [caveated.clone(), expiring.clone(), expired]
+        .into_iter()
+        .map(|relationship| pb::RelationshipUpdate {
+            operation: Operation::Touch as i32,
+            relationship: Some(relationship),
+        })
+        .collect();
+    clients
+        .permissions
+        .write_relationships(pb::WriteRelationshipsRequest {
+            updates,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // ReadRelationships returns the caveat and the expiration; the expired one is gone.
+    let mut stream = clients
+        .permissions
+        .read_relationships(pb::ReadRelationshipsRequest {
+            consistency: full(),
+            relationship_filter: Some(pb::RelationshipFilter {
+                resource_type: "document".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut read = Vec::new();
+    while let Some(item) = stream.message().await.unwrap() {
+        read.extend(item.relationship);
+    }
+    assert_eq!(read, [caveated, expiring]);
+
+    let lookup = |context: Option<prost_types::Struct>| pb::LookupResourcesRequest {
+        consistency: full(),
+        resource_object_type: "document".into(),
+        permission: "view".into(),
+        subject: Some(subject("user:tom")),
+        context,
+        ..Default::default()
+    };
+    let conditional = pb::LookupPermissionship::ConditionalPermission as i32;
+    let has = pb::LookupPermissionship::HasPermission as i32;
+    let mut answers = Vec::new();
+    for context in [None, wire_context(&[("ip", "10.1.1.1")])] {
+        let mut stream = clients
+            .permissions
+            .lookup_resources(lookup(context))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut found = Vec::new();
+        while let Some(item) = stream.message().await.unwrap() {
+            let missing = item
+                .partial_caveat_info
+                .map(|it| it.missing_required_context)
+                .unwrap_or_default();
+            found.push((item.resource_object_id, item.permissionship, missing));
+        }
+        answers.push(found);
+    }
+    assert_eq!(
+        answers,
+        [
+            vec![
+                ("d1".to_string(), conditional, vec!["ip".to_string()]),
+                ("d2".to_string(), has, vec![]),
+            ],
+            vec![
+                ("d1".to_string(), has, vec![]),
+                ("d2".to_string(), has, vec![]),
+            ],
+        ]
+    );
+
+    let mut stream = clients
+        .permissions
+        .lookup_subjects(pb::LookupSubjectsRequest {
+            consistency: full(),
+            resource: Some(object("document:d1")),
+            permission: "view".into(),
+            subject_object_type: "user".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let only = stream.message().await.unwrap().unwrap();
+    let resolved = only.subject.unwrap();
+    assert_eq!(
+        (resolved.subject_object_id.as_str(), resolved.permissionship),
+        ("tom", conditional)
+    );
+    assert_eq!(
+        resolved
+            .partial_caveat_info
+            .unwrap()
+            .missing_required_context,
+        ["ip"]
+    );
+
+    let mut request = check("document:d1", "view", "user:tom");
+    request.context = wire_context(&[("ip", "10.1.1.1")]);
+    assert_eq!(permissionship(&mut clients, request.clone()).await, HAS);
+    request.context = wire_context(&[("ip", "192.168.1.1")]);
+    assert_eq!(permissionship(&mut clients, request).await, NO);
 }

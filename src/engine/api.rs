@@ -158,6 +158,10 @@ pub enum ExpandNode {
         tupleset: String,
         computed: String,
         children: Vec<ExpandTree>,
+        /// The tupleset relationships walked that carry a caveat or an expiration, in
+        /// text form with their suffixes (`document:1#parent@folder:f[has_tier]`): the
+        /// children they lead to hold only under that condition. Usually empty.
+        conditions: Vec<String>,
     },
     /// `nil`: no subjects.
     Nil,
@@ -177,10 +181,24 @@ pub struct Expansion {
     pub revision: Revision,
 }
 
+/// A lookup result that holds only under a caveat whose parameters the request's
+/// context lacks (DESIGN §3): the id and the missing parameters (sorted, each once).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct ConditionalId {
+    pub id: String,
+    pub missing_context: Vec<String>,
+}
+
 /// One page of lookup resources: resource ids sorted by byte order.
+///
+/// Definite and conditional ids share one sorted order and one cursor: a page holds the
+/// next `limit` ids of either kind, split into `resources` and `conditional`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ResourcePage {
+    /// The ids on which the subject has the permission.
     pub resources: Vec<String>,
+    /// The ids on which it holds only under caveats needing more context.
+    pub conditional: Vec<ConditionalId>,
     /// Pass back to get the next page; `None` when this is the last page.
     pub cursor: Option<String>,
     pub revision: Revision,
@@ -193,6 +211,9 @@ pub struct SubjectsAnswer {
     /// permission to every subject of the type (then the ids in `excluded` are the
     /// exceptions).
     pub subjects: Vec<String>,
+    /// The ids (and `*`) that hold the permission only under caveats needing more
+    /// context; paged in one order with `subjects`.
+    pub conditional: Vec<ConditionalId>,
     /// With `*`: known ids the wildcard grant does not reach (for example `user:* - banned`);
     /// empty without `*`. Sent in full with the first page only.
     pub excluded: Vec<String>,

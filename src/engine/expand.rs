@@ -8,6 +8,17 @@
 //! expansion follows them, leaving a userset already open higher up as a reference (so
 //! cycles end) and answering [`EngineError::DepthExceeded`] past the depth limit.
 //!
+//! Caveats and expiration (DESIGN §3): expand evaluates no caveat (it has no request
+//! context); it shows them. A caveated or expiring relationship live at the revision and
+//! not expired at the request's one "now" is a leaf subject in its text form with
+//! SpiceDB's suffixes (`user:tom[ip_allowlist:{"cidr":"10.0.0.0/8"}]`,
+//! `user:tom[expiration:2026-12-01T00:00:00Z]`), so a subject set reached through one
+//! (`group:eng#member[has_tier]`) says so where it is listed, and a recursive expand follows
+//! it like any subject set. An arrow lists, in [`ExpandNode::Arrow`]'s `conditions`, the
+//! tupleset relationships it walked that carry a caveat or an expiration (whole, in text
+//! form): the children they lead to hold only under that condition. An expired
+//! relationship never appears.
+//!
 //! Bounds: a recursive expansion expands each userset once; meeting it again (a shared
 //! subgroup, a diamond) yields an [`ExpandNode::Repeated`] node that refers to the first
 //! one, so the answer grows with the graph, not with the number of paths through it. The
@@ -19,11 +30,11 @@
 
 use rustc_hash::FxHashSet;
 
-use crate::model::ObjectRef;
+use crate::model::{ObjectRef, Timestamp};
 use crate::schema::{Expr, RelationKind, TypeId};
 
 use super::check::{Goal, Snapshot};
-use super::index::{NO_REL, Node};
+use super::index::{CondMember, IndexData, NO_REL, Node};
 use super::{EngineError, ExpandDepth, ExpandNode, ExpandTree};
 
 mod functions;
@@ -35,9 +46,11 @@ pub(crate) fn expand(
     goal: Goal,
     depth: ExpandDepth,
     limit: usize,
+    now: Timestamp,
 ) -> Result<ExpandTree, EngineError> {
     let mut expander = Expander {
         snap,
+        now,
         recursive: depth == ExpandDepth::Recursive,
         open: Vec::new(),
         expanded: FxHashSet::default(),
@@ -57,6 +70,8 @@ const NO_LOW: usize = usize::MAX;
 
 struct Expander<'a> {
     snap: Snapshot<'a>,
+    /// The request's one "now": relationships expired at it are invisible.
+    now: Timestamp,
     recursive: bool,
     /// Usersets being expanded on the current path.
     open: Vec<Goal>,
@@ -177,10 +192,17 @@ impl Expander<'_> {
             self.spend(1)?;
             subjects.push(format!("{}:{}", index.name(obj.ty), index.name(obj.id)));
         }
-        let sets: Vec<Node> = index.usersets(node, snap.rev).collect();
+        let mut sets: Vec<(Node, String)> = index
+            .usersets(node, snap.rev)
+            .map(|set| (set, String::new()))
+            .collect();
+        sets.extend(
+            self.visible_members(node)
+                .map(|member| (member.subject, suffixes(member))),
+        );
         self.spend(sets.len())?;
         let mut children = Vec::new();
-        for set in &sets {
+        for (set, suffix) in &sets {
             let mut text = format!("{}:{}", index.name(set.ty), index.name(set.id));
             if set.rel != NO_REL {
                 text.push('#');
@@ -199,6 +221,7 @@ impl Expander<'_> {
                     children.push(self.userset(&type_name, &id, child, depth + 1, true)?);
                 }
             }
+            text.push_str(suffix);
             subjects.push(text);
         }
         subjects.sort_unstable();
@@ -280,6 +303,16 @@ impl Expander<'_> {
                     rel: snap.plan.rel_sym[arrow.tupleset.0 as usize],
                 };
                 let star = index.star();
+                let mut conditions = Vec::new();
+                let conditional: Vec<(u32, u32)> = self
+                    .visible_members(tupleset)
+                    .filter(|it| it.subject.id != star)
+                    .map(|member| {
+                        conditions.push(relationship_text(index, tupleset, member));
+                        (member.subject.ty, member.subject.id)
+                    })
+                    .collect();
+                conditions.sort_unstable();
                 let mut objects: Vec<(TypeId, u32)> = index
                     .objects(tupleset, snap.rev)
                     .map(|obj| (obj.ty, obj.id))
@@ -289,6 +322,7 @@ impl Expander<'_> {
                             .filter(|it| it.id != star)
                             .map(|it| (it.ty, it.id)),
                     )
+                    .chain(conditional)
                     .filter_map(|(ty, id)| snap.plan.type_of(ty).map(|ty| (ty, id)))
                     .collect();
                 objects
@@ -318,8 +352,52 @@ impl Expander<'_> {
                     tupleset: snap.schema.relation_by_id(arrow.tupleset).name.clone(),
                     computed: arrow.computed_name.clone(),
                     children,
+                    conditions,
                 })
             }
         }
     }
+}
+
+impl<'a> Expander<'a> {
+    /// The caveated or expiring relationships of `resource` live at the revision and not
+    /// expired now.
+    fn visible_members(&self, resource: Node) -> impl Iterator<Item = &'a CondMember> + use<'a> {
+        let (rev, now) = (self.snap.rev, self.now);
+        self.snap
+            .index
+            .conditional_members(resource)
+            .iter()
+            .filter(move |it| it.live_at(rev) && it.expiration.is_none_or(|at| at > now))
+    }
+}
+
+/// SpiceDB's suffixes of a conditional relationship: `[caveat:{…}]`, `[expiration:…]`.
+fn suffixes(member: &CondMember) -> String {
+    let mut text = String::new();
+    if let Some(caveat) = &member.caveat {
+        text.push_str(&caveat.to_string());
+    }
+    if let Some(at) = member.expiration {
+        text.push_str(&format!("[{}:{at}]", crate::model::EXPIRATION_KEYWORD));
+    }
+    text
+}
+
+/// The text form of the conditional relationship `member` of `resource`.
+fn relationship_text(index: &IndexData, resource: Node, member: &CondMember) -> String {
+    let mut text = format!(
+        "{}:{}#{}@{}:{}",
+        index.name(resource.ty),
+        index.name(resource.id),
+        index.name(resource.rel),
+        index.name(member.subject.ty),
+        index.name(member.subject.id)
+    );
+    if member.subject.rel != NO_REL {
+        text.push('#');
+        text.push_str(index.name(member.subject.rel));
+    }
+    text.push_str(&suffixes(member));
+    text
 }

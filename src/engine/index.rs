@@ -94,6 +94,11 @@ pub(crate) struct IndexData {
     /// The caveated or expiring tuples, kept apart from the plain ones above (see
     /// [`super::conditional`]): by resource node, every version.
     conditional: FxHashMap<Node, Vec<CondMember>>,
+    /// The resource nodes of the caveated or expiring tuples naming each subject node (at
+    /// any kept revision, each once): the backward edges of lookups over `conditional`.
+    // INVARIANT: for every kept member `m` of `conditional[r]`, `cond_reverse[m.subject]`
+    // contains `r`.
+    cond_reverse: FxHashMap<Node, FxHashSet<Node>>,
 }
 
 /// One version of a caveated or expiring tuple of a resource node.
@@ -220,6 +225,7 @@ impl Default for IndexData {
             oldest: Revision(0),
             star,
             conditional: FxHashMap::default(),
+            cond_reverse: FxHashMap::default(),
         }
     }
 }
@@ -387,6 +393,10 @@ impl IndexData {
     ) {
         let members = self.conditional.entry(resource).or_default();
         if live {
+            self.cond_reverse
+                .entry(subject)
+                .or_default()
+                .insert(resource);
             members.push(CondMember {
                 subject,
                 caveat: relationship.caveat.clone().map(Arc::new),
@@ -413,6 +423,30 @@ impl IndexData {
     /// The caveated or expiring tuples of `resource` (every kept version).
     pub fn conditional_members(&self, resource: Node) -> &[CondMember] {
         self.conditional.get(&resource).map_or(&[], Vec::as_slice)
+    }
+
+    /// The resource nodes of the caveated or expiring tuples naming `subject` exactly (at
+    /// some kept revision: a superset of those live now; ask
+    /// [`IndexData::conditional_members`] for the versions).
+    pub fn conditional_resources_of(&self, subject: Node) -> impl Iterator<Item = Node> + '_ {
+        self.cond_reverse
+            .get(&subject)
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
+    /// Rebuilds [`IndexData::conditional_resources_of`] after versions were dropped.
+    fn rebuild_cond_reverse(&mut self) {
+        self.cond_reverse.clear();
+        for (resource, members) in &self.conditional {
+            for member in members {
+                self.cond_reverse
+                    .entry(member.subject)
+                    .or_default()
+                    .insert(*resource);
+            }
+        }
     }
 
     fn intern_relationship(&mut self, relationship: &Relationship) -> (Node, Node) {
@@ -561,12 +595,16 @@ impl IndexData {
             });
             !entries.is_empty()
         });
+        let dropped_plain = dropped;
         self.conditional.retain(|_, members| {
             let before = members.len();
             members.retain(|it| it.deleted > horizon_rev);
             dropped += before - members.len();
             !members.is_empty()
         });
+        if dropped > dropped_plain {
+            self.rebuild_cond_reverse();
+        }
         self.oldest = self.oldest.max(horizon);
         dropped
     }
@@ -582,6 +620,9 @@ impl IndexData {
             dropped += before - members.len();
             !members.is_empty()
         });
+        if dropped > 0 {
+            self.rebuild_cond_reverse();
+        }
         dropped
     }
 }

@@ -13,6 +13,14 @@
 //! resource (a superset), then keeps those a check allows; `*` is reported when the
 //! wildcard subject is allowed, with the collected ids the check denies as `excluded`.
 //!
+//! **With caveats or expiration** (the index keeps conditional tuples, see
+//! [`super::conditional`]) both lookups answer three-valued, and each answer equals, id by
+//! id, what the three-valued check ([`super::conditional::CondChecker`]) answers: the walks
+//! above only gather candidates (conditional tuples count as edges too, every candidate
+//! is kept unconfirmed, and no depth limit applies to the gathering), then every candidate
+//! is checked with the request's context and one "now" ([`conditional`]). Without
+//! conditional tuples the plain walks run exactly as before.
+//!
 //! Both walks tick the request's budget (cancellation), can run in chunks so that the
 //! caller releases the index lock in between, and answer [`EngineError::DepthExceeded`]
 //! where a check of a result would (a result reached only deeper than the depth limit), so
@@ -26,8 +34,9 @@ use crate::schema::{Expr, RelationId, RelationKind, TypeId};
 
 use super::EngineError;
 use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_SUBJECT};
-use super::index::{NO_REL, Node, ObjKey, Sym};
+use super::index::{CondMember, NO_REL, Node, ObjKey, Sym};
 
+pub(crate) mod conditional;
 mod self_ref;
 
 /// A lookup resources walk that can pause between steps: its state holds no borrow of the
@@ -51,17 +60,24 @@ pub(crate) struct ResourceWalk {
     queue: VecDeque<(Goal, u32)>,
     seeded: bool,
     found: Vec<String>,
+    /// Three-valued mode: gather every candidate (conditional tuples too) without
+    /// confirming; the targets reached go to `targets` for the three-valued check.
+    conditional: bool,
+    targets: Vec<Goal>,
     /// Facts taken from the queue so far (the work done).
     pub steps: u64,
 }
 
 impl ResourceWalk {
-    /// A walk for the `resource_type` objects on which `subject` holds `permission`.
+    /// A walk for the `resource_type` objects on which `subject` holds `permission`;
+    /// `conditional` gathers candidates for the three-valued check instead (see the
+    /// module doc).
     pub fn new(
         subject: Subject,
         subject_id: &str,
         resource_type: TypeId,
         permission: RelationId,
+        conditional: bool,
     ) -> Self {
         Self {
             subject,
@@ -72,6 +88,8 @@ impl ResourceWalk {
             queue: VecDeque::new(),
             seeded: false,
             found: Vec::new(),
+            conditional,
+            targets: Vec::new(),
             steps: 0,
         }
     }
@@ -94,7 +112,9 @@ impl ResourceWalk {
             };
             snap.budget.tick()?;
             step.walk.steps += 1;
-            if (fact.ty, fact.rel) == step.walk.target {
+            if (fact.ty, fact.rel) == step.walk.target && step.walk.conditional {
+                step.walk.targets.push(fact);
+            } else if (fact.ty, fact.rel) == step.walk.target {
                 if depth > snap.depth_limit {
                     return Err(EngineError::DepthExceeded(snap.depth_limit));
                 }
@@ -113,6 +133,21 @@ impl ResourceWalk {
     /// The ids found (unsorted).
     pub fn into_found(self) -> Vec<String> {
         self.found
+    }
+
+    /// Three-valued mode: the candidate goals of the target type and permission.
+    pub fn targets(&self) -> &[Goal] {
+        &self.targets
+    }
+
+    /// The name of a candidate's id (the requested subject's id for one the index never
+    /// saw, as [`ResourceWalk::run`] names found ids).
+    pub fn name_of(&self, index: &super::index::IndexData, id: Sym) -> String {
+        if id == UNKNOWN_SUBJECT {
+            self.subject_id.clone()
+        } else {
+            index.name(id).to_string()
+        }
     }
 }
 
@@ -181,6 +216,10 @@ impl Step<'_, '_> {
 
     /// A candidate under an intersection or exclusion: a fact only if a check agrees.
     fn candidate(&mut self, fact: Goal, depth: u32) -> Result<(), EngineError> {
+        if self.walk.conditional {
+            self.add(fact, depth);
+            return Ok(());
+        }
         if self.walk.facts.contains_key(&fact) || self.walk.refuted.contains(&fact) {
             return Ok(());
         }
@@ -203,6 +242,18 @@ impl Step<'_, '_> {
                 continue;
             };
             self.add(Goal { ty, id, rel }, depth);
+        }
+        if self.walk.conditional {
+            for resource in index.conditional_resources_of(subject) {
+                let Some(ty) = self.snap.plan.type_of(resource.ty) else {
+                    continue;
+                };
+                let Some(rel) = self.snap.plan.rel_of(ty, resource.rel) else {
+                    continue;
+                };
+                let id = resource.id;
+                self.add(Goal { ty, id, rel }, depth);
+            }
         }
     }
 
@@ -244,9 +295,17 @@ impl Step<'_, '_> {
                     id: fact.id,
                     rel: subject_rel,
                 };
-                let ids: Vec<Sym> = index
+                let mut ids: Vec<Sym> = index
                     .resources_for(subject, res_ty, tupleset, rev)
                     .collect();
+                if self.walk.conditional {
+                    ids.extend(
+                        index
+                            .conditional_resources_of(subject)
+                            .filter(|it| it.ty == res_ty && it.rel == tupleset)
+                            .map(|it| it.id),
+                    );
+                }
                 for id in ids {
                     let next = Goal {
                         ty: edge.resource_type,
@@ -283,7 +342,7 @@ pub(crate) fn subject_candidates(
     subject_type: TypeId,
 ) -> Result<Candidates, EngineError> {
     let type_sym = snap.plan.type_sym[subject_type.0 as usize];
-    let (ids, needs_check) = collect_candidates(snap, goal, type_sym)?;
+    let (ids, needs_check) = collect_candidates(snap, goal, type_sym, false)?;
     let wildcard = Checker::new(snap, Subject::Wildcard(type_sym)).check(goal)?;
     Ok(Candidates {
         ids,
@@ -320,11 +379,15 @@ pub(crate) fn confirm_subjects(
 
 /// Every id of type `type_sym` named anywhere under `goal` (objects of relations, through
 /// subject sets and arrows), breadth-first with each node's least depth, and whether an
-/// intersection or exclusion was met (then each candidate must be checked).
-fn collect_candidates(
+/// intersection or exclusion was met (then each candidate must be checked). With
+/// `conditional`, caveated and expiring tuples are followed too (every version live at the
+/// revision, expired or not: a superset) and no depth limit applies: the three-valued
+/// check of each candidate judges both.
+pub(crate) fn collect_candidates(
     snap: Snapshot<'_>,
     goal: Goal,
     type_sym: Sym,
+    conditional: bool,
 ) -> Result<(Vec<Sym>, bool), EngineError> {
     let index = snap.index;
     let star = index.star();
@@ -349,9 +412,36 @@ fn collect_candidates(
         };
         match &snap.schema.relation_by_id(current.rel).kind {
             RelationKind::Relation { .. } => {
+                let members: &[CondMember] = if conditional {
+                    index.conditional_members(node)
+                } else {
+                    &[]
+                };
+                for member in members.iter().filter(|it| it.live_at(snap.rev)) {
+                    let set = member.subject;
+                    if set.id == star {
+                        continue;
+                    }
+                    if set.rel == NO_REL {
+                        if set.ty == type_sym && seen_ids.insert(set.id) {
+                            ids.push(set.id);
+                        }
+                    } else if let Some(ty) = snap.plan.type_of(set.ty)
+                        && let Some(rel) = snap.plan.rel_of(ty, set.rel)
+                    {
+                        push(
+                            Goal {
+                                ty,
+                                id: set.id,
+                                rel,
+                            },
+                            &mut queue,
+                        );
+                    }
+                }
                 for obj in index.objects(node, snap.rev) {
                     if obj.ty == type_sym && seen_ids.insert(obj.id) {
-                        if depth > snap.depth_limit {
+                        if depth > snap.depth_limit && !conditional {
                             return Err(EngineError::DepthExceeded(snap.depth_limit));
                         }
                         ids.push(obj.id);
@@ -391,7 +481,7 @@ fn collect_candidates(
                         // `self`: the object itself is a subject.
                         ExprRef::SelfRef => {
                             if node.ty == type_sym && seen_ids.insert(current.id) {
-                                if depth > snap.depth_limit {
+                                if depth > snap.depth_limit && !conditional {
                                     return Err(EngineError::DepthExceeded(snap.depth_limit));
                                 }
                                 ids.push(current.id);
@@ -411,7 +501,19 @@ fn collect_candidates(
                                     ty: it.ty,
                                     id: it.id,
                                 });
-                            for obj in objects.chain(sets) {
+                            let members: &[CondMember] = if conditional {
+                                index.conditional_members(tupleset)
+                            } else {
+                                &[]
+                            };
+                            let cond = members
+                                .iter()
+                                .filter(|it| it.live_at(snap.rev) && it.subject.id != star)
+                                .map(|it| ObjKey {
+                                    ty: it.subject.ty,
+                                    id: it.subject.id,
+                                });
+                            for obj in objects.chain(sets).chain(cond) {
                                 let Some(ty) = snap.plan.type_of(obj.ty) else {
                                     continue;
                                 };

@@ -58,7 +58,7 @@ use crate::store::{
 };
 
 pub use api::{
-    BulkDecision, CacheStats, CheckAnswer, CheckRequest, Consistency, Context,
+    BulkDecision, CacheStats, CheckAnswer, CheckRequest, ConditionalId, Consistency, Context,
     DEFAULT_DELETE_LIMIT, Decision, DeleteOptions, Deleted, ExpandDepth, ExpandNode, ExpandTree,
     Expansion, LookupStats, MAX_DELETE_LIMIT, Permissionship, ReadPage, ResourcePage, StoreHealth,
     SubjectsAnswer,
@@ -449,10 +449,40 @@ impl Arbiter {
         cursor: Option<&str>,
         consistency: Consistency,
     ) -> Result<ResourcePage, EngineError> {
+        self.lookup_resources_with_context(
+            resource_type,
+            permission,
+            subject,
+            None,
+            limit,
+            cursor,
+            consistency,
+        )
+    }
+
+    /// [`Arbiter::lookup_resources`] with a request context for caveats: ids on which the
+    /// permission holds only under a caveat missing parameters are listed apart, in
+    /// [`ResourcePage::conditional`] (one sorted order and one cursor with the definite
+    /// ones). Each id's answer is what [`Arbiter::check_with_context`] answers for it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the public lookup call, field by field"
+    )]
+    pub fn lookup_resources_with_context(
+        &self,
+        resource_type: &str,
+        permission: &str,
+        subject: &SubjectRef,
+        context: Option<&Context>,
+        limit: usize,
+        cursor: Option<&str>,
+        consistency: Consistency,
+    ) -> Result<ResourcePage, EngineError> {
         self.inner.lookup_resources(
             resource_type,
             permission,
             subject,
+            context,
             limit,
             cursor,
             consistency,
@@ -485,10 +515,40 @@ impl Arbiter {
         cursor: Option<&str>,
         consistency: Consistency,
     ) -> Result<SubjectsAnswer, EngineError> {
+        self.lookup_subjects_with_context(
+            resource,
+            permission,
+            subject_type,
+            None,
+            limit,
+            cursor,
+            consistency,
+        )
+    }
+
+    /// [`Arbiter::lookup_subjects_page`] with a request context for caveats: subjects
+    /// (and `*`) that hold only under a caveat missing parameters are listed apart, in
+    /// [`SubjectsAnswer::conditional`]. Each id's answer is what
+    /// [`Arbiter::check_with_context`] answers for it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the public lookup call, field by field"
+    )]
+    pub fn lookup_subjects_with_context(
+        &self,
+        resource: &ObjectRef,
+        permission: &str,
+        subject_type: &str,
+        context: Option<&Context>,
+        limit: usize,
+        cursor: Option<&str>,
+        consistency: Consistency,
+    ) -> Result<SubjectsAnswer, EngineError> {
         self.inner.lookup_subjects(
             resource,
             permission,
             subject_type,
+            context,
             limit,
             cursor,
             consistency,

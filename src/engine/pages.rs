@@ -7,6 +7,11 @@
 //! snapshot and from the cache while the entry lives. A cursor that is a bare id (the
 //! older form) resumes after that id at the revision the consistency mode picks. When the
 //! entry was evicted, the page is recomputed: slower, never different.
+//!
+//! With caveats and expiration (DESIGN §3) a result also depends on the request's context
+//! and on the clock: the caller puts the context in the key, and a result that read an
+//! expiring relationship keeps the earliest such expiration and is never served at or
+//! after it. Conditional ids share the sorted order (and the cursor) of definite ones.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,9 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::model::Revision;
+use crate::model::{Revision, Timestamp};
 
-use super::{EngineError, LookupStats};
+use super::{ConditionalId, EngineError, LookupStats};
 
 /// How many lookup results the cache keeps at most.
 const MAX_ENTRIES: usize = 32;
@@ -29,7 +34,50 @@ const MAX_IDS: usize = 2_000_000;
 #[derive(Debug, Default)]
 pub(crate) struct Sorted {
     pub ids: Vec<String>,
+    /// Empty, or parallel to `ids`: the missing caveat parameters of a conditional id,
+    /// `None` for a definite one.
+    pub missing: Vec<Option<Vec<String>>>,
     pub excluded: Vec<String>,
+    /// The earliest expiration of a relationship the result read: not valid from then on.
+    pub valid_until: Option<Timestamp>,
+}
+
+impl Sorted {
+    /// A result without conditional ids that does not expire.
+    pub fn plain(ids: Vec<String>, excluded: Vec<String>) -> Self {
+        Self {
+            ids,
+            missing: Vec::new(),
+            excluded,
+            valid_until: None,
+        }
+    }
+
+    /// The page after `after`, at most `limit` ids (0 = all), split into definite and
+    /// conditional ids, and the cursor of the next page (pinned to `revision`).
+    pub fn page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        revision: Revision,
+    ) -> (Vec<String>, Vec<ConditionalId>, Option<String>) {
+        let (range, cursor) = page_range(&self.ids, after, limit, revision);
+        let mut definite = Vec::new();
+        let mut conditional = Vec::new();
+        for pos in range {
+            let Some(id) = self.ids.get(pos) else {
+                break;
+            };
+            match self.missing.get(pos) {
+                Some(Some(missing)) => conditional.push(ConditionalId {
+                    id: id.clone(),
+                    missing_context: missing.clone(),
+                }),
+                _ => definite.push(id.clone()),
+            }
+        }
+        (definite, conditional, cursor)
+    }
 }
 
 /// The kept results and the work counters.
@@ -79,11 +127,15 @@ fn clip(text: &str) -> String {
 }
 
 impl PageCache {
-    /// The result kept under `key`, marked as recently used.
-    pub fn get(&self, key: &str) -> Option<Arc<Sorted>> {
+    /// The result kept under `key`, marked as recently used; none once `now` reached its
+    /// [`Sorted::valid_until`] (the entry is dropped).
+    pub fn get(&self, key: &str, now: Timestamp) -> Option<Arc<Sorted>> {
         let mut entries = self.entries.lock();
         let pos = entries.iter().position(|(it, _)| it == key)?;
         let entry = entries.remove(pos)?;
+        if entry.1.valid_until.is_some_and(|until| until <= now) {
+            return None;
+        }
         let res = Arc::clone(&entry.1);
         entries.push_back(entry);
         self.resumed.fetch_add(1, Ordering::Relaxed);
@@ -128,23 +180,38 @@ impl PageCache {
 
 /// The page of `ids` (sorted) after `after`, at most `limit` (0 = all), and the cursor of
 /// the next page (pinned to `revision`) when more follow.
+#[cfg(test)]
 pub(crate) fn page(
     ids: &[String],
     after: Option<&str>,
     limit: usize,
     revision: Revision,
 ) -> (Vec<String>, Option<String>) {
+    let (range, cursor) = page_range(ids, after, limit, revision);
+    (ids.get(range).unwrap_or_default().to_vec(), cursor)
+}
+
+/// The positions in `ids` (sorted) of the page after `after`, at most `limit` (0 = all),
+/// and the cursor of the next page (pinned to `revision`) when more follow.
+fn page_range(
+    ids: &[String],
+    after: Option<&str>,
+    limit: usize,
+    revision: Revision,
+) -> (std::ops::Range<usize>, Option<String>) {
     let start = after.map_or(0, |after| ids.partition_point(|id| id.as_str() <= after));
     let end = if limit == 0 {
         ids.len()
     } else {
         ids.len().min(start.saturating_add(limit))
     };
-    let page = ids.get(start..end).unwrap_or_default().to_vec();
-    let cursor = (end < ids.len())
-        .then(|| page.last().map(|last| format!("{}:{last}", revision.0)))
+    let cursor = (end < ids.len() && end > start)
+        .then(|| {
+            ids.get(end - 1)
+                .map(|last| format!("{}:{last}", revision.0))
+        })
         .flatten();
-    (page, cursor)
+    (start..end, cursor)
 }
 
 #[cfg(test)]
@@ -184,15 +251,51 @@ mod tests {
         for n in 0..MAX_ENTRIES + 3 {
             cache.insert(n.to_string(), Arc::new(Sorted::default()));
         }
-        assert!(cache.get("0").is_none());
-        assert!(cache.get(&(MAX_ENTRIES + 2).to_string()).is_some());
+        let now = Timestamp::now();
+        assert!(cache.get("0", now).is_none());
+        assert!(cache.get(&(MAX_ENTRIES + 2).to_string(), now).is_some());
         cache.insert(
             "huge".to_string(),
-            Arc::new(Sorted {
-                ids: vec![String::new(); MAX_IDS + 1],
-                excluded: Vec::new(),
-            }),
+            Arc::new(Sorted::plain(vec![String::new(); MAX_IDS + 1], Vec::new())),
         );
-        assert!(cache.get("huge").is_none());
+        assert!(cache.get("huge", now).is_none());
+    }
+
+    #[test]
+    fn a_result_is_not_served_from_its_earliest_expiry_on() {
+        let cache = PageCache::default();
+        let until = Timestamp::from_unix(2_000_000_000, 0).unwrap();
+        let sorted = Sorted {
+            valid_until: Some(until),
+            ..Sorted::plain(vec!["a".to_string()], Vec::new())
+        };
+        cache.insert("k".to_string(), Arc::new(sorted));
+        let before = Timestamp::from_unix(1_999_999_999, 0).unwrap();
+        assert!(cache.get("k", before).is_some());
+        assert!(cache.get("k", until).is_none());
+        assert!(
+            cache.get("k", before).is_none(),
+            "an expired entry is dropped"
+        );
+    }
+
+    #[test]
+    fn definite_and_conditional_ids_share_one_order_and_cursor() {
+        let sorted = Sorted {
+            ids: ["a", "b", "c"].map(String::from).to_vec(),
+            missing: vec![None, Some(vec!["ip".to_string()]), None],
+            ..Sorted::default()
+        };
+        let (definite, conditional, cursor) = sorted.page(None, 2, Revision(4));
+        assert_eq!(definite, ["a"]);
+        assert_eq!(conditional.len(), 1);
+        assert_eq!(conditional[0].id, "b");
+        assert_eq!(conditional[0].missing_context, ["ip"]);
+        assert_eq!(cursor.as_deref(), Some("4:b"));
+        let (definite, conditional, cursor) = sorted.page(Some("b"), 2, Revision(4));
+        assert_eq!(
+            (definite.as_slice(), conditional.len(), cursor),
+            (&["c".to_string()][..], 0, None)
+        );
     }
 }

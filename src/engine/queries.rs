@@ -15,13 +15,14 @@ use std::time::Instant;
 use parking_lot::RwLockReadGuard;
 
 use crate::model::{ObjectRef, Revision, SubjectRef, Timestamp};
+use crate::schema::TypeId;
 use crate::store::RelationshipFilter;
 
 use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_SUBJECT};
 use super::conditional::{Answer, CondChecker};
 use super::deadline::Budget;
 use super::index::{IndexData, NO_REL, Node, ObjKey};
-use super::pages::{self, Cursor, Sorted};
+use super::pages::{Cursor, Sorted};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
 use super::{
@@ -428,6 +429,7 @@ impl Inner {
             goal,
             depth,
             self.config.expand_limit,
+            Timestamp::now(),
         )?;
         Ok(Expansion {
             tree,
@@ -444,6 +446,7 @@ impl Inner {
         resource_type: &str,
         permission: &str,
         subject: &SubjectRef,
+        context: Option<&Context>,
         limit: usize,
         cursor: Option<&str>,
         consistency: Consistency,
@@ -451,14 +454,20 @@ impl Inner {
     ) -> Result<ResourcePage, EngineError> {
         let cursor = cursor.map(Cursor::parse).transpose()?;
         let view = self.page_view(consistency, cursor.as_ref(), budget)?;
+        let now = Timestamp::now();
         let goal = view.type_goal(resource_type, permission)?;
         let subject_key = view.subject(subject, None)?;
+        let conditional = view.data.has_conditional();
         let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
-        let key = format!(
-            "resources|{}|{revision}|{resource_type}#{permission}@{subject}",
-            loaded.epoch
+        let key = page_key(
+            format!(
+                "resources|{}|{revision}|{resource_type}#{permission}@{subject}",
+                loaded.epoch
+            ),
+            conditional,
+            context,
         );
-        let sorted = match self.pages.get(&key) {
+        let sorted = match self.pages.get(&key, now) {
             Some(sorted) => sorted,
             None => {
                 let mut walk = lookup::ResourceWalk::new(
@@ -466,6 +475,7 @@ impl Inner {
                     &subject.object.object_id,
                     goal.ty,
                     goal.rel,
+                    conditional,
                 );
                 let mut view = Some(view);
                 loop {
@@ -477,25 +487,47 @@ impl Inner {
                         break;
                     }
                 }
-                self.pages.record_walk(walk.steps);
-                let mut ids = walk.into_found();
-                ids.sort_unstable();
-                let sorted = Arc::new(Sorted {
-                    ids,
-                    excluded: Vec::new(),
-                });
+                let sorted = if conditional {
+                    let mut judged = lookup::conditional::Judged::default();
+                    for chunk in walk.targets().chunks(CHUNK_STEPS) {
+                        let view = self.relock(&loaded, revision, budget)?;
+                        let snap = view.snapshot();
+                        lookup::conditional::judge_resources(
+                            snap,
+                            subject_key,
+                            context,
+                            now,
+                            chunk,
+                            |goal| walk.name_of(snap.index, goal.id),
+                            &mut judged,
+                        )?;
+                    }
+                    self.pages
+                        .record_walk(walk.steps + walk.targets().len() as u64);
+                    let valid_until = judged.earliest_expiry;
+                    let (ids, missing, _) = judged.into_sorted();
+                    Sorted {
+                        ids,
+                        missing,
+                        excluded: Vec::new(),
+                        valid_until,
+                    }
+                } else {
+                    self.pages.record_walk(walk.steps);
+                    let mut ids = walk.into_found();
+                    ids.sort_unstable();
+                    Sorted::plain(ids, Vec::new())
+                };
+                let sorted = Arc::new(sorted);
                 self.pages.insert(key, Arc::clone(&sorted));
                 sorted
             }
         };
-        let (resources, cursor) = pages::page(
-            &sorted.ids,
-            cursor.as_ref().map(|it| it.after),
-            limit,
-            revision,
-        );
+        let (resources, conditional, cursor) =
+            sorted.page(cursor.as_ref().map(|it| it.after), limit, revision);
         Ok(ResourcePage {
             resources,
+            conditional,
             cursor,
             revision,
         })
@@ -510,6 +542,7 @@ impl Inner {
         resource: &ObjectRef,
         permission: &str,
         subject_type: &str,
+        context: Option<&Context>,
         limit: usize,
         cursor: Option<&str>,
         consistency: Consistency,
@@ -517,64 +550,45 @@ impl Inner {
     ) -> Result<SubjectsAnswer, EngineError> {
         let cursor = cursor.map(Cursor::parse).transpose()?;
         let view = self.page_view(consistency, cursor.as_ref(), budget)?;
+        let now = Timestamp::now();
         let goal = view.goal(resource, permission)?;
         let definition = view.loaded.schema.definition(subject_type).ok_or_else(|| {
             EngineError::invalid("subject_type", format!("unknown type `{subject_type}`"))
         })?;
         let subject_type_id = definition.id;
+        let conditional = view.data.has_conditional();
         let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
-        let key = format!(
-            "subjects|{}|{revision}|{resource}#{permission}@{subject_type}",
-            loaded.epoch
+        let key = page_key(
+            format!(
+                "subjects|{}|{revision}|{resource}#{permission}@{subject_type}",
+                loaded.epoch
+            ),
+            conditional,
+            context,
         );
-        let sorted = match self.pages.get(&key) {
+        let sorted = match self.pages.get(&key, now) {
             Some(sorted) => sorted,
             None => {
-                let candidates =
-                    lookup::subject_candidates(view.snapshot(), goal, subject_type_id)?;
-                drop(view);
-                let mut allowed = Vec::new();
-                let mut denied = Vec::new();
-                for chunk in candidates.ids.chunks(CHUNK_STEPS) {
-                    let view = self.relock(&loaded, revision, budget)?;
-                    lookup::confirm_subjects(
-                        view.snapshot(),
+                let sorted = if conditional {
+                    self.subjects_three_valued(
+                        view,
+                        resource,
                         goal,
                         subject_type_id,
-                        chunk,
-                        candidates.needs_check,
-                        &mut allowed,
-                        &mut denied,
-                    )?;
-                }
-                if goal.id == UNKNOWN_RESOURCE {
-                    // `self` names the resource itself, which the index may never have
-                    // seen (its symbol has no name; no real id is empty).
-                    for it in allowed.iter_mut().chain(denied.iter_mut()) {
-                        if it.is_empty() {
-                            it.clone_from(&resource.object_id);
-                        }
-                    }
-                }
-                self.pages.record_walk(candidates.ids.len() as u64 + 1);
-                allowed.sort_unstable();
-                if candidates.wildcard {
-                    // `*` sorts before every id (ids use no byte below `+`).
-                    allowed.insert(0, crate::model::WILDCARD_ID.to_string());
-                    denied.sort_unstable();
+                        context,
+                        now,
+                        budget,
+                    )?
                 } else {
-                    denied.clear();
-                }
-                let sorted = Arc::new(Sorted {
-                    ids: allowed,
-                    excluded: denied,
-                });
+                    self.subjects_plain(view, resource, goal, subject_type_id, budget)?
+                };
+                let sorted = Arc::new(sorted);
                 self.pages.insert(key, Arc::clone(&sorted));
                 sorted
             }
         };
         let after = cursor.as_ref().map(|it| it.after);
-        let (subjects, cursor) = pages::page(&sorted.ids, after, limit, revision);
+        let (subjects, conditional, cursor) = sorted.page(after, limit, revision);
         let excluded = if after.is_none() {
             sorted.excluded.clone()
         } else {
@@ -582,9 +596,128 @@ impl Inner {
         };
         Ok(SubjectsAnswer {
             subjects,
+            conditional,
             excluded,
             cursor,
             revision,
+        })
+    }
+
+    /// Lookup subjects over plain tuples only (two-valued).
+    fn subjects_plain(
+        &self,
+        view: View<'_>,
+        resource: &ObjectRef,
+        goal: Goal,
+        subject_type_id: TypeId,
+        budget: &Budget,
+    ) -> Result<Sorted, EngineError> {
+        let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
+        let candidates = lookup::subject_candidates(view.snapshot(), goal, subject_type_id)?;
+        drop(view);
+        let mut allowed = Vec::new();
+        let mut denied = Vec::new();
+        for chunk in candidates.ids.chunks(CHUNK_STEPS) {
+            let view = self.relock(&loaded, revision, budget)?;
+            lookup::confirm_subjects(
+                view.snapshot(),
+                goal,
+                subject_type_id,
+                chunk,
+                candidates.needs_check,
+                &mut allowed,
+                &mut denied,
+            )?;
+        }
+        if goal.id == UNKNOWN_RESOURCE {
+            name_unknown_resource(allowed.iter_mut().chain(denied.iter_mut()), resource);
+        }
+        self.pages.record_walk(candidates.ids.len() as u64 + 1);
+        allowed.sort_unstable();
+        if candidates.wildcard {
+            // `*` sorts before every id (ids use no byte below `+`).
+            allowed.insert(0, crate::model::WILDCARD_ID.to_string());
+            denied.sort_unstable();
+        } else {
+            denied.clear();
+        }
+        Ok(Sorted::plain(allowed, denied))
+    }
+
+    /// Lookup subjects while the index keeps caveated or expiring tuples: every candidate
+    /// (and the wildcard) answered by the three-valued check.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the lookup's resolved request, its context and clock, and the budget"
+    )]
+    fn subjects_three_valued(
+        &self,
+        view: View<'_>,
+        resource: &ObjectRef,
+        goal: Goal,
+        subject_type_id: TypeId,
+        context: Option<&Context>,
+        now: Timestamp,
+        budget: &Budget,
+    ) -> Result<Sorted, EngineError> {
+        use lookup::conditional::{Judged, judge_subjects};
+        let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
+        let type_sym = loaded.plan.type_sym[subject_type_id.0 as usize];
+        let (ids, _) = lookup::collect_candidates(view.snapshot(), goal, type_sym, true)?;
+        let mut wildcard = Judged::default();
+        judge_subjects(
+            view.snapshot(),
+            goal,
+            context,
+            now,
+            std::iter::once(Subject::Wildcard(type_sym)),
+            |_| crate::model::WILDCARD_ID.to_string(),
+            &mut wildcard,
+        )?;
+        drop(view);
+        let mut judged = Judged::default();
+        for chunk in ids.chunks(CHUNK_STEPS) {
+            let view = self.relock(&loaded, revision, budget)?;
+            let snap = view.snapshot();
+            judge_subjects(
+                snap,
+                goal,
+                context,
+                now,
+                chunk
+                    .iter()
+                    .map(|&id| Subject::Object(ObjKey { ty: type_sym, id })),
+                |subject| match subject {
+                    Subject::Object(obj) => snap.index.name(obj.id).to_string(),
+                    _ => String::new(),
+                },
+                &mut judged,
+            )?;
+        }
+        self.pages.record_walk(ids.len() as u64 + 1);
+        if goal.id == UNKNOWN_RESOURCE {
+            let names = judged
+                .held
+                .iter_mut()
+                .map(|(name, _)| name)
+                .chain(judged.denied.iter_mut());
+            name_unknown_resource(names, resource);
+        }
+        let star_granted = !wildcard.held.is_empty();
+        let valid_until = [judged.earliest_expiry, wildcard.earliest_expiry]
+            .into_iter()
+            .flatten()
+            .min();
+        judged.held.extend(wildcard.held);
+        let (ids, missing, mut excluded) = judged.into_sorted();
+        if !star_granted {
+            excluded.clear();
+        }
+        Ok(Sorted {
+            ids,
+            missing,
+            excluded,
+            valid_until,
         })
     }
 
@@ -674,12 +807,57 @@ impl Inner {
             (view.revision, Arc::clone(&view.loaded))
         };
         filters::validate(&loaded.schema, filter, "filter")?;
-        let page = self.store.read(filter, revision, limit, cursor)?;
-        Ok(ReadPage {
-            relationships: page.relationships,
-            cursor: page.cursor,
-            revision,
-        })
+        // Expired relationships stay in the store until collected but are invisible (one
+        // "now" per request), whatever the backend: they are filtered here. A page they
+        // emptied entirely is skipped, so an empty page means the end; others may come
+        // back shorter than `limit`, with a cursor.
+        let now = Timestamp::now();
+        let mut cursor = cursor.map(str::to_string);
+        loop {
+            budget.check()?;
+            let page = self
+                .store
+                .read(filter, revision, limit, cursor.as_deref())?;
+            let relationships: Vec<_> = page
+                .relationships
+                .into_iter()
+                .filter(|it| it.expiration.is_none_or(|at| at > now))
+                .collect();
+            if relationships.is_empty() && page.cursor.is_some() {
+                cursor = page.cursor;
+                continue;
+            }
+            return Ok(ReadPage {
+                relationships,
+                cursor: page.cursor,
+                revision,
+            });
+        }
+    }
+}
+
+/// The page-cache key of a lookup: `base` (schema epoch, revision, request) and, while
+/// caveats can matter, the request's context (serde_json maps are sorted by key, so equal
+/// contexts give equal text).
+fn page_key(mut base: String, conditional: bool, context: Option<&Context>) -> String {
+    use std::fmt::Write as _;
+    if conditional {
+        base.push_str("|3v");
+        if let Some(context) = context.filter(|it| !it.is_empty()) {
+            let _ = write!(base, "|{}", serde_json::Value::Object(context.clone()));
+        }
+    }
+    base
+}
+
+/// Gives the name of the requested resource to the ids of `names` that have none: `self`
+/// names the resource itself, which the index may never have seen (its symbol has no
+/// name; no real id is empty).
+fn name_unknown_resource<'n>(names: impl Iterator<Item = &'n mut String>, resource: &ObjectRef) {
+    for it in names {
+        if it.is_empty() {
+            it.clone_from(&resource.object_id);
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::engine::{Consistency, ExpandDepth, ExpandNode, ExpandTree, Explanation};
+use crate::engine::{self, Consistency, ExpandDepth, ExpandNode, ExpandTree, Explanation};
 use crate::model::{self, ObjectRef, Relationship, SubjectRef};
 use crate::store::{
     ChangeOp, ChangeSet, Precondition, PreconditionOp, RelationshipFilter, Update, UpdateOp,
@@ -369,6 +369,11 @@ pub struct TreeBody {
     /// For `arrow`: what is evaluated on each related object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub computed: Option<String>,
+    /// For `arrow`: the tupleset relationships walked that carry a caveat or an
+    /// expiration, in text form with their suffixes; the children they lead to hold only
+    /// under that condition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
 }
 
 /// The userset tree and the revision it was computed at.
@@ -405,7 +410,8 @@ pub struct LookupResourcesBody {
     pub consistency: Option<ConsistencyBody>,
 }
 
-/// A page of resource ids, sorted.
+/// A page of resource ids, sorted; definite and conditional ids share one order and one
+/// cursor.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LookupResourcesAnswer {
     /// The ids the subject has the permission on.
@@ -421,7 +427,17 @@ pub struct LookupResourcesAnswer {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConditionalId {
     pub id: String,
+    /// The caveat parameters missing, sorted.
     pub missing_context: Vec<String>,
+}
+
+impl From<engine::ConditionalId> for ConditionalId {
+    fn from(it: engine::ConditionalId) -> Self {
+        Self {
+            id: it.id,
+            missing_context: it.missing_context,
+        }
+    }
 }
 
 /// `POST /v1/lookup/subjects`.
@@ -436,6 +452,10 @@ pub struct LookupSubjectsBody {
     pub permission: String,
     #[schema(pattern = r"^([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]$")]
     pub subject_type: String,
+    /// Caveat parameter values for this lookup (DESIGN §3): a JSON object.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<serde_json::Map<String, serde_json::Value>>,
     /// At most this many ids (default and maximum: the server's page limit).
     #[serde(default)]
     pub limit: Option<usize>,
@@ -449,7 +469,12 @@ pub struct LookupSubjectsBody {
 /// Subject ids (`*` for a wildcard grant, with its exceptions in `excluded`).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LookupSubjectsAnswer {
+    /// The ids (and `*`) that have the permission.
     pub subjects: Vec<String>,
+    /// The ids (and `*`) that have it only under caveats needing parameters the context
+    /// lacks; one sorted order and one cursor with `subjects`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditional: Vec<ConditionalId>,
     /// Sent with the first page only.
     pub excluded: Vec<String>,
     /// Pass back to get the next page; absent on the last page.
@@ -674,6 +699,7 @@ impl From<&ExpandTree> for TreeBody {
             children: Vec::new(),
             tupleset: None,
             computed: None,
+            conditions: Vec::new(),
         };
         let children = |children: &[ExpandTree]| children.iter().map(TreeBody::from).collect();
         match &tree.node {
@@ -697,11 +723,13 @@ impl From<&ExpandTree> for TreeBody {
                 tupleset,
                 computed,
                 children: it,
+                conditions,
             } => {
                 res.kind = NodeKind::Arrow;
                 res.tupleset = Some(tupleset.clone());
                 res.computed = Some(computed.clone());
                 res.children = children(it);
+                res.conditions.clone_from(conditions);
             }
             ExpandNode::Nil => res.kind = NodeKind::Nil,
             ExpandNode::Userset => res.kind = NodeKind::Userset,

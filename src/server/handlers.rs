@@ -434,13 +434,13 @@ pub async fn lookup_resources(
     permission_name("permission", &body.permission)?;
     let who = subject("subject", &body.subject)?;
     let limit = page_limit(&state, body.limit)?;
-    refuse_lookup_context(body.context.as_ref())?;
     let engine = state.request_engine();
     let page = blocking(move || {
-        Ok(engine.lookup_resources(
+        Ok(engine.lookup_resources_with_context(
             &body.resource_type,
             &body.permission,
             &who,
+            body.context.as_ref(),
             limit,
             body.cursor.as_deref(),
             consistency(body.consistency),
@@ -451,7 +451,7 @@ pub async fn lookup_resources(
         page.revision,
         LookupResourcesAnswer {
             resources: page.resources,
-            conditional: Vec::new(),
+            conditional: page.conditional.into_iter().map(Into::into).collect(),
             cursor: page.cursor,
             revision: page.revision.0,
         },
@@ -477,10 +477,11 @@ pub async fn lookup_subjects(
     type_name("subject_type", &body.subject_type)?;
     let engine = state.request_engine();
     let answer = blocking(move || {
-        Ok(engine.lookup_subjects_page(
+        Ok(engine.lookup_subjects_with_context(
             &resource,
             &body.permission,
             &body.subject_type,
+            body.context.as_ref(),
             limit,
             body.cursor.as_deref(),
             consistency(body.consistency),
@@ -491,6 +492,7 @@ pub async fn lookup_subjects(
         answer.revision,
         LookupSubjectsAnswer {
             subjects: answer.subjects,
+            conditional: answer.conditional.into_iter().map(Into::into).collect(),
             excluded: answer.excluded,
             cursor: answer.cursor,
             revision: answer.revision.0,
@@ -579,20 +581,5 @@ fn page_limit(state: &AppState, limit: Option<usize>) -> Result<usize, ApiError>
             format!("at most {max}, got {limit}"),
         )),
         Some(limit) => Ok(limit),
-    }
-}
-
-/// Lookups do not evaluate caveats yet (they answer from unconditional relationships
-/// only), so a caveat context would be ignored: it is refused instead, never dropped.
-fn refuse_lookup_context(
-    context: Option<&serde_json::Map<String, serde_json::Value>>,
-) -> Result<(), ApiError> {
-    match context {
-        Some(context) if !context.is_empty() => Err(EngineError::InvalidInput {
-            field: "context",
-            message: "caveat context on lookups is not supported yet: lookups answer from relationships without caveats or expiration".to_string(),
-        }
-        .into()),
-        _ => Ok(()),
     }
 }

@@ -79,8 +79,11 @@ impl Membership {
                 let resource = here()?;
                 let mut res = Self::default();
                 for text in subjects {
+                    // A caveated or expiring subject carries SpiceDB's suffixes (no name
+                    // or id contains `[`): the subject is what precedes them.
+                    let bare = text.split('[').next().unwrap_or(text);
                     let subject: SubjectRef =
-                        text.parse()
+                        bare.parse()
                             .map_err(|err| ValidationError::InvalidExpansion {
                                 subject: text.clone(),
                                 reason: format!("{err}"),

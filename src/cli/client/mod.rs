@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
 use crate::server::dto::{
-    CheckAnswer, CheckBody, ConsistencyBody, DeleteAnswer, DeleteBody, ExpandAnswer, ExpandBody,
-    ExpandDepthBody, LookupResourcesAnswer, LookupResourcesBody, LookupSubjectsAnswer,
+    CheckAnswer, CheckBody, ConditionalId, ConsistencyBody, DeleteAnswer, DeleteBody, ExpandAnswer,
+    ExpandBody, ExpandDepthBody, LookupResourcesAnswer, LookupResourcesBody, LookupSubjectsAnswer,
     LookupSubjectsBody, ReadAnswer, ReadBody, RevisionAnswer, SchemaAnswer, SchemaWriteBody,
     UpdateBody, UpdateOpBody, WriteBody,
 };
@@ -72,6 +72,10 @@ pub enum LookupCommand {
         resource_type: String,
         permission: String,
         subject: String,
+        /// Caveat parameter values, a JSON object; ids that hold only under a caveat
+        /// missing parameters are printed as `ID (conditional: missing P, …)`.
+        #[arg(long)]
+        context: Option<String>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -80,6 +84,9 @@ pub enum LookupCommand {
         resource: String,
         permission: String,
         subject_type: String,
+        /// Caveat parameter values, a JSON object (as for `lookup resources`).
+        #[arg(long)]
+        context: Option<String>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -112,19 +119,8 @@ pub struct FilterArgs {
 
 /// `arbiter check`: exit 0 allowed, 1 denied, 2 error.
 pub fn check(args: &CheckArgs) -> u8 {
-    let context = match args
-        .context
-        .as_deref()
-        .map(serde_json::from_str::<serde_json::Value>)
-    {
-        None => None,
-        Some(Ok(serde_json::Value::Object(map))) => Some(map),
-        Some(_) => {
-            eprintln!(
-                "error: `--context` must be a JSON object, such as '{{\"ip\": \"10.1.2.3\"}}'"
-            );
-            return EXIT_ERROR;
-        }
+    let Ok(context) = parse_context(args.context.as_deref()) else {
+        return EXIT_ERROR;
     };
     let body = CheckBody {
         context,
@@ -195,6 +191,33 @@ pub fn expand(args: &ExpandArgs) -> u8 {
     }
 }
 
+/// The `--context` option: a JSON object, or an error printed (`Err(())`).
+fn parse_context(
+    text: Option<&str>,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ()> {
+    match text.map(serde_json::from_str::<serde_json::Value>) {
+        None => Ok(None),
+        Some(Ok(serde_json::Value::Object(map))) => Ok(Some(map)),
+        Some(_) => {
+            eprintln!(
+                "error: `--context` must be a JSON object, such as '{{\"ip\": \"10.1.2.3\"}}'"
+            );
+            Err(())
+        }
+    }
+}
+
+/// Conditional lookup results, one per line: `ID (conditional: missing P, …)`.
+fn print_conditional(ids: &[ConditionalId]) {
+    for it in ids {
+        print_out(&format!(
+            "{} (conditional: missing {})",
+            it.id,
+            it.missing_context.join(", ")
+        ));
+    }
+}
+
 /// `arbiter lookup resources|subjects`: one id per line (every page).
 pub fn lookup(command: &LookupCommand) -> u8 {
     match command {
@@ -202,8 +225,12 @@ pub fn lookup(command: &LookupCommand) -> u8 {
             resource_type,
             permission,
             subject,
+            context,
             connection,
         } => {
+            let Ok(context) = parse_context(context.as_deref()) else {
+                return EXIT_ERROR;
+            };
             let client = Client::new(connection);
             let mut cursor = None;
             loop {
@@ -211,7 +238,7 @@ pub fn lookup(command: &LookupCommand) -> u8 {
                     resource_type: resource_type.clone(),
                     permission: permission.clone(),
                     subject: subject.clone(),
-                    context: None,
+                    context: context.clone(),
                     limit: None,
                     cursor: cursor.take(),
                     consistency: None,
@@ -224,6 +251,7 @@ pub fn lookup(command: &LookupCommand) -> u8 {
                     print_out(&json_line(&page));
                 } else {
                     print_lines(&page.resources);
+                    print_conditional(&page.conditional);
                 }
                 match page.cursor {
                     Some(next) => cursor = Some(next),
@@ -235,8 +263,12 @@ pub fn lookup(command: &LookupCommand) -> u8 {
             resource,
             permission,
             subject_type,
+            context,
             connection,
         } => {
+            let Ok(context) = parse_context(context.as_deref()) else {
+                return EXIT_ERROR;
+            };
             let client = Client::new(connection);
             let mut cursor = None;
             loop {
@@ -244,6 +276,7 @@ pub fn lookup(command: &LookupCommand) -> u8 {
                     resource: resource.clone(),
                     permission: permission.clone(),
                     subject_type: subject_type.clone(),
+                    context: context.clone(),
                     limit: None,
                     cursor: cursor.take(),
                     consistency: None,
@@ -256,6 +289,7 @@ pub fn lookup(command: &LookupCommand) -> u8 {
                     print_out(&json_line(&page));
                 } else {
                     print_lines(&page.subjects);
+                    print_conditional(&page.conditional);
                     if !page.excluded.is_empty() {
                         print_out(&format!("except: {}", page.excluded.join(", ")));
                     }

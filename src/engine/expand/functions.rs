@@ -4,7 +4,9 @@
 //! object the tupleset names (the same children a plain arrow has): the subjects every
 //! object's `computed` reaches. With no object the intersection has no child and reaches
 //! nobody; an object whose type has no `computed` holds nothing, so it is a `nil` child.
-//! `self` expands to a leaf naming the resource itself, as a plain object.
+//! `self` expands to a leaf naming the resource itself, as a plain object. Caveated and
+//! expiring tupleset relationships (not expired) give children too; the intersection
+//! node has no place to name their conditions (a known gap; plain arrows list them).
 
 use crate::schema::Arrow;
 
@@ -49,6 +51,11 @@ impl Expander<'_> {
                     .usersets(tupleset, snap.rev)
                     .filter(|it| it.id != star)
                     .map(|it| (it.ty, it.id)),
+            )
+            .chain(
+                self.visible_members(tupleset)
+                    .filter(|it| it.subject.id != star)
+                    .map(|it| (it.subject.ty, it.subject.id)),
             )
             .collect();
         objects.sort_unstable_by(|a, b| {

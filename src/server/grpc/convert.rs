@@ -2,22 +2,25 @@
 //!
 //! Everything from the wire is validated here with the model's own rules, and refused as
 //! INVALID_ARGUMENT naming the field: a missing reference, a malformed id or name, an
-//! unspecified operation, or something arbiter does not understand yet (caveat context,
-//! caveated or expiring relationships, resource id prefixes). Input is never ignored.
+//! unspecified operation, or something arbiter does not understand yet (resource id
+//! prefixes). Input is never ignored.
 //!
-//! Caveats are not in the engine yet: [`permissionship`] is the single place where
-//! PERMISSIONSHIP_CONDITIONAL_PERMISSION and `partial_caveat_info` will be mapped once the
-//! engine answers three-valued, and [`refuse_context`] / [`relationship`] the places where
-//! context and caveated relationships will be accepted.
+//! Caveats (DESIGN §3): a request's `context` becomes the engine's [`Context`] in
+//! [`context`] (a `google.protobuf.Struct` is JSON: numbers are doubles, and a whole one is
+//! passed as an integer so that `int` parameters accept it); a relationship's
+//! `optional_caveat` and `optional_expires_at` are read in [`relationship`] and written
+//! back in [`relationship_message`]. [`permissionship`] and [`lookup_permissionship`] are
+//! the places where a conditional answer becomes CONDITIONAL with
+//! `partial_caveat_info.missing_required_context`.
 
 use spicedb_rs_proto::authzed::api::v1 as pb;
 use tonic::Status;
 
-use crate::engine::{CheckAnswer, Permissionship};
+use crate::engine::{CheckAnswer, Context, Permissionship};
 
 use crate::model::{
-    ObjectRef, Relationship, RelationshipFilter, SubjectRef, is_valid_object_id,
-    is_valid_relation_name, is_valid_type_name,
+    ObjectRef, Relationship, RelationshipCaveat, RelationshipFilter, SubjectRef, Timestamp,
+    is_valid_object_id, is_valid_relation_name, is_valid_type_name,
 };
 use crate::store::{Precondition, PreconditionOp, Update, UpdateOp};
 
@@ -64,35 +67,127 @@ pub fn type_name(value: &str, field: &str) -> Result<String, Status> {
     }
 }
 
-/// A relationship to store. Caveats and expiration are refused until the engine has them.
+/// A relationship to store, with its caveat and expiration (the engine validates them
+/// against the schema on write).
 pub fn relationship(value: Option<&pb::Relationship>, field: &str) -> Result<Relationship, Status> {
     let value = required(value, field)?;
-    if let Some(caveat) = &value.optional_caveat {
-        return Err(Status::invalid_argument(format!(
-            "invalid `{field}`: caveat `{}` on a relationship is not supported yet",
-            caveat.caveat_name
-        )));
-    }
-    if value.optional_expires_at.is_some() {
-        return Err(Status::invalid_argument(format!(
-            "invalid `{field}`: relationship expiration is not supported yet"
-        )));
-    }
+    let invalid =
+        |err: &dyn std::fmt::Display| Status::invalid_argument(format!("invalid `{field}`: {err}"));
     let resource = object(value.resource.as_ref(), field)?;
     let subject = subject(value.subject.as_ref(), field)?;
-    Relationship::new(resource, &value.relation, subject)
-        .map_err(|err| Status::invalid_argument(format!("invalid `{field}`: {err}")))
+    let mut res =
+        Relationship::new(resource, &value.relation, subject).map_err(|err| invalid(&err))?;
+    if let Some(caveat) = &value.optional_caveat {
+        let context = context(caveat.context.as_ref(), field)?.unwrap_or_default();
+        let caveat =
+            RelationshipCaveat::new(&caveat.caveat_name, context).map_err(|err| invalid(&err))?;
+        res = res.with_caveat(caveat);
+    }
+    if let Some(at) = &value.optional_expires_at {
+        let nanos = u32::try_from(at.nanos).map_err(|_| {
+            invalid(&format!(
+                "`{}` is not a valid count of nanoseconds",
+                at.nanos
+            ))
+        })?;
+        let at = Timestamp::from_unix(at.seconds, nanos).map_err(|err| invalid(&err))?;
+        res = res.with_expiration(at);
+    }
+    Ok(res)
 }
 
-/// The wire form of a stored relationship.
+/// The wire form of a stored relationship, with its caveat and expiration.
 pub fn relationship_message(rel: &Relationship) -> pb::Relationship {
     pb::Relationship {
         resource: Some(object_message(&rel.resource)),
         relation: rel.relation.clone(),
         subject: Some(subject_message(&rel.subject)),
-        optional_caveat: None,
-        optional_expires_at: None,
+        optional_caveat: rel.caveat.as_ref().map(|caveat| pb::ContextualizedCaveat {
+            caveat_name: caveat.name.clone(),
+            context: (!caveat.context.is_empty()).then(|| struct_of(&caveat.context)),
+        }),
+        optional_expires_at: rel.expiration.map(|at| prost_types::Timestamp {
+            seconds: at.unix_seconds(),
+            // INVARIANT: below 1,000,000,000, so it fits.
+            nanos: i32::try_from(at.subsec_nanos()).unwrap_or(0),
+        }),
     }
+}
+
+/// A request's caveat context (a JSON object on the wire), `None` when absent.
+pub fn context(
+    value: Option<&prost_types::Struct>,
+    field: &str,
+) -> Result<Option<Context>, Status> {
+    value
+        .map(|it| {
+            it.fields
+                .iter()
+                .map(|(key, value)| Ok((key.clone(), json_of(value, field)?)))
+                .collect::<Result<Context, Status>>()
+        })
+        .transpose()
+}
+
+fn json_of(value: &prost_types::Value, field: &str) -> Result<serde_json::Value, Status> {
+    use prost_types::value::Kind;
+    use serde_json::Value as Json;
+    Ok(match &value.kind {
+        None | Some(Kind::NullValue(_)) => Json::Null,
+        Some(Kind::BoolValue(it)) => Json::Bool(*it),
+        Some(Kind::StringValue(it)) => Json::String(it.clone()),
+        Some(Kind::NumberValue(it)) => number(*it).ok_or_else(|| {
+            Status::invalid_argument(format!("invalid `{field}`: `{it}` is not a JSON number"))
+        })?,
+        Some(Kind::ListValue(list)) => Json::Array(
+            list.values
+                .iter()
+                .map(|it| json_of(it, field))
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(Kind::StructValue(it)) => Json::Object(
+            it.fields
+                .iter()
+                .map(|(key, value)| Ok((key.clone(), json_of(value, field)?)))
+                .collect::<Result<_, Status>>()?,
+        ),
+    })
+}
+
+/// A double as JSON: a whole one (within ±2^53, where doubles are exact) as an integer.
+fn number(value: f64) -> Option<serde_json::Value> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if value.fract() == 0.0 && value.abs() <= EXACT {
+        // In range and whole: the cast is exact.
+        #[expect(clippy::cast_possible_truncation, reason = "whole and within ±2^53")]
+        return Some(serde_json::Value::from(value as i64));
+    }
+    serde_json::Number::from_f64(value).map(serde_json::Value::Number)
+}
+
+fn struct_of(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: map
+            .iter()
+            .map(|(key, value)| (key.clone(), value_of(value)))
+            .collect(),
+    }
+}
+
+fn value_of(value: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    use serde_json::Value as Json;
+    let kind = match value {
+        Json::Null => Kind::NullValue(0),
+        Json::Bool(it) => Kind::BoolValue(*it),
+        Json::Number(it) => Kind::NumberValue(it.as_f64().unwrap_or(0.0)),
+        Json::String(it) => Kind::StringValue(it.clone()),
+        Json::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(value_of).collect(),
+        }),
+        Json::Object(map) => Kind::StructValue(struct_of(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
 }
 
 pub fn object_message(object: &ObjectRef) -> pb::ObjectReference {
@@ -184,17 +279,6 @@ pub fn filter(
     Ok(res)
 }
 
-/// Refuses a request that carries caveat context: the engine has no caveats yet, and a
-/// context silently ignored could change an answer.
-pub fn refuse_context(context: Option<&prost_types::Struct>, field: &str) -> Result<(), Status> {
-    match context {
-        Some(_) => Err(Status::invalid_argument(format!(
-            "invalid `{field}`: caveat context is not supported yet"
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// THE mapping of the engine's three-valued answer to SpiceDB's permissionship: a
 /// conditional answer is CONDITIONAL with the missing parameters in `partial_caveat_info`.
 pub fn permissionship(answer: &CheckAnswer) -> (i32, Option<pb::PartialCaveatInfo>) {
@@ -211,10 +295,18 @@ pub fn permissionship(answer: &CheckAnswer) -> (i32, Option<pb::PartialCaveatInf
     }
 }
 
-/// The permissionship of a lookup result: every result is definite until the engine
-/// answers conditional ones (caveats); they will be mapped here.
-pub fn lookup_permissionship() -> i32 {
-    pb::LookupPermissionship::HasPermission as i32
+/// The permissionship of a lookup result: definite (`None`), or conditional with the
+/// missing parameters.
+pub fn lookup_permissionship(missing: Option<&[String]>) -> (i32, Option<pb::PartialCaveatInfo>) {
+    match missing {
+        None => (pb::LookupPermissionship::HasPermission as i32, None),
+        Some(missing) => (
+            pb::LookupPermissionship::ConditionalPermission as i32,
+            Some(pb::PartialCaveatInfo {
+                missing_required_context: missing.to_vec(),
+            }),
+        ),
+    }
 }
 
 fn object_id(value: &str, field: &str) -> Result<String, Status> {
@@ -269,7 +361,7 @@ mod tests {
     }
 
     #[test]
-    fn caveated_and_expiring_relationships_are_refused() {
+    fn caveats_and_expirations_cross_the_wire_both_ways() {
         let mut rel = pb::Relationship {
             resource: Some(reference("doc", "1")),
             relation: "viewer".into(),
@@ -281,10 +373,31 @@ mod tests {
             optional_expires_at: None,
         };
         assert!(relationship(Some(&rel), "updates").is_ok());
-        rel.optional_expires_at = Some(prost_types::Timestamp::default());
+        rel.optional_expires_at = Some(prost_types::Timestamp {
+            seconds: 1_900_000_000,
+            nanos: 5,
+        });
+        let mut context = serde_json::Map::new();
+        context.insert("cidr".into(), "10.0.0.0/8".into());
+        context.insert("tier".into(), 2.into());
+        context.insert("ratio".into(), serde_json::json!(0.5));
+        rel.optional_caveat = Some(pb::ContextualizedCaveat {
+            caveat_name: "ip_allowlist".into(),
+            context: Some(struct_of(&context)),
+        });
+        let parsed = relationship(Some(&rel), "updates").unwrap();
+        assert_eq!(
+            parsed.to_string(),
+            r#"doc:1#viewer@user:a[ip_allowlist:{"cidr":"10.0.0.0/8","ratio":0.5,"tier":2}][expiration:2030-03-17T17:46:40.000000005Z]"#
+        );
+        assert_eq!(relationship_message(&parsed), rel);
+        rel.optional_expires_at = Some(prost_types::Timestamp {
+            seconds: 0,
+            nanos: -1,
+        });
         let err = relationship(Some(&rel), "updates").unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
-        assert!(err.message().contains("expiration"), "{}", err.message());
+        assert!(err.message().contains("`updates`"), "{}", err.message());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::CheckAnswer;
 
-use super::convert::{self, object, permissionship, refuse_context, relation_name, subject};
+use super::convert::{self, object, permissionship, relation_name, subject};
 use super::generated::permissions_service_server::PermissionsService;
 use super::status::engine_status;
 use super::stream::{self, Page, blocking};
@@ -61,7 +61,7 @@ impl PermissionsService for Permissions {
     ) -> Reply<pb::CheckPermissionResponse> {
         let request = request.into_inner();
         refuse_tracing(request.with_tracing, "with_tracing")?;
-        refuse_context(request.context.as_ref(), "context")?;
+        let context = convert::context(request.context.as_ref(), "context")?;
         let check = CheckRequest {
             resource: object(request.resource.as_ref(), "resource")?,
             permission: relation_name(&request.permission, "permission")?,
@@ -72,7 +72,7 @@ impl PermissionsService for Permissions {
         let decision = self
             .state
             .engine()
-            .check(&check, mode)
+            .check_with_context(&check, context.as_ref(), mode)
             .map_err(engine_status)?;
         let (permissionship, partial_caveat_info) = permissionship(&CheckAnswer {
             permissionship: decision.permissionship,
@@ -100,11 +100,12 @@ impl PermissionsService for Permissions {
                 request.items.len()
             )));
         }
+        let mut contexts = Vec::with_capacity(request.items.len());
         let checks = request
             .items
             .iter()
             .map(|item| {
-                refuse_context(item.context.as_ref(), "items")?;
+                contexts.push(convert::context(item.context.as_ref(), "items")?);
                 Ok(CheckRequest {
                     resource: object(item.resource.as_ref(), "items")?,
                     permission: relation_name(&item.permission, "items")?,
@@ -114,8 +115,12 @@ impl PermissionsService for Permissions {
             .collect::<Result<Vec<_>, Status>>()?;
         let mode = zedtoken::consistency(request.consistency.as_ref())?;
         let engine = self.state.engine().clone();
-        let bulk =
-            blocking(move || engine.check_bulk(&checks, mode).map_err(engine_status)).await?;
+        let bulk = blocking(move || {
+            engine
+                .check_bulk_with_context(&checks, &contexts, mode)
+                .map_err(engine_status)
+        })
+        .await?;
         let pairs = request
             .items
             .into_iter()
@@ -158,7 +163,7 @@ impl PermissionsService for Permissions {
     ) -> Reply<BoxStream<pb::LookupResourcesResponse>> {
         let request = request.into_inner();
         refuse_tracing(request.with_debug, "with_debug")?;
-        refuse_context(request.context.as_ref(), "context")?;
+        let context = convert::context(request.context.as_ref(), "context")?;
         let resource_type =
             convert::type_name(&request.resource_object_type, "resource_object_type")?;
         let permission = relation_name(&request.permission, "permission")?;
@@ -178,10 +183,11 @@ impl PermissionsService for Permissions {
         let fetch = move || {
             let size = remaining.min(max_page);
             let page = engine
-                .lookup_resources(
+                .lookup_resources_with_context(
                     &resource_type,
                     &permission,
                     &who,
+                    context.as_ref(),
                     size,
                     after.as_deref(),
                     mode,
@@ -191,18 +197,22 @@ impl PermissionsService for Permissions {
             mode = crate::engine::Consistency::AtExactSnapshot {
                 revision: page.revision,
             };
-            remaining -= page.resources.len().min(remaining);
-            after = page.resources.last().cloned();
+            let results = merged(page.resources, page.conditional);
+            remaining -= results.len().min(remaining);
+            after = results.last().map(|(id, _)| id.clone());
             let more = page.cursor.is_some() && remaining > 0;
-            let messages = page
-                .resources
+            let messages = results
                 .into_iter()
-                .map(|id| pb::LookupResourcesResponse {
-                    looked_up_at: Some(zedtoken::encode(page.revision)),
-                    after_result_cursor: Some(zedtoken::encode_cursor(page.revision, &id)),
-                    resource_object_id: id,
-                    permissionship: convert::lookup_permissionship(),
-                    partial_caveat_info: None,
+                .map(|(id, missing)| {
+                    let (permissionship, partial_caveat_info) =
+                        convert::lookup_permissionship(missing.as_deref());
+                    pb::LookupResourcesResponse {
+                        looked_up_at: Some(zedtoken::encode(page.revision)),
+                        after_result_cursor: Some(zedtoken::encode_cursor(page.revision, &id)),
+                        resource_object_id: id,
+                        permissionship,
+                        partial_caveat_info,
+                    }
                 })
                 .collect();
             Ok(Page { messages, more })
@@ -216,7 +226,7 @@ impl PermissionsService for Permissions {
     ) -> Reply<BoxStream<pb::LookupSubjectsResponse>> {
         use pb::lookup_subjects_request::WildcardOption;
         let request = request.into_inner();
-        refuse_context(request.context.as_ref(), "context")?;
+        let context = convert::context(request.context.as_ref(), "context")?;
         if !request.optional_subject_relation.is_empty() {
             return Err(Status::invalid_argument(
                 "invalid `optional_subject_relation`: subject relations are not supported in lookup subjects",
@@ -244,26 +254,43 @@ impl PermissionsService for Permissions {
         let engine = self.state.engine().clone();
         let answer = blocking(move || {
             engine
-                .lookup_subjects(&resource, &permission, &subject_type, mode)
+                .lookup_subjects_with_context(
+                    &resource,
+                    &permission,
+                    &subject_type,
+                    context.as_ref(),
+                    0,
+                    None,
+                    mode,
+                )
                 .map_err(engine_status)
         })
         .await?;
         let token = zedtoken::encode(answer.revision);
-        let resolved = |id: &str| pb::ResolvedSubject {
-            subject_object_id: id.to_string(),
-            permissionship: convert::lookup_permissionship(),
-            partial_caveat_info: None,
+        let resolved = |id: &str, missing: Option<&[String]>| {
+            let (permissionship, partial_caveat_info) = convert::lookup_permissionship(missing);
+            pb::ResolvedSubject {
+                subject_object_id: id.to_string(),
+                permissionship,
+                partial_caveat_info,
+            }
         };
-        let messages = answer
-            .subjects
+        let results = merged(answer.subjects, answer.conditional);
+        let messages = results
             .iter()
-            .filter(|id| include_wildcards || id.as_str() != "*")
-            .map(|id| {
+            .filter(|(id, _)| include_wildcards || id.as_str() != "*")
+            .map(|(id, missing)| {
+                let missing = missing.as_deref();
                 let excluded = if id == "*" {
-                    answer.excluded.iter().map(|it| resolved(it)).collect()
+                    answer
+                        .excluded
+                        .iter()
+                        .map(|it| resolved(it, None))
+                        .collect()
                 } else {
                     Vec::new()
                 };
+                let (permissionship, partial_caveat_info) = convert::lookup_permissionship(missing);
                 #[expect(deprecated, reason = "old clients still read the deprecated fields")]
                 pb::LookupSubjectsResponse {
                     looked_up_at: Some(token.clone()),
@@ -273,9 +300,9 @@ impl PermissionsService for Permissions {
                     } else {
                         Vec::new()
                     },
-                    permissionship: convert::lookup_permissionship(),
-                    partial_caveat_info: None,
-                    subject: Some(resolved(id)),
+                    permissionship,
+                    partial_caveat_info,
+                    subject: Some(resolved(id, missing)),
                     excluded_subjects: excluded,
                     after_result_cursor: None,
                 }
@@ -390,7 +417,30 @@ fn tree(node: &ExpandTree) -> Result<pb::PermissionRelationshipTree, Status> {
     })
 }
 
+/// The subject of an expand leaf; a caveated or expiring one carries SpiceDB's suffixes
+/// (`user:tom[has_tier]`), which `DirectSubjectSet` has no field for: they are dropped
+/// here (no name or id contains `[`).
+/// Definite and conditional lookup results in one sorted order: each id with `None`, or
+/// with the caveat parameters it misses.
+fn merged(
+    definite: Vec<String>,
+    conditional: Vec<crate::engine::ConditionalId>,
+) -> Vec<(String, Option<Vec<String>>)> {
+    let mut res: Vec<(String, Option<Vec<String>>)> = definite
+        .into_iter()
+        .map(|id| (id, None))
+        .chain(
+            conditional
+                .into_iter()
+                .map(|it| (it.id, Some(it.missing_context))),
+        )
+        .collect();
+    res.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    res
+}
+
 fn parse_subject(text: &str) -> Result<pb::SubjectReference, Status> {
+    let text = text.split('[').next().unwrap_or(text);
     let subject: SubjectRef = text.parse().map_err(|err| super::status::internal(&err))?;
     Ok(convert::subject_message(&subject))
 }
