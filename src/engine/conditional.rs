@@ -391,7 +391,9 @@ impl<'a> CondChecker<'a> {
 
     /// `tupleset.all(computed)`: AND over the subject objects of the tupleset, each ANDed
     /// with its tuple's caveat; false when the tupleset names no object or an object whose
-    /// type lacks `computed` (as the plain walk answers).
+    /// type lacks `computed` (as the plain walk answers). As in SpiceDB, a tuple whose
+    /// caveat is false is not left out: its AND is false, so the whole is (leaving it out
+    /// would let more context turn a *no* into a *has*).
     fn arrow_all(
         &mut self,
         goal: Goal,
@@ -440,6 +442,9 @@ impl<'a> CondChecker<'a> {
         let targets = self.arrow_targets(goal, arrow)?;
         let mut acc = Out::of(Val::False);
         for (object, cond) in targets {
+            if cond == Val::False {
+                continue;
+            }
             let Some(ty) = self.snap.plan.type_of(object.ty) else {
                 continue;
             };
@@ -463,7 +468,8 @@ impl<'a> CondChecker<'a> {
         Ok(acc)
     }
     /// The subject objects of `goal`'s tupleset live now, each with the value of its
-    /// tuple's condition (true for a plain tuple; false ones left out).
+    /// tuple's condition (true for a plain tuple; false ones kept, see
+    /// [`Self::arrow_all`]).
     fn arrow_targets(
         &mut self,
         goal: Goal,
@@ -494,9 +500,7 @@ impl<'a> CondChecker<'a> {
             if member.subject.id == star {
                 continue;
             }
-            if let Some(cond) = self.visible(member)?
-                && cond != Val::False
-            {
+            if let Some(cond) = self.visible(member)? {
                 let obj = ObjKey {
                     ty: member.subject.ty,
                     id: member.subject.id,

@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -382,10 +382,22 @@ impl Inner {
         self.head_tx.send_replace(revision);
     }
 
-    /// Drops versions older than the retention window from the store and the index.
+    /// Drops versions older than the retention window from the store and the index, and
+    /// relationships that expired: from the index as soon as they have (they are invisible
+    /// by the clock at every revision), from the store once they have been expired for
+    /// the retention window (docs/STORAGE.md).
     pub fn collect_garbage(&self) -> Result<usize, EngineError> {
+        self.index
+            .write()
+            .drop_expired(crate::model::Timestamp::now());
+        let expired = match SystemTime::now().checked_sub(self.config.gc_retention) {
+            Some(before) => self
+                .store
+                .collect_expired_relationships(crate::model::Timestamp::from_system_time(before))?,
+            None => 0,
+        };
         let Some(cutoff) = Instant::now().checked_sub(self.config.gc_retention) else {
-            return Ok(0);
+            return Ok(expired);
         };
         let horizon = {
             let mut times = self.commit_times.lock();
@@ -403,15 +415,11 @@ impl Inner {
             horizon
         };
         let Some(horizon) = horizon else {
-            return Ok(0);
+            return Ok(expired);
         };
         let removed = self.store.collect_garbage(horizon)?;
-        {
-            let mut index = self.index.write();
-            index.collect_garbage(horizon);
-            index.drop_expired(crate::model::Timestamp::now());
-        }
-        Ok(removed)
+        self.index.write().collect_garbage(horizon);
+        Ok(expired + removed)
     }
 }
 

@@ -258,6 +258,18 @@ pub trait Store: Send + Sync {
     /// Returns how many entries were removed. Never blocks readers.
     fn collect_garbage(&self, horizon: Revision) -> Result<usize, StoreError>;
 
+    /// Removes the live versions of relationships that expired at or before `before`
+    /// (the collector passes its clock minus the retention window): invisible since they
+    /// expired, they leave without a change-log entry. Returns how many were removed. The
+    /// default removes nothing (a store for tests may keep them: reads hide them anyway).
+    fn collect_expired_relationships(
+        &self,
+        before: crate::model::Timestamp,
+    ) -> Result<usize, StoreError> {
+        let _ = before;
+        Ok(0)
+    }
+
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 

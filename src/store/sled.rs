@@ -567,6 +567,13 @@ impl Store for SledStore {
         self.inner()?.collect_garbage(horizon)
     }
 
+    fn collect_expired_relationships(
+        &self,
+        before: crate::model::Timestamp,
+    ) -> Result<usize, StoreError> {
+        self.inner()?.collect_expired_relationships(before)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.inner()?.db.flush().map(|_| ()).map_err(io)
     }

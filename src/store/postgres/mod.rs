@@ -482,6 +482,15 @@ impl Store for PgStore {
         self.run(move |pool, _| async move { write::collect_garbage(&pool, horizon).await })
     }
 
+    fn collect_expired_relationships(
+        &self,
+        before: crate::model::Timestamp,
+    ) -> Result<usize, StoreError> {
+        self.run(
+            move |pool, _| async move { write::collect_expired_relationships(&pool, before).await },
+        )
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         // Every acknowledged write is a committed transaction (synchronous_commit).
         Ok(())

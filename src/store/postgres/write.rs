@@ -517,6 +517,36 @@ async fn store_schema(tx: &Transaction<'_>, text: &str, at: Revision) -> Result<
     Ok(())
 }
 
+/// Removes the live versions of relationships that expired at or before `before`, if no
+/// other server is collecting right now (then it does nothing and returns 0). They have
+/// been invisible since they expired, so no change-log entry records their removal; a
+/// write that races with the removal waits on the row lock and then finds no live
+/// version, as it would after a delete.
+pub async fn collect_expired_relationships(
+    pool: &Pool,
+    before: crate::model::Timestamp,
+) -> Result<usize, PgError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&advisory::GC])
+        .await?;
+    if !row.try_get::<_, bool>(0)? {
+        return Ok(0);
+    }
+    let nanos = i32::try_from(before.subsec_nanos()).unwrap_or(i32::MAX);
+    let removed = tx
+        .execute(
+            "DELETE FROM arbiter_relationship \
+             WHERE deleted_rev = 9223372036854775807 AND expiration_seconds IS NOT NULL \
+             AND (expiration_seconds, expiration_nanos) <= ($1, $2)",
+            &[&before.unix_seconds(), &nanos],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+}
+
 /// Drops versions deleted at or before `horizon` and moves the readable floor there, if
 /// no other server is collecting right now (then it does nothing and returns 0).
 pub async fn collect_garbage(pool: &Pool, horizon: Revision) -> Result<usize, PgError> {

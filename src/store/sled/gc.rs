@@ -1,6 +1,7 @@
 //! Garbage collection for [`SledStore`](super::SledStore): removes tuple versions,
 //! change-log entries and revision records that no reader at or after the horizon can see,
-//! on a background thread.
+//! and relationships that expired longer than the retention window ago, on a background
+//! thread.
 //!
 //! It never blocks readers: it removes keys one by one (a plain sled `remove` takes only
 //! sled's shared lock, unlike a transaction or batch), and it does not take the writer
@@ -15,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Inner, corrupt, io};
-use crate::model::Revision;
+use crate::model::{Revision, Timestamp};
 use crate::store::StoreError;
 use crate::store::keys::{self, Index, LIVE};
 
@@ -61,14 +62,55 @@ impl Collector {
 
 impl Inner {
     pub(super) fn collect_expired(&self, now: SystemTime) -> Result<usize, StoreError> {
-        let cutoff = now
-            .checked_sub(self.retention)
+        let before = now.checked_sub(self.retention);
+        let cutoff = before
             .and_then(|it| it.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |it| u64::try_from(it.as_millis()).unwrap_or(u64::MAX));
-        match self.horizon_at(cutoff)? {
-            Some(horizon) => self.collect_garbage(horizon),
-            None => Ok(0),
+        let expired = match before {
+            Some(before) => {
+                self.collect_expired_relationships(Timestamp::from_system_time(before))?
+            }
+            None => 0,
+        };
+        let versions = match self.horizon_at(cutoff)? {
+            Some(horizon) => self.collect_garbage(horizon)?,
+            None => 0,
+        };
+        Ok(expired + versions)
+    }
+
+    /// Removes the live versions of relationships that expired at or before `before`.
+    /// They have been invisible since they expired, so no change-log entry records their
+    /// removal. Each removal happens under the writer mutex, after re-reading the version
+    /// unchanged, so that no write marks it deleted (re-inserting it) half-way.
+    pub(super) fn collect_expired_relationships(
+        &self,
+        before: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let mut n_removed = 0;
+        for item in self.by_resource.iter() {
+            let (key, value) = item.map_err(io)?;
+            // A version value without conditions is exactly its deleted-at revision.
+            if value.len() <= 8 || keys::decode_deleted(&value).map_err(corrupt)? != LIVE {
+                continue;
+            }
+            let (mut rel, created) =
+                keys::decode_version_key(Index::Resource, &key).map_err(corrupt)?;
+            keys::decode_version_value(&value, &mut rel).map_err(corrupt)?;
+            if rel.expiration.is_none_or(|at| at > before) {
+                continue;
+            }
+            let _writer = self.writer.lock();
+            if self.by_resource.get(&key).map_err(io)?.as_ref() != Some(&value) {
+                continue;
+            }
+            self.by_subject
+                .remove(keys::version_key(Index::Subject, &rel, created))
+                .map_err(io)?;
+            self.by_resource.remove(&key).map_err(io)?;
+            n_removed += 1;
         }
+        Ok(n_removed)
     }
 
     /// The newest revision committed at or before `cutoff` (milliseconds since the epoch).
