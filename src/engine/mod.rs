@@ -367,7 +367,19 @@ impl Arbiter {
         consistency: Consistency,
     ) -> Result<(Decision, Explanation), EngineError> {
         self.inner
-            .check_explained(request, consistency, &self.budget())
+            .check_explained(request, consistency, None, &self.budget())
+    }
+
+    /// [`Arbiter::check_explained`] with a request context for caveats: the answer and
+    /// the explanation may be conditional, naming the parameters the context lacks.
+    pub fn check_explained_with_context(
+        &self,
+        request: &CheckRequest,
+        context: Option<&Context>,
+        consistency: Consistency,
+    ) -> Result<(Decision, Explanation), EngineError> {
+        self.inner
+            .check_explained(request, consistency, context, &self.budget())
     }
 
     /// Many checks at one revision, sharing sub-answers between items. Items fail one by
