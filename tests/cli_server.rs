@@ -341,3 +341,59 @@ fn json_access_log_has_route_status_latency_and_revision() {
             .any(|it| it["fields"]["message"] == "store flushed; stopped")
     );
 }
+
+#[test]
+fn issue11_cli_lookups_take_a_context_and_print_conditional_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("caveats.zed");
+    std::fs::write(
+        &schema,
+        "caveat ip_allowlist(ip ipaddress, cidr string) { ip.in_cidr(cidr) }
+definition user {}
+definition document {
+  relation viewer: user | user with ip_allowlist
+  permission view = viewer
+}",
+    )
+    .unwrap();
+    let server = serve(&["--memory", "--schema", schema.to_str().unwrap()]);
+    let out = server.run(&[
+        "write",
+        "document:d1#viewer@user:bob[ip_allowlist:{\"cidr\":\"10.0.0.0/8\"}]",
+        "document:d2#viewer@user:bob",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let lookup = |context: Option<&str>| {
+        let mut args = vec!["lookup", "resources", "document", "view", "user:bob"];
+        if let Some(context) = context {
+            args.extend(["--context", context]);
+        }
+        server.run(&args)
+    };
+    let out = lookup(None);
+    assert_eq!(
+        stdout(&out),
+        "d2\nd1 (conditional: missing ip)\n",
+        "{out:?}"
+    );
+    let out = lookup(Some(r#"{"ip": "10.1.2.3"}"#));
+    assert_eq!(stdout(&out), "d1\nd2\n", "{out:?}");
+    let out = server.run(&[
+        "lookup",
+        "subjects",
+        "document:d1",
+        "view",
+        "user",
+        "--context",
+        r#"{"ip": "192.168.0.1"}"#,
+    ]);
+    assert_eq!((out.status.code(), stdout(&out)), (Some(0), String::new()));
+    // A context that is no JSON object is an error, not ignored.
+    let out = lookup(Some("[1]"));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--context"),
+        "{out:?}"
+    );
+    server.terminate();
+}

@@ -26,7 +26,7 @@
 //! cases only (their three-valued answers are another suite's).
 //!
 //! Deterministic: case `n` uses seed `n`. `ARBITER_MODEL_CASES` sets how many cases run
-//! (default 400); `ARBITER_MODEL_SEED` runs one case only (to reproduce a failure).
+//! (default 300); `ARBITER_MODEL_SEED` runs one case only (to reproduce a failure).
 
 #![expect(
     clippy::needless_range_loop,
@@ -38,7 +38,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arbiter::engine::{
-    Arbiter, CheckAnswer, CheckRequest, Config, Consistency, Context, EngineError, Permissionship,
+    Arbiter, CheckAnswer, CheckRequest, Config, Consistency, Context, EngineError, ExplainedAnswer,
+    Permissionship, Verdict,
 };
 use arbiter::model::{ObjectRef, Relationship, Revision, SubjectRef};
 use arbiter::store::{Update, UpdateOp};
@@ -682,6 +683,15 @@ fn cond_value(cond: &Cond, request: Request) -> Option<V> {
     Some(if missing == 0 { V::T } else { V::M(missing) })
 }
 
+/// The permissionship an explanation node's verdict stands for (undefined denies).
+fn verdict_of(verdict: Verdict) -> Permissionship {
+    match verdict {
+        Verdict::Granted => Permissionship::HasPermission,
+        Verdict::Denied | Verdict::Undefined => Permissionship::NoPermission,
+        Verdict::Conditional => Permissionship::ConditionalPermission,
+    }
+}
+
 fn answer_of(value: V) -> CheckAnswer {
     match value {
         V::T => CheckAnswer::HAS,
@@ -919,6 +929,30 @@ fn compare(
                             missing_context: got.missing_context,
                         };
                         assert_eq!(got, expected, "{what}");
+                        if !plain {
+                            // The explanation walks three-valued too, and says the same.
+                            let (decision, explanation) = engine
+                                .check_explained_with_context(&check, context.as_ref(), consistency)
+                                .unwrap_or_else(|err| panic!("explain {what}: {err}"));
+                            assert_eq!(decision.permissionship, expected.permissionship);
+                            let result = match explanation.result {
+                                ExplainedAnswer::HasPermission => Permissionship::HasPermission,
+                                ExplainedAnswer::NoPermission => Permissionship::NoPermission,
+                                ExplainedAnswer::ConditionalPermission => {
+                                    Permissionship::ConditionalPermission
+                                }
+                            };
+                            assert_eq!(result, expected.permissionship, "explain {what}");
+                            assert_eq!(
+                                explanation.missing_context, expected.missing_context,
+                                "explain {what}"
+                            );
+                            assert_eq!(
+                                verdict_of(explanation.tree.result),
+                                result,
+                                "explain {what}: the root's verdict"
+                            );
+                        }
                         batch.push(check);
                         expected_all.push((what, expected));
                     }
@@ -1134,7 +1168,7 @@ fn engine_agrees_with_the_reference_evaluator() {
     let cases: u64 = std::env::var("ARBITER_MODEL_CASES")
         .ok()
         .and_then(|it| it.parse().ok())
-        .unwrap_or(400);
+        .unwrap_or(300);
     let mut ran = 0;
     for seed in 0..cases {
         if run_case(seed) {

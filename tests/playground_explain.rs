@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use arbiter::engine::{
     self, Arbiter, CheckRequest, Consistency, EXPLAIN_NODE_LIMIT, ExplainKind, ExplainNode,
-    ExplainedAnswer, Reason, Verdict,
+    ExplainedAnswer, Permissionship, Reason, Verdict,
 };
 use arbiter::server::ServerConfig;
 use arbiter::validation::{Session, ValidationFile, parse};
@@ -66,30 +66,46 @@ fn explain_agrees_with_check_on_every_scenario_assertion() {
             continue;
         }
         let engine = session.engine();
-        for item in file.assert_true.iter().chain(&file.assert_false) {
-            let relationship = parse::assertion(&item.text).unwrap();
+        for item in file
+            .assert_true
+            .iter()
+            .chain(&file.assert_false)
+            .chain(&file.assert_caveated)
+        {
+            let (relationship, context) = parse::assertion_with_context(&item.text).unwrap();
             let request = CheckRequest {
                 resource: relationship.resource,
                 permission: relationship.relation,
                 subject: relationship.subject,
             };
             let checked = engine
-                .check(&request, Consistency::Full)
-                .map(|it| it.allowed)
+                .check_with_context(&request, context.as_ref(), Consistency::Full)
+                .map(|it| (it.permissionship, it.missing_context))
                 .map_err(|err| err.to_string());
             let explained = engine
-                .check_explained(&request, Consistency::Full)
+                .check_explained_with_context(&request, context.as_ref(), Consistency::Full)
                 .map(|(decision, explanation)| {
-                    let said = explanation.result == ExplainedAnswer::HasPermission;
-                    assert_eq!(said, decision.allowed, "{}: {}", path.display(), item.text);
+                    let said = match explanation.result {
+                        ExplainedAnswer::HasPermission => Permissionship::HasPermission,
+                        ExplainedAnswer::NoPermission => Permissionship::NoPermission,
+                        ExplainedAnswer::ConditionalPermission => {
+                            Permissionship::ConditionalPermission
+                        }
+                    };
                     assert_eq!(
-                        explanation.tree.result == Verdict::Granted,
                         said,
+                        decision.permissionship,
                         "{}: {}",
                         path.display(),
                         item.text
                     );
-                    said
+                    let root = match explanation.tree.result {
+                        Verdict::Granted => Permissionship::HasPermission,
+                        Verdict::Conditional => Permissionship::ConditionalPermission,
+                        Verdict::Denied | Verdict::Undefined => Permissionship::NoPermission,
+                    };
+                    assert_eq!(root, said, "{}: {}", path.display(), item.text);
+                    (said, explanation.missing_context)
                 })
                 .map_err(|err| err.to_string());
             assert_eq!(explained, checked, "{}: {}", path.display(), item.text);

@@ -319,12 +319,6 @@ async fn issue15_bad_input_is_refused_with_a_clear_error() {
             "1:",
         ),
         (
-            check(json!({"context": {"ip": "10.0.0.1"}})),
-            "invalid_argument",
-            "context",
-            "not supported yet",
-        ),
-        (
             check(json!({"resource": "model"})),
             "invalid_argument",
             "resource",

@@ -62,17 +62,104 @@ pub(crate) enum Answer {
 
 /// The value and the lowest stack position of an in-progress goal it assumed.
 #[derive(Clone, Copy, Debug)]
-struct Out {
-    val: Val,
-    low: usize,
+pub(crate) struct Out {
+    pub val: Val,
+    pub low: usize,
 }
 
-const NO_LOW: usize = usize::MAX;
+pub(crate) const NO_LOW: usize = usize::MAX;
 
 impl Out {
-    fn of(val: Val) -> Self {
+    pub fn of(val: Val) -> Self {
         Self { val, low: NO_LOW }
     }
+}
+
+/// The names behind the bits of [`Val::Missing`], in the order the walk met them.
+#[derive(Default)]
+pub(crate) struct Params(Vec<String>);
+
+impl Params {
+    /// The mask of `names`, giving each new name the next bit.
+    pub fn mask_of(&mut self, names: &[String]) -> Result<u64, EngineError> {
+        let mut mask = 0u64;
+        for name in names {
+            let bit = match self.0.iter().position(|it| it == name) {
+                Some(bit) => bit,
+                None => {
+                    if self.0.len() >= MAX_MISSING {
+                        return Err(EngineError::Caveat(format!(
+                            "a check may miss at most {MAX_MISSING} distinct caveat parameters"
+                        )));
+                    }
+                    self.0.push(name.clone());
+                    self.0.len() - 1
+                }
+            };
+            mask |= 1 << bit;
+        }
+        Ok(mask)
+    }
+
+    /// The names of the bits of `mask`.
+    pub fn names(&self, mask: u64) -> Vec<String> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| mask & (1 << bit) != 0)
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+}
+
+/// The value of a stored relationship's caveat: its stored context wins per key over the
+/// request's.
+pub(crate) fn caveat_value(
+    schema: &crate::schema::Schema,
+    caveat: &crate::model::RelationshipCaveat,
+    context: Option<&Context>,
+    params: &mut Params,
+) -> Result<Val, EngineError> {
+    let compiled = schema.caveat(&caveat.name).ok_or_else(|| {
+        EngineError::Caveat(format!(
+            "caveat `{}` of a stored relationship is not in the schema",
+            caveat.name
+        ))
+    })?;
+    let res = compiled
+        .evaluate(Some(&caveat.context), context)
+        .map_err(|err| EngineError::Caveat(err.to_string()))?;
+    Ok(match res {
+        CaveatResult::True => Val::True,
+        CaveatResult::False => Val::False,
+        CaveatResult::Missing(names) => Val::Missing(params.mask_of(&names)?),
+    })
+}
+
+/// Whether the subject node `member` (of a tuple) names the check's `subject` directly.
+pub(crate) fn names_subject(snap: &Snapshot<'_>, subject: Subject, member: Node) -> bool {
+    let star = snap.index.star();
+    match subject {
+        Subject::Object(obj) => {
+            member.ty == obj.ty
+                && member.rel == NO_REL
+                && (member.id == obj.id || member.id == star)
+        }
+        Subject::Set(set) => member == set,
+        Subject::Wildcard(ty) => member.ty == ty && member.id == star && member.rel == NO_REL,
+    }
+}
+
+/// The goal a subject-set member stands for, if its type and relation are in the schema.
+pub(crate) fn member_goal(snap: &Snapshot<'_>, member: Node) -> Option<Goal> {
+    let plan = snap.plan;
+    let ty = plan.type_of(member.ty)?;
+    let rel = plan.rel_of(ty, member.rel)?;
+    Some(Goal {
+        ty,
+        id: member.id,
+        rel,
+    })
 }
 
 /// One three-valued check walk for one subject and one request context.
@@ -82,7 +169,7 @@ pub(crate) struct CondChecker<'a> {
     context: Option<&'a Context>,
     now: Timestamp,
     /// The names behind the bits of [`Val::Missing`].
-    params: Vec<String>,
+    params: Params,
     memo: FxHashMap<Goal, Val>,
     /// Goals in progress with the exclusion depth they started at.
     stack: Vec<(Goal, u32)>,
@@ -104,7 +191,7 @@ impl<'a> CondChecker<'a> {
             subject,
             context,
             now,
-            params: Vec::new(),
+            params: Params::default(),
             memo: FxHashMap::default(),
             stack: Vec::new(),
             neg: 0,
@@ -124,14 +211,7 @@ impl<'a> CondChecker<'a> {
         match val {
             Val::True => Answer::Has,
             Val::False | Val::Undefined => Answer::No,
-            Val::Missing(mask) => Answer::Conditional(
-                self.params
-                    .iter()
-                    .enumerate()
-                    .filter(|(bit, _)| mask & (1 << bit) != 0)
-                    .map(|(_, name)| name.clone())
-                    .collect(),
-            ),
+            Val::Missing(mask) => Answer::Conditional(self.params.names(mask)),
         }
     }
 
@@ -180,31 +260,12 @@ impl<'a> CondChecker<'a> {
         Ok(out)
     }
 
-    /// Whether the subject node `member` (of a tuple) names the check's subject directly.
     fn names_subject(&self, member: Node) -> bool {
-        let star = self.snap.index.star();
-        match self.subject {
-            Subject::Object(obj) => {
-                member.ty == obj.ty
-                    && member.rel == NO_REL
-                    && (member.id == obj.id || member.id == star)
-            }
-            Subject::Set(set) => member == set,
-            Subject::Wildcard(ty) => member.ty == ty && member.id == star && member.rel == NO_REL,
-        }
+        names_subject(&self.snap, self.subject, member)
     }
 
-    /// The goal a subject-set member stands for, if its type and relation are in the
-    /// schema.
     fn member_goal(&self, member: Node) -> Option<Goal> {
-        let plan = self.snap.plan;
-        let ty = plan.type_of(member.ty)?;
-        let rel = plan.rel_of(ty, member.rel)?;
-        Some(Goal {
-            ty,
-            id: member.id,
-            rel,
-        })
+        member_goal(&self.snap, member)
     }
 
     /// A stored relation: plain tuples, then conditional ones.
@@ -294,40 +355,7 @@ impl<'a> CondChecker<'a> {
         let Some(caveat) = &member.caveat else {
             return Ok(Some(Val::True));
         };
-        let compiled = self.snap.schema.caveat(&caveat.name).ok_or_else(|| {
-            EngineError::Caveat(format!(
-                "caveat `{}` of a stored relationship is not in the schema",
-                caveat.name
-            ))
-        })?;
-        let res = compiled
-            .evaluate(Some(&caveat.context), self.context)
-            .map_err(|err| EngineError::Caveat(err.to_string()))?;
-        Ok(Some(match res {
-            CaveatResult::True => Val::True,
-            CaveatResult::False => Val::False,
-            CaveatResult::Missing(names) => Val::Missing(self.mask_of(&names)?),
-        }))
-    }
-
-    fn mask_of(&mut self, names: &[String]) -> Result<u64, EngineError> {
-        let mut mask = 0u64;
-        for name in names {
-            let bit = match self.params.iter().position(|it| it == name) {
-                Some(bit) => bit,
-                None => {
-                    if self.params.len() >= MAX_MISSING {
-                        return Err(EngineError::Caveat(format!(
-                            "a check may miss at most {MAX_MISSING} distinct caveat parameters"
-                        )));
-                    }
-                    self.params.push(name.clone());
-                    self.params.len() - 1
-                }
-            };
-            mask |= 1 << bit;
-        }
-        Ok(mask)
+        caveat_value(self.snap.schema, caveat, self.context, &mut self.params).map(Some)
     }
 
     fn expr(&mut self, goal: Goal, expr: &'a Expr, depth: u32) -> Result<Out, EngineError> {
@@ -512,7 +540,7 @@ impl<'a> CondChecker<'a> {
     }
 }
 
-fn or(a: Out, b: Out) -> Out {
+pub(crate) fn or(a: Out, b: Out) -> Out {
     let val = match (a.val, b.val) {
         (Val::True, _) | (_, Val::True) => Val::True,
         (Val::Missing(x), Val::Missing(y)) => Val::Missing(x | y),
@@ -526,7 +554,7 @@ fn or(a: Out, b: Out) -> Out {
     }
 }
 
-fn and(a: Out, b: Out) -> Out {
+pub(crate) fn and(a: Out, b: Out) -> Out {
     let val = match (a.val, b.val) {
         (Val::False, _) | (_, Val::False) => Val::False,
         (Val::Undefined, _) | (_, Val::Undefined) => Val::Undefined,
@@ -540,7 +568,7 @@ fn and(a: Out, b: Out) -> Out {
     }
 }
 
-fn not(a: Out) -> Out {
+pub(crate) fn not(a: Out) -> Out {
     let val = match a.val {
         Val::True => Val::False,
         Val::False => Val::True,

@@ -19,9 +19,11 @@
 //! bounded by [`EXPLAIN_NODE_LIMIT`] nodes (then `truncated` is set; the answer is still
 //! computed in full). The JSON shape is documented in `docs/PLAYGROUND.md`.
 //!
-//! Caveats and expiration arrive later; their outcomes extend [`Reason`] (a caveat that
-//! evaluated false, a missing context parameter, a relationship expired at a time) and
-//! [`Verdict`] (conditional), without changing the shape of the tree.
+//! While the index keeps caveated or expiring tuples, checks take the three-valued walk
+//! of [`super::conditional`], and so does the explanation ([`conditional`]): a node may
+//! then be `conditional` (naming the parameters it misses), a relationship shows its caveat
+//! and expiration, and a caveated or expired relationship that did not grant says why
+//! ([`Reason::CaveatFalse`], [`Reason::MissingContext`], [`Reason::Expired`]).
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
@@ -29,10 +31,12 @@ use serde::{Deserialize, Serialize};
 use crate::schema::{Expr, RelationKind, Schema};
 
 use super::check::{Checker, Goal, Snapshot, Subject, Tri, UNKNOWN_RESOURCE, UNKNOWN_SUBJECT};
+use super::conditional::{Answer, CondChecker};
 use super::index::{Forward, NO_REL, Node, ObjKey, Sym};
 use super::writer::Inner;
 use super::{CheckRequest, Consistency, Decision, EngineError};
 
+mod conditional;
 mod functions;
 
 /// The most nodes one explanation holds; past it, `truncated` is set.
@@ -49,6 +53,9 @@ pub struct Explanation {
     pub nodes: usize,
     /// Whether nodes were left out to stay within [`EXPLAIN_NODE_LIMIT`].
     pub truncated: bool,
+    /// For a conditional answer: the caveat parameters the context lacks, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_context: Vec<String>,
 }
 
 /// The answer of an explained check.
@@ -57,7 +64,8 @@ pub struct Explanation {
 pub enum ExplainedAnswer {
     HasPermission,
     NoPermission,
-    // Caveats add `ConditionalPermission` here.
+    /// It depends on caveat parameters the context lacks (never allowed).
+    ConditionalPermission,
 }
 
 /// One node of an explanation.
@@ -84,6 +92,16 @@ pub struct ExplainNode {
     /// For `relationship`: the revision that wrote it, when the index knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_at: Option<u64>,
+    /// For a caveated `relationship`: the caveat's name (its stored context is in
+    /// `relationship`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
+    /// For an expiring `relationship`: when it expires (or expired), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// For a `conditional` node: the caveat parameters it still misses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_context: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ExplainNode>,
 }
@@ -119,7 +137,8 @@ pub enum Verdict {
     Denied,
     /// A cycle through the subtracted side of an exclusion: no defined answer; denies.
     Undefined,
-    // Caveats add `Conditional` here.
+    /// It depends on caveat parameters the context lacks (`missing_context`).
+    Conditional,
 }
 
 /// Why a node has its verdict.
@@ -150,7 +169,12 @@ pub enum Reason {
     IsResource,
     /// Denied by `self`: the subject is not the resource itself (as a plain object).
     NotResource,
-    // Caveats add `CaveatFalse`, `MissingContext` and `Expired` here.
+    /// Denied: the relationship's caveat is false with the stored and request context.
+    CaveatFalse,
+    /// Conditional: the relationship's caveat needs the parameters in `missing_context`.
+    MissingContext,
+    /// Denied: the relationship expired at `expires_at` (it is invisible to the answer).
+    Expired,
 }
 
 impl Explanation {
@@ -160,8 +184,12 @@ impl Explanation {
         let answer = match self.result {
             ExplainedAnswer::HasPermission => "has permission",
             ExplainedAnswer::NoPermission => "no permission",
+            ExplainedAnswer::ConditionalPermission => "conditional permission",
         };
         out.push_str(answer);
+        if !self.missing_context.is_empty() {
+            out.push_str(&format!(" (missing {})", self.missing_context.join(", ")));
+        }
         out.push('\n');
         render_node(&self.tree, 1, &mut out);
         if self.truncated {
@@ -179,6 +207,7 @@ fn render_node(node: &ExplainNode, level: usize, out: &mut String) {
         Verdict::Granted => "granted",
         Verdict::Denied => "denied",
         Verdict::Undefined => "undefined",
+        Verdict::Conditional => "conditional",
     };
     let what = match node.kind {
         ExplainKind::Permission | ExplainKind::Relation => {
@@ -218,6 +247,14 @@ fn render_node(node: &ExplainNode, level: usize, out: &mut String) {
     if let Some(reason) = node.reason {
         out.push_str(" — ");
         out.push_str(reason_text(reason));
+        if reason == Reason::Expired
+            && let Some(at) = &node.expires_at
+        {
+            out.push_str(&format!(" at {at}"));
+        }
+    }
+    if !node.missing_context.is_empty() {
+        out.push_str(&format!(" (missing {})", node.missing_context.join(", ")));
     }
     out.push('\n');
     for child in &node.children {
@@ -240,6 +277,9 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::SeeAbove => "see above",
         Reason::IsResource => "the subject is the resource itself",
         Reason::NotResource => "the subject is not the resource itself",
+        Reason::CaveatFalse => "its caveat is false",
+        Reason::MissingContext => "its caveat needs context the request lacks",
+        Reason::Expired => "expired",
     }
 }
 
@@ -250,17 +290,44 @@ impl Inner {
         &self,
         request: &CheckRequest,
         consistency: Consistency,
+        context: Option<&super::Context>,
         budget: &super::deadline::Budget,
     ) -> Result<(Decision, Explanation), EngineError> {
         let view = self.view(consistency, budget)?;
         let goal = view.goal(&request.resource, &request.permission)?;
         let subject = view.subject(&request.subject, Some(&request.resource.object_id))?;
         let snapshot = view.snapshot();
-        let allowed = Checker::new(snapshot, subject).check(goal)?;
         let names = Names {
             resource_id: request.resource.object_id.clone(),
             subject_id: request.subject.object.object_id.clone(),
         };
+        if view.data.has_conditional() {
+            // The three-valued check's answer, and its explanation, at one "now".
+            let now = crate::model::Timestamp::now();
+            let answer = match CondChecker::new(snapshot, subject, context, now).check(goal)? {
+                Answer::Has => super::CheckAnswer::HAS,
+                Answer::No => super::CheckAnswer::NO,
+                Answer::Conditional(mut missing) => {
+                    missing.sort();
+                    missing.dedup();
+                    super::CheckAnswer {
+                        permissionship: super::Permissionship::ConditionalPermission,
+                        missing_context: missing,
+                    }
+                }
+            };
+            let explanation = conditional::explain(
+                snapshot,
+                subject,
+                goal,
+                names,
+                context,
+                now,
+                EXPLAIN_NODE_LIMIT,
+            )?;
+            return Ok((Decision::new(answer, view.revision), explanation));
+        }
+        let allowed = Checker::new(snapshot, subject).check(goal)?;
         let explanation = explain(snapshot, subject, goal, names, EXPLAIN_NODE_LIMIT)?;
         Ok((
             Decision::new(super::CheckAnswer::from_bool(allowed), view.revision),
@@ -318,6 +385,7 @@ pub(crate) fn explain(
         nodes: count(&tree),
         tree,
         truncated: explainer.truncated,
+        missing_context: Vec::new(),
     })
 }
 
@@ -437,6 +505,9 @@ impl<'a> Explainer<'a> {
             expression,
             relationship: None,
             written_at: None,
+            caveat: None,
+            expires_at: None,
+            missing_context: Vec::new(),
             children: Vec::new(),
         }
     }
@@ -451,6 +522,9 @@ impl<'a> Explainer<'a> {
             expression,
             relationship: None,
             written_at: None,
+            caveat: None,
+            expires_at: None,
+            missing_context: Vec::new(),
             children: Vec::new(),
         }
     }

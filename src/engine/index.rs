@@ -722,6 +722,41 @@ mod tests {
     }
 
     #[test]
+    fn conditional_tuples_are_found_backwards_until_collected_or_expired() {
+        let mut index = IndexData::default();
+        index.apply(&change_set(
+            1,
+            &[
+                ("doc:d1#viewer@user:a[some_caveat]", ChangeOp::Touch),
+                (
+                    "doc:d2#viewer@user:a[expiration:2023-01-01T00:00:00Z]",
+                    ChangeOp::Touch,
+                ),
+                ("doc:d3#viewer@user:a", ChangeOp::Touch),
+            ],
+        ));
+        let a = node(&index, "user", "a", None);
+        let mut back: Vec<Node> = index.conditional_resources_of(a).collect();
+        back.sort_by_key(|it| it.id);
+        let d1 = node(&index, "doc", "d1", Some("viewer"));
+        let d2 = node(&index, "doc", "d2", Some("viewer"));
+        assert_eq!(back, [d1, d2]);
+        index.apply(&change_set(
+            2,
+            &[("doc:d1#viewer@user:a[some_caveat]", ChangeOp::Delete)],
+        ));
+        // Kept while a reader at revision 1 may need it.
+        assert_eq!(index.conditional_resources_of(a).count(), 2);
+        index.collect_garbage(Revision(2));
+        let back: Vec<Node> = index.conditional_resources_of(a).collect();
+        assert_eq!(back, [d2]);
+        let now = crate::model::Timestamp::from_unix(1_800_000_000, 0).unwrap();
+        assert_eq!(index.drop_expired(now), 1);
+        assert_eq!(index.conditional_resources_of(a).count(), 0);
+        assert!(!index.has_conditional());
+    }
+
+    #[test]
     fn a_large_set_keeps_exact_membership_after_deletes_and_gc() {
         let mut index = IndexData::default();
         let members: Vec<(String, ChangeOp)> = (0..100)

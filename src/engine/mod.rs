@@ -307,7 +307,9 @@ impl Arbiter {
     }
 
     /// The stored subjects of `resource#relation` (objects, subject sets, wildcards), from
-    /// the in-memory index: the engine's forward read path.
+    /// the in-memory index: the engine's forward read path. Only relationships without a
+    /// caveat or an expiration are listed (a subject alone cannot say its condition); use
+    /// [`Arbiter::read`] to see those.
     pub fn read_subjects(
         &self,
         resource: &ObjectRef,
@@ -319,7 +321,8 @@ impl Arbiter {
     }
 
     /// The ids of `resource_type` objects whose `relation` names `subject` exactly, from
-    /// the in-memory index: the engine's reverse read path.
+    /// the in-memory index: the engine's reverse read path. Only relationships without a
+    /// caveat or an expiration are listed, as for [`Arbiter::read_subjects`].
     pub fn read_resources(
         &self,
         subject: &SubjectRef,
@@ -367,7 +370,19 @@ impl Arbiter {
         consistency: Consistency,
     ) -> Result<(Decision, Explanation), EngineError> {
         self.inner
-            .check_explained(request, consistency, &self.budget())
+            .check_explained(request, consistency, None, &self.budget())
+    }
+
+    /// [`Arbiter::check_explained`] with a request context for caveats: the answer and
+    /// the explanation may be conditional, naming the parameters the context lacks.
+    pub fn check_explained_with_context(
+        &self,
+        request: &CheckRequest,
+        context: Option<&Context>,
+        consistency: Consistency,
+    ) -> Result<(Decision, Explanation), EngineError> {
+        self.inner
+            .check_explained(request, consistency, context, &self.budget())
     }
 
     /// Many checks at one revision, sharing sub-answers between items. Items fail one by

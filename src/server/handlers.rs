@@ -261,12 +261,8 @@ pub async fn check(
     let context = body.context;
     let (decision, explanation) = if body.explain {
         blocking(move || {
-            let (explained, explanation) = engine.check_explained(&request, mode)?;
-            // The answer is the three-valued check's, at the explanation's revision.
-            let at = Consistency::AtExactSnapshot {
-                revision: explained.revision,
-            };
-            let decision = engine.check_with_context(&request, context.as_ref(), at)?;
+            let (decision, explanation) =
+                engine.check_explained_with_context(&request, context.as_ref(), mode)?;
             Ok((decision, Some(explanation)))
         })
         .await?
@@ -343,8 +339,13 @@ pub async fn check_bulk(
             .iter()
             .zip(&explain)
             .zip(&mut bulk.results)
-            .map(|((request, explain), res)| match res {
-                Ok(_) if *explain => match engine.check_explained(request, at) {
+            .enumerate()
+            .map(|(number, ((request, explain), res))| match res {
+                Ok(_) if *explain => match engine.check_explained_with_context(
+                    request,
+                    contexts.get(number).and_then(Option::as_ref),
+                    at,
+                ) {
                     Ok((_, explanation)) => Some(explanation),
                     Err(err) => {
                         *res = Err(err);

@@ -29,6 +29,7 @@ use super::error::{ApiError, ErrorBody, ProblemBody};
 use super::handlers::Body;
 use crate::engine::{
     Arbiter, CheckRequest, Config, Consistency, EngineError, ExpandDepth, Explanation,
+    Permissionship,
 };
 use crate::model::Relationship;
 use crate::schema::admit::check_relationship;
@@ -66,7 +67,7 @@ pub enum EvaluateBody {
         /// One relationship per line; blank lines and `//` comments are skipped.
         #[serde(default)]
         relationships: String,
-        /// Caveat context; must be empty until caveats are supported.
+        /// Caveat context: parameter values by name (the stored context wins per key).
         #[serde(default)]
         #[schema(value_type = Option<Object>)]
         context: Option<serde_json::Map<String, serde_json::Value>>,
@@ -96,12 +97,15 @@ pub struct EvaluateAnswer {
     /// For `schema`: every problem with its line and column (empty: it compiles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problems: Option<Vec<ProblemBody>>,
-    /// For `check`: `has_permission` or `no_permission`.
+    /// For `check`: `has_permission`, `no_permission` or `conditional_permission`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissionship: Option<String>,
     /// For `check`: true only for `has_permission`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed: Option<bool>,
+    /// For a conditional `check`: the caveat parameters the context lacks, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_context: Vec<String>,
     /// For `check`: why (docs/PLAYGROUND.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -273,27 +277,26 @@ fn run(body: EvaluateBody) -> Result<EvaluateAnswer, ApiError> {
             permission,
             subject: who,
         } => {
-            if context.as_ref().is_some_and(|it| !it.is_empty()) {
-                return Err(ApiError::bad_request(
-                    "context",
-                    "caveat context is not supported yet: this build has no caveats",
-                ));
-            }
             let request = CheckRequest {
                 resource: object("resource", &resource)?,
                 permission,
                 subject: subject("subject", &who)?,
             };
             let engine = load(&schema, &relationships)?;
-            let (decision, explanation) = engine.check_explained(&request, Consistency::Full)?;
-            let permissionship = if decision.allowed {
-                "has_permission"
-            } else {
-                "no_permission"
+            let (decision, explanation) = engine.check_explained_with_context(
+                &request,
+                context.as_ref(),
+                Consistency::Full,
+            )?;
+            let permissionship = match decision.permissionship {
+                Permissionship::HasPermission => "has_permission",
+                Permissionship::NoPermission => "no_permission",
+                Permissionship::ConditionalPermission => "conditional_permission",
             };
             Ok(EvaluateAnswer {
                 permissionship: Some(permissionship.to_string()),
                 allowed: Some(decision.allowed),
+                missing_context: decision.missing_context,
                 explanation: Some(explanation),
                 ..EvaluateAnswer::default()
             })

@@ -47,6 +47,43 @@ pub struct Membership {
     sets: BTreeMap<(String, Option<String>), SubjectSet>,
 }
 
+/// Whether the text form of a subject or relationship carries a caveat suffix (one that
+/// is not `[expiration:…]`).
+fn is_caveated(text: &str) -> bool {
+    text.split('[')
+        .skip(1)
+        .any(|suffix| !suffix.starts_with(crate::model::EXPIRATION_KEYWORD))
+}
+
+/// The usersets (`type:id#relation`, from suffixed subject sets of the leaves among a
+/// union's children) and objects (`type:id`, from an arrow's `conditions`) that a node
+/// reaches only through a caveated or expiring relationship.
+fn conditional_steps(node: &ExpandNode) -> BTreeSet<String> {
+    let bare = |text: &str| text.split('[').next().unwrap_or(text).to_string();
+    match node {
+        ExpandNode::Union { children } => children
+            .iter()
+            .filter_map(|child| match &child.node {
+                ExpandNode::Leaf { subjects } => Some(subjects),
+                _ => None,
+            })
+            .flatten()
+            .filter(|it| is_caveated(it))
+            .map(|it| bare(it))
+            .collect(),
+        ExpandNode::Arrow { conditions, .. } => conditions
+            .iter()
+            .filter(|it| is_caveated(it))
+            .filter_map(|it| it.split_once('@'))
+            .map(|(_, subject)| {
+                let subject = bare(subject);
+                subject.split('#').next().unwrap_or(&subject).to_string()
+            })
+            .collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
 impl Membership {
     /// The subjects `tree` reaches.
     pub fn of_tree(tree: &ExpandTree) -> Result<Self, ValidationError> {
@@ -78,9 +115,10 @@ impl Membership {
             ExpandNode::Leaf { subjects } => {
                 let resource = here()?;
                 let mut res = Self::default();
-                for text in subjects {
-                    // A caveated or expiring subject carries SpiceDB's suffixes (no name
-                    // or id contains `[`): the subject is what precedes them.
+                // A caveated subject (SpiceDB's suffixes; no name or id contains `[`) is
+                // not a definite member: left out, as a check without context does not
+                // allow it. One that only expires is (expand leaves out expired ones).
+                for text in subjects.iter().filter(|it| !is_caveated(it)) {
                     let bare = text.split('[').next().unwrap_or(text);
                     let subject: SubjectRef =
                         bare.parse()
@@ -93,8 +131,17 @@ impl Membership {
                 res
             }
             ExpandNode::Union { children } | ExpandNode::Arrow { children, .. } => {
+                // Subtrees reached through a caveated or expiring relationship (a suffixed
+                // subject set in a leaf beside them, or an arrow's `conditions`) are not
+                // definite either.
+                let conditional = conditional_steps(&tree.node);
                 let mut res = Self::default();
                 for child in children {
+                    if conditional.contains(&format!("{}#{}", child.resource, child.relation))
+                        || conditional.contains(&child.resource)
+                    {
+                        continue;
+                    }
                     res.union_with(Self::of_tree_in(child, seen)?);
                 }
                 res

@@ -1,8 +1,10 @@
 // Drives the playground page in Debian's Chromium the way a person does, by visible labels
 // and roles: paste schema/models.zed and its relationships, check that a guest may execute
 // a public model and may not edit it (with the explanation), expand, run
-// schema/models.yaml as a validation file, download it, and see a schema error at its
-// line:column. Any request to a host other than the server fails the run.
+// schema/models.yaml as a validation file, download it, check an IP allow-list caveat
+// (schema/scoped_keys.zed) as conditional, then inside and outside the allowed network by
+// the Context, and see a schema error at its line:column. Any request to a host other than
+// the server fails the run.
 //
 // Run by tests/playground_browser.rs. Environment: ARBITER_URL (required, the server),
 // CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default target/playground-screenshots).
@@ -157,6 +159,33 @@ await step('the validation file downloads as it is', async () => {
   const saved = path.join(shots, 'validation.yaml');
   await download.saveAs(saved);
   check(readFileSync(saved, 'utf8') === validation, 'the download differs from the text area');
+});
+
+await step('an IP allow-list caveat answers conditional, then by the Context', async () => {
+  const scoped = readFileSync(path.join(root, 'schema/scoped_keys.yaml'), 'utf8');
+  await field('Schema').fill(readFileSync(path.join(root, 'schema/scoped_keys.zed'), 'utf8'));
+  await field('Relationships').fill(relationshipsOf(scoped));
+  await page.getByText('Schema compiles.', { exact: true }).waitFor();
+  await field('Resource').fill('project:p3');
+  await field('Permission').fill('write');
+  await field('Subject').fill('api_key:k4');
+  await field('Context').fill('');
+  await button('Check').click();
+  await result.getByText('conditional permission', { exact: true }).waitFor();
+  let text = await result.innerText();
+  check(text.includes('user_ip'), `the missing parameter is not named in: ${text}`);
+  check(text.includes('its caveat needs context the request lacks'), `no caveat reason in: ${text}`);
+  check(text.includes('ip_allowlist'), `the caveat is not shown in: ${text}`);
+  await page.screenshot({ path: path.join(shots, 'check-conditional.png'), fullPage: true });
+  await field('Context').fill('{"user_ip": "10.1.2.3"}');
+  await button('Check').click();
+  await result.getByText('has permission', { exact: true }).waitFor();
+  await field('Context').fill('{"user_ip": "8.8.8.8"}');
+  await button('Check').click();
+  await result.getByText('no permission', { exact: true }).waitFor();
+  text = await result.innerText();
+  check(text.includes('its caveat is false'), `no false-caveat reason in: ${text}`);
+  await field('Context').fill('');
 });
 
 await step('a schema error shows its line and column', async () => {

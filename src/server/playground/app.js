@@ -146,6 +146,9 @@ const REASONS = {
   see_above: 'evaluated above',
   is_resource: 'the subject is the resource itself',
   not_resource: 'the subject is not the resource itself',
+  caveat_false: 'its caveat is false',
+  missing_context: 'its caveat needs context the request lacks',
+  expired: 'expired',
 };
 
 function explanationLabel(node) {
@@ -157,7 +160,9 @@ function explanationLabel(node) {
     }
     case 'relationship':
       return `relationship ${node.relationship}` +
-        (node.written_at ? ` (written at revision ${node.written_at})` : '');
+        (node.written_at ? ` (written at revision ${node.written_at})` : '') +
+        (node.caveat ? ` (caveat ${node.caveat})` : '') +
+        (node.expires_at && node.reason !== 'expired' ? ` (expires ${node.expires_at})` : '');
     case 'nil':
       return 'nil';
     case 'self_ref':
@@ -172,7 +177,12 @@ function explanationNode(node) {
     el('span', { class: 'what' }, explanationLabel(node)), ' ',
     el('span', { class: 'verdict ' + node.result }, node.result));
   if (node.reason) {
-    line.append(' ', el('span', { class: 'reason' }, '— ' + (REASONS[node.reason] || node.reason)));
+    let why = REASONS[node.reason] || node.reason;
+    if (node.reason === 'expired' && node.expires_at) why += ` at ${node.expires_at}`;
+    line.append(' ', el('span', { class: 'reason' }, '— ' + why));
+  }
+  if (node.missing_context && node.missing_context.length) {
+    line.append(' ', el('span', { class: 'reason' }, `(missing ${node.missing_context.join(', ')})`));
   }
   const item = el('li', {}, line);
   if (node.children && node.children.length) {
@@ -210,12 +220,18 @@ async function runCheck() {
     const answer = await evaluate({ action: 'check', ...q, context: ctx });
     lastCheck = { ...q, allowed: answer.allowed };
     const words = ANSWER_WORDS[answer.permissionship] || answer.permissionship;
-    const verb = answer.allowed ? 'may' : 'may not';
+    const conditional = answer.permissionship === 'conditional_permission';
+    const missing = answer.missing_context || [];
+    const sentence = conditional
+      ? `${q.subject} may ${q.permission} ${q.resource} only if the caveats allow it: ` +
+        `give ${missing.join(', ')} in Context.`
+      : `${q.subject} ${answer.allowed ? 'may' : 'may not'} ${q.permission} ${q.resource}.`;
     const explanation = answer.explanation;
     show(
       el('p', { class: 'answer ' + answer.permissionship }, words),
-      el('p', {}, `${q.subject} ${verb} ${q.permission} ${q.resource}.`),
-      el('h3', {}, answer.allowed ? 'Why: what grants it' : 'Why not: every branch tried'),
+      el('p', {}, sentence),
+      el('h3', {}, answer.allowed ? 'Why: what grants it'
+        : conditional ? 'Why conditional: every branch tried' : 'Why not: every branch tried'),
       el('ul', { class: 'tree', 'aria-label': 'Explanation' }, explanationNode(explanation.tree)),
       explanation.truncated ? el('p', { class: 'hint' }, `Explanation cut at ${explanation.nodes} nodes.`) : null);
   } catch (error) {
