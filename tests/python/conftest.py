@@ -16,7 +16,20 @@ from grpcutil import insecure_bearer_token_credentials
 TOKEN = "pytest-secret"
 
 SCHEMA = """
+use expiration
+
+caveat ip_allowlist(user_ip ipaddress, cidr string) {
+    user_ip.in_cidr(cidr)
+}
+
 definition user {}
+
+definition gateway {
+    relation key: user with ip_allowlist
+    relation pass: user with expiration
+    permission call = key
+    permission enter = pass
+}
 
 definition group {
     relation member: user | group#member
