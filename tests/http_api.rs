@@ -82,8 +82,14 @@ async fn write_check_and_bulk_check() {
         .await;
     assert_eq!(status, 200, "{body}");
     let results = body["results"].as_array().unwrap();
-    assert_eq!(results[0], json!({"allowed": true}));
-    assert_eq!(results[1], json!({"allowed": false}));
+    assert_eq!(
+        results[0],
+        json!({"allowed": true, "permissionship": "has_permission", "missing_context": []})
+    );
+    assert_eq!(
+        results[1],
+        json!({"allowed": false, "permissionship": "no_permission", "missing_context": []})
+    );
     assert_eq!(results[2]["error"]["code"], "invalid_argument", "{body}");
     assert!(results[2].get("allowed").is_none());
     server.stop().await;

@@ -117,10 +117,10 @@ fn unknown_field_cases() -> Vec<(&'static str, Value, &'static str)> {
             json!({"resource": "document:1", "permission": "view", "subject": "user:a", "contxt": {}}),
             "contxt",
         ),
-        // Not a known field until caveats land.
+        // `context` is a known field of a check, not of a write.
         (
-            "/v1/check",
-            json!({"resource": "document:1", "permission": "view", "subject": "user:a", "context": {}}),
+            "/v1/relationships/write",
+            json!({"updates": [], "context": {}}),
             "context",
         ),
         (

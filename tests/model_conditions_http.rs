@@ -1,11 +1,11 @@
-//! Caveats and expirations over HTTP before the engine can evaluate them (issue 11): a
-//! write carrying either suffix is refused with 400 naming the relationship, and nothing
-//! of its batch is written; a database that already holds one is refused at open rather
-//! than read as unconditional.
+//! Caveats and expirations over HTTP (issue 11): a write whose caveat or expiration the
+//! schema does not admit is refused with 400 naming the relationship, and nothing of its
+//! batch is written; a database that holds caveated relationships opens and answers
+//! three-valued.
 
 mod support;
 
-use arbiter::engine::{self, Arbiter};
+use arbiter::engine::{self, Arbiter, CheckRequest, Consistency, Permissionship};
 use arbiter::model::Relationship;
 use arbiter::server::ServerConfig;
 use arbiter::store::{SledStore, Store, Update, UpdateOp};
@@ -13,14 +13,23 @@ use serde_json::json;
 use support::{assert_error, start_with_schema};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue11_a_caveated_or_expiring_write_is_400_and_writes_nothing() {
+async fn issue11_a_caveat_or_expiration_the_schema_does_not_admit_is_400_and_writes_nothing() {
+    // support::SCHEMA declares no caveat and no `with expiration`.
     let server = start_with_schema(ServerConfig::default()).await;
     let before = server.touch(&["document:1#owner@user:a"]).await;
-    for conditional in [
-        r#"document:1#viewer@user:tom[ip_allowlist:{"cidr":"10.0.0.0/8"}]"#,
-        "document:1#viewer@user:tom[ip_allowlist]",
-        "document:1#viewer@user:tom[expiration:2300-12-01T00:00:00Z]",
-        r#"document:1#viewer@user:tom[ip_allowlist:{"cidr":"10.0.0.0/8"}][expiration:2300-12-01T00:00:00Z]"#,
+    for (conditional, reason) in [
+        (
+            r#"document:1#viewer@user:tom[ip_allowlist:{"cidr":"10.0.0.0/8"}]"#,
+            "caveat `ip_allowlist` is not defined",
+        ),
+        (
+            "document:1#viewer@user:tom[ip_allowlist]",
+            "caveat `ip_allowlist` is not defined",
+        ),
+        (
+            "document:1#viewer@user:tom[expiration:2300-12-01T00:00:00Z]",
+            "expiration",
+        ),
     ] {
         let (status, body) = server
             .post(
@@ -31,13 +40,10 @@ async fn issue11_a_caveated_or_expiring_write_is_400_and_writes_nothing() {
                 ]}),
             )
             .await;
-        assert_error(status, &body, 400, "invalid_relationship");
+        assert_eq!(status, 400, "{body}");
         let message = body["error"]["message"].as_str().unwrap_or_default();
-        assert!(
-            message.contains("not supported by the engine yet"),
-            "{message}"
-        );
-        assert!(message.contains("document:1#viewer@user:tom["), "{message}");
+        assert!(message.contains(reason), "{conditional}: {message}");
+        assert!(message.contains("document:1#viewer@user:tom"), "{message}");
     }
     // Nothing was written: no new revision, no viewer.
     let (status, body) = server
@@ -65,25 +71,46 @@ async fn issue11_a_caveated_or_expiring_write_is_400_and_writes_nothing() {
 }
 
 #[test]
-fn issue11_a_database_holding_a_caveated_relationship_is_refused_at_open() {
+fn issue11_a_database_holding_caveated_relationships_opens_and_answers_three_valued() {
+    let schema = "caveat cav(a int) { a == 1 }
+definition user {}
+definition document {
+    relation viewer: user with cav
+    permission view = viewer
+}";
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SledStore::open_path(dir.path()).unwrap();
-        store.write_schema(support::SCHEMA).unwrap();
-        let relationship: Relationship =
-            r#"document:1#viewer@user:tom[cav:{"a":1}]"#.parse().unwrap();
-        let update = Update {
+        store.write_schema(schema).unwrap();
+        let updates: Vec<Update> = [
+            r#"document:1#viewer@user:tom[cav:{"a":1}]"#,
+            r#"document:2#viewer@user:tom[cav:{"a":2}]"#,
+            "document:3#viewer@user:tom[cav]",
+        ]
+        .into_iter()
+        .map(|text| Update {
             op: UpdateOp::Touch,
-            relationship,
-        };
-        store.write(&[update], &[]).unwrap().unwrap();
+            relationship: text.parse::<Relationship>().unwrap(),
+        })
+        .collect();
+        store.write(&updates, &[]).unwrap().unwrap();
     }
-    let err = Arbiter::open(dir.path(), engine::Config::default())
-        .err()
-        .expect("refused");
-    let message = err.to_string();
-    assert!(
-        message.contains("not supported by the engine yet"),
-        "{message}"
+    let engine = Arbiter::open(dir.path(), engine::Config::default()).unwrap();
+    let answer = |doc: &str| {
+        let request = CheckRequest {
+            resource: format!("document:{doc}").parse().unwrap(),
+            permission: "view".to_string(),
+            subject: "user:tom".parse().unwrap(),
+        };
+        engine.check(&request, Consistency::Full).unwrap()
+    };
+    assert_eq!(answer("1").permissionship, Permissionship::HasPermission);
+    assert_eq!(answer("2").permissionship, Permissionship::NoPermission);
+    let conditional = answer("3");
+    assert_eq!(
+        conditional.permissionship,
+        Permissionship::ConditionalPermission
     );
+    assert!(!conditional.allowed);
+    assert_eq!(conditional.missing_context, ["a"]);
 }
