@@ -27,11 +27,16 @@
 //!
 //! Deterministic: case `n` uses seed `n`. `ARBITER_MODEL_CASES` sets how many cases run
 //! (default 300); `ARBITER_MODEL_SEED` runs one case only (to reproduce a failure).
+//! The first `ARBITER_MODEL_PG_CASES` cases (default 40) run again on the PostgreSQL store
+//! when `ARBITER_TEST_PG` names a database (skipped loudly otherwise; CI requires it).
 
 #![expect(
     clippy::needless_range_loop,
     reason = "facts are addressed by (type, id, key) indexes throughout the reference"
 )]
+
+#[path = "support/pg.rs"]
+mod pg;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -1064,12 +1069,13 @@ fn gen_requests(rng: &mut Rng, conditional: bool) -> Vec<Option<Request>> {
     requests
 }
 
-fn run_case(seed: u64) -> bool {
+/// Runs the random case `seed` on an engine from `open`; false when its schema was refused.
+fn run_case(seed: u64, open: &dyn Fn() -> Arbiter) -> bool {
     let mut rng = Rng::new(seed);
     let conditional = seed % 2 == 1;
     let defs = gen_schema(&mut rng, conditional);
     let text = schema_text(&defs, conditional, &mut rng);
-    let engine = Arbiter::in_memory(Config::default()).unwrap();
+    let engine = open();
     if let Err(err) = engine.write_schema(&text) {
         // The generator avoids what the compiler refuses; a rare refusal is skipped.
         assert!(
@@ -1162,7 +1168,10 @@ fn run_case(seed: u64) -> bool {
 fn engine_agrees_with_the_reference_evaluator() {
     if let Ok(seed) = std::env::var("ARBITER_MODEL_SEED") {
         let seed: u64 = seed.parse().unwrap();
-        assert!(run_case(seed), "seed {seed} generated an invalid schema");
+        assert!(
+            run_case(seed, &in_memory),
+            "seed {seed} generated an invalid schema"
+        );
         return;
     }
     let cases: u64 = std::env::var("ARBITER_MODEL_CASES")
@@ -1171,7 +1180,7 @@ fn engine_agrees_with_the_reference_evaluator() {
         .unwrap_or(300);
     let mut ran = 0;
     for seed in 0..cases {
-        if run_case(seed) {
+        if run_case(seed, &in_memory) {
             ran += 1;
         }
     }
@@ -1193,6 +1202,34 @@ fn engine_agrees_with_the_reference_evaluator() {
     assert!(
         cases < 100 || both > 0,
         "no case produced a conditional answer missing two parameters"
+    );
+}
+
+fn in_memory() -> Arbiter {
+    Arbiter::in_memory(Config::default()).unwrap()
+}
+
+/// Issue 12: the same random cases on the PostgreSQL store (each in a fresh PostgreSQL
+/// schema), fewer of them since each opens its own tables. The index answers checks on
+/// either backend, so this checks that both feed it the same relationships, caveats,
+/// expirations and revisions.
+#[test]
+fn engine_on_postgresql_agrees_with_the_reference_evaluator() {
+    let Some(_) = pg::test_url("engine_on_postgresql_agrees_with_the_reference_evaluator") else {
+        return;
+    };
+    let open = || {
+        let store = pg::fresh_store("engine_model").expect("the test database is set");
+        Arbiter::with_store(Box::new(store), Config::default()).unwrap()
+    };
+    let cases: u64 = std::env::var("ARBITER_MODEL_PG_CASES")
+        .ok()
+        .and_then(|it| it.parse().ok())
+        .unwrap_or(40);
+    let ran = (0..cases).filter(|seed| run_case(*seed, &open)).count() as u64;
+    assert!(
+        ran * 10 >= cases * 8,
+        "only {ran} of {cases} generated schemas compiled"
     );
 }
 
