@@ -113,6 +113,7 @@ impl ResourceWalk {
             snap.budget.tick()?;
             step.walk.steps += 1;
             if (fact.ty, fact.rel) == step.walk.target && step.walk.conditional {
+                // Judged by the three-valued check, depth limit included.
                 step.walk.targets.push(fact);
             } else if (fact.ty, fact.rel) == step.walk.target {
                 if depth > snap.depth_limit {

@@ -62,7 +62,12 @@ impl Sorted {
         revision: Revision,
     ) -> (Vec<String>, Vec<ConditionalId>, Option<String>) {
         let (range, cursor) = page_range(&self.ids, after, limit, revision);
-        let mut definite = Vec::new();
+        if self.missing.is_empty() {
+            // No conditional id: the page is a plain copy (the path before caveats).
+            let definite = self.ids.get(range).unwrap_or_default().to_vec();
+            return (definite, Vec::new(), cursor);
+        }
+        let mut definite = Vec::with_capacity(range.len());
         let mut conditional = Vec::new();
         for pos in range {
             let Some(id) = self.ids.get(pos) else {
