@@ -1,6 +1,9 @@
 //! A minimal HTTP/1.1 keep-alive client for the replay: one TCP connection, requests
 //! pre-serialized to bytes, answers read by `Content-Length`. It does far less per call
 //! than a general client, so the measured time is mostly the server's (and the kernel's).
+//! Like any keep-alive client it reconnects once when the server closed the connection
+//! while it sat idle (arbiter closes a connection that sends no request head within its
+//! header timeout, 10 s by default, idle keep-alive connections included).
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -8,6 +11,7 @@ use tokio::net::TcpStream;
 
 /// One keep-alive connection to the server.
 pub struct Connection {
+    address: String,
     stream: TcpStream,
     /// Bytes read past the previous answer (none in practice: one request at a time).
     buffer: Vec<u8>,
@@ -31,6 +35,7 @@ impl Connection {
             .with_context(|| format!("cannot connect to `{address}`"))?;
         stream.set_nodelay(true)?;
         Ok(Self {
+            address: address.to_string(),
             stream,
             buffer: Vec::with_capacity(4096),
         })
@@ -38,7 +43,33 @@ impl Connection {
 
     /// Sends one request (from [`post_bytes`]) and returns the status and the body.
     pub async fn send(&mut self, request: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
-        self.stream.write_all(request).await?;
+        match self.exchange(request).await {
+            Err(Closed) => {
+                // Closed while idle, before any byte of this answer: a fresh connection.
+                *self = Self::open(&self.address).await?;
+                self.exchange(request).await.map_err(|Closed| {
+                    anyhow::anyhow!("server closed a fresh connection before answering")
+                })?
+            }
+            Ok(answer) => answer,
+        }
+    }
+
+    /// One request and its answer; `Err(Closed)` when the server had closed the connection
+    /// before answering, any other failure inside `Ok(Err(..))`.
+    async fn exchange(&mut self, request: &[u8]) -> Result<anyhow::Result<(u16, Vec<u8>)>, Closed> {
+        if self.stream.write_all(request).await.is_err() {
+            return Err(Closed);
+        }
+        match self.fill().await {
+            Ok(()) => {}
+            Err(_) if self.buffer.is_empty() => return Err(Closed),
+            Err(err) => return Ok(Err(err)),
+        }
+        Ok(self.read_answer().await)
+    }
+
+    async fn read_answer(&mut self) -> anyhow::Result<(u16, Vec<u8>)> {
         let header_end = loop {
             if let Some(end) = find(&self.buffer, b"\r\n\r\n") {
                 break end + 4;
@@ -77,6 +108,9 @@ impl Connection {
         Ok(())
     }
 }
+
+/// The server closed the connection before answering.
+struct Closed;
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack

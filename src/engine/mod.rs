@@ -591,6 +591,12 @@ impl Arbiter {
         self.inner.head_tx.subscribe()
     }
 
+    /// Whether this process is its store's only writer (sled, in-memory): then a check at
+    /// any consistency is answered from memory, without a call to the store.
+    pub fn exclusive_store(&self) -> bool {
+        self.inner.store.exclusive()
+    }
+
     /// The newest committed revision.
     pub fn head(&self) -> Revision {
         self.inner.head()
