@@ -32,7 +32,11 @@ def main():
     writer_url, follower_url = sys.argv[1], sys.argv[2]
     n_writes = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
     writer = connect(writer_url)
-    writer.request("GET", "/v1/schema")
+    # The store's head (a full read answers at it); the schema's revision is older and
+    # would make the follower stream every revision since the schema first.
+    writer.request("POST", "/v1/relationships/read",
+                   json.dumps({"filter": {"resource_type": "document"}, "limit": 1}),
+                   {"Content-Type": "application/json"})
     head = json.loads(writer.getresponse().read())["revision"]
 
     seen = {}
@@ -59,10 +63,13 @@ def main():
     ready.wait()
     time.sleep(0.5)
 
+    # New tuples every run: touching a live tuple changes nothing, and a revision that
+    # changed nothing is not in the change log, so the watch would never show it.
+    run = int(time.time() * 1000)
     latencies, acked = [], {}
     for idx in range(n_writes):
         body = json.dumps({"updates": [{"op": "touch",
-                                        "relationship": f"document:lag{idx}#viewer@user:u{idx}"}]})
+                                        "relationship": f"document:lag{run}_{idx}#viewer@user:u{idx}"}]})
         started = time.perf_counter()
         writer.request("POST", "/v1/relationships/write", body,
                        {"Content-Type": "application/json"})
