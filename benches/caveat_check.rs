@@ -28,17 +28,6 @@ fn schema() -> String {
     )
 }
 
-fn sizes() -> Vec<usize> {
-    std::env::var("ARBITER_BENCH_SIZES")
-        .ok()
-        .map(|it| {
-            it.split(',')
-                .filter_map(|n| n.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_else(|| vec![1_000_000])
-}
-
 fn time(
     engine: &Arbiter,
     requests: &[CheckRequest],
@@ -83,7 +72,7 @@ fn context(ip: &str) -> Context {
 fn main() {
     println!("| relationships | mode | p50 µs | p90 µs | p99 µs | p99.9 µs | answer |");
     println!("|---|---|---|---|---|---|---|");
-    for target in sizes() {
+    for target in scenario::sizes(&[1_000_000]) {
         let config = Config {
             cache_capacity: 0,
             ..Config::default()

@@ -15,17 +15,6 @@ use std::time::Instant;
 use arbiter::engine::{Arbiter, CheckRequest, Consistency};
 use criterion::Criterion;
 
-fn sizes() -> Vec<usize> {
-    std::env::var("ARBITER_BENCH_SIZES")
-        .ok()
-        .map(|it| {
-            it.split(',')
-                .filter_map(|n| n.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
-}
-
 /// Times each request once per round; returns per-check nanoseconds and the allowed share.
 fn time_checks(engine: &Arbiter, requests: &[CheckRequest], rounds: usize) -> (Vec<u64>, f64) {
     let mut samples = Vec::with_capacity(requests.len() * rounds);
@@ -69,7 +58,7 @@ fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     println!("| relationships | mode | p50 µs | p90 µs | p99 µs | p99.9 µs | allowed | RSS MiB |");
     println!("|---|---|---|---|---|---|---|---|");
-    for target in sizes() {
+    for target in scenario::sizes(&[10_000, 100_000, 1_000_000]) {
         let requests = scenario::checks(target, 7, 20_000);
         {
             let (engine, n) = scenario::engine(target, 0);

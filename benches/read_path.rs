@@ -15,24 +15,13 @@ use arbiter::engine::Consistency;
 use arbiter::model::{ObjectRef, SubjectRef};
 use criterion::Criterion;
 
-fn sizes() -> Vec<usize> {
-    std::env::var("ARBITER_BENCH_SIZES")
-        .ok()
-        .map(|it| {
-            it.split(',')
-                .filter_map(|n| n.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
-}
-
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     println!(
         "| relationships | read | p50 µs | p99 µs | RSS MiB after load (index + memory store) | index heap MiB (estimate) |"
     );
     println!("|---|---|---|---|---|---|");
-    for target in sizes() {
+    for target in scenario::sizes(&[10_000, 100_000, 1_000_000]) {
         let before = scenario::rss_mib();
         let (engine, n) = scenario::engine(target, 0);
         let rss = scenario::rss_mib() - before;

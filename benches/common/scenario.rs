@@ -263,6 +263,19 @@ pub fn engine(target: usize, cache_capacity: usize) -> (Arbiter, usize) {
     (engine, n)
 }
 
+/// The sizes `ARBITER_BENCH_SIZES` names (comma-separated relationship counts), or
+/// `default`.
+pub fn sizes(default: &[usize]) -> Vec<usize> {
+    std::env::var("ARBITER_BENCH_SIZES")
+        .ok()
+        .map(|it| {
+            it.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| default.to_vec())
+}
+
 /// Percentiles of `samples` (nanoseconds): p50, p90, p99, p99.9.
 pub fn percentiles(samples: &mut [u64]) -> [u64; 4] {
     samples.sort_unstable();
