@@ -231,33 +231,23 @@ pub fn lookup(command: &LookupCommand) -> u8 {
             let Ok(context) = parse_context(context.as_deref()) else {
                 return EXIT_ERROR;
             };
-            let client = Client::new(connection);
-            let mut cursor = None;
-            loop {
-                let body = LookupResourcesBody {
+            every_page(
+                connection,
+                "/v1/lookup/resources",
+                |cursor| LookupResourcesBody {
                     resource_type: resource_type.clone(),
                     permission: permission.clone(),
                     subject: subject.clone(),
                     context: context.clone(),
                     limit: None,
-                    cursor: cursor.take(),
+                    cursor,
                     consistency: None,
-                };
-                let page: LookupResourcesAnswer = match client.post("/v1/lookup/resources", &body) {
-                    Ok(page) => page,
-                    Err(err) => return fail(&err),
-                };
-                if connection.json {
-                    print_out(&json_line(&page));
-                } else {
+                },
+                |page: &LookupResourcesAnswer| {
                     print_lines(&page.resources);
                     print_conditional(&page.conditional);
-                }
-                match page.cursor {
-                    Some(next) => cursor = Some(next),
-                    None => return EXIT_OK,
-                }
-            }
+                },
+            )
         }
         LookupCommand::Subjects {
             resource,
@@ -269,37 +259,75 @@ pub fn lookup(command: &LookupCommand) -> u8 {
             let Ok(context) = parse_context(context.as_deref()) else {
                 return EXIT_ERROR;
             };
-            let client = Client::new(connection);
-            let mut cursor = None;
-            loop {
-                let body = LookupSubjectsBody {
+            every_page(
+                connection,
+                "/v1/lookup/subjects",
+                |cursor| LookupSubjectsBody {
                     resource: resource.clone(),
                     permission: permission.clone(),
                     subject_type: subject_type.clone(),
                     context: context.clone(),
                     limit: None,
-                    cursor: cursor.take(),
+                    cursor,
                     consistency: None,
-                };
-                let page: LookupSubjectsAnswer = match client.post("/v1/lookup/subjects", &body) {
-                    Ok(page) => page,
-                    Err(err) => return fail(&err),
-                };
-                if connection.json {
-                    print_out(&json_line(&page));
-                } else {
+                },
+                |page: &LookupSubjectsAnswer| {
                     print_lines(&page.subjects);
                     print_conditional(&page.conditional);
                     if !page.excluded.is_empty() {
                         print_out(&format!("except: {}", page.excluded.join(", ")));
                     }
-                }
-                match page.cursor {
-                    Some(next) => cursor = Some(next),
-                    None => return EXIT_OK,
-                }
-            }
+                },
+            )
         }
+    }
+}
+
+/// Posts the body for each cursor to `path` until a page comes back without a cursor,
+/// printing each page as one JSON line with `--json`, else through `print`.
+fn every_page<B, A>(
+    connection: &Connection,
+    path: &str,
+    body: impl Fn(Option<String>) -> B,
+    print: impl Fn(&A),
+) -> u8
+where
+    B: Serialize,
+    A: Serialize + serde::de::DeserializeOwned + HasCursor,
+{
+    let client = Client::new(connection);
+    let mut cursor = None;
+    loop {
+        let page: A = match client.post(path, &body(cursor.take())) {
+            Ok(page) => page,
+            Err(err) => return fail(&err),
+        };
+        if connection.json {
+            print_out(&json_line(&page));
+        } else {
+            print(&page);
+        }
+        match page.cursor() {
+            Some(next) => cursor = Some(next),
+            None => return EXIT_OK,
+        }
+    }
+}
+
+/// A paged answer's cursor.
+trait HasCursor {
+    fn cursor(&self) -> Option<String>;
+}
+
+impl HasCursor for LookupResourcesAnswer {
+    fn cursor(&self) -> Option<String> {
+        self.cursor.clone()
+    }
+}
+
+impl HasCursor for LookupSubjectsAnswer {
+    fn cursor(&self) -> Option<String> {
+        self.cursor.clone()
     }
 }
 
