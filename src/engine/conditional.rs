@@ -434,23 +434,9 @@ impl<'a> CondChecker<'a> {
         }
         let mut acc = Out::of(Val::True);
         for (object, cond) in targets {
-            let target = self
-                .snap
-                .plan
-                .type_of(object.ty)
-                .and_then(|ty| arrow.targets.iter().find(|(it, _)| *it == ty));
-            let Some((ty, target)) = target else {
+            let Some(out) = self.arrow_step(object, cond, arrow, depth)? else {
                 return Ok(Out::of(Val::False));
             };
-            let out = self.goal(
-                Goal {
-                    ty: *ty,
-                    id: object.id,
-                    rel: *target,
-                },
-                depth + 1,
-            )?;
-            let out = and(Out::of(cond), out);
             if out.val == Val::False {
                 return Ok(out);
             }
@@ -473,21 +459,9 @@ impl<'a> CondChecker<'a> {
             if cond == Val::False {
                 continue;
             }
-            let Some(ty) = self.snap.plan.type_of(object.ty) else {
+            let Some(out) = self.arrow_step(object, cond, arrow, depth)? else {
                 continue;
             };
-            let Some((_, target)) = arrow.targets.iter().find(|(it, _)| *it == ty) else {
-                continue;
-            };
-            let out = self.goal(
-                Goal {
-                    ty,
-                    id: object.id,
-                    rel: *target,
-                },
-                depth + 1,
-            )?;
-            let out = and(Out::of(cond), out);
             if out.val == Val::True {
                 return Ok(out);
             }
@@ -495,6 +469,31 @@ impl<'a> CondChecker<'a> {
         }
         Ok(acc)
     }
+
+    /// One step of an arrow: `computed` on `object`, ANDed with its tuple's condition;
+    /// `None` when the object's type has no `computed`.
+    fn arrow_step(
+        &mut self,
+        object: ObjKey,
+        cond: Val,
+        arrow: &crate::schema::Arrow,
+        depth: u32,
+    ) -> Result<Option<Out>, EngineError> {
+        let Some(ty) = self.snap.plan.type_of(object.ty) else {
+            return Ok(None);
+        };
+        let Some((_, target)) = arrow.targets.iter().find(|(it, _)| *it == ty) else {
+            return Ok(None);
+        };
+        let goal = Goal {
+            ty,
+            id: object.id,
+            rel: *target,
+        };
+        let out = self.goal(goal, depth + 1)?;
+        Ok(Some(and(Out::of(cond), out)))
+    }
+
     /// The subject objects of `goal`'s tupleset live now, each with the value of its
     /// tuple's condition (true for a plain tuple; false ones kept, see
     /// [`Self::arrow_all`]).
