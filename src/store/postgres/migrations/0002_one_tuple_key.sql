@@ -1,0 +1,20 @@
+-- arbiter store schema, version 2: fewer indexes to maintain per inserted version.
+--
+-- Version 1 kept two B-trees over the six tuple columns: the primary key (tuple,
+-- created_rev) and a partial unique index of live versions. Every inserted version paid
+-- for both. The key (tuple, deleted_rev) does both jobs: a live version has deleted_rev =
+-- 2^63 - 1, so at most one live version per tuple follows from uniqueness, and ended
+-- versions of one tuple differ in the revision that ended them. Ordered reads by resource
+-- use its tuple prefix as before; bulk import resolves live duplicates with
+-- ON CONFLICT on it.
+
+ALTER TABLE arbiter_relationship DROP CONSTRAINT arbiter_relationship_pkey;
+DROP INDEX arbiter_relationship_live;
+ALTER TABLE arbiter_relationship ADD PRIMARY KEY (resource_type, resource_id, relation,
+    subject_type, subject_id, subject_relation, deleted_rev);
+
+-- The change log's "what revision R created" is read for recent revisions only, and rows
+-- are appended in revision order, so a block-range index finds them at a fraction of a
+-- B-tree's upkeep. (CockroachDB has no BRIN: keep the B-tree there.)
+DROP INDEX arbiter_relationship_created;
+CREATE INDEX arbiter_relationship_created ON arbiter_relationship USING BRIN (created_rev);
