@@ -293,6 +293,12 @@ impl Arbiter {
         self.inner.import(relationships)
     }
 
+    /// Whether `relationship` may be written under the loaded schema — what
+    /// [`Arbiter::write`] and [`Arbiter::import`] check — without writing it.
+    pub fn admit(&self, relationship: &crate::model::Relationship) -> Result<(), EngineError> {
+        self.inner.admit(relationship)
+    }
+
     /// Relationships matching `filter` at the chosen snapshot, at most `limit`, resuming
     /// after `cursor`.
     pub fn read(

@@ -385,6 +385,12 @@ impl Inner {
         Ok(())
     }
 
+    pub fn admit(&self, relationship: &Relationship) -> Result<(), EngineError> {
+        let loaded = self.require_schema()?;
+        admit::check_relationship(&loaded.schema, relationship)?;
+        Ok(())
+    }
+
     pub fn import(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
