@@ -398,6 +398,8 @@ async fn streams_page_with_cursors_at_one_snapshot() {
             break;
         }
     }
+    // Walk order, not sorted: every id once.
+    found.sort();
     let expected: Vec<String> = (0..7).map(|it| format!("d{it}")).collect();
     assert_eq!(found, expected);
     // ReadRelationships with a limit, then resumed.

@@ -69,6 +69,8 @@ pub use explain::{
     EXPLAIN_NODE_LIMIT, ExplainKind, ExplainNode, ExplainedAnswer, Explanation, Reason, Verdict,
 };
 pub use index::IndexStats;
+/// The cursor after each result of a lookup page (for streams that answer one per result).
+pub(crate) use pages::cursors_after;
 pub use sync::{SyncReport, SyncRequest};
 
 /// The stack of the thread a recursive expand runs on (see [`Arbiter::expand`]).
