@@ -1,9 +1,10 @@
 //! Issue 10 item 5 (and issue 14 item 4): a lookup page costs in proportion to the page.
-//! Lookup resources streams in walk order and resumes from its cursor; these tests page
-//! through many results with several page sizes and check that the pages together are
-//! exactly the unpaged answer (no duplicate, no gap), also when the kept walk was evicted
-//! (the page walks again and skips), when writes happen between pages (the cursor pins
-//! the revision), and that a cursor that does not match its listing is refused.
+//! Lookup resources and lookup subjects stream in walk order and resume from their cursor;
+//! these tests page through many results with several page sizes and check that the pages
+//! together are exactly the unpaged answer (no duplicate, no gap), also when the kept walk
+//! was evicted (the page walks again and skips), when writes happen between pages (the
+//! cursor pins the revision), and that a cursor that does not match its listing is
+//! refused.
 
 use std::collections::BTreeSet;
 
@@ -47,6 +48,9 @@ fn write(engine: &Arbiter, op: UpdateOp, texts: &[String]) -> Revision {
     revision
 }
 
+/// Users in the innermost group.
+const MEMBERS: usize = 1_500;
+
 /// Listings of two documents each.
 const FILLERS: usize = 200;
 
@@ -70,6 +74,9 @@ fn data() -> Vec<String> {
     out.push("group:g0#member@user:alice".to_string());
     out.push("group:g7#member@user:alice".to_string());
     out.push("group:g5#member@user:bob".to_string());
+    for n in 0..MEMBERS {
+        out.push(format!("group:g0#member@user:m{n}"));
+    }
     for f in 0..300 {
         if f > 0 {
             out.push(format!("folder:f{f}#parent@folder:f{}", (f * 7) % f));
@@ -299,13 +306,11 @@ fn issue10_a_cursor_that_does_not_match_its_listing_is_refused() {
     let cursor = cursor.unwrap();
     let (revision, rest) = cursor.split_once('.').unwrap();
     let (offset, digest) = rest.split_once('.').unwrap();
+    // The same cursor with its digest's first hex digit changed.
+    let (first, tail) = digest.split_at(1);
     let flipped = format!(
-        "{revision}.{offset}.{}",
-        if digest.starts_with('0') {
-            format!("1{}", &digest[1..])
-        } else {
-            format!("0{}", &digest[1..])
-        }
+        "{revision}.{offset}.{}{tail}",
+        if first == "0" { "1" } else { "0" }
     );
     let refused = [
         flipped,
@@ -374,7 +379,7 @@ fn issue10_depth_first_lookup_lists_a_resource_it_first_reaches_too_deep() {
             )
             .map(|it| it.allowed)
     };
-    assert_eq!(check("near").unwrap(), true);
+    assert!(check("near").unwrap());
     for limit in [0, 1] {
         let (ids, cursor, _) = page(
             &engine,
@@ -400,4 +405,139 @@ fn issue10_depth_first_lookup_lists_a_resource_it_first_reaches_too_deep() {
         Consistency::Full,
     );
     assert!(matches!(got, Err(EngineError::DepthExceeded(5))), "{got:?}");
+}
+
+/// The lookup subjects paged below: resource, permission, subject type. `doc:d0` and
+/// `folder:f12` are granted to `user:*` (the whole sorted result, with `excluded`).
+const SUBJECT_LOOKUPS: [(&str, &str, &str); 6] = [
+    ("folder:f5", "view", "user"),
+    ("doc:d10", "view", "user"),
+    ("folder:f3", "edit", "user"),
+    ("doc:d0", "view", "user"),
+    ("folder:f12", "view", "user"),
+    ("doc:d1", "view", "group"),
+];
+
+type SubjectsPage = (Vec<String>, Vec<String>, Option<String>, Revision);
+
+fn subjects_page(
+    engine: &Arbiter,
+    (resource, permission, ty): (&str, &str, &str),
+    limit: usize,
+    cursor: Option<&str>,
+    consistency: Consistency,
+) -> Result<SubjectsPage, EngineError> {
+    let resource: ObjectRef = resource.parse().unwrap();
+    engine
+        .lookup_subjects_page(&resource, permission, ty, limit, cursor, consistency)
+        .map(|it| (it.subjects, it.excluded, it.cursor, it.revision))
+}
+
+/// Every page of one lookup subjects from `cursor` on (at most `max_pages`): the subjects,
+/// the excluded ids (first page only), the cursor to go on with and the revision.
+fn subject_pages(
+    engine: &Arbiter,
+    lookup: (&str, &str, &str),
+    limit: usize,
+    mut cursor: Option<String>,
+    max_pages: usize,
+) -> SubjectsPage {
+    let (mut all, mut excluded, mut revision) = (Vec::new(), Vec::new(), Revision(0));
+    for _ in 0..max_pages {
+        let first = cursor.is_none();
+        let (ids, out, next, rev) =
+            subjects_page(engine, lookup, limit, cursor.as_deref(), Consistency::Full)
+                .unwrap_or_else(|err| panic!("{lookup:?} limit {limit}: {err}"));
+        revision = rev;
+        if limit > 0 {
+            assert!(ids.len() <= limit, "{lookup:?}: a page of {}", ids.len());
+            if next.is_some() {
+                assert_eq!(ids.len(), limit, "{lookup:?}: a short page before the last");
+            }
+        }
+        if !first {
+            assert!(out.is_empty(), "{lookup:?}: excluded after the first page");
+        }
+        excluded.extend(out);
+        all.extend(ids);
+        cursor = next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    (all, excluded, cursor, revision)
+}
+
+#[test]
+fn issue10_lookup_subjects_pages_of_every_size_are_exactly_the_unpaged_answer() {
+    let engine = engine();
+    for lookup in SUBJECT_LOOKUPS {
+        let (ids, excluded, cursor, revision) =
+            subjects_page(&engine, lookup, 0, None, Consistency::Full).unwrap();
+        assert_eq!(cursor, None);
+        let whole = as_set(ids, "unpaged");
+        // Every listed subject is allowed by a check.
+        let (resource, permission, ty) = lookup;
+        for id in whole.iter().filter(|it| *it != "*") {
+            let request = CheckRequest {
+                resource: resource.parse().unwrap(),
+                permission: permission.to_string(),
+                subject: subject(&format!("{ty}:{id}")),
+            };
+            let decision = engine.check(&request, Consistency::Full).unwrap();
+            assert!(decision.allowed, "{lookup:?}: {id}");
+        }
+        for limit in PAGE_SIZES {
+            let (ids, out, cursor, rev) = subject_pages(&engine, lookup, limit, None, usize::MAX);
+            assert_eq!((cursor, rev), (None, revision));
+            assert_eq!(as_set(ids, "paged"), whole, "{lookup:?} limit {limit}");
+            assert_eq!(out, excluded, "{lookup:?} limit {limit}");
+        }
+    }
+    // The listings are long enough to page, and two are wildcard grants.
+    let (ids, _, _, _) =
+        subjects_page(&engine, SUBJECT_LOOKUPS[0], 0, None, Consistency::Full).unwrap();
+    assert!(ids.len() > MEMBERS, "{}", ids.len());
+    for wildcard in [SUBJECT_LOOKUPS[3], SUBJECT_LOOKUPS[4]] {
+        let (ids, _, _, _) = subjects_page(&engine, wildcard, 0, None, Consistency::Full).unwrap();
+        assert_eq!(ids.first().map(String::as_str), Some("*"), "{wildcard:?}");
+    }
+}
+
+#[test]
+fn issue10_lookup_subjects_pages_resume_after_eviction_and_writes() {
+    let engine = engine();
+    for (round, lookup) in SUBJECT_LOOKUPS.into_iter().enumerate() {
+        for limit in [1, 7, 250] {
+            let (first, _, cursor, revision) = subject_pages(&engine, lookup, limit, None, 3);
+            let Some(cursor) = cursor else {
+                continue;
+            };
+            let (before, _, _, _) = subjects_page(
+                &engine,
+                lookup,
+                0,
+                None,
+                Consistency::AtExactSnapshot { revision },
+            )
+            .unwrap();
+            // More members, and some taken away, then other listings evict the walk.
+            let added: Vec<String> = (0..30)
+                .map(|n| format!("group:g0#member@user:late{round}_{limit}_{n}"))
+                .collect();
+            write(&engine, UpdateOp::Touch, &added);
+            let removed: Vec<String> = (0..MEMBERS)
+                .skip(round * 60 + limit)
+                .take(20)
+                .map(|n| format!("group:g0#member@user:m{n}"))
+                .collect();
+            write(&engine, UpdateOp::Delete, &removed);
+            evict(&engine);
+            let (rest, _, end, rev) =
+                subject_pages(&engine, lookup, limit, Some(cursor), usize::MAX);
+            assert_eq!((end, rev), (None, revision));
+            let all = as_set([first, rest].concat(), "paged");
+            assert_eq!(all, as_set(before, "unpaged"), "{lookup:?} limit {limit}");
+        }
+    }
 }

@@ -41,8 +41,31 @@ use super::index::{CondMember, NO_REL, Node, ObjKey, Sym};
 pub(crate) mod conditional;
 mod resources;
 mod self_ref;
+mod subjects;
 
 pub(crate) use resources::ResourceWalk;
+pub(crate) use subjects::SubjectWalk;
+
+/// A walk that pages: it runs in chunks (the caller may release the index lock in
+/// between), stops once it has found what a page needs, and hands out what it found.
+pub(crate) trait Pausable {
+    /// Takes at most `max_steps` steps in `snap`, stopping early once `want` results are
+    /// found and not taken; `Ok(true)` once the walk is complete.
+    fn run(
+        &mut self,
+        snap: Snapshot<'_>,
+        max_steps: usize,
+        want: usize,
+    ) -> Result<bool, EngineError>;
+    /// Whether the walk is complete.
+    fn is_complete(&self) -> bool;
+    /// How many results are found and not taken yet.
+    fn found_len(&self) -> usize;
+    /// Takes the next `limit` results found (fewer if fewer are), named.
+    fn take(&mut self, index: &super::index::IndexData, limit: usize) -> Vec<String>;
+    /// The work done so far.
+    fn steps(&self) -> u64;
+}
 
 /// The candidates of a lookup subjects: every id of the subject type named under the goal.
 pub(crate) struct Candidates {

@@ -34,7 +34,7 @@ use parking_lot::Mutex;
 
 use crate::model::{Revision, Timestamp};
 
-use super::lookup::ResourceWalk;
+use super::lookup::{ResourceWalk, SubjectWalk};
 use super::{ConditionalId, EngineError, LookupStats};
 
 /// How many listings the cache keeps at most.
@@ -155,6 +155,9 @@ pub(crate) fn cursors_after<'i>(
         .collect())
 }
 
+/// A page of a [`Sorted`] result: definite ids, conditional ids, the next cursor.
+pub(crate) type SortedPage = (Vec<String>, Vec<ConditionalId>, Option<Cursor>);
+
 /// One computed lookup: ids sorted by byte order, and (lookup subjects) the excluded ids.
 #[derive(Debug, Default)]
 pub(crate) struct Sorted {
@@ -206,11 +209,7 @@ impl Sorted {
     /// The page at `at`, at most `limit` ids (0 = all), split into definite and
     /// conditional ids, and the cursor of the next page when more follow. A cursor whose
     /// offset or digest does not match this result is refused.
-    pub fn page(
-        &self,
-        at: Cursor,
-        limit: usize,
-    ) -> Result<(Vec<String>, Vec<ConditionalId>, Option<Cursor>), EngineError> {
+    pub fn page(&self, at: Cursor, limit: usize) -> Result<SortedPage, EngineError> {
         let start = usize::try_from(at.offset).map_err(|_| at.unknown())?;
         if self.prefix.get(start) != Some(&at.digest) {
             return Err(at.unknown());
@@ -250,11 +249,54 @@ impl Sorted {
 }
 
 /// What the cache keeps for a listing.
-enum Kept {
+pub(crate) enum Kept {
     /// A paused walk, under the key of the cursor it resumes at (taken out to be resumed).
-    Walk(Box<ResourceWalk>),
+    Resources(Box<ResourceWalk>),
+    Subjects(Box<SubjectWalk>),
     /// A whole sorted result, under the key of its listing (shared by its pages).
     Sorted(Arc<Sorted>),
+}
+
+/// A walk the cache can keep.
+pub(crate) trait KeptWalk {
+    fn wrap(walk: Box<Self>) -> Kept;
+    fn unwrap(kept: Kept) -> Option<Box<Self>>;
+    /// How much memory the walk holds, in entries.
+    fn weight(&self) -> usize;
+}
+
+impl KeptWalk for ResourceWalk {
+    fn wrap(walk: Box<Self>) -> Kept {
+        Kept::Resources(walk)
+    }
+
+    fn unwrap(kept: Kept) -> Option<Box<Self>> {
+        match kept {
+            Kept::Resources(walk) => Some(walk),
+            _ => None,
+        }
+    }
+
+    fn weight(&self) -> usize {
+        ResourceWalk::weight(self)
+    }
+}
+
+impl KeptWalk for SubjectWalk {
+    fn wrap(walk: Box<Self>) -> Kept {
+        Kept::Subjects(walk)
+    }
+
+    fn unwrap(kept: Kept) -> Option<Box<Self>> {
+        match kept {
+            Kept::Subjects(walk) => Some(walk),
+            _ => None,
+        }
+    }
+
+    fn weight(&self) -> usize {
+        SubjectWalk::weight(self)
+    }
 }
 
 struct Entry {
@@ -322,15 +364,13 @@ impl PageCache {
     }
 
     /// Takes the walk kept under `key` out of the cache (one page resumes it).
-    pub fn take_walk(&self, key: &str) -> Option<Box<ResourceWalk>> {
+    pub fn take_walk<W: KeptWalk>(&self, key: &str) -> Option<Box<W>> {
         let mut entries = self.entries.lock();
         let pos = entries
             .iter()
-            .position(|it| it.key == key && matches!(it.kept, Kept::Walk(_)))?;
+            .position(|it| it.key == key && !matches!(it.kept, Kept::Sorted(_)))?;
         let entry = entries.remove(pos)?;
-        let Kept::Walk(walk) = entry.kept else {
-            return None;
-        };
+        let walk = W::unwrap(entry.kept)?;
         self.resumed.fetch_add(1, Ordering::Relaxed);
         Some(walk)
     }
@@ -342,9 +382,9 @@ impl PageCache {
     }
 
     /// Keeps a paused walk under `key`.
-    pub fn keep_walk(&self, key: String, walk: Box<ResourceWalk>) {
+    pub fn keep_walk<W: KeptWalk>(&self, key: String, walk: Box<W>) {
         let weight = walk.weight();
-        self.keep(key, Kept::Walk(walk), weight);
+        self.keep(key, W::wrap(walk), weight);
     }
 
     /// Keeps `kept`, evicting the least recently used listings over the bounds; one over

@@ -22,7 +22,7 @@ use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_S
 use super::conditional::{Answer, CondChecker};
 use super::deadline::Budget;
 use super::index::{IndexData, NO_REL, Node, ObjKey};
-use super::pages::{Cursor, Sorted};
+use super::pages::{Cursor, KeptWalk, Sorted};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
 use super::{
@@ -30,6 +30,7 @@ use super::{
     ExpandDepth, Expansion, Permissionship, ReadPage, ResourcePage, SubjectsAnswer, expand,
     filters, lookup,
 };
+use lookup::Pausable as _;
 
 /// Steps of a lookup walk taken under one hold of the index read lock.
 const CHUNK_STEPS: usize = 4_096;
@@ -476,7 +477,15 @@ impl Inner {
             conditional,
         );
         if !conditional {
-            return self.resources_streamed(view, walk, &listing, at, limit, budget);
+            let kept = self.pages.take_walk(&walk_key(&listing, at));
+            let (resources, next) =
+                self.streamed(view, kept, || walk, &listing, at, limit, budget)?;
+            return Ok(ResourcePage {
+                resources,
+                conditional: Vec::new(),
+                cursor: next.map(|it| it.to_string()),
+                revision,
+            });
         }
         let sorted = match self.pages.sorted(&listing, now) {
             Some(sorted) => sorted,
@@ -502,29 +511,34 @@ impl Inner {
         })
     }
 
-    /// One page of a lookup resources over plain tuples, in walk order: the paused walk
-    /// kept under the cursor `at` goes on, or (none kept) a new walk skips the `at.offset`
-    /// results before the page and checks their digest. The walk is kept under the next
-    /// cursor, with the one result it found past the page (so the last page knows it is).
-    fn resources_streamed(
+    /// One page of a lookup over plain tuples, in walk order: the paused walk kept under
+    /// the cursor `at` goes on, or (none kept) `fresh` walks from the start, skipping the
+    /// `at.offset` results before the page and checking their digest. The walk is kept
+    /// under the next cursor, with the one result it found past the page (so that the
+    /// last page knows it is the last). The page's ids and the next cursor.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the view, the walk (kept or fresh), the listing and the page, the budget"
+    )]
+    fn streamed<W: lookup::Pausable + KeptWalk>(
         &self,
         view: View<'_>,
-        fresh: lookup::ResourceWalk,
+        kept: Option<Box<W>>,
+        fresh: impl FnOnce() -> W,
         listing: &str,
         at: Cursor,
         limit: usize,
         budget: &Budget,
-    ) -> Result<ResourcePage, EngineError> {
+    ) -> Result<(Vec<String>, Option<Cursor>), EngineError> {
         let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
-        let key = |at: Cursor| format!("{listing}|{}.{:016x}", at.offset, at.digest);
-        let (mut walk, mut to_skip) = match self.pages.take_walk(&key(at)) {
+        let (mut walk, mut to_skip) = match kept {
             Some(walk) => (walk, 0),
             None => {
                 self.pages.record_walk();
-                (Box::new(fresh), at.offset)
+                (Box::new(fresh()), at.offset)
             }
         };
-        let steps_before = walk.steps;
+        let steps_before = walk.steps();
         // One result past the page, so that the last page has no cursor.
         let need = if limit == 0 {
             usize::MAX
@@ -563,16 +577,11 @@ impl Inner {
                 break (ids, more.then_some(next));
             }
         };
-        self.pages.record_steps(walk.steps - steps_before);
+        self.pages.record_steps(walk.steps() - steps_before);
         if let Some(next) = next {
-            self.pages.keep_walk(key(next), walk);
+            self.pages.keep_walk(walk_key(listing, next), walk);
         }
-        Ok(ResourcePage {
-            resources: ids,
-            conditional: Vec::new(),
-            cursor: next.map(|it| it.to_string()),
-            revision,
-        })
+        Ok((ids, next))
     }
 
     /// The whole result of a lookup resources while the index keeps caveated or expiring
@@ -652,6 +661,26 @@ impl Inner {
             conditional,
             context,
         );
+        let at = cursor.unwrap_or(Cursor::start(revision));
+        if !conditional {
+            // Streamed in walk order, unless a wildcard grants the permission: then
+            // `excluded` needs every candidate, and the whole result is computed below.
+            let type_sym = loaded.plan.type_sym[subject_type_id.0 as usize];
+            let kept = self.pages.take_walk(&walk_key(&key, at));
+            let wildcard = kept.is_none()
+                && Checker::new(view.snapshot(), Subject::Wildcard(type_sym)).check(goal)?;
+            if !wildcard {
+                let fresh = || lookup::SubjectWalk::new(goal, type_sym, &resource.object_id);
+                let (subjects, next) = self.streamed(view, kept, fresh, &key, at, limit, budget)?;
+                return Ok(SubjectsAnswer {
+                    subjects,
+                    conditional: Vec::new(),
+                    excluded: Vec::new(),
+                    cursor: next.map(|it| it.to_string()),
+                    revision,
+                });
+            }
+        }
         let sorted = match self.pages.sorted(&key, now) {
             Some(sorted) => sorted,
             None => {
@@ -674,7 +703,6 @@ impl Inner {
                 sorted
             }
         };
-        let at = cursor.unwrap_or(Cursor::start(revision));
         let (subjects, conditional, next) = sorted.page(at, limit)?;
         let excluded = if at.offset == 0 {
             sorted.excluded.clone()
@@ -916,6 +944,11 @@ impl Inner {
             });
         }
     }
+}
+
+/// The page-cache key of a paused walk of `listing` at the cursor `at`.
+fn walk_key(listing: &str, at: Cursor) -> String {
+    format!("{listing}|{}.{:016x}", at.offset, at.digest)
 }
 
 /// The page-cache key of a lookup: `base` (schema epoch, revision, request) and, while

@@ -27,6 +27,11 @@ use crate::schema::{RelationId, TypeId};
 use super::super::EngineError;
 use super::super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_SUBJECT};
 use super::super::index::{IndexData, NO_REL, Node, Sym};
+use super::Pausable;
+
+/// A resource type and relation named by symbols, resolved against the schema (`None`
+/// when the schema does not know them).
+type Resolved = Option<(TypeId, RelationId)>;
 
 /// A child of a fact: a fact it yields, or (`confirm`) a candidate under an intersection,
 /// exclusion or `.all()` arrow that a check must confirm.
@@ -102,9 +107,31 @@ impl ResourceWalk {
         }
     }
 
-    /// Takes at most `max_steps` steps in `snap`, stopping early once `want` resources
-    /// are found and not taken; `Ok(true)` once the walk is complete.
-    pub fn run(
+    /// How much memory the walk holds, in entries (facts, pending children, found ids),
+    /// for the page cache's bound.
+    pub fn weight(&self) -> usize {
+        self.facts.len()
+            + self.refuted.len()
+            + self.arena.len()
+            + self.found.len()
+            + self.targets.len()
+            + 1
+    }
+
+    /// Three-valued mode: the candidate goals of the target type and permission.
+    pub fn targets(&self) -> &[Goal] {
+        &self.targets
+    }
+
+    /// The name of a candidate's id (the requested subject's id for one the index never
+    /// saw, as found ids are named).
+    pub fn name_of(&self, index: &IndexData, id: Sym) -> String {
+        name(index, &self.subject_id, id)
+    }
+}
+
+impl Pausable for ResourceWalk {
+    fn run(
         &mut self,
         snap: Snapshot<'_>,
         max_steps: usize,
@@ -147,18 +174,15 @@ impl ResourceWalk {
         Ok(false)
     }
 
-    /// Whether the walk has derived every fact.
-    pub fn is_complete(&self) -> bool {
+    fn is_complete(&self) -> bool {
         self.complete
     }
 
-    /// How many resources are found and not taken yet.
-    pub fn found_len(&self) -> usize {
+    fn found_len(&self) -> usize {
         self.found.len()
     }
 
-    /// Takes the next `limit` resources found (fewer if fewer are), named.
-    pub fn take(&mut self, index: &IndexData, limit: usize) -> Vec<String> {
+    fn take(&mut self, index: &IndexData, limit: usize) -> Vec<String> {
         let n = limit.min(self.found.len());
         let subject_id = &self.subject_id;
         self.found
@@ -167,26 +191,8 @@ impl ResourceWalk {
             .collect()
     }
 
-    /// How much memory the walk holds, in entries (facts, pending children, found ids),
-    /// for the page cache's bound.
-    pub fn weight(&self) -> usize {
-        self.facts.len()
-            + self.refuted.len()
-            + self.arena.len()
-            + self.found.len()
-            + self.targets.len()
-            + 1
-    }
-
-    /// Three-valued mode: the candidate goals of the target type and permission.
-    pub fn targets(&self) -> &[Goal] {
-        &self.targets
-    }
-
-    /// The name of a candidate's id (the requested subject's id for one the index never
-    /// saw, as found ids are named).
-    pub fn name_of(&self, index: &IndexData, id: Sym) -> String {
-        name(index, &self.subject_id, id)
+    fn steps(&self) -> u64 {
+        self.steps
     }
 }
 
@@ -306,7 +312,7 @@ impl Step<'_, '_> {
         let index = self.snap.index;
         let plan = self.snap.plan;
         // The tuples come grouped by resource type and relation: resolve each group once.
-        let mut last: Option<((Sym, Sym), Option<(TypeId, RelationId)>)> = None;
+        let mut last: Option<((Sym, Sym), Resolved)> = None;
         for (res_ty, rel, id) in index.resources_of(subject, self.snap.rev) {
             let resolved = match last {
                 Some((key, resolved)) if key == (res_ty, rel) => resolved,
