@@ -209,9 +209,10 @@ pub struct ResourcePage {
 /// The subjects of one type that hold a permission on a resource (one page of them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SubjectsAnswer {
-    /// Subject ids, sorted by byte order; `*` (which sorts first) when a wildcard grants the
-    /// permission to every subject of the type (then the ids in `excluded` are the
-    /// exceptions).
+    /// Subject ids in walk order (not sorted); `*` when a wildcard grants the permission to
+    /// every subject of the type (then the ids in `excluded` are the exceptions, and the
+    /// ids are sorted by byte order, `*` first, as they are while caveated or expiring
+    /// relationships exist).
     pub subjects: Vec<String>,
     /// The ids (and `*`) that hold the permission only under caveats needing more
     /// context; paged in one order with `subjects`.
@@ -219,7 +220,8 @@ pub struct SubjectsAnswer {
     /// With `*`: known ids the wildcard grant does not reach (for example `user:* - banned`);
     /// empty without `*`. Sent in full with the first page only.
     pub excluded: Vec<String>,
-    /// Pass back to get the next page; `None` when this is the last page.
+    /// Pass back to get the next page (opaque; it pins `revision`); `None` when this is the
+    /// last page.
     pub cursor: Option<String>,
     pub revision: Revision,
 }

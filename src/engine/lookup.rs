@@ -11,9 +11,12 @@
 //! depth first and pausable ([`resources`]): a page of results costs in proportion to the
 //! page, and results come in walk order, not sorted.
 //!
-//! **Lookup subjects** collects every id of the subject type reachable forward from the
-//! resource (a superset), then keeps those a check allows; `*` is reported when the
-//! wildcard subject is allowed, with the collected ids the check denies as `excluded`.
+//! **Lookup subjects** walks forward from the resource to every id of the subject type
+//! ([`subjects`], depth first and pausable like lookup resources): an id reached only
+//! through unions holds the permission, one reached through an intersection, exclusion
+//! or `.all()` arrow is confirmed by a check. When the wildcard subject is allowed, `*` is
+//! reported with the ids the check denies as `excluded`: then every candidate is
+//! collected first ([`collect_candidates`]) and the result is whole and sorted.
 //!
 //! **With caveats or expiration** (the index keeps conditional tuples, see
 //! [`super::conditional`]) both lookups answer three-valued, and each answer equals, id by

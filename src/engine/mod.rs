@@ -514,7 +514,7 @@ impl Arbiter {
 
     /// The ids of the `subject_type` objects that hold `permission` on `resource`, with `*`
     /// when a wildcard grants it (and the ids it does not reach in `excluded`): all of them,
-    /// in one answer.
+    /// in one answer, in the order of [`Arbiter::lookup_subjects_page`].
     pub fn lookup_subjects(
         &self,
         resource: &ObjectRef,
@@ -526,9 +526,11 @@ impl Arbiter {
     }
 
     /// One page of [`Arbiter::lookup_subjects`]: at most `limit` ids (0 = no limit) from
-    /// `cursor` (the previous page's, opaque, pinning its revision) on, sorted by byte
-    /// order. The first page computes the whole result and keeps it for a while; later
-    /// pages are slices of it (lookup subjects does not stream yet).
+    /// `cursor` (the previous page's, opaque, pinning its revision) on, paged like
+    /// [`Arbiter::lookup_resources`]: in walk order, each page in proportion to the page.
+    /// When a wildcard grants the permission (the answer has `*` and `excluded`), and
+    /// while caveated or expiring relationships exist, the whole result is computed,
+    /// sorted by byte order (`*` first), and kept instead.
     pub fn lookup_subjects_page(
         &self,
         resource: &ObjectRef,

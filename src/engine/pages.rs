@@ -5,10 +5,11 @@
 //! listing reads (pinned by the first page, like SpiceDB's cursors), how many results
 //! the listing has returned so far, and a digest of their ids (a sum of 64-bit hashes of
 //! each id: it names the set, whatever its order). Results come in one deterministic
-//! order per listing, which is not sorted for lookup resources (see below).
+//! order per listing, which is not sorted when streamed (see below).
 //!
-//! - **Lookup resources without caveats** streams in the walk's order
-//!   ([`super::lookup::ResourceWalk`], depth first): a page walks until it has found one
+//! - **Lookup resources and lookup subjects without caveats** stream in the walk's order
+//!   ([`super::lookup::ResourceWalk`], [`super::lookup::SubjectWalk`], depth first;
+//!   [`super::lookup::Pausable`]): a page walks until it has found one
 //!   result more than it returns, and the paused walk is kept under its next cursor; the
 //!   next page takes it and goes on. When the walk is gone (evicted, or the cursor comes to
 //!   another server sharing the database), the page walks again from the start at the
@@ -16,9 +17,10 @@
 //!   never different. A server whose index lists that revision in another order (another
 //!   process that loaded the same relationships in another order) finds another digest
 //!   and refuses the cursor (restart the listing) rather than answer a duplicate or a gap.
-//! - **Lookup subjects, and lookup resources with caveats or expiration** (the three-valued
-//!   mode) compute the whole result, sorted by byte order, and keep it; a page is the
-//!   slice at OFFSET, whose digest is checked against prefix digests computed once.
+//! - **Lookup subjects under a wildcard grant** (its `excluded` needs every candidate),
+//!   and **both lookups with caveats or expiration** (the three-valued mode) compute the
+//!   whole result, sorted by byte order, and keep it; a page is the slice at OFFSET, whose
+//!   digest is checked against prefix digests computed once.
 //!
 //! With caveats and expiration (DESIGN §3) a result also depends on the request's context
 //! and on the clock: the caller puts the context in the key, and a result that read an
