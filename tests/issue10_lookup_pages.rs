@@ -316,6 +316,7 @@ fn issue10_a_cursor_that_does_not_match_its_listing_is_refused() {
         flipped,
         format!("{revision}.999999.{digest}"),
         format!("{revision}.4.{digest}"),
+        format!("{revision}.0.{digest}"),
         "d9".to_string(),
         format!("{revision}:d9"),
     ];

@@ -531,6 +531,7 @@ impl Inner {
         budget: &Budget,
     ) -> Result<(Vec<String>, Option<Cursor>), EngineError> {
         let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
+        let fresh_walk = kept.is_none();
         let (mut walk, mut to_skip) = match kept {
             Some(walk) => (walk, 0),
             None => {
@@ -565,7 +566,8 @@ impl Inner {
                 to_skip -= n;
             }
             if complete || (to_skip == 0 && walk.found_len() >= need) {
-                if to_skip > 0 || skipped.offset > 0 && skipped != at {
+                // A new walk must find, before the page, the results the cursor counts.
+                if to_skip > 0 || fresh_walk && skipped != at {
                     return Err(at.unknown());
                 }
                 let ids = walk.take(snap.index, if limit == 0 { usize::MAX } else { limit });
