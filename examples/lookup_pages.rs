@@ -3,10 +3,12 @@
 //! - the first page of a new listing (no cached state for it);
 //! - every page of one listing, first to last;
 //! - one page resumed from a cursor whose server-side state was evicted (a re-walk);
-//! - the unpaged answer (`limit = 0`), for reference.
+//! - the unpaged answer (`limit = 0`), for reference;
+//! - lookup subjects with as many results: first page and all pages.
 //!
 //! The data: `user:lookerJ` (J < `--listings`) are members of `group:big`, which views
 //! `doc:rI` for I < `--results`; `user:hub` views `doc:hI` directly (the same count); the
+//! `group:crowd` has `--results` members and views `doc:crowdJ` (one per listing); the
 //! rest are filler documents viewed by other users, up to `--total` relationships.
 //! Each listing uses its own looker, so no listing finds another's state.
 //!
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use arbiter::engine::{Arbiter, Config, Consistency};
-use arbiter::model::{Relationship, SubjectRef};
+use arbiter::model::{ObjectRef, Relationship, SubjectRef};
 use clap::Parser;
 
 const SCHEMA: &str = "\
@@ -64,6 +66,12 @@ fn relationships(args: &Args) -> anyhow::Result<Vec<Relationship>> {
     for idx in 0..args.results {
         out.push(rel(&format!("doc:r{idx}#viewer@group:big#member"))?);
         out.push(rel(&format!("doc:h{idx}#viewer@user:hub"))?);
+    }
+    for idx in 0..args.results {
+        out.push(rel(&format!("group:crowd#member@user:s{idx}"))?);
+    }
+    for idx in 0..args.listings {
+        out.push(rel(&format!("doc:crowd{idx}#viewer@group:crowd#member"))?);
     }
     // Lookers for the listings, plus a few spare ones for evicting.
     for idx in 0..args.listings + 64 {
@@ -219,5 +227,50 @@ fn main() -> anyhow::Result<()> {
             ms(median(&mut whole))
         );
     }
+    subjects(&engine, &args)
+}
+
+/// Lookup subjects of `doc:crowdJ` (as many subjects as `--results`), one listing per J.
+fn subjects(engine: &Arbiter, args: &Args) -> anyhow::Result<()> {
+    let mut firsts = Vec::new();
+    let mut alls = Vec::new();
+    for idx in 0..args.listings {
+        let resource: ObjectRef = format!("doc:crowd{idx}")
+            .parse()
+            .map_err(|err| anyhow::anyhow!("resource: {err}"))?;
+        let started = Instant::now();
+        let mut first = None;
+        let mut cursor: Option<String> = None;
+        let mut count = 0;
+        loop {
+            let answer = engine.lookup_subjects_page(
+                &resource,
+                "view",
+                "user",
+                args.page,
+                cursor.as_deref(),
+                Consistency::Full,
+            )?;
+            first.get_or_insert_with(|| started.elapsed());
+            count += answer.subjects.len();
+            match answer.cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        if count != args.results {
+            bail!("subjects: listed {count}, expected {}", args.results);
+        }
+        firsts.push(first.context("no page")?);
+        alls.push(started.elapsed());
+    }
+    println!(
+        "lookup subjects: first page of {}: median {} ms, max {} ms; all pages: median {} ms, max {} ms",
+        args.page,
+        ms(median(&mut firsts)),
+        ms(firsts.iter().max().copied().unwrap_or_default()),
+        ms(median(&mut alls)),
+        ms(alls.iter().max().copied().unwrap_or_default()),
+    );
     Ok(())
 }
