@@ -263,6 +263,8 @@ pub(crate) enum Kept {
 pub(crate) trait KeptWalk {
     fn wrap(walk: Box<Self>) -> Kept;
     fn unwrap(kept: Kept) -> Option<Box<Self>>;
+    /// Whether `kept` is a walk of this kind.
+    fn is(kept: &Kept) -> bool;
     /// How much memory the walk holds, in entries.
     fn weight(&self) -> usize;
 }
@@ -277,6 +279,10 @@ impl KeptWalk for ResourceWalk {
             Kept::Resources(walk) => Some(walk),
             _ => None,
         }
+    }
+
+    fn is(kept: &Kept) -> bool {
+        matches!(kept, Kept::Resources(_))
     }
 
     fn weight(&self) -> usize {
@@ -294,6 +300,10 @@ impl KeptWalk for SubjectWalk {
             Kept::Subjects(walk) => Some(walk),
             _ => None,
         }
+    }
+
+    fn is(kept: &Kept) -> bool {
+        matches!(kept, Kept::Subjects(_))
     }
 
     fn weight(&self) -> usize {
@@ -370,7 +380,7 @@ impl PageCache {
         let mut entries = self.entries.lock();
         let pos = entries
             .iter()
-            .position(|it| it.key == key && !matches!(it.kept, Kept::Sorted(_)))?;
+            .position(|it| it.key == key && W::is(&it.kept))?;
         let entry = entries.remove(pos)?;
         let walk = W::unwrap(entry.kept)?;
         self.resumed.fetch_add(1, Ordering::Relaxed);
@@ -536,6 +546,19 @@ mod tests {
         let none = PageCache::with_bounds(0, MAX_WEIGHT);
         none.keep_sorted("k".to_string(), Arc::new(Sorted::default()));
         assert!(none.sorted("k", now).is_none());
+    }
+
+    #[test]
+    fn a_kept_walk_is_taken_once_and_only_as_its_kind() {
+        use crate::engine::check::Subject;
+        use crate::schema::{RelationId, TypeId};
+        let cache = PageCache::default();
+        let walk = ResourceWalk::new(Subject::Wildcard(0), "x", TypeId(0), RelationId(0), false);
+        cache.keep_walk("k".to_string(), Box::new(walk));
+        assert!(cache.take_walk::<SubjectWalk>("k").is_none());
+        assert!(cache.take_walk::<ResourceWalk>("k").is_some());
+        assert!(cache.take_walk::<ResourceWalk>("k").is_none(), "taken once");
+        assert_eq!(cache.stats().resumed_pages, 1);
     }
 
     #[test]
