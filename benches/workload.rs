@@ -97,7 +97,11 @@ fn main() {
                         None,
                         Consistency::Full,
                     )
-                    .map(|page| page.resources)
+                    // Walk order: compared sorted.
+                    .map(|mut page| {
+                        page.resources.sort_unstable();
+                        page.resources
+                    })
                     .map_err(|err| err.to_string()),
             })
             .collect();

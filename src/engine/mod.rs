@@ -15,7 +15,8 @@
 //! - `check`, `expand`, `lookup`: the walks; `cache`: the bounded check cache;
 //! - `deadline`: [`Deadline`] and the budget every walk ticks (cancellation);
 //! - `filters`: filters and preconditions validated against the schema;
-//! - `pages`: the cache of sorted lookup results that later pages resume from;
+//! - `pages`: lookup cursors, and the cache of paused walks and results that later pages
+//!   resume from;
 //! - `explain`: the explaining walk, separate from `check` so a plain check pays nothing.
 //!
 //! Writes go through one lock: validate against the schema (`schema::admit`) →
@@ -69,6 +70,8 @@ pub use explain::{
     EXPLAIN_NODE_LIMIT, ExplainKind, ExplainNode, ExplainedAnswer, Explanation, Reason, Verdict,
 };
 pub use index::IndexStats;
+/// The cursor after each result of a lookup page (for streams that answer one per result).
+pub(crate) use pages::cursors_after;
 pub use sync::{SyncReport, SyncRequest};
 
 /// The stack of the thread a recursive expand runs on (see [`Arbiter::expand`]).
@@ -457,10 +460,15 @@ impl Arbiter {
         })
     }
 
-    /// The ids of every `resource_type` object on which `subject` holds `permission`,
-    /// sorted, at most `limit` (0 = no limit) after `cursor` (the last id of the previous
-    /// page). The first page computes the whole sorted result and keeps it for a while, so
-    /// that later pages resume at the cursor in time proportional to the page.
+    /// The ids of every `resource_type` object on which `subject` holds `permission`, at
+    /// most `limit` (0 = no limit), from `cursor` (the previous page's, opaque) on. Ids
+    /// come in walk order, **not sorted**: one deterministic order per listing, every id
+    /// once. A page walks only as far as the page needs, and the paused walk is kept for
+    /// a while under the next cursor, so every page (the first too) costs in proportion
+    /// to the page; a cursor whose walk was evicted walks again and skips, slower but
+    /// never different. The cursor pins the first page's revision. While caveated or
+    /// expiring relationships exist the whole result is computed, sorted by byte order,
+    /// and kept instead (see `engine::pages`).
     pub fn lookup_resources(
         &self,
         resource_type: &str,
@@ -483,8 +491,7 @@ impl Arbiter {
 
     /// [`Arbiter::lookup_resources`] with a request context for caveats: ids on which the
     /// permission holds only under a caveat missing parameters are listed apart, in
-    /// [`ResourcePage::conditional`] (one sorted order and one cursor with the definite
-    /// ones). Each id's answer is what [`Arbiter::check_with_context`] answers for it.
+    /// [`ResourcePage::conditional`] (one order and one cursor with the definite ones). Each id's answer is what [`Arbiter::check_with_context`] answers for it.
     #[expect(
         clippy::too_many_arguments,
         reason = "the public lookup call, field by field"
@@ -513,7 +520,7 @@ impl Arbiter {
 
     /// The ids of the `subject_type` objects that hold `permission` on `resource`, with `*`
     /// when a wildcard grants it (and the ids it does not reach in `excluded`): all of them,
-    /// in one answer.
+    /// in one answer, in the order of [`Arbiter::lookup_subjects_page`].
     pub fn lookup_subjects(
         &self,
         resource: &ObjectRef,
@@ -524,9 +531,12 @@ impl Arbiter {
         self.lookup_subjects_page(resource, permission, subject_type, 0, None, consistency)
     }
 
-    /// One page of [`Arbiter::lookup_subjects`]: at most `limit` ids (0 = no limit) after
-    /// `cursor` (the last id of the previous page), paged like
-    /// [`Arbiter::lookup_resources`].
+    /// One page of [`Arbiter::lookup_subjects`]: at most `limit` ids (0 = no limit) from
+    /// `cursor` (the previous page's, opaque, pinning its revision) on, paged like
+    /// [`Arbiter::lookup_resources`]: in walk order, each page in proportion to the page.
+    /// When a wildcard grants the permission (the answer has `*` and `excluded`), and
+    /// while caveated or expiring relationships exist, the whole result is computed,
+    /// sorted by byte order (`*` first), and kept instead.
     pub fn lookup_subjects_page(
         &self,
         resource: &ObjectRef,
@@ -577,7 +587,8 @@ impl Arbiter {
         )
     }
 
-    /// Lookup work counters (walks computed, their steps, pages resumed from the cache).
+    /// Lookup work counters (lookups begun from the start, their steps, pages resumed from
+    /// a kept walk or result).
     pub fn lookup_stats(&self) -> LookupStats {
         self.inner.pages.stats()
     }
