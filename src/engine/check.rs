@@ -822,17 +822,8 @@ impl<'a> Checker<'a> {
         };
         let index = self.snap.index;
         let rev = self.snap.rev;
-        let star = index.star();
-        let objects = index.objects(tupleset, rev);
-        let sets = index
-            .usersets(tupleset, rev)
-            .filter(|node| node.id != star)
-            .map(|node| ObjKey {
-                ty: node.ty,
-                id: node.id,
-            });
         let mut acc = Outcome::FALSE;
-        for object in objects.chain(sets) {
+        for object in index.arrow_objects(tupleset, rev) {
             let Some(ty) = self.snap.plan.type_of(object.ty) else {
                 continue;
             };

@@ -511,16 +511,7 @@ impl<'a> CondChecker<'a> {
         let rev = self.snap.rev;
         let star = index.star();
         let mut targets: Vec<(ObjKey, Val)> = index
-            .objects(tupleset, rev)
-            .chain(
-                index
-                    .usersets(tupleset, rev)
-                    .filter(|node| node.id != star)
-                    .map(|node| ObjKey {
-                        ty: node.ty,
-                        id: node.id,
-                    }),
-            )
+            .arrow_objects(tupleset, rev)
             .map(|obj| (obj, Val::True))
             .collect();
         for member in index.conditional_members(tupleset) {

@@ -314,14 +314,8 @@ impl Expander<'_> {
                     .collect();
                 conditions.sort_unstable();
                 let mut objects: Vec<(TypeId, u32)> = index
-                    .objects(tupleset, snap.rev)
+                    .arrow_objects(tupleset, snap.rev)
                     .map(|obj| (obj.ty, obj.id))
-                    .chain(
-                        index
-                            .usersets(tupleset, snap.rev)
-                            .filter(|it| it.id != star)
-                            .map(|it| (it.ty, it.id)),
-                    )
                     .chain(conditional)
                     .filter_map(|(ty, id)| snap.plan.type_of(ty).map(|ty| (ty, id)))
                     .collect();

@@ -323,6 +323,21 @@ impl IndexData {
             .flat_map(move |fwd| fwd.usersets.iter_at(rev))
     }
 
+    /// The objects an arrow walks from the tupleset `tupleset` at `rev`: its plain object
+    /// subjects, then the objects of its subject-set subjects (`folder:f#member` names
+    /// `folder:f`); a wildcard names no object.
+    pub fn arrow_objects(&self, tupleset: Node, rev: u64) -> impl Iterator<Item = ObjKey> + '_ {
+        let star = self.star;
+        self.objects(tupleset, rev).chain(
+            self.usersets(tupleset, rev)
+                .filter(move |it| it.id != star)
+                .map(|it| ObjKey {
+                    ty: it.ty,
+                    id: it.id,
+                }),
+        )
+    }
+
     /// Every `(resource type, relation, resource id)` naming `subject` exactly, live at `rev`.
     pub fn resources_of(
         &self,

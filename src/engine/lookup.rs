@@ -239,14 +239,7 @@ pub(crate) fn collect_candidates(
                                 id: node.id,
                                 rel: snap.plan.rel_sym[arrow.tupleset.0 as usize],
                             };
-                            let objects = index.objects(tupleset, snap.rev);
-                            let sets = index
-                                .usersets(tupleset, snap.rev)
-                                .filter(|it| it.id != star)
-                                .map(|it| ObjKey {
-                                    ty: it.ty,
-                                    id: it.id,
-                                });
+                            let objects = index.arrow_objects(tupleset, snap.rev);
                             let members: &[CondMember] = if conditional {
                                 index.conditional_members(tupleset)
                             } else {
@@ -259,7 +252,7 @@ pub(crate) fn collect_candidates(
                                     ty: it.subject.ty,
                                     id: it.subject.id,
                                 });
-                            for obj in objects.chain(sets).chain(cond) {
+                            for obj in objects.chain(cond) {
                                 let Some(ty) = snap.plan.type_of(obj.ty) else {
                                     continue;
                                 };

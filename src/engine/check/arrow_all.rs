@@ -10,7 +10,7 @@
 use crate::schema::Arrow;
 
 use super::super::EngineError;
-use super::super::index::Node;
+use super::super::index::{Node, ObjKey};
 use super::{Checker, Goal, Outcome, Tri, and};
 
 impl Checker<'_> {
@@ -29,17 +29,9 @@ impl Checker<'_> {
             rel: snap.plan.rel_sym[arrow.tupleset.0 as usize],
         };
         let index = snap.index;
-        let star = index.star();
-        let objects = index
-            .objects(tupleset, snap.rev)
-            .map(|obj| (obj.ty, obj.id));
-        let sets = index
-            .usersets(tupleset, snap.rev)
-            .filter(|node| node.id != star)
-            .map(|node| (node.ty, node.id));
         let mut acc = Outcome::TRUE;
         let mut any = false;
-        for (ty_sym, id) in objects.chain(sets) {
+        for ObjKey { ty: ty_sym, id } in index.arrow_objects(tupleset, snap.rev) {
             let target = snap
                 .plan
                 .type_of(ty_sym)

@@ -44,14 +44,8 @@ impl Expander<'_> {
         };
         let star = index.star();
         let mut objects: Vec<(u32, u32)> = index
-            .objects(tupleset, snap.rev)
+            .arrow_objects(tupleset, snap.rev)
             .map(|obj| (obj.ty, obj.id))
-            .chain(
-                index
-                    .usersets(tupleset, snap.rev)
-                    .filter(|it| it.id != star)
-                    .map(|it| (it.ty, it.id)),
-            )
             .chain(
                 self.visible_members(tupleset)
                     .filter(|it| it.subject.id != star)

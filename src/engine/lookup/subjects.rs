@@ -170,15 +170,8 @@ impl SubjectWalk {
                                 id: node.id,
                                 rel: snap.plan.rel_sym[arrow.tupleset.0 as usize],
                             };
-                            let objects = index.objects(tupleset, snap.rev);
-                            let sets = index
-                                .usersets(tupleset, snap.rev)
-                                .filter(|it| it.id != star)
-                                .map(|it| ObjKey {
-                                    ty: it.ty,
-                                    id: it.id,
-                                });
-                            for obj in objects.chain(sets) {
+                            let objects = index.arrow_objects(tupleset, snap.rev);
+                            for obj in objects {
                                 let Some(ty) = snap.plan.type_of(obj.ty) else {
                                     continue;
                                 };
