@@ -2,8 +2,10 @@
 //! behind the embeddable [`Arbiter`] handle that the server and the CLI sit on.
 //!
 //! Layout:
-//! - [`api`]: request and answer types ([`Consistency`], [`CheckRequest`], [`Decision`],
-//!   [`ExpandTree`], pages);
+//! - [`api`]: request and answer types: one request struct per operation
+//!   ([`CheckRequest`], [`ExpandRequest`], [`LookupResourcesRequest`],
+//!   [`LookupSubjectsRequest`], [`ReadRequest`], [`DeleteRequest`]; reads also take a
+//!   [`Consistency`]), [`Decision`], [`ExpandTree`], pages;
 //! - [`error`]: [`EngineError`], one enum for the layer, with a stable code per kind;
 //! - `index` (with `versions`): the revision-aware in-memory read path (interned symbols,
 //!   MVCC version sets, forward and reverse indexes) fed by the write path — the engine
@@ -53,15 +55,15 @@ use std::time::Duration;
 use crate::model::{ObjectRef, Revision, SubjectRef};
 use crate::schema::Schema;
 use crate::store::{
-    ChangeSet, MemoryStore, Precondition, RelationshipFilter, SledConfig, SledStore, Store, Update,
-    WriteRejection,
+    ChangeSet, MemoryStore, Precondition, SledConfig, SledStore, Store, Update, WriteRejection,
 };
 
 pub use api::{
     BulkDecision, CacheStats, CheckAnswer, CheckRequest, ConditionalId, Consistency, Context,
-    DEFAULT_DELETE_LIMIT, Decision, DeleteOptions, Deleted, ExpandDepth, ExpandNode, ExpandTree,
-    Expansion, LookupStats, MAX_DELETE_LIMIT, Permissionship, ReadPage, ResourcePage, StoreHealth,
-    SubjectsAnswer,
+    DEFAULT_DELETE_LIMIT, Decision, DeleteOptions, DeleteRequest, Deleted, ExpandDepth, ExpandNode,
+    ExpandRequest, ExpandTree, Expansion, LookupResourcesRequest, LookupStats,
+    LookupSubjectsRequest, MAX_DELETE_LIMIT, Permissionship, ReadPage, ReadRequest, ResourcePage,
+    StoreHealth, SubjectsAnswer,
 };
 pub use deadline::Deadline;
 pub use error::{EngineError, SchemaProblem};
@@ -138,11 +140,7 @@ impl Default for Config {
 ///     relationship: "doc:readme#viewer@user:alice".parse()?,
 /// };
 /// let revision = engine.write(&[update], &[])??;
-/// let request = CheckRequest {
-///     resource: "doc:readme".parse()?,
-///     permission: "view".to_string(),
-///     subject: "user:alice".parse()?,
-/// };
+/// let request = CheckRequest::new("doc:readme".parse()?, "view", "user:alice".parse()?);
 /// let decision = engine.check(&request, Consistency::AtLeastAsFresh { revision })?;
 /// assert!(decision.allowed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -258,24 +256,14 @@ impl Arbiter {
         self.inner.sync(request, dry_run)
     }
 
-    /// Deletes the live relationships matching `filter` at a new revision, with the default
-    /// [`DeleteOptions`]: more than [`DEFAULT_DELETE_LIMIT`] matches is an error and
-    /// nothing is deleted.
-    pub fn delete(&self, filter: &RelationshipFilter) -> Result<Deleted, EngineError> {
-        self.delete_with(filter, DeleteOptions::default())
-    }
-
-    /// Deletes the live relationships matching `filter` at a new revision, at most
-    /// `options.limit`; more matches are [`EngineError::DeleteTooLarge`] (nothing deleted)
-    /// unless `options.allow_partial_deletions`, which deletes `limit` of them (in key
-    /// order) and answers [`Deleted::partial`].
-    pub fn delete_with(
-        &self,
-        filter: &RelationshipFilter,
-        options: DeleteOptions,
-    ) -> Result<Deleted, EngineError> {
+    /// Deletes the live relationships matching `request.filter` at a new revision, at most
+    /// `request.options.limit` ([`DEFAULT_DELETE_LIMIT`] when `None`); more matches are
+    /// [`EngineError::DeleteTooLarge`] (nothing deleted) unless
+    /// `options.allow_partial_deletions`, which deletes `limit` of them (in key order) and
+    /// answers [`Deleted::partial`].
+    pub fn delete(&self, request: &DeleteRequest) -> Result<Deleted, EngineError> {
         self.budget().check()?;
-        self.inner.delete(filter, options)
+        self.inner.delete(&request.filter, request.options)
     }
 
     /// Whether the store accepts writes. After a failed write this probes the store (and
@@ -293,17 +281,20 @@ impl Arbiter {
         self.inner.import(relationships)
     }
 
-    /// Relationships matching `filter` at the chosen snapshot, at most `limit`, resuming
-    /// after `cursor`.
+    /// Relationships matching `request.filter` at the chosen snapshot, at most
+    /// `request.limit`, resuming after `request.cursor`.
     pub fn read(
         &self,
-        filter: &RelationshipFilter,
+        request: &ReadRequest,
         consistency: Consistency,
-        limit: usize,
-        cursor: Option<&str>,
     ) -> Result<ReadPage, EngineError> {
-        self.inner
-            .read(filter, consistency, limit, cursor, &self.budget())
+        self.inner.read(
+            &request.filter,
+            consistency,
+            request.limit,
+            request.cursor.as_deref(),
+            &self.budget(),
+        )
     }
 
     /// The stored subjects of `resource#relation` (objects, subject sets, wildcards), from
@@ -340,90 +331,57 @@ impl Arbiter {
     }
 
     /// May `request.subject` do `request.permission` to `request.resource`? An unknown
-    /// type, relation or permission is an error, never `allowed`.
+    /// type, relation or permission is an error, never `allowed`. With a caveat on the way
+    /// the answer may be conditional, naming the parameters `request.context` lacks (never
+    /// `allowed`).
     pub fn check(
         &self,
         request: &CheckRequest,
         consistency: Consistency,
     ) -> Result<Decision, EngineError> {
-        self.inner.check(request, None, consistency, &self.budget())
-    }
-
-    /// [`Arbiter::check`] with a request context for caveats: the answer may be
-    /// conditional, naming the parameters the context lacks (never `allowed`).
-    pub fn check_with_context(
-        &self,
-        request: &CheckRequest,
-        context: Option<&Context>,
-        consistency: Consistency,
-    ) -> Result<Decision, EngineError> {
-        self.inner
-            .check(request, context, consistency, &self.budget())
+        self.inner.check(request, consistency, &self.budget())
     }
 
     /// [`Arbiter::check`] with the reasons: for an allowed check the chain of expressions
     /// and relationships that grants it, for a denied one every branch tried and why it
-    /// failed. Never cached; costs a second walk.
+    /// failed, for a conditional one the caveats missing context. Never cached; costs a
+    /// second walk.
     pub fn check_explained(
         &self,
         request: &CheckRequest,
         consistency: Consistency,
     ) -> Result<(Decision, Explanation), EngineError> {
-        self.inner
-            .check_explained(request, consistency, None, &self.budget())
+        self.inner.check_explained(
+            request,
+            consistency,
+            request.context.as_ref(),
+            &self.budget(),
+        )
     }
 
-    /// [`Arbiter::check_explained`] with a request context for caveats: the answer and
-    /// the explanation may be conditional, naming the parameters the context lacks.
-    pub fn check_explained_with_context(
-        &self,
-        request: &CheckRequest,
-        context: Option<&Context>,
-        consistency: Consistency,
-    ) -> Result<(Decision, Explanation), EngineError> {
-        self.inner
-            .check_explained(request, consistency, context, &self.budget())
-    }
-
-    /// Many checks at one revision, sharing sub-answers between items. Items fail one by
-    /// one (an unknown permission fails its item only); the call fails only when no
-    /// revision can be chosen or no schema is loaded.
+    /// Many checks at one revision, sharing sub-answers between items (each with its own
+    /// context). Items fail one by one (an unknown permission fails its item only); the
+    /// call fails only when no revision can be chosen or no schema is loaded.
     pub fn check_bulk(
         &self,
         requests: &[CheckRequest],
         consistency: Consistency,
     ) -> Result<BulkDecision, EngineError> {
-        self.inner
-            .check_bulk(requests, &[], consistency, &self.budget())
+        self.inner.check_bulk(requests, consistency, &self.budget())
     }
 
-    /// [`Arbiter::check_bulk`] with a context per item (`contexts[i]` for
-    /// `requests[i]`; an empty slice means no context for any item).
-    pub fn check_bulk_with_context(
-        &self,
-        requests: &[CheckRequest],
-        contexts: &[Option<Context>],
-        consistency: Consistency,
-    ) -> Result<BulkDecision, EngineError> {
-        if !contexts.is_empty() && contexts.len() != requests.len() {
-            return Err(EngineError::invalid(
-                "contexts",
-                "expected one context per item, or none",
-            ));
-        }
-        self.inner
-            .check_bulk(requests, contexts, consistency, &self.budget())
-    }
-
-    /// The userset tree of `resource#permission`: each userset expanded once (a repeat is
+    /// The userset tree of `request.resource#request.permission`: each userset expanded once (a repeat is
     /// [`ExpandNode::Repeated`]), at most [`Config::expand_limit`] items.
     pub fn expand(
         &self,
-        resource: &ObjectRef,
-        permission: &str,
-        depth: ExpandDepth,
+        request: &ExpandRequest,
         consistency: Consistency,
     ) -> Result<Expansion, EngineError> {
+        let (resource, permission, depth) = (
+            &request.resource,
+            request.permission.as_str(),
+            request.depth,
+        );
         let budget = self.budget();
         if depth == ExpandDepth::OneLevel {
             return self
@@ -451,121 +409,49 @@ impl Arbiter {
         })
     }
 
-    /// The ids of every `resource_type` object on which `subject` holds `permission`,
-    /// sorted, at most `limit` (0 = no limit) after `cursor` (the last id of the previous
-    /// page). The first page computes the whole sorted result and keeps it for a while, so
-    /// that later pages resume at the cursor in time proportional to the page.
+    /// The ids of every `request.resource_type` object on which `request.subject` holds
+    /// `request.permission`, sorted, at most `request.limit` (0 = no limit) after
+    /// `request.cursor` (the last id of the previous page). The first page computes the
+    /// whole sorted result and keeps it for a while, so that later pages resume at the
+    /// cursor in time proportional to the page. Ids on which the permission holds only
+    /// under a caveat missing parameters of `request.context` are listed apart, in
+    /// [`ResourcePage::conditional`] (one sorted order and one cursor with the definite
+    /// ones); each id's answer is what [`Arbiter::check`] answers for it.
     pub fn lookup_resources(
         &self,
-        resource_type: &str,
-        permission: &str,
-        subject: &SubjectRef,
-        limit: usize,
-        cursor: Option<&str>,
-        consistency: Consistency,
-    ) -> Result<ResourcePage, EngineError> {
-        self.lookup_resources_with_context(
-            resource_type,
-            permission,
-            subject,
-            None,
-            limit,
-            cursor,
-            consistency,
-        )
-    }
-
-    /// [`Arbiter::lookup_resources`] with a request context for caveats: ids on which the
-    /// permission holds only under a caveat missing parameters are listed apart, in
-    /// [`ResourcePage::conditional`] (one sorted order and one cursor with the definite
-    /// ones). Each id's answer is what [`Arbiter::check_with_context`] answers for it.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the public lookup call, field by field"
-    )]
-    pub fn lookup_resources_with_context(
-        &self,
-        resource_type: &str,
-        permission: &str,
-        subject: &SubjectRef,
-        context: Option<&Context>,
-        limit: usize,
-        cursor: Option<&str>,
+        request: &LookupResourcesRequest,
         consistency: Consistency,
     ) -> Result<ResourcePage, EngineError> {
         self.inner.lookup_resources(
-            resource_type,
-            permission,
-            subject,
-            context,
-            limit,
-            cursor,
+            &request.resource_type,
+            &request.permission,
+            &request.subject,
+            request.context.as_ref(),
+            request.limit,
+            request.cursor.as_deref(),
             consistency,
             &self.budget(),
         )
     }
 
-    /// The ids of the `subject_type` objects that hold `permission` on `resource`, with `*`
-    /// when a wildcard grants it (and the ids it does not reach in `excluded`): all of them,
-    /// in one answer.
+    /// The ids of the `request.subject_type` objects that hold `request.permission` on
+    /// `request.resource`, with `*` when a wildcard grants it (and the ids it does not
+    /// reach in `excluded`): at most `request.limit` ids (0 = no limit) after
+    /// `request.cursor`, paged like [`Arbiter::lookup_resources`]. Subjects (and `*`) that
+    /// hold only under a caveat missing parameters of `request.context` are listed apart,
+    /// in [`SubjectsAnswer::conditional`].
     pub fn lookup_subjects(
         &self,
-        resource: &ObjectRef,
-        permission: &str,
-        subject_type: &str,
-        consistency: Consistency,
-    ) -> Result<SubjectsAnswer, EngineError> {
-        self.lookup_subjects_page(resource, permission, subject_type, 0, None, consistency)
-    }
-
-    /// One page of [`Arbiter::lookup_subjects`]: at most `limit` ids (0 = no limit) after
-    /// `cursor` (the last id of the previous page), paged like
-    /// [`Arbiter::lookup_resources`].
-    pub fn lookup_subjects_page(
-        &self,
-        resource: &ObjectRef,
-        permission: &str,
-        subject_type: &str,
-        limit: usize,
-        cursor: Option<&str>,
-        consistency: Consistency,
-    ) -> Result<SubjectsAnswer, EngineError> {
-        self.lookup_subjects_with_context(
-            resource,
-            permission,
-            subject_type,
-            None,
-            limit,
-            cursor,
-            consistency,
-        )
-    }
-
-    /// [`Arbiter::lookup_subjects_page`] with a request context for caveats: subjects
-    /// (and `*`) that hold only under a caveat missing parameters are listed apart, in
-    /// [`SubjectsAnswer::conditional`]. Each id's answer is what
-    /// [`Arbiter::check_with_context`] answers for it.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the public lookup call, field by field"
-    )]
-    pub fn lookup_subjects_with_context(
-        &self,
-        resource: &ObjectRef,
-        permission: &str,
-        subject_type: &str,
-        context: Option<&Context>,
-        limit: usize,
-        cursor: Option<&str>,
+        request: &LookupSubjectsRequest,
         consistency: Consistency,
     ) -> Result<SubjectsAnswer, EngineError> {
         self.inner.lookup_subjects(
-            resource,
-            permission,
-            subject_type,
-            context,
-            limit,
-            cursor,
+            &request.resource,
+            &request.permission,
+            &request.subject_type,
+            request.context.as_ref(),
+            request.limit,
+            request.cursor.as_deref(),
             consistency,
             &self.budget(),
         )
