@@ -284,8 +284,8 @@ impl Inner {
         budget: &Budget,
     ) -> Result<Decision, EngineError> {
         let view = self.view(consistency, budget)?;
-        let now = Timestamp::now();
-        let answer = self.check_in(&view, request, now, &mut None)?;
+        // The clock is read only by a check that meets a caveat or an expiration.
+        let answer = self.check_in(&view, request, None, &mut None)?;
         Ok(Decision::new(answer, view.revision))
     }
 
@@ -297,7 +297,8 @@ impl Inner {
     ) -> Result<BulkDecision, EngineError> {
         let first = self.view(consistency, budget)?;
         let (loaded, revision) = (Arc::clone(&first.loaded), first.revision);
-        let now = Timestamp::now();
+        // One "now" for every item of the bulk.
+        let now = Some(Timestamp::now());
         let mut results = Vec::with_capacity(requests.len());
         let mut first = Some(first);
         for chunk in requests.chunks(BULK_CHUNK) {
@@ -315,7 +316,7 @@ impl Inner {
         &self,
         view: &View<'_>,
         requests: &[CheckRequest],
-        now: Timestamp,
+        now: Option<Timestamp>,
         results: &mut Vec<Result<CheckAnswer, EngineError>>,
     ) -> Result<(), EngineError> {
         let mut checkers: Vec<Checker<'_>> = Vec::new();
@@ -350,12 +351,13 @@ impl Inner {
 
     /// One check inside `view`, through the cache, reusing `shared` (a walk for the same
     /// subject) when given. While the index keeps caveated or expiring tuples, the
-    /// three-valued walk answers ([`conditional`]); otherwise the plain walk, unchanged.
+    /// three-valued walk answers ([`conditional`]) at `now` (the clock when `None`);
+    /// otherwise the plain walk, unchanged, which never reads the clock.
     fn check_in<'v>(
         &self,
         view: &'v View<'_>,
         request: &CheckRequest,
-        now: Timestamp,
+        now: Option<Timestamp>,
         shared: &mut Option<&mut Checker<'v>>,
     ) -> Result<CheckAnswer, EngineError> {
         let context = request.context.as_ref();
@@ -373,6 +375,7 @@ impl Inner {
         let goal = view.goal(&request.resource, &request.permission)?;
         let subject = view.subject(&request.subject, Some(&request.resource.object_id))?;
         if conditional {
+            let now = now.unwrap_or_else(Timestamp::now);
             let mut checker = CondChecker::new(view.snapshot(), subject, context, now);
             let answer = checker.check(goal)?;
             // An answer that read an expiring tuple could change with the clock alone;
