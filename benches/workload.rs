@@ -94,7 +94,11 @@ fn main() {
                         &LookupResourcesRequest::new(resource_type, permission, subject.clone()),
                         Consistency::Full,
                     )
-                    .map(|page| page.resources)
+                    // Walk order: compared sorted.
+                    .map(|mut page| {
+                        page.resources.sort_unstable();
+                        page.resources
+                    })
                     .map_err(|err| err.to_string()),
             })
             .collect();

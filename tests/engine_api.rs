@@ -498,6 +498,8 @@ fn lookup_resources_pages_with_a_cursor() {
             None => break,
         }
     }
+    // Walk order, not sorted: every id once.
+    seen.sort();
     let expected: Vec<String> = (0..25).map(|i| format!("d{i:02}")).collect();
     assert_eq!(seen, expected);
 }

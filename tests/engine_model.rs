@@ -979,7 +979,7 @@ fn compare(
                         .filter(|id| model[reference.slot(ty, *id, key)])
                         .map(|id| IDS[id].to_string())
                         .collect();
-                    let page = engine
+                    let mut page = engine
                         .lookup_resources(
                             &LookupResourcesRequest::new(
                                 TYPES[ty],
@@ -989,6 +989,8 @@ fn compare(
                             consistency,
                         )
                         .unwrap_or_else(|err| panic!("{ctx}\nlookup: {err}"));
+                    // Walk order, not sorted: compared as sorted lists (no duplicate).
+                    page.resources.sort();
                     assert_eq!(
                         page.resources,
                         expected_ids,

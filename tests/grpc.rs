@@ -398,6 +398,8 @@ async fn streams_page_with_cursors_at_one_snapshot() {
             break;
         }
     }
+    // Walk order, not sorted: every id once.
+    found.sort();
     let expected: Vec<String> = (0..7).map(|it| format!("d{it}")).collect();
     assert_eq!(found, expected);
     // ReadRelationships with a limit, then resumed.
@@ -525,6 +527,60 @@ async fn lookup_subjects_refuses_a_concrete_limit_as_spicedb_and_a_cursor() {
         found.push(item.subject.unwrap().subject_object_id);
     }
     assert_eq!(found, ["alice", "bob"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn issue10_lookup_resources_resumes_after_any_result() {
+    let server = start_with_schema(ServerConfig::default()).await;
+    let mut clients = clients(&server, None).await;
+    let texts: Vec<String> = (0..9)
+        .map(|it| format!("document:d{it}#viewer@user:alice"))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    write(&mut clients, &refs).await;
+    let lookup = |cursor: Option<pb::Cursor>| pb::LookupResourcesRequest {
+        consistency: full(),
+        resource_object_type: "document".into(),
+        permission: "view".into(),
+        subject: Some(subject("user:alice")),
+        optional_limit: 5,
+        optional_cursor: cursor,
+        ..Default::default()
+    };
+    let mut stream = clients
+        .permissions
+        .lookup_resources(lookup(None))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut page = Vec::new();
+    while let Some(item) = stream.message().await.unwrap() {
+        page.push(item);
+    }
+    assert_eq!(page.len(), 5);
+    // Each result's cursor resumes right after it: no duplicate, no gap.
+    for (n, item) in page.iter().enumerate() {
+        let mut ids: Vec<String> = page[..=n]
+            .iter()
+            .map(|it| it.resource_object_id.clone())
+            .collect();
+        let mut stream = clients
+            .permissions
+            .lookup_resources(pb::LookupResourcesRequest {
+                optional_limit: 0,
+                ..lookup(item.after_result_cursor.clone())
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        while let Some(rest) = stream.message().await.unwrap() {
+            ids.push(rest.resource_object_id);
+        }
+        ids.sort();
+        let expected: Vec<String> = (0..9).map(|it| format!("d{it}")).collect();
+        assert_eq!(ids, expected, "resumed after result {n}");
+    }
     server.stop().await;
 }
 

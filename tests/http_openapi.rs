@@ -32,6 +32,7 @@ fn valid_body(path: &str) -> Value {
             json!({"resource": "document:1", "permission": "view", "subject_type": "user"})
         }
         "/v1/sync" => json!({"resource_types": ["document"], "dry_run": true}),
+        "/v1/relationships/import" => json!({"relationship": "document:1#viewer@user:a"}),
         "/v1/playground/evaluate" => json!({"action": "schema", "schema": support::SCHEMA}),
         other => panic!("no valid body known for documented route {other}: add one here"),
     }
@@ -47,6 +48,12 @@ async fn call(
     let url = format!("{}{path}", server.url);
     let mut request = match method {
         "get" => server.http.get(&url),
+        // The bulk import reads NDJSON: the body is one line (or none).
+        "post" if path == "/v1/relationships/import" => server
+            .http
+            .post(&url)
+            .header("content-type", "application/x-ndjson")
+            .body(body.map_or(String::new(), |it| format!("{it}\n"))),
         "post" => server.http.post(&url).json(&body.unwrap_or(json!({}))),
         other => panic!("undocumented method {other}"),
     };
@@ -141,6 +148,7 @@ async fn every_documented_route_answers_as_documented() {
         "/v1/relationships/write",
         "/v1/relationships/read",
         "/v1/relationships/delete",
+        "/v1/relationships/import",
         "/v1/check",
         "/v1/check/bulk",
         "/v1/expand",

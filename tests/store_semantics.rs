@@ -360,6 +360,67 @@ fn import_chunks_into_revisions_and_skips_live_tuples() {
 }
 
 #[test]
+fn import_gives_a_changed_caveat_or_expiration_a_new_version_and_returns_the_log_entry() {
+    each_store(|store| {
+        let before = write_ok(
+            store,
+            &[
+                touch("doc:d1#viewer@user:u"),
+                touch(r#"doc:d2#viewer@user:u[ipnet:{"cidr":"10.0.0.0/8"}]"#),
+                touch("doc:d4#viewer@user:u[expiration:2030-01-01T00:00:00Z]"),
+            ],
+        );
+        let mut input = [
+            "doc:d1#viewer@user:u",
+            r#"doc:d2#viewer@user:u[ipnet:{"cidr":"192.168.0.0/16"}]"#,
+            "doc:d3#viewer@user:u",
+            "doc:d4#viewer@user:u[expiration:2031-01-01T00:00:00Z]",
+        ]
+        .into_iter()
+        .map(rel);
+        let sets = store.import(&mut input).unwrap();
+        assert_eq!(sets.len(), 1);
+        let changes = |set: &arbiter::store::ChangeSet| {
+            let mut changes: Vec<(String, bool)> = set
+                .changes
+                .iter()
+                .map(|it| (it.relationship.to_string(), it.op == ChangeOp::Touch))
+                .collect();
+            changes.sort();
+            changes
+        };
+        let ended = |text: &str| (text.to_string(), false);
+        let created = |text: &str| (text.to_string(), true);
+        assert_eq!(
+            changes(&sets[0]),
+            vec![
+                ended(r#"doc:d2#viewer@user:u[ipnet:{"cidr":"10.0.0.0/8"}]"#),
+                created(r#"doc:d2#viewer@user:u[ipnet:{"cidr":"192.168.0.0/16"}]"#),
+                created("doc:d3#viewer@user:u"),
+                ended("doc:d4#viewer@user:u[expiration:2030-01-01T00:00:00Z]"),
+                created("doc:d4#viewer@user:u[expiration:2031-01-01T00:00:00Z]"),
+            ]
+        );
+        // What the import returns is what the log holds for its revision (the order of
+        // changes within a revision aside): the engine applies it to the index without
+        // reading it back.
+        let log = store.changes_since(before, 0).unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].revision, sets[0].revision);
+        assert_eq!(changes(&log[0]), changes(&sets[0]));
+        assert_eq!(read_all(store, &of_type("doc"), sets[0].revision).len(), 4);
+        assert_eq!(
+            read_all(store, &of_type("doc"), before),
+            vec![
+                "doc:d1#viewer@user:u",
+                r#"doc:d2#viewer@user:u[ipnet:{"cidr":"10.0.0.0/8"}]"#,
+                "doc:d4#viewer@user:u[expiration:2030-01-01T00:00:00Z]",
+            ]
+        );
+    });
+}
+
+#[test]
 fn paged_reads_resume_after_the_cursor_in_index_order() {
     each_store(|store| {
         let texts: Vec<String> = (0..25)

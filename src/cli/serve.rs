@@ -60,6 +60,9 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub body_limit: usize,
+    /// Largest NDJSON body of one bulk import (`POST /v1/relationships/import`), in bytes.
+    #[arg(long, default_value_t = crate::server::DEFAULT_IMPORT_LIMIT)]
+    pub max_import_bytes: usize,
     /// Per-request deadline, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub request_timeout_ms: u64,
@@ -206,6 +209,7 @@ impl ServeConfig {
         }
         for (flag, value) in [
             ("body-limit", args.body_limit),
+            ("max-import-bytes", args.max_import_bytes),
             ("max-batch", args.max_batch),
             ("max-page", args.max_page),
             ("request-timeout-ms", args.request_timeout_ms as usize),
@@ -268,6 +272,7 @@ impl ServeConfig {
             server: ServerConfig {
                 token,
                 body_limit: args.body_limit,
+                import_limit: args.max_import_bytes,
                 request_timeout: Duration::from_millis(args.request_timeout_ms),
                 max_batch: args.max_batch,
                 max_page: args.max_page,

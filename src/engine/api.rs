@@ -91,7 +91,8 @@ pub struct LookupResourcesRequest {
     pub context: Option<Context>,
     /// The most ids of the page (0 = no limit).
     pub limit: usize,
-    /// The `cursor` of the previous page (its last id); `None` for the first page.
+    /// The `cursor` of the previous page (opaque; it pins that page's revision); `None`
+    /// for the first page.
     pub cursor: Option<String>,
 }
 
@@ -335,17 +336,19 @@ pub struct ConditionalId {
     pub missing_context: Vec<String>,
 }
 
-/// One page of lookup resources: resource ids sorted by byte order.
+/// One page of lookup resources: resource ids in walk order (not sorted; sorted by byte
+/// order in the three-valued mode, while caveated or expiring relationships exist).
 ///
-/// Definite and conditional ids share one sorted order and one cursor: a page holds the
-/// next `limit` ids of either kind, split into `resources` and `conditional`.
+/// Definite and conditional ids share one order and one cursor: a page holds the next
+/// `limit` ids of either kind, split into `resources` and `conditional`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ResourcePage {
     /// The ids on which the subject has the permission.
     pub resources: Vec<String>,
     /// The ids on which it holds only under caveats needing more context.
     pub conditional: Vec<ConditionalId>,
-    /// Pass back to get the next page; `None` when this is the last page.
+    /// Pass back to get the next page (opaque; it pins `revision`); `None` when this is the
+    /// last page.
     pub cursor: Option<String>,
     pub revision: Revision,
 }
@@ -353,9 +356,10 @@ pub struct ResourcePage {
 /// The subjects of one type that hold a permission on a resource (one page of them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SubjectsAnswer {
-    /// Subject ids, sorted by byte order; `*` (which sorts first) when a wildcard grants the
-    /// permission to every subject of the type (then the ids in `excluded` are the
-    /// exceptions).
+    /// Subject ids in walk order (not sorted); `*` when a wildcard grants the permission to
+    /// every subject of the type (then the ids in `excluded` are the exceptions, and the
+    /// ids are sorted by byte order, `*` first, as they are while caveated or expiring
+    /// relationships exist).
     pub subjects: Vec<String>,
     /// The ids (and `*`) that hold the permission only under caveats needing more
     /// context; paged in one order with `subjects`.
@@ -363,7 +367,8 @@ pub struct SubjectsAnswer {
     /// With `*`: known ids the wildcard grant does not reach (for example `user:* - banned`);
     /// empty without `*`. Sent in full with the first page only.
     pub excluded: Vec<String>,
-    /// Pass back to get the next page; `None` when this is the last page.
+    /// Pass back to get the next page (opaque; it pins `revision`); `None` when this is the
+    /// last page.
     pub cursor: Option<String>,
     pub revision: Revision,
 }
@@ -401,11 +406,12 @@ pub enum StoreHealth {
 /// Counters of the lookup walks since the engine opened (work, not time).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LookupStats {
-    /// Full lookups computed (a page not served from the page cache).
+    /// Lookups begun from the start: a first page, or a page whose kept walk or result
+    /// was gone (evicted) so that it walked again.
     pub walks: u64,
-    /// Steps those walks took (facts derived, candidates checked).
+    /// Steps all lookups took (facts derived, candidates checked).
     pub steps: u64,
-    /// Pages served by resuming a cached result at the cursor.
+    /// Pages served by resuming a kept walk, or a slice of a kept result, at the cursor.
     pub resumed_pages: u64,
 }
 

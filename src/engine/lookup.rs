@@ -1,17 +1,22 @@
 //! Lookups: which resources a subject reaches, and which subjects reach a resource.
 //!
 //! **Lookup resources** walks backwards from the subject, never over every object of the
-//! type. It derives facts "the subject holds `rel` on `T:x`" breadth-first from a worklist:
-//! the seeds are the tuples that name the subject (or its type's wildcard); a fact on
-//! `V:v#r` yields `T:x#rel` for every tuple `T:x#rel@V:v#r` (reverse index), the permissions
-//! of `V` that use `r`, and the permissions of other types whose arrows reach `r` through a
-//! tupleset naming `V:v` (the schema's reverse edges, [`super::plan::Plan`]). Under a union
-//! a derived fact is certain; under an intersection or exclusion it is a candidate that a
-//! check confirms. This is forward chaining to the least fixed point, so cycles terminate.
+//! type. It derives facts "the subject holds `rel` on `T:x`": the seeds are the tuples
+//! that name the subject (or its type's wildcard); a fact on `V:v#r` yields `T:x#rel` for
+//! every tuple `T:x#rel@V:v#r` (reverse index), the permissions of `V` that use `r`, and
+//! the permissions of other types whose arrows reach `r` through a tupleset naming `V:v`
+//! (the schema's reverse edges, [`super::plan::Plan`]). Under a union a derived fact is
+//! certain; under an intersection or exclusion it is a candidate that a check confirms.
+//! This is forward chaining to the least fixed point, so cycles terminate. The walk is
+//! depth first and pausable ([`resources`]): a page of results costs in proportion to the
+//! page, and results come in walk order, not sorted.
 //!
-//! **Lookup subjects** collects every id of the subject type reachable forward from the
-//! resource (a superset), then keeps those a check allows; `*` is reported when the
-//! wildcard subject is allowed, with the collected ids the check denies as `excluded`.
+//! **Lookup subjects** walks forward from the resource to every id of the subject type
+//! ([`subjects`], depth first and pausable like lookup resources): an id reached only
+//! through unions holds the permission, one reached through an intersection, exclusion
+//! or `.all()` arrow is confirmed by a check. When the wildcard subject is allowed, `*` is
+//! reported with the ids the check denies as `excluded`: then every candidate is
+//! collected first ([`collect_candidates`]) and the result is whole and sorted.
 //!
 //! **With caveats or expiration** (the index keeps conditional tuples, see
 //! [`super::conditional`]) both lookups answer three-valued, and each answer equals, id by
@@ -28,301 +33,41 @@
 
 use std::collections::VecDeque;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use crate::schema::{Expr, RelationId, RelationKind, TypeId};
 
 use super::EngineError;
-use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_SUBJECT};
+use super::check::{Checker, Goal, Snapshot, Subject};
 use super::index::{CondMember, NO_REL, Node, ObjKey, Sym};
 
 pub(crate) mod conditional;
+mod resources;
 mod self_ref;
+mod subjects;
 
-/// A lookup resources walk that can pause between steps: its state holds no borrow of the
-/// index, so the caller may release the index lock between chunks of steps and resume at
-/// the same revision (the index is MVCC: a snapshot stays readable while it is not
-/// collected, and symbols are never reused).
-///
-/// Depth: a fact's depth is the number of steps (subject set, arrow, permission
-/// reference) between it and the subject, the quantity a check bounds by its depth limit.
-/// Facts are derived breadth-first, so a fact's first depth is its least; a resource
-/// reached only deeper than the limit is [`EngineError::DepthExceeded`], as its check is.
-pub(crate) struct ResourceWalk {
-    subject: Subject,
-    /// The subject's id as requested, named when the index never saw it.
-    subject_id: String,
-    target: (TypeId, RelationId),
-    /// Facts derived so far (also the visited set), with their least depth.
-    facts: FxHashMap<Goal, u32>,
-    /// Candidates a check refuted.
-    refuted: FxHashSet<Goal>,
-    queue: VecDeque<(Goal, u32)>,
-    seeded: bool,
-    found: Vec<String>,
-    /// Three-valued mode: gather every candidate (conditional tuples too) without
-    /// confirming; the targets reached go to `targets` for the three-valued check.
-    conditional: bool,
-    targets: Vec<Goal>,
-    /// Facts taken from the queue so far (the work done).
-    pub steps: u64,
-}
+pub(crate) use resources::ResourceWalk;
+pub(crate) use subjects::SubjectWalk;
 
-impl ResourceWalk {
-    /// A walk for the `resource_type` objects on which `subject` holds `permission`;
-    /// `conditional` gathers candidates for the three-valued check instead (see the
-    /// module doc).
-    pub fn new(
-        subject: Subject,
-        subject_id: &str,
-        resource_type: TypeId,
-        permission: RelationId,
-        conditional: bool,
-    ) -> Self {
-        Self {
-            subject,
-            subject_id: subject_id.to_string(),
-            target: (resource_type, permission),
-            facts: FxHashMap::default(),
-            refuted: FxHashSet::default(),
-            queue: VecDeque::new(),
-            seeded: false,
-            found: Vec::new(),
-            conditional,
-            targets: Vec::new(),
-            steps: 0,
-        }
-    }
-
-    /// Takes at most `max_steps` steps in `snap`; `Ok(true)` once the walk is complete.
-    pub fn run(&mut self, snap: Snapshot<'_>, max_steps: usize) -> Result<bool, EngineError> {
-        let mut step = Step {
-            snap,
-            checker: Checker::new(snap, self.subject),
-            walk: self,
-        };
-        if !step.walk.seeded {
-            step.walk.seeded = true;
-            step.seed();
-            step.seed_self()?;
-        }
-        for _ in 0..max_steps {
-            let Some((fact, depth)) = step.walk.queue.pop_front() else {
-                return Ok(true);
-            };
-            snap.budget.tick()?;
-            step.walk.steps += 1;
-            if (fact.ty, fact.rel) == step.walk.target && step.walk.conditional {
-                // Judged by the three-valued check, depth limit included.
-                step.walk.targets.push(fact);
-            } else if (fact.ty, fact.rel) == step.walk.target {
-                if depth > snap.depth_limit {
-                    return Err(EngineError::DepthExceeded(snap.depth_limit));
-                }
-                let name = if fact.id == UNKNOWN_SUBJECT {
-                    step.walk.subject_id.clone()
-                } else {
-                    snap.index.name(fact.id).to_string()
-                };
-                step.walk.found.push(name);
-            }
-            step.derive(fact, depth)?;
-        }
-        Ok(step.walk.queue.is_empty())
-    }
-
-    /// The ids found (unsorted).
-    pub fn into_found(self) -> Vec<String> {
-        self.found
-    }
-
-    /// Three-valued mode: the candidate goals of the target type and permission.
-    pub fn targets(&self) -> &[Goal] {
-        &self.targets
-    }
-
-    /// The name of a candidate's id (the requested subject's id for one the index never
-    /// saw, as [`ResourceWalk::run`] names found ids).
-    pub fn name_of(&self, index: &super::index::IndexData, id: Sym) -> String {
-        if id == UNKNOWN_SUBJECT {
-            self.subject_id.clone()
-        } else {
-            index.name(id).to_string()
-        }
-    }
-}
-
-/// One chunk of a [`ResourceWalk`]: the walk with the snapshot and a checker for it.
-struct Step<'w, 'a> {
-    snap: Snapshot<'a>,
-    /// Confirms candidates; shares its memo across the candidates of this chunk.
-    checker: Checker<'a>,
-    walk: &'w mut ResourceWalk,
-}
-
-impl Step<'_, '_> {
-    fn seed(&mut self) {
-        let star = self.snap.index.star();
-        match self.walk.subject {
-            Subject::Object(obj) => {
-                self.tuples_naming(
-                    Node {
-                        ty: obj.ty,
-                        id: obj.id,
-                        rel: NO_REL,
-                    },
-                    0,
-                );
-                self.tuples_naming(
-                    Node {
-                        ty: obj.ty,
-                        id: star,
-                        rel: NO_REL,
-                    },
-                    0,
-                );
-            }
-            Subject::Wildcard(ty) => self.tuples_naming(
-                Node {
-                    ty,
-                    id: star,
-                    rel: NO_REL,
-                },
-                0,
-            ),
-            Subject::Set(node) => {
-                // The "self" rule: a subject set holds its own relation.
-                if let Some(ty) = self.snap.plan.type_of(node.ty)
-                    && let Some(rel) = self.snap.plan.rel_of(ty, node.rel)
-                {
-                    self.add(
-                        Goal {
-                            ty,
-                            id: node.id,
-                            rel,
-                        },
-                        0,
-                    );
-                }
-            }
-        }
-    }
-
-    fn add(&mut self, fact: Goal, depth: u32) {
-        if let std::collections::hash_map::Entry::Vacant(entry) = self.walk.facts.entry(fact) {
-            entry.insert(depth);
-            self.walk.queue.push_back((fact, depth));
-        }
-    }
-
-    /// A candidate under an intersection or exclusion: a fact only if a check agrees.
-    fn candidate(&mut self, fact: Goal, depth: u32) -> Result<(), EngineError> {
-        if self.walk.conditional {
-            self.add(fact, depth);
-            return Ok(());
-        }
-        if self.walk.facts.contains_key(&fact) || self.walk.refuted.contains(&fact) {
-            return Ok(());
-        }
-        if self.checker.check(fact)? {
-            self.add(fact, depth);
-        } else {
-            self.walk.refuted.insert(fact);
-        }
-        Ok(())
-    }
-
-    /// Facts from the tuples whose subject is exactly `subject`, at `depth`.
-    fn tuples_naming(&mut self, subject: Node, depth: u32) {
-        let index = self.snap.index;
-        for (res_ty, rel, id) in index.resources_of(subject, self.snap.rev) {
-            let Some(ty) = self.snap.plan.type_of(res_ty) else {
-                continue;
-            };
-            let Some(rel) = self.snap.plan.rel_of(ty, rel) else {
-                continue;
-            };
-            self.add(Goal { ty, id, rel }, depth);
-        }
-        if self.walk.conditional {
-            for resource in index.conditional_resources_of(subject) {
-                let Some(ty) = self.snap.plan.type_of(resource.ty) else {
-                    continue;
-                };
-                let Some(rel) = self.snap.plan.rel_of(ty, resource.rel) else {
-                    continue;
-                };
-                let id = resource.id;
-                self.add(Goal { ty, id, rel }, depth);
-            }
-        }
-    }
-
-    fn derive(&mut self, fact: Goal, depth: u32) -> Result<(), EngineError> {
-        let plan = self.snap.plan;
-        let index = self.snap.index;
-        let rev = self.snap.rev;
-        let next_depth = depth.saturating_add(1);
-        let ty_sym = plan.type_sym[fact.ty.0 as usize];
-        // Tuples `T:x#rel@V:v#r`.
-        self.tuples_naming(
-            Node {
-                ty: ty_sym,
-                id: fact.id,
-                rel: plan.rel_sym[fact.rel.0 as usize],
-            },
-            next_depth,
-        );
-        // Permissions of the same type that use the relation.
-        for edge in &plan.computed_edges[fact.rel.0 as usize] {
-            let next = Goal {
-                ty: fact.ty,
-                id: fact.id,
-                rel: edge.permission,
-            };
-            if edge.confirm {
-                self.candidate(next, next_depth)?;
-            } else {
-                self.add(next, next_depth);
-            }
-        }
-        // Arrows `tupleset.rel` on other objects whose tupleset names `V:v`.
-        for edge in &plan.arrow_edges[fact.rel.0 as usize] {
-            let res_ty = plan.type_sym[edge.resource_type.0 as usize];
-            let tupleset = plan.rel_sym[edge.tupleset.0 as usize];
-            for subject_rel in plan.subject_rels(self.snap.schema, edge.tupleset, fact.ty) {
-                let subject = Node {
-                    ty: ty_sym,
-                    id: fact.id,
-                    rel: subject_rel,
-                };
-                let mut ids: Vec<Sym> = index
-                    .resources_for(subject, res_ty, tupleset, rev)
-                    .collect();
-                if self.walk.conditional {
-                    ids.extend(
-                        index
-                            .conditional_resources_of(subject)
-                            .filter(|it| it.ty == res_ty && it.rel == tupleset)
-                            .map(|it| it.id),
-                    );
-                }
-                for id in ids {
-                    let next = Goal {
-                        ty: edge.resource_type,
-                        id,
-                        rel: edge.permission,
-                    };
-                    if edge.confirm {
-                        self.candidate(next, next_depth)?;
-                    } else {
-                        self.add(next, next_depth);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
+/// A walk that pages: it runs in chunks (the caller may release the index lock in
+/// between), stops once it has found what a page needs, and hands out what it found.
+pub(crate) trait Pausable {
+    /// Takes at most `max_steps` steps in `snap`, stopping early once `want` results are
+    /// found and not taken; `Ok(true)` once the walk is complete.
+    fn run(
+        &mut self,
+        snap: Snapshot<'_>,
+        max_steps: usize,
+        want: usize,
+    ) -> Result<bool, EngineError>;
+    /// Whether the walk is complete.
+    fn is_complete(&self) -> bool;
+    /// How many results are found and not taken yet.
+    fn found_len(&self) -> usize;
+    /// Takes the next `limit` results found (fewer if fewer are), named.
+    fn take(&mut self, index: &super::index::IndexData, limit: usize) -> Vec<String>;
+    /// The work done so far.
+    fn steps(&self) -> u64;
 }
 
 /// The candidates of a lookup subjects: every id of the subject type named under the goal.

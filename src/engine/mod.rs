@@ -17,7 +17,8 @@
 //! - `check`, `expand`, `lookup`: the walks; `cache`: the bounded check cache;
 //! - `deadline`: [`Deadline`] and the budget every walk ticks (cancellation);
 //! - `filters`: filters and preconditions validated against the schema;
-//! - `pages`: the cache of sorted lookup results that later pages resume from;
+//! - `pages`: lookup cursors, and the cache of paused walks and results that later pages
+//!   resume from;
 //! - `explain`: the explaining walk, separate from `check` so a plain check pays nothing.
 //!
 //! Writes go through one lock: validate against the schema (`schema::admit`) →
@@ -71,6 +72,8 @@ pub use explain::{
     EXPLAIN_NODE_LIMIT, ExplainKind, ExplainNode, ExplainedAnswer, Explanation, Reason, Verdict,
 };
 pub use index::IndexStats;
+/// The cursor after each result of a lookup page (for streams that answer one per result).
+pub(crate) use pages::cursors_after;
 pub use sync::{SyncReport, SyncRequest};
 
 /// The stack of the thread a recursive expand runs on (see [`Arbiter::expand`]).
@@ -281,6 +284,12 @@ impl Arbiter {
         self.inner.import(relationships)
     }
 
+    /// Whether `relationship` may be written under the loaded schema — what
+    /// [`Arbiter::write`] and [`Arbiter::import`] check — without writing it.
+    pub fn admit(&self, relationship: &crate::model::Relationship) -> Result<(), EngineError> {
+        self.inner.admit(relationship)
+    }
+
     /// Relationships matching `request.filter` at the chosen snapshot, at most
     /// `request.limit`, resuming after `request.cursor`.
     pub fn read(
@@ -410,13 +419,18 @@ impl Arbiter {
     }
 
     /// The ids of every `request.resource_type` object on which `request.subject` holds
-    /// `request.permission`, sorted, at most `request.limit` (0 = no limit) after
-    /// `request.cursor` (the last id of the previous page). The first page computes the
-    /// whole sorted result and keeps it for a while, so that later pages resume at the
-    /// cursor in time proportional to the page. Ids on which the permission holds only
-    /// under a caveat missing parameters of `request.context` are listed apart, in
-    /// [`ResourcePage::conditional`] (one sorted order and one cursor with the definite
-    /// ones); each id's answer is what [`Arbiter::check`] answers for it.
+    /// `request.permission`, at most `request.limit` (0 = no limit), from `request.cursor`
+    /// (the previous page's, opaque) on. Ids come in walk order, **not sorted**: one
+    /// deterministic order per listing, every id once. A page walks only as far as the
+    /// page needs, and the paused walk is kept for a while under the next cursor, so every
+    /// page (the first too) costs in proportion to the page; a cursor whose walk was
+    /// evicted walks again and skips, slower but never different. The cursor pins the
+    /// first page's revision. Ids on which the permission holds only under a caveat
+    /// missing parameters of `request.context` are listed apart, in
+    /// [`ResourcePage::conditional`] (one order and one cursor with the definite ones);
+    /// each id's answer is what [`Arbiter::check`] answers for it. While caveated or
+    /// expiring relationships exist the whole result is computed, sorted by byte order,
+    /// and kept instead (see `engine::pages`).
     pub fn lookup_resources(
         &self,
         request: &LookupResourcesRequest,
@@ -436,10 +450,14 @@ impl Arbiter {
 
     /// The ids of the `request.subject_type` objects that hold `request.permission` on
     /// `request.resource`, with `*` when a wildcard grants it (and the ids it does not
-    /// reach in `excluded`): at most `request.limit` ids (0 = no limit) after
-    /// `request.cursor`, paged like [`Arbiter::lookup_resources`]. Subjects (and `*`) that
-    /// hold only under a caveat missing parameters of `request.context` are listed apart,
-    /// in [`SubjectsAnswer::conditional`].
+    /// reach in `excluded`): at most `request.limit` ids (0 = no limit) from
+    /// `request.cursor` (the previous page's, opaque, pinning its revision) on, paged like
+    /// [`Arbiter::lookup_resources`]: in walk order, each page in proportion to the page.
+    /// When a wildcard grants the permission (the answer has `*` and `excluded`), and
+    /// while caveated or expiring relationships exist, the whole result is computed,
+    /// sorted by byte order (`*` first), and kept instead. Subjects (and `*`) that hold
+    /// only under a caveat missing parameters of `request.context` are listed apart, in
+    /// [`SubjectsAnswer::conditional`].
     pub fn lookup_subjects(
         &self,
         request: &LookupSubjectsRequest,
@@ -457,7 +475,8 @@ impl Arbiter {
         )
     }
 
-    /// Lookup work counters (walks computed, their steps, pages resumed from the cache).
+    /// Lookup work counters (lookups begun from the start, their steps, pages resumed from
+    /// a kept walk or result).
     pub fn lookup_stats(&self) -> LookupStats {
         self.inner.pages.stats()
     }

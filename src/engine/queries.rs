@@ -22,7 +22,7 @@ use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_S
 use super::conditional::{Answer, CondChecker};
 use super::deadline::Budget;
 use super::index::{IndexData, NO_REL, Node, ObjKey};
-use super::pages::{Cursor, Sorted};
+use super::pages::{Cursor, KeptWalk, Sorted};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
 use super::{
@@ -30,6 +30,7 @@ use super::{
     ExpandDepth, Expansion, Permissionship, ReadPage, ResourcePage, SubjectsAnswer, expand,
     filters, lookup,
 };
+use lookup::Pausable as _;
 
 /// Steps of a lookup walk taken under one hold of the index read lock.
 const CHUNK_STEPS: usize = 4_096;
@@ -268,10 +269,10 @@ impl Inner {
     fn page_view<'i>(
         &'i self,
         consistency: Consistency,
-        cursor: Option<&Cursor<'_>>,
+        pinned: Option<Revision>,
         budget: &'i Budget,
     ) -> Result<View<'i>, EngineError> {
-        match cursor.and_then(|it| it.revision) {
+        match pinned {
             Some(revision) => self.view(Consistency::AtExactSnapshot { revision }, budget),
             None => self.view(consistency, budget),
         }
@@ -450,84 +451,180 @@ impl Inner {
         budget: &Budget,
     ) -> Result<ResourcePage, EngineError> {
         let cursor = cursor.map(Cursor::parse).transpose()?;
-        let view = self.page_view(consistency, cursor.as_ref(), budget)?;
+        let view = self.page_view(consistency, cursor.map(|it| it.revision), budget)?;
         let now = Timestamp::now();
         let goal = view.type_goal(resource_type, permission)?;
         let subject_key = view.subject(subject, None)?;
         let conditional = view.data.has_conditional();
-        let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
-        let key = page_key(
+        let revision = view.revision;
+        let at = cursor.unwrap_or(Cursor::start(revision));
+        let listing = page_key(
             format!(
                 "resources|{}|{revision}|{resource_type}#{permission}@{subject}",
-                loaded.epoch
+                view.loaded.epoch
             ),
             conditional,
             context,
         );
-        let sorted = match self.pages.get(&key, now) {
+        let walk = lookup::ResourceWalk::new(
+            subject_key,
+            &subject.object.object_id,
+            goal.ty,
+            goal.rel,
+            conditional,
+        );
+        if !conditional {
+            let kept = self.pages.take_walk(&walk_key(&listing, at));
+            let (resources, next) =
+                self.streamed(view, kept, || walk, &listing, at, limit, budget)?;
+            return Ok(ResourcePage {
+                resources,
+                conditional: Vec::new(),
+                cursor: next.map(|it| it.to_string()),
+                revision,
+            });
+        }
+        let sorted = match self.pages.sorted(&listing, now) {
             Some(sorted) => sorted,
             None => {
-                let mut walk = lookup::ResourceWalk::new(
+                let sorted = Arc::new(self.resources_three_valued(
+                    view,
+                    walk,
                     subject_key,
-                    &subject.object.object_id,
-                    goal.ty,
-                    goal.rel,
-                    conditional,
-                );
-                let mut view = Some(view);
-                loop {
-                    let chunk = match view.take() {
-                        Some(view) => view,
-                        None => self.relock(&loaded, revision, budget)?,
-                    };
-                    if walk.run(chunk.snapshot(), CHUNK_STEPS)? {
-                        break;
-                    }
-                }
-                let sorted = if conditional {
-                    let mut judged = lookup::conditional::Judged::default();
-                    for chunk in walk.targets().chunks(CHUNK_STEPS) {
-                        let view = self.relock(&loaded, revision, budget)?;
-                        let snap = view.snapshot();
-                        lookup::conditional::judge_resources(
-                            snap,
-                            subject_key,
-                            context,
-                            now,
-                            chunk,
-                            |goal| walk.name_of(snap.index, goal.id),
-                            &mut judged,
-                        )?;
-                    }
-                    self.pages
-                        .record_walk(walk.steps + walk.targets().len() as u64);
-                    let valid_until = judged.earliest_expiry;
-                    let (ids, missing, _) = judged.into_sorted();
-                    Sorted {
-                        ids,
-                        missing,
-                        excluded: Vec::new(),
-                        valid_until,
-                    }
-                } else {
-                    self.pages.record_walk(walk.steps);
-                    let mut ids = walk.into_found();
-                    ids.sort_unstable();
-                    Sorted::plain(ids, Vec::new())
-                };
-                let sorted = Arc::new(sorted);
-                self.pages.insert(key, Arc::clone(&sorted));
+                    context,
+                    now,
+                    budget,
+                )?);
+                self.pages.keep_sorted(listing, Arc::clone(&sorted));
                 sorted
             }
         };
-        let (resources, conditional, cursor) =
-            sorted.page(cursor.as_ref().map(|it| it.after), limit, revision);
+        let (resources, conditional, next) = sorted.page(at, limit)?;
         Ok(ResourcePage {
             resources,
             conditional,
-            cursor,
+            cursor: next.map(|it| it.to_string()),
             revision,
         })
+    }
+
+    /// One page of a lookup over plain tuples, in walk order: the paused walk kept under
+    /// the cursor `at` goes on, or (none kept) `fresh` walks from the start, skipping the
+    /// `at.offset` results before the page and checking their digest. The walk is kept
+    /// under the next cursor, with the one result it found past the page (so that the
+    /// last page knows it is the last). The page's ids and the next cursor.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the view, the walk (kept or fresh), the listing and the page, the budget"
+    )]
+    fn streamed<W: lookup::Pausable + KeptWalk>(
+        &self,
+        view: View<'_>,
+        kept: Option<Box<W>>,
+        fresh: impl FnOnce() -> W,
+        listing: &str,
+        at: Cursor,
+        limit: usize,
+        budget: &Budget,
+    ) -> Result<(Vec<String>, Option<Cursor>), EngineError> {
+        let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
+        let fresh_walk = kept.is_none();
+        let (mut walk, mut to_skip) = match kept {
+            Some(walk) => (walk, 0),
+            None => {
+                self.pages.record_walk();
+                (Box::new(fresh()), at.offset)
+            }
+        };
+        let steps_before = walk.steps();
+        // One result past the page, so that the last page has no cursor.
+        let need = if limit == 0 {
+            usize::MAX
+        } else {
+            limit.saturating_add(1)
+        };
+        let mut skipped = Cursor::start(revision);
+        let mut view = Some(view);
+        let (ids, next) = loop {
+            let chunk = match view.take() {
+                Some(view) => view,
+                None => self.relock(&loaded, revision, budget)?,
+            };
+            let snap = chunk.snapshot();
+            let want = usize::try_from(to_skip)
+                .unwrap_or(usize::MAX)
+                .saturating_add(need);
+            let complete = walk.run(snap, CHUNK_STEPS, want)?;
+            if to_skip > 0 {
+                let n = to_skip.min(walk.found_len() as u64);
+                for id in walk.take(snap.index, n as usize) {
+                    skipped.advance(&id);
+                }
+                to_skip -= n;
+            }
+            if complete || (to_skip == 0 && walk.found_len() >= need) {
+                // A new walk must find, before the page, the results the cursor counts.
+                if to_skip > 0 || fresh_walk && skipped != at {
+                    return Err(at.unknown());
+                }
+                let ids = walk.take(snap.index, if limit == 0 { usize::MAX } else { limit });
+                let mut next = at;
+                for id in &ids {
+                    next.advance(id);
+                }
+                let more = !walk.is_complete() || walk.found_len() > 0;
+                break (ids, more.then_some(next));
+            }
+        };
+        self.pages.record_steps(walk.steps() - steps_before);
+        if let Some(next) = next {
+            self.pages.keep_walk(walk_key(listing, next), walk);
+        }
+        Ok((ids, next))
+    }
+
+    /// The whole result of a lookup resources while the index keeps caveated or expiring
+    /// tuples: the walk gathers candidates, the three-valued check judges each; sorted.
+    fn resources_three_valued(
+        &self,
+        view: View<'_>,
+        mut walk: lookup::ResourceWalk,
+        subject_key: Subject,
+        context: Option<&Context>,
+        now: Timestamp,
+        budget: &Budget,
+    ) -> Result<Sorted, EngineError> {
+        let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
+        self.pages.record_walk();
+        let mut view = Some(view);
+        loop {
+            let chunk = match view.take() {
+                Some(view) => view,
+                None => self.relock(&loaded, revision, budget)?,
+            };
+            if walk.run(chunk.snapshot(), CHUNK_STEPS, usize::MAX)? {
+                break;
+            }
+        }
+        let mut judged = lookup::conditional::Judged::default();
+        for chunk in walk.targets().chunks(CHUNK_STEPS) {
+            let view = self.relock(&loaded, revision, budget)?;
+            let snap = view.snapshot();
+            lookup::conditional::judge_resources(
+                snap,
+                subject_key,
+                context,
+                now,
+                chunk,
+                |goal| walk.name_of(snap.index, goal.id),
+                &mut judged,
+            )?;
+        }
+        self.pages
+            .record_steps(walk.steps + walk.targets().len() as u64);
+        let valid_until = judged.earliest_expiry;
+        let (ids, missing, _) = judged.into_sorted();
+        Ok(Sorted::new(ids, missing, Vec::new(), valid_until))
     }
 
     #[expect(
@@ -546,7 +643,7 @@ impl Inner {
         budget: &Budget,
     ) -> Result<SubjectsAnswer, EngineError> {
         let cursor = cursor.map(Cursor::parse).transpose()?;
-        let view = self.page_view(consistency, cursor.as_ref(), budget)?;
+        let view = self.page_view(consistency, cursor.map(|it| it.revision), budget)?;
         let now = Timestamp::now();
         let goal = view.goal(resource, permission)?;
         let definition = view.loaded.schema.definition(subject_type).ok_or_else(|| {
@@ -563,9 +660,30 @@ impl Inner {
             conditional,
             context,
         );
-        let sorted = match self.pages.get(&key, now) {
+        let at = cursor.unwrap_or(Cursor::start(revision));
+        if !conditional {
+            // Streamed in walk order, unless a wildcard grants the permission: then
+            // `excluded` needs every candidate, and the whole result is computed below.
+            let type_sym = loaded.plan.type_sym[subject_type_id.0 as usize];
+            let kept = self.pages.take_walk(&walk_key(&key, at));
+            let wildcard = kept.is_none()
+                && Checker::new(view.snapshot(), Subject::Wildcard(type_sym)).check(goal)?;
+            if !wildcard {
+                let fresh = || lookup::SubjectWalk::new(goal, type_sym, &resource.object_id);
+                let (subjects, next) = self.streamed(view, kept, fresh, &key, at, limit, budget)?;
+                return Ok(SubjectsAnswer {
+                    subjects,
+                    conditional: Vec::new(),
+                    excluded: Vec::new(),
+                    cursor: next.map(|it| it.to_string()),
+                    revision,
+                });
+            }
+        }
+        let sorted = match self.pages.sorted(&key, now) {
             Some(sorted) => sorted,
             None => {
+                self.pages.record_walk();
                 let sorted = if conditional {
                     self.subjects_three_valued(
                         view,
@@ -580,13 +698,12 @@ impl Inner {
                     self.subjects_plain(view, resource, goal, subject_type_id, budget)?
                 };
                 let sorted = Arc::new(sorted);
-                self.pages.insert(key, Arc::clone(&sorted));
+                self.pages.keep_sorted(key, Arc::clone(&sorted));
                 sorted
             }
         };
-        let after = cursor.as_ref().map(|it| it.after);
-        let (subjects, conditional, cursor) = sorted.page(after, limit, revision);
-        let excluded = if after.is_none() {
+        let (subjects, conditional, next) = sorted.page(at, limit)?;
+        let excluded = if at.offset == 0 {
             sorted.excluded.clone()
         } else {
             Vec::new()
@@ -595,7 +712,7 @@ impl Inner {
             subjects,
             conditional,
             excluded,
-            cursor,
+            cursor: next.map(|it| it.to_string()),
             revision,
         })
     }
@@ -629,7 +746,7 @@ impl Inner {
         if goal.id == UNKNOWN_RESOURCE {
             name_unknown_resource(allowed.iter_mut().chain(denied.iter_mut()), resource);
         }
-        self.pages.record_walk(candidates.ids.len() as u64 + 1);
+        self.pages.record_steps(candidates.ids.len() as u64 + 1);
         allowed.sort_unstable();
         if candidates.wildcard {
             // `*` sorts before every id (ids use no byte below `+`).
@@ -691,7 +808,7 @@ impl Inner {
                 &mut judged,
             )?;
         }
-        self.pages.record_walk(ids.len() as u64 + 1);
+        self.pages.record_steps(ids.len() as u64 + 1);
         if goal.id == UNKNOWN_RESOURCE {
             let names = judged
                 .held
@@ -710,12 +827,7 @@ impl Inner {
         if !star_granted {
             excluded.clear();
         }
-        Ok(Sorted {
-            ids,
-            missing,
-            excluded,
-            valid_until,
-        })
+        Ok(Sorted::new(ids, missing, excluded, valid_until))
     }
 
     /// Forward read from the index: the subjects of `resource#relation`.
@@ -831,6 +943,11 @@ impl Inner {
             });
         }
     }
+}
+
+/// The page-cache key of a paused walk of `listing` at the cursor `at`.
+fn walk_key(listing: &str, at: Cursor) -> String {
+    format!("{listing}|{}.{:016x}", at.offset, at.digest)
 }
 
 /// The page-cache key of a lookup: `base` (schema epoch, revision, request) and, while

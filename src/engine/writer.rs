@@ -24,7 +24,8 @@ use parking_lot::{Mutex, RwLock};
 use crate::model::{Relationship, Revision};
 use crate::schema::Schema;
 use crate::store::{
-    MAX_WRITE_UPDATES, Precondition, RelationshipFilter, Store, StoreError, Update, WriteRejection,
+    ChangeSet, MAX_WRITE_UPDATES, Precondition, RelationshipFilter, Store, StoreError, Update,
+    WriteRejection,
 };
 
 use super::cache::CheckCache;
@@ -202,9 +203,11 @@ impl Inner {
 
     /// Makes the index catch up with the store's log: applies every change set the store
     /// committed after the index head, in revision order, installs a newer stored schema,
-    /// and publishes the store's head. The only path that moves the index forward, for
-    /// local writes (read-your-writes: the writer calls it before acknowledging) and for
-    /// revisions other servers committed (the follower thread and `full` reads call it).
+    /// and publishes the store's head. The path that moves the index forward, for local
+    /// writes (read-your-writes: the writer calls it before acknowledging) and for
+    /// revisions other servers committed (the follower thread and `full` reads call it);
+    /// [`Self::follow_committed`] shortcuts only the read-back of the writer's own
+    /// revision when it is the index's very next one.
     pub(super) fn follow(&self) -> Result<Revision, EngineError> {
         // Fast path: nothing new.
         let indexed = self.index.read().head();
@@ -296,7 +299,7 @@ impl Inner {
         self.recover_if_failing()?;
         match self.track(self.store.write(updates, preconditions))? {
             Ok(change_set) => {
-                self.follow_to(change_set.revision)?;
+                self.follow_committed(std::slice::from_ref(&change_set))?;
                 Ok(Ok(change_set.revision))
             }
             Err(rejection) => Ok(Err(rejection)),
@@ -330,12 +333,44 @@ impl Inner {
             });
         }
         let change_set = self.track(self.store.delete_by_filter(filter, limit))?;
-        self.follow_to(change_set.revision)?;
+        self.follow_committed(std::slice::from_ref(&change_set))?;
         Ok(Deleted {
             revision: change_set.revision,
             deleted: change_set.changes.len(),
             partial,
         })
+    }
+
+    /// Read-your-writes for change sets this server just committed, in revision order.
+    /// Each is the store's own record of its revision (what the log holds for it), so
+    /// while it is the very next revision of the index (revisions are consecutive, see
+    /// [`crate::store::Store`]) it is applied without reading it back; anything else — a
+    /// revision of another server in between, a schema write — goes through
+    /// [`Self::follow_to`], which reads the log.
+    pub(super) fn follow_committed(&self, committed: &[ChangeSet]) -> Result<(), EngineError> {
+        let Some(last) = committed.last().map(|it| it.revision) else {
+            return Ok(());
+        };
+        {
+            let _follower = self.follow_lock.lock();
+            let mut indexed = self.index.read().head();
+            for change_set in committed {
+                if change_set.revision <= indexed {
+                    continue;
+                }
+                if change_set.revision.0 != indexed.0 + 1 {
+                    break;
+                }
+                self.apply_without_publishing(change_set);
+                self.index.write().set_head(change_set.revision);
+                indexed = change_set.revision;
+            }
+            if indexed >= last {
+                self.publish(indexed);
+                return Ok(());
+            }
+        }
+        self.follow_to(last)
     }
 
     /// Read-your-writes: returns once the index has applied `revision` (just committed
@@ -347,6 +382,12 @@ impl Inner {
                 "the store's head {head} is behind revision {revision} it just committed"
             )));
         }
+        Ok(())
+    }
+
+    pub fn admit(&self, relationship: &Relationship) -> Result<(), EngineError> {
+        let loaded = self.require_schema()?;
+        admit::check_relationship(&loaded.schema, relationship)?;
         Ok(())
     }
 
@@ -367,8 +408,8 @@ impl Inner {
                 admit::check_relationship(&loaded.schema, relationship)?;
             }
             let change_sets = self.track(self.store.import(&mut chunk.into_iter()))?;
-            for change_set in &change_sets {
-                self.follow_to(change_set.revision)?;
+            self.follow_committed(&change_sets)?;
+            if let Some(change_set) = change_sets.last() {
                 last = change_set.revision;
             }
         }
@@ -437,7 +478,12 @@ fn spawn_follower(inner: Weak<Inner>) {
                     return;
                 };
                 engine.store.wait_for_commits(FOLLOW_POLL);
-                match engine.follow() {
+                // A local write applies its own revision (`follow_committed`); reading it
+                // back here at the same time would only repeat the work in the store.
+                let writer = engine.write_lock.lock();
+                let followed = engine.follow();
+                drop(writer);
+                match followed {
                     Ok(_) if failing => {
                         failing = false;
                         tracing::info!("the index follows the store again");

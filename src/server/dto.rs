@@ -383,8 +383,8 @@ pub struct LookupResourcesBody {
     pub consistency: Option<ConsistencyBody>,
 }
 
-/// A page of resource ids, sorted; definite and conditional ids share one order and one
-/// cursor.
+/// A page of resource ids in walk order (not sorted; sorted while caveated or expiring
+/// relationships exist); definite and conditional ids share one order and one cursor.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LookupResourcesAnswer {
     /// The ids the subject has the permission on.

@@ -95,6 +95,7 @@ pub const ROUTE_SCOPES: &[(&str, &str, Scope)] = &[
     ("GET", "/v1/schema", Scope::Read),
     ("POST", "/v1/relationships/write", Scope::Write),
     ("POST", "/v1/relationships/delete", Scope::Write),
+    ("POST", "/v1/relationships/import", Scope::Write),
     ("POST", "/v1/schema", Scope::Schema),
     ("POST", "/v1/sync", Scope::Admin),
     // SpiceDB's gRPC API on the same port (HTTP/2 POSTs to `/package.Service/Method`).

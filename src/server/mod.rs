@@ -30,6 +30,7 @@ pub mod dto;
 pub mod error;
 pub mod grpc;
 mod handlers;
+pub mod import;
 pub mod keys;
 pub mod listen;
 mod observe;
@@ -44,12 +45,17 @@ mod watch;
 pub use error::{ApiError, ErrorBody};
 
 /// Server settings, validated by the CLI before the server starts.
+/// The default `--max-import-bytes`: about 2.5M relationships of typical length.
+pub const DEFAULT_IMPORT_LIMIT: usize = 256 * 1024 * 1024;
+
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// When set, every `/v1` request must carry `Authorization: Bearer <token>`.
     pub token: Option<String>,
     /// The largest request body accepted, in bytes; larger bodies answer 413.
     pub body_limit: usize,
+    /// The largest NDJSON body of one bulk import, in bytes (413 past it).
+    pub import_limit: usize,
     /// How long one request may run before it answers 503 `deadline_exceeded` (the watch
     /// stream is exempt once its headers are sent).
     pub request_timeout: Duration,
@@ -74,6 +80,7 @@ impl Default for ServerConfig {
         Self {
             token: None,
             body_limit: 4 * 1024 * 1024,
+            import_limit: DEFAULT_IMPORT_LIMIT,
             request_timeout: Duration::from_secs(10),
             max_batch: 500,
             max_page: 1_000,

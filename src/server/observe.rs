@@ -141,6 +141,9 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
 /// still completes (and is acknowledged by nobody).
 pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit = state.config().request_timeout;
+    if super::import::is_import(request.uri().path()) {
+        return next.run(request).await;
+    }
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::DeadlineExceeded(limit.as_millis()).into_response(),

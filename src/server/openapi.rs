@@ -64,6 +64,7 @@ pub fn api_router(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::lookup_subjects))
         .routes(routes!(handlers::watch_changes))
         .routes(routes!(super::sync::sync))
+        .routes(routes!(super::import::import))
         .merge(super::playground::api_routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state,

@@ -162,7 +162,9 @@ pub fn parse_cursor(cursor: Option<&str>) -> Result<Option<Relationship>, StoreE
 
 /// The source of truth. All methods are safe to call from many threads; writes are
 /// serialized inside the implementation (one writer allocates revisions, commits,
-/// flushes and publishes, in that order).
+/// flushes and publishes, in that order). Revisions are consecutive: every commit (a
+/// change set, possibly empty, or a schema write) takes the head plus one, so a change
+/// set at the index's head plus one is the next entry of the log.
 pub trait Store: Send + Sync {
     /// The newest committed revision (0 for an empty store).
     fn head(&self) -> Result<Revision, StoreError>;

@@ -3,19 +3,18 @@
 //! tuples naming the subject; one under an intersection or exclusion is a candidate that a
 //! check confirms, as for any other edge. Subject sets and wildcards never hold `self`.
 
-use super::super::EngineError;
 use super::super::check::{Goal, Subject};
-use super::Step;
+use super::resources::Step;
 
 impl Step<'_, '_> {
-    /// Seeds the facts `self` gives the subject on itself, at depth 0.
-    pub(super) fn seed_self(&mut self) -> Result<(), EngineError> {
+    /// Lists the facts `self` gives the subject on itself among the seeds.
+    pub(super) fn seed_self(&mut self) {
         let Subject::Object(obj) = self.walk.subject else {
-            return Ok(());
+            return;
         };
         let plan = self.snap.plan;
         let Some(ty) = plan.type_of(obj.ty) else {
-            return Ok(());
+            return;
         };
         for edge in &plan.self_edges[ty.0 as usize] {
             let fact = Goal {
@@ -23,12 +22,7 @@ impl Step<'_, '_> {
                 id: obj.id,
                 rel: edge.permission,
             };
-            if edge.confirm {
-                self.candidate(fact, 0)?;
-            } else {
-                self.add(fact, 0);
-            }
+            self.push(fact, edge.confirm);
         }
-        Ok(())
     }
 }

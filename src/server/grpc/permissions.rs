@@ -195,16 +195,24 @@ impl PermissionsService for Permissions {
             };
             let results = merged(page.resources, page.conditional);
             remaining -= results.len().min(remaining);
-            lookup.cursor = results.last().map(|(id, _)| id.clone());
+            // The engine's cursor after each result, so that a client may resume after any.
+            let cursors = crate::engine::cursors_after(
+                lookup.cursor.as_deref(),
+                page.revision,
+                results.iter().map(|(id, _)| id.as_str()),
+            )
+            .map_err(engine_status)?;
+            lookup.cursor = cursors.last().cloned().or_else(|| page.cursor.clone());
             let more = page.cursor.is_some() && remaining > 0;
             let messages = results
                 .into_iter()
-                .map(|(id, missing)| {
+                .zip(cursors)
+                .map(|((id, missing), cursor)| {
                     let (permissionship, partial_caveat_info) =
                         convert::lookup_permissionship(missing.as_deref());
                     pb::LookupResourcesResponse {
                         looked_up_at: Some(zedtoken::encode(page.revision)),
-                        after_result_cursor: Some(zedtoken::encode_cursor(page.revision, &id)),
+                        after_result_cursor: Some(zedtoken::encode_cursor(page.revision, &cursor)),
                         resource_object_id: id,
                         permissionship,
                         partial_caveat_info,
@@ -412,12 +420,17 @@ fn tree(node: &ExpandTree) -> Result<pb::PermissionRelationshipTree, Status> {
     })
 }
 
-/// Definite and conditional lookup results in one sorted order: each id with `None`, or
-/// with the caveat parameters it misses.
+/// Definite and conditional lookup results in the engine's order: each id with `None`, or
+/// with the caveat parameters it misses. Without conditional ids that is the definite ids'
+/// order (walk order for lookup resources); with them, the engine's order is sorted by
+/// byte order (the three-valued mode), which sorting both lists together gives back.
 fn merged(
     definite: Vec<String>,
     conditional: Vec<crate::engine::ConditionalId>,
 ) -> Vec<(String, Option<Vec<String>>)> {
+    if conditional.is_empty() {
+        return definite.into_iter().map(|id| (id, None)).collect();
+    }
     let mut res: Vec<(String, Option<Vec<String>>)> = definite
         .into_iter()
         .map(|id| (id, None))

@@ -11,8 +11,14 @@ use tokio_postgres::Client;
 use super::{PgError, advisory};
 
 /// Every migration, oldest first: (version, name, SQL). Released files are never edited.
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (
+        2,
+        "one_tuple_key",
+        include_str!("migrations/0002_one_tuple_key.sql"),
+    ),
+];
 
 /// The newest schema version this binary knows.
 pub fn latest() -> i32 {

@@ -11,7 +11,9 @@
 //! - **Schema writes** are revisions too (the counter moves; followers notice the schema
 //!   row's revision).
 //! - **Bulk import** streams each chunk with `COPY … FROM STDIN` into a temporary table and
-//!   merges it with two set-based statements.
+//!   merges it with one `INSERT … ON CONFLICT DO NOTHING` on the primary key (tuple,
+//!   deleted_rev); only when some tuples were live already does an `UPDATE` end those
+//!   whose caveat or expiration changed, and a second insert add their new versions.
 //! - **Garbage collection** runs in one server at a time (a transaction advisory lock).
 //! - **Wake-ups**: every commit sends `NOTIFY`; `listen.rs` turns them into
 //!   [`Store::wait_for_commits`] returns. Polling stays the guarantee.

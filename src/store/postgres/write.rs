@@ -19,6 +19,10 @@ use super::read::{revision, sql_revision};
 use super::sql::{COLUMNS, Conditional, Conditions, LIVE, decode, order_columns, order_values};
 use super::{PgError, advisory};
 
+/// The six tuple columns, the primary key's prefix.
+const TUPLE_KEY: &str =
+    "resource_type, resource_id, relation, subject_type, subject_id, subject_relation";
+
 /// The six tuple columns, for joins with `unnest` (`t`) or the import table (`i`).
 const TUPLE_JOIN_T: &str = "r.resource_type = t.rt AND r.resource_id = t.ri \
     AND r.relation = t.rl AND r.subject_type = t.st AND r.subject_id = t.si \
@@ -406,41 +410,45 @@ pub async fn import_chunk(
         sink.send(bytes::Bytes::from(buf)).await?;
     }
     sink.finish().await?;
-    let differs = "(r.caveat_name IS DISTINCT FROM i.caveat_name \
-        OR r.caveat_context IS DISTINCT FROM i.caveat_context \
-        OR r.expiration_seconds IS DISTINCT FROM i.expiration_seconds \
-        OR r.expiration_nanos IS DISTINCT FROM i.expiration_nanos)";
-    let same_tuple = TUPLE_JOIN_T
-        .replace("t.rt", "i.resource_type")
-        .replace("t.ri", "i.resource_id")
-        .replace("t.rl", "i.relation")
-        .replace("t.st", "i.subject_type")
-        .replace("t.si", "i.subject_id")
-        .replace("t.sr", "i.subject_relation");
-    let ended = tx
-        .query(
-            &format!(
-                "UPDATE arbiter_relationship r SET deleted_rev = $1 FROM arbiter_import i \
-                 WHERE {same_tuple} AND r.deleted_rev = {LIVE} AND {differs} \
-                 RETURNING {}",
-                prefixed_columns("r")
-            ),
-            &[&sql_revision(at)],
-        )
-        .await?;
-    let created = tx
-        .query(
-            &format!(
-                "INSERT INTO arbiter_relationship ({COLUMNS}, created_rev) \
-                 SELECT {}, $1 FROM arbiter_import i WHERE NOT EXISTS ( \
-                   SELECT 1 FROM arbiter_relationship r \
-                   WHERE {same_tuple} AND r.deleted_rev = {LIVE}) \
-                 RETURNING {COLUMNS}",
-                prefixed_columns("i")
-            ),
-            &[&sql_revision(at)],
-        )
-        .await?;
+    // One pass: the primary key's probe of each row is the duplicate check (a live
+    // version has deleted_rev = LIVE). A new tuple is inserted; a live tuple whose caveat
+    // or expiration differs has its version ended (touch semantics: a new version
+    // follows); the same tuple unchanged is no change.
+    let merge = format!(
+        "INSERT INTO arbiter_relationship AS r ({COLUMNS}, created_rev) \
+         SELECT {}, $1 FROM arbiter_import i \
+         ON CONFLICT ({TUPLE_KEY}, deleted_rev) DO UPDATE SET deleted_rev = $1 \
+         WHERE r.caveat_name IS DISTINCT FROM EXCLUDED.caveat_name \
+            OR r.caveat_context IS DISTINCT FROM EXCLUDED.caveat_context \
+            OR r.expiration_seconds IS DISTINCT FROM EXCLUDED.expiration_seconds \
+            OR r.expiration_nanos IS DISTINCT FROM EXCLUDED.expiration_nanos \
+         RETURNING {}, r.deleted_rev",
+        prefixed_columns("i"),
+        prefixed_columns("r")
+    );
+    let rows = tx.query(&merge, &[&sql_revision(at)]).await?;
+    let live = |row: &tokio_postgres::Row| -> Result<bool, PgError> {
+        Ok(row.try_get::<_, i64>("deleted_rev")? == LIVE)
+    };
+    let (mut created, mut ended) = (Vec::new(), Vec::new());
+    for row in rows {
+        if live(&row)? {
+            created.push(row);
+        } else {
+            ended.push(row);
+        }
+    }
+    if !ended.is_empty() {
+        // The new versions of the tuples just ended (nothing else is missing now).
+        let insert = format!(
+            "INSERT INTO arbiter_relationship ({COLUMNS}, created_rev) \
+             SELECT {}, $1 FROM arbiter_import i \
+             ON CONFLICT ({TUPLE_KEY}, deleted_rev) DO NOTHING \
+             RETURNING {COLUMNS}",
+            prefixed_columns("i")
+        );
+        created.extend(tx.query(&insert, &[&sql_revision(at)]).await?);
+    }
     notify(&tx, channel, at).await?;
     tx.commit().await?;
     let mut changes = Vec::with_capacity(ended.len() + created.len());
