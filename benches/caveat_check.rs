@@ -34,13 +34,19 @@ fn time(
     context: Option<&Context>,
     rounds: usize,
 ) -> (Vec<u64>, Permissionship) {
+    let requests: Vec<CheckRequest> = requests
+        .iter()
+        .map(|it| CheckRequest {
+            context: context.cloned(),
+            ..it.clone()
+        })
+        .collect();
     let mut samples = Vec::with_capacity(requests.len() * rounds);
     let mut last = Permissionship::NoPermission;
     for _ in 0..rounds {
-        for request in requests {
+        for request in &requests {
             let start = Instant::now();
-            let decision =
-                engine.check_with_context(black_box(request), context, Consistency::Full);
+            let decision = engine.check(black_box(request), Consistency::Full);
             samples.push(start.elapsed().as_nanos() as u64);
             last = decision.expect("check").permissionship;
         }

@@ -12,7 +12,7 @@ mod scenario;
 use std::hint::black_box;
 use std::time::Instant;
 
-use arbiter::engine::{Arbiter, CheckRequest, Consistency};
+use arbiter::engine::{Arbiter, CheckRequest, Consistency, LookupResourcesRequest};
 use criterion::Criterion;
 
 /// Times each request once per round; returns per-check nanoseconds and the allowed share.
@@ -89,12 +89,15 @@ fn main() {
                     fmt_us(p99)
                 );
             }
-            let looker = "user:looker".parse().expect("subject");
+            let looker: arbiter::model::SubjectRef = "user:looker".parse().expect("subject");
             let mut lookup_samples = Vec::new();
             for _ in 0..20 {
                 let start = Instant::now();
                 let page = engine
-                    .lookup_resources("model", "execute", &looker, 0, None, Consistency::Full)
+                    .lookup_resources(
+                        &LookupResourcesRequest::new("model", "execute", looker.clone()),
+                        Consistency::Full,
+                    )
                     .expect("lookup");
                 lookup_samples.push(start.elapsed().as_nanos() as u64);
                 assert!(page.resources.len() >= scenario::BIG_LOOKUP);
@@ -125,7 +128,10 @@ fn main() {
             group.sample_size(10);
             group.bench_function("lookup_10k", |b| {
                 b.iter(|| {
-                    engine.lookup_resources("model", "execute", &looker, 0, None, Consistency::Full)
+                    engine.lookup_resources(
+                        &LookupResourcesRequest::new("model", "execute", looker.clone()),
+                        Consistency::Full,
+                    )
                 })
             });
             group.finish();

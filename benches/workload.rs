@@ -17,7 +17,7 @@ mod workload;
 use std::hint::black_box;
 use std::path::PathBuf;
 
-use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency};
+use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency, LookupResourcesRequest};
 use arbiter::model::{Relationship, SubjectRef};
 use criterion::Criterion;
 
@@ -59,6 +59,7 @@ fn main() {
                 resource: spec.resource.parse().ok()?,
                 permission: spec.permission.clone(),
                 subject: spec.subject.parse().ok()?,
+                context: None,
             })
         })
         .collect();
@@ -90,11 +91,7 @@ fn main() {
                 None => Err("unparsable".into()),
                 Some((resource_type, permission, subject)) => engine
                     .lookup_resources(
-                        resource_type,
-                        permission,
-                        subject,
-                        0,
-                        None,
+                        &LookupResourcesRequest::new(resource_type, permission, subject.clone()),
                         Consistency::Full,
                     )
                     // Walk order: compared sorted.
@@ -134,11 +131,11 @@ fn main() {
                 idx = (idx + 1) % lookups.len();
                 let (resource_type, permission, subject) = &lookups[idx];
                 engine.lookup_resources(
-                    resource_type,
-                    permission,
-                    black_box(subject),
-                    0,
-                    None,
+                    &LookupResourcesRequest::new(
+                        resource_type,
+                        permission,
+                        black_box(subject).clone(),
+                    ),
                     Consistency::Full,
                 )
             })

@@ -19,7 +19,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use arbiter::engine::{Arbiter, Config, Consistency};
+use arbiter::engine::{
+    Arbiter, Config, Consistency, LookupResourcesRequest, LookupSubjectsRequest,
+};
 use arbiter::model::{ObjectRef, Relationship, SubjectRef};
 use clap::Parser;
 
@@ -98,11 +100,11 @@ fn listing(
     let mut count = 0;
     loop {
         let answer = engine.lookup_resources(
-            "doc",
-            "view",
-            who,
-            page,
-            cursor.as_deref(),
+            &LookupResourcesRequest {
+                limit: page,
+                cursor: cursor.clone(),
+                ..LookupResourcesRequest::new("doc", "view", who.clone())
+            },
             Consistency::Full,
         )?;
         first.get_or_insert_with(|| started.elapsed());
@@ -192,15 +194,21 @@ fn main() -> anyhow::Result<()> {
             .context("one page only")?;
         for idx in 0..64 {
             let other = subject(&format!("user:looker{}", args.listings + idx))?;
-            engine.lookup_resources("doc", "view", &other, 1, None, Consistency::Full)?;
+            engine.lookup_resources(
+                &LookupResourcesRequest {
+                    limit: 1,
+                    ..LookupResourcesRequest::new("doc", "view", other.clone())
+                },
+                Consistency::Full,
+            )?;
         }
         let started = Instant::now();
         let page = engine.lookup_resources(
-            "doc",
-            "view",
-            &who,
-            args.page,
-            Some(&before_last),
+            &LookupResourcesRequest {
+                limit: args.page,
+                cursor: Some(before_last),
+                ..LookupResourcesRequest::new("doc", "view", who.clone())
+            },
             Consistency::Full,
         )?;
         println!(
@@ -216,7 +224,10 @@ fn main() -> anyhow::Result<()> {
                 "doc:whole{round}{base}#viewer@user:ticker"
             ))?))?;
             let started = Instant::now();
-            let page = engine.lookup_resources("doc", "view", &who, 0, None, Consistency::Full)?;
+            let page = engine.lookup_resources(
+                &LookupResourcesRequest::new("doc", "view", who.clone()),
+                Consistency::Full,
+            )?;
             whole.push(started.elapsed());
             if page.resources.len() != args.results {
                 bail!("{name}: unpaged answer has {} ids", page.resources.len());
@@ -243,12 +254,12 @@ fn subjects(engine: &Arbiter, args: &Args) -> anyhow::Result<()> {
         let mut cursor: Option<String> = None;
         let mut count = 0;
         loop {
-            let answer = engine.lookup_subjects_page(
-                &resource,
-                "view",
-                "user",
-                args.page,
-                cursor.as_deref(),
+            let answer = engine.lookup_subjects(
+                &LookupSubjectsRequest {
+                    limit: args.page,
+                    cursor: cursor.clone(),
+                    ..LookupSubjectsRequest::new(resource.clone(), "view", "user")
+                },
                 Consistency::Full,
             )?;
             first.get_or_insert_with(|| started.elapsed());

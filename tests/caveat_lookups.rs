@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use arbiter::engine::{
-    Arbiter, CheckRequest, Config, Consistency, Context, ExpandDepth, ExpandNode, ExpandTree,
-    Permissionship,
+    Arbiter, CheckRequest, Config, Consistency, Context, ExpandDepth, ExpandNode, ExpandRequest,
+    ExpandTree, LookupResourcesRequest, LookupSubjectsRequest, Permissionship, ReadRequest,
 };
 use arbiter::model::{ObjectRef, SubjectRef, Timestamp};
 use arbiter::server::ServerConfig;
@@ -131,10 +131,9 @@ fn check(
         resource: resource.parse().unwrap(),
         permission: permission.to_string(),
         subject: subject.parse().unwrap(),
+        context: context.cloned(),
     };
-    let decision = engine
-        .check_with_context(&request, context, Consistency::Full)
-        .unwrap();
+    let decision = engine.check(&request, Consistency::Full).unwrap();
     match decision.permissionship {
         Permissionship::NoPermission => None,
         other => Some((other, decision.missing_context)),
@@ -185,13 +184,15 @@ fn issue11_lookup_resources_equals_the_three_valued_check_of_every_object() {
                         .collect(),
                 );
                 let page = engine
-                    .lookup_resources_with_context(
-                        "document",
-                        permission,
-                        &subject.parse().unwrap(),
-                        context.as_ref(),
-                        0,
-                        None,
+                    .lookup_resources(
+                        &LookupResourcesRequest {
+                            context: context.clone(),
+                            ..LookupResourcesRequest::new(
+                                "document",
+                                *permission,
+                                subject.parse().unwrap(),
+                            )
+                        },
                         Consistency::Full,
                     )
                     .unwrap();
@@ -223,13 +224,15 @@ fn issue11_lookup_subjects_equals_the_three_valued_check_of_every_subject() {
         for permission in PERMISSIONS {
             for context in contexts() {
                 let got = engine
-                    .lookup_subjects_with_context(
-                        &resource.parse().unwrap(),
-                        permission,
-                        "user",
-                        context.as_ref(),
-                        0,
-                        None,
+                    .lookup_subjects(
+                        &LookupSubjectsRequest {
+                            context: context.clone(),
+                            ..LookupSubjectsRequest::new(
+                                resource.parse().unwrap(),
+                                *permission,
+                                "user",
+                            )
+                        },
                         Consistency::Full,
                     )
                     .unwrap();
@@ -296,13 +299,8 @@ fn issue11_conditional_and_definite_ids_share_one_cursor() {
     let engine = engine();
     let subject: SubjectRef = "user:bob".parse().unwrap();
     let all = engine
-        .lookup_resources_with_context(
-            "document",
-            "view",
-            &subject,
-            None,
-            0,
-            None,
+        .lookup_resources(
+            &LookupResourcesRequest::new("document", "view", subject.clone()),
             Consistency::Full,
         )
         .unwrap();
@@ -314,13 +312,12 @@ fn issue11_conditional_and_definite_ids_share_one_cursor() {
     let mut cursor: Option<String> = None;
     loop {
         let page = engine
-            .lookup_resources_with_context(
-                "document",
-                "view",
-                &subject,
-                None,
-                1,
-                cursor.as_deref(),
+            .lookup_resources(
+                &LookupResourcesRequest {
+                    limit: 1,
+                    cursor: cursor.clone(),
+                    ..LookupResourcesRequest::new("document", "view", subject.clone())
+                },
                 Consistency::Full,
             )
             .unwrap();
@@ -343,7 +340,9 @@ fn issue11_expired_relationships_are_invisible_to_read_and_expand() {
         resource_id: Some("d7".to_string()),
         ..RelationshipFilter::default()
     };
-    let page = engine.read(&filter, Consistency::Full, 0, None).unwrap();
+    let page = engine
+        .read(&ReadRequest::new(filter.clone()), Consistency::Full)
+        .unwrap();
     let texts: Vec<String> = page.relationships.iter().map(ToString::to_string).collect();
     assert_eq!(texts, ["document:d7#viewer@group:g2#member"]);
     // The live expiring one is read with its suffix.
@@ -352,7 +351,9 @@ fn issue11_expired_relationships_are_invisible_to_read_and_expand() {
         resource_id: Some("d8".to_string()),
         ..RelationshipFilter::default()
     };
-    let page = engine.read(&filter, Consistency::Full, 0, None).unwrap();
+    let page = engine
+        .read(&ReadRequest::new(filter.clone()), Consistency::Full)
+        .unwrap();
     let texts: Vec<String> = page.relationships.iter().map(ToString::to_string).collect();
     assert!(
         texts.contains(&"document:d8#viewer@user:tom[expiration:2323-01-01T00:00:00Z]".to_string()),
@@ -404,7 +405,10 @@ fn issue11_a_cached_lookup_is_not_served_past_an_expiry_it_read() {
     let subject: SubjectRef = "user:nobody".parse().unwrap();
     let lookup = || {
         engine
-            .lookup_resources("document", "view", &subject, 0, None, Consistency::Full)
+            .lookup_resources(
+                &LookupResourcesRequest::new("document", "view", subject.clone()),
+                Consistency::Full,
+            )
             .unwrap()
             .resources
     };
@@ -419,7 +423,10 @@ fn issue11_a_cached_lookup_is_not_served_past_an_expiry_it_read() {
     assert!(!lookup().contains(&"d9".to_string()));
     let object: ObjectRef = "document:d9".parse().unwrap();
     let subjects = engine
-        .lookup_subjects(&object, "view", "user", Consistency::Full)
+        .lookup_subjects(
+            &LookupSubjectsRequest::new(object.clone(), "view", "user"),
+            Consistency::Full,
+        )
         .unwrap();
     assert!(!subjects.subjects.contains(&"nobody".to_string()));
 }
@@ -430,13 +437,11 @@ fn issue11_lookups_key_their_cached_pages_on_the_context() {
     let subject: SubjectRef = "user:bob".parse().unwrap();
     let lookup = |context: Option<&Context>| {
         engine
-            .lookup_resources_with_context(
-                "document",
-                "view",
-                &subject,
-                context,
-                0,
-                None,
+            .lookup_resources(
+                &LookupResourcesRequest {
+                    context: context.cloned(),
+                    ..LookupResourcesRequest::new("document", "view", subject.clone())
+                },
                 Consistency::Full,
             )
             .unwrap()
@@ -452,9 +457,7 @@ fn issue11_lookups_key_their_cached_pages_on_the_context() {
 fn expand(engine: &Arbiter, resource: &str, relation: &str, depth: ExpandDepth) -> ExpandTree {
     engine
         .expand(
-            &resource.parse().unwrap(),
-            relation,
-            depth,
+            &ExpandRequest::new(resource.parse().unwrap(), relation, depth),
             Consistency::Full,
         )
         .unwrap()

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use arbiter::engine::{
-    Arbiter, CheckRequest, Config, Consistency, EngineError, ExpandDepth, ExpandNode,
+    Arbiter, CheckRequest, Config, Consistency, DeleteRequest, EngineError, ExpandDepth,
+    ExpandNode, ExpandRequest, LookupResourcesRequest, LookupSubjectsRequest, ReadRequest,
 };
-use arbiter::model::{ObjectRef, Relationship, Revision};
+use arbiter::model::{ObjectRef, Relationship, Revision, SubjectRef};
 use arbiter::store::{Precondition, PreconditionOp, RelationshipFilter, Update, UpdateOp};
 
 const SCHEMA: &str = "
@@ -61,6 +62,7 @@ fn request(text: &str) -> CheckRequest {
         resource: resource.parse().unwrap(),
         permission: permission.to_string(),
         subject: subject.parse().unwrap(),
+        context: None,
     }
 }
 
@@ -315,9 +317,17 @@ fn delete_by_filter_and_read() {
         subject_id: Some("bob".into()),
         ..RelationshipFilter::default()
     };
-    let page = engine.read(&filter, Consistency::Full, 100, None).unwrap();
+    let page = engine
+        .read(
+            &ReadRequest {
+                limit: 100,
+                ..ReadRequest::new(filter.clone())
+            },
+            Consistency::Full,
+        )
+        .unwrap();
     assert_eq!(page.relationships.len(), 2);
-    let deleted = engine.delete(&filter).unwrap();
+    let deleted = engine.delete(&DeleteRequest::new(filter.clone())).unwrap();
     assert_eq!(deleted.deleted, 2);
     assert!(!check(&engine, "doc:2#view@user:bob", Consistency::Full).unwrap());
     assert!(check(&engine, "doc:1#view@user:alice", Consistency::Full).unwrap());
@@ -372,7 +382,10 @@ fn expand_one_level_and_recursively() {
     );
     let resource: ObjectRef = "doc:2".parse().unwrap();
     let one = engine
-        .expand(&resource, "view", ExpandDepth::OneLevel, Consistency::Full)
+        .expand(
+            &ExpandRequest::new(resource.clone(), "view", ExpandDepth::OneLevel),
+            Consistency::Full,
+        )
         .unwrap();
     let json = serde_json::to_value(&one.tree).unwrap();
     assert_eq!(json["kind"], "exclusion");
@@ -382,7 +395,10 @@ fn expand_one_level_and_recursively() {
     assert_eq!(arrow["children"][0]["resource"], "doc:1");
     assert_eq!(arrow["children"][0]["kind"], "userset");
     let deep = engine
-        .expand(&resource, "view", ExpandDepth::Recursive, Consistency::Full)
+        .expand(
+            &ExpandRequest::new(resource.clone(), "view", ExpandDepth::Recursive),
+            Consistency::Full,
+        )
         .unwrap();
     let text = serde_json::to_string(&deep.tree).unwrap();
     assert!(text.contains("\"user:alice\""), "{text}");
@@ -443,11 +459,10 @@ fn a_wide_group_costs_no_recursion() {
     assert!(!check(&engine, "doc:1#view@user:stranger", Consistency::Full).unwrap());
     let page = engine
         .lookup_resources(
-            "doc",
-            "view",
-            &"user:u123".parse().unwrap(),
-            10,
-            None,
+            &LookupResourcesRequest {
+                limit: 10,
+                ..LookupResourcesRequest::new("doc", "view", "user:u123".parse().unwrap())
+            },
             Consistency::Full,
         )
         .unwrap();
@@ -462,17 +477,17 @@ fn lookup_resources_pages_with_a_cursor() {
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     write(&engine, &refs);
-    let alice = "user:alice".parse().unwrap();
+    let alice: SubjectRef = "user:alice".parse().unwrap();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let page = engine
             .lookup_resources(
-                "doc",
-                "view",
-                &alice,
-                10,
-                cursor.as_deref(),
+                &LookupResourcesRequest {
+                    limit: 10,
+                    cursor: cursor.clone(),
+                    ..LookupResourcesRequest::new("doc", "view", alice.clone())
+                },
                 Consistency::Full,
             )
             .unwrap();
@@ -525,9 +540,12 @@ fn reopening_a_sled_database_rebuilds_the_index() {
 #[test]
 fn lookup_errors_name_the_field() {
     let engine = engine(Config::default());
-    let alice = "user:alice".parse().unwrap();
+    let alice: SubjectRef = "user:alice".parse().unwrap();
     let err = engine
-        .lookup_resources("nosuch", "view", &alice, 0, None, Consistency::Full)
+        .lookup_resources(
+            &LookupResourcesRequest::new("nosuch", "view", alice.clone()),
+            Consistency::Full,
+        )
         .unwrap_err();
     assert!(
         matches!(
@@ -540,7 +558,10 @@ fn lookup_errors_name_the_field() {
         "{err}"
     );
     let err = engine
-        .lookup_resources("doc", "nosuch", &alice, 0, None, Consistency::Full)
+        .lookup_resources(
+            &LookupResourcesRequest::new("doc", "nosuch", alice.clone()),
+            Consistency::Full,
+        )
         .unwrap_err();
     assert!(
         matches!(
@@ -554,9 +575,7 @@ fn lookup_errors_name_the_field() {
     );
     let err = engine
         .lookup_subjects(
-            &"doc:1".parse().unwrap(),
-            "view",
-            "nosuch",
+            &LookupSubjectsRequest::new("doc:1".parse().unwrap(), "view", "nosuch"),
             Consistency::Full,
         )
         .unwrap_err();

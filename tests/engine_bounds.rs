@@ -9,8 +9,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use arbiter::engine::{
-    Arbiter, CheckRequest, Config, Consistency, Deadline, DeleteOptions, EngineError, ExpandDepth,
-    ExpandNode, ExpandTree, StoreHealth,
+    Arbiter, CheckRequest, Config, Consistency, Deadline, DeleteOptions, DeleteRequest,
+    EngineError, ExpandDepth, ExpandNode, ExpandRequest, ExpandTree, LookupResourcesRequest,
+    LookupSubjectsRequest, ReadRequest, StoreHealth,
 };
 use arbiter::model::{ObjectRef, Relationship, SubjectRef};
 use arbiter::store::{
@@ -70,6 +71,7 @@ fn check(
         resource: object(resource),
         permission: permission.to_string(),
         subject: subject(who),
+        context: None,
     };
     engine
         .check(&request, Consistency::Full)
@@ -129,9 +131,7 @@ fn issue10_expand_layered_diamond_is_bounded() {
         layered_diamond(&engine, layers);
         let tree = engine
             .expand(
-                &object("folder:root"),
-                "view",
-                ExpandDepth::Recursive,
+                &ExpandRequest::new(object("folder:root"), "view", ExpandDepth::Recursive),
                 Consistency::Full,
             )
             .unwrap()
@@ -154,9 +154,7 @@ fn issue10_expand_past_its_size_limit_is_an_error_not_a_partial_tree() {
     });
     layered_diamond(&engine, 9);
     let res = engine.expand(
-        &object("folder:root"),
-        "view",
-        ExpandDepth::Recursive,
+        &ExpandRequest::new(object("folder:root"), "view", ExpandDepth::Recursive),
         Consistency::Full,
     );
     assert!(
@@ -164,9 +162,7 @@ fn issue10_expand_past_its_size_limit_is_an_error_not_a_partial_tree() {
         "{res:?}"
     );
     let wide = engine.expand(
-        &object("group:g9_0"),
-        "member",
-        ExpandDepth::OneLevel,
+        &ExpandRequest::new(object("group:g9_0"), "member", ExpandDepth::OneLevel),
         Consistency::Full,
     );
     assert!(wide.is_ok());
@@ -184,32 +180,34 @@ fn issue10_a_request_past_its_deadline_stops_every_walk() {
             resource: object("folder:root"),
             permission: "view".to_string(),
             subject: subject("user:u1"),
+            context: None,
         };
         let results = [
             late.check(&request, Consistency::Full).map(|_| ()),
             late.check_bulk(std::slice::from_ref(&request), Consistency::Full)
                 .map(|_| ()),
             late.expand(
-                &object("folder:root"),
-                "view",
-                ExpandDepth::Recursive,
+                &ExpandRequest::new(object("folder:root"), "view", ExpandDepth::Recursive),
                 Consistency::Full,
             )
             .map(|_| ()),
             late.lookup_resources(
-                "folder",
-                "view",
-                &subject("user:u1"),
-                0,
-                None,
+                &LookupResourcesRequest::new("folder", "view", subject("user:u1")),
                 Consistency::Full,
             )
             .map(|_| ()),
-            late.lookup_subjects(&object("folder:root"), "view", "user", Consistency::Full)
+            late.lookup_subjects(
+                &LookupSubjectsRequest::new(object("folder:root"), "view", "user"),
+                Consistency::Full,
+            )
+            .map(|_| ()),
+            late.read(
+                &ReadRequest::new(RelationshipFilter::default()),
+                Consistency::Full,
+            )
+            .map(|_| ()),
+            late.delete(&DeleteRequest::new(RelationshipFilter::default()))
                 .map(|_| ()),
-            late.read(&RelationshipFilter::default(), Consistency::Full, 0, None)
-                .map(|_| ()),
-            late.delete(&RelationshipFilter::default()).map(|_| ()),
             late.write(&touch(["folder:x#viewer@user:u1".to_string()]), &[])
                 .map(|_| ()),
         ];
@@ -226,11 +224,7 @@ fn issue10_a_request_past_its_deadline_stops_every_walk() {
     let far = engine.with_deadline(Deadline::after(Duration::from_secs(3600)));
     assert!(
         far.lookup_resources(
-            "folder",
-            "view",
-            &subject("user:u1"),
-            0,
-            None,
+            &LookupResourcesRequest::new("folder", "view", subject("user:u1")),
             Consistency::Full
         )
         .is_ok()
@@ -254,11 +248,11 @@ fn issue10_lookup_page_costs_in_proportion_to_page() {
     loop {
         let page = engine
             .lookup_resources(
-                "folder",
-                "view",
-                &alice,
-                100,
-                cursor.as_deref(),
+                &LookupResourcesRequest {
+                    limit: 100,
+                    cursor: cursor.clone(),
+                    ..LookupResourcesRequest::new("folder", "view", alice.clone())
+                },
                 Consistency::Full,
             )
             .unwrap();
@@ -285,15 +279,17 @@ fn issue10_lookup_page_costs_in_proportion_to_page() {
     assert_eq!(all, expected);
     // A cursor pins its revision: a write between pages does not change the listing.
     let first = engine
-        .lookup_resources("folder", "view", &alice, 10, None, Consistency::Full)
+        .lookup_resources(
+            &LookupResourcesRequest {
+                limit: 10,
+                ..LookupResourcesRequest::new("folder", "view", alice.clone())
+            },
+            Consistency::Full,
+        )
         .unwrap();
     let whole = engine
         .lookup_resources(
-            "folder",
-            "view",
-            &alice,
-            0,
-            None,
+            &LookupResourcesRequest::new("folder", "view", alice.clone()),
             Consistency::AtExactSnapshot {
                 revision: first.revision,
             },
@@ -303,11 +299,11 @@ fn issue10_lookup_page_costs_in_proportion_to_page() {
     write(&engine, ["folder:a#viewer@user:alice".to_string()]);
     let second = engine
         .lookup_resources(
-            "folder",
-            "view",
-            &alice,
-            10,
-            first.cursor.as_deref(),
+            &LookupResourcesRequest {
+                limit: 10,
+                cursor: first.cursor.clone(),
+                ..LookupResourcesRequest::new("folder", "view", alice.clone())
+            },
             Consistency::Full,
         )
         .unwrap();
@@ -315,11 +311,11 @@ fn issue10_lookup_page_costs_in_proportion_to_page() {
     assert_eq!(second.resources, whole.resources[10..20]);
     // A malformed cursor is refused.
     let bad = engine.lookup_resources(
-        "folder",
-        "view",
-        &alice,
-        10,
-        Some("x:f1"),
+        &LookupResourcesRequest {
+            limit: 10,
+            cursor: Some("x:f1".to_string()),
+            ..LookupResourcesRequest::new("folder", "view", alice.clone())
+        },
         Consistency::Full,
     );
     assert!(
@@ -342,19 +338,22 @@ fn issue10_lookup_subjects_pages() {
         (0..250).map(|n| format!("folder:f#viewer@user:u{n:03}")),
     );
     let everyone = engine
-        .lookup_subjects(&object("folder:f"), "view", "user", Consistency::Full)
+        .lookup_subjects(
+            &LookupSubjectsRequest::new(object("folder:f"), "view", "user"),
+            Consistency::Full,
+        )
         .unwrap();
     assert_eq!((everyone.subjects.len(), everyone.cursor), (250, None));
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let page = engine
-            .lookup_subjects_page(
-                &object("folder:f"),
-                "view",
-                "user",
-                100,
-                cursor.as_deref(),
+            .lookup_subjects(
+                &LookupSubjectsRequest {
+                    limit: 100,
+                    cursor: cursor.clone(),
+                    ..LookupSubjectsRequest::new(object("folder:f"), "view", "user")
+                },
                 Consistency::Full,
             )
             .unwrap();
@@ -411,7 +410,7 @@ fn issue10_filters_and_preconditions_naming_unknown_names_are_refused() {
         relation: Some("viewers".to_string()),
         ..Default::default()
     };
-    let res = engine.delete(&misspelt);
+    let res = engine.delete(&DeleteRequest::new(misspelt.clone()));
     assert!(
         matches!(
             res,
@@ -422,7 +421,7 @@ fn issue10_filters_and_preconditions_naming_unknown_names_are_refused() {
         ),
         "{res:?}"
     );
-    let res = engine.read(&misspelt, Consistency::Full, 0, None);
+    let res = engine.read(&ReadRequest::new(misspelt.clone()), Consistency::Full);
     assert!(
         matches!(
             res,
@@ -472,35 +471,38 @@ fn issue10_delete_by_filter_is_bounded_and_partial_only_when_allowed() {
         limit: Some(10),
         allow_partial_deletions: false,
     };
-    let res = engine.delete_with(&filter, limited);
+    let res = engine.delete(&DeleteRequest {
+        filter: filter.clone(),
+        options: limited,
+    });
     assert!(
         matches!(res, Err(EngineError::DeleteTooLarge { limit: 10, .. })),
         "{res:?}"
     );
     assert_eq!(engine.head(), head);
     let partial = engine
-        .delete_with(
-            &filter,
-            DeleteOptions {
+        .delete(&DeleteRequest {
+            filter: filter.clone(),
+            options: DeleteOptions {
                 allow_partial_deletions: true,
                 ..limited
             },
-        )
+        })
         .unwrap();
     assert_eq!((partial.deleted, partial.partial), (10, true));
     let changes = engine.changes_since(head, 0).unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].changes.len(), 10);
-    let rest = engine.delete(&filter).unwrap();
+    let rest = engine.delete(&DeleteRequest::new(filter.clone())).unwrap();
     assert_eq!((rest.deleted, rest.partial), (20, false));
     for limit in [0, 10_001] {
-        let res = engine.delete_with(
-            &filter,
-            DeleteOptions {
+        let res = engine.delete(&DeleteRequest {
+            filter: filter.clone(),
+            options: DeleteOptions {
                 limit: Some(limit),
                 allow_partial_deletions: true,
             },
-        );
+        });
         assert!(
             matches!(res, Err(EngineError::InvalidInput { field: "limit", .. })),
             "{res:?}"
@@ -511,7 +513,7 @@ fn issue10_delete_by_filter_is_bounded_and_partial_only_when_allowed() {
         &engine,
         (0..1_001).map(|n| format!("folder:g{n}#viewer@user:bob")),
     );
-    let res = engine.delete(&filter);
+    let res = engine.delete(&DeleteRequest::new(filter.clone()));
     assert!(
         matches!(res, Err(EngineError::DeleteTooLarge { limit: 1_000, .. })),
         "{res:?}"
@@ -539,7 +541,10 @@ fn issue10_full_disk_recovers_without_restart() {
     switches.fail_after_commit(false);
     assert_eq!(engine.store_health(), StoreHealth::Ok);
     let stored: Vec<Relationship> = engine
-        .read(&RelationshipFilter::default(), Consistency::Full, 0, None)
+        .read(
+            &ReadRequest::new(RelationshipFilter::default()),
+            Consistency::Full,
+        )
         .unwrap()
         .relationships;
     // The first write committed before its flush failed; the second never reached it.
@@ -597,14 +602,19 @@ fn issue10_check_and_lookups_agree_at_the_depth_limit() {
         }
         write(&engine, texts);
         let alice = subject("user:alice");
-        let resources =
-            engine.lookup_resources("folder", "view", &alice, 0, None, Consistency::Full);
+        let resources = engine.lookup_resources(
+            &LookupResourcesRequest::new("folder", "view", alice.clone()),
+            Consistency::Full,
+        );
         let mut any_check_failed = false;
         for n in 0..n_folders {
             let folder = format!("folder:f{n}");
             let checked = check(&engine, &folder, "view", "user:alice");
             let subjects = engine
-                .lookup_subjects(&object(&folder), "view", "user", Consistency::Full)
+                .lookup_subjects(
+                    &LookupSubjectsRequest::new(object(&folder), "view", "user"),
+                    Consistency::Full,
+                )
                 .map(|it| it.subjects.contains(&"alice".to_string()));
             let context =
                 format!("{n_folders} folders, {folder}: check {checked:?}, subjects {subjects:?}");
@@ -663,9 +673,7 @@ fn issue10_repeated_expand_nodes_keep_the_same_subjects() {
         write(&engine, ["group:g1_1#member@user:mid".to_string()]);
         let tree = engine
             .expand(
-                &object("folder:root"),
-                "view",
-                ExpandDepth::Recursive,
+                &ExpandRequest::new(object("folder:root"), "view", ExpandDepth::Recursive),
                 Consistency::Full,
             )
             .unwrap()
@@ -679,7 +687,10 @@ fn issue10_repeated_expand_nodes_keep_the_same_subjects() {
             .collect();
         from_expand.sort();
         let mut from_lookup = engine
-            .lookup_subjects(&object("folder:root"), "view", "user", Consistency::Full)
+            .lookup_subjects(
+                &LookupSubjectsRequest::new(object("folder:root"), "view", "user"),
+                Consistency::Full,
+            )
             .unwrap()
             .subjects;
         // Walk order, not sorted.

@@ -8,7 +8,9 @@
 
 use std::path::Path;
 
-use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency};
+use arbiter::engine::{
+    Arbiter, CheckRequest, Config, Consistency, LookupResourcesRequest, LookupSubjectsRequest,
+};
 use arbiter::model::Relationship;
 use arbiter::store::{Update, UpdateOp};
 
@@ -19,6 +21,7 @@ fn parse_check(text: &str) -> Option<CheckRequest> {
         resource: resource.parse().ok()?,
         permission: permission.to_string(),
         subject: subject.parse().ok()?,
+        context: None,
     })
 }
 
@@ -155,9 +158,11 @@ fn spicedb_steelthread_lookups() {
                         format!("{}:{}", arg("resource_type"), arg("resource_object_id"));
                     let answer = engine
                         .lookup_subjects(
-                            &resource.parse().unwrap(),
-                            &arg("permission"),
-                            &arg("subject_type"),
+                            &LookupSubjectsRequest::new(
+                                resource.parse().unwrap(),
+                                arg("permission"),
+                                arg("subject_type"),
+                            ),
                             Consistency::Full,
                         )
                         .unwrap();
@@ -177,11 +182,11 @@ fn spicedb_steelthread_lookups() {
                     let subject = format!("{}:{}", arg("subject_type"), arg("subject_object_id"));
                     engine
                         .lookup_resources(
-                            &arg("resource_type"),
-                            &arg("permission"),
-                            &subject.parse().unwrap(),
-                            0,
-                            None,
+                            &LookupResourcesRequest::new(
+                                arg("resource_type"),
+                                arg("permission"),
+                                subject.parse().unwrap(),
+                            ),
                             Consistency::Full,
                         )
                         .unwrap()

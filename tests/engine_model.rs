@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arbiter::engine::{
     Arbiter, CheckAnswer, CheckRequest, Config, Consistency, Context, EngineError, ExplainedAnswer,
-    Permissionship, Verdict,
+    LookupResourcesRequest, LookupSubjectsRequest, Permissionship, Verdict,
 };
 use arbiter::model::{ObjectRef, Relationship, Revision, SubjectRef};
 use arbiter::store::{Update, UpdateOp};
@@ -925,9 +925,10 @@ fn compare(
                             resource: ObjectRef::new(TYPES[ty], IDS[id]).unwrap(),
                             permission: name_of(key).to_string(),
                             subject: subject_ref.clone(),
+                            context: context.clone(),
                         };
                         let got = engine
-                            .check_with_context(&check, context.as_ref(), consistency)
+                            .check(&check, consistency)
                             .unwrap_or_else(|err| panic!("{what}: {err}"));
                         let got = CheckAnswer {
                             permissionship: got.permissionship,
@@ -937,7 +938,7 @@ fn compare(
                         if !plain {
                             // The explanation walks three-valued too, and says the same.
                             let (decision, explanation) = engine
-                                .check_explained_with_context(&check, context.as_ref(), consistency)
+                                .check_explained(&check, consistency)
                                 .unwrap_or_else(|err| panic!("explain {what}: {err}"));
                             assert_eq!(decision.permissionship, expected.permissionship);
                             let result = match explanation.result {
@@ -963,9 +964,8 @@ fn compare(
                     }
                 }
             }
-            let contexts = vec![context.clone(); batch.len()];
             let bulk = engine
-                .check_bulk_with_context(&batch, &contexts, consistency)
+                .check_bulk(&batch, consistency)
                 .unwrap_or_else(|err| panic!("{ctx}\nbulk: {err}"));
             for (got, (what, expected)) in bulk.results.into_iter().zip(&expected_all) {
                 let got = got.unwrap_or_else(|err| panic!("bulk {what}: {err}"));
@@ -981,11 +981,11 @@ fn compare(
                         .collect();
                     let mut page = engine
                         .lookup_resources(
-                            TYPES[ty],
-                            name_of(key),
-                            &subject_ref,
-                            0,
-                            None,
+                            &LookupResourcesRequest::new(
+                                TYPES[ty],
+                                name_of(key),
+                                subject_ref.clone(),
+                            ),
                             consistency,
                         )
                         .unwrap_or_else(|err| panic!("{ctx}\nlookup: {err}"));
@@ -1012,7 +1012,10 @@ fn compare(
                 }
                 let resource = ObjectRef::new(TYPES[ty], IDS[id]).unwrap();
                 let answer = engine
-                    .lookup_subjects(&resource, name_of(key), "user", consistency)
+                    .lookup_subjects(
+                        &LookupSubjectsRequest::new(resource.clone(), name_of(key), "user"),
+                        consistency,
+                    )
                     .unwrap_or_else(|err| panic!("{ctx}\nlookup subjects: {err}"));
                 let wildcard = answer.subjects.iter().any(|it| it == "*");
                 let slot = reference.slot(ty, id, key);
@@ -1266,16 +1269,14 @@ fn issue11_all_arrow_ands_a_tuple_whose_caveat_is_false() {
     })
     .collect();
     engine.write(&updates, &[]).unwrap().unwrap();
-    let request = CheckRequest {
-        resource: ObjectRef::new("doc", "1").unwrap(),
-        permission: "view".to_string(),
-        subject: "user:tom".parse().unwrap(),
-    };
     for a in [None, Some(1), Some(3)] {
-        let context = request_context(Some(Request { a, b: None }));
-        let got = engine
-            .check_with_context(&request, context.as_ref(), Consistency::Full)
-            .unwrap();
+        let request = CheckRequest {
+            resource: ObjectRef::new("doc", "1").unwrap(),
+            permission: "view".to_string(),
+            subject: "user:tom".parse().unwrap(),
+            context: request_context(Some(Request { a, b: None })),
+        };
+        let got = engine.check(&request, Consistency::Full).unwrap();
         assert_eq!(
             got.permissionship,
             Permissionship::NoPermission,

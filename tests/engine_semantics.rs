@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency};
+use arbiter::engine::{
+    Arbiter, CheckRequest, Config, Consistency, LookupResourcesRequest, LookupSubjectsRequest,
+};
 use arbiter::model::{ObjectRef, Relationship, SubjectRef};
 use arbiter::store::{Update, UpdateOp};
 use serde::Deserialize;
@@ -58,6 +60,7 @@ fn parse_check(text: &str) -> CheckRequest {
         subject: subject
             .parse()
             .unwrap_or_else(|err| panic!("`{text}`: {err}")),
+        context: None,
     }
 }
 
@@ -128,11 +131,7 @@ fn run_file(path: &Path) -> usize {
         let subject: SubjectRef = subject.parse().unwrap();
         let mut page = engine
             .lookup_resources(
-                resource_type,
-                permission,
-                &subject,
-                0,
-                None,
+                &LookupResourcesRequest::new(resource_type, permission, subject.clone()),
                 Consistency::Full,
             )
             .unwrap_or_else(|err| panic!("{name}: {query}: {err}"));
@@ -148,7 +147,10 @@ fn run_file(path: &Path) -> usize {
         let (resource, permission) = target.split_once('#').unwrap();
         let resource: ObjectRef = resource.parse().unwrap();
         let mut answer = engine
-            .lookup_subjects(&resource, permission, subject_type, Consistency::Full)
+            .lookup_subjects(
+                &LookupSubjectsRequest::new(resource.clone(), permission, subject_type),
+                Consistency::Full,
+            )
             .unwrap_or_else(|err| panic!("{name}: {query}: {err}"));
         // Walk order, not sorted (sorted with a wildcard grant): compared as sorted lists.
         answer.subjects.sort();

@@ -46,23 +46,20 @@ fn engine() -> Arbiter {
 }
 
 fn explain(engine: &Arbiter, user: &str, ip: Option<&str>) -> Explanation {
-    let request = CheckRequest {
-        resource: ObjectRef::new("doc", "1").unwrap(),
-        permission: "view".to_string(),
-        subject: format!("user:{user}").parse().unwrap(),
-    };
     let context: Option<Context> = ip.map(|ip| {
         let mut context = Context::new();
         context.insert("user_ip".to_string(), json!(ip));
         context
     });
-    let (decision, explanation) = engine
-        .check_explained_with_context(&request, context.as_ref(), Consistency::Full)
-        .unwrap();
+    let request = CheckRequest {
+        resource: ObjectRef::new("doc", "1").unwrap(),
+        permission: "view".to_string(),
+        subject: format!("user:{user}").parse().unwrap(),
+        context,
+    };
+    let (decision, explanation) = engine.check_explained(&request, Consistency::Full).unwrap();
     // The explanation's answer is always the check's.
-    let checked = engine
-        .check_with_context(&request, context.as_ref(), Consistency::Full)
-        .unwrap();
+    let checked = engine.check(&request, Consistency::Full).unwrap();
     assert_eq!(decision.permissionship, checked.permissionship);
     assert_eq!(decision.missing_context, explanation.missing_context);
     explanation

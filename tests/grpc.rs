@@ -469,6 +469,67 @@ async fn streams_page_with_cursors_at_one_snapshot() {
     server.stop().await;
 }
 
+/// SpiceDB (v1.54, asked through `../shared/peers/spicedb/`) answers a LookupSubjects with
+/// `optional_concrete_limit` UNIMPLEMENTED ("concrete limit is not yet supported"), and
+/// hands out no cursor; arbiter answers the same for a limit, and refuses a cursor (SpiceDB
+/// decodes one and then ignores it) instead of ignoring it.
+#[tokio::test]
+async fn lookup_subjects_refuses_a_concrete_limit_as_spicedb_and_a_cursor() {
+    let server = start_with_schema(ServerConfig::default()).await;
+    let mut clients = clients(&server, None).await;
+    write(
+        &mut clients,
+        &[
+            "document:d1#viewer@user:alice",
+            "document:d1#viewer@user:bob",
+        ],
+    )
+    .await;
+    let lookup = |limit: u32, cursor: Option<pb::Cursor>| pb::LookupSubjectsRequest {
+        consistency: full(),
+        resource: Some(object("document:d1")),
+        permission: "view".into(),
+        subject_object_type: "user".into(),
+        optional_concrete_limit: limit,
+        optional_cursor: cursor,
+        ..Default::default()
+    };
+    let cursor = Some(pb::Cursor {
+        token: "anything".into(),
+    });
+    let cases = [
+        (lookup(1, None), Code::Unimplemented, "concrete limit"),
+        (
+            lookup(0, cursor.clone()),
+            Code::InvalidArgument,
+            "optional_cursor",
+        ),
+        (lookup(2, cursor), Code::Unimplemented, "concrete limit"),
+    ];
+    for (request, code, words) in cases {
+        let err = clients
+            .permissions
+            .lookup_subjects(request)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), code, "{}", err.message());
+        assert!(err.message().contains(words), "{}", err.message());
+    }
+    // Without either, every subject comes in one stream.
+    let mut stream = clients
+        .permissions
+        .lookup_subjects(lookup(0, None))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut found = Vec::new();
+    while let Some(item) = stream.message().await.unwrap() {
+        found.push(item.subject.unwrap().subject_object_id);
+    }
+    assert_eq!(found, ["alice", "bob"]);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn issue10_lookup_resources_resumes_after_any_result() {
     let server = start_with_schema(ServerConfig::default()).await;

@@ -8,7 +8,10 @@
 
 use std::collections::BTreeSet;
 
-use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency, EngineError};
+use arbiter::engine::{
+    Arbiter, CheckRequest, Config, Consistency, EngineError, LookupResourcesRequest,
+    LookupSubjectsRequest,
+};
 use arbiter::model::{ObjectRef, Revision, SubjectRef};
 use arbiter::store::{Update, UpdateOp};
 
@@ -140,7 +143,14 @@ fn page(
     consistency: Consistency,
 ) -> Result<(Vec<String>, Option<String>, Revision), EngineError> {
     engine
-        .lookup_resources(ty, permission, &subject(who), limit, cursor, consistency)
+        .lookup_resources(
+            &LookupResourcesRequest {
+                limit,
+                cursor: cursor.map(str::to_string),
+                ..LookupResourcesRequest::new(ty, permission, subject(who))
+            },
+            consistency,
+        )
         .map(|it| (it.resources, it.cursor, it.revision))
 }
 
@@ -213,6 +223,7 @@ fn issue10_pages_of_every_size_are_exactly_the_unpaged_answer() {
                     resource: format!("{ty}:{id}").parse().unwrap(),
                     permission: permission.to_string(),
                     subject: subject(who),
+                    context: None,
                 };
                 engine.check(&request, Consistency::Full).unwrap().allowed
             })
@@ -375,6 +386,7 @@ fn issue10_depth_first_lookup_lists_a_resource_it_first_reaches_too_deep() {
                     },
                     permission: "view".to_string(),
                     subject: subject("user:alice"),
+                    context: None,
                 },
                 Consistency::Full,
             )
@@ -430,7 +442,14 @@ fn subjects_page(
 ) -> Result<SubjectsPage, EngineError> {
     let resource: ObjectRef = resource.parse().unwrap();
     engine
-        .lookup_subjects_page(&resource, permission, ty, limit, cursor, consistency)
+        .lookup_subjects(
+            &LookupSubjectsRequest {
+                limit,
+                cursor: cursor.map(str::to_string),
+                ..LookupSubjectsRequest::new(resource.clone(), permission, ty)
+            },
+            consistency,
+        )
         .map(|it| (it.subjects, it.excluded, it.cursor, it.revision))
 }
 
@@ -484,6 +503,7 @@ fn issue10_lookup_subjects_pages_of_every_size_are_exactly_the_unpaged_answer() 
                 resource: resource.parse().unwrap(),
                 permission: permission.to_string(),
                 subject: subject(&format!("{ty}:{id}")),
+                context: None,
             };
             let decision = engine.check(&request, Consistency::Full).unwrap();
             assert!(decision.allowed, "{lookup:?}: {id}");

@@ -5,7 +5,7 @@
 //! Each case runs on a thread with a 2 MiB stack, so a regression overflows here (and
 //! aborts this test binary) instead of passing on the main thread's larger stack.
 
-use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency, EngineError};
+use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency, EngineError, ExpandRequest};
 use arbiter::schema::{MAX_EXPR_NESTING, format, parse, parse_and_compile};
 use arbiter::store::{Update, UpdateOp};
 
@@ -67,6 +67,7 @@ fn check(
         resource: resource.parse().unwrap(),
         permission: permission.to_string(),
         subject: subject.parse().unwrap(),
+        context: None,
     };
     engine
         .check(&request, Consistency::Full)
@@ -378,9 +379,11 @@ fn issue10_fuzz_doc_comment_after_a_member_stays_with_the_next_member() {
 fn expand_recursive(engine: &Arbiter, resource: &str) -> Result<usize, String> {
     engine
         .expand(
-            &resource.parse().unwrap(),
-            "view",
-            arbiter::engine::ExpandDepth::Recursive,
+            &ExpandRequest::new(
+                resource.parse().unwrap(),
+                "view",
+                arbiter::engine::ExpandDepth::Recursive,
+            ),
             Consistency::Full,
         )
         .map(|expansion| format!("{:?}", expansion.tree).len())

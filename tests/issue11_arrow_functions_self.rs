@@ -80,6 +80,7 @@ fn issue11_explain_agrees_with_check_on_all_arrows_and_self() {
                     resource: resource.clone(),
                     permission: permission.clone(),
                     subject: subject.clone(),
+                    context: None,
                 };
                 let checked = engine.check(&request, Consistency::Full).unwrap().allowed;
                 let (decision, explanation) =
@@ -166,6 +167,7 @@ fn explained(resource: &str, permission: &str, subject: &str) -> arbiter::engine
         resource: resource.parse().unwrap(),
         permission: permission.to_string(),
         subject: subject.parse().unwrap(),
+        context: None,
     };
     let (_, explanation) = session
         .engine()

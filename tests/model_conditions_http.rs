@@ -101,6 +101,7 @@ definition document {
             resource: format!("document:{doc}").parse().unwrap(),
             permission: "view".to_string(),
             subject: "user:tom".parse().unwrap(),
+            context: None,
         };
         engine.check(&request, Consistency::Full).unwrap()
     };

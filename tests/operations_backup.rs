@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use arbiter::engine::{self, Arbiter, Consistency};
+use arbiter::engine::{self, Arbiter, Consistency, ReadRequest};
 use arbiter::server::ServerConfig;
 use arbiter::store::{RelationshipFilter, Update, UpdateOp};
 use serde_json::json;
@@ -48,7 +48,9 @@ fn everything(engine: &Arbiter, consistency: Consistency) -> Vec<String> {
             resource_type: Some(resource_type.to_string()),
             ..Default::default()
         };
-        let page = engine.read(&filter, consistency, 0, None).unwrap();
+        let page = engine
+            .read(&ReadRequest::new(filter.clone()), consistency)
+            .unwrap();
         res.extend(page.relationships.iter().map(ToString::to_string));
     }
     res.sort();
@@ -311,6 +313,7 @@ fn issue16_backup_round_trips_caveats_contexts_and_expirations() {
         resource: arbiter::model::ObjectRef::new("document", "plan").unwrap(),
         permission: "view".to_string(),
         subject: "user:erin".parse().unwrap(),
+        context: None,
     };
     let answer = engine.check(&request, Consistency::Full).unwrap();
     assert_eq!(answer.missing_context, ["user_ip"]);

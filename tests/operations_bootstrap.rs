@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use arbiter::engine::{self, Arbiter, Consistency};
+use arbiter::engine::{self, Arbiter, Consistency, ReadRequest};
 use arbiter::server::keys::sha256_hex;
 use arbiter::store::RelationshipFilter;
 
@@ -204,7 +204,9 @@ fn issue16_bootstrap_serves_the_file_resyncs_on_sighup_and_refuses_bad_files() {
         resource_type: Some("app".to_string()),
         ..Default::default()
     };
-    let page = engine.read(&filter, Consistency::Full, 0, None).unwrap();
+    let page = engine
+        .read(&ReadRequest::new(filter.clone()), Consistency::Full)
+        .unwrap();
     let live: Vec<String> = page.relationships.iter().map(ToString::to_string).collect();
     assert_eq!(live, ["app:billing#writer@user:bo"]);
 }

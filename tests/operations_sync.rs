@@ -3,7 +3,7 @@
 //! owns by default and when the file narrows it, refusals that change nothing, a dry run,
 //! and a sync that changes nothing writing no revision.
 
-use arbiter::engine::{self, Arbiter, CheckRequest, Consistency, SyncRequest};
+use arbiter::engine::{self, Arbiter, CheckRequest, Consistency, ReadRequest, SyncRequest};
 use arbiter::model::Relationship;
 use arbiter::store::{RelationshipFilter, Update, UpdateOp};
 
@@ -33,7 +33,9 @@ fn live(engine: &Arbiter, resource_type: &str) -> Vec<String> {
         resource_type: Some(resource_type.to_string()),
         ..Default::default()
     };
-    let page = engine.read(&filter, Consistency::Full, 0, None).unwrap();
+    let page = engine
+        .read(&ReadRequest::new(filter.clone()), Consistency::Full)
+        .unwrap();
     page.relationships.iter().map(ToString::to_string).collect()
 }
 
@@ -42,6 +44,7 @@ fn allowed(engine: &Arbiter, resource: &str, permission: &str, subject: &str) ->
         resource: resource.parse().unwrap(),
         permission: permission.to_string(),
         subject: subject.parse().unwrap(),
+        context: None,
     };
     engine.check(&request, Consistency::Full).unwrap().allowed
 }

@@ -77,13 +77,14 @@ fn explain_agrees_with_check_on_every_scenario_assertion() {
                 resource: relationship.resource,
                 permission: relationship.relation,
                 subject: relationship.subject,
+                context,
             };
             let checked = engine
-                .check_with_context(&request, context.as_ref(), Consistency::Full)
+                .check(&request, Consistency::Full)
                 .map(|it| (it.permissionship, it.missing_context))
                 .map_err(|err| err.to_string());
             let explained = engine
-                .check_explained_with_context(&request, context.as_ref(), Consistency::Full)
+                .check_explained(&request, Consistency::Full)
                 .map(|(decision, explanation)| {
                     let said = match explanation.result {
                         ExplainedAnswer::HasPermission => Permissionship::HasPermission,
@@ -129,6 +130,7 @@ fn explain(engine: &Arbiter, resource: &str, permission: &str, subject: &str) ->
         resource: resource.parse().unwrap(),
         permission: permission.to_string(),
         subject: subject.parse().unwrap(),
+        context: None,
     };
     let (_, explanation) = engine.check_explained(&request, Consistency::Full).unwrap();
     assert!(!explanation.truncated);
@@ -281,6 +283,7 @@ fn issue15_a_huge_denial_is_cut_at_the_node_limit() {
         resource: "doc:1".parse().unwrap(),
         permission: "view".to_string(),
         subject: "user:nobody".parse().unwrap(),
+        context: None,
     };
     let (decision, explanation) = engine.check_explained(&request, Consistency::Full).unwrap();
     assert!(!decision.allowed);
@@ -306,6 +309,7 @@ fn issue15_explain_fails_as_check_fails() {
         resource: "model:public_llm".parse().unwrap(),
         permission: "delete".to_string(),
         subject: "user:x".parse().unwrap(),
+        context: None,
     };
     let err = engine
         .check_explained(&request, Consistency::Full)
@@ -419,6 +423,7 @@ fn issue15_the_explanation_json_round_trips() {
         resource: "model:private_cv".parse().unwrap(),
         permission: "edit".to_string(),
         subject: "user:frank".parse().unwrap(),
+        context: None,
     };
     let (_, explanation) = engine.check_explained(&request, Consistency::Full).unwrap();
     let value: Value = serde_json::to_value(&explanation).unwrap();

@@ -11,7 +11,9 @@ mod consistency;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency, EngineError};
+use arbiter::engine::{
+    Arbiter, CheckRequest, Config, Consistency, EngineError, LookupResourcesRequest,
+};
 use arbiter::model::{Relationship, SubjectRef};
 use arbiter::store::{Update, UpdateOp};
 use arbiter::validation::parse::{self, ObjectRelation};
@@ -58,6 +60,7 @@ fn check(engine: &Arbiter, assertion: &str) -> Result<bool, EngineError> {
         resource,
         permission: relation,
         subject,
+        context: None,
     };
     engine
         .check(&request, Consistency::Full)
@@ -193,7 +196,10 @@ fn lookup_resources_lists_exactly_the_models_a_user_may_execute() {
     ] {
         let subject: SubjectRef = format!("user:{user}").parse().expect("valid subject");
         let mut page = engine
-            .lookup_resources("model", "execute", &subject, 0, None, Consistency::Full)
+            .lookup_resources(
+                &LookupResourcesRequest::new("model", "execute", subject.clone()),
+                Consistency::Full,
+            )
             .expect("lookup resources answers");
         // Walk order, not sorted.
         page.resources.sort();
@@ -211,16 +217,22 @@ fn lookup_resources_lists_exactly_the_models_a_user_may_execute() {
     // Paging through the list gives the same models.
     let subject: SubjectRef = "user:gina".parse().expect("valid subject");
     let first = engine
-        .lookup_resources("model", "execute", &subject, 1, None, Consistency::Full)
+        .lookup_resources(
+            &LookupResourcesRequest {
+                limit: 1,
+                ..LookupResourcesRequest::new("model", "execute", subject.clone())
+            },
+            Consistency::Full,
+        )
         .expect("first page");
     assert_eq!(first.resources.len(), 1);
     let second = engine
         .lookup_resources(
-            "model",
-            "execute",
-            &subject,
-            1,
-            first.cursor.as_deref(),
+            &LookupResourcesRequest {
+                limit: 1,
+                cursor: first.cursor.clone(),
+                ..LookupResourcesRequest::new("model", "execute", subject.clone())
+            },
             Consistency::Full,
         )
         .expect("second page");

@@ -142,6 +142,7 @@ fn issue11_engine_collector_removes_expired_relationships_after_the_retention_wi
             resource: ObjectRef::new("doc", "a").unwrap(),
             permission: "viewer".to_string(),
             subject: format!("user:{user}").parse().unwrap(),
+            context: None,
         };
         let got = engine.check(&request, Consistency::Full).unwrap();
         assert_eq!(got.permissionship, expected, "user {user}");

@@ -75,6 +75,7 @@ fn allowed(engine: &Arbiter, doc: &str) -> bool {
         resource: format!("doc:{doc}").parse().unwrap(),
         permission: "viewer".to_string(),
         subject: "user:u0".parse().unwrap(),
+        context: None,
     };
     engine.check(&request, Consistency::Full).unwrap().allowed
 }

@@ -246,6 +246,7 @@ pub fn request(resource: &str, permission: &str, subject: &str) -> CheckRequest 
         resource: resource.parse().expect("generated resource"),
         permission: permission.to_string(),
         subject: subject.parse().expect("generated subject"),
+        context: None,
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency};
+use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency, LookupResourcesRequest};
 use arbiter::model::{Relationship, SubjectRef};
 use serde::Serialize;
 
@@ -95,6 +95,7 @@ pub fn run(
                 resource: spec.resource.parse().map_err(|err| format!("{err}"))?,
                 permission: spec.permission.clone(),
                 subject: spec.subject.parse().map_err(|err| format!("{err}"))?,
+                context: None,
             })
         })
         .collect();
@@ -169,11 +170,11 @@ pub fn run(
             .and_then(|subject| {
                 engine
                     .lookup_resources(
-                        &spec.resource_type,
-                        &spec.permission,
-                        &subject,
-                        0,
-                        None,
+                        &LookupResourcesRequest::new(
+                            &spec.resource_type,
+                            &spec.permission,
+                            subject.clone(),
+                        ),
                         Consistency::Full,
                     )
                     .map(|page| page.resources)

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency};
+use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency, LookupResourcesRequest};
 use arbiter::model::SubjectRef;
 use clap::Parser;
 use serde::Serialize;
@@ -315,11 +315,7 @@ fn main() -> anyhow::Result<()> {
         while samples.len() < 5 || (started.elapsed() < budget && samples.len() < 200) {
             let call_started = Instant::now();
             let page = engine.lookup_resources(
-                "doc",
-                "view",
-                black_box(&subject),
-                0,
-                None,
+                &LookupResourcesRequest::new("doc", "view", black_box(subject.clone())),
                 Consistency::Full,
             )?;
             samples.push(call_started.elapsed().as_nanos() as u64);
@@ -367,6 +363,7 @@ fn check_point(
         resource: resource.parse()?,
         permission: permission.to_string(),
         subject: subject.parse()?,
+        context: None,
     };
     let mut samples = Vec::new();
     let started = Instant::now();

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::client::{Client, ClientError, Connection};
 use super::transfer::{ExportArgs, ImportArgs};
 use super::{EXIT_INVALID, EXIT_OK};
-use crate::engine::{self, Arbiter, Consistency, SyncReport};
+use crate::engine::{self, Arbiter, Consistency, ReadRequest, SyncReport};
 use crate::server::dto::{ConsistencyBody, FilterBody, ReadAnswer, ReadBody, SchemaAnswer};
 use crate::server::sync::{SyncAnswer, SyncBody};
 use crate::store::RelationshipFilter;
@@ -74,23 +74,21 @@ fn snapshot_of_directory(dir: &Path) -> Result<(String, Vec<String>, u64), Clien
     let revision = engine.head();
     let mut relationships = Vec::new();
     for resource_type in type_names(&engine) {
-        let filter = RelationshipFilter {
-            resource_type: Some(resource_type),
-            ..RelationshipFilter::default()
+        let mut read = ReadRequest {
+            filter: RelationshipFilter {
+                resource_type: Some(resource_type),
+                ..RelationshipFilter::default()
+            },
+            limit: 1_000,
+            cursor: None,
         };
-        let mut cursor: Option<String> = None;
         loop {
             let page = engine
-                .read(
-                    &filter,
-                    Consistency::AtExactSnapshot { revision },
-                    1_000,
-                    cursor.as_deref(),
-                )
+                .read(&read, Consistency::AtExactSnapshot { revision })
                 .map_err(usage)?;
             relationships.extend(page.relationships.iter().map(ToString::to_string));
             match page.cursor {
-                Some(next) => cursor = Some(next),
+                Some(next) => read.cursor = Some(next),
                 None => break,
             }
         }

@@ -16,7 +16,7 @@ use clap::Args;
 
 use super::client::{Client, ClientError, Connection, fail};
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
-use crate::engine::{self, Arbiter, Consistency};
+use crate::engine::{self, Arbiter, Consistency, ReadRequest};
 use crate::model::Relationship;
 use crate::schema::parse_and_compile;
 use crate::server::dto::{
@@ -225,25 +225,23 @@ fn export_from(dir: &Path, out: &mut impl Write) -> Result<(), ClientError> {
     };
     let revision = engine.head();
     for resource_type in type_names(&text)? {
-        let filter = RelationshipFilter {
-            resource_type: Some(resource_type),
-            ..RelationshipFilter::default()
+        let mut read = ReadRequest {
+            filter: RelationshipFilter {
+                resource_type: Some(resource_type),
+                ..RelationshipFilter::default()
+            },
+            limit: 1_000,
+            cursor: None,
         };
-        let mut cursor: Option<String> = None;
         loop {
             let page = engine
-                .read(
-                    &filter,
-                    Consistency::AtExactSnapshot { revision },
-                    1_000,
-                    cursor.as_deref(),
-                )
+                .read(&read, Consistency::AtExactSnapshot { revision })
                 .map_err(|err| ClientError::Usage(format!("{}: {err}", dir.display())))?;
             for relationship in &page.relationships {
                 writeln!(out, "{relationship}").map_err(io_error)?;
             }
             match page.cursor {
-                Some(next) => cursor = Some(next),
+                Some(next) => read.cursor = Some(next),
                 None => break,
             }
         }

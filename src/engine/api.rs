@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ObjectRef, Relationship, Revision, SubjectRef};
+use crate::store::RelationshipFilter;
 
 use super::EngineError;
 
@@ -32,15 +33,161 @@ pub enum Consistency {
 ///
 /// `permission` may name a relation as well as a permission. The subject may be an
 /// object, a subject set (`group:eng#member`) or a wildcard (`user:*`: "is it public?").
+/// Also one item of a bulk check ([`super::Arbiter::check_bulk`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CheckRequest {
     pub resource: ObjectRef,
     pub permission: String,
     pub subject: SubjectRef,
+    /// Caveat parameter values; without them a caveated path answers conditional,
+    /// naming what it lacks.
+    pub context: Option<Context>,
+}
+
+impl CheckRequest {
+    /// The question without a context.
+    pub fn new(resource: ObjectRef, permission: impl Into<String>, subject: SubjectRef) -> Self {
+        Self {
+            resource,
+            permission: permission.into(),
+            subject,
+            context: None,
+        }
+    }
 }
 
 /// The request context of a check: caveat parameter values by name (DESIGN §3).
 pub type Context = serde_json::Map<String, serde_json::Value>;
+
+/// The userset tree of `resource#permission`, one level or to the leaves
+/// ([`super::Arbiter::expand`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpandRequest {
+    pub resource: ObjectRef,
+    /// A permission or relation of the resource's type.
+    pub permission: String,
+    pub depth: ExpandDepth,
+}
+
+impl ExpandRequest {
+    pub fn new(resource: ObjectRef, permission: impl Into<String>, depth: ExpandDepth) -> Self {
+        Self {
+            resource,
+            permission: permission.into(),
+            depth,
+        }
+    }
+}
+
+/// The `resource_type` objects on which `subject` holds `permission`, one page of them
+/// ([`super::Arbiter::lookup_resources`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupResourcesRequest {
+    pub resource_type: String,
+    pub permission: String,
+    pub subject: SubjectRef,
+    /// Caveat parameter values; ids that hold only under a caveat missing some are listed
+    /// apart ([`ResourcePage::conditional`]).
+    pub context: Option<Context>,
+    /// The most ids of the page (0 = no limit).
+    pub limit: usize,
+    /// The `cursor` of the previous page (opaque; it pins that page's revision); `None`
+    /// for the first page.
+    pub cursor: Option<String>,
+}
+
+impl LookupResourcesRequest {
+    /// Every id in one page, without a context.
+    pub fn new(
+        resource_type: impl Into<String>,
+        permission: impl Into<String>,
+        subject: SubjectRef,
+    ) -> Self {
+        Self {
+            resource_type: resource_type.into(),
+            permission: permission.into(),
+            subject,
+            context: None,
+            limit: 0,
+            cursor: None,
+        }
+    }
+}
+
+/// The `subject_type` objects that hold `permission` on `resource`, one page of them
+/// ([`super::Arbiter::lookup_subjects`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupSubjectsRequest {
+    pub resource: ObjectRef,
+    pub permission: String,
+    pub subject_type: String,
+    /// Caveat parameter values; subjects that hold only under a caveat missing some are
+    /// listed apart ([`SubjectsAnswer::conditional`]).
+    pub context: Option<Context>,
+    /// The most ids of the page (0 = no limit: every subject in one answer).
+    pub limit: usize,
+    /// The `cursor` of the previous page; `None` for the first page.
+    pub cursor: Option<String>,
+}
+
+impl LookupSubjectsRequest {
+    /// Every subject in one answer, without a context.
+    pub fn new(
+        resource: ObjectRef,
+        permission: impl Into<String>,
+        subject_type: impl Into<String>,
+    ) -> Self {
+        Self {
+            resource,
+            permission: permission.into(),
+            subject_type: subject_type.into(),
+            context: None,
+            limit: 0,
+            cursor: None,
+        }
+    }
+}
+
+/// The stored relationships matching `filter`, one page of them
+/// ([`super::Arbiter::read`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadRequest {
+    pub filter: RelationshipFilter,
+    /// The most relationships of the page (0 = no limit).
+    pub limit: usize,
+    /// The `cursor` of the previous page; `None` for the first page.
+    pub cursor: Option<String>,
+}
+
+impl ReadRequest {
+    /// Every matching relationship in one page.
+    pub fn new(filter: RelationshipFilter) -> Self {
+        Self {
+            filter,
+            limit: 0,
+            cursor: None,
+        }
+    }
+}
+
+/// Delete the live relationships matching `filter`, within `options`
+/// ([`super::Arbiter::delete`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteRequest {
+    pub filter: RelationshipFilter,
+    pub options: DeleteOptions,
+}
+
+impl DeleteRequest {
+    /// With the default [`DeleteOptions`]: more than [`DEFAULT_DELETE_LIMIT`] matches is an
+    /// error and nothing is deleted.
+    pub fn new(filter: RelationshipFilter) -> Self {
+        Self {
+            filter,
+            options: DeleteOptions::default(),
+        }
+    }
+}
 
 /// Whether a subject has a permission, three-valued (DESIGN §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -183,7 +330,7 @@ pub struct Expansion {
 
 /// A lookup result that holds only under a caveat whose parameters the request's
 /// context lacks (DESIGN §3): the id and the missing parameters (sorted, each once).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConditionalId {
     pub id: String,
     pub missing_context: Vec<String>,

@@ -2,8 +2,10 @@
 //! behind the embeddable [`Arbiter`] handle that the server and the CLI sit on.
 //!
 //! Layout:
-//! - [`api`]: request and answer types ([`Consistency`], [`CheckRequest`], [`Decision`],
-//!   [`ExpandTree`], pages);
+//! - [`api`]: request and answer types: one request struct per operation
+//!   ([`CheckRequest`], [`ExpandRequest`], [`LookupResourcesRequest`],
+//!   [`LookupSubjectsRequest`], [`ReadRequest`], [`DeleteRequest`]; reads also take a
+//!   [`Consistency`]), [`Decision`], [`ExpandTree`], pages;
 //! - [`error`]: [`EngineError`], one enum for the layer, with a stable code per kind;
 //! - `index` (with `versions`): the revision-aware in-memory read path (interned symbols,
 //!   MVCC version sets, forward and reverse indexes) fed by the write path — the engine
@@ -54,15 +56,15 @@ use std::time::Duration;
 use crate::model::{ObjectRef, Revision, SubjectRef};
 use crate::schema::Schema;
 use crate::store::{
-    ChangeSet, MemoryStore, Precondition, RelationshipFilter, SledConfig, SledStore, Store, Update,
-    WriteRejection,
+    ChangeSet, MemoryStore, Precondition, SledConfig, SledStore, Store, Update, WriteRejection,
 };
 
 pub use api::{
     BulkDecision, CacheStats, CheckAnswer, CheckRequest, ConditionalId, Consistency, Context,
-    DEFAULT_DELETE_LIMIT, Decision, DeleteOptions, Deleted, ExpandDepth, ExpandNode, ExpandTree,
-    Expansion, LookupStats, MAX_DELETE_LIMIT, Permissionship, ReadPage, ResourcePage, StoreHealth,
-    SubjectsAnswer,
+    DEFAULT_DELETE_LIMIT, Decision, DeleteOptions, DeleteRequest, Deleted, ExpandDepth, ExpandNode,
+    ExpandRequest, ExpandTree, Expansion, LookupResourcesRequest, LookupStats,
+    LookupSubjectsRequest, MAX_DELETE_LIMIT, Permissionship, ReadPage, ReadRequest, ResourcePage,
+    StoreHealth, SubjectsAnswer,
 };
 pub use deadline::Deadline;
 pub use error::{EngineError, SchemaProblem};
@@ -141,11 +143,7 @@ impl Default for Config {
 ///     relationship: "doc:readme#viewer@user:alice".parse()?,
 /// };
 /// let revision = engine.write(&[update], &[])??;
-/// let request = CheckRequest {
-///     resource: "doc:readme".parse()?,
-///     permission: "view".to_string(),
-///     subject: "user:alice".parse()?,
-/// };
+/// let request = CheckRequest::new("doc:readme".parse()?, "view", "user:alice".parse()?);
 /// let decision = engine.check(&request, Consistency::AtLeastAsFresh { revision })?;
 /// assert!(decision.allowed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -261,24 +259,14 @@ impl Arbiter {
         self.inner.sync(request, dry_run)
     }
 
-    /// Deletes the live relationships matching `filter` at a new revision, with the default
-    /// [`DeleteOptions`]: more than [`DEFAULT_DELETE_LIMIT`] matches is an error and
-    /// nothing is deleted.
-    pub fn delete(&self, filter: &RelationshipFilter) -> Result<Deleted, EngineError> {
-        self.delete_with(filter, DeleteOptions::default())
-    }
-
-    /// Deletes the live relationships matching `filter` at a new revision, at most
-    /// `options.limit`; more matches are [`EngineError::DeleteTooLarge`] (nothing deleted)
-    /// unless `options.allow_partial_deletions`, which deletes `limit` of them (in key
-    /// order) and answers [`Deleted::partial`].
-    pub fn delete_with(
-        &self,
-        filter: &RelationshipFilter,
-        options: DeleteOptions,
-    ) -> Result<Deleted, EngineError> {
+    /// Deletes the live relationships matching `request.filter` at a new revision, at most
+    /// `request.options.limit` ([`DEFAULT_DELETE_LIMIT`] when `None`); more matches are
+    /// [`EngineError::DeleteTooLarge`] (nothing deleted) unless
+    /// `options.allow_partial_deletions`, which deletes `limit` of them (in key order) and
+    /// answers [`Deleted::partial`].
+    pub fn delete(&self, request: &DeleteRequest) -> Result<Deleted, EngineError> {
         self.budget().check()?;
-        self.inner.delete(filter, options)
+        self.inner.delete(&request.filter, request.options)
     }
 
     /// Whether the store accepts writes. After a failed write this probes the store (and
@@ -302,17 +290,20 @@ impl Arbiter {
         self.inner.admit(relationship)
     }
 
-    /// Relationships matching `filter` at the chosen snapshot, at most `limit`, resuming
-    /// after `cursor`.
+    /// Relationships matching `request.filter` at the chosen snapshot, at most
+    /// `request.limit`, resuming after `request.cursor`.
     pub fn read(
         &self,
-        filter: &RelationshipFilter,
+        request: &ReadRequest,
         consistency: Consistency,
-        limit: usize,
-        cursor: Option<&str>,
     ) -> Result<ReadPage, EngineError> {
-        self.inner
-            .read(filter, consistency, limit, cursor, &self.budget())
+        self.inner.read(
+            &request.filter,
+            consistency,
+            request.limit,
+            request.cursor.as_deref(),
+            &self.budget(),
+        )
     }
 
     /// The stored subjects of `resource#relation` (objects, subject sets, wildcards), from
@@ -349,90 +340,57 @@ impl Arbiter {
     }
 
     /// May `request.subject` do `request.permission` to `request.resource`? An unknown
-    /// type, relation or permission is an error, never `allowed`.
+    /// type, relation or permission is an error, never `allowed`. With a caveat on the way
+    /// the answer may be conditional, naming the parameters `request.context` lacks (never
+    /// `allowed`).
     pub fn check(
         &self,
         request: &CheckRequest,
         consistency: Consistency,
     ) -> Result<Decision, EngineError> {
-        self.inner.check(request, None, consistency, &self.budget())
-    }
-
-    /// [`Arbiter::check`] with a request context for caveats: the answer may be
-    /// conditional, naming the parameters the context lacks (never `allowed`).
-    pub fn check_with_context(
-        &self,
-        request: &CheckRequest,
-        context: Option<&Context>,
-        consistency: Consistency,
-    ) -> Result<Decision, EngineError> {
-        self.inner
-            .check(request, context, consistency, &self.budget())
+        self.inner.check(request, consistency, &self.budget())
     }
 
     /// [`Arbiter::check`] with the reasons: for an allowed check the chain of expressions
     /// and relationships that grants it, for a denied one every branch tried and why it
-    /// failed. Never cached; costs a second walk.
+    /// failed, for a conditional one the caveats missing context. Never cached; costs a
+    /// second walk.
     pub fn check_explained(
         &self,
         request: &CheckRequest,
         consistency: Consistency,
     ) -> Result<(Decision, Explanation), EngineError> {
-        self.inner
-            .check_explained(request, consistency, None, &self.budget())
+        self.inner.check_explained(
+            request,
+            consistency,
+            request.context.as_ref(),
+            &self.budget(),
+        )
     }
 
-    /// [`Arbiter::check_explained`] with a request context for caveats: the answer and
-    /// the explanation may be conditional, naming the parameters the context lacks.
-    pub fn check_explained_with_context(
-        &self,
-        request: &CheckRequest,
-        context: Option<&Context>,
-        consistency: Consistency,
-    ) -> Result<(Decision, Explanation), EngineError> {
-        self.inner
-            .check_explained(request, consistency, context, &self.budget())
-    }
-
-    /// Many checks at one revision, sharing sub-answers between items. Items fail one by
-    /// one (an unknown permission fails its item only); the call fails only when no
-    /// revision can be chosen or no schema is loaded.
+    /// Many checks at one revision, sharing sub-answers between items (each with its own
+    /// context). Items fail one by one (an unknown permission fails its item only); the
+    /// call fails only when no revision can be chosen or no schema is loaded.
     pub fn check_bulk(
         &self,
         requests: &[CheckRequest],
         consistency: Consistency,
     ) -> Result<BulkDecision, EngineError> {
-        self.inner
-            .check_bulk(requests, &[], consistency, &self.budget())
+        self.inner.check_bulk(requests, consistency, &self.budget())
     }
 
-    /// [`Arbiter::check_bulk`] with a context per item (`contexts[i]` for
-    /// `requests[i]`; an empty slice means no context for any item).
-    pub fn check_bulk_with_context(
-        &self,
-        requests: &[CheckRequest],
-        contexts: &[Option<Context>],
-        consistency: Consistency,
-    ) -> Result<BulkDecision, EngineError> {
-        if !contexts.is_empty() && contexts.len() != requests.len() {
-            return Err(EngineError::invalid(
-                "contexts",
-                "expected one context per item, or none",
-            ));
-        }
-        self.inner
-            .check_bulk(requests, contexts, consistency, &self.budget())
-    }
-
-    /// The userset tree of `resource#permission`: each userset expanded once (a repeat is
+    /// The userset tree of `request.resource#request.permission`: each userset expanded once (a repeat is
     /// [`ExpandNode::Repeated`]), at most [`Config::expand_limit`] items.
     pub fn expand(
         &self,
-        resource: &ObjectRef,
-        permission: &str,
-        depth: ExpandDepth,
+        request: &ExpandRequest,
         consistency: Consistency,
     ) -> Result<Expansion, EngineError> {
+        let (resource, permission, depth) = (
+            &request.resource,
+            request.permission.as_str(),
+            request.depth,
+        );
         let budget = self.budget();
         if depth == ExpandDepth::OneLevel {
             return self
@@ -460,128 +418,58 @@ impl Arbiter {
         })
     }
 
-    /// The ids of every `resource_type` object on which `subject` holds `permission`, at
-    /// most `limit` (0 = no limit), from `cursor` (the previous page's, opaque) on. Ids
-    /// come in walk order, **not sorted**: one deterministic order per listing, every id
-    /// once. A page walks only as far as the page needs, and the paused walk is kept for
-    /// a while under the next cursor, so every page (the first too) costs in proportion
-    /// to the page; a cursor whose walk was evicted walks again and skips, slower but
-    /// never different. The cursor pins the first page's revision. While caveated or
+    /// The ids of every `request.resource_type` object on which `request.subject` holds
+    /// `request.permission`, at most `request.limit` (0 = no limit), from `request.cursor`
+    /// (the previous page's, opaque) on. Ids come in walk order, **not sorted**: one
+    /// deterministic order per listing, every id once. A page walks only as far as the
+    /// page needs, and the paused walk is kept for a while under the next cursor, so every
+    /// page (the first too) costs in proportion to the page; a cursor whose walk was
+    /// evicted walks again and skips, slower but never different. The cursor pins the
+    /// first page's revision. Ids on which the permission holds only under a caveat
+    /// missing parameters of `request.context` are listed apart, in
+    /// [`ResourcePage::conditional`] (one order and one cursor with the definite ones);
+    /// each id's answer is what [`Arbiter::check`] answers for it. While caveated or
     /// expiring relationships exist the whole result is computed, sorted by byte order,
     /// and kept instead (see `engine::pages`).
     pub fn lookup_resources(
         &self,
-        resource_type: &str,
-        permission: &str,
-        subject: &SubjectRef,
-        limit: usize,
-        cursor: Option<&str>,
-        consistency: Consistency,
-    ) -> Result<ResourcePage, EngineError> {
-        self.lookup_resources_with_context(
-            resource_type,
-            permission,
-            subject,
-            None,
-            limit,
-            cursor,
-            consistency,
-        )
-    }
-
-    /// [`Arbiter::lookup_resources`] with a request context for caveats: ids on which the
-    /// permission holds only under a caveat missing parameters are listed apart, in
-    /// [`ResourcePage::conditional`] (one order and one cursor with the definite ones). Each id's answer is what [`Arbiter::check_with_context`] answers for it.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the public lookup call, field by field"
-    )]
-    pub fn lookup_resources_with_context(
-        &self,
-        resource_type: &str,
-        permission: &str,
-        subject: &SubjectRef,
-        context: Option<&Context>,
-        limit: usize,
-        cursor: Option<&str>,
+        request: &LookupResourcesRequest,
         consistency: Consistency,
     ) -> Result<ResourcePage, EngineError> {
         self.inner.lookup_resources(
-            resource_type,
-            permission,
-            subject,
-            context,
-            limit,
-            cursor,
+            &request.resource_type,
+            &request.permission,
+            &request.subject,
+            request.context.as_ref(),
+            request.limit,
+            request.cursor.as_deref(),
             consistency,
             &self.budget(),
         )
     }
 
-    /// The ids of the `subject_type` objects that hold `permission` on `resource`, with `*`
-    /// when a wildcard grants it (and the ids it does not reach in `excluded`): all of them,
-    /// in one answer, in the order of [`Arbiter::lookup_subjects_page`].
-    pub fn lookup_subjects(
-        &self,
-        resource: &ObjectRef,
-        permission: &str,
-        subject_type: &str,
-        consistency: Consistency,
-    ) -> Result<SubjectsAnswer, EngineError> {
-        self.lookup_subjects_page(resource, permission, subject_type, 0, None, consistency)
-    }
-
-    /// One page of [`Arbiter::lookup_subjects`]: at most `limit` ids (0 = no limit) from
-    /// `cursor` (the previous page's, opaque, pinning its revision) on, paged like
+    /// The ids of the `request.subject_type` objects that hold `request.permission` on
+    /// `request.resource`, with `*` when a wildcard grants it (and the ids it does not
+    /// reach in `excluded`): at most `request.limit` ids (0 = no limit) from
+    /// `request.cursor` (the previous page's, opaque, pinning its revision) on, paged like
     /// [`Arbiter::lookup_resources`]: in walk order, each page in proportion to the page.
     /// When a wildcard grants the permission (the answer has `*` and `excluded`), and
     /// while caveated or expiring relationships exist, the whole result is computed,
-    /// sorted by byte order (`*` first), and kept instead.
-    pub fn lookup_subjects_page(
+    /// sorted by byte order (`*` first), and kept instead. Subjects (and `*`) that hold
+    /// only under a caveat missing parameters of `request.context` are listed apart, in
+    /// [`SubjectsAnswer::conditional`].
+    pub fn lookup_subjects(
         &self,
-        resource: &ObjectRef,
-        permission: &str,
-        subject_type: &str,
-        limit: usize,
-        cursor: Option<&str>,
-        consistency: Consistency,
-    ) -> Result<SubjectsAnswer, EngineError> {
-        self.lookup_subjects_with_context(
-            resource,
-            permission,
-            subject_type,
-            None,
-            limit,
-            cursor,
-            consistency,
-        )
-    }
-
-    /// [`Arbiter::lookup_subjects_page`] with a request context for caveats: subjects
-    /// (and `*`) that hold only under a caveat missing parameters are listed apart, in
-    /// [`SubjectsAnswer::conditional`]. Each id's answer is what
-    /// [`Arbiter::check_with_context`] answers for it.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the public lookup call, field by field"
-    )]
-    pub fn lookup_subjects_with_context(
-        &self,
-        resource: &ObjectRef,
-        permission: &str,
-        subject_type: &str,
-        context: Option<&Context>,
-        limit: usize,
-        cursor: Option<&str>,
+        request: &LookupSubjectsRequest,
         consistency: Consistency,
     ) -> Result<SubjectsAnswer, EngineError> {
         self.inner.lookup_subjects(
-            resource,
-            permission,
-            subject_type,
-            context,
-            limit,
-            cursor,
+            &request.resource,
+            &request.permission,
+            &request.subject_type,
+            request.context.as_ref(),
+            request.limit,
+            request.cursor.as_deref(),
             consistency,
             &self.budget(),
         )

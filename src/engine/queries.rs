@@ -281,36 +281,33 @@ impl Inner {
     pub fn check(
         &self,
         request: &CheckRequest,
-        context: Option<&Context>,
         consistency: Consistency,
         budget: &Budget,
     ) -> Result<Decision, EngineError> {
         let view = self.view(consistency, budget)?;
-        let now = Timestamp::now();
-        let answer = self.check_in(&view, request, context, now, &mut None)?;
+        // The clock is read only by a check that meets a caveat or an expiration.
+        let answer = self.check_in(&view, request, None, &mut None)?;
         Ok(Decision::new(answer, view.revision))
     }
 
     pub fn check_bulk(
         &self,
         requests: &[CheckRequest],
-        contexts: &[Option<Context>],
         consistency: Consistency,
         budget: &Budget,
     ) -> Result<BulkDecision, EngineError> {
         let first = self.view(consistency, budget)?;
         let (loaded, revision) = (Arc::clone(&first.loaded), first.revision);
-        let now = Timestamp::now();
+        // One "now" for every item of the bulk.
+        let now = Some(Timestamp::now());
         let mut results = Vec::with_capacity(requests.len());
         let mut first = Some(first);
-        for (number, chunk) in requests.chunks(BULK_CHUNK).enumerate() {
+        for chunk in requests.chunks(BULK_CHUNK) {
             let view = match first.take() {
                 Some(view) => view,
                 None => self.relock(&loaded, revision, budget)?,
             };
-            let start = number * BULK_CHUNK;
-            let chunk_contexts = contexts.get(start..start + chunk.len()).unwrap_or(&[]);
-            self.check_chunk(&view, chunk, chunk_contexts, now, &mut results)?;
+            self.check_chunk(&view, chunk, now, &mut results)?;
         }
         Ok(BulkDecision { results, revision })
     }
@@ -320,20 +317,18 @@ impl Inner {
         &self,
         view: &View<'_>,
         requests: &[CheckRequest],
-        contexts: &[Option<Context>],
-        now: Timestamp,
+        now: Option<Timestamp>,
         results: &mut Vec<Result<CheckAnswer, EngineError>>,
     ) -> Result<(), EngineError> {
         let mut checkers: Vec<Checker<'_>> = Vec::new();
         let snapshot = view.snapshot();
-        for (pos, request) in requests.iter().enumerate() {
-            let context = contexts.get(pos).and_then(Option::as_ref);
+        for request in requests {
             let resource_id = Some(request.resource.object_id.as_str());
             let res = view
                 .subject(&request.subject, resource_id)
                 .and_then(|subject| {
                     if view.data.has_conditional() {
-                        return self.check_in(view, request, context, now, &mut None);
+                        return self.check_in(view, request, now, &mut None);
                     }
                     let pos = checkers.iter().position(|it| it.subject() == subject);
                     let checker = match pos {
@@ -344,7 +339,7 @@ impl Inner {
                             &mut checkers[last]
                         }
                     };
-                    self.check_in(view, request, context, now, &mut Some(checker))
+                    self.check_in(view, request, now, &mut Some(checker))
                 });
             // A cancelled request fails as a whole, not item by item.
             if matches!(res, Err(EngineError::DeadlineExceeded)) {
@@ -357,21 +352,22 @@ impl Inner {
 
     /// One check inside `view`, through the cache, reusing `shared` (a walk for the same
     /// subject) when given. While the index keeps caveated or expiring tuples, the
-    /// three-valued walk answers ([`conditional`]); otherwise the plain walk, unchanged.
+    /// three-valued walk answers ([`conditional`]) at `now` (the clock when `None`);
+    /// otherwise the plain walk, unchanged, which never reads the clock.
     fn check_in<'v>(
         &self,
         view: &'v View<'_>,
         request: &CheckRequest,
-        context: Option<&Context>,
-        now: Timestamp,
+        now: Option<Timestamp>,
         shared: &mut Option<&mut Checker<'v>>,
     ) -> Result<CheckAnswer, EngineError> {
+        let context = request.context.as_ref();
         let conditional = view.data.has_conditional();
         // The cache is keyed by the request's text, so a hit costs no symbol lookups.
         let key = self
             .cache
             .enabled()
-            .then(|| cache_key(view.loaded.epoch, view.revision, request, context));
+            .then(|| cache_key(view.loaded.epoch, view.revision, request));
         if let Some(key) = &key
             && let Some(allowed) = self.cache.get(key)
         {
@@ -380,6 +376,7 @@ impl Inner {
         let goal = view.goal(&request.resource, &request.permission)?;
         let subject = view.subject(&request.subject, Some(&request.resource.object_id))?;
         if conditional {
+            let now = now.unwrap_or_else(Timestamp::now);
             let mut checker = CondChecker::new(view.snapshot(), subject, context, now);
             let answer = checker.check(goal)?;
             // An answer that read an expiring tuple could change with the clock alone;
@@ -980,12 +977,7 @@ fn name_unknown_resource<'n>(names: impl Iterator<Item = &'n mut String>, resour
 
 /// Everything a check answer depends on, as one string: schema epoch, revision, request
 /// and its context (answers that read expiring tuples are not cached at all).
-fn cache_key(
-    epoch: u64,
-    revision: Revision,
-    request: &CheckRequest,
-    context: Option<&Context>,
-) -> String {
+fn cache_key(epoch: u64, revision: Revision, request: &CheckRequest) -> String {
     use std::fmt::Write as _;
     let mut key = String::with_capacity(96);
     let _ = write!(
@@ -993,7 +985,7 @@ fn cache_key(
         "{epoch}|{revision}|{}#{}@{}",
         request.resource, request.permission, request.subject
     );
-    if let Some(context) = context.filter(|it| !it.is_empty()) {
+    if let Some(context) = request.context.as_ref().filter(|it| !it.is_empty()) {
         // serde_json maps are sorted by key, so equal contexts give equal text.
         let _ = write!(key, "|{}", serde_json::Value::Object(context.clone()));
     }

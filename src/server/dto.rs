@@ -9,7 +9,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::engine::{self, Consistency, ExpandDepth, ExpandNode, ExpandTree, Explanation};
+use crate::engine::{
+    ConditionalId, Consistency, ExpandDepth, ExpandNode, ExpandTree, Explanation, Permissionship,
+};
 use crate::model::{self, ObjectRef, Relationship, SubjectRef};
 use crate::store::{
     ChangeOp, ChangeSet, Precondition, PreconditionOp, RelationshipFilter, Update, UpdateOp,
@@ -113,7 +115,9 @@ pub struct WriteBody {
 /// Which snapshot a read uses. Default `full` (the newest revision).
 ///
 /// Every mode is a struct variant, even those without fields: serde ignores unknown
-/// fields next to the tag of a unit variant, `deny_unknown_fields` or not.
+/// fields next to the tag of a unit variant, `deny_unknown_fields` or not. That is why
+/// this body type mirrors [`Consistency`] (whose unit variants are the engine's API)
+/// instead of deserializing it directly.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConsistencyBody {
@@ -205,26 +209,6 @@ pub struct CheckBody {
     pub explain: bool,
 }
 
-/// Whether the subject has the permission, three-valued (DESIGN §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Permissionship {
-    HasPermission,
-    NoPermission,
-    ConditionalPermission,
-}
-
-impl From<crate::engine::Permissionship> for Permissionship {
-    fn from(it: crate::engine::Permissionship) -> Self {
-        use crate::engine::Permissionship as P;
-        match it {
-            P::HasPermission => Self::HasPermission,
-            P::NoPermission => Self::NoPermission,
-            P::ConditionalPermission => Self::ConditionalPermission,
-        }
-    }
-}
-
 /// The answer of one check.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CheckAnswer {
@@ -299,17 +283,6 @@ pub enum BulkResult {
     },
 }
 
-/// How far an expansion follows usersets.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ExpandDepthBody {
-    /// Only the requested object's expression; other usersets are references.
-    #[default]
-    OneLevel,
-    /// To the leaves.
-    Recursive,
-}
-
 /// `POST /v1/expand`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -321,7 +294,7 @@ pub struct ExpandBody {
     #[schema(pattern = r"^[a-z][a-z0-9_]{1,62}[a-z0-9]$", max_length = 64)]
     pub permission: String,
     #[serde(default)]
-    pub depth: ExpandDepthBody,
+    pub depth: ExpandDepth,
     #[serde(default)]
     pub consistency: Option<ConsistencyBody>,
 }
@@ -421,23 +394,6 @@ pub struct LookupResourcesAnswer {
     pub conditional: Vec<ConditionalId>,
     pub cursor: Option<String>,
     pub revision: u64,
-}
-
-/// A lookup result that depends on caveat parameters the request's context lacks.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ConditionalId {
-    pub id: String,
-    /// The caveat parameters missing, sorted.
-    pub missing_context: Vec<String>,
-}
-
-impl From<engine::ConditionalId> for ConditionalId {
-    fn from(it: engine::ConditionalId) -> Self {
-        Self {
-            id: it.id,
-            missing_context: it.missing_context,
-        }
-    }
 }
 
 /// `POST /v1/lookup/subjects`.
@@ -540,15 +496,6 @@ impl From<ConsistencyBody> for Consistency {
 /// The engine consistency of an optional body field.
 pub fn consistency(body: Option<ConsistencyBody>) -> Consistency {
     body.unwrap_or_default().into()
-}
-
-impl From<ExpandDepthBody> for ExpandDepth {
-    fn from(body: ExpandDepthBody) -> Self {
-        match body {
-            ExpandDepthBody::OneLevel => Self::OneLevel,
-            ExpandDepthBody::Recursive => Self::Recursive,
-        }
-    }
 }
 
 /// Parses a text-form value of `field`, naming the field in the error.

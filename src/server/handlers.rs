@@ -20,7 +20,10 @@ use super::dto::{
 use super::error::{ApiError, ErrorBody};
 use super::shape::lowercase_first;
 use super::{observe, watch};
-use crate::engine::{CheckRequest, Consistency, Context, Deadline, Decision, EngineError};
+use crate::engine::{
+    CheckRequest, Consistency, Deadline, Decision, DeleteOptions, DeleteRequest, EngineError,
+    ExpandRequest, LookupResourcesRequest, LookupSubjectsRequest, ReadRequest,
+};
 use crate::model::Revision;
 
 /// A JSON body whose rejections become [`ApiError`]s (413 for an oversized body, 400
@@ -94,7 +97,6 @@ const INLINE_SLICE: std::time::Duration = std::time::Duration::from_millis(2);
 fn inline_check(
     state: &AppState,
     request: &CheckRequest,
-    context: Option<&Context>,
     mode: Consistency,
 ) -> Result<Option<Decision>, ApiError> {
     let engine = state.engine();
@@ -105,7 +107,7 @@ fn inline_check(
     let quick = engine.with_deadline(Deadline::after(
         INLINE_SLICE.min(state.config().request_timeout),
     ));
-    match quick.check_with_context(request, context, mode) {
+    match quick.check(request, mode) {
         Err(EngineError::DeadlineExceeded) => Ok(None),
         other => Ok(Some(other?)),
     }
@@ -215,16 +217,14 @@ pub async fn read_relationships(
 ) -> Reply<ReadAnswer> {
     let filter = body.filter.to_filter("filter")?;
     let limit = page_limit(&state, body.limit)?;
+    let request = ReadRequest {
+        filter,
+        limit,
+        cursor: body.cursor,
+    };
+    let mode = consistency(body.consistency);
     let engine = state.request_engine();
-    let page = blocking(move || {
-        Ok(engine.read(
-            &filter,
-            consistency(body.consistency),
-            limit,
-            body.cursor.as_deref(),
-        )?)
-    })
-    .await?;
+    let page = blocking(move || Ok(engine.read(&request, mode)?)).await?;
     Ok(Answer(
         page.revision,
         ReadAnswer {
@@ -248,13 +248,15 @@ pub async fn delete_relationships(
     State(state): State<AppState>,
     Body(body): Body<DeleteBody>,
 ) -> Reply<DeleteAnswer> {
-    let filter = body.filter.to_filter("filter")?;
-    let options = crate::engine::DeleteOptions {
-        limit: body.limit,
-        allow_partial_deletions: body.allow_partial_deletions,
+    let request = DeleteRequest {
+        filter: body.filter.to_filter("filter")?,
+        options: DeleteOptions {
+            limit: body.limit,
+            allow_partial_deletions: body.allow_partial_deletions,
+        },
     };
     let engine = state.request_engine();
-    let deleted = blocking(move || Ok(engine.delete_with(&filter, options)?)).await?;
+    let deleted = blocking(move || Ok(engine.delete(&request)?)).await?;
     Ok(Answer(
         deleted.revision,
         DeleteAnswer {
@@ -284,26 +286,24 @@ pub async fn check(
         resource: object("resource", &body.resource)?,
         permission: body.permission,
         subject: subject("subject", &body.subject)?,
+        context: body.context,
     };
     let mode = consistency(body.consistency);
-    let context = body.context;
     let (decision, explanation) = if !body.explain
-        && let Some(decision) = inline_check(&state, &request, context.as_ref(), mode)?
+        && let Some(decision) = inline_check(&state, &request, mode)?
     {
         (decision, None)
     } else if body.explain {
         let engine = state.request_engine();
         blocking(move || {
-            let (decision, explanation) =
-                engine.check_explained_with_context(&request, context.as_ref(), mode)?;
+            let (decision, explanation) = engine.check_explained(&request, mode)?;
             Ok((decision, Some(explanation)))
         })
         .await?
     } else {
         let engine = state.request_engine();
         (
-            blocking(move || Ok(engine.check_with_context(&request, context.as_ref(), mode)?))
-                .await?,
+            blocking(move || Ok(engine.check(&request, mode)?)).await?,
             None,
         )
     };
@@ -311,7 +311,7 @@ pub async fn check(
         decision.revision,
         CheckAnswer {
             allowed: decision.allowed,
-            permissionship: decision.permissionship.into(),
+            permissionship: decision.permissionship,
             missing_context: decision.missing_context,
             revision: decision.revision.0,
             explanation,
@@ -331,7 +331,7 @@ pub async fn check(
     security(("bearer" = [])))]
 pub async fn check_bulk(
     State(state): State<AppState>,
-    Body(mut body): Body<BulkCheckBody>,
+    Body(body): Body<BulkCheckBody>,
 ) -> Reply<BulkCheckAnswer> {
     let max = state.config().max_batch;
     if body.items.len() > max {
@@ -344,11 +344,6 @@ pub async fn check_bulk(
         ));
     }
     let explain: Vec<bool> = body.items.iter().map(|item| item.explain).collect();
-    let contexts: Vec<Option<Context>> = body
-        .items
-        .iter_mut()
-        .map(|item| item.context.take())
-        .collect();
     let requests = body
         .items
         .into_iter()
@@ -358,13 +353,14 @@ pub async fn check_bulk(
                 resource: object("items", &item.resource)?,
                 permission: item.permission,
                 subject: subject("items", &item.subject)?,
+                context: item.context,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let engine = state.request_engine();
     let mode = consistency(body.consistency);
     let bulk = blocking(move || {
-        let mut bulk = engine.check_bulk_with_context(&requests, &contexts, mode)?;
+        let mut bulk = engine.check_bulk(&requests, mode)?;
         // Explained items are walked again, with reasons, at the bulk's revision.
         let at = Consistency::AtExactSnapshot {
             revision: bulk.revision,
@@ -373,13 +369,8 @@ pub async fn check_bulk(
             .iter()
             .zip(&explain)
             .zip(&mut bulk.results)
-            .enumerate()
-            .map(|(number, ((request, explain), res))| match res {
-                Ok(_) if *explain => match engine.check_explained_with_context(
-                    request,
-                    contexts.get(number).and_then(Option::as_ref),
-                    at,
-                ) {
+            .map(|((request, explain), res)| match res {
+                Ok(_) if *explain => match engine.check_explained(request, at) {
                     Ok((_, explanation)) => Some(explanation),
                     Err(err) => {
                         *res = Err(err);
@@ -400,7 +391,7 @@ pub async fn check_bulk(
         .map(|(res, explanation)| match res {
             Ok(answer) => BulkResult::Decided {
                 allowed: answer.allowed(),
-                permissionship: answer.permissionship.into(),
+                permissionship: answer.permissionship,
                 missing_context: answer.missing_context,
                 explanation,
             },
@@ -431,18 +422,15 @@ pub async fn expand(
     State(state): State<AppState>,
     Body(body): Body<ExpandBody>,
 ) -> Reply<ExpandAnswer> {
-    let resource = object("resource", &body.resource)?;
     permission_name("permission", &body.permission)?;
+    let request = ExpandRequest {
+        resource: object("resource", &body.resource)?,
+        permission: body.permission,
+        depth: body.depth,
+    };
+    let mode = consistency(body.consistency);
     let engine = state.request_engine();
-    let expansion = blocking(move || {
-        Ok(engine.expand(
-            &resource,
-            &body.permission,
-            body.depth.into(),
-            consistency(body.consistency),
-        )?)
-    })
-    .await?;
+    let expansion = blocking(move || Ok(engine.expand(&request, mode)?)).await?;
     Ok(Answer(
         expansion.revision,
         ExpandAnswer {
@@ -467,26 +455,22 @@ pub async fn lookup_resources(
 ) -> Reply<LookupResourcesAnswer> {
     type_name("resource_type", &body.resource_type)?;
     permission_name("permission", &body.permission)?;
-    let who = subject("subject", &body.subject)?;
-    let limit = page_limit(&state, body.limit)?;
+    let request = LookupResourcesRequest {
+        subject: subject("subject", &body.subject)?,
+        limit: page_limit(&state, body.limit)?,
+        resource_type: body.resource_type,
+        permission: body.permission,
+        context: body.context,
+        cursor: body.cursor,
+    };
+    let mode = consistency(body.consistency);
     let engine = state.request_engine();
-    let page = blocking(move || {
-        Ok(engine.lookup_resources_with_context(
-            &body.resource_type,
-            &body.permission,
-            &who,
-            body.context.as_ref(),
-            limit,
-            body.cursor.as_deref(),
-            consistency(body.consistency),
-        )?)
-    })
-    .await?;
+    let page = blocking(move || Ok(engine.lookup_resources(&request, mode)?)).await?;
     Ok(Answer(
         page.revision,
         LookupResourcesAnswer {
             resources: page.resources,
-            conditional: page.conditional.into_iter().map(Into::into).collect(),
+            conditional: page.conditional,
             cursor: page.cursor,
             revision: page.revision.0,
         },
@@ -510,24 +494,22 @@ pub async fn lookup_subjects(
     let limit = page_limit(&state, body.limit)?;
     permission_name("permission", &body.permission)?;
     type_name("subject_type", &body.subject_type)?;
+    let request = LookupSubjectsRequest {
+        resource,
+        permission: body.permission,
+        subject_type: body.subject_type,
+        context: body.context,
+        limit,
+        cursor: body.cursor,
+    };
+    let mode = consistency(body.consistency);
     let engine = state.request_engine();
-    let answer = blocking(move || {
-        Ok(engine.lookup_subjects_with_context(
-            &resource,
-            &body.permission,
-            &body.subject_type,
-            body.context.as_ref(),
-            limit,
-            body.cursor.as_deref(),
-            consistency(body.consistency),
-        )?)
-    })
-    .await?;
+    let answer = blocking(move || Ok(engine.lookup_subjects(&request, mode)?)).await?;
     Ok(Answer(
         answer.revision,
         LookupSubjectsAnswer {
             subjects: answer.subjects,
-            conditional: answer.conditional.into_iter().map(Into::into).collect(),
+            conditional: answer.conditional,
             excluded: answer.excluded,
             cursor: answer.cursor,
             revision: answer.revision.0,

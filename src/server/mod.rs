@@ -36,6 +36,7 @@ pub mod listen;
 mod observe;
 pub mod openapi;
 pub mod playground;
+mod schemas;
 mod shape;
 pub mod sync;
 pub mod tls;

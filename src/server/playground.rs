@@ -28,8 +28,8 @@ use super::dto::{TreeBody, object, subject};
 use super::error::{ApiError, ErrorBody, ProblemBody};
 use super::handlers::Body;
 use crate::engine::{
-    Arbiter, CheckRequest, Config, Consistency, EngineError, ExpandDepth, Explanation,
-    Permissionship,
+    Arbiter, CheckRequest, Config, Consistency, EngineError, ExpandDepth, ExpandRequest,
+    Explanation, Permissionship,
 };
 use crate::model::Relationship;
 use crate::schema::admit::check_relationship;
@@ -281,13 +281,10 @@ fn run(body: EvaluateBody) -> Result<EvaluateAnswer, ApiError> {
                 resource: object("resource", &resource)?,
                 permission,
                 subject: subject("subject", &who)?,
+                context,
             };
             let engine = load(&schema, &relationships)?;
-            let (decision, explanation) = engine.check_explained_with_context(
-                &request,
-                context.as_ref(),
-                Consistency::Full,
-            )?;
+            let (decision, explanation) = engine.check_explained(&request, Consistency::Full)?;
             let permissionship = match decision.permissionship {
                 Permissionship::HasPermission => "has_permission",
                 Permissionship::NoPermission => "no_permission",
@@ -307,14 +304,13 @@ fn run(body: EvaluateBody) -> Result<EvaluateAnswer, ApiError> {
             resource,
             permission,
         } => {
-            let resource = object("resource", &resource)?;
+            let request = ExpandRequest {
+                resource: object("resource", &resource)?,
+                permission,
+                depth: ExpandDepth::Recursive,
+            };
             let engine = load(&schema, &relationships)?;
-            let expansion = engine.expand(
-                &resource,
-                &permission,
-                ExpandDepth::Recursive,
-                Consistency::Full,
-            )?;
+            let expansion = engine.expand(&request, Consistency::Full)?;
             Ok(EvaluateAnswer {
                 tree: Some(TreeBody::from(&expansion.tree)),
                 ..EvaluateAnswer::default()

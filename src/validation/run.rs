@@ -8,7 +8,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::engine::{Arbiter, CheckRequest, Config, Consistency, ExpandDepth, Permissionship};
+use crate::engine::{
+    Arbiter, CheckRequest, Config, Consistency, ExpandDepth, ExpandRequest, Permissionship,
+};
 use crate::model::Relationship;
 use crate::schema::admit::check_relationship;
 use crate::schema::{SchemaErrorKind, parse_and_compile};
@@ -218,10 +220,11 @@ impl Session {
             resource,
             permission: relation,
             subject,
+            context,
         };
         let decision = self
             .engine
-            .check_with_context(&request, context.as_ref(), Consistency::Full)
+            .check(&request, Consistency::Full)
             .map_err(|source| ValidationError::CheckFailed {
                 kind,
                 text: text.trim().to_string(),
@@ -307,14 +310,14 @@ impl Session {
         &self,
         resource: &parse::ObjectRelation,
     ) -> Result<Vec<FoundSubject>, ValidationError> {
+        let request = ExpandRequest {
+            resource: resource.object.clone(),
+            permission: resource.relation.clone(),
+            depth: ExpandDepth::Recursive,
+        };
         let expansion = self
             .engine
-            .expand(
-                &resource.object,
-                &resource.relation,
-                ExpandDepth::Recursive,
-                Consistency::Full,
-            )
+            .expand(&request, Consistency::Full)
             .map_err(|source| ValidationError::ExpandFailed {
                 resource: resource.to_string(),
                 source: Box::new(source),

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use arbiter::engine::{Arbiter, Consistency};
+use arbiter::engine::{Arbiter, Consistency, LookupResourcesRequest, LookupSubjectsRequest};
 use arbiter::model::{ObjectRef, SubjectRef};
 use arbiter::validation::{Outcome, Session, ValidationFile};
 use serde::Deserialize;
@@ -143,7 +143,10 @@ fn compare(engine: &Arbiter, operation: &Operation, golden: &Path) -> Result<(),
             let expected: Vec<String> =
                 yaml_serde::from_str(&text).map_err(|err| err.to_string())?;
             let answer = engine
-                .lookup_subjects(&resource, &permission, &subject_type, Consistency::Full)
+                .lookup_subjects(
+                    &LookupSubjectsRequest::new(resource.clone(), &permission, &subject_type),
+                    Consistency::Full,
+                )
                 .map_err(|err| err.to_string())?;
             let mut got: BTreeSet<String> = answer
                 .subjects
@@ -184,11 +187,15 @@ fn compare(engine: &Arbiter, operation: &Operation, golden: &Path) -> Result<(),
             loop {
                 let page = engine
                     .lookup_resources(
-                        &resource_type,
-                        &permission,
-                        &subject,
-                        page_size,
-                        cursor.as_deref(),
+                        &LookupResourcesRequest {
+                            limit: page_size,
+                            cursor: cursor.clone(),
+                            ..LookupResourcesRequest::new(
+                                &resource_type,
+                                &permission,
+                                subject.clone(),
+                            )
+                        },
                         Consistency::Full,
                     )
                     .map_err(|err| err.to_string())?;

@@ -30,7 +30,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use arbiter::engine::{Arbiter, CheckRequest, Consistency, Permissionship};
+use arbiter::engine::{
+    Arbiter, CheckRequest, Consistency, LookupResourcesRequest, LookupSubjectsRequest,
+    Permissionship,
+};
 use arbiter::model::{ObjectRef, Relationship, SubjectRef};
 use arbiter::validation::Session;
 use arbiter::validation::parse::ObjectRelation;
@@ -159,13 +162,8 @@ pub fn cross_check(
                         (*answer != Answer::No).then_some((id, answer))
                     })
                     .collect();
-                match engine.lookup_resources_with_context(
-                    &definition.name,
-                    permission,
-                    subject,
-                    None,
-                    0,
-                    None,
+                match engine.lookup_resources(
+                    &LookupResourcesRequest::new(&definition.name, permission, subject.clone()),
                     Consistency::Full,
                 ) {
                     Ok(page) => {
@@ -234,13 +232,8 @@ pub fn cross_check(
                         continue;
                     }
                     stats.n_lookups += 1;
-                    let answer = match engine.lookup_subjects_with_context(
-                        &resource,
-                        permission,
-                        subject_type,
-                        None,
-                        0,
-                        None,
+                    let answer = match engine.lookup_subjects(
+                        &LookupSubjectsRequest::new(resource.clone(), permission, subject_type),
                         Consistency::Full,
                     ) {
                         Ok(answer) => answer,
@@ -378,6 +371,7 @@ fn check(
         resource: resource.clone(),
         permission: permission.to_string(),
         subject: subject.clone(),
+        context: None,
     };
     engine
         .check(&request, Consistency::Full)

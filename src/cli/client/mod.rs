@@ -15,11 +15,12 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
+use crate::engine::{ConditionalId, ExpandDepth};
 use crate::server::dto::{
-    CheckAnswer, CheckBody, ConditionalId, ConsistencyBody, DeleteAnswer, DeleteBody, ExpandAnswer,
-    ExpandBody, ExpandDepthBody, LookupResourcesAnswer, LookupResourcesBody, LookupSubjectsAnswer,
-    LookupSubjectsBody, ReadAnswer, ReadBody, RevisionAnswer, SchemaAnswer, SchemaWriteBody,
-    UpdateBody, UpdateOpBody, WriteBody,
+    CheckAnswer, CheckBody, ConsistencyBody, DeleteAnswer, DeleteBody, ExpandAnswer, ExpandBody,
+    LookupResourcesAnswer, LookupResourcesBody, LookupSubjectsAnswer, LookupSubjectsBody,
+    ReadAnswer, ReadBody, RevisionAnswer, SchemaAnswer, SchemaWriteBody, UpdateBody, UpdateOpBody,
+    WriteBody,
 };
 
 mod filter;
@@ -173,9 +174,9 @@ pub fn expand(args: &ExpandArgs) -> u8 {
         resource: args.resource.clone(),
         permission: args.permission.clone(),
         depth: if args.recursive {
-            ExpandDepthBody::Recursive
+            ExpandDepth::Recursive
         } else {
-            ExpandDepthBody::OneLevel
+            ExpandDepth::OneLevel
         },
         consistency: None,
     };

@@ -15,7 +15,10 @@ use super::generated::permissions_service_server::PermissionsService;
 use super::status::engine_status;
 use super::stream::{self, Page, blocking};
 use super::{relationships, zedtoken};
-use crate::engine::{CheckRequest, ExpandDepth, ExpandNode, ExpandTree};
+use crate::engine::{
+    CheckRequest, ExpandDepth, ExpandNode, ExpandRequest, ExpandTree, LookupResourcesRequest,
+    LookupSubjectsRequest,
+};
 use crate::model::{ObjectRef, SubjectRef};
 use crate::server::AppState;
 
@@ -61,8 +64,8 @@ impl PermissionsService for Permissions {
     ) -> Reply<pb::CheckPermissionResponse> {
         let request = request.into_inner();
         refuse_tracing(request.with_tracing, "with_tracing")?;
-        let context = convert::context(request.context.as_ref(), "context")?;
         let check = CheckRequest {
+            context: convert::context(request.context.as_ref(), "context")?,
             resource: object(request.resource.as_ref(), "resource")?,
             permission: relation_name(&request.permission, "permission")?,
             subject: subject(request.subject.as_ref(), "subject")?,
@@ -72,7 +75,7 @@ impl PermissionsService for Permissions {
         let decision = self
             .state
             .engine()
-            .check_with_context(&check, context.as_ref(), mode)
+            .check(&check, mode)
             .map_err(engine_status)?;
         let (permissionship, partial_caveat_info) = permissionship(&CheckAnswer {
             permissionship: decision.permissionship,
@@ -100,13 +103,12 @@ impl PermissionsService for Permissions {
                 request.items.len()
             )));
         }
-        let mut contexts = Vec::with_capacity(request.items.len());
         let checks = request
             .items
             .iter()
             .map(|item| {
-                contexts.push(convert::context(item.context.as_ref(), "items")?);
                 Ok(CheckRequest {
+                    context: convert::context(item.context.as_ref(), "items")?,
                     resource: object(item.resource.as_ref(), "items")?,
                     permission: relation_name(&item.permission, "items")?,
                     subject: subject(item.subject.as_ref(), "items")?,
@@ -115,12 +117,8 @@ impl PermissionsService for Permissions {
             .collect::<Result<Vec<_>, Status>>()?;
         let mode = zedtoken::consistency(request.consistency.as_ref())?;
         let engine = self.state.engine().clone();
-        let bulk = blocking(move || {
-            engine
-                .check_bulk_with_context(&checks, &contexts, mode)
-                .map_err(engine_status)
-        })
-        .await?;
+        let bulk =
+            blocking(move || engine.check_bulk(&checks, mode).map_err(engine_status)).await?;
         let pairs = request
             .items
             .into_iter()
@@ -141,16 +139,15 @@ impl PermissionsService for Permissions {
         request: Request<pb::ExpandPermissionTreeRequest>,
     ) -> Reply<pb::ExpandPermissionTreeResponse> {
         let request = request.into_inner();
-        let resource = object(request.resource.as_ref(), "resource")?;
-        let permission = relation_name(&request.permission, "permission")?;
+        let expand = ExpandRequest {
+            resource: object(request.resource.as_ref(), "resource")?,
+            permission: relation_name(&request.permission, "permission")?,
+            depth: ExpandDepth::OneLevel,
+        };
         let mode = zedtoken::consistency(request.consistency.as_ref())?;
         let engine = self.state.engine().clone();
-        let expansion = blocking(move || {
-            engine
-                .expand(&resource, &permission, ExpandDepth::OneLevel, mode)
-                .map_err(engine_status)
-        })
-        .await?;
+        let expansion =
+            blocking(move || engine.expand(&expand, mode).map_err(engine_status)).await?;
         Ok(Response::new(pb::ExpandPermissionTreeResponse {
             expanded_at: Some(zedtoken::encode(expansion.revision)),
             tree_root: Some(tree(&expansion.tree)?),
@@ -163,12 +160,18 @@ impl PermissionsService for Permissions {
     ) -> Reply<BoxStream<pb::LookupResourcesResponse>> {
         let request = request.into_inner();
         refuse_tracing(request.with_debug, "with_debug")?;
-        let context = convert::context(request.context.as_ref(), "context")?;
-        let resource_type =
-            convert::type_name(&request.resource_object_type, "resource_object_type")?;
-        let permission = relation_name(&request.permission, "permission")?;
-        let who = subject(request.subject.as_ref(), "subject")?;
-        let (mode, mut after) = zedtoken::resume(
+        let mut lookup = LookupResourcesRequest {
+            context: convert::context(request.context.as_ref(), "context")?,
+            resource_type: convert::type_name(
+                &request.resource_object_type,
+                "resource_object_type",
+            )?,
+            permission: relation_name(&request.permission, "permission")?,
+            subject: subject(request.subject.as_ref(), "subject")?,
+            limit: 0,
+            cursor: None,
+        };
+        let (mode, after) = zedtoken::resume(
             request.consistency.as_ref(),
             request.optional_cursor.as_ref(),
         )?;
@@ -178,20 +181,13 @@ impl PermissionsService for Permissions {
             0 => usize::MAX,
             limit => limit as usize,
         };
+        lookup.cursor = after;
         let engine = self.state.engine().clone();
         let mut mode = mode;
         let fetch = move || {
-            let size = remaining.min(max_page);
+            lookup.limit = remaining.min(max_page);
             let page = engine
-                .lookup_resources_with_context(
-                    &resource_type,
-                    &permission,
-                    &who,
-                    context.as_ref(),
-                    size,
-                    after.as_deref(),
-                    mode,
-                )
+                .lookup_resources(&lookup, mode)
                 .map_err(engine_status)?;
             // Later pages read the snapshot of the first.
             mode = crate::engine::Consistency::AtExactSnapshot {
@@ -201,12 +197,12 @@ impl PermissionsService for Permissions {
             remaining -= results.len().min(remaining);
             // The engine's cursor after each result, so that a client may resume after any.
             let cursors = crate::engine::cursors_after(
-                after.as_deref(),
+                lookup.cursor.as_deref(),
                 page.revision,
                 results.iter().map(|(id, _)| id.as_str()),
             )
             .map_err(engine_status)?;
-            after = cursors.last().cloned().or_else(|| page.cursor.clone());
+            lookup.cursor = cursors.last().cloned().or_else(|| page.cursor.clone());
             let more = page.cursor.is_some() && remaining > 0;
             let messages = results
                 .into_iter()
@@ -240,9 +236,15 @@ impl PermissionsService for Permissions {
                 "invalid `optional_subject_relation`: subject relations are not supported in lookup subjects",
             ));
         }
-        if request.optional_concrete_limit != 0 || request.optional_cursor.is_some() {
+        // SpiceDB (v1.54) answers a concrete limit UNIMPLEMENTED, with this message.
+        if request.optional_concrete_limit != 0 {
+            return Err(Status::unimplemented("concrete limit is not yet supported"));
+        }
+        // SpiceDB hands out no lookup subjects cursor either; it decodes one and then
+        // answers every subject. A cursor that names no page is refused, not ignored.
+        if request.optional_cursor.is_some() {
             return Err(Status::invalid_argument(
-                "invalid `optional_concrete_limit`: lookup subjects answers every subject in one stream; limits and cursors are not supported",
+                "invalid `optional_cursor`: lookup subjects answers every subject in one stream and hands out no cursor",
             ));
         }
         let include_wildcards = match WildcardOption::try_from(request.wildcard_option) {
@@ -255,25 +257,18 @@ impl PermissionsService for Permissions {
                 )));
             }
         };
-        let resource = object(request.resource.as_ref(), "resource")?;
-        let permission = relation_name(&request.permission, "permission")?;
-        let subject_type = convert::type_name(&request.subject_object_type, "subject_object_type")?;
+        let lookup = LookupSubjectsRequest {
+            resource: object(request.resource.as_ref(), "resource")?,
+            permission: relation_name(&request.permission, "permission")?,
+            subject_type: convert::type_name(&request.subject_object_type, "subject_object_type")?,
+            context,
+            limit: 0,
+            cursor: None,
+        };
         let mode = zedtoken::consistency(request.consistency.as_ref())?;
         let engine = self.state.engine().clone();
-        let answer = blocking(move || {
-            engine
-                .lookup_subjects_with_context(
-                    &resource,
-                    &permission,
-                    &subject_type,
-                    context.as_ref(),
-                    0,
-                    None,
-                    mode,
-                )
-                .map_err(engine_status)
-        })
-        .await?;
+        let answer =
+            blocking(move || engine.lookup_subjects(&lookup, mode).map_err(engine_status)).await?;
         let token = zedtoken::encode(answer.revision);
         let resolved = |id: &str, missing: Option<&[String]>| {
             let (permissionship, partial_caveat_info) = convert::lookup_permissionship(missing);
@@ -425,9 +420,6 @@ fn tree(node: &ExpandTree) -> Result<pb::PermissionRelationshipTree, Status> {
     })
 }
 
-/// The subject of an expand leaf; a caveated or expiring one carries SpiceDB's suffixes
-/// (`user:tom[has_tier]`), which `DirectSubjectSet` has no field for: they are dropped
-/// here (no name or id contains `[`).
 /// Definite and conditional lookup results in the engine's order: each id with `None`, or
 /// with the caveat parameters it misses. Without conditional ids that is the definite ids'
 /// order (walk order for lookup resources); with them, the engine's order is sorted by
@@ -452,6 +444,9 @@ fn merged(
     res
 }
 
+/// The subject of an expand leaf; a caveated or expiring one carries SpiceDB's suffixes
+/// (`user:tom[has_tier]`), which `DirectSubjectSet` has no field for: they are dropped
+/// here (no name or id contains `[`).
 fn parse_subject(text: &str) -> Result<pb::SubjectReference, Status> {
     let text = text.split('[').next().unwrap_or(text);
     let subject: SubjectRef = text.parse().map_err(|err| super::status::internal(&err))?;

@@ -14,7 +14,7 @@ use super::convert::{self, filter, precondition, update};
 use super::status::{engine_status, rejection_status};
 use super::stream::{self, Page, blocking};
 use super::zedtoken;
-use crate::engine::Consistency;
+use crate::engine::{Consistency, DeleteOptions, DeleteRequest, ReadRequest};
 use crate::model::{Relationship, RelationshipFilter};
 use crate::server::AppState;
 use crate::store::{Update, UpdateOp};
@@ -148,12 +148,21 @@ pub async fn delete(
     let engine = state.engine().clone();
     let (revision, deleted, progress) = blocking(move || {
         if preconditions.is_empty() && limit == 0 {
-            let done = engine.delete(&filter).map_err(engine_status)?;
+            let request = DeleteRequest {
+                filter,
+                options: DeleteOptions::default(),
+            };
+            let done = engine.delete(&request).map_err(engine_status)?;
             return Ok((done.revision, done.deleted, DeletionProgress::Complete));
         }
         let cap = if limit == 0 { max } else { limit.min(max) };
+        let read = ReadRequest {
+            filter,
+            limit: cap + 1,
+            cursor: None,
+        };
         let page = engine
-            .read(&filter, Consistency::Full, cap + 1, None)
+            .read(&read, Consistency::Full)
             .map_err(engine_status)?;
         let mut matching = page.relationships;
         let mut progress = DeletionProgress::Complete;
@@ -236,18 +245,20 @@ fn pages<T>(
 ) -> impl FnMut(usize) -> Result<Page<T>, Status> + Send + 'static {
     let engine = state.engine().clone();
     let mut mode = mode;
-    let mut after = after;
+    let mut read = ReadRequest {
+        filter,
+        limit: 0,
+        cursor: after,
+    };
     let mut remaining = limit;
     move |page_size| {
-        let size = remaining.min(page_size);
-        let page = engine
-            .read(&filter, mode, size, after.as_deref())
-            .map_err(engine_status)?;
+        read.limit = remaining.min(page_size);
+        let page = engine.read(&read, mode).map_err(engine_status)?;
         mode = Consistency::AtExactSnapshot {
             revision: page.revision,
         };
         remaining -= page.relationships.len().min(remaining);
-        after = page.relationships.last().map(ToString::to_string);
+        read.cursor = page.relationships.last().map(ToString::to_string);
         let more = page.cursor.is_some() && remaining > 0;
         Ok(Page {
             messages: shape(page.revision, &page.relationships),

@@ -1,0 +1,45 @@
+//! Instruction counts of in-process checks, for callgrind: builds the `benches/check.rs`
+//! scenario engine (cache off), then answers the same seeded checks in `run_checks`, the only
+//! function callgrind is told to count.
+//!
+//! Run (docs/BENCHMARKS.md, "Explain: what a check without it pays"):
+//! `cargo build --release --example check_cost` then
+//! `valgrind --tool=callgrind --toggle-collect='*run_checks*' \
+//!   target/release/examples/check_cost 10000 20000`; the total `Ir` divided by the number of
+//! checks is the instructions per check.
+
+#[path = "../benches/common/scenario.rs"]
+mod scenario;
+
+use std::hint::black_box;
+
+use arbiter::engine::{Arbiter, CheckRequest, Consistency};
+
+/// Answers every request once; the only code callgrind counts.
+#[inline(never)]
+fn run_checks(engine: &Arbiter, requests: &[CheckRequest]) -> usize {
+    let mut allowed = 0;
+    for request in requests {
+        if engine
+            .check(black_box(request), Consistency::Full)
+            .expect("check")
+            .allowed
+        {
+            allowed += 1;
+        }
+    }
+    allowed
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let requests = scenario::checks(size, 7, n);
+    let (engine, relationships) = scenario::engine(size, 0);
+    let started = std::time::Instant::now();
+    let allowed = run_checks(&engine, &requests);
+    // Wall time, for orientation only: it moves with the machine's load.
+    let ns = started.elapsed().as_nanos() as f64 / n.max(1) as f64;
+    println!("{relationships} relationships, {n} checks, {allowed} allowed, {ns:.0} ns/check");
+}
