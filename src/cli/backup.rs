@@ -15,10 +15,9 @@ use serde::Serialize;
 use super::client::{Client, ClientError, Connection};
 use super::transfer::{ExportArgs, ImportArgs};
 use super::{EXIT_INVALID, EXIT_OK};
-use crate::engine::{self, Arbiter, Consistency, ReadRequest, SyncReport};
+use crate::engine::{self, Arbiter, SyncReport};
 use crate::server::dto::{ConsistencyBody, FilterBody, ReadAnswer, ReadBody, SchemaAnswer};
 use crate::server::sync::{SyncAnswer, SyncBody};
-use crate::store::RelationshipFilter;
 
 /// A validation file as written by the export.
 #[derive(Serialize)]
@@ -73,26 +72,10 @@ fn snapshot_of_directory(dir: &Path) -> Result<(String, Vec<String>, u64), Clien
     };
     let revision = engine.head();
     let mut relationships = Vec::new();
-    for resource_type in type_names(&engine) {
-        let mut read = ReadRequest {
-            filter: RelationshipFilter {
-                resource_type: Some(resource_type),
-                ..RelationshipFilter::default()
-            },
-            limit: 1_000,
-            cursor: None,
-        };
-        loop {
-            let page = engine
-                .read(&read, Consistency::AtExactSnapshot { revision })
-                .map_err(usage)?;
-            relationships.extend(page.relationships.iter().map(ToString::to_string));
-            match page.cursor {
-                Some(next) => read.cursor = Some(next),
-                None => break,
-            }
-        }
-    }
+    super::transfer::each_stored(&engine, dir, type_names(&engine), revision, |it| {
+        relationships.push(it.to_string());
+        Ok(())
+    })?;
     Ok((schema, relationships, revision.0))
 }
 

@@ -17,7 +17,7 @@ use clap::Args;
 use super::client::{Client, ClientError, Connection, fail};
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
 use crate::engine::{self, Arbiter, Consistency, ReadRequest};
-use crate::model::Relationship;
+use crate::model::{Relationship, Revision};
 use crate::schema::parse_and_compile;
 use crate::server::dto::{
     FilterBody, ReadAnswer, ReadBody, RevisionAnswer, SchemaAnswer, UpdateBody, UpdateOpBody,
@@ -224,7 +224,21 @@ fn export_from(dir: &Path, out: &mut impl Write) -> Result<(), ClientError> {
         )));
     };
     let revision = engine.head();
-    for resource_type in type_names(&text)? {
+    each_stored(&engine, dir, type_names(&text)?, revision, |relationship| {
+        writeln!(out, "{relationship}").map_err(io_error)
+    })
+}
+
+/// Hands every relationship of `types` stored in `engine` (opened on `dir`) at `revision`
+/// to `each`, page by page at that exact snapshot.
+pub(super) fn each_stored(
+    engine: &Arbiter,
+    dir: &Path,
+    types: Vec<String>,
+    revision: Revision,
+    mut each: impl FnMut(&Relationship) -> Result<(), ClientError>,
+) -> Result<(), ClientError> {
+    for resource_type in types {
         let mut read = ReadRequest {
             filter: RelationshipFilter {
                 resource_type: Some(resource_type),
@@ -238,7 +252,7 @@ fn export_from(dir: &Path, out: &mut impl Write) -> Result<(), ClientError> {
                 .read(&read, Consistency::AtExactSnapshot { revision })
                 .map_err(|err| ClientError::Usage(format!("{}: {err}", dir.display())))?;
             for relationship in &page.relationships {
-                writeln!(out, "{relationship}").map_err(io_error)?;
+                each(relationship)?;
             }
             match page.cursor {
                 Some(next) => read.cursor = Some(next),
