@@ -336,8 +336,7 @@ pub struct ConditionalId {
     pub missing_context: Vec<String>,
 }
 
-/// One page of lookup resources: resource ids in walk order (not sorted; sorted by byte
-/// order in the three-valued mode, while caveated or expiring relationships exist).
+/// One page of lookup resources: resource ids in walk order (not sorted).
 ///
 /// Definite and conditional ids share one order and one cursor: a page holds the next
 /// `limit` ids of either kind, split into `resources` and `conditional`.

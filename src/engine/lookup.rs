@@ -22,9 +22,10 @@
 //! [`super::conditional`]) both lookups answer three-valued, and each answer equals, id by
 //! id, what the three-valued check ([`super::conditional::CondChecker`]) answers: the walks
 //! above only gather candidates (conditional tuples count as edges too, every candidate
-//! is kept unconfirmed, and no depth limit applies to the gathering), then every candidate
-//! is checked with the request's context and one "now" ([`conditional`]). Without
-//! conditional tuples the plain walks run exactly as before.
+//! is kept unconfirmed, and no depth limit applies to the gathering), and every candidate
+//! is checked with the request's context and one "now": lookup resources as its walk
+//! reaches it (so its pages still stream), lookup subjects once all are gathered
+//! ([`conditional`]). Without conditional tuples the plain walks run exactly as before.
 //!
 //! Both walks tick the request's budget (cancellation), can run in chunks so that the
 //! caller releases the index lock in between, and answer [`EngineError::DepthExceeded`]
@@ -65,10 +66,19 @@ pub(crate) trait Pausable {
     /// How many results are found and not taken yet.
     fn found_len(&self) -> usize;
     /// Takes the next `limit` results found (fewer if fewer are), named.
-    fn take(&mut self, index: &super::index::IndexData, limit: usize) -> Vec<String>;
+    fn take(&mut self, index: &super::index::IndexData, limit: usize) -> Vec<Listed>;
     /// The work done so far.
     fn steps(&self) -> u64;
+    /// The earliest expiration a result of the walk depends on: it must not be resumed
+    /// from then on (`None`: the results do not expire).
+    fn expires(&self) -> Option<crate::model::Timestamp> {
+        None
+    }
 }
+
+/// One result of a paged lookup: its id and, for a conditional one (three-valued mode),
+/// the caveat parameters it misses.
+pub(crate) type Listed = (String, Option<Vec<String>>);
 
 /// The candidates of a lookup subjects: every id of the subject type named under the goal.
 pub(crate) struct Candidates {

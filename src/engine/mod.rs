@@ -428,9 +428,8 @@ impl Arbiter {
     /// first page's revision. Ids on which the permission holds only under a caveat
     /// missing parameters of `request.context` are listed apart, in
     /// [`ResourcePage::conditional`] (one order and one cursor with the definite ones);
-    /// each id's answer is what [`Arbiter::check`] answers for it. While caveated or
-    /// expiring relationships exist the whole result is computed, sorted by byte order,
-    /// and kept instead (see `engine::pages`).
+    /// each id's answer is what [`Arbiter::check`] answers for it (judged with the clock
+    /// of the listing's first page; see `engine::pages`).
     pub fn lookup_resources(
         &self,
         request: &LookupResourcesRequest,
@@ -453,7 +452,7 @@ impl Arbiter {
     /// reach in `excluded`): at most `request.limit` ids (0 = no limit) from
     /// `request.cursor` (the previous page's, opaque, pinning its revision) on, paged like
     /// [`Arbiter::lookup_resources`]: in walk order, each page in proportion to the page.
-    /// When a wildcard grants the permission (the answer has `*` and `excluded`), and
+    /// When a wildcard grants the permission (the answer has `*` and `excluded`), or
     /// while caveated or expiring relationships exist, the whole result is computed,
     /// sorted by byte order (`*` first), and kept instead. Subjects (and `*`) that hold
     /// only under a caveat missing parameters of `request.context` are listed apart, in

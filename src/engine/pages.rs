@@ -17,10 +17,13 @@
 //!   never different. A server whose index lists that revision in another order (another
 //!   process that loaded the same relationships in another order) finds another digest
 //!   and refuses the cursor (restart the listing) rather than answer a duplicate or a gap.
-//! - **Lookup subjects under a wildcard grant** (its `excluded` needs every candidate),
-//!   and **both lookups with caveats or expiration** (the three-valued mode) compute the
-//!   whole result, sorted by byte order, and keep it; a page is the slice at OFFSET, whose
-//!   digest is checked against prefix digests computed once.
+//! - **Lookup resources with caveats or expiration** (the three-valued mode) streams the
+//!   same way: its walk judges each resource it reaches with the clock of the listing's
+//!   first page, and a kept walk that read a relationship expired since is not resumed.
+//! - **Lookup subjects under a wildcard grant** (its `excluded` needs every candidate) or
+//!   in the three-valued mode computes the whole result, sorted by byte order, and keeps
+//!   it; a page is the slice at OFFSET, whose digest is checked against prefix digests
+//!   computed once.
 //!
 //! With caveats and expiration (DESIGN §3) a result also depends on the request's context
 //! and on the clock: the caller puts the context in the key, and a result that read an
@@ -553,7 +556,7 @@ mod tests {
         use crate::engine::check::Subject;
         use crate::schema::{RelationId, TypeId};
         let cache = PageCache::default();
-        let walk = ResourceWalk::new(Subject::Wildcard(0), "x", TypeId(0), RelationId(0), false);
+        let walk = ResourceWalk::new(Subject::Wildcard(0), "x", TypeId(0), RelationId(0));
         cache.keep_walk("k".to_string(), Box::new(walk));
         assert!(cache.take_walk::<SubjectWalk>("k").is_none());
         assert!(cache.take_walk::<ResourceWalk>("k").is_some());

@@ -26,11 +26,10 @@ use super::pages::{Cursor, KeptWalk, Sorted};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
 use super::{
-    BulkDecision, CheckAnswer, CheckRequest, Consistency, Context, Decision, EngineError,
-    ExpandDepth, Expansion, Permissionship, ReadPage, ResourcePage, SubjectsAnswer, expand,
-    filters, lookup,
+    BulkDecision, CheckAnswer, CheckRequest, ConditionalId, Consistency, Context, Decision,
+    EngineError, ExpandDepth, Expansion, Permissionship, ReadPage, ResourcePage, SubjectsAnswer,
+    expand, filters, lookup,
 };
-use lookup::Pausable as _;
 
 /// Steps of a lookup walk taken under one hold of the index read lock.
 const CHUNK_STEPS: usize = 4_096;
@@ -466,53 +465,47 @@ impl Inner {
             conditional,
             context,
         );
-        let walk = lookup::ResourceWalk::new(
-            subject_key,
-            &subject.object.object_id,
-            goal.ty,
-            goal.rel,
-            conditional,
-        );
-        if !conditional {
-            let kept = self.pages.take_walk(&walk_key(&listing, at));
-            let (resources, next) =
-                self.streamed(view, kept, || walk, &listing, at, limit, budget)?;
-            return Ok(ResourcePage {
-                resources,
-                conditional: Vec::new(),
-                cursor: next.map(|it| it.to_string()),
-                revision,
-            });
-        }
-        let sorted = match self.pages.sorted(&listing, now) {
-            Some(sorted) => sorted,
-            None => {
-                let sorted = Arc::new(self.resources_three_valued(
-                    view,
-                    walk,
-                    subject_key,
-                    context,
-                    now,
-                    budget,
-                )?);
-                self.pages.keep_sorted(listing, Arc::clone(&sorted));
-                sorted
+        // Three-valued when the index keeps caveated or expiring tuples: the same walk,
+        // each resource reached judged by the three-valued check (conditional ids share
+        // the walk order and the cursor with definite ones).
+        let fresh = || match conditional {
+            false => {
+                lookup::ResourceWalk::new(subject_key, &subject.object.object_id, goal.ty, goal.rel)
             }
+            true => lookup::ResourceWalk::three_valued(
+                subject_key,
+                &subject.object.object_id,
+                goal.ty,
+                goal.rel,
+                context.cloned(),
+                now,
+            ),
         };
-        let (resources, conditional, next) = sorted.page(at, limit)?;
-        Ok(ResourcePage {
-            resources,
-            conditional,
+        let kept = self.pages.take_walk(&walk_key(&listing, at));
+        let (listed, next) = self.streamed(view, kept, fresh, &listing, at, limit, now, budget)?;
+        let mut page = ResourcePage {
+            resources: Vec::new(),
+            conditional: Vec::new(),
             cursor: next.map(|it| it.to_string()),
             revision,
-        })
+        };
+        for (id, missing) in listed {
+            match missing {
+                None => page.resources.push(id),
+                Some(missing_context) => page.conditional.push(ConditionalId {
+                    id,
+                    missing_context,
+                }),
+            }
+        }
+        Ok(page)
     }
 
-    /// One page of a lookup over plain tuples, in walk order: the paused walk kept under
-    /// the cursor `at` goes on, or (none kept) `fresh` walks from the start, skipping the
-    /// `at.offset` results before the page and checking their digest. The walk is kept
-    /// under the next cursor, with the one result it found past the page (so that the
-    /// last page knows it is the last). The page's ids and the next cursor.
+    /// One page of a lookup in walk order: the paused walk kept under the cursor `at` goes
+    /// on, or (none kept, or its results expired by `now`) `fresh` walks from the start,
+    /// skipping the `at.offset` results before the page and checking their digest. The
+    /// walk is kept under the next cursor, with the one result it found past the page (so
+    /// that the last page knows it is the last). The page's results and the next cursor.
     #[expect(
         clippy::too_many_arguments,
         reason = "the view, the walk (kept or fresh), the listing and the page, the budget"
@@ -525,9 +518,12 @@ impl Inner {
         listing: &str,
         at: Cursor,
         limit: usize,
+        now: Timestamp,
         budget: &Budget,
-    ) -> Result<(Vec<String>, Option<Cursor>), EngineError> {
+    ) -> Result<(Vec<lookup::Listed>, Option<Cursor>), EngineError> {
         let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
+        // A kept walk whose results depend on a relationship expired since is not resumed.
+        let kept = kept.filter(|walk| walk.expires().is_none_or(|at| now < at));
         let fresh_walk = kept.is_none();
         let (mut walk, mut to_skip) = match kept {
             Some(walk) => (walk, 0),
@@ -557,7 +553,7 @@ impl Inner {
             let complete = walk.run(snap, CHUNK_STEPS, want)?;
             if to_skip > 0 {
                 let n = to_skip.min(walk.found_len() as u64);
-                for id in walk.take(snap.index, n as usize) {
+                for (id, _) in walk.take(snap.index, n as usize) {
                     skipped.advance(&id);
                 }
                 to_skip -= n;
@@ -569,7 +565,7 @@ impl Inner {
                 }
                 let ids = walk.take(snap.index, if limit == 0 { usize::MAX } else { limit });
                 let mut next = at;
-                for id in &ids {
+                for (id, _) in &ids {
                     next.advance(id);
                 }
                 let more = !walk.is_complete() || walk.found_len() > 0;
@@ -581,50 +577,6 @@ impl Inner {
             self.pages.keep_walk(walk_key(listing, next), walk);
         }
         Ok((ids, next))
-    }
-
-    /// The whole result of a lookup resources while the index keeps caveated or expiring
-    /// tuples: the walk gathers candidates, the three-valued check judges each; sorted.
-    fn resources_three_valued(
-        &self,
-        view: View<'_>,
-        mut walk: lookup::ResourceWalk,
-        subject_key: Subject,
-        context: Option<&Context>,
-        now: Timestamp,
-        budget: &Budget,
-    ) -> Result<Sorted, EngineError> {
-        let (loaded, revision) = (Arc::clone(&view.loaded), view.revision);
-        self.pages.record_walk();
-        let mut view = Some(view);
-        loop {
-            let chunk = match view.take() {
-                Some(view) => view,
-                None => self.relock(&loaded, revision, budget)?,
-            };
-            if walk.run(chunk.snapshot(), CHUNK_STEPS, usize::MAX)? {
-                break;
-            }
-        }
-        let mut judged = lookup::conditional::Judged::default();
-        for chunk in walk.targets().chunks(CHUNK_STEPS) {
-            let view = self.relock(&loaded, revision, budget)?;
-            let snap = view.snapshot();
-            lookup::conditional::judge_resources(
-                snap,
-                subject_key,
-                context,
-                now,
-                chunk,
-                |goal| walk.name_of(snap.index, goal.id),
-                &mut judged,
-            )?;
-        }
-        self.pages
-            .record_steps(walk.steps + walk.targets().len() as u64);
-        let valid_until = judged.earliest_expiry;
-        let (ids, missing, _) = judged.into_sorted();
-        Ok(Sorted::new(ids, missing, Vec::new(), valid_until))
     }
 
     #[expect(
@@ -670,9 +622,10 @@ impl Inner {
                 && Checker::new(view.snapshot(), Subject::Wildcard(type_sym)).check(goal)?;
             if !wildcard {
                 let fresh = || lookup::SubjectWalk::new(goal, type_sym, &resource.object_id);
-                let (subjects, next) = self.streamed(view, kept, fresh, &key, at, limit, budget)?;
+                let (listed, next) =
+                    self.streamed(view, kept, fresh, &key, at, limit, now, budget)?;
                 return Ok(SubjectsAnswer {
-                    subjects,
+                    subjects: listed.into_iter().map(|(id, _)| id).collect(),
                     conditional: Vec::new(),
                     excluded: Vec::new(),
                     cursor: next.map(|it| it.to_string()),

@@ -1,8 +1,9 @@
-//! The three-valued end of both lookups: every candidate the gathering walks found is
+//! The three-valued end of lookup subjects: every candidate the gathering walk found is
 //! checked by [`CondChecker`] with the request's context and the request's one "now", so
 //! that a lookup answers, id by id, exactly what a check would: *has* ids, *conditional*
-//! ids with the parameters they miss, and the rest dropped (or, for lookup subjects under
-//! a wildcard grant, reported as excluded).
+//! ids with the parameters they miss, and the rest dropped (or, under a wildcard grant,
+//! reported as excluded). Lookup resources judges each resource as its walk reaches it
+//! (`resources.rs`), so that its pages stream.
 //!
 //! The earliest expiration any check read is kept: a cached lookup result must not be
 //! served at or after it (see [`super::super::pages`]).
@@ -51,28 +52,6 @@ impl Judged {
         let (ids, missing) = self.held.into_iter().unzip();
         (ids, missing, self.denied)
     }
-}
-
-/// Lookup resources: checks `goals` (candidates of one subject) with one walk, naming each
-/// by `name`.
-pub(crate) fn judge_resources(
-    snap: Snapshot<'_>,
-    subject: Subject,
-    context: Option<&Context>,
-    now: Timestamp,
-    goals: &[Goal],
-    name: impl Fn(Goal) -> String,
-    out: &mut Judged,
-) -> Result<(), EngineError> {
-    // One subject, one context, one snapshot: the walk's memo is valid across goals.
-    let mut checker = CondChecker::new(snap, subject, context, now);
-    for &goal in goals {
-        snap.budget.tick()?;
-        let answer = checker.check(goal)?;
-        out.record(name(goal), answer);
-    }
-    out.expires(checker.earliest_expiry);
-    Ok(())
 }
 
 /// Lookup subjects: checks `goal` for each subject of `subjects`, naming each by `name`.

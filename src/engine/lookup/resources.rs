@@ -19,15 +19,19 @@
 //! limit too: check and lookup agree at the limit.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
+
+use crate::model::Timestamp;
 
 use crate::schema::{RelationId, TypeId};
 
 use super::super::EngineError;
 use super::super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_SUBJECT};
+use super::super::conditional::{Answer, CondChecker, Context};
 use super::super::index::{IndexData, NO_REL, Node, Sym};
-use super::Pausable;
+use super::{Listed, Pausable};
 
 /// A resource type and relation named by symbols, resolved against the schema (`None`
 /// when the schema does not know them).
@@ -69,26 +73,62 @@ pub(crate) struct ResourceWalk {
     frames: Vec<Frame>,
     seeded: bool,
     complete: bool,
-    /// Resources found and not yet taken, in walk order.
-    found: VecDeque<Sym>,
-    /// Three-valued mode: gather every candidate (conditional tuples too) without
-    /// confirming; the targets reached go to `targets` for the three-valued check.
+    /// Resources found and not yet taken, in walk order, each with the caveat parameters
+    /// it misses (three-valued mode: `Some` for a conditional result).
+    found: VecDeque<(Sym, Option<Vec<String>>)>,
+    /// Three-valued mode: every candidate (conditional tuples too) is gathered without
+    /// the plain confirmation and judged by the three-valued check when reached.
     pub(super) conditional: bool,
-    targets: Vec<Goal>,
+    judge: Option<Judge>,
     /// Facts derived so far (the work done).
     pub steps: u64,
 }
 
+/// What the three-valued mode judges with: the request's context and the listing's one
+/// "now" (every page of a listing reads the clock of its first page), and the earliest
+/// expiration a judgement read (a kept walk is not resumed from then on).
+struct Judge {
+    context: Option<Arc<Context>>,
+    now: Timestamp,
+    earliest_expiry: Option<Timestamp>,
+}
+
 impl ResourceWalk {
-    /// A walk for the `resource_type` objects on which `subject` holds `permission`;
-    /// `conditional` gathers candidates for the three-valued check instead (see the
-    /// parent module).
+    /// A walk for the `resource_type` objects on which `subject` holds `permission`.
     pub fn new(
         subject: Subject,
         subject_id: &str,
         resource_type: TypeId,
         permission: RelationId,
-        conditional: bool,
+    ) -> Self {
+        Self::with_mode(subject, subject_id, resource_type, permission, None)
+    }
+
+    /// [`ResourceWalk::new`] in the three-valued mode (the index keeps caveated or
+    /// expiring tuples): each candidate reached is judged by the three-valued check with
+    /// `context` at `now`, and listed as definite or conditional, or dropped.
+    pub fn three_valued(
+        subject: Subject,
+        subject_id: &str,
+        resource_type: TypeId,
+        permission: RelationId,
+        context: Option<Context>,
+        now: Timestamp,
+    ) -> Self {
+        let judge = Judge {
+            context: context.map(Arc::new),
+            now,
+            earliest_expiry: None,
+        };
+        Self::with_mode(subject, subject_id, resource_type, permission, Some(judge))
+    }
+
+    fn with_mode(
+        subject: Subject,
+        subject_id: &str,
+        resource_type: TypeId,
+        permission: RelationId,
+        judge: Option<Judge>,
     ) -> Self {
         Self {
             subject,
@@ -101,8 +141,8 @@ impl ResourceWalk {
             seeded: false,
             complete: false,
             found: VecDeque::new(),
-            conditional,
-            targets: Vec::new(),
+            conditional: judge.is_some(),
+            judge,
             steps: 0,
         }
     }
@@ -110,23 +150,7 @@ impl ResourceWalk {
     /// How much memory the walk holds, in entries (facts, pending children, found ids),
     /// for the page cache's bound.
     pub fn weight(&self) -> usize {
-        self.facts.len()
-            + self.refuted.len()
-            + self.arena.len()
-            + self.found.len()
-            + self.targets.len()
-            + 1
-    }
-
-    /// Three-valued mode: the candidate goals of the target type and permission.
-    pub fn targets(&self) -> &[Goal] {
-        &self.targets
-    }
-
-    /// The name of a candidate's id (the requested subject's id for one the index never
-    /// saw, as found ids are named).
-    pub fn name_of(&self, index: &IndexData, id: Sym) -> String {
-        name(index, &self.subject_id, id)
+        self.facts.len() + self.refuted.len() + self.arena.len() + self.found.len() + 1
     }
 }
 
@@ -140,9 +164,13 @@ impl Pausable for ResourceWalk {
         if self.complete {
             return Ok(true);
         }
+        let judge = self.judge.as_ref().map(|it| (it.context.clone(), it.now));
         let mut step = Step {
             snap,
             checker: Checker::new(snap, self.subject),
+            cond: judge.as_ref().map(|(context, now)| {
+                CondChecker::new(snap, self.subject, context.as_deref(), *now)
+            }),
             walk: self,
         };
         if !step.walk.seeded {
@@ -153,6 +181,7 @@ impl Pausable for ResourceWalk {
         while taken < max_steps && step.walk.found.len() < want {
             let Some(frame) = step.walk.frames.last_mut() else {
                 step.walk.complete = true;
+                step.note_expiry();
                 return Ok(true);
             };
             let Some(&child) = step
@@ -171,6 +200,7 @@ impl Pausable for ResourceWalk {
             taken += 1;
             step.visit(child, depth)?;
         }
+        step.note_expiry();
         Ok(false)
     }
 
@@ -182,17 +212,21 @@ impl Pausable for ResourceWalk {
         self.found.len()
     }
 
-    fn take(&mut self, index: &IndexData, limit: usize) -> Vec<String> {
+    fn take(&mut self, index: &IndexData, limit: usize) -> Vec<Listed> {
         let n = limit.min(self.found.len());
         let subject_id = &self.subject_id;
         self.found
             .drain(..n)
-            .map(|id| name(index, subject_id, id))
+            .map(|(id, missing)| (name(index, subject_id, id), missing))
             .collect()
     }
 
     fn steps(&self) -> u64 {
         self.steps
+    }
+
+    fn expires(&self) -> Option<Timestamp> {
+        self.judge.as_ref().and_then(|it| it.earliest_expiry)
     }
 }
 
@@ -210,10 +244,21 @@ pub(super) struct Step<'w, 'a> {
     pub snap: Snapshot<'a>,
     /// Confirms candidates; shares its memo across the candidates of this chunk.
     checker: Checker<'a>,
+    /// Three-valued mode: judges the resources reached (one memo for the chunk).
+    cond: Option<CondChecker<'a>>,
     pub walk: &'w mut ResourceWalk,
 }
 
 impl Step<'_, '_> {
+    /// Keeps the earliest expiration the chunk's judgements read.
+    fn note_expiry(&mut self) {
+        if let (Some(cond), Some(judge)) = (&self.cond, &mut self.walk.judge)
+            && let Some(at) = cond.earliest_expiry
+        {
+            judge.earliest_expiry = Some(judge.earliest_expiry.map_or(at, |it| it.min(at)));
+        }
+    }
+
     /// The first frame: the facts of the tuples naming the subject (or its type's
     /// wildcard), the subject set's own relation, and what `self` gives, at depth 0.
     fn seed(&mut self) -> Result<(), EngineError> {
@@ -292,13 +337,21 @@ impl Step<'_, '_> {
         self.walk.facts.insert(goal);
         self.walk.steps += 1;
         if (goal.ty, goal.rel) == self.walk.target {
-            if self.walk.conditional {
+            if let Some(cond) = &mut self.cond {
                 // Judged by the three-valued check, depth limit included.
-                self.walk.targets.push(goal);
+                match cond.check(goal)? {
+                    Answer::Has => self.walk.found.push_back((goal.id, None)),
+                    Answer::Conditional(mut missing) => {
+                        missing.sort_unstable();
+                        missing.dedup();
+                        self.walk.found.push_back((goal.id, Some(missing)));
+                    }
+                    Answer::No => {}
+                }
             } else if depth <= self.snap.depth_limit || self.checker.check(goal)? {
                 // Deeper than the limit on this path: the check decides (a shorter path,
                 // or DepthExceeded as the check of this resource answers).
-                self.walk.found.push_back(goal.id);
+                self.walk.found.push_back((goal.id, None));
             }
         }
         let start = self.walk.arena.len();

@@ -20,7 +20,7 @@ use crate::schema::RelationKind;
 use super::super::EngineError;
 use super::super::check::{Checker, Goal, Snapshot, Subject};
 use super::super::index::{IndexData, Node, ObjKey, Sym};
-use super::{ExprRef, Pausable, expr_refs};
+use super::{ExprRef, Listed, Pausable, expr_refs};
 
 /// A child: a node to expand, or a subject id.
 #[derive(Clone, Copy, Debug)]
@@ -271,14 +271,14 @@ impl Pausable for SubjectWalk {
         self.found.len()
     }
 
-    fn take(&mut self, index: &IndexData, limit: usize) -> Vec<String> {
+    fn take(&mut self, index: &IndexData, limit: usize) -> Vec<Listed> {
         let n = limit.min(self.found.len());
         let unnamed = &self.unnamed;
         self.found
             .drain(..n)
             .map(|id| match index.name(id) {
-                "" => unnamed.to_string(),
-                name => name.to_string(),
+                "" => (unnamed.to_string(), None),
+                name => (name.to_string(), None),
             })
             .collect()
     }
