@@ -14,7 +14,11 @@
 //!
 //! ```sh
 //! cargo run --release --example lookup_pages -- --results 100000 --total 1000000
+//! cargo run --release --example lookup_pages -- --results 100000 --total 1000000 --caveated
 //! ```
+//!
+//! `--caveated` stores one caveated relationship more, which puts every lookup in the
+//! three-valued mode (each resource judged by the three-valued check).
 
 use std::time::{Duration, Instant};
 
@@ -51,7 +55,26 @@ struct Args {
     /// Listings measured (each with its own subject).
     #[arg(long, default_value_t = 9)]
     listings: usize,
+    /// Store one caveated relationship (on a filler document), which puts every lookup in
+    /// the three-valued mode.
+    #[arg(long)]
+    caveated: bool,
 }
+
+/// [`SCHEMA`] with a caveat documents' viewers may carry (`--caveated`).
+const CAVEATED_SCHEMA: &str = "\
+caveat has_tier(tier int) {
+  tier >= 2
+}
+definition user {}
+definition group {
+    relation member: user | group#member
+}
+definition doc {
+    relation viewer: user | group#member | user with has_tier
+    permission view = viewer
+}
+";
 
 fn rel(text: &str) -> anyhow::Result<Relationship> {
     text.parse()
@@ -134,8 +157,11 @@ fn main() -> anyhow::Result<()> {
         cache_capacity: 0,
         ..Config::default()
     })?;
-    engine.write_schema(SCHEMA)?;
-    let data = relationships(&args)?;
+    engine.write_schema(if args.caveated { CAVEATED_SCHEMA } else { SCHEMA })?;
+    let mut data = relationships(&args)?;
+    if args.caveated {
+        data.push(rel("doc:caveated#viewer@user:someone[has_tier]")?);
+    }
     let total = data.len();
     let started = Instant::now();
     engine.import(&mut data.into_iter())?;
