@@ -157,7 +157,11 @@ fn main() -> anyhow::Result<()> {
         cache_capacity: 0,
         ..Config::default()
     })?;
-    engine.write_schema(if args.caveated { CAVEATED_SCHEMA } else { SCHEMA })?;
+    engine.write_schema(if args.caveated {
+        CAVEATED_SCHEMA
+    } else {
+        SCHEMA
+    })?;
     let mut data = relationships(&args)?;
     if args.caveated {
         data.push(rel("doc:caveated#viewer@user:someone[has_tier]")?);
