@@ -154,7 +154,22 @@ pub(crate) struct Checker<'a> {
     subject_side: bool,
     /// Off only in tests comparing against the forward walk alone.
     allow_subject_side: bool,
+    narrow: NarrowStarts,
 }
+
+/// Stored relations whose walk reads fewer than [`SUBJECT_SIDE_MIN_READS`] subject sets,
+/// so that a search from the subject's side is not worth preparing, remembered per
+/// snapshot (the index, its head, the revision read) across the checks of a thread. A
+/// hint only: an entry made stale by garbage collection sends that relation to the
+/// forward walk, which answers the same as the search would.
+#[derive(Default)]
+struct NarrowStarts {
+    epoch: (u64, u64, u64),
+    starts: FxHashSet<Node>,
+}
+
+/// How many narrow starts a thread remembers before it forgets them all.
+const NARROW_LIMIT: usize = 4096;
 
 /// The buffers of one breadth-first walk over subject sets.
 #[derive(Default)]
@@ -186,6 +201,7 @@ struct Scratch {
     stack: Vec<Frame>,
     memo: FxHashMap<Goal, Tri>,
     walks: Vec<Walk>,
+    narrow: NarrowStarts,
 }
 
 /// Buffers larger than this are dropped rather than kept for the next check.
@@ -217,6 +233,7 @@ impl Drop for Checker<'_> {
             stack: std::mem::take(&mut self.stack),
             memo: std::mem::take(&mut self.memo),
             walks,
+            narrow: std::mem::take(&mut self.narrow),
         };
         SCRATCH.with(|it| it.set(Some(Box::new(scratch))));
     }
@@ -253,6 +270,12 @@ impl<'a> Checker<'a> {
             }),
             _ => None,
         };
+        let mut narrow = scratch.narrow;
+        let epoch = (snap.index.instance(), snap.index.head().0, snap.rev);
+        if narrow.epoch != epoch || narrow.starts.len() >= NARROW_LIMIT {
+            narrow.starts.clear();
+            narrow.epoch = epoch;
+        }
         Self {
             snap,
             subject,
@@ -266,6 +289,7 @@ impl<'a> Checker<'a> {
             neg: 0,
             subject_side: false,
             allow_subject_side: true,
+            narrow,
         }
     }
 
@@ -394,6 +418,7 @@ impl<'a> Checker<'a> {
         if self.use_holders
             && self.allow_subject_side
             && wide
+            && !self.narrow.starts.contains(&start)
             && let Some(outcome) = self.search_from_subject(start, depth)
         {
             return Ok(outcome);
@@ -469,6 +494,8 @@ impl<'a> Checker<'a> {
             }
         }
         if reads < SUBJECT_SIDE_MIN_READS {
+            // Whatever the depth: the skeleton was complete.
+            self.narrow.starts.insert(start);
             return None;
         }
         // The pairs a walk from `start` can meet, all stored relations.

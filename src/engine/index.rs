@@ -19,6 +19,7 @@
 //! change set. A reader at revision R is unaffected by entries newer than R.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -67,6 +68,9 @@ impl Index {
 
 /// The index contents, behind [`Index`]'s lock.
 pub(crate) struct IndexData {
+    /// Tells this index from every other one of the process (for per-thread hints that
+    /// must not carry over to another index).
+    instance: u64,
     strings: Interner,
     forward: FxHashMap<Node, Forward>,
     /// The nodes whose forward entry has (or had, until collected) a subject set or a
@@ -214,7 +218,9 @@ impl Default for IndexData {
     fn default() -> Self {
         let mut strings = Interner::default();
         let star = strings.intern(WILDCARD_ID);
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
         Self {
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             strings,
             forward: FxHashMap::default(),
             indirect: FxHashSet::default(),
@@ -231,6 +237,11 @@ impl Default for IndexData {
 }
 
 impl IndexData {
+    /// This index's number among the indexes of the process.
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
     /// The symbol of `name`, if any relationship or schema ever used it.
     pub fn sym(&self, name: &str) -> Option<Sym> {
         self.strings.get(name)
