@@ -179,6 +179,7 @@ fn sync_directory(
     let usage = |err: engine::EngineError| ClientError::Usage(format!("{}: {err}", dir.display()));
     let engine = Arbiter::open(dir, engine::Config::default()).map_err(usage)?;
     let report: SyncReport = engine.sync(request, dry_run).map_err(usage)?;
+    engine.save_index_image().map_err(usage)?;
     engine.flush().map_err(usage)?;
     Ok(SyncAnswer::from_report(&report))
 }

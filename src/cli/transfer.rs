@@ -176,8 +176,10 @@ fn import_into(dir: &Path, relationships: Vec<Relationship>) -> Result<u64, Clie
     let revision = engine
         .import(&mut relationships.into_iter())
         .map_err(|err| ClientError::Usage(format!("{}: {err}", dir.display())))?;
+    // The image lets the next `serve` start without decoding every relationship.
     engine
-        .flush()
+        .save_index_image()
+        .and_then(|_| engine.flush())
         .map_err(|err| ClientError::Usage(format!("{}: {err}", dir.display())))?;
     Ok(revision.0)
 }

@@ -29,6 +29,12 @@ use crate::store::{ChangeOp, ChangeSet};
 
 use super::versions::VersionedSet;
 
+mod image;
+mod load;
+
+pub(crate) use image::{decode as decode_image, encode as encode_image};
+pub(crate) use load::Loader;
+
 /// An interned string.
 pub(crate) type Sym = u32;
 
@@ -36,14 +42,14 @@ pub(crate) type Sym = u32;
 pub(crate) const NO_REL: Sym = u32::MAX;
 
 /// An object `type:id`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct ObjKey {
     pub ty: Sym,
     pub id: Sym,
 }
 
 /// A userset `type:id#rel`, or a subject object (`rel` = [`NO_REL`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Node {
     pub ty: Sym,
     pub id: Sym,
@@ -128,12 +134,21 @@ impl CondMember {
 #[derive(Default)]
 pub(crate) struct Forward {
     objects: VersionedSet<ObjKey>,
-    /// Subject sets and wildcards.
+    /// Subject sets and wildcards, allocated only for the (few) nodes that have them.
+    sets: Option<Box<ForwardSets>>,
+}
+
+/// The subject sets and wildcards of one `(T, x, rel)`.
+#[derive(Default)]
+struct ForwardSets {
     usersets: VersionedSet<Node>,
     /// Whether `usersets` holds any wildcard version, so a check of a plain object can
     /// skip the wildcard probe on the (common) sets without one.
     has_wildcard: bool,
 }
+
+/// The subject sets of a node without any.
+static NO_SETS: VersionedSet<Node> = VersionedSet::EMPTY;
 
 impl Forward {
     /// Whether the plain object `subject` is live at `rev`.
@@ -141,14 +156,21 @@ impl Forward {
         self.objects.contains_at(&subject, rev)
     }
 
+    /// The subject sets and wildcards, at every kept revision.
+    fn sets(&self) -> &VersionedSet<Node> {
+        self.sets.as_ref().map_or(&NO_SETS, |it| &it.usersets)
+    }
+
     /// Whether the subject set or wildcard `subject` is live at `rev`.
     pub fn has_userset(&self, subject: Node, rev: u64) -> bool {
-        self.usersets.contains_at(&subject, rev)
+        self.sets().contains_at(&subject, rev)
     }
 
     /// Whether the wildcard `star` (a `type:*` node) is live at `rev`.
     pub fn has_wildcard(&self, star: Node, rev: u64) -> bool {
-        self.has_wildcard && self.usersets.contains_at(&star, rev)
+        self.sets
+            .as_ref()
+            .is_some_and(|it| it.has_wildcard && it.usersets.contains_at(&star, rev))
     }
 
     /// The revision that wrote the plain object `subject` live at `rev` (0: unknown, the
@@ -160,22 +182,29 @@ impl Forward {
     /// The revision that wrote the subject set or wildcard `subject` live at `rev` (0:
     /// unknown); for explanations.
     pub fn userset_written_at(&self, subject: Node, rev: u64) -> Option<u64> {
-        self.usersets.created_at(&subject, rev)
+        self.sets().created_at(&subject, rev)
     }
 
     /// The subject sets and wildcards live at `rev`.
     pub fn usersets(&self, rev: u64) -> impl Iterator<Item = Node> + '_ {
-        self.usersets.iter_at(rev)
+        self.sets().iter_at(rev)
     }
 
     /// How many subject-set and wildcard versions it keeps (a bound on what a walk reads).
     pub fn userset_versions(&self) -> usize {
-        self.usersets.entries.len()
+        self.sets().len()
     }
 
     /// Whether it has any subject set or wildcard at all (at any revision).
     pub fn has_any_userset(&self) -> bool {
-        !self.usersets.is_empty()
+        !self.sets().is_empty()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.objects.heap_bytes()
+            + self.sets.as_ref().map_or(0, |it| {
+                std::mem::size_of::<ForwardSets>() + it.usersets.heap_bytes()
+            })
     }
 }
 
@@ -186,31 +215,116 @@ struct Reverse {
     ids: VersionedSet<Sym>,
 }
 
+/// Interned strings: all their bytes in one arena, a symbol is the string's number, and a
+/// hash table of symbols finds a string's symbol by comparing arena slices — no allocation
+/// and no pointer per string.
 #[derive(Default)]
 struct Interner {
-    by_name: FxHashMap<Arc<str>, Sym>,
-    names: Vec<Arc<str>>,
+    /// Every string, one after the other.
+    text: String,
+    /// Where string `sym` ends in `text` (it starts where `sym - 1` ends).
+    ends: Vec<u32>,
+    by_name: hashbrown::HashTable<Sym>,
+}
+
+fn hash_name(name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(name)
 }
 
 impl Interner {
     fn get(&self, name: &str) -> Option<Sym> {
-        self.by_name.get(name).copied()
+        self.by_name
+            .find(hash_name(name), |sym| self.name(*sym) == name)
+            .copied()
     }
 
     fn intern(&mut self, name: &str) -> Sym {
-        if let Some(sym) = self.by_name.get(name) {
+        let hash = hash_name(name);
+        let Self {
+            text,
+            ends,
+            by_name,
+        } = self;
+        let name_of = |sym: Sym| -> &str {
+            let end = ends[sym as usize] as usize;
+            let start = if sym == 0 {
+                0
+            } else {
+                ends[sym as usize - 1] as usize
+            };
+            &text[start..end]
+        };
+        if let Some(sym) = by_name.find(hash, |sym| name_of(*sym) == name) {
             return *sym;
         }
-        // INVARIANT: fewer than u32::MAX - 1 distinct strings, so no symbol equals NO_REL.
-        let sym = self.names.len() as Sym;
-        let name: Arc<str> = Arc::from(name);
-        self.names.push(Arc::clone(&name));
-        self.by_name.insert(name, sym);
+        // INVARIANT: fewer than u32::MAX - 1 distinct strings of at most 4 GiB in all, so no
+        // symbol equals NO_REL and every end fits in a u32.
+        let sym = ends.len() as Sym;
+        text.push_str(name);
+        ends.push(text.len() as u32);
+        by_name.insert_unique(hash, sym, |sym| {
+            let end = ends[*sym as usize] as usize;
+            let start = if *sym == 0 {
+                0
+            } else {
+                ends[*sym as usize - 1] as usize
+            };
+            hash_name(&text[start..end])
+        });
         sym
     }
 
     fn name(&self, sym: Sym) -> &str {
-        self.names.get(sym as usize).map_or("", |name| name)
+        let Some(end) = self.ends.get(sym as usize) else {
+            return "";
+        };
+        let start = match sym {
+            0 => 0,
+            _ => self.ends[sym as usize - 1],
+        };
+        &self.text[start as usize..*end as usize]
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The interner of an image's strings (`text`, and where each ends); `None` unless
+    /// every string is a distinct slice of `text` in order.
+    fn from_parts(text: String, ends: Vec<u32>) -> Option<Self> {
+        if ends.last().map_or(0, |it| *it as usize) != text.len() || ends.len() >= NO_REL as usize {
+            return None;
+        }
+        let mut by_name = hashbrown::HashTable::with_capacity(ends.len());
+        let mut start = 0usize;
+        for (sym, end) in ends.iter().enumerate() {
+            let name = text.get(start..*end as usize)?;
+            let hash = hash_name(name);
+            let name_of = |sym: &Sym| {
+                let end = ends[*sym as usize] as usize;
+                let start = if *sym == 0 {
+                    0
+                } else {
+                    ends[*sym as usize - 1] as usize
+                };
+                &text[start..end]
+            };
+            if by_name.find(hash, |it| name_of(it) == name).is_some() {
+                return None;
+            }
+            by_name.insert_unique(hash, sym as Sym, |it| hash_name(name_of(it)));
+            start = *end as usize;
+        }
+        Some(Self {
+            text,
+            ends,
+            by_name,
+        })
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.text.capacity() + self.ends.capacity() * 4 + self.by_name.capacity() * 5
     }
 }
 
@@ -315,7 +429,7 @@ impl IndexData {
     pub fn has_userset(&self, resource: Node, subject: Node, rev: u64) -> bool {
         self.forward
             .get(&resource)
-            .is_some_and(|fwd| fwd.usersets.contains_at(&subject, rev))
+            .is_some_and(|fwd| fwd.has_userset(subject, rev))
     }
 
     /// The plain object subjects of `resource` live at `rev`.
@@ -331,7 +445,7 @@ impl IndexData {
         self.forward
             .get(&resource)
             .into_iter()
-            .flat_map(move |fwd| fwd.usersets.iter_at(rev))
+            .flat_map(move |fwd| fwd.usersets(rev))
     }
 
     /// The objects an arrow walks from the tupleset `tupleset` at `rev`: its plain object
@@ -398,7 +512,9 @@ impl IndexData {
         self.set_head(change_set.revision);
     }
 
-    /// Inserts a relationship live since `rev` (building the index at open).
+    /// Inserts a relationship live since `rev` (tests; the index is built at open by a
+    /// [`Loader`]).
+    #[cfg(test)]
     pub fn insert_live(&mut self, relationship: &Relationship, rev: u64) {
         let (resource, subject) = self.intern_relationship(relationship);
         if relationship.is_conditional() {
@@ -501,8 +617,9 @@ impl IndexData {
             };
             forward.objects.set(key, rev, live);
         } else {
-            forward.has_wildcard |= subject.id == self.star;
-            forward.usersets.set(subject, rev, live);
+            let sets = forward.sets.get_or_insert_with(Default::default);
+            sets.has_wildcard |= subject.id == self.star;
+            sets.usersets.set(subject, rev, live);
             if live {
                 if subject.id != self.star {
                     let pairs = self
@@ -547,10 +664,10 @@ impl IndexData {
             return;
         };
         for entry in entries {
-            for version in &entry.ids.entries {
+            for id in entry.ids.all_keys() {
                 let parent = Node {
                     ty: entry.resource_type,
-                    id: version.key,
+                    id,
                     rel: entry.relation,
                 };
                 if self.indirect.contains(&parent) {
@@ -565,26 +682,21 @@ impl IndexData {
     pub fn stats(&self) -> IndexStats {
         use std::mem::size_of;
         let mut res = IndexStats {
-            symbols: self.strings.names.len(),
+            symbols: self.strings.len(),
             ..IndexStats::default()
         };
-        let mut bytes = self
-            .strings
-            .names
-            .iter()
-            .map(|name| name.len() + 16 + size_of::<Arc<str>>() * 2 + size_of::<Sym>() + 1)
-            .sum::<usize>();
-        bytes += self.forward.capacity() * (size_of::<Node>() + size_of::<Forward>() + 1);
+        let mut bytes = self.strings.heap_bytes();
+        bytes += self.forward.capacity() * (size_of::<(Node, Forward)>() + 1);
         bytes += self.indirect.capacity() * (size_of::<Node>() + 1);
         for fwd in self.forward.values() {
-            res.forward_entries += fwd.objects.entries.len() + fwd.usersets.entries.len();
-            bytes += fwd.objects.heap_bytes() + fwd.usersets.heap_bytes();
+            res.forward_entries += fwd.objects.len() + fwd.sets().len();
+            bytes += fwd.heap_bytes();
         }
-        bytes += self.reverse.capacity() * (size_of::<Node>() + size_of::<Vec<Reverse>>() + 1);
+        bytes += self.reverse.capacity() * (size_of::<(Node, Vec<Reverse>)>() + 1);
         for entries in self.reverse.values() {
             bytes += entries.capacity() * size_of::<Reverse>();
             for it in entries {
-                res.reverse_entries += it.ids.entries.len();
+                res.reverse_entries += it.ids.len();
                 bytes += it.ids.heap_bytes();
             }
         }
@@ -601,12 +713,17 @@ impl IndexData {
         let indirect = &mut self.indirect;
         self.forward.retain(|node, fwd| {
             dropped += fwd.objects.collect_garbage(horizon_rev);
-            dropped += fwd.usersets.collect_garbage(horizon_rev);
-            fwd.has_wildcard = fwd.usersets.entries.iter().any(|it| it.key.id == star);
-            if fwd.usersets.is_empty() {
+            if let Some(sets) = &mut fwd.sets {
+                dropped += sets.usersets.collect_garbage(horizon_rev);
+                sets.has_wildcard = sets.usersets.all_keys().any(|it| it.id == star);
+                if sets.usersets.is_empty() {
+                    fwd.sets = None;
+                }
+            }
+            if fwd.sets.is_none() {
                 indirect.remove(node);
             }
-            !(fwd.objects.is_empty() && fwd.usersets.is_empty())
+            !(fwd.objects.is_empty() && fwd.sets.is_none())
         });
         // Children whose tuple was collected may stay: readers test each edge at their
         // revision anyway.

@@ -531,4 +531,18 @@ impl Arbiter {
     pub fn flush(&self) -> Result<(), EngineError> {
         Ok(self.inner.store.flush()?)
     }
+
+    /// Saves an image of the in-memory index in the store (if the store keeps one), so
+    /// the next open loads it instead of decoding every relationship; the store's change
+    /// log brings it up to date then. Cheap when nothing changed since the last image.
+    /// Returns the image's revision.
+    pub fn save_index_image(&self) -> Result<Revision, EngineError> {
+        self.inner.save_index_image()
+    }
+
+    /// The revision of the index image this engine's index was loaded from at open, or
+    /// `None` if it was built from the store's relationships.
+    pub fn opened_from_image(&self) -> Option<Revision> {
+        self.inner.opened_from_image
+    }
 }

@@ -16,6 +16,7 @@
 //! gone, writes work again without a restart and the index never misses a change.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,7 +30,7 @@ use crate::store::{
 };
 
 use super::cache::CheckCache;
-use super::index::Index;
+use super::index::{Index, IndexData, Loader, decode_image, encode_image};
 use super::pages::PageCache;
 use super::plan::{LoadedSchema, Plan};
 use super::{
@@ -76,6 +77,10 @@ pub(crate) struct Inner {
     /// reported while no schema is installed, instead of refusing to start, so that a
     /// corrected schema can still be written.
     stored_schema_problem: Option<String>,
+    /// The revision of the index image the store keeps (`u64::MAX`: none known).
+    image_revision: AtomicU64,
+    /// The revision of the image the index was loaded from at open, if it was.
+    pub opened_from_image: Option<Revision>,
 }
 
 impl Inner {
@@ -84,12 +89,24 @@ impl Inner {
         config.max_batch = config.max_batch.clamp(1, MAX_WRITE_UPDATES);
         config.expand_limit = config.expand_limit.max(1);
         let index = Index::default();
+        let mut image_revision = u64::MAX;
         let head = {
             let mut data = index.write();
             // Caveated and expiring relationships go to the index's conditional side.
-            let head = store.for_each_live(&mut |relationship| {
-                data.insert_live(&relationship, 0);
-            })?;
+            let head = match load_image(&*store, &mut data)? {
+                Some((image, head)) => {
+                    image_revision = image.0;
+                    head
+                }
+                None => {
+                    let mut loader = Loader::default();
+                    let head = store.for_each_live(&mut |relationship| {
+                        loader.add(&mut data, &relationship);
+                    })?;
+                    loader.finish(&mut data);
+                    head
+                }
+            };
             data.set_head(head);
             data.set_oldest(head);
             head
@@ -121,6 +138,8 @@ impl Inner {
             quantized: Mutex::new((head, Instant::now())),
             commit_times: Mutex::new(VecDeque::from([(head, Instant::now())])),
             stored_schema_problem,
+            image_revision: AtomicU64::new(image_revision),
+            opened_from_image: (image_revision != u64::MAX).then_some(Revision(image_revision)),
         });
         if let Some((schema, text, revision)) = stored_schema {
             inner.set_schema(schema, text, revision);
@@ -423,6 +442,22 @@ impl Inner {
         self.head_tx.send_replace(revision);
     }
 
+    /// Saves an image of the index at its head in the store, unless the last one saved
+    /// is of that revision already; returns the image's revision.
+    pub fn save_index_image(&self) -> Result<Revision, EngineError> {
+        let (image, revision) = {
+            let data = self.index.read();
+            let revision = data.head();
+            if self.image_revision.load(Ordering::Acquire) == revision.0 {
+                return Ok(revision);
+            }
+            (encode_image(&data), revision)
+        };
+        self.store.write_index_image(&image)?;
+        self.image_revision.store(revision.0, Ordering::Release);
+        Ok(revision)
+    }
+
     /// Drops versions older than the retention window from the store and the index, and
     /// relationships that expired: from the index as soon as they have (they are invisible
     /// by the clock at every revision), from the store once they have been expired for
@@ -462,6 +497,53 @@ impl Inner {
         self.index.write().collect_garbage(horizon);
         Ok(expired + removed)
     }
+}
+
+/// Builds the index from the store's index image and the change log since the image's
+/// revision. `Ok(None)`, the index untouched, when there is no image or it does not fit
+/// (damaged, another format, newer than the store, older than the log): then the caller
+/// builds the index from the store's relationships.
+/// Returns the image's revision and the index head.
+fn load_image(
+    store: &dyn Store,
+    data: &mut IndexData,
+) -> Result<Option<(Revision, Revision)>, EngineError> {
+    let Some(bytes) = store.read_index_image()? else {
+        return Ok(None);
+    };
+    let head = store.head()?;
+    let oldest = store.oldest_readable()?;
+    let mut fresh = IndexData::default();
+    let revision = match decode_image(&bytes, &mut fresh) {
+        Ok(revision) => revision,
+        Err(err) => {
+            tracing::warn!(%err, "the index image was not used; building the index from the store");
+            return Ok(None);
+        }
+    };
+    if revision > head || revision < oldest {
+        tracing::warn!(
+            image = revision.0,
+            head = head.0,
+            oldest = oldest.0,
+            "the index image does not fit the store's log; building the index from the store"
+        );
+        return Ok(None);
+    }
+    fresh.set_head(revision);
+    let changes = store.changes_since(revision, 0)?;
+    for change_set in &changes {
+        fresh.apply(change_set);
+    }
+    fresh.set_head(head);
+    tracing::info!(
+        image = revision.0,
+        replayed = changes.len(),
+        head = fresh.head().0,
+        "index loaded from its image"
+    );
+    *data = fresh;
+    Ok(Some((revision, data.head())))
 }
 
 /// Keeps the index following the store's log until the engine is dropped: wakes up on

@@ -226,10 +226,16 @@ async fn serve_with(
     finish(&state).await
 }
 
-/// After the drain: flush the store.
+/// After the drain: save the index image (a cache for the next start: a failure is
+/// logged, not fatal) and flush the store.
 async fn finish(state: &AppState) -> std::io::Result<()> {
     let engine = state.engine().clone();
-    let flushed = tokio::task::spawn_blocking(move || engine.flush())
+    let flushed = tokio::task::spawn_blocking(move || {
+        if let Err(err) = engine.save_index_image() {
+            tracing::warn!(%err, "the index image was not saved; the next start reads every relationship");
+        }
+        engine.flush()
+    })
         .await
         .map_err(std::io::Error::other)?;
     flushed.map_err(std::io::Error::other)?;

@@ -23,6 +23,7 @@
 //! | `by_subject` | subject type, subject id, subject relation, resource type, relation, resource id (six names), then u64 created-at revision | the same version value as in `by_resource` |
 //! | `changes` | u64 revision, then u32 part number | a sequence of [changes](encode_changes) |
 //! | `revisions` | u64 revision | u64 commit time, milliseconds since the Unix epoch |
+//! | `index_image` | `image` | the engine's index image: live tuples as symbols at one revision, a cache the engine checks and may ignore (`engine::index::image`) |
 //!
 //! A **version value** is, byte by byte:
 //!
@@ -89,6 +90,10 @@ pub const TREE_BY_RESOURCE: &str = "by_resource";
 pub const TREE_BY_SUBJECT: &str = "by_subject";
 pub const TREE_CHANGES: &str = "changes";
 pub const TREE_REVISIONS: &str = "revisions";
+/// The engine's index image (one value, a cache: see `engine::index::image`).
+pub const TREE_INDEX_IMAGE: &str = "index_image";
+/// The one key of [`TREE_INDEX_IMAGE`].
+pub const INDEX_IMAGE: &[u8] = b"image";
 
 /// Keys of the `meta` tree.
 pub const META_FORMAT: &[u8] = b"format";

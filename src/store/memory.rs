@@ -31,6 +31,8 @@ struct State {
     /// Effective changes by revision; revisions without changes are absent.
     changes: BTreeMap<Revision, Vec<Change>>,
     schema: Option<(String, Revision)>,
+    /// The engine's index image, kept like sled keeps it (tests of reopening).
+    index_image: Option<Vec<u8>>,
 }
 
 #[derive(Clone)]
@@ -355,6 +357,15 @@ impl Store for MemoryStore {
                 changes: changes.clone(),
             })
             .collect())
+    }
+
+    fn read_index_image(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state.read().index_image.clone())
+    }
+
+    fn write_index_image(&self, image: &[u8]) -> Result<(), StoreError> {
+        self.state.write().index_image = Some(image.to_vec());
+        Ok(())
     }
 
     fn for_each_live(&self, f: &mut dyn FnMut(Relationship)) -> Result<Revision, StoreError> {

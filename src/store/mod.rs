@@ -301,4 +301,18 @@ pub trait Store: Send + Sync {
     fn disk_bytes(&self) -> Option<u64> {
         None
     }
+
+    /// The index image the engine saved last ([`Store::write_index_image`]), if the store
+    /// keeps one. Opaque bytes to the store; the engine checks them and falls back to
+    /// [`Store::for_each_live`] when they do not fit.
+    fn read_index_image(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Keeps `image` (replacing the previous one) for the next open; durable once this
+    /// returns. A store without a place for it ignores it.
+    fn write_index_image(&self, image: &[u8]) -> Result<(), StoreError> {
+        let _ = image;
+        Ok(())
+    }
 }

@@ -472,6 +472,25 @@ impl Store for SledStore {
         self.size_on_disk().ok()
     }
 
+    /// The image lives in a tree of its own, one value, written outside the data's
+    /// transactions: it is a cache the engine checks, never part of a revision.
+    fn read_index_image(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let inner = self.inner()?;
+        let tree = inner.db.open_tree(keys::TREE_INDEX_IMAGE).map_err(io)?;
+        Ok(tree
+            .get(keys::INDEX_IMAGE)
+            .map_err(io)?
+            .map(|it| it.to_vec()))
+    }
+
+    fn write_index_image(&self, image: &[u8]) -> Result<(), StoreError> {
+        let inner = self.inner()?;
+        let tree = inner.db.open_tree(keys::TREE_INDEX_IMAGE).map_err(io)?;
+        tree.insert(keys::INDEX_IMAGE, image).map_err(io)?;
+        tree.flush().map_err(io)?;
+        Ok(())
+    }
+
     fn head(&self) -> Result<Revision, StoreError> {
         Ok(Revision(self.inner()?.watermark.load(Ordering::Acquire)))
     }
