@@ -5,9 +5,12 @@
 
 use std::path::Path;
 
+#[path = "support/pg.rs"]
+mod pg;
+
 use arbiter::engine::{Arbiter, CheckRequest, Config, Consistency, LookupResourcesRequest};
 use arbiter::model::{Revision, SubjectRef};
-use arbiter::store::{SledConfig, SledStore, Store, Update, UpdateOp};
+use arbiter::store::{PgStore, SledConfig, SledStore, Store, Update, UpdateOp};
 
 const SCHEMA: &str = r#"
 use expiration
@@ -138,7 +141,7 @@ fn run(case: Case, path: &Path) {
     if matches!(case, Case::Damaged) {
         let store = SledStore::open(&SledConfig::new(path)).unwrap();
         store
-            .write_index_image(b"arbiter-index-1\nnot really")
+            .write_index_image(Revision(1), b"arbiter-index-1\nnot really")
             .unwrap();
         store.flush().unwrap();
     }
@@ -217,7 +220,7 @@ fn issue14_an_image_newer_than_the_store_is_ignored() {
     }
     {
         let store = SledStore::open(&SledConfig::new(&other)).unwrap();
-        store.write_index_image(&image).unwrap();
+        store.write_index_image(Revision(3), &image).unwrap();
         store.flush().unwrap();
     }
     let engine = Arbiter::open(&other, Config::default()).unwrap();
@@ -232,4 +235,48 @@ fn issue14_an_image_newer_than_the_store_is_ignored() {
         !allowed("doc:4@user:alice"),
         "a tuple of the other database's image leaked in"
     );
+}
+
+#[test]
+fn issue14_a_server_joining_a_postgresql_database_starts_from_the_newest_image() {
+    let Some(config) = pg::fresh_config("issue14_index_image (postgresql)") else {
+        return;
+    };
+    let first = Arbiter::with_store(
+        Box::new(PgStore::open(config.clone()).unwrap()),
+        Config::default(),
+    )
+    .unwrap();
+    first.write_schema(SCHEMA).unwrap();
+    let written = first
+        .write(&updates(UpdateOp::Touch, BEFORE), &[])
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.save_index_image().unwrap(), written);
+    first
+        .write(&updates(UpdateOp::Touch, AFTER_TOUCH), &[])
+        .unwrap()
+        .unwrap();
+    first
+        .write(&updates(UpdateOp::Delete, AFTER_DELETE), &[])
+        .unwrap()
+        .unwrap();
+
+    // A second server joins: the image, then the change log since it.
+    let joining = Arbiter::with_store(
+        Box::new(PgStore::open(config.clone()).unwrap()),
+        Config::default(),
+    )
+    .unwrap();
+    assert_eq!(joining.opened_from_image(), Some(written));
+    assert_eq!(joining.head(), first.head());
+    assert_eq!(answers(&joining), answers(&first));
+
+    // The joining server saves a newer image; an older one saved later does not replace it.
+    assert_eq!(joining.save_index_image().unwrap(), first.head());
+    let store = PgStore::open(config.clone()).unwrap();
+    store.write_index_image(Revision(1), b"older").unwrap();
+    let third = Arbiter::with_store(Box::new(store), Config::default()).unwrap();
+    assert_eq!(third.opened_from_image(), Some(first.head()));
+    assert_eq!(answers(&third), answers(&first));
 }

@@ -453,7 +453,7 @@ impl Inner {
             }
             (encode_image(&data), revision)
         };
-        self.store.write_index_image(&image)?;
+        self.store.write_index_image(revision, &image)?;
         self.image_revision.store(revision.0, Ordering::Release);
         Ok(revision)
     }

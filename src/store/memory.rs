@@ -363,7 +363,7 @@ impl Store for MemoryStore {
         Ok(self.state.read().index_image.clone())
     }
 
-    fn write_index_image(&self, image: &[u8]) -> Result<(), StoreError> {
+    fn write_index_image(&self, _revision: Revision, image: &[u8]) -> Result<(), StoreError> {
         self.state.write().index_image = Some(image.to_vec());
         Ok(())
     }

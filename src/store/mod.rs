@@ -309,10 +309,11 @@ pub trait Store: Send + Sync {
         Ok(None)
     }
 
-    /// Keeps `image` (replacing the previous one) for the next open; durable once this
+    /// Keeps `image`, the index at `revision`, for the next open (replacing the previous
+    /// one; a store shared by several servers keeps the newest); durable once this
     /// returns. A store without a place for it ignores it.
-    fn write_index_image(&self, image: &[u8]) -> Result<(), StoreError> {
-        let _ = image;
+    fn write_index_image(&self, revision: Revision, image: &[u8]) -> Result<(), StoreError> {
+        let _ = (revision, image);
         Ok(())
     }
 }

@@ -483,7 +483,7 @@ impl Store for SledStore {
             .map(|it| it.to_vec()))
     }
 
-    fn write_index_image(&self, image: &[u8]) -> Result<(), StoreError> {
+    fn write_index_image(&self, _revision: Revision, image: &[u8]) -> Result<(), StoreError> {
         let inner = self.inner()?;
         let tree = inner.db.open_tree(keys::TREE_INDEX_IMAGE).map_err(io)?;
         tree.insert(keys::INDEX_IMAGE, image).map_err(io)?;

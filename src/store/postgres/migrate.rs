@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "one_tuple_key",
         include_str!("migrations/0002_one_tuple_key.sql"),
     ),
+    (
+        3,
+        "index_image",
+        include_str!("migrations/0003_index_image.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.

@@ -333,6 +333,36 @@ async fn setup(driver: &tokio_postgres::Config, config: &PgConfig) -> Result<(),
 }
 
 impl Store for PgStore {
+    fn read_index_image(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(|pool, _| async move {
+            let client = pool.get().await?;
+            let row = client
+                .query_opt("SELECT image FROM arbiter_index_image WHERE id = 1", &[])
+                .await?;
+            Ok(row.map(|row| row.get::<_, Vec<u8>>(0)))
+        })
+    }
+
+    /// Upserts the one image row unless it holds a newer image (another server's).
+    fn write_index_image(&self, revision: Revision, image: &[u8]) -> Result<(), StoreError> {
+        let image = image.to_vec();
+        let revision = i64::try_from(revision.0)
+            .map_err(|_| StoreError::Io("revision out of range".to_string()))?;
+        self.run(move |pool, _| async move {
+            let client = pool.get().await?;
+            client
+                .execute(
+                    "INSERT INTO arbiter_index_image (id, revision, image) VALUES (1, $1, $2) \
+                     ON CONFLICT (id) DO UPDATE SET revision = EXCLUDED.revision, \
+                     image = EXCLUDED.image \
+                     WHERE arbiter_index_image.revision < EXCLUDED.revision",
+                    &[&revision, &image],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
     fn head(&self) -> Result<Revision, StoreError> {
         self.run(|pool, _| async move { Ok(read::bounds(&pool).await?.0) })
     }
