@@ -11,12 +11,17 @@
 //! ```sh
 //! cargo run --release --example scaling -- --out docs/img/scaling.json
 //! ```
+//!
+//! `--dataset N --dataset-dir DIR` writes the one-node dataset of issue 14 instead
+//! (`dataset.rs`): `cargo run --release --example scaling -- --dataset 10000000
+//! --dataset-dir /tmp/ds10m`.
 
 #[path = "../../benches/common/scenario.rs"]
 mod scenario;
 #[path = "../replay/stats.rs"]
 mod stats;
 
+mod dataset;
 mod fixtures;
 
 use std::hint::black_box;
@@ -86,6 +91,13 @@ struct Args {
     /// Time budget per point of the fixture curves, in milliseconds (at least 5 calls).
     #[arg(long, default_value_t = 500)]
     budget_ms: u64,
+    /// Instead of measuring: write the issue-14 dataset of this many relationships
+    /// (`schema.zed`, `relationships.txt`) into `--dataset-dir`, and stop.
+    #[arg(long, requires = "dataset_dir")]
+    dataset: Option<usize>,
+    /// Where `--dataset` writes.
+    #[arg(long)]
+    dataset_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +113,9 @@ struct Point {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let (Some(n), Some(dir)) = (args.dataset, &args.dataset_dir) {
+        return dataset::write(n, dir);
+    }
     let uncached = Config {
         cache_capacity: 0,
         ..Config::default()

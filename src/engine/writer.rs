@@ -99,11 +99,17 @@ impl Inner {
                     head
                 }
                 None => {
+                    let started = Instant::now();
                     let mut loader = Loader::default();
                     let head = store.for_each_live(&mut |relationship| {
                         loader.add(&mut data, &relationship);
                     })?;
                     loader.finish(&mut data);
+                    tracing::info!(
+                        head = head.0,
+                        total_ms = started.elapsed().as_millis() as u64,
+                        "index built from the store's relationships"
+                    );
                     head
                 }
             };
@@ -508,9 +514,11 @@ fn load_image(
     store: &dyn Store,
     data: &mut IndexData,
 ) -> Result<Option<(Revision, Revision)>, EngineError> {
+    let started = Instant::now();
     let Some(bytes) = store.read_index_image()? else {
         return Ok(None);
     };
+    let read = started.elapsed();
     let head = store.head()?;
     let oldest = store.oldest_readable()?;
     let mut fresh = IndexData::default();
@@ -538,8 +546,11 @@ fn load_image(
     fresh.set_head(head);
     tracing::info!(
         image = revision.0,
+        bytes = bytes.len(),
         replayed = changes.len(),
         head = fresh.head().0,
+        read_ms = read.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
         "index loaded from its image"
     );
     *data = fresh;

@@ -5,7 +5,9 @@
 
 use crate::model::Relationship;
 
-use super::{ForwardSets, IndexData, NO_REL, Node, ObjKey, Reverse, Sym};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{Forward, ForwardSets, IndexData, NO_REL, Node, ObjKey, Reverse, Sym};
 use crate::engine::versions::VersionedSet;
 
 /// The tuples gathered so far, as symbols.
@@ -85,81 +87,141 @@ impl Loader {
             return;
         }
         let Self {
-            mut objects,
-            mut usersets,
-            mut reverse,
+            objects,
+            usersets,
+            reverse,
             last: _,
         } = self;
-        objects.sort_unstable();
-        objects.dedup();
-        for (node, keys) in groups(&objects) {
-            index.forward.entry(node).or_default().objects = VersionedSet::from_sorted(keys);
-        }
-        drop(objects);
-
-        usersets.sort_unstable();
-        usersets.dedup();
         let star = index.star;
-        for (node, keys) in groups(&usersets) {
-            let has_wildcard = keys.iter().any(|it| it.id == star);
-            index.forward.entry(node).or_default().sets = Some(Box::new(ForwardSets {
+        // The two directions are independent: built side by side.
+        let (forward, reverse) = std::thread::scope(|scope| {
+            let reverse = scope.spawn(move || build_reverse(reverse));
+            let forward = build_forward(objects, usersets, star);
+            // A panic in the reverse build is a bug; re-raise it here.
+            let reverse = reverse
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (forward, reverse)
+        });
+        index.forward = forward.forward;
+        index.indirect = forward.indirect;
+        index.skeleton = forward.skeleton;
+        index.pair_edges = forward.pair_edges;
+        index.reverse = reverse;
+    }
+}
+
+/// The forward side of an index built in bulk.
+struct ForwardParts {
+    forward: FxHashMap<Node, Forward>,
+    indirect: FxHashSet<Node>,
+    skeleton: FxHashMap<Node, FxHashSet<Node>>,
+    pair_edges: FxHashMap<(Sym, Sym), Vec<(Sym, Sym)>>,
+}
+
+fn build_forward(
+    mut objects: Vec<(Node, ObjKey)>,
+    mut usersets: Vec<(Node, Node)>,
+    star: Sym,
+) -> ForwardParts {
+    objects.sort_unstable();
+    objects.dedup();
+    usersets.sort_unstable();
+    usersets.dedup();
+    let mut nodes: FxHashMap<Node, Forward> = FxHashMap::default();
+    let mut entries: Vec<(Node, Forward)> = groups(&objects)
+        .map(|(node, keys)| {
+            let forward = Forward {
+                objects: VersionedSet::from_sorted(keys),
+                sets: None,
+            };
+            (node, forward)
+        })
+        .collect();
+    drop(objects);
+    let mut indirect = FxHashSet::default();
+    // Nodes with subject sets are few: they join their entry (if any) by a probe.
+    let mut with_sets: FxHashMap<Node, ForwardSets> = FxHashMap::default();
+    for (node, keys) in groups(&usersets) {
+        let has_wildcard = keys.iter().any(|it| it.id == star);
+        with_sets.insert(
+            node,
+            ForwardSets {
                 usersets: VersionedSet::from_sorted(keys),
                 has_wildcard,
-            }));
-            index.indirect.insert(node);
-        }
-        for (resource, subject) in &usersets {
-            if subject.id == star {
-                continue;
-            }
-            let pairs = index
-                .pair_edges
-                .entry((resource.ty, resource.rel))
-                .or_default();
-            if !pairs.contains(&(subject.ty, subject.rel)) {
-                pairs.push((subject.ty, subject.rel));
-            }
-            if index.indirect.contains(subject) {
-                index
-                    .skeleton
-                    .entry(*resource)
-                    .or_default()
-                    .insert(*subject);
-            }
-        }
-        drop(usersets);
-
-        reverse.sort_unstable();
-        reverse.dedup();
-        let mut start = 0;
-        while start < reverse.len() {
-            let subject = reverse[start].0;
-            let mut entries: Vec<Reverse> = Vec::new();
-            let mut end = start;
-            while end < reverse.len() && reverse[end].0 == subject {
-                let (_, ty, rel, _) = reverse[end];
-                let mut ids = Vec::new();
-                while end < reverse.len()
-                    && reverse[end].0 == subject
-                    && reverse[end].1 == ty
-                    && reverse[end].2 == rel
-                {
-                    ids.push(reverse[end].3);
-                    end += 1;
-                }
-                entries.push(Reverse {
-                    resource_type: ty,
-                    relation: rel,
-                    ids: VersionedSet::from_sorted(ids),
-                });
-            }
-            entries.shrink_to_fit();
-            index.reverse.insert(subject, entries);
-            start = end;
-        }
-        index.forward.shrink_to_fit();
-        index.reverse.shrink_to_fit();
+            },
+        );
+        indirect.insert(node);
     }
+    for (node, forward) in &mut entries {
+        if let Some(sets) = with_sets.remove(node) {
+            forward.sets = Some(Box::new(sets));
+        }
+    }
+    entries.extend(with_sets.into_iter().map(|(node, sets)| {
+        let forward = Forward {
+            objects: VersionedSet::default(),
+            sets: Some(Box::new(sets)),
+        };
+        (node, forward)
+    }));
+    insert_in_table_order(&mut nodes, entries);
+
+    let mut skeleton: FxHashMap<Node, FxHashSet<Node>> = FxHashMap::default();
+    let mut pair_edges: FxHashMap<(Sym, Sym), Vec<(Sym, Sym)>> = FxHashMap::default();
+    for (resource, subject) in &usersets {
+        if subject.id == star {
+            continue;
+        }
+        let pairs = pair_edges.entry((resource.ty, resource.rel)).or_default();
+        if !pairs.contains(&(subject.ty, subject.rel)) {
+            pairs.push((subject.ty, subject.rel));
+        }
+        if indirect.contains(subject) {
+            skeleton.entry(*resource).or_default().insert(*subject);
+        }
+    }
+    ForwardParts {
+        forward: nodes,
+        indirect,
+        skeleton,
+        pair_edges,
+    }
+}
+
+fn build_reverse(mut reverse: Vec<(Node, Sym, Sym, Sym)>) -> FxHashMap<Node, Vec<Reverse>> {
+    reverse.sort_unstable();
+    reverse.dedup();
+    let mut entries: Vec<(Node, Vec<Reverse>)> = Vec::new();
+    for run in reverse.chunk_by(|a, b| a.0 == b.0) {
+        let by_pair: Vec<Reverse> = run
+            .chunk_by(|a, b| (a.1, a.2) == (b.1, b.2))
+            .map(|pair| Reverse {
+                resource_type: pair[0].1,
+                relation: pair[0].2,
+                ids: VersionedSet::from_sorted(pair.iter().map(|it| it.3).collect()),
+            })
+            .collect();
+        entries.push((run[0].0, by_pair));
+    }
+    drop(reverse);
+    let mut map = FxHashMap::default();
+    insert_in_table_order(&mut map, entries);
+    map
+}
+
+/// Inserts `entries` (distinct keys) into the empty `map` in the order of the buckets
+/// they land in, so that building a large table walks its memory once instead of
+/// missing the cache on every insertion.
+fn insert_in_table_order<V>(map: &mut FxHashMap<Node, V>, mut entries: Vec<(Node, V)>) {
+    use std::hash::BuildHasher;
+    map.reserve(entries.len());
+    // hashbrown's bucket count for this many entries (a power of two at most 7/8 full);
+    // if it differs the order is still nearly sequential.
+    let buckets = (entries.len().max(8) * 8 / 7).next_power_of_two() as u64;
+    let hasher = *map.hasher();
+    entries.sort_unstable_by_key(|(node, _)| hasher.hash_one(node) & (buckets - 1));
+    map.extend(entries);
 }
 
 /// The runs of equal first elements of sorted pairs, each with its second elements.
