@@ -194,7 +194,7 @@ fn build_reverse(mut reverse: Vec<(Node, Sym, Sym, Sym)>) -> FxHashMap<Node, Vec
     reverse.dedup();
     let mut entries: Vec<(Node, Vec<Reverse>)> = Vec::new();
     for run in reverse.chunk_by(|a, b| a.0 == b.0) {
-        let by_pair: Vec<Reverse> = run
+        let mut by_pair: Vec<Reverse> = run
             .chunk_by(|a, b| (a.1, a.2) == (b.1, b.2))
             .map(|pair| Reverse {
                 resource_type: pair[0].1,
@@ -202,6 +202,7 @@ fn build_reverse(mut reverse: Vec<(Node, Sym, Sym, Sym)>) -> FxHashMap<Node, Vec
                 ids: VersionedSet::from_sorted(pair.iter().map(|it| it.3).collect()),
             })
             .collect();
+        by_pair.shrink_to_fit();
         entries.push((run[0].0, by_pair));
     }
     drop(reverse);
