@@ -1,0 +1,108 @@
+//! What sled 0.34 can write here, whatever arbiter does above it (issue 14 item 3): loads
+//! a relationship file into a fresh sled database in three layouts and prints the time
+//! of the sled writes and the bytes on disk, so the store's format is chosen on numbers.
+//!
+//! ```text
+//! cargo run --profile bench --example sled_ceiling -- FILE DIR keys      # 2 keys per relationship, file order
+//! cargo run --profile bench --example sled_ceiling -- FILE DIR sorted    # the same keys, sorted
+//! cargo run --profile bench --example sled_ceiling -- FILE DIR packed    # sorted blocks of 64, one key each
+//! ```
+//!
+//! Every layout writes the format-2 version keys of both indexes (`by_resource` and
+//! `by_subject`, see `src/store/keys.rs`) with a live version value, in one tree with a
+//! one-byte index prefix, by `apply_batch` of 1,000 sled keys (the cheapest atomic sled
+//! write; no read before writing, no change log). `packed` front-codes 64 consecutive
+//! entries of one index into one value (shared prefix length, suffix, value), keyed by
+//! the first entry: the block layout `docs/STORAGE.md` proposes for format 3. `du -sb DIR`
+//! after the run gives the bytes on disk.
+
+use std::time::Instant;
+
+use arbiter::model::{Relationship, Revision};
+use arbiter::store::keys::{self, Index};
+
+type Entry = (Vec<u8>, Vec<u8>);
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [file, dir, layout] = args.as_slice() else {
+        return Err("usage: sled_ceiling FILE DIR keys|sorted|packed".into());
+    };
+    let text = std::fs::read_to_string(file)?;
+    let mut rels = Vec::new();
+    for line in text.lines().filter(|it| !it.trim().is_empty()) {
+        rels.push(line.parse::<Relationship>()?);
+    }
+    let started = Instant::now();
+    let mut entries: Vec<Entry> = Vec::with_capacity(rels.len() * 2);
+    for rel in &rels {
+        for (tag, index) in [(b'r', Index::Resource), (b's', Index::Subject)] {
+            let mut key = vec![tag];
+            key.extend(keys::version_key(index, rel, Revision(1)));
+            entries.push((key, keys::encode_version_value(keys::LIVE, rel)));
+        }
+    }
+    match layout.as_str() {
+        "keys" => {}
+        "sorted" => entries.sort_unstable(),
+        "packed" => {
+            entries.sort_unstable();
+            entries = pack(&entries)?;
+        }
+        other => return Err(format!("unknown layout `{other}`").into()),
+    }
+    let prepared = started.elapsed();
+    let started = Instant::now();
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(256 << 20)
+        .open()?;
+    let tree = db.open_tree("t")?;
+    for chunk in entries.chunks(1_000) {
+        let mut batch = sled::Batch::default();
+        for (key, value) in chunk {
+            batch.insert(key.as_slice(), value.as_slice());
+        }
+        tree.apply_batch(batch)?;
+    }
+    db.flush()?;
+    let written = started.elapsed();
+    let raw: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+    println!(
+        "{layout}: {} relationships as {} sled keys ({raw} bytes): prepared in {prepared:?}, written and flushed in {written:?} ({:.0} relationships/s)",
+        rels.len(),
+        entries.len(),
+        rels.len() as f64 / written.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Sorted entries as blocks of 64 of one index: each entry is its shared-prefix length with
+/// the previous key (u16), the suffix length (u16), the suffix, the value length (u16), the
+/// value.
+fn pack(sorted: &[Entry]) -> Result<Vec<Entry>, Box<dyn std::error::Error>> {
+    let mut blocks = Vec::new();
+    for tag in [b'r', b's'] {
+        let of_index: Vec<&Entry> = sorted
+            .iter()
+            .filter(|it| it.0.first() == Some(&tag))
+            .collect();
+        for block in of_index.chunks(64) {
+            let mut value = Vec::new();
+            let mut prev: &[u8] = &[];
+            for (key, version) in block {
+                let shared = key.iter().zip(prev).take_while(|(a, b)| a == b).count();
+                value.extend_from_slice(&u16::try_from(shared)?.to_be_bytes());
+                value.extend_from_slice(&u16::try_from(key.len() - shared)?.to_be_bytes());
+                value.extend_from_slice(&key[shared..]);
+                value.extend_from_slice(&u16::try_from(version.len())?.to_be_bytes());
+                value.extend_from_slice(version);
+                prev = key;
+            }
+            if let Some(first) = block.first() {
+                blocks.push((first.0.clone(), value));
+            }
+        }
+    }
+    Ok(blocks)
+}
