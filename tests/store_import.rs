@@ -130,12 +130,10 @@ fn run(store: &dyn Store, step: &Step) -> String {
             op,
             relationship: rel(text),
         };
-        format!(
-            "{:?}",
-            store
-                .write(&[update], &[])
-                .map(|it| it.map(|set| canonical(vec![set])))
-        )
+        match store.write(&[update], &[]) {
+            Ok(Ok(set)) => format!("{:?}", canonical(vec![set])),
+            other => format!("{other:?}"),
+        }
     };
     match step {
         Step::Import(lines) => {
