@@ -6,7 +6,12 @@
 //! cargo run --profile bench --example sled_ceiling -- FILE DIR keys      # 2 keys per relationship, file order
 //! cargo run --profile bench --example sled_ceiling -- FILE DIR sorted    # the same keys, sorted
 //! cargo run --profile bench --example sled_ceiling -- FILE DIR packed    # sorted blocks of 64, one key each
+//! cargo run --profile bench --example sled_ceiling -- FILE DIR rewrites  # packed, then 20,000 block rewrites
 //! ```
+//!
+//! `rewrites` measures what a small write costs in the packed layout: after loading, it
+//! rewrites 20,000 blocks picked at random (find the block holding a key with a backward
+//! range scan, write it back changed), one sled insert each, as a one-tuple write would.
 //!
 //! Every layout writes the format-2 version keys of both indexes (`by_resource` and
 //! `by_subject`, see `src/store/keys.rs`) with a live version value, in one tree with a
@@ -45,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match layout.as_str() {
         "keys" => {}
         "sorted" => entries.sort_unstable(),
-        "packed" => {
+        "packed" | "rewrites" => {
             entries.sort_unstable();
             entries = pack(&entries)?;
         }
@@ -67,12 +72,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     db.flush()?;
     let written = started.elapsed();
+    if layout == "rewrites" {
+        rewrite_blocks(&tree, &rels)?;
+    }
     let raw: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
     println!(
         "{layout}: {} relationships as {} sled keys ({raw} bytes): prepared in {prepared:?}, written and flushed in {written:?} ({:.0} relationships/s)",
         rels.len(),
         entries.len(),
         rels.len() as f64 / written.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Rewrites 20,000 blocks holding relationships picked at random (a fixed LCG, so runs
+/// repeat), each with one sled insert, and prints the mean time per rewrite.
+fn rewrite_blocks(
+    tree: &sled::Tree,
+    rels: &[Relationship],
+) -> Result<(), Box<dyn std::error::Error>> {
+    const N: usize = 20_000;
+    let mut seed: u64 = 7;
+    let started = Instant::now();
+    for _ in 0..N {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let rel = &rels[(seed >> 33) as usize % rels.len().max(1)];
+        let mut key = vec![b'r'];
+        key.extend(keys::version_key(Index::Resource, rel, Revision(1)));
+        let Some(found) = tree.range(..=key).next_back() else {
+            continue;
+        };
+        let (block_key, block) = found?;
+        let mut block = block.to_vec();
+        if let Some(last) = block.last_mut() {
+            *last ^= 1;
+        }
+        tree.insert(block_key, block)?;
+    }
+    tree.flush()?;
+    let took = started.elapsed();
+    println!(
+        "{N} block rewrites and a flush in {took:?} ({:.1} us each)",
+        took.as_micros() as f64 / N as f64
     );
     Ok(())
 }
