@@ -195,6 +195,15 @@ pub fn version_key(index: Index, rel: &Relationship, created: Revision) -> Vec<u
     buf
 }
 
+/// The created-at revision of an index key (its names are not decoded).
+pub fn decode_created(key: &[u8]) -> Result<Revision, DecodeError> {
+    let split = key
+        .len()
+        .checked_sub(REVISION_LEN)
+        .ok_or(DecodeError { what: "index key" })?;
+    Ok(Revision(decode_u64(&key[split..])?))
+}
+
 /// Splits an index key into its relationship and created-at revision.
 pub fn decode_version_key(
     index: Index,
@@ -531,6 +540,7 @@ mod tests {
                 let (back, created) = decode_version_key(index, &key).unwrap();
                 assert_eq!(back, rel, "{index:?}");
                 assert_eq!(created, Revision(0x0001_0000_0000_0200));
+                assert_eq!(decode_created(&key).unwrap(), created);
             }
         }
     }
@@ -648,6 +658,7 @@ mod tests {
             .is_err()
         );
         assert!(decode_version_key(Index::Resource, b"short").is_err());
+        assert!(decode_created(b"short").is_err());
         assert!(decode_version_key(Index::Resource, b"a\0b\0c\0d\0e\x0012345678").is_err());
         assert!(decode_changes(&[1, 0, 0, 0, 9, b'a']).is_err());
         assert!(decode_changes(&[3]).is_err());

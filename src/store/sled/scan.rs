@@ -44,7 +44,7 @@ impl Inner {
         filter: &RelationshipFilter,
         f: &mut dyn FnMut(Relationship, Revision, u64) -> bool,
     ) -> Result<(), StoreError> {
-        self.scan_index(filter, None, f)
+        self.scan_index(filter, None, None, f)
     }
 
     /// Calls `f` with every relationship matching `filter` live at `at`, in the key order of
@@ -56,19 +56,20 @@ impl Inner {
         after: Option<&Relationship>,
         f: &mut dyn FnMut(Relationship) -> bool,
     ) -> Result<(), StoreError> {
-        self.scan_index(filter, after, &mut |rel, created, deleted| {
-            if visible(created, deleted, at) {
-                f(rel)
-            } else {
-                true
-            }
-        })
+        self.scan_index(filter, after, Some(at), &mut |rel, _, _| f(rel))
     }
 
+    /// Calls `f` with every version matching `filter` after `after` (visible at `at`, when
+    /// given) in key order, until `f` returns false. Invisible versions are skipped from
+    /// their revisions alone, before their names are decoded, and a filter the key prefix
+    /// already decides is not checked per key: the scan of a whole index at the head
+    /// ([`Store::for_each_live`](crate::store::Store::for_each_live)) decodes only what
+    /// it hands out.
     fn scan_index(
         &self,
         filter: &RelationshipFilter,
         after: Option<&Relationship>,
+        at: Option<Revision>,
         f: &mut dyn FnMut(Relationship, Revision, u64) -> bool,
     ) -> Result<(), StoreError> {
         let (index, prefix) = keys::index_for(filter);
@@ -90,13 +91,21 @@ impl Inner {
             }
             None => Bound::Included(prefix.clone()),
         };
+        let match_each = *filter != RelationshipFilter::default();
         for item in tree.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
             let (key, value) = item.map_err(io)?;
             if !key.starts_with(&prefix) {
                 break;
             }
+            if let Some(at) = at {
+                let created = keys::decode_created(&key).map_err(corrupt)?;
+                let deleted = keys::decode_deleted(&value).map_err(corrupt)?;
+                if !visible(created, deleted, at) {
+                    continue;
+                }
+            }
             let (mut rel, created) = keys::decode_version_key(index, &key).map_err(corrupt)?;
-            if !filter.matches(&rel) {
+            if match_each && !filter.matches(&rel) {
                 continue;
             }
             let deleted = keys::decode_version_value(&value, &mut rel).map_err(corrupt)?;
