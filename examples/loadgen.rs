@@ -332,6 +332,7 @@ async fn run(
             let mut conn = Conn::open(&host).await?;
             let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
             let mut allowed = 0usize;
+            let mut total = 0usize;
             let mut idx = worker * 7919;
             loop {
                 let sent = Instant::now();
@@ -342,6 +343,7 @@ async fn run(
                 idx += 1;
                 let (status, is_allowed) = conn.send(request).await?;
                 let took = sent.elapsed();
+                total += 1;
                 if status != 200 {
                     return Err(format!("request answered status {status}"));
                 }
@@ -350,15 +352,35 @@ async fn run(
                     allowed += usize::from(is_allowed);
                 }
             }
-            Ok::<_, String>((latencies, allowed))
+            Ok::<_, String>((latencies, allowed, total))
         }));
     }
+    let mut results = Vec::new();
+    for worker in workers {
+        results.push(worker.await.map_err(|err| err.to_string())??);
+    }
+    report(label, connections, measure, results)
+}
+
+/// What one worker measured: the latencies after the warm-up, how many of those were
+/// allowed, and how many calls it completed in all (warm-up included, to divide the
+/// server's CPU time by).
+type Measured = (Vec<u32>, usize, usize);
+
+/// Prints one run's throughput and latency percentiles.
+fn report(
+    label: &str,
+    connections: usize,
+    measure: Duration,
+    results: Vec<Measured>,
+) -> Result<(), String> {
     let mut latencies = Vec::new();
     let mut allowed = 0;
-    for worker in workers {
-        let (mut lat, n_allowed) = worker.await.map_err(|err| err.to_string())??;
+    let mut total = 0;
+    for (mut lat, n_allowed, n_total) in results {
         latencies.append(&mut lat);
         allowed += n_allowed;
+        total += n_total;
     }
     latencies.sort_unstable();
     let n = latencies.len();
@@ -367,7 +389,7 @@ async fn run(
     }
     let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)];
     println!(
-        "{label}connections={connections:<4} checks={n:<8} checks/s={:<9.0} p50={}µs p90={}µs p99={}µs max={}µs allowed={:.1}%",
+        "{label}connections={connections:<4} checks={n:<8} checks/s={:<9.0} p50={}µs p90={}µs p99={}µs max={}µs allowed={:.1}% calls_with_warmup={total}",
         n as f64 / measure.as_secs_f64(),
         pct(0.50),
         pct(0.90),
@@ -582,6 +604,7 @@ mod grpc {
                 let mut client = PermissionsServiceClient::new(channel);
                 let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
                 let mut allowed = 0usize;
+                let mut total = 0usize;
                 let mut idx = worker * 7919;
                 loop {
                     let sent = Instant::now();
@@ -598,6 +621,7 @@ mod grpc {
                         .await
                         .map_err(|err| format!("check failed: {err}"))?;
                     let took = sent.elapsed();
+                    total += 1;
                     if sent >= start + warmup {
                         latencies.push(took.as_micros().min(u128::from(u32::MAX)) as u32);
                         let has =
@@ -605,32 +629,14 @@ mod grpc {
                         allowed += usize::from(answer.into_inner().permissionship == has);
                     }
                 }
-                Ok::<_, String>((latencies, allowed))
+                Ok::<_, String>((latencies, allowed, total))
             }));
         }
-        let mut latencies = Vec::new();
-        let mut allowed = 0;
+        let mut results = Vec::new();
         for worker in workers {
-            let (mut lat, n_allowed) = worker.await.map_err(|err| err.to_string())??;
-            latencies.append(&mut lat);
-            allowed += n_allowed;
+            results.push(worker.await.map_err(|err| err.to_string())??);
         }
-        latencies.sort_unstable();
-        let n = latencies.len();
-        if n == 0 {
-            return Err("no check completed".to_string());
-        }
-        let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)];
-        println!(
-            "grpc connections={connections:<4} checks={n:<8} checks/s={:<9.0} p50={}µs p90={}µs p99={}µs max={}µs allowed={:.1}%",
-            n as f64 / measure.as_secs_f64(),
-            pct(0.50),
-            pct(0.90),
-            pct(0.99),
-            latencies[n - 1],
-            100.0 * allowed as f64 / n as f64,
-        );
-        Ok(())
+        super::report("grpc ", connections, measure, results)
     }
 }
 
@@ -918,6 +924,7 @@ mod h2raw {
                 let mut conn = Conn::open(&host).await?;
                 let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
                 let mut allowed = 0usize;
+                let mut total = 0usize;
                 let mut idx = worker * 7919;
                 loop {
                     let sent = Instant::now();
@@ -928,36 +935,19 @@ mod h2raw {
                     idx += 1;
                     let is_allowed = conn.call(&calls.headers, body).await?;
                     let took = sent.elapsed();
+                    total += 1;
                     if sent >= start + warmup {
                         latencies.push(took.as_micros().min(u128::from(u32::MAX)) as u32);
                         allowed += usize::from(is_allowed);
                     }
                 }
-                Ok::<_, String>((latencies, allowed))
+                Ok::<_, String>((latencies, allowed, total))
             }));
         }
-        let mut latencies = Vec::new();
-        let mut allowed = 0;
+        let mut results = Vec::new();
         for worker in workers {
-            let (mut lat, n_allowed) = worker.await.map_err(|err| err.to_string())??;
-            latencies.append(&mut lat);
-            allowed += n_allowed;
+            results.push(worker.await.map_err(|err| err.to_string())??);
         }
-        latencies.sort_unstable();
-        let n = latencies.len();
-        if n == 0 {
-            return Err("no check completed".to_string());
-        }
-        let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)];
-        println!(
-            "grpc-raw connections={connections:<4} checks={n:<8} checks/s={:<9.0} p50={}µs p90={}µs p99={}µs max={}µs allowed={:.1}%",
-            n as f64 / measure.as_secs_f64(),
-            pct(0.50),
-            pct(0.90),
-            pct(0.99),
-            latencies[n - 1],
-            100.0 * allowed as f64 / n as f64,
-        );
-        Ok(())
+        super::report("grpc-raw ", connections, measure, results)
     }
 }
