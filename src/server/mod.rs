@@ -10,8 +10,8 @@
 //!   streaming change feed; `openapi`: the document served at `/openapi.json`;
 //! - `playground`: the page at `/playground` and its sandbox evaluate route.
 //!
-//! The engine is synchronous. Checks take microseconds and run inline on the runtime;
-//! everything that may touch sled or walk large graphs (writes with their flush, reads,
+//! The engine is synchronous. Checks take microseconds and run inline on the runtime
+//! (`inline`: within a slice, else on the blocking pool); everything that may touch sled or walk large graphs (writes with their flush, reads,
 //! lookups, expand, bulk checks) runs on the blocking pool.
 
 use std::future::Future;
@@ -31,6 +31,7 @@ pub mod error;
 pub mod grpc;
 mod handlers;
 pub mod import;
+mod inline;
 pub mod keys;
 pub mod listen;
 mod observe;
