@@ -19,6 +19,7 @@ use parking_lot::RwLock;
 
 use super::AppState;
 use super::error::ApiError;
+use super::keys::KeyName;
 use crate::model::Revision;
 
 /// Latency buckets in seconds: 25 µs to 5 s.
@@ -120,18 +121,23 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let latency = started.elapsed();
     let status = response.status().as_u16();
     let revision = response.extensions().get::<Revision>().map(|it| it.0);
-    let key = response.extensions().get::<super::keys::KeyName>();
-    let key = key.map(|it| it.0.as_str());
+    let key = response.extensions().get::<KeyName>();
+    let key = key.map(KeyName::as_str);
     let metrics = route_metrics(route, method_label(&method), status);
     metrics.requests.increment(1);
     metrics.latency.record(latency.as_secs_f64());
     let latency_us = latency.as_micros() as u64;
-    // The log line shows at most a bounded prefix of an odd method.
-    let method = super::clip::truncate(method.as_str(), 32);
-    if state.config().access_log {
-        tracing::info!(method = %method, route, status, latency_us, revision, key, "request");
-    } else {
-        tracing::debug!(method = %method, route, status, latency_us, revision, key, "request");
+    let access_log = state.config().access_log;
+    // The line is built only when it is logged: most servers log requests at debug level,
+    // which is off.
+    if access_log || tracing::enabled!(tracing::Level::DEBUG) {
+        // The log line shows at most a bounded prefix of an odd method.
+        let method = super::clip::truncate(method.as_str(), 32);
+        if access_log {
+            tracing::info!(method = %method, route, status, latency_us, revision, key, "request");
+        } else {
+            tracing::debug!(method = %method, route, status, latency_us, revision, key, "request");
+        }
     }
     response
 }
