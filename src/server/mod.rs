@@ -168,16 +168,10 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(playground::page_routes())
         .fallback(handlers::not_found)
-        .layer(axum::middleware::from_fn(shape::refuse_unknown_query))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe::deadline,
-        ))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(shape::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            observe::observe,
+            observe::edge,
         ))
         .with_state(state)
 }
