@@ -154,16 +154,19 @@ fn observe(state: &AppState, started: Instant, method: &Method, route: &str, res
     }
 }
 
-/// Answers 503 `deadline_exceeded` when the handler has not produced its response in
-/// time. The handler's future is dropped; a blocking write already handed to the store
-/// still completes (and is acknowledged by nobody). A bulk import has no deadline.
+/// Answers 503 `deadline_exceeded` (a gRPC call: DEADLINE_EXCEEDED) when the handler has
+/// not produced its response in time. The handler's future is dropped; a blocking write
+/// already handed to the store still completes (and is acknowledged by nobody). A bulk
+/// import has no deadline.
 async fn deadline(state: &AppState, request: Request, next: Next) -> Response {
     let limit = state.config().request_timeout;
     if super::import::is_import(request.uri().path()) {
         return next.run(request).await;
     }
+    let grpc = super::grpc::is_grpc(&request);
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
+        Err(_) if grpc => super::grpc::deadline_exceeded(limit),
         Err(_) => ApiError::DeadlineExceeded(limit.as_millis()).into_response(),
     }
 }
