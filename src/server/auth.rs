@@ -48,7 +48,9 @@ pub async fn require_token(
         requests_by_key(&key).increment(1);
     }
     let mut response = next.run(request).await;
-    response.extensions_mut().insert(key);
+    if super::observe::details_wanted() {
+        response.extensions_mut().insert(key);
+    }
     Ok(response)
 }
 

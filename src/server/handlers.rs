@@ -64,7 +64,9 @@ pub struct Answer<T>(pub Revision, pub T);
 impl<T: Serialize> IntoResponse for Answer<T> {
     fn into_response(self) -> Response {
         let mut response = Json(self.1).into_response();
-        response.extensions_mut().insert(self.0);
+        if observe::details_wanted() {
+            response.extensions_mut().insert(self.0);
+        }
         response
     }
 }

@@ -156,7 +156,7 @@ impl AppState {
 /// The whole application: every route of DESIGN §5 with auth, limits, deadline, tracing
 /// and metrics.
 pub fn router(state: AppState) -> Router {
-    observe::install();
+    observe::install(state.config().access_log);
     let body_limit = state.config().body_limit;
     let (routes, api) = openapi::api_router(state.clone()).split_for_parts();
     let document = Arc::new(openapi::render(api, state.config()));

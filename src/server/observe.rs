@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -45,8 +46,23 @@ fn handle() -> Option<&'static PrometheusHandle> {
 }
 
 /// Installs the recorder (idempotent); call before serving so the first requests count.
-pub fn install() {
+/// `access_log`: whether this server logs every request at info level.
+pub fn install(access_log: bool) {
     let _ = handle();
+    if access_log {
+        // Sticky: with several routers in one process (tests), one that logs is enough to
+        // make all of them attach the details, which costs them time, never correctness.
+        ACCESS_LOG.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether some router of this process logs every request at info level.
+static ACCESS_LOG: AtomicBool = AtomicBool::new(false);
+
+/// Whether the request log line will be written, so that the details only it shows (the
+/// answer's revision, the key's name) are worth attaching to the response.
+pub fn details_wanted() -> bool {
+    ACCESS_LOG.load(Ordering::Relaxed) || tracing::enabled!(tracing::Level::DEBUG)
 }
 
 /// The counter and histogram of one (route, method, status), registered once: building

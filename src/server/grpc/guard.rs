@@ -40,7 +40,9 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     match state.keys().authorize_secret(secret, scope) {
         Ok(key) => {
             let mut response = run_with_deadline(request, next).await;
-            response.extensions_mut().insert(key);
+            if super::super::observe::details_wanted() {
+                response.extensions_mut().insert(key);
+            }
             response
         }
         Err(AuthError::Unauthenticated) if presented.is_none() => reply(Status::unauthenticated(
