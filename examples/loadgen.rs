@@ -4,10 +4,11 @@
 //! p50/p90/p99 latency and checks per second, for each requested concurrency. With
 //! `--protocol grpc` the same checks go through SpiceDB's gRPC CheckPermission on the same
 //! port instead (a tonic client, one HTTP/2 connection per worker); `--protocol grpc-raw`
-//! sends the same calls as pre-encoded HTTP/2 frames (a client as cheap as the JSON one,
-//! so that the server's cost per call can be compared fairly); `--protocol noop` sends
-//! `GET /healthz` through the same middleware stack: the server's no-op round trip, the
-//! ceiling for checks over HTTP/1.1.
+//! sends the same calls as pre-encoded HTTP/2 frames (headers indexed in HPACK's dynamic
+//! table, as gRPC clients do), a client as cheap as the JSON one, so that the server's
+//! cost per call can be compared fairly; `--protocol noop` sends `GET /healthz` through
+//! the same router-wide layer: the server's no-op round trip, the ceiling for checks over
+//! HTTP/1.1.
 //!
 //! ```sh
 //! cargo run --release -- serve --memory &
@@ -672,8 +673,10 @@ mod h2raw {
     const INITIAL_WINDOW_SIZE: u16 = 0x4;
     const MAX_WINDOW: u32 = 0x7fff_ffff;
 
-    /// The prepared calls: one HPACK header block for all, one gRPC-framed body each.
+    /// The prepared calls: the HPACK header blocks (the first call's on each connection,
+    /// then every other's) and one gRPC-framed body per check.
     pub struct Calls {
+        first_headers: Vec<u8>,
         headers: Vec<u8>,
         bodies: Vec<Vec<u8>>,
     }
@@ -700,28 +703,44 @@ mod h2raw {
         out.extend_from_slice(text.as_bytes());
     }
 
-    /// A header "literal without indexing" whose name is static-table entry `index`, so
-    /// the block leaves the server's dynamic table alone and can be sent again unchanged.
-    fn literal(out: &mut Vec<u8>, index: usize, value: &str) {
-        integer(out, 4, 0x00, index);
-        string(out, value);
+    /// The header blocks of the calls, encoded as gRPC clients encode them: the first call
+    /// on a connection adds each header to the server's HPACK dynamic table ("literal with
+    /// incremental indexing", RFC 7541 §6.2.1), every later call names the entries by
+    /// index, one byte each. So the server decodes what it decodes for a real client.
+    fn header_blocks(args: &Args) -> (Vec<u8>, Vec<u8>) {
+        // (static-table index of the name, or 0 for a literal name; name; value)
+        let mut entries = vec![
+            (4, ":path", PATH.to_string()),
+            (1, ":authority", host_of(&args.server)),
+            (31, "content-type", "application/grpc".to_string()),
+            (0, "te", "trailers".to_string()),
+        ];
+        if let Some(token) = &args.token {
+            entries.push((23, "authorization", format!("Bearer {token}")));
+        }
+        // :method POST and :scheme http are static-table entries 3 and 6.
+        let mut first = vec![0x83, 0x86];
+        for (index, name, value) in &entries {
+            integer(&mut first, 6, 0x40, *index);
+            if *index == 0 {
+                string(&mut first, name);
+            }
+            string(&mut first, value);
+        }
+        // The newest entry of the dynamic table has index 62.
+        let mut repeat = vec![0x83, 0x86];
+        for position in 0..entries.len() {
+            integer(&mut repeat, 7, 0x80, 62 + entries.len() - 1 - position);
+        }
+        (first, repeat)
     }
 
-    /// The header block and the bodies of every check.
+    /// The header blocks and the bodies of every check.
     pub fn encode_calls(
         args: &Args,
         checks: &[pb::CheckPermissionRequest],
     ) -> Result<Calls, String> {
-        let mut headers = vec![0x83, 0x86]; // :method POST, :scheme http (static table)
-        literal(&mut headers, 4, PATH); // :path
-        literal(&mut headers, 1, &host_of(&args.server)); // :authority
-        literal(&mut headers, 31, "application/grpc"); // content-type
-        headers.push(0x00); // te: trailers, a name outside the static table
-        string(&mut headers, "te");
-        string(&mut headers, "trailers");
-        if let Some(token) = &args.token {
-            literal(&mut headers, 23, &format!("Bearer {token}")); // authorization
-        }
+        let (first_headers, headers) = header_blocks(args);
         let bodies = checks
             .iter()
             .map(|check| {
@@ -733,7 +752,11 @@ mod h2raw {
                 Ok(body)
             })
             .collect::<Result<_, String>>()?;
-        Ok(Calls { headers, bodies })
+        Ok(Calls {
+            first_headers,
+            headers,
+            bodies,
+        })
     }
 
     fn frame_head(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, len: usize) {
@@ -933,7 +956,12 @@ mod h2raw {
                     }
                     let body = &calls.bodies[idx % calls.bodies.len()];
                     idx += 1;
-                    let is_allowed = conn.call(&calls.headers, body).await?;
+                    let headers = if total == 0 {
+                        &calls.first_headers
+                    } else {
+                        &calls.headers
+                    };
+                    let is_allowed = conn.call(headers, body).await?;
                     let took = sent.elapsed();
                     total += 1;
                     if sent >= start + warmup {
