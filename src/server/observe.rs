@@ -1,6 +1,7 @@
 //! Per-request observability and the deadline: one structured log line per request
 //! (method, route, status, latency, revision), Prometheus counters and latency histograms
-//! by route and status, and the rendering of `/metrics`.
+//! by route and status, and the rendering of `/metrics`. [`edge`] is the one router-wide
+//! layer: it observes, shapes errors, guards the query string and applies the deadline.
 //!
 //! Metrics go to one process-wide Prometheus recorder, installed on first use; gauges that
 //! mirror engine state (head revision, cache counters, store size) are set when `/metrics`
