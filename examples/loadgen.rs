@@ -3,7 +3,12 @@
 //! drives `POST /v1/check` from N keep-alive connections for a fixed time and prints
 //! p50/p90/p99 latency and checks per second, for each requested concurrency. With
 //! `--protocol grpc` the same checks go through SpiceDB's gRPC CheckPermission on the same
-//! port instead (a tonic client, one HTTP/2 connection per worker).
+//! port instead (a tonic client, one HTTP/2 connection per worker); `--protocol grpc-raw`
+//! sends the same calls as pre-encoded HTTP/2 frames (headers indexed in HPACK's dynamic
+//! table, as gRPC clients do), a client as cheap as the JSON one, so that the server's
+//! cost per call can be compared fairly; `--protocol noop` sends `GET /healthz` through
+//! the same router-wide layer: the server's no-op round trip, the ceiling for checks over
+//! HTTP/1.1.
 //!
 //! ```sh
 //! cargo run --release -- serve --memory &
@@ -60,7 +65,9 @@ struct Args {
     /// Seed of the generator.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// How checks are sent: `json` (POST /v1/check) or `grpc` (CheckPermission).
+    /// How checks are sent: `json` (POST /v1/check), `grpc` (CheckPermission, tonic
+    /// client), `grpc-raw` (CheckPermission as pre-encoded HTTP/2 frames) or `noop`
+    /// (`GET /healthz`, the no-op round trip).
     #[arg(long, default_value = "json")]
     protocol: String,
 }
@@ -313,6 +320,7 @@ async fn run(
     requests: Arc<Vec<Vec<u8>>>,
     connections: usize,
 ) -> Result<(), String> {
+    let label = if args.protocol == "noop" { "noop " } else { "" };
     let host = host_of(&args.server);
     let warmup = Duration::from_secs_f64(args.warmup);
     let measure = Duration::from_secs_f64(args.duration);
@@ -325,6 +333,7 @@ async fn run(
             let mut conn = Conn::open(&host).await?;
             let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
             let mut allowed = 0usize;
+            let mut total = 0usize;
             let mut idx = worker * 7919;
             loop {
                 let sent = Instant::now();
@@ -335,23 +344,44 @@ async fn run(
                 idx += 1;
                 let (status, is_allowed) = conn.send(request).await?;
                 let took = sent.elapsed();
+                total += 1;
                 if status != 200 {
-                    return Err(format!("check answered status {status}"));
+                    return Err(format!("request answered status {status}"));
                 }
                 if sent >= start + warmup {
                     latencies.push(took.as_micros().min(u128::from(u32::MAX)) as u32);
                     allowed += usize::from(is_allowed);
                 }
             }
-            Ok::<_, String>((latencies, allowed))
+            Ok::<_, String>((latencies, allowed, total))
         }));
     }
+    let mut results = Vec::new();
+    for worker in workers {
+        results.push(worker.await.map_err(|err| err.to_string())??);
+    }
+    report(label, connections, measure, results)
+}
+
+/// What one worker measured: the latencies after the warm-up, how many of those were
+/// allowed, and how many calls it completed in all (warm-up included, to divide the
+/// server's CPU time by).
+type Measured = (Vec<u32>, usize, usize);
+
+/// Prints one run's throughput and latency percentiles.
+fn report(
+    label: &str,
+    connections: usize,
+    measure: Duration,
+    results: Vec<Measured>,
+) -> Result<(), String> {
     let mut latencies = Vec::new();
     let mut allowed = 0;
-    for worker in workers {
-        let (mut lat, n_allowed) = worker.await.map_err(|err| err.to_string())??;
+    let mut total = 0;
+    for (mut lat, n_allowed, n_total) in results {
         latencies.append(&mut lat);
         allowed += n_allowed;
+        total += n_total;
     }
     latencies.sort_unstable();
     let n = latencies.len();
@@ -360,7 +390,7 @@ async fn run(
     }
     let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)];
     println!(
-        "connections={connections:<4} checks={n:<8} checks/s={:<9.0} p50={}µs p90={}µs p99={}µs max={}µs allowed={:.1}%",
+        "{label}connections={connections:<4} checks={n:<8} checks/s={:<9.0} p50={}µs p90={}µs p99={}µs max={}µs allowed={:.1}% calls_with_warmup={total}",
         n as f64 / measure.as_secs_f64(),
         pct(0.50),
         pct(0.90),
@@ -393,8 +423,25 @@ fn encode(args: &Args, body: &Value) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The bytes of one `GET /healthz` request: the no-op round trip through the same
+/// middleware stack (observe, body limit, deadline, query guard) as a check.
+fn noop_request(args: &Args) -> Vec<u8> {
+    format!(
+        "GET /healthz HTTP/1.1\r\nhost: {}\r\n\r\n",
+        host_of(&args.server)
+    )
+    .into_bytes()
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if !["json", "grpc", "grpc-raw", "noop"].contains(&args.protocol.as_str()) {
+        eprintln!(
+            "error: `--protocol {}` is not one of json, grpc, grpc-raw, noop",
+            args.protocol
+        );
+        return std::process::ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -431,8 +478,21 @@ fn main() -> std::process::ExitCode {
                 encode(&args, &body)
             })
             .collect();
+        let requests = if args.protocol == "noop" {
+            vec![noop_request(&args)]
+        } else {
+            requests
+        };
         let requests = Arc::new(requests);
         let args = Arc::new(args);
+        if args.protocol == "grpc-raw" {
+            let checks = grpc::requests(&args, &workload.checks)?;
+            let calls = Arc::new(h2raw::encode_calls(&args, &checks)?);
+            for &connections in &args.concurrency {
+                h2raw::run(Arc::clone(&args), Arc::clone(&calls), connections).await?;
+            }
+            return Ok(());
+        }
         if args.protocol == "grpc" {
             let checks = Arc::new(grpc::requests(&args, &workload.checks)?);
             for &connections in &args.concurrency {
@@ -545,6 +605,7 @@ mod grpc {
                 let mut client = PermissionsServiceClient::new(channel);
                 let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
                 let mut allowed = 0usize;
+                let mut total = 0usize;
                 let mut idx = worker * 7919;
                 loop {
                     let sent = Instant::now();
@@ -561,6 +622,7 @@ mod grpc {
                         .await
                         .map_err(|err| format!("check failed: {err}"))?;
                     let took = sent.elapsed();
+                    total += 1;
                     if sent >= start + warmup {
                         latencies.push(took.as_micros().min(u128::from(u32::MAX)) as u32);
                         let has =
@@ -568,31 +630,352 @@ mod grpc {
                         allowed += usize::from(answer.into_inner().permissionship == has);
                     }
                 }
-                Ok::<_, String>((latencies, allowed))
+                Ok::<_, String>((latencies, allowed, total))
             }));
         }
-        let mut latencies = Vec::new();
-        let mut allowed = 0;
+        let mut results = Vec::new();
         for worker in workers {
-            let (mut lat, n_allowed) = worker.await.map_err(|err| err.to_string())??;
-            latencies.append(&mut lat);
-            allowed += n_allowed;
+            results.push(worker.await.map_err(|err| err.to_string())??);
         }
-        latencies.sort_unstable();
-        let n = latencies.len();
-        if n == 0 {
-            return Err("no check completed".to_string());
+        super::report("grpc ", connections, measure, results)
+    }
+}
+
+/// The `grpc-raw` mode: CheckPermission calls written as pre-encoded HTTP/2 frames on a
+/// bare TCP connection, one call at a time per connection, the answer read frame by
+/// frame. Per call it writes a stream id into prepared bytes and decodes one small
+/// protobuf message, so it costs about what the raw JSON generator costs and the two
+/// protocols can be compared by the server's cost alone. A call that ends without a
+/// message (a trailers-only gRPC error), a reset stream or a GOAWAY stops the run.
+mod h2raw {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use prost::Message;
+    use spicedb_rs_proto::authzed::api::v1 as pb;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::{Args, host_of};
+
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const PATH: &str = "/authzed.api.v1.PermissionsService/CheckPermission";
+    const DATA: u8 = 0x0;
+    const HEADERS: u8 = 0x1;
+    const RST_STREAM: u8 = 0x3;
+    const SETTINGS: u8 = 0x4;
+    const PING: u8 = 0x6;
+    const GOAWAY: u8 = 0x7;
+    const WINDOW_UPDATE: u8 = 0x8;
+    const END_STREAM: u8 = 0x1;
+    const ACK: u8 = 0x1;
+    const END_HEADERS: u8 = 0x4;
+    /// SETTINGS_INITIAL_WINDOW_SIZE.
+    const INITIAL_WINDOW_SIZE: u16 = 0x4;
+    const MAX_WINDOW: u32 = 0x7fff_ffff;
+
+    /// The prepared calls: the HPACK header blocks (the first call's on each connection,
+    /// then every other's) and one gRPC-framed body per check.
+    pub struct Calls {
+        first_headers: Vec<u8>,
+        headers: Vec<u8>,
+        bodies: Vec<Vec<u8>>,
+    }
+
+    /// An HPACK integer with an `bits`-bit prefix after the pattern `flags` (RFC 7541 §5.1).
+    fn integer(out: &mut Vec<u8>, bits: u32, flags: u8, value: usize) {
+        let max = (1usize << bits) - 1;
+        if value < max {
+            out.push(flags | value as u8);
+            return;
         }
-        let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)];
-        println!(
-            "grpc connections={connections:<4} checks={n:<8} checks/s={:<9.0} p50={}µs p90={}µs p99={}µs max={}µs allowed={:.1}%",
-            n as f64 / measure.as_secs_f64(),
-            pct(0.50),
-            pct(0.90),
-            pct(0.99),
-            latencies[n - 1],
-            100.0 * allowed as f64 / n as f64,
-        );
-        Ok(())
+        out.push(flags | max as u8);
+        let mut rest = value - max;
+        while rest >= 128 {
+            out.push((rest % 128) as u8 | 0x80);
+            rest /= 128;
+        }
+        out.push(rest as u8);
+    }
+
+    /// An HPACK string literal, not Huffman-coded.
+    fn string(out: &mut Vec<u8>, text: &str) {
+        integer(out, 7, 0x00, text.len());
+        out.extend_from_slice(text.as_bytes());
+    }
+
+    /// The header blocks of the calls, encoded as gRPC clients encode them: the first call
+    /// on a connection adds each header to the server's HPACK dynamic table ("literal with
+    /// incremental indexing", RFC 7541 §6.2.1), every later call names the entries by
+    /// index, one byte each. So the server decodes what it decodes for a real client.
+    fn header_blocks(args: &Args) -> (Vec<u8>, Vec<u8>) {
+        // (static-table index of the name, or 0 for a literal name; name; value)
+        let mut entries = vec![
+            (4, ":path", PATH.to_string()),
+            (1, ":authority", host_of(&args.server)),
+            (31, "content-type", "application/grpc".to_string()),
+            (0, "te", "trailers".to_string()),
+        ];
+        if let Some(token) = &args.token {
+            entries.push((23, "authorization", format!("Bearer {token}")));
+        }
+        // :method POST and :scheme http are static-table entries 3 and 6.
+        let mut first = vec![0x83, 0x86];
+        for (index, name, value) in &entries {
+            integer(&mut first, 6, 0x40, *index);
+            if *index == 0 {
+                string(&mut first, name);
+            }
+            string(&mut first, value);
+        }
+        // The newest entry of the dynamic table has index 62.
+        let mut repeat = vec![0x83, 0x86];
+        for position in 0..entries.len() {
+            integer(&mut repeat, 7, 0x80, 62 + entries.len() - 1 - position);
+        }
+        (first, repeat)
+    }
+
+    /// The header blocks and the bodies of every check.
+    pub fn encode_calls(
+        args: &Args,
+        checks: &[pb::CheckPermissionRequest],
+    ) -> Result<Calls, String> {
+        let (first_headers, headers) = header_blocks(args);
+        let bodies = checks
+            .iter()
+            .map(|check| {
+                let message = check.encode_to_vec();
+                let len = u32::try_from(message.len()).map_err(|err| err.to_string())?;
+                let mut body = vec![0u8];
+                body.extend_from_slice(&len.to_be_bytes());
+                body.extend_from_slice(&message);
+                Ok(body)
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Calls {
+            first_headers,
+            headers,
+            bodies,
+        })
+    }
+
+    fn frame_head(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, len: usize) {
+        out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+        out.push(kind);
+        out.push(flags);
+        out.extend_from_slice(&stream.to_be_bytes());
+    }
+
+    /// One HTTP/2 connection that runs one call at a time.
+    struct Conn {
+        stream: tokio::net::TcpStream,
+        buf: Vec<u8>,
+        /// Where the next unread frame starts in `buf`.
+        at: usize,
+        out: Vec<u8>,
+        next_stream: u32,
+        /// What the server lets us send on the connection (RFC 9113 §6.9).
+        send_window: i64,
+    }
+
+    /// A frame read from the server, with its payload at `buf[start..end]`.
+    struct Frame {
+        kind: u8,
+        flags: u8,
+        stream: u32,
+        start: usize,
+        end: usize,
+    }
+
+    impl Conn {
+        async fn open(host: &str) -> Result<Self, String> {
+            let stream = tokio::net::TcpStream::connect(host)
+                .await
+                .map_err(|err| format!("cannot connect to {host}: {err}"))?;
+            stream.set_nodelay(true).map_err(|err| err.to_string())?;
+            let mut conn = Self {
+                stream,
+                buf: Vec::with_capacity(16 * 1024),
+                at: 0,
+                out: Vec::with_capacity(1024),
+                next_stream: 1,
+                send_window: 65_535,
+            };
+            // Our settings: a stream window large enough never to need updating; then
+            // the same for the connection's window.
+            let mut hello = PREFACE.to_vec();
+            frame_head(&mut hello, SETTINGS, 0, 0, 6);
+            hello.extend_from_slice(&INITIAL_WINDOW_SIZE.to_be_bytes());
+            hello.extend_from_slice(&MAX_WINDOW.to_be_bytes());
+            frame_head(&mut hello, WINDOW_UPDATE, 0, 0, 4);
+            hello.extend_from_slice(&(MAX_WINDOW - 65_535).to_be_bytes());
+            conn.write(&hello).await?;
+            Ok(conn)
+        }
+
+        async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+            self.stream
+                .write_all(bytes)
+                .await
+                .map_err(|err| err.to_string())
+        }
+
+        /// The next frame; answers SETTINGS and PING, counts WINDOW_UPDATEs, fails on
+        /// GOAWAY.
+        async fn frame(&mut self) -> Result<Frame, String> {
+            loop {
+                if self.buf.len() - self.at >= 9 {
+                    let head = &self.buf[self.at..self.at + 9];
+                    let len = usize::from(head[0]) << 16
+                        | usize::from(head[1]) << 8
+                        | usize::from(head[2]);
+                    if self.buf.len() - self.at >= 9 + len {
+                        let frame = Frame {
+                            kind: head[3],
+                            flags: head[4],
+                            stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]])
+                                & MAX_WINDOW,
+                            start: self.at + 9,
+                            end: self.at + 9 + len,
+                        };
+                        self.at = frame.end;
+                        if self.control(&frame).await? {
+                            continue;
+                        }
+                        return Ok(frame);
+                    }
+                }
+                if self.at > 0 {
+                    self.buf.drain(..self.at);
+                    self.at = 0;
+                }
+                let mut chunk = [0u8; 16 * 1024];
+                let n = self
+                    .stream
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                if n == 0 {
+                    return Err("the server closed the connection".to_string());
+                }
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+
+        /// Handles a connection-level frame; `true` when it was one.
+        async fn control(&mut self, frame: &Frame) -> Result<bool, String> {
+            match frame.kind {
+                SETTINGS if frame.flags & ACK == 0 => {
+                    let mut ack = Vec::with_capacity(9);
+                    frame_head(&mut ack, SETTINGS, ACK, 0, 0);
+                    self.write(&ack).await?;
+                    Ok(true)
+                }
+                PING if frame.flags & ACK == 0 => {
+                    let mut pong = Vec::with_capacity(17);
+                    frame_head(&mut pong, PING, ACK, 0, 8);
+                    pong.extend_from_slice(&self.buf[frame.start..frame.end]);
+                    self.write(&pong).await?;
+                    Ok(true)
+                }
+                WINDOW_UPDATE if frame.stream == 0 && frame.end - frame.start == 4 => {
+                    let p = &self.buf[frame.start..frame.end];
+                    let inc = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & MAX_WINDOW;
+                    self.send_window += i64::from(inc);
+                    Ok(true)
+                }
+                GOAWAY => Err("the server sent GOAWAY".to_string()),
+                SETTINGS | PING | WINDOW_UPDATE => Ok(true),
+                _ => Ok(false),
+            }
+        }
+
+        /// Sends one call and answers whether the subject has the permission.
+        async fn call(&mut self, headers: &[u8], body: &[u8]) -> Result<bool, String> {
+            while self.send_window < body.len() as i64 {
+                self.frame().await?;
+            }
+            let id = self.next_stream;
+            self.next_stream += 2;
+            self.out.clear();
+            frame_head(&mut self.out, HEADERS, END_HEADERS, id, headers.len());
+            self.out.extend_from_slice(headers);
+            frame_head(&mut self.out, DATA, END_STREAM, id, body.len());
+            self.out.extend_from_slice(body);
+            self.send_window -= body.len() as i64;
+            let out = std::mem::take(&mut self.out);
+            let written = self.write(&out).await;
+            self.out = out;
+            written?;
+            let mut message: Option<pb::CheckPermissionResponse> = None;
+            loop {
+                let frame = self.frame().await?;
+                if frame.stream != id {
+                    continue;
+                }
+                match frame.kind {
+                    DATA => {
+                        let payload = self.buf.get(frame.start + 5..frame.end).unwrap_or_default();
+                        let decoded = pb::CheckPermissionResponse::decode(payload)
+                            .map_err(|err| format!("undecodable answer: {err}"))?;
+                        message = Some(decoded);
+                    }
+                    RST_STREAM => return Err(format!("the server reset stream {id}")),
+                    _ => {}
+                }
+                if frame.flags & END_STREAM != 0 && matches!(frame.kind, DATA | HEADERS) {
+                    break;
+                }
+            }
+            let message = message.ok_or("a call ended without an answer (a gRPC error)")?;
+            let has = pb::check_permission_response::Permissionship::HasPermission as i32;
+            Ok(message.permissionship == has)
+        }
+    }
+
+    /// One measured run at `connections` concurrent HTTP/2 connections.
+    pub async fn run(args: Arc<Args>, calls: Arc<Calls>, connections: usize) -> Result<(), String> {
+        let host = host_of(&args.server);
+        let warmup = Duration::from_secs_f64(args.warmup);
+        let measure = Duration::from_secs_f64(args.duration);
+        let start = Instant::now();
+        let mut workers = Vec::new();
+        for worker in 0..connections {
+            let calls = Arc::clone(&calls);
+            let host = host.clone();
+            workers.push(tokio::spawn(async move {
+                let mut conn = Conn::open(&host).await?;
+                let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+                let mut allowed = 0usize;
+                let mut total = 0usize;
+                let mut idx = worker * 7919;
+                loop {
+                    let sent = Instant::now();
+                    if sent >= start + warmup + measure {
+                        break;
+                    }
+                    let body = &calls.bodies[idx % calls.bodies.len()];
+                    idx += 1;
+                    let headers = if total == 0 {
+                        &calls.first_headers
+                    } else {
+                        &calls.headers
+                    };
+                    let is_allowed = conn.call(headers, body).await?;
+                    let took = sent.elapsed();
+                    total += 1;
+                    if sent >= start + warmup {
+                        latencies.push(took.as_micros().min(u128::from(u32::MAX)) as u32);
+                        allowed += usize::from(is_allowed);
+                    }
+                }
+                Ok::<_, String>((latencies, allowed, total))
+            }));
+        }
+        let mut results = Vec::new();
+        for worker in workers {
+            results.push(worker.await.map_err(|err| err.to_string())??);
+        }
+        super::report("grpc-raw ", connections, measure, results)
     }
 }

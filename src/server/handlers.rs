@@ -19,10 +19,10 @@ use super::dto::{
 };
 use super::error::{ApiError, ErrorBody};
 use super::shape::lowercase_first;
-use super::{observe, watch};
+use super::{inline, observe, watch};
 use crate::engine::{
-    CheckRequest, Consistency, Deadline, Decision, DeleteOptions, DeleteRequest, EngineError,
-    ExpandRequest, LookupResourcesRequest, LookupSubjectsRequest, ReadRequest,
+    CheckRequest, Consistency, DeleteOptions, DeleteRequest, EngineError, ExpandRequest,
+    LookupResourcesRequest, LookupSubjectsRequest, ReadRequest,
 };
 use crate::model::Revision;
 
@@ -64,7 +64,9 @@ pub struct Answer<T>(pub Revision, pub T);
 impl<T: Serialize> IntoResponse for Answer<T> {
     fn into_response(self) -> Response {
         let mut response = Json(self.1).into_response();
-        response.extensions_mut().insert(self.0);
+        if observe::details_wanted() {
+            response.extensions_mut().insert(self.0);
+        }
         response
     }
 }
@@ -83,34 +85,6 @@ where
     tokio::task::spawn_blocking(call)
         .await
         .map_err(|err| ApiError::Internal(err.to_string()))?
-}
-
-/// How long a check may run on the async worker that received it.
-const INLINE_SLICE: std::time::Duration = std::time::Duration::from_millis(2);
-
-/// A check usually takes microseconds: handing it to the blocking pool would cost more
-/// than the check (two thread wake-ups; at 64 connections it cut throughput to a third).
-/// So a check on a store answered from memory first runs inline with a deadline of
-/// [`INLINE_SLICE`]; `None` when it did not finish in that slice, and the caller runs it
-/// again on the blocking pool with the request's own deadline. A long walk therefore holds
-/// an async worker for at most the slice.
-fn inline_check(
-    state: &AppState,
-    request: &CheckRequest,
-    mode: Consistency,
-) -> Result<Option<Decision>, ApiError> {
-    let engine = state.engine();
-    if !engine.exclusive_store() {
-        // A `full` read asks a shared store for its head: a network call.
-        return Ok(None);
-    }
-    let quick = engine.with_deadline(Deadline::after(
-        INLINE_SLICE.min(state.config().request_timeout),
-    ));
-    match quick.check(request, mode) {
-        Err(EngineError::DeadlineExceeded) => Ok(None),
-        other => Ok(Some(other?)),
-    }
 }
 
 /// Replace the schema. Refused (400) when it does not compile or would orphan stored
@@ -290,7 +264,7 @@ pub async fn check(
     };
     let mode = consistency(body.consistency);
     let (decision, explanation) = if !body.explain
-        && let Some(decision) = inline_check(&state, &request, mode)?
+        && let Some(decision) = inline::check(&state, &request, mode)?
     {
         (decision, None)
     } else if body.explain {

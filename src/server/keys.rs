@@ -24,7 +24,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use parking_lot::RwLock;
 use serde::Deserialize;
@@ -171,9 +171,22 @@ pub fn scope_of(method: &str, route: &str) -> Scope {
 }
 
 /// The name of the key a request authenticated with; logs and metrics carry it, never the
-/// secret. `anonymous` when the server runs without keys.
+/// secret. `anonymous` when the server runs without keys. Shared with the key, so naming
+/// the key of a request allocates nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyName(pub String);
+pub struct KeyName(pub Arc<str>);
+
+impl KeyName {
+    /// The name of every request of a server without keys.
+    pub fn anonymous() -> Self {
+        static ANONYMOUS: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("anonymous"));
+        Self(Arc::clone(&ANONYMOUS))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Why a request may not go on.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -189,7 +202,7 @@ pub enum AuthError {
 /// One key: its name, the SHA-256 of its secret and its scopes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiKey {
-    pub name: String,
+    pub name: Arc<str>,
     sha256: [u8; 32],
     pub scopes: BTreeSet<Scope>,
 }
@@ -278,7 +291,7 @@ impl KeyRing {
     pub fn from_token(token: &str) -> Self {
         Self {
             keys: vec![ApiKey {
-                name: "token".to_string(),
+                name: Arc::from("token"),
                 sha256: Sha256::digest(token.trim().as_bytes()).into(),
                 scopes: BTreeSet::from([Scope::Admin]),
             }],
@@ -293,7 +306,7 @@ impl KeyRing {
 
     /// The names of the keys, in file order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.keys.iter().map(|key| key.name.as_str())
+        self.keys.iter().map(|key| &*key.name)
     }
 
     /// The key whose secret is `secret`. Every key's hash is compared, in constant time,
@@ -316,15 +329,23 @@ impl KeyRing {
         authorization: Option<&str>,
         scope: Scope,
     ) -> Result<KeyName, AuthError> {
-        let secret = authorization
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or(AuthError::Unauthenticated)?;
+        let secret = authorization.and_then(|value| value.strip_prefix("Bearer "));
+        self.authorize_secret(secret, scope)
+    }
+
+    /// [`KeyRing::authorize`] for a secret already taken out of its `Bearer ` header.
+    pub fn authorize_secret(
+        &self,
+        secret: Option<&str>,
+        scope: Scope,
+    ) -> Result<KeyName, AuthError> {
+        let secret = secret.ok_or(AuthError::Unauthenticated)?;
         let key = self.find(secret).ok_or(AuthError::Unauthenticated)?;
         if key.grants(scope) {
-            Ok(KeyName(key.name.clone()))
+            Ok(KeyName(Arc::clone(&key.name)))
         } else {
             Err(AuthError::Forbidden {
-                key: key.name.clone(),
+                key: key.name.to_string(),
                 scope,
             })
         }
@@ -364,8 +385,22 @@ impl Keys {
     ) -> Result<KeyName, AuthError> {
         let ring = self.ring.read().clone();
         match ring {
-            None => Ok(KeyName("anonymous".to_string())),
+            None => Ok(KeyName::anonymous()),
             Some(ring) => ring.authorize(authorization, scope),
+        }
+    }
+
+    /// [`Keys::authorize`] for a secret already taken out of its `Bearer ` header (gRPC
+    /// metadata, whose scheme may be written in either case).
+    pub fn authorize_secret(
+        &self,
+        secret: Option<&str>,
+        scope: Scope,
+    ) -> Result<KeyName, AuthError> {
+        let ring = self.ring.read().clone();
+        match ring {
+            None => Ok(KeyName::anonymous()),
+            Some(ring) => ring.authorize_secret(secret, scope),
         }
     }
 }
@@ -397,7 +432,7 @@ fn parse_key(raw: RawKey) -> Result<ApiKey, String> {
         scopes.insert(scope);
     }
     Ok(ApiKey {
-        name,
+        name: Arc::from(name),
         sha256,
         scopes,
     })
@@ -461,7 +496,7 @@ mod tests {
         let ring = ring(&file_with("svc", "s3cret", "check, read")).unwrap();
         assert_eq!(
             ring.authorize(Some("Bearer s3cret"), Scope::Check),
-            Ok(KeyName("svc".to_string()))
+            Ok(KeyName(Arc::from("svc")))
         );
         assert_eq!(
             ring.authorize(Some("Bearer s3cret"), Scope::Write),

@@ -10,8 +10,8 @@
 //!   streaming change feed; `openapi`: the document served at `/openapi.json`;
 //! - `playground`: the page at `/playground` and its sandbox evaluate route.
 //!
-//! The engine is synchronous. Checks take microseconds and run inline on the runtime;
-//! everything that may touch sled or walk large graphs (writes with their flush, reads,
+//! The engine is synchronous. Checks take microseconds and run inline on the runtime
+//! (`inline`: within a slice, else on the blocking pool); everything that may touch sled or walk large graphs (writes with their flush, reads,
 //! lookups, expand, bulk checks) runs on the blocking pool.
 
 use std::future::Future;
@@ -31,6 +31,7 @@ pub mod error;
 pub mod grpc;
 mod handlers;
 pub mod import;
+mod inline;
 pub mod keys;
 pub mod listen;
 mod observe;
@@ -155,7 +156,7 @@ impl AppState {
 /// The whole application: every route of DESIGN §5 with auth, limits, deadline, tracing
 /// and metrics.
 pub fn router(state: AppState) -> Router {
-    observe::install();
+    observe::install(state.config().access_log);
     let body_limit = state.config().body_limit;
     let (routes, api) = openapi::api_router(state.clone()).split_for_parts();
     let document = Arc::new(openapi::render(api, state.config()));
@@ -167,16 +168,10 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(playground::page_routes())
         .fallback(handlers::not_found)
-        .layer(axum::middleware::from_fn(shape::refuse_unknown_query))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe::deadline,
-        ))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(shape::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            observe::observe,
+            observe::edge,
         ))
         .with_state(state)
 }

@@ -1,6 +1,7 @@
 //! Per-request observability and the deadline: one structured log line per request
 //! (method, route, status, latency, revision), Prometheus counters and latency histograms
-//! by route and status, and the rendering of `/metrics`.
+//! by route and status, and the rendering of `/metrics`. [`edge`] is the one router-wide
+//! layer: it observes, shapes errors, guards the query string and applies the deadline.
 //!
 //! Metrics go to one process-wide Prometheus recorder, installed on first use; gauges that
 //! mirror engine state (head revision, cache counters, store size) are set when `/metrics`
@@ -8,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -19,6 +21,7 @@ use parking_lot::RwLock;
 
 use super::AppState;
 use super::error::ApiError;
+use super::keys::KeyName;
 use crate::model::Revision;
 
 /// Latency buckets in seconds: 25 µs to 5 s.
@@ -44,8 +47,23 @@ fn handle() -> Option<&'static PrometheusHandle> {
 }
 
 /// Installs the recorder (idempotent); call before serving so the first requests count.
-pub fn install() {
+/// `access_log`: whether this server logs every request at info level.
+pub fn install(access_log: bool) {
     let _ = handle();
+    if access_log {
+        // Sticky: with several routers in one process (tests), one that logs is enough to
+        // make all of them attach the details, which costs them time, never correctness.
+        ACCESS_LOG.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether some router of this process logs every request at info level.
+static ACCESS_LOG: AtomicBool = AtomicBool::new(false);
+
+/// Whether the request log line will be written, so that the details only it shows (the
+/// answer's revision, the key's name) are worth attaching to the response.
+pub fn details_wanted() -> bool {
+    ACCESS_LOG.load(Ordering::Relaxed) || tracing::enabled!(tracing::Level::DEBUG)
 }
 
 /// The counter and histogram of one (route, method, status), registered once: building
@@ -109,43 +127,63 @@ fn route_metrics(route: &str, method: &'static str, status: u16) -> RouteMetrics
     res
 }
 
-/// Logs and counts every request. Runs outside every other layer, so rejected requests
-/// (401, 413, deadline) are observed too.
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The one router-wide layer, outermost first: it observes the request (log line,
+/// metrics), gives errors the JSON shape (`shape::json_errors`), refuses an unknown query
+/// string (`shape::unknown_query`) and applies the deadline. One layer instead of four
+/// saves three boxed futures and service clones on every request. Runs outside the
+/// route's own layers, so rejected requests (401, 413, deadline) are observed too.
+pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let response = match super::shape::unknown_query(&request) {
+        Some(refusal) => refusal,
+        None => deadline(&state, request, next).await,
+    };
+    let response = super::shape::json_errors(response).await;
     let route = route.as_ref().map_or("unmatched", |path| path.as_str());
-    let response = next.run(request).await;
+    observe(&state, started, &method, route, &response);
+    response
+}
+
+/// Logs and counts one answered request.
+fn observe(state: &AppState, started: Instant, method: &Method, route: &str, response: &Response) {
     let latency = started.elapsed();
     let status = response.status().as_u16();
-    let revision = response.extensions().get::<Revision>().map(|it| it.0);
-    let key = response.extensions().get::<super::keys::KeyName>();
-    let key = key.map(|it| it.0.as_str());
-    let metrics = route_metrics(route, method_label(&method), status);
+    let metrics = route_metrics(route, method_label(method), status);
     metrics.requests.increment(1);
     metrics.latency.record(latency.as_secs_f64());
+    let access_log = state.config().access_log;
+    // The line is built only when it is logged: most servers log requests at debug level,
+    // which is off.
+    if !access_log && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let revision = response.extensions().get::<Revision>().map(|it| it.0);
+    let key = response.extensions().get::<KeyName>().map(KeyName::as_str);
     let latency_us = latency.as_micros() as u64;
     // The log line shows at most a bounded prefix of an odd method.
     let method = super::clip::truncate(method.as_str(), 32);
-    if state.config().access_log {
+    if access_log {
         tracing::info!(method = %method, route, status, latency_us, revision, key, "request");
     } else {
         tracing::debug!(method = %method, route, status, latency_us, revision, key, "request");
     }
-    response
 }
 
-/// Answers 503 `deadline_exceeded` when the handler has not produced its response in
-/// time. The handler's future is dropped; a blocking write already handed to the store
-/// still completes (and is acknowledged by nobody).
-pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Answers 503 `deadline_exceeded` (a gRPC call: DEADLINE_EXCEEDED) when the handler has
+/// not produced its response in time. The handler's future is dropped; a blocking write
+/// already handed to the store still completes (and is acknowledged by nobody). A bulk
+/// import has no deadline.
+async fn deadline(state: &AppState, request: Request, next: Next) -> Response {
     let limit = state.config().request_timeout;
     if super::import::is_import(request.uri().path()) {
         return next.run(request).await;
     }
+    let grpc = super::grpc::is_grpc(&request);
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
+        Err(_) if grpc => super::grpc::deadline_exceeded(limit),
         Err(_) => ApiError::DeadlineExceeded(limit.as_millis()).into_response(),
     }
 }
@@ -202,10 +240,7 @@ mod tests {
         let state = state(Duration::from_millis(20));
         let app = Router::new()
             .route("/slow", get(slow))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                deadline,
-            ))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), edge))
             .with_state(state);
         let request = Request::get("/slow").body(Body::empty()).unwrap();
         let response = app.oneshot(request).await.unwrap();

@@ -1,5 +1,6 @@
-//! Two router-wide guards on the shape of requests and answers:
-//! - [`refuse_unknown_query`]: a query string on a route that takes none is a 400 naming the
+//! Two router-wide guards on the shape of requests and answers, applied by
+//! `observe::edge`:
+//! - [`unknown_query`]: a query string on a route that takes none is a 400 naming the
 //!   parameter, never silently ignored (routes with a query, `/v1/watch`, refuse unknown
 //!   parameters in their own extractor);
 //! - [`json_errors`]: an error the HTTP layer answered by itself (405 wrong method, 415,
@@ -8,7 +9,6 @@
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
@@ -19,27 +19,24 @@ const ROUTES_WITH_QUERY: &[&str] = &["/v1/watch"];
 /// The most bytes of a plain-text error body read back to build the JSON message.
 const MAX_PLAIN_ERROR: usize = 4_096;
 
-/// Refuses a non-empty query string on a route that does not read one.
-pub async fn refuse_unknown_query(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let takes_query = route
-        .as_ref()
-        .is_some_and(|route| ROUTES_WITH_QUERY.contains(&route.as_str()));
+/// The 400 answer to a non-empty query string on a route that does not read one; `None`
+/// when the request may go on.
+pub fn unknown_query(request: &Request) -> Option<Response> {
+    let route = request.extensions().get::<MatchedPath>()?;
     let query = request.uri().query().unwrap_or("");
-    if route.is_some() && !takes_query && !query.is_empty() {
-        let name = query
-            .split('&')
-            .next()
-            .and_then(|pair| pair.split('=').next())
-            .unwrap_or(query);
-        return ApiError::UnknownQuery(name.to_string()).into_response();
+    if query.is_empty() || ROUTES_WITH_QUERY.contains(&route.as_str()) {
+        return None;
     }
-    next.run(request).await
+    let name = query
+        .split('&')
+        .next()
+        .and_then(|pair| pair.split('=').next())
+        .unwrap_or(query);
+    Some(ApiError::UnknownQuery(name.to_string()).into_response())
 }
 
-/// Gives every error answer without a JSON body the JSON error shape.
-pub async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// Gives an error answer without a JSON body the JSON error shape.
+pub async fn json_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

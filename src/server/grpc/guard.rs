@@ -28,19 +28,21 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    // gRPC clients send the scheme in either case; the key ring expects `Bearer `.
-    let normalized = presented.map(|value| {
-        let secret = value
+    // gRPC clients send the scheme in either case.
+    let secret = presented.map(|value| {
+        value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or("");
-        format!("Bearer {}", secret.trim())
+            .unwrap_or("")
+            .trim()
     });
     let scope = keys::scope_of("POST", request.uri().path());
-    match state.keys().authorize(normalized.as_deref(), scope) {
+    match state.keys().authorize_secret(secret, scope) {
         Ok(key) => {
             let mut response = run_with_deadline(request, next).await;
-            response.extensions_mut().insert(key);
+            if super::super::observe::details_wanted() {
+                response.extensions_mut().insert(key);
+            }
             response
         }
         Err(AuthError::Unauthenticated) if presented.is_none() => reply(Status::unauthenticated(

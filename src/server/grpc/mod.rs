@@ -53,6 +53,17 @@ pub fn router(state: AppState) -> Router<AppState> {
         .layer(axum::middleware::from_fn_with_state(state, guard::guard))
 }
 
+/// The answer to a gRPC call that ran past the server's request timeout:
+/// DEADLINE_EXCEEDED, as a gRPC client expects, not the JSON 503.
+pub(crate) fn deadline_exceeded(limit: std::time::Duration) -> Response {
+    tonic::Status::deadline_exceeded(format!(
+        "the call did not finish within the server's request timeout of {} ms",
+        limit.as_millis()
+    ))
+    .into_http::<axum::body::Body>()
+    .into_response()
+}
+
 /// A two-segment path no route serves: UNIMPLEMENTED for a gRPC call (another SpiceDB
 /// service, such as ExperimentalService), the JSON 404 otherwise.
 async fn unknown_service(request: Request) -> Response {
@@ -67,7 +78,7 @@ async fn unknown_service(request: Request) -> Response {
 }
 
 /// Whether a request is a gRPC call (its content type is `application/grpc…`).
-fn is_grpc(request: &Request) -> bool {
+pub(crate) fn is_grpc(request: &Request) -> bool {
     request
         .headers()
         .get(CONTENT_TYPE)

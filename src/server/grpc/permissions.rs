@@ -20,7 +20,7 @@ use crate::engine::{
     LookupSubjectsRequest,
 };
 use crate::model::{ObjectRef, SubjectRef};
-use crate::server::AppState;
+use crate::server::{AppState, inline};
 
 /// The PermissionsService over the shared server state.
 pub struct Permissions {
@@ -71,12 +71,15 @@ impl PermissionsService for Permissions {
             subject: subject(request.subject.as_ref(), "subject")?,
         };
         let mode = zedtoken::consistency(request.consistency.as_ref())?;
-        // A check takes microseconds: it runs inline, as the JSON check does.
-        let decision = self
-            .state
-            .engine()
-            .check(&check, mode)
-            .map_err(engine_status)?;
+        // A check takes microseconds: it runs inline within a slice, as the JSON check
+        // does; a longer walk goes to the blocking pool under the request's deadline.
+        let decision = match inline::check(&self.state, &check, mode).map_err(engine_status)? {
+            Some(decision) => decision,
+            None => {
+                let engine = self.state.request_engine();
+                blocking(move || engine.check(&check, mode).map_err(engine_status)).await?
+            }
+        };
         let (permissionship, partial_caveat_info) = permissionship(&CheckAnswer {
             permissionship: decision.permissionship,
             missing_context: decision.missing_context,
