@@ -359,6 +359,11 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    /// Only this process writes it: the index head is the store's head.
+    fn exclusive(&self) -> bool {
+        true
+    }
+
     fn read_index_image(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.state.read().index_image.clone())
     }

@@ -129,15 +129,17 @@ fn build_forward(
     usersets.sort_unstable();
     usersets.dedup();
     let mut nodes: FxHashMap<Node, Forward> = FxHashMap::default();
-    let mut entries: Vec<(Node, Forward)> = groups(&objects)
-        .map(|(node, keys)| {
-            let forward = Forward {
-                objects: VersionedSet::from_sorted(keys),
-                sets: None,
-            };
-            (node, forward)
-        })
-        .collect();
+    // Sized exactly: a growing vector's abandoned buffers would stay resident (the
+    // allocator keeps large freed blocks), and this one is large.
+    let mut entries: Vec<(Node, Forward)> =
+        Vec::with_capacity(objects.chunk_by(|a, b| a.0 == b.0).count() + usersets.len());
+    entries.extend(groups(&objects).map(|(node, keys)| {
+        let forward = Forward {
+            objects: VersionedSet::from_sorted(keys),
+            sets: None,
+        };
+        (node, forward)
+    }));
     drop(objects);
     let mut indirect = FxHashSet::default();
     // Nodes with subject sets are few: they join their entry (if any) by a probe.
@@ -192,7 +194,8 @@ fn build_forward(
 fn build_reverse(mut reverse: Vec<(Node, Sym, Sym, Sym)>) -> FxHashMap<Node, Vec<Reverse>> {
     reverse.sort_unstable();
     reverse.dedup();
-    let mut entries: Vec<(Node, Vec<Reverse>)> = Vec::new();
+    let mut entries: Vec<(Node, Vec<Reverse>)> =
+        Vec::with_capacity(reverse.chunk_by(|a, b| a.0 == b.0).count());
     for run in reverse.chunk_by(|a, b| a.0 == b.0) {
         let mut by_pair: Vec<Reverse> = run
             .chunk_by(|a, b| (a.1, a.2) == (b.1, b.2))
