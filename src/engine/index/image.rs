@@ -157,9 +157,9 @@ pub(crate) fn decode(image: &[u8], index: &mut IndexData) -> Result<Revision, Im
     };
     let mut loader = Loader::default();
     let n = input.len()?;
-    loader.objects.reserve_exact(n);
+    loader.objects = super::load::transient(n);
     // Room for the subject-set tuples too, whose count comes later: they are few.
-    loader.reverse.reserve_exact(n + n / 4);
+    loader.reverse = super::load::transient(n + n / 4);
     for _ in 0..n {
         let resource = Node {
             ty: sym(input.u32()?)?,
@@ -183,6 +183,7 @@ pub(crate) fn decode(image: &[u8], index: &mut IndexData) -> Result<Revision, Im
         ));
     }
     let n = input.len()?;
+    loader.usersets = super::load::transient(n);
     for _ in 0..n {
         let resource = Node {
             ty: sym(input.u32()?)?,

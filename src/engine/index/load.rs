@@ -132,7 +132,7 @@ fn build_forward(
     // Sized exactly: a growing vector's abandoned buffers would stay resident (the
     // allocator keeps large freed blocks), and this one is large.
     let mut entries: Vec<(Node, Forward)> =
-        Vec::with_capacity(objects.chunk_by(|a, b| a.0 == b.0).count() + usersets.len());
+        transient(objects.chunk_by(|a, b| a.0 == b.0).count() + usersets.len());
     entries.extend(groups(&objects).map(|(node, keys)| {
         let forward = Forward {
             objects: VersionedSet::from_sorted(keys),
@@ -195,7 +195,7 @@ fn build_reverse(mut reverse: Vec<(Node, Sym, Sym, Sym)>) -> FxHashMap<Node, Vec
     reverse.sort_unstable();
     reverse.dedup();
     let mut entries: Vec<(Node, Vec<Reverse>)> =
-        Vec::with_capacity(reverse.chunk_by(|a, b| a.0 == b.0).count());
+        transient(reverse.chunk_by(|a, b| a.0 == b.0).count());
     for run in reverse.chunk_by(|a, b| a.0 == b.0) {
         let mut by_pair: Vec<Reverse> = run
             .chunk_by(|a, b| (a.1, a.2) == (b.1, b.2))
@@ -226,6 +226,23 @@ fn insert_in_table_order<V>(map: &mut FxHashMap<Node, V>, mut entries: Vec<(Node
     let hasher = *map.hasher();
     entries.sort_unstable_by_key(|(node, _)| hasher.hash_one(node) & (buckets - 1));
     map.extend(entries);
+}
+
+/// Below this many bytes glibc may serve an allocation from its heap, whose freed memory
+/// it keeps resident (its mmap threshold rises with every large free, up to 32 MiB);
+/// above it, always from a mapping of its own, unmapped when freed.
+const ALWAYS_MAPPED: usize = 33 << 20;
+
+/// An empty vector for at least `len` temporary items of a bulk build. A large one gets
+/// the capacity of a separate mapping ([`ALWAYS_MAPPED`]): the untouched rest costs no
+/// memory, and when the vector is dropped its memory goes back to the system instead of
+/// staying resident in the allocator's heap.
+pub(super) fn transient<T>(len: usize) -> Vec<T> {
+    let size = std::mem::size_of::<T>().max(1);
+    if len.saturating_mul(size) < (1 << 20) {
+        return Vec::with_capacity(len);
+    }
+    Vec::with_capacity(len.max(ALWAYS_MAPPED / size + 1))
 }
 
 /// The runs of equal first elements of sorted pairs, each with its second elements.
