@@ -5,8 +5,9 @@
 //! Run (docs/BENCHMARKS.md, "Explain: what a check without it pays"):
 //! `cargo build --release --example check_cost` then
 //! `valgrind --tool=callgrind --toggle-collect='*run_checks*' \
-//!   target/release/examples/check_cost 10000 20000`; the total `Ir` divided by the number of
-//! checks is the instructions per check.
+//!   target/release/examples/check_cost 10000 20000 [settled]`; the total `Ir` divided by the
+//! number of checks is the instructions per check. `settled` measures the index as a
+//! restarted server holds it (every tuple settled) instead of right after an import.
 
 #[path = "../benches/common/scenario.rs"]
 mod scenario;
@@ -35,8 +36,27 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    // `settled`: one collection with a zero retention window after the import, so every
+    // tuple is settled as on a server restarted on the data (docs/MEMORY.md); otherwise
+    // every tuple is a recent version, as right after the import.
+    let settled = args.next().as_deref() == Some("settled");
     let requests = scenario::checks(size, 7, n);
-    let (engine, relationships) = scenario::engine(size, 0);
+    let (engine, relationships) = if settled {
+        let engine = Arbiter::in_memory(arbiter::engine::Config {
+            cache_capacity: 0,
+            gc_retention: std::time::Duration::ZERO,
+            ..arbiter::engine::Config::default()
+        })
+        .expect("open engine");
+        engine.write_schema(scenario::SCHEMA).expect("schema");
+        let rels = scenario::relationships(size, 42, true);
+        let n = rels.len();
+        engine.import(&mut rels.into_iter()).expect("import");
+        engine.collect_garbage().expect("collect");
+        (engine, n)
+    } else {
+        scenario::engine(size, 0)
+    };
     let started = std::time::Instant::now();
     let allowed = run_checks(&engine, &requests);
     // Wall time, for orientation only: it moves with the machine's load.
