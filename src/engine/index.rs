@@ -227,6 +227,16 @@ struct Interner {
     by_name: hashbrown::HashTable<Sym>,
 }
 
+/// String `sym` of an interner's arena (`text`, and where each string ends).
+fn arena_name<'a>(text: &'a str, ends: &[u32], sym: Sym) -> &'a str {
+    let end = ends[sym as usize] as usize;
+    let start = match sym {
+        0 => 0,
+        _ => ends[sym as usize - 1] as usize,
+    };
+    &text[start..end]
+}
+
 fn hash_name(name: &str) -> u64 {
     use std::hash::BuildHasher;
     rustc_hash::FxBuildHasher.hash_one(name)
@@ -246,16 +256,7 @@ impl Interner {
             ends,
             by_name,
         } = self;
-        let name_of = |sym: Sym| -> &str {
-            let end = ends[sym as usize] as usize;
-            let start = if sym == 0 {
-                0
-            } else {
-                ends[sym as usize - 1] as usize
-            };
-            &text[start..end]
-        };
-        if let Some(sym) = by_name.find(hash, |sym| name_of(*sym) == name) {
+        if let Some(sym) = by_name.find(hash, |sym| arena_name(text, ends, *sym) == name) {
             return *sym;
         }
         // INVARIANT: fewer than u32::MAX - 1 distinct strings of at most 4 GiB in all, so no
@@ -263,27 +264,15 @@ impl Interner {
         let sym = ends.len() as Sym;
         text.push_str(name);
         ends.push(text.len() as u32);
-        by_name.insert_unique(hash, sym, |sym| {
-            let end = ends[*sym as usize] as usize;
-            let start = if *sym == 0 {
-                0
-            } else {
-                ends[*sym as usize - 1] as usize
-            };
-            hash_name(&text[start..end])
-        });
+        by_name.insert_unique(hash, sym, |sym| hash_name(arena_name(text, ends, *sym)));
         sym
     }
 
     fn name(&self, sym: Sym) -> &str {
-        let Some(end) = self.ends.get(sym as usize) else {
+        if sym as usize >= self.ends.len() {
             return "";
-        };
-        let start = match sym {
-            0 => 0,
-            _ => self.ends[sym as usize - 1],
-        };
-        &self.text[start as usize..*end as usize]
+        }
+        arena_name(&self.text, &self.ends, sym)
     }
 
     fn len(&self) -> usize {
@@ -301,19 +290,13 @@ impl Interner {
         for (sym, end) in ends.iter().enumerate() {
             let name = text.get(start..*end as usize)?;
             let hash = hash_name(name);
-            let name_of = |sym: &Sym| {
-                let end = ends[*sym as usize] as usize;
-                let start = if *sym == 0 {
-                    0
-                } else {
-                    ends[*sym as usize - 1] as usize
-                };
-                &text[start..end]
-            };
-            if by_name.find(hash, |it| name_of(it) == name).is_some() {
+            let same = |it: &Sym| arena_name(&text, &ends, *it) == name;
+            if by_name.find(hash, same).is_some() {
                 return None;
             }
-            by_name.insert_unique(hash, sym as Sym, |it| hash_name(name_of(it)));
+            by_name.insert_unique(hash, sym as Sym, |it| {
+                hash_name(arena_name(&text, &ends, *it))
+            });
             start = *end as usize;
         }
         Some(Self {
