@@ -359,6 +359,51 @@ fn import_chunks_into_revisions_and_skips_live_tuples() {
     });
 }
 
+/// An import of tuples none of which is live (PostgreSQL copies it straight into the
+/// versioned table) keeps names that need escaping, caveat contexts and expirations, and
+/// returns exactly what the log holds for its revision.
+#[test]
+fn import_into_new_ground_keeps_conditions_and_matches_the_log() {
+    each_store(|store| {
+        let before = write_ok(store, &[touch("doc:other#viewer@user:u")]);
+        let texts = [
+            "doc:d1#viewer@user:u",
+            r#"doc:d2#viewer@user:u[ipnet:{"cidr":"10.0.0.0/8","note":"tab\there\\n"}]"#,
+            "doc:d3#viewer@group:g#member",
+            "doc:d4#viewer@user:u[expiration:2031-01-01T00:00:00.25Z]",
+            "doc:d5#viewer@user:*",
+        ];
+        let sets = store.import(&mut texts.into_iter().map(rel)).unwrap();
+        assert_eq!(sets.len(), 1);
+        let mut returned: Vec<String> = sets[0]
+            .changes
+            .iter()
+            .map(|it| {
+                assert_eq!(it.op, ChangeOp::Touch);
+                it.relationship.to_string()
+            })
+            .collect();
+        returned.sort();
+        let mut want: Vec<String> = texts.iter().map(|it| rel(it).to_string()).collect();
+        want.sort();
+        assert_eq!(returned, want);
+        let log = store.changes_since(before, 0).unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].revision, sets[0].revision);
+        let mut logged: Vec<String> = log[0]
+            .changes
+            .iter()
+            .map(|it| it.relationship.to_string())
+            .collect();
+        logged.sort();
+        assert_eq!(logged, want);
+        let mut read = read_all(store, &of_type("doc"), sets[0].revision);
+        read.retain(|it| it != "doc:other#viewer@user:u");
+        read.sort();
+        assert_eq!(read, want);
+    });
+}
+
 #[test]
 fn import_gives_a_changed_caveat_or_expiration_a_new_version_and_returns_the_log_entry() {
     each_store(|store| {

@@ -275,8 +275,9 @@ impl Arbiter {
         self.inner.store_health()
     }
 
-    /// Loads many relationships (touch semantics), validated against the schema, committed
-    /// in chunks. Returns the last revision.
+    /// Loads many relationships (touch semantics), all validated against the schema before
+    /// any is stored (a bad one changes nothing), then committed by the store in chunks of
+    /// its own (one revision each). Returns the last revision.
     pub fn import(
         &self,
         relationships: &mut dyn Iterator<Item = crate::model::Relationship>,

@@ -30,7 +30,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use crate::model::{Relationship, RelationshipFilter, Revision};
+use crate::model::{ReadOrder, Relationship, RelationshipFilter, Revision};
 use crate::store::{
     ChangeSet, Page, Precondition, Store, StoreError, Update, WriteRejection, check_batch,
     check_relationship,
@@ -271,6 +271,28 @@ impl PgStore {
     }
 }
 
+/// The change sets of a bulk load: `rels` in chunks of `chunk_size`, one per revision.
+fn touches_by_revision(
+    rels: Vec<Relationship>,
+    revisions: &[Revision],
+    chunk_size: usize,
+) -> Vec<ChangeSet> {
+    let mut input = rels.into_iter();
+    revisions
+        .iter()
+        .map(|&revision| ChangeSet {
+            revision,
+            changes: (&mut input)
+                .take(chunk_size)
+                .map(|relationship| crate::store::Change {
+                    op: crate::store::ChangeOp::Touch,
+                    relationship,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.pool.close();
@@ -417,16 +439,36 @@ impl Store for PgStore {
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
     ) -> Result<Vec<ChangeSet>, StoreError> {
+        let chunk_size = self.config.import_chunk.max(1);
+        let mut all: Vec<Relationship> = relationships.collect();
+        for rel in &all {
+            check_relationship(rel)?;
+        }
+        if all.len() > chunk_size {
+            // Several chunks: the last of each tuple, in the primary key's order, and on
+            // empty ground a bulk load (see `write::bulk_load`).
+            let mut unique = crate::store::last_of_each_tuple(all);
+            unique.sort_by(|a, b| {
+                ReadOrder::ByResource
+                    .key(a)
+                    .cmp(&ReadOrder::ByResource.key(b))
+            });
+            let (loaded, unique) = self.run(move |pool, config| async move {
+                let loaded =
+                    write::bulk_load(&pool, &config.channel(), &unique, chunk_size).await?;
+                Ok((loaded, unique))
+            })?;
+            if let Some(revisions) = loaded {
+                return Ok(touches_by_revision(unique, &revisions, chunk_size));
+            }
+            all = unique;
+        }
         let mut res = Vec::new();
+        let mut input = all.into_iter();
         loop {
-            let chunk: Vec<Relationship> = (&mut *relationships)
-                .take(self.config.import_chunk.max(1))
-                .collect();
+            let chunk: Vec<Relationship> = (&mut input).take(chunk_size).collect();
             if chunk.is_empty() {
                 return Ok(res);
-            }
-            for rel in &chunk {
-                check_relationship(rel)?;
             }
             let chunk = crate::store::last_of_each_tuple(chunk);
             res.push(self.run(|pool, config| async move {

@@ -375,15 +375,224 @@ pub async fn delete_by_filter(
     })
 }
 
-/// Loads one chunk (each tuple once) with COPY at a new revision, touch semantics.
+/// Loads one chunk (each tuple once) at a new revision, touch semantics.
+///
+/// First optimistically: the chunk is sorted in the primary key's order and copied
+/// straight into the versioned table, every row a new live version. That is right exactly
+/// when none of its tuples is live yet (an import into new ground, the common case), and
+/// the primary key proves it: a live version has `deleted_rev = LIVE`, so a tuple that is
+/// live already fails the COPY with a unique violation. Then the savepoint is rolled back
+/// and the chunk goes through the merge ([`merge_chunk`]), which compares conditions.
 pub async fn import_chunk(
     pool: &Pool,
     channel: &str,
-    chunk: Vec<Relationship>,
+    mut chunk: Vec<Relationship>,
 ) -> Result<ChangeSet, PgError> {
+    chunk.sort_by(|a, b| {
+        ReadOrder::ByResource
+            .key(a)
+            .cmp(&ReadOrder::ByResource.key(b))
+    });
+    let mut client = pool.get().await?;
+    let mut tx = client.transaction().await?;
+    let at = next_revision(&tx).await?;
+    let savepoint = tx.savepoint("arbiter_import_direct").await?;
+    let copied = copy_rows(
+        &savepoint,
+        &format!("COPY arbiter_relationship ({COLUMNS}, created_rev) FROM STDIN"),
+        &chunk,
+        Some(at),
+    )
+    .await;
+    let changes = match copied {
+        Ok(()) => {
+            savepoint.commit().await?;
+            chunk
+                .into_iter()
+                .map(|relationship| Change {
+                    op: ChangeOp::Touch,
+                    relationship,
+                })
+                .collect()
+        }
+        Err(err) if err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            savepoint.rollback().await?;
+            merge_chunk(&tx, &chunk, at).await?
+        }
+        Err(err) => return Err(err.into()),
+    };
+    notify(&tx, channel, at).await?;
+    tx.commit().await?;
+    Ok(ChangeSet {
+        revision: at,
+        changes,
+    })
+}
+
+/// Loads `rels` (each tuple once, sorted in the primary key's order) into a store that
+/// holds no relationship version at all — a first load — in one transaction, one revision
+/// per `chunk` relationships; `None` (nothing done) when the store is not empty.
+///
+/// On empty ground every row is a new live version, so the indexes of the versioned table
+/// are dropped, the rows copied in with one COPY, and the indexes built again from their
+/// own definitions (`pg_indexes`) before the commit: PostgreSQL builds a B-tree from
+/// sorted input several times faster than it inserts into one row by row. The table is
+/// locked (`ACCESS EXCLUSIVE`) for the transaction, after the revision row, the lock every
+/// writer takes first, so writers and readers on other servers wait for the commit
+/// instead of seeing a table without its indexes; they see all the revisions at once.
+pub async fn bulk_load(
+    pool: &Pool,
+    channel: &str,
+    rels: &[Relationship],
+    chunk: usize,
+) -> Result<Option<Vec<Revision>>, PgError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let at = next_revision(&tx).await?;
+    tx.execute(
+        "SELECT head FROM arbiter_revision WHERE id = 1 FOR UPDATE",
+        &[],
+    )
+    .await?;
+    tx.batch_execute("LOCK TABLE arbiter_relationship IN ACCESS EXCLUSIVE MODE")
+        .await?;
+    let empty: bool = tx
+        .query_one(
+            "SELECT NOT EXISTS (SELECT 1 FROM arbiter_relationship)",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    if !empty {
+        return Ok(None);
+    }
+    let indexes = tx
+        .query(
+            "SELECT i.indexname, i.indexdef, c.conname, c.contype::text \
+             FROM pg_indexes i LEFT JOIN pg_constraint c \
+               ON c.conindid = (quote_ident(i.schemaname) || '.' || quote_ident(i.indexname))::regclass \
+             WHERE i.schemaname = current_schema() AND i.tablename = 'arbiter_relationship'",
+            &[],
+        )
+        .await?;
+    let mut rebuild = Vec::with_capacity(indexes.len());
+    for row in &indexes {
+        let name: String = row.try_get(0)?;
+        let definition: String = row.try_get(1)?;
+        let constraint: Option<String> = row.try_get(2)?;
+        let kind = match row.try_get::<_, Option<String>>(3)?.as_deref() {
+            Some("p") => "PRIMARY KEY",
+            Some("u") => "UNIQUE",
+            Some(other) if constraint.is_some() => {
+                return Err(PgError::Sql(format!(
+                    "index `{name}` backs a constraint of kind `{other}` the bulk load cannot rebuild"
+                )));
+            }
+            _ => "",
+        };
+        let drop = match &constraint {
+            Some(constraint) => format!(
+                "ALTER TABLE arbiter_relationship DROP CONSTRAINT {}",
+                quote_ident(constraint)
+            ),
+            None => format!("DROP INDEX {}", quote_ident(&name)),
+        };
+        tx.batch_execute(&drop).await?;
+        rebuild.push((name, definition, constraint.map(|it| (it, kind))));
+    }
+    let chunk = chunk.max(1);
+    let revisions = rels.len().div_ceil(chunk);
+    let head = tx
+        .query_one(
+            "UPDATE arbiter_revision SET head = head + $1 WHERE id = 1 RETURNING head",
+            &[&i64::try_from(revisions).map_err(|_| PgError::Sql("import too large".into()))?],
+        )
+        .await?;
+    let last = revision(head.try_get(0)?)?;
+    let first = last.0 + 1 - revisions as u64;
+    let sink = tx
+        .copy_in(&format!(
+            "COPY arbiter_relationship ({COLUMNS}, created_rev) FROM STDIN"
+        ))
+        .await?;
+    futures_util::pin_mut!(sink);
+    const FLUSH_AT: usize = 1 << 20;
+    let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
+    let mut at = Vec::with_capacity(revisions);
+    for (idx, part) in rels.chunks(chunk).enumerate() {
+        let revision = Revision(first + idx as u64);
+        at.push(revision);
+        for rel in part {
+            copy_line(&mut buf, rel, Some(sql_revision(revision)));
+            if buf.len() >= FLUSH_AT {
+                let full = std::mem::replace(&mut buf, Vec::with_capacity(FLUSH_AT + 4096));
+                sink.send(bytes::Bytes::from(full)).await?;
+            }
+        }
+    }
+    if !buf.is_empty() {
+        sink.send(bytes::Bytes::from(buf)).await?;
+    }
+    sink.finish().await?;
+    // Sorting for the B-trees is the slow part of the rebuild: give it memory (this
+    // transaction only).
+    tx.batch_execute("SET LOCAL maintenance_work_mem = '256MB'")
+        .await?;
+    for (name, definition, constraint) in rebuild {
+        tx.batch_execute(&definition).await?;
+        if let Some((constraint, kind)) = constraint {
+            tx.batch_execute(&format!(
+                "ALTER TABLE arbiter_relationship ADD CONSTRAINT {} {kind} USING INDEX {}",
+                quote_ident(&constraint),
+                quote_ident(&name)
+            ))
+            .await?;
+        }
+    }
+    notify(&tx, channel, last).await?;
+    tx.commit().await?;
+    Ok(Some(at))
+}
+
+/// `name` as an SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Streams `rels` into `copy` (a `COPY … FROM STDIN` in text format), with `created_rev`
+/// as a last column when given.
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    copy: &str,
+    rels: &[Relationship],
+    created_rev: Option<Revision>,
+) -> Result<(), tokio_postgres::Error> {
+    const FLUSH_AT: usize = 1 << 20;
+    let sink = tx.copy_in(copy).await?;
+    futures_util::pin_mut!(sink);
+    let created_rev = created_rev.map(sql_revision);
+    let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
+    for rel in rels {
+        copy_line(&mut buf, rel, created_rev);
+        if buf.len() >= FLUSH_AT {
+            let full = std::mem::replace(&mut buf, Vec::with_capacity(FLUSH_AT + 4096));
+            sink.send(bytes::Bytes::from(full)).await?;
+        }
+    }
+    if !buf.is_empty() {
+        sink.send(bytes::Bytes::from(buf)).await?;
+    }
+    sink.finish().await?;
+    Ok(())
+}
+
+/// The merge of a chunk some of whose tuples are live already: COPY into a temporary
+/// table, then one `INSERT … ON CONFLICT` against the versioned table. Returns the
+/// effective changes (ended versions as deletes, new versions as touches).
+async fn merge_chunk(
+    tx: &Transaction<'_>,
+    chunk: &[Relationship],
+    at: Revision,
+) -> Result<Vec<Change>, PgError> {
     tx.batch_execute(
         "CREATE TEMPORARY TABLE arbiter_import (
             resource_type TEXT COLLATE \"C\", resource_id TEXT COLLATE \"C\",
@@ -394,22 +603,13 @@ pub async fn import_chunk(
          ) ON COMMIT DROP",
     )
     .await?;
-    let sink = tx
-        .copy_in(&format!("COPY arbiter_import ({COLUMNS}) FROM STDIN"))
-        .await?;
-    futures_util::pin_mut!(sink);
-    let mut buf = Vec::with_capacity(1 << 20);
-    for rel in &chunk {
-        copy_line(&mut buf, rel);
-        if buf.len() >= 1 << 20 {
-            let full = std::mem::replace(&mut buf, Vec::with_capacity(1 << 20));
-            sink.send(bytes::Bytes::from(full)).await?;
-        }
-    }
-    if !buf.is_empty() {
-        sink.send(bytes::Bytes::from(buf)).await?;
-    }
-    sink.finish().await?;
+    copy_rows(
+        tx,
+        &format!("COPY arbiter_import ({COLUMNS}) FROM STDIN"),
+        chunk,
+        None,
+    )
+    .await?;
     // One pass: the primary key's probe of each row is the duplicate check (a live
     // version has deleted_rev = LIVE). A new tuple is inserted; a live tuple whose caveat
     // or expiration differs has its version ended (touch semantics: a new version
@@ -449,8 +649,6 @@ pub async fn import_chunk(
         );
         created.extend(tx.query(&insert, &[&sql_revision(at)]).await?);
     }
-    notify(&tx, channel, at).await?;
-    tx.commit().await?;
     let mut changes = Vec::with_capacity(ended.len() + created.len());
     for (op, rows) in [(ChangeOp::Delete, &ended), (ChangeOp::Touch, &created)] {
         let mut rels = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
@@ -464,43 +662,63 @@ pub async fn import_chunk(
                 .map(|relationship| Change { op, relationship }),
         );
     }
-    Ok(ChangeSet {
-        revision: at,
-        changes,
-    })
+    Ok(changes)
 }
 
-/// One line of COPY's text format for `rel`.
-fn copy_line(buf: &mut Vec<u8>, rel: &Relationship) {
-    let conditional = Conditional::of(rel);
-    let mut fields: Vec<Option<String>> = order_values(ReadOrder::ByResource, rel)
-        .into_iter()
-        .map(Some)
-        .collect();
-    fields.push(conditional.caveat_name);
-    fields.push(conditional.caveat_context.map(|it| it.to_string()));
-    fields.push(conditional.expiration_seconds.map(|it| it.to_string()));
-    fields.push(conditional.expiration_nanos.map(|it| it.to_string()));
-    for (idx, field) in fields.iter().enumerate() {
-        if idx > 0 {
-            buf.push(b'\t');
-        }
-        match field {
-            None => buf.extend_from_slice(b"\\N"),
-            Some(text) => {
-                for byte in text.bytes() {
-                    match byte {
-                        b'\\' => buf.extend_from_slice(b"\\\\"),
-                        b'\t' => buf.extend_from_slice(b"\\t"),
-                        b'\n' => buf.extend_from_slice(b"\\n"),
-                        b'\r' => buf.extend_from_slice(b"\\r"),
-                        other => buf.push(other),
-                    }
-                }
+/// One line of COPY's text format for `rel`: the [`COLUMNS`], then `created_rev` when
+/// given.
+fn copy_line(buf: &mut Vec<u8>, rel: &Relationship, created_rev: Option<i64>) {
+    use std::io::Write as _;
+    fn text(buf: &mut Vec<u8>, text: &str) {
+        for &byte in text.as_bytes() {
+            match byte {
+                b'\\' => buf.extend_from_slice(b"\\\\"),
+                b'\t' => buf.extend_from_slice(b"\\t"),
+                b'\n' => buf.extend_from_slice(b"\\n"),
+                b'\r' => buf.extend_from_slice(b"\\r"),
+                other => buf.push(other),
             }
         }
+        buf.push(b'\t');
     }
-    buf.push(b'\n');
+    fn null(buf: &mut Vec<u8>) {
+        buf.extend_from_slice(b"\\N\t");
+    }
+    for name in ReadOrder::ByResource.key(rel) {
+        text(buf, name);
+    }
+    match &rel.caveat {
+        Some(caveat) => {
+            text(buf, &caveat.name);
+            // A JSON map always serializes.
+            text(
+                buf,
+                &serde_json::to_string(&caveat.context).unwrap_or_default(),
+            );
+        }
+        None => {
+            null(buf);
+            null(buf);
+        }
+    }
+    match rel.expiration {
+        Some(at) => {
+            let (seconds, nanos) = (at.unix_seconds(), at.subsec_nanos());
+            // Writing into a Vec cannot fail.
+            let _ = write!(buf, "{seconds}\t{nanos}\t");
+        }
+        None => {
+            null(buf);
+            null(buf);
+        }
+    }
+    if let Some(revision) = created_rev {
+        let _ = write!(buf, "{revision}\t");
+    }
+    // The last field's tab becomes the line's end.
+    if let Some(last) = buf.last_mut() {
+        *last = b'\n';
+    }
 }
 
 /// Replaces the schema text at a new revision.

@@ -1,0 +1,166 @@
+//! The PostgreSQL bulk load (issue 12): an import of several chunks into a store that holds
+//! no relationship version at all drops the versioned table's indexes, copies the rows in
+//! with one COPY and builds the indexes again in the same transaction. What it must keep:
+//! the same indexes and constraints afterwards, one revision per chunk, the last of each
+//! tuple, and a change log equal to what the import returned. An import into a store that
+//! is not empty takes the chunked path and leaves the indexes alone.
+
+use arbiter::model::{Relationship, Revision};
+use arbiter::store::{ChangeOp, ChangeSet, PgConfig, PgStore, RelationshipFilter, Store};
+
+#[path = "support/pg.rs"]
+mod pg;
+
+fn rel(text: &str) -> Relationship {
+    text.parse()
+        .unwrap_or_else(|err| panic!("bad test relationship {text}: {err}"))
+}
+
+/// The indexes and constraints of the versioned table, as PostgreSQL describes them.
+fn table_shape(config: &PgConfig) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&config.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test database");
+        tokio::spawn(connection);
+        let schema = config.schema.clone().expect("a test schema");
+        let rows = client
+            .query(
+                "SELECT indexdef FROM pg_indexes \
+                 WHERE schemaname = $1 AND tablename = 'arbiter_relationship' \
+                 UNION ALL \
+                 SELECT conname || ' ' || contype::text || ' ' || pg_get_constraintdef(c.oid) \
+                 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace \
+                 WHERE n.nspname = $1 AND conrelid = ($1 || '.arbiter_relationship')::regclass \
+                 ORDER BY 1",
+                &[&schema],
+            )
+            .await
+            .expect("read the table's indexes");
+        rows.iter().map(|row| row.get::<_, String>(0)).collect()
+    })
+}
+
+/// `(revision, sorted changes as text with + for touch and - for delete)` per change set.
+fn described(sets: &[ChangeSet]) -> Vec<(Revision, Vec<String>)> {
+    sets.iter()
+        .map(|set| {
+            let mut changes: Vec<String> = set
+                .changes
+                .iter()
+                .map(|it| {
+                    let sign = if it.op == ChangeOp::Touch { '+' } else { '-' };
+                    format!("{sign}{}", it.relationship)
+                })
+                .collect();
+            changes.sort();
+            (set.revision, changes)
+        })
+        .collect()
+}
+
+fn read_everything(store: &PgStore, at: Revision) -> Vec<String> {
+    let page = store
+        .read(&RelationshipFilter::default(), at, 0, None)
+        .expect("read");
+    page.relationships.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn issue12_bulk_load_on_empty_ground_keeps_indexes_revisions_and_the_log() {
+    let Some(mut config) = pg::fresh_config("issue12 bulk load") else {
+        return;
+    };
+    config.import_chunk = 100;
+    let store = PgStore::open(config.clone()).expect("open the postgresql test store");
+    let shape = table_shape(&config);
+    assert!(
+        shape.iter().any(|it| it.contains("PRIMARY KEY")),
+        "the table has its primary key: {shape:?}"
+    );
+
+    let mut input: Vec<String> = (0..240)
+        .map(|i| format!("doc:d{i}#viewer@user:u{}", i % 7))
+        .collect();
+    input.push("doc:w#viewer@user:*".into());
+    input.push("doc:g#viewer@group:g1#member".into());
+    input.push("doc:e#viewer@user:u1[expiration:2031-01-01T00:00:00Z]".into());
+    // Repeated tuples: the last occurrence wins.
+    input.push(r#"doc:d3#viewer@user:u3[ipnet:{"cidr":"10.0.0.0/8"}]"#.into());
+    input.push("doc:d5#viewer@user:u5[expiration:2030-06-01T00:00:00Z]".into());
+    let sets = store
+        .import(&mut input.iter().map(|it| rel(it)))
+        .expect("bulk import");
+
+    let mut want: Vec<String> = input
+        .iter()
+        .filter(|it| {
+            !matches!(
+                it.as_str(),
+                "doc:d3#viewer@user:u3" | "doc:d5#viewer@user:u5"
+            )
+        })
+        .map(|it| rel(it).to_string())
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), 243);
+    let revisions: Vec<u64> = sets.iter().map(|it| it.revision.0).collect();
+    let sizes: Vec<usize> = sets.iter().map(|it| it.changes.len()).collect();
+    assert_eq!(revisions, [1, 2, 3]);
+    assert_eq!(sizes, [100, 100, 43]);
+    let mut returned: Vec<String> = described(&sets)
+        .into_iter()
+        .flat_map(|(_, changes)| changes)
+        .collect();
+    returned.sort();
+    assert_eq!(
+        returned,
+        want.iter().map(|it| format!("+{it}")).collect::<Vec<_>>()
+    );
+    let log = store.changes_since(Revision(0), 0).expect("the log");
+    assert_eq!(described(&log), described(&sets));
+    let mut read = read_everything(&store, Revision(3));
+    read.sort();
+    assert_eq!(read, want);
+    assert!(read_everything(&store, Revision(1)).len() == 100);
+    assert_eq!(
+        table_shape(&config),
+        shape,
+        "the same indexes after the bulk load"
+    );
+
+    // Not empty any more: the chunked path, with touch semantics against live tuples.
+    let again = [
+        "doc:d1#viewer@user:u1",
+        r#"doc:d2#viewer@user:u2[ipnet:{"cidr":"192.168.0.0/16"}]"#,
+    ]
+    .into_iter()
+    .chain((0..150).map(|i| Box::leak(format!("doc:n{i}#viewer@user:u").into_boxed_str()) as &str))
+    .map(rel);
+    let sets = store.import(&mut again.into_iter()).expect("second import");
+    let revisions: Vec<u64> = sets.iter().map(|it| it.revision.0).collect();
+    assert_eq!(revisions, [4, 5]);
+    let changes: Vec<String> = described(&sets)
+        .into_iter()
+        .flat_map(|(_, changes)| changes)
+        .filter(|it| it.contains("d2#"))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            r#"+doc:d2#viewer@user:u2[ipnet:{"cidr":"192.168.0.0/16"}]"#,
+            "-doc:d2#viewer@user:u2",
+        ]
+    );
+    let total: usize = sets.iter().map(|it| it.changes.len()).sum();
+    assert_eq!(total, 152, "d1 unchanged; d2 ended and created; 150 new");
+    assert_eq!(
+        described(&store.changes_since(Revision(3), 0).expect("log")),
+        described(&sets)
+    );
+    assert_eq!(table_shape(&config), shape);
+}
