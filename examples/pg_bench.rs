@@ -46,6 +46,10 @@ fn relationship(idx: usize) -> Relationship {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let mut args = std::env::args().skip(1);
     let usage = "usage: pg_bench POSTGRES_URL [N_RELATIONSHIPS | --dataset DIR] [--twice]";
     let url = args.next().ok_or(usage)?;

@@ -422,6 +422,7 @@ impl Inner {
         // Validated in full before the store sees any of it (a bad relationship changes
         // nothing), then handed over in one call, so that the store can load it its
         // fastest way (PostgreSQL: one bulk transaction on empty ground).
+        let started = Instant::now();
         let all: Vec<Relationship> = relationships.collect();
         for relationship in &all {
             admit::check_relationship(&loaded.schema, relationship)?;
@@ -429,8 +430,18 @@ impl Inner {
         if all.is_empty() {
             return Ok(self.head());
         }
+        let (count, validated) = (all.len(), started.elapsed());
         let change_sets = self.track(self.store.import(&mut all.into_iter()))?;
+        let stored = started.elapsed();
         self.follow_committed(&change_sets)?;
+        tracing::info!(
+            relationships = count,
+            revisions = change_sets.len(),
+            read_and_validate_ms = validated.as_millis() as u64,
+            store_ms = (stored - validated).as_millis() as u64,
+            index_ms = (started.elapsed() - stored).as_millis() as u64,
+            "import committed"
+        );
         Ok(change_sets
             .last()
             .map_or_else(|| self.head(), |it| it.revision))

@@ -131,17 +131,29 @@ pub fn check_batch(
     Ok(Ok(()))
 }
 
-/// The relationships of an import chunk with each tuple once: where a tuple appears
-/// several times, its last occurrence wins (as consecutive touches would), at the
-/// position of its first.
+/// The relationships of an import with each tuple once: where a tuple appears several
+/// times, its last occurrence wins (as consecutive touches would), at the position of its
+/// first. The table holds positions and hashes the names in place: no tuple is copied.
 pub fn last_of_each_tuple(chunk: Vec<Relationship>) -> Vec<Relationship> {
-    let mut position = rustc_hash::FxHashMap::default();
+    use std::hash::{Hash, Hasher};
+    fn hash(rel: &Relationship) -> u64 {
+        let mut hasher = rustc_hash::FxHasher::default();
+        crate::model::ReadOrder::ByResource
+            .key(rel)
+            .hash(&mut hasher);
+        hasher.finish()
+    }
+    let same = |a: &Relationship, b: &Relationship| {
+        crate::model::ReadOrder::ByResource.key(a) == crate::model::ReadOrder::ByResource.key(b)
+    };
+    let mut positions = hashbrown::HashTable::<usize>::with_capacity(chunk.len());
     let mut res: Vec<Relationship> = Vec::with_capacity(chunk.len());
     for rel in chunk {
-        match position.get(&rel.tuple()) {
-            Some(&pos) => res[pos] = rel,
+        let hashed = hash(&rel);
+        match positions.find(hashed, |&at| same(&res[at], &rel)).copied() {
+            Some(at) => res[at] = rel,
             None => {
-                position.insert(rel.tuple(), res.len());
+                positions.insert_unique(hashed, res.len(), |&at| hash(&res[at]));
                 res.push(rel);
             }
         }
@@ -315,5 +327,43 @@ pub trait Store: Send + Sync {
     fn write_index_image(&self, revision: Revision, image: &[u8]) -> Result<(), StoreError> {
         let _ = (revision, image);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rels(texts: &[&str]) -> Vec<Relationship> {
+        texts
+            .iter()
+            .map(|it| it.parse().expect("test relationship"))
+            .collect()
+    }
+
+    #[test]
+    fn the_last_occurrence_of_each_tuple_wins_at_the_position_of_the_first() {
+        let input = [
+            "doc:b#viewer@user:u",
+            r#"doc:a#viewer@user:u[ipnet:{"cidr":"10.0.0.0/8"}]"#,
+            "doc:b#viewer@user:u[expiration:2030-01-01T00:00:00Z]",
+            "doc:a#viewer@user:u",
+            "doc:a#owner@user:u",
+            "doc:b#viewer@user:u[expiration:2031-01-01T00:00:00Z]",
+            "doc:b#viewer@group:g#member",
+        ];
+        let kept: Vec<String> = last_of_each_tuple(rels(&input))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "doc:b#viewer@user:u[expiration:2031-01-01T00:00:00Z]",
+                "doc:a#viewer@user:u",
+                "doc:a#owner@user:u",
+                "doc:b#viewer@group:g#member",
+            ]
+        );
     }
 }

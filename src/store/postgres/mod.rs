@@ -10,10 +10,11 @@
 //!   derived from them (what R created, what R deleted): no second copy to keep in step.
 //! - **Schema writes** are revisions too (the counter moves; followers notice the schema
 //!   row's revision).
-//! - **Bulk import** streams each chunk with `COPY … FROM STDIN` into a temporary table and
-//!   merges it with one `INSERT … ON CONFLICT DO NOTHING` on the primary key (tuple,
-//!   deleted_rev); only when some tuples were live already does an `UPDATE` end those
-//!   whose caveat or expiration changed, and a second insert add their new versions.
+//! - **Bulk import** on empty ground is one transaction that drops the versioned table's
+//!   indexes, copies everything in with one `COPY`, and builds them again; otherwise each
+//!   chunk is copied straight into the table when none of its tuples is live (the primary
+//!   key proves it), and merged through a temporary table with one `INSERT … ON
+//!   CONFLICT` when some are (docs/DEPLOYMENT.md, "Bulk import").
 //! - **Garbage collection** runs in one server at a time (a transaction advisory lock).
 //! - **Wake-ups**: every commit sends `NOTIFY`; `listen.rs` turns them into
 //!   [`Store::wait_for_commits`] returns. Polling stays the guarantee.
@@ -30,7 +31,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use crate::model::{ReadOrder, Relationship, RelationshipFilter, Revision};
+use crate::model::{Relationship, RelationshipFilter, Revision};
 use crate::store::{
     ChangeSet, Page, Precondition, Store, StoreError, Update, WriteRejection, check_batch,
     check_relationship,
@@ -445,14 +446,9 @@ impl Store for PgStore {
             check_relationship(rel)?;
         }
         if all.len() > chunk_size {
-            // Several chunks: the last of each tuple, in the primary key's order, and on
-            // empty ground a bulk load (see `write::bulk_load`).
-            let mut unique = crate::store::last_of_each_tuple(all);
-            unique.sort_by(|a, b| {
-                ReadOrder::ByResource
-                    .key(a)
-                    .cmp(&ReadOrder::ByResource.key(b))
-            });
+            // Several chunks: the last of each tuple, and on empty ground a bulk load (see
+            // `write::bulk_load`).
+            let unique = crate::store::last_of_each_tuple(all);
             let (loaded, unique) = self.run(move |pool, config| async move {
                 let loaded =
                     write::bulk_load(&pool, &config.channel(), &unique, chunk_size).await?;

@@ -446,6 +446,7 @@ pub async fn bulk_load(
     rels: &[Relationship],
     chunk: usize,
 ) -> Result<Option<Vec<Revision>>, PgError> {
+    let started = std::time::Instant::now();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute(
@@ -533,6 +534,7 @@ pub async fn bulk_load(
         sink.send(bytes::Bytes::from(buf)).await?;
     }
     sink.finish().await?;
+    let copied = started.elapsed();
     // Sorting for the B-trees is the slow part of the rebuild: give it memory (this
     // transaction only).
     tx.batch_execute("SET LOCAL maintenance_work_mem = '256MB'")
@@ -549,7 +551,16 @@ pub async fn bulk_load(
         }
     }
     notify(&tx, channel, last).await?;
+    let indexed = started.elapsed();
     tx.commit().await?;
+    tracing::info!(
+        relationships = rels.len(),
+        revisions,
+        copy_ms = copied.as_millis() as u64,
+        indexes_ms = (indexed - copied).as_millis() as u64,
+        commit_ms = (started.elapsed() - indexed).as_millis() as u64,
+        "bulk load into an empty postgresql store"
+    );
     Ok(Some(at))
 }
 
