@@ -482,8 +482,15 @@ impl IndexData {
 
     /// Applies one committed change set and moves the head to its revision.
     pub fn apply(&mut self, change_set: &ChangeSet) {
-        let rev = change_set.revision.0;
-        for change in &change_set.changes {
+        self.apply_changes(change_set.revision, &change_set.changes);
+        self.set_head(change_set.revision);
+    }
+
+    /// Applies `changes` made at `revision` without moving the head: a change set applied
+    /// in parts, so that readers wait for the write lock one part at a time.
+    pub fn apply_changes(&mut self, revision: Revision, changes: &[crate::store::Change]) {
+        let rev = revision.0;
+        for change in changes {
             let (resource, subject) = self.intern_relationship(&change.relationship);
             let live = change.op == ChangeOp::Touch;
             if change.relationship.is_conditional() {
@@ -492,7 +499,6 @@ impl IndexData {
                 self.apply_one(resource, subject, rev, live);
             }
         }
-        self.set_head(change_set.revision);
     }
 
     /// Inserts a relationship live since `rev` (tests; the index is built at open by a

@@ -152,15 +152,8 @@ impl Inner {
 
     /// Applies a committed change set to the index without moving the head.
     pub(super) fn apply_without_publishing(&self, change_set: &ChangeSet) {
-        for chunk in change_set.changes.chunks(1_000) {
-            let partial = ChangeSet {
-                revision: change_set.revision,
-                changes: chunk.to_vec(),
-            };
-            let mut data = self.index.write();
-            let head = data.head();
-            data.apply(&partial);
-            data.set_head(head);
+        for part in change_set.changes.chunks(1_000) {
+            self.index.write().apply_changes(change_set.revision, part);
         }
     }
 }
