@@ -164,3 +164,69 @@ fn issue12_bulk_load_on_empty_ground_keeps_indexes_revisions_and_the_log() {
     );
     assert_eq!(table_shape(&config), shape);
 }
+
+/// `arbiter import --db postgres://…` takes the same bulk path, refuses a file with an
+/// unknown relation without storing any of it, and keeps the password out of its output.
+#[test]
+fn issue12_cli_import_into_postgres_is_all_or_nothing() {
+    let Some(config) = pg::fresh_config("issue12 cli import into postgresql") else {
+        return;
+    };
+    let schema = config.schema.clone().expect("a test schema");
+    {
+        let store = PgStore::open(config.clone()).expect("open the postgresql test store");
+        let engine = arbiter::engine::Arbiter::with_store(Box::new(store), Default::default())
+            .expect("engine");
+        engine
+            .write_schema(
+                "definition user {}\ndefinition doc {\n  relation viewer: user\n  permission view = viewer\n}",
+            )
+            .expect("schema");
+    }
+    let separator = if config.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}options=-csearch_path%3D{schema}", config.url);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let import = |lines: &str| {
+        let file = dir.path().join("rels.txt");
+        std::fs::write(&file, lines).expect("write the file");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
+            .args(["import", "--db", &url])
+            .arg(&file)
+            .output()
+            .expect("run arbiter import");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+
+    let (ok, text) = import("doc:a#viewer@user:u1\ndoc:b#viewer@user:u2\ndoc:b#viewer@user:u3\n");
+    assert!(ok, "{text}");
+    assert!(text.contains("imported 3 relationship(s)"), "{text}");
+    let (ok, text) = import("doc:c#viewer@user:u4\ndoc:c#editor@user:u5\n");
+    assert!(!ok, "an unknown relation fails the import: {text}");
+    assert!(
+        text.contains("editor"),
+        "the message names the relation: {text}"
+    );
+    assert!(
+        !text.contains(":arbiter@"),
+        "no password in the output: {text}"
+    );
+
+    let store = PgStore::open(config).expect("reopen");
+    let head = store.head().expect("head");
+    let mut stored = read_everything(&store, head);
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            "doc:a#viewer@user:u1",
+            "doc:b#viewer@user:u2",
+            "doc:b#viewer@user:u3"
+        ],
+        "nothing of the refused file was stored"
+    );
+}

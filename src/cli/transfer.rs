@@ -32,8 +32,9 @@ pub struct ImportArgs {
     /// `//` or `#` are skipped.
     #[arg(default_value = "-")]
     pub file: PathBuf,
-    /// Load straight into this database directory (not open by a server), through the
-    /// engine's bulk path, instead of through a server.
+    /// Load straight into this database directory (not open by a server) or PostgreSQL
+    /// database (`postgres://USER:PASS@HOST:PORT/DB`, servers may be running on it),
+    /// through the engine's bulk path, instead of through a server.
     #[arg(long)]
     pub db: Option<PathBuf>,
     /// Relationships per write request when importing through a server.
@@ -85,7 +86,13 @@ pub fn import(args: &ImportArgs) -> u8 {
     };
     let count = relationships.len();
     let res = match &args.db {
-        Some(dir) => import_into(dir, relationships),
+        Some(db) => match db
+            .to_str()
+            .filter(|it| crate::store::postgres::is_postgres_url(it))
+        {
+            Some(url) => import_into_postgres(url, relationships),
+            None => import_into(db, relationships),
+        },
         None => import_through(args, &relationships),
     };
     match res {
@@ -181,6 +188,27 @@ fn import_into(dir: &Path, relationships: Vec<Relationship>) -> Result<u64, Clie
         .save_index_image()
         .and_then(|_| engine.flush())
         .map_err(|err| ClientError::Usage(format!("{}: {err}", dir.display())))?;
+    Ok(revision.0)
+}
+
+/// `import --db postgres://…`: the engine's bulk path on a PostgreSQL store (one COPY and
+/// rebuilt indexes on empty ground, chunked COPY otherwise; docs/DEPLOYMENT.md). The
+/// database must hold a schema already, as a directory must.
+fn import_into_postgres(url: &str, relationships: Vec<Relationship>) -> Result<u64, ClientError> {
+    let config = crate::store::PgConfig::new(url)
+        .map_err(|err| ClientError::Usage(format!("--db: {err}")))?;
+    let label = config.redacted_url();
+    let engine = crate::store::PgStore::open(config)
+        .map_err(engine::EngineError::from)
+        .and_then(|store| Arbiter::with_store(Box::new(store), engine::Config::default()))
+        .map_err(|err| ClientError::Usage(format!("{label}: cannot open the database: {err}")))?;
+    let revision = engine
+        .import(&mut relationships.into_iter())
+        .map_err(|err| ClientError::Usage(format!("{label}: {err}")))?;
+    // The newest image lets servers that start or join later skip the full read.
+    engine
+        .save_index_image()
+        .map_err(|err| ClientError::Usage(format!("{label}: {err}")))?;
     Ok(revision.0)
 }
 
