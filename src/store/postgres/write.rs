@@ -401,7 +401,7 @@ pub async fn import_chunk(
         &savepoint,
         &format!("COPY arbiter_relationship ({COLUMNS}, created_rev) FROM STDIN"),
         &chunk,
-        Some(at),
+        |_| Some(at),
     )
     .await;
     let changes = match copied {
@@ -510,30 +510,16 @@ pub async fn bulk_load(
         .await?;
     let last = revision(head.try_get(0)?)?;
     let first = last.0 + 1 - revisions as u64;
-    let sink = tx
-        .copy_in(&format!(
-            "COPY arbiter_relationship ({COLUMNS}, created_rev) FROM STDIN"
-        ))
-        .await?;
-    futures_util::pin_mut!(sink);
-    const FLUSH_AT: usize = 1 << 20;
-    let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
-    let mut at = Vec::with_capacity(revisions);
-    for (idx, part) in rels.chunks(chunk).enumerate() {
-        let revision = Revision(first + idx as u64);
-        at.push(revision);
-        for rel in part {
-            copy_line(&mut buf, rel, Some(sql_revision(revision)));
-            if buf.len() >= FLUSH_AT {
-                let full = std::mem::replace(&mut buf, Vec::with_capacity(FLUSH_AT + 4096));
-                sink.send(bytes::Bytes::from(full)).await?;
-            }
-        }
-    }
-    if !buf.is_empty() {
-        sink.send(bytes::Bytes::from(buf)).await?;
-    }
-    sink.finish().await?;
+    let at: Vec<Revision> = (0..revisions)
+        .map(|idx| Revision(first + idx as u64))
+        .collect();
+    copy_rows(
+        &tx,
+        &format!("COPY arbiter_relationship ({COLUMNS}, created_rev) FROM STDIN"),
+        rels,
+        |idx| Some(Revision(first + (idx / chunk) as u64)),
+    )
+    .await?;
     let copied = started.elapsed();
     // Sorting for the B-trees is the slow part of the rebuild: give it memory (this
     // transaction only).
@@ -569,21 +555,20 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Streams `rels` into `copy` (a `COPY … FROM STDIN` in text format), with `created_rev`
-/// as a last column when given.
+/// Streams `rels` into `copy` (a `COPY … FROM STDIN` in text format): each relationship,
+/// with `created_rev(its position)` as a last column when that gives one.
 async fn copy_rows(
     tx: &Transaction<'_>,
     copy: &str,
     rels: &[Relationship],
-    created_rev: Option<Revision>,
+    created_rev: impl Fn(usize) -> Option<Revision>,
 ) -> Result<(), tokio_postgres::Error> {
     const FLUSH_AT: usize = 1 << 20;
     let sink = tx.copy_in(copy).await?;
     futures_util::pin_mut!(sink);
-    let created_rev = created_rev.map(sql_revision);
     let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
-    for rel in rels {
-        copy_line(&mut buf, rel, created_rev);
+    for (idx, rel) in rels.iter().enumerate() {
+        copy_line(&mut buf, rel, created_rev(idx).map(sql_revision));
         if buf.len() >= FLUSH_AT {
             let full = std::mem::replace(&mut buf, Vec::with_capacity(FLUSH_AT + 4096));
             sink.send(bytes::Bytes::from(full)).await?;
@@ -618,7 +603,7 @@ async fn merge_chunk(
         tx,
         &format!("COPY arbiter_import ({COLUMNS}) FROM STDIN"),
         chunk,
-        None,
+        |_| None,
     )
     .await?;
     // One pass: the primary key's probe of each row is the duplicate check (a live
