@@ -198,6 +198,12 @@ fn subject_relation(subject: &SubjectRef) -> &str {
 /// of every version of this tuple.
 pub fn tuple_prefix(index: Index, rel: &Relationship) -> Vec<u8> {
     let mut buf = Vec::with_capacity(64);
+    push_tuple(&mut buf, index, rel);
+    buf
+}
+
+/// Appends [`tuple_prefix`] to `buf`.
+pub fn push_tuple(buf: &mut Vec<u8>, index: Index, rel: &Relationship) {
     let names: [&str; 6] = match index {
         Index::Resource => [
             &rel.resource.object_type,
@@ -217,9 +223,8 @@ pub fn tuple_prefix(index: Index, rel: &Relationship) -> Vec<u8> {
         ],
     };
     for name in names {
-        push_name(&mut buf, name);
+        push_name(buf, name);
     }
-    buf
 }
 
 /// The index key of the version of `rel` created at `created`.
@@ -292,9 +297,14 @@ pub fn decode_tuple(index: Index, bytes: &[u8]) -> Result<Relationship, DecodeEr
 /// caveat and expiration of `rel`.
 pub fn encode_version_value(deleted: u64, rel: &Relationship) -> Vec<u8> {
     let mut buf = Vec::with_capacity(8);
-    buf.extend_from_slice(&encode_u64(deleted));
-    encode_conditions(&mut buf, rel);
+    push_version_value(&mut buf, deleted, rel);
     buf
+}
+
+/// Appends [`encode_version_value`] to `buf`.
+pub fn push_version_value(buf: &mut Vec<u8>, deleted: u64, rel: &Relationship) {
+    buf.extend_from_slice(&encode_u64(deleted));
+    encode_conditions(buf, rel);
 }
 
 /// The deleted-at revision of a version value (the conditions are not decoded).
@@ -446,10 +456,12 @@ pub fn encode_changes<'a>(
         } else {
             op
         });
-        let tuple = tuple_prefix(Index::Resource, rel);
+        let at = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        push_tuple(&mut buf, Index::Resource, rel);
         // INVARIANT: a tuple is six names of at most a few kilobytes, far below u32::MAX.
-        buf.extend_from_slice(&encode_u32(tuple.len() as u32));
-        buf.extend_from_slice(&tuple);
+        let len = encode_u32((buf.len() - at - 4) as u32);
+        buf[at..at + 4].copy_from_slice(&len);
         if conditional {
             let mut conditions = Vec::new();
             encode_conditions(&mut conditions, rel);

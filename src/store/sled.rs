@@ -381,7 +381,11 @@ impl Inner {
             (TreeSlot::BySubject, &self.by_subject),
         ]) {
             blocks::sort_changes(changes);
-            let plan = blocks::plan(tree, changes, usize::MAX)?;
+            let changes: Vec<blocks::EntryRef<'_>> = changes
+                .iter()
+                .map(|(key, value)| (key.as_slice(), value.as_deref()))
+                .collect();
+            let plan = blocks::plan(tree, &changes, usize::MAX)?;
             moves |= plan.moves;
             raw.extend(plan.ops.into_iter().map(|(key, value)| (slot, key, value)));
         }

@@ -143,6 +143,9 @@ pub struct Plan {
 /// One entry change: put `value`, or remove the entry when `None`.
 pub type EntryChange = (Vec<u8>, Option<Vec<u8>>);
 
+/// An [`EntryChange`], borrowed.
+pub type EntryRef<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// Sorts `changes` by key, keeping only the last change of each key.
 pub fn sort_changes(changes: &mut Vec<EntryChange>) {
     // A stable sort keeps equal keys in their order: the last one wins.
@@ -161,7 +164,7 @@ pub fn sort_changes(changes: &mut Vec<EntryChange>) {
 /// the blocks they touch. Stops after a rewrite once `budget` block ops are planned
 /// ([`Plan::consumed`] says how far it got); `usize::MAX` plans everything. Removing an
 /// absent entry changes nothing.
-pub fn plan(tree: &Tree, changes: &[EntryChange], budget: usize) -> Result<Plan, StoreError> {
+pub fn plan(tree: &Tree, changes: &[EntryRef<'_>], budget: usize) -> Result<Plan, StoreError> {
     let mut plan = Plan::default();
     let mut ops: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = Default::default();
     let mut done = 0;
@@ -182,10 +185,7 @@ pub fn plan(tree: &Tree, changes: &[EntryChange], budget: usize) -> Result<Plan,
         };
         let end = changes[done..]
             .iter()
-            .position(|(key, _)| {
-                next.as_ref()
-                    .is_some_and(|(next, _)| key.as_slice() >= next.as_ref())
-            })
+            .position(|(key, _)| next.as_ref().is_some_and(|(next, _)| *key >= next.as_ref()))
             .map_or(changes.len(), |n| done + n);
         let stored = match &block {
             Some((key, value)) => {
@@ -205,7 +205,7 @@ pub fn plan(tree: &Tree, changes: &[EntryChange], budget: usize) -> Result<Plan,
         if done == changes.len() || ops.len() >= budget {
             break;
         }
-        block = locate(tree, &changes[done].0)?;
+        block = locate(tree, changes[done].0)?;
     }
     plan.moves = ops.values().any(Option::is_none);
     plan.ops = ops.into_iter().collect();
@@ -214,15 +214,15 @@ pub fn plan(tree: &Tree, changes: &[EntryChange], budget: usize) -> Result<Plan,
 }
 
 /// Appends to `out` the entries of `stored` with `changes` applied, both sorted.
-fn merge(stored: Vec<keys::Entry>, changes: &[EntryChange], out: &mut Vec<keys::Entry>) {
+fn merge(stored: Vec<keys::Entry>, changes: &[EntryRef<'_>], out: &mut Vec<keys::Entry>) {
     let mut stored = stored.into_iter().peekable();
-    for (key, change) in changes {
-        while let Some(entry) = stored.next_if(|(stored, _)| stored < key) {
+    for &(key, change) in changes {
+        while let Some(entry) = stored.next_if(|(stored, _)| stored.as_slice() < key) {
             out.push(entry);
         }
-        stored.next_if(|(stored, _)| stored == key);
+        stored.next_if(|(stored, _)| stored.as_slice() == key);
         if let Some(value) = change {
-            out.push((key.clone(), value.clone()));
+            out.push((key.to_vec(), value.to_vec()));
         }
     }
     out.extend(stored);

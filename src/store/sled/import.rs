@@ -13,6 +13,7 @@
 
 use std::hash::BuildHasher;
 
+use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
 use super::{Inner, Op, RawOp, TreeSlot, blocks, now_millis};
@@ -20,7 +21,6 @@ use crate::model::{Relationship, Revision};
 use crate::store::keys::{self, Index, LIVE};
 use crate::store::{
     CHUNK_SIZE, Change, ChangeOp, ChangeSet, RelationshipFilter, StoreError, check_relationship,
-    last_of_each_tuple,
 };
 
 /// Block rewrites per transaction (blocks are ~2–4 KB: about 1–2 MB per transaction).
@@ -62,39 +62,54 @@ impl Inner {
     }
 
     /// Reads the whole input into change sets of [`CHUNK_SIZE`] starting at revision
-    /// `first` (touch semantics against the store and the earlier chunks), and the stored
-    /// versions they end.
+    /// `first` (touch semantics against the store and the earlier chunks; within a chunk
+    /// the last occurrence of a tuple wins, at the position of its first, as
+    /// `store::last_of_each_tuple` says), and the stored versions they end.
     fn plan_import(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
         first: Revision,
     ) -> Result<(Vec<ChangeSet>, Vec<Ended>), StoreError> {
         let empty = self.by_resource.is_empty();
+        let hasher = FxBuildHasher;
+        let hash = |rel: &Relationship| hasher.hash_one(rel.tuple_ref());
         let mut sets: Vec<ChangeSet> = Vec::new();
         let mut ended = Vec::new();
         // The newest version of every tuple this import wrote: (set, change) of its touch.
-        let mut newest: hashbrown::HashTable<(usize, usize)> = hashbrown::HashTable::new();
-        let hasher = FxBuildHasher;
+        let mut newest: HashTable<(usize, usize)> =
+            HashTable::with_capacity(relationships.size_hint().0);
+        // This chunk's tuples: positions in `unique`.
+        let mut in_chunk: HashTable<usize> = HashTable::with_capacity(CHUNK_SIZE);
         loop {
             let chunk: Vec<Relationship> = (&mut *relationships).take(CHUNK_SIZE).collect();
             if chunk.is_empty() {
                 break;
             }
-            for rel in &chunk {
-                check_relationship(rel)?;
+            in_chunk.clear();
+            let mut unique: Vec<(u64, Relationship)> = Vec::with_capacity(chunk.len());
+            for rel in chunk {
+                check_relationship(&rel)?;
+                let hash = hash(&rel);
+                let tuple = rel.tuple_ref();
+                match in_chunk.find(hash, |&at| unique[at].1.tuple_ref() == tuple) {
+                    Some(&at) => unique[at].1 = rel,
+                    None => {
+                        in_chunk.insert_unique(hash, unique.len(), |&at| unique[at].0);
+                        unique.push((hash, rel));
+                    }
+                }
             }
-            let revision = Revision(first.0 + sets.len() as u64);
-            let mut changes = Vec::with_capacity(chunk.len());
-            for rel in last_of_each_tuple(chunk) {
-                let hash = hasher.hash_one(rel.tuple_ref());
+            let set = sets.len();
+            let revision = Revision(first.0 + set as u64);
+            let mut changes = Vec::with_capacity(unique.len());
+            let mut touched = Vec::with_capacity(unique.len());
+            for (hash, rel) in unique {
+                let tuple = rel.tuple_ref();
                 let earlier = newest
-                    .find(hash, |&(set, change)| {
-                        sets[set].changes[change].relationship.tuple_ref() == rel.tuple_ref()
+                    .find(hash, |&(s, c)| {
+                        sets[s].changes[c].relationship.tuple_ref() == tuple
                     })
-                    .map(|&(set, change)| {
-                        let set = &sets[set];
-                        (set.revision, set.changes[change].relationship.clone())
-                    });
+                    .map(|&(s, c)| (sets[s].revision, sets[s].changes[c].relationship.clone()));
                 let live = match earlier {
                     Some(found) => Some(found),
                     None if empty => None,
@@ -104,7 +119,7 @@ impl Inner {
                     Some((_, stored)) if stored == rel => continue,
                     Some((created, stored)) => {
                         ended.push(Ended {
-                            set: sets.len(),
+                            set,
                             change: changes.len(),
                             created,
                         });
@@ -115,19 +130,15 @@ impl Inner {
                     }
                     None => {}
                 }
+                touched.push((hash, changes.len()));
                 changes.push(Change {
                     op: ChangeOp::Touch,
                     relationship: rel,
                 });
             }
             sets.push(ChangeSet { revision, changes });
-            let set = sets.len() - 1;
-            for (change, it) in sets[set].changes.iter().enumerate() {
-                if it.op != ChangeOp::Touch {
-                    continue;
-                }
-                let hash = hasher.hash_one(it.relationship.tuple_ref());
-                let tuple = it.relationship.tuple_ref();
+            for (hash, change) in touched {
+                let tuple = sets[set].changes[change].relationship.tuple_ref();
                 match newest.find_mut(hash, |&(s, c)| {
                     sets[s].changes[c].relationship.tuple_ref() == tuple
                 }) {
@@ -164,25 +175,8 @@ impl Inner {
             (TreeSlot::ByResource, Index::Resource, &self.by_resource),
             (TreeSlot::BySubject, Index::Subject, &self.by_subject),
         ] {
-            let mut entries = Vec::with_capacity(sets.iter().map(|it| it.changes.len()).sum());
-            for set in sets {
-                for change in set.changes.iter().filter(|it| it.op == ChangeOp::Touch) {
-                    let rel = &change.relationship;
-                    entries.push((
-                        keys::version_key(index, rel, set.revision),
-                        Some(keys::encode_version_value(LIVE, rel)),
-                    ));
-                }
-            }
-            for it in ended {
-                let set = &sets[it.set];
-                let rel = &set.changes[it.change].relationship;
-                entries.push((
-                    keys::version_key(index, rel, it.created),
-                    Some(keys::encode_version_value(set.revision.0, rel)),
-                ));
-            }
-            blocks::sort_changes(&mut entries);
+            let entries = Entries::build(index, sets, ended);
+            let entries = entries.sorted();
             let mut done = 0;
             while done < entries.len() {
                 let plan = blocks::plan(tree, &entries[done..], BLOCKS_PER_TRANSACTION)?;
@@ -226,5 +220,84 @@ impl Inner {
         self.commit_raw(&ops, false)?;
         writer.last_time = time;
         Ok(())
+    }
+}
+
+/// The entries of one index an import writes, in one buffer: every new version's key and
+/// value, then every ended version's key and value (so that, sorted with ties in this
+/// order, an ended version's value wins over its touch earlier in the same import).
+struct Entries {
+    bytes: Vec<u8>,
+    /// Start of the key, length of the key, length of the value that follows it.
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl Entries {
+    fn build(index: Index, sets: &[ChangeSet], ended: &[Ended]) -> Self {
+        let n = sets.iter().map(|it| it.changes.len()).sum::<usize>();
+        let mut res = Self {
+            bytes: Vec::with_capacity(n * 64),
+            spans: Vec::with_capacity(n),
+        };
+        for set in sets {
+            for change in set.changes.iter().filter(|it| it.op == ChangeOp::Touch) {
+                res.push(index, &change.relationship, set.revision, LIVE);
+            }
+        }
+        for it in ended {
+            let set = &sets[it.set];
+            res.push(
+                index,
+                &set.changes[it.change].relationship,
+                it.created,
+                set.revision.0,
+            );
+        }
+        res
+    }
+
+    fn push(&mut self, index: Index, rel: &Relationship, created: Revision, deleted: u64) {
+        let start = self.bytes.len();
+        keys::push_tuple(&mut self.bytes, index, rel);
+        self.bytes.extend_from_slice(&keys::encode_u64(created.0));
+        let key_len = self.bytes.len() - start;
+        keys::push_version_value(&mut self.bytes, deleted, rel);
+        self.spans
+            .push((start, key_len, self.bytes.len() - start - key_len));
+    }
+
+    fn key(&self, at: usize) -> &[u8] {
+        let (start, key_len, _) = self.spans[at];
+        &self.bytes[start..start + key_len]
+    }
+
+    /// The entries sorted by key, the last of equal keys kept: a sort of 16-byte key
+    /// prefixes with the position, comparing whole keys only on equal prefixes.
+    fn sorted(&self) -> Vec<blocks::EntryRef<'_>> {
+        let mut order: Vec<(u128, usize)> = (0..self.spans.len())
+            .map(|at| {
+                let mut prefix = [0_u8; 16];
+                let key = self.key(at);
+                let n = key.len().min(16);
+                prefix[..n].copy_from_slice(&key[..n]);
+                (u128::from_be_bytes(prefix), at)
+            })
+            .collect();
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| self.key(a.1).cmp(self.key(b.1)))
+                .then(a.1.cmp(&b.1))
+        });
+        let mut res: Vec<blocks::EntryRef<'_>> = Vec::with_capacity(order.len());
+        for (_, at) in order {
+            let (start, key_len, value_len) = self.spans[at];
+            let key = &self.bytes[start..start + key_len];
+            let value = &self.bytes[start + key_len..start + key_len + value_len];
+            match res.last_mut() {
+                Some(last) if last.0 == key => *last = (key, Some(value)),
+                _ => res.push((key, Some(value))),
+            }
+        }
+        res
     }
 }
