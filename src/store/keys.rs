@@ -819,4 +819,52 @@ mod tests {
         assert!(decode_filter(&[1, b'a']).is_err());
         assert!(decode_change_key(b"123").is_err());
     }
+
+    #[test]
+    fn blocks_roundtrip_and_garbage_is_a_decode_error() {
+        let entries: Vec<Entry> = [
+            "document:1#viewer@user:alice",
+            "document:1#viewer@user:bob",
+            "document:10#viewer@user:bob",
+            "document:2#viewer@user:*",
+        ]
+        .iter()
+        .map(|text| {
+            let rel = rel(text);
+            (
+                version_key(Index::Resource, &rel, Revision(300)),
+                encode_version_value(LIVE, &rel),
+            )
+        })
+        .collect();
+        let mut sorted = entries.clone();
+        sorted.sort();
+        let value = encode_block(&sorted);
+        assert_eq!(decode_block(&sorted[0].0, &value).unwrap(), sorted);
+        // Front coding: far fewer bytes than the keys themselves.
+        let raw: usize = sorted.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(value.len() < raw, "{} >= {raw}", value.len());
+        for bad in [
+            // a block key that is not the first entry's key
+            decode_block(b"other", &value),
+            // empty, truncated, over-long varint
+            decode_block(&sorted[0].0, b""),
+            decode_block(&sorted[0].0, &value[..value.len() - 1]),
+            decode_block(b"k", &[0xff; 11]),
+        ] {
+            assert!(bad.is_err());
+        }
+        // Keys out of order are refused.
+        let mut backwards = sorted.clone();
+        backwards.swap(1, 2);
+        let value = encode_block(&backwards);
+        assert!(decode_block(&backwards[0].0, &value).is_err());
+        assert_eq!(varint_roundtrip(u64::MAX), u64::MAX as usize);
+    }
+
+    fn varint_roundtrip(value: u64) -> usize {
+        let mut buf = Vec::new();
+        push_varint(&mut buf, value);
+        take_varint(&mut buf.as_slice()).unwrap()
+    }
 }

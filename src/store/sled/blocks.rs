@@ -247,3 +247,207 @@ fn emit(
     }
     entries.clear();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn tree() -> (::sled::Db, Tree) {
+        let db = ::sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        (db, tree)
+    }
+
+    fn key(n: u32) -> Vec<u8> {
+        format!("k{n:06}").into_bytes()
+    }
+
+    /// Plans `changes` and applies the plan (as a transaction would).
+    fn write(tree: &Tree, changes: Vec<EntryChange>) {
+        let mut changes = changes;
+        sort_changes(&mut changes);
+        let refs: Vec<EntryRef<'_>> = changes
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect();
+        let plan = plan(tree, &refs, usize::MAX).unwrap();
+        assert_eq!(plan.consumed, refs.len());
+        for (key, value) in plan.ops {
+            match value {
+                Some(value) => tree.insert(key, value).unwrap(),
+                None => tree.remove(key).unwrap(),
+            };
+        }
+    }
+
+    /// The entry count of every block, after checking the block invariants: non-empty,
+    /// keyed by the first entry, entries below the next block's key.
+    fn block_sizes(tree: &Tree) -> Vec<usize> {
+        let blocks: Vec<(IVec, IVec)> = tree.iter().map(Result::unwrap).collect();
+        let mut sizes = Vec::new();
+        for (at, (block_key, value)) in blocks.iter().enumerate() {
+            let entries = keys::decode_block(block_key, value).unwrap();
+            assert_eq!(entries[0].0, block_key.to_vec());
+            if let Some((next, _)) = blocks.get(at + 1) {
+                assert!(entries.last().unwrap().0.as_slice() < next.as_ref());
+            }
+            sizes.push(entries.len());
+        }
+        sizes
+    }
+
+    fn walk_all(tree: &Tree, start: &[u8]) -> Vec<Vec<u8>> {
+        let mut res = Vec::new();
+        walk(tree, &Layout::default(), start, &mut |key, _| {
+            res.push(key.to_vec());
+            Ok(true)
+        })
+        .unwrap();
+        res
+    }
+
+    fn puts(range: impl Iterator<Item = u32>) -> Vec<EntryChange> {
+        range.map(|n| (key(n), Some(vec![n as u8]))).collect()
+    }
+
+    fn removes(range: impl Iterator<Item = u32>) -> Vec<EntryChange> {
+        range.map(|n| (key(n), None)).collect()
+    }
+
+    #[test]
+    fn a_write_splits_above_max_into_target_sized_blocks() {
+        // (entries written at once, the block sizes that result)
+        for (n, sizes) in [
+            (1, vec![1]),
+            (MIN as u32 - 1, vec![MIN - 1]),
+            (TARGET as u32, vec![TARGET]),
+            (MAX as u32, vec![MAX]),
+            (MAX as u32 + 1, vec![43, 43, 43]),
+            (3 * TARGET as u32, vec![TARGET; 3]),
+            // 641 entries: ceil(641 / 64) = 11 blocks, as even as the chunks allow.
+            (10 * TARGET as u32 + 1, [vec![59; 10], vec![51]].concat()),
+        ] {
+            let (_db, tree) = tree();
+            write(&tree, puts(0..n));
+            assert_eq!(block_sizes(&tree), sizes, "{n}");
+            assert_eq!(walk_all(&tree, b""), (0..n).map(key).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn one_more_entry_at_max_splits_and_below_min_absorbs_the_next_block() {
+        let (_db, tree) = tree();
+        write(&tree, puts((0..2 * MAX as u32).step_by(2)));
+        assert_eq!(block_sizes(&tree), [MAX]);
+        write(&tree, puts([1].into_iter()));
+        assert_eq!(block_sizes(&tree), [43, 43, 43]);
+        // Emptying the first block down to MIN keeps it; one below absorbs the second.
+        let first: Vec<Vec<u8>> = walk_all(&tree, b"").into_iter().take(43).collect();
+        let doomed: Vec<EntryChange> = first[..43 - MIN]
+            .iter()
+            .map(|k| (k.clone(), None))
+            .collect();
+        write(&tree, doomed);
+        assert_eq!(block_sizes(&tree), [MIN, 43, 43]);
+        write(&tree, vec![(first[43 - MIN].clone(), None)]);
+        assert_eq!(block_sizes(&tree), [MIN - 1 + 43, 43]);
+        assert_eq!(walk_all(&tree, b"").len(), 129 - (43 - MIN) - 1);
+    }
+
+    #[test]
+    fn emptied_blocks_disappear_and_keys_below_the_first_block_join_it() {
+        let (_db, tree) = tree();
+        write(&tree, puts(100..100 + 3 * TARGET as u32));
+        assert_eq!(block_sizes(&tree), [TARGET; 3]);
+        write(&tree, removes(100..100 + 3 * TARGET as u32));
+        assert_eq!(block_sizes(&tree), Vec::<usize>::new());
+        write(&tree, puts(50..60));
+        write(&tree, puts(0..5));
+        assert_eq!(block_sizes(&tree), [15]);
+        assert_eq!(walk_all(&tree, b"")[0], key(0));
+    }
+
+    /// A deterministic random walk of puts and removes in batches of every size,
+    /// checked against a `BTreeMap` after each batch: the invariants, a full walk, walks
+    /// from starts inside and between blocks, and `get`.
+    #[test]
+    fn random_batches_match_a_sorted_map() {
+        let (_db, tree) = tree();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        for round in 0..150 {
+            let batch = [1, 3, 40, 300][round % 4];
+            let mut changes = Vec::new();
+            for _ in 0..batch {
+                let k = key(next(2_000) as u32);
+                let change = if next(3) == 0 {
+                    None
+                } else {
+                    Some(vec![round as u8])
+                };
+                changes.push((k, change));
+            }
+            for (k, v) in &changes {
+                match v {
+                    Some(v) => model.insert(k.clone(), v.clone()),
+                    None => model.remove(k),
+                };
+            }
+            write(&tree, changes);
+            let sizes = block_sizes(&tree);
+            assert!(sizes.iter().all(|it| *it <= MAX), "{sizes:?}");
+            let all: Vec<Vec<u8>> = model.keys().cloned().collect();
+            assert_eq!(walk_all(&tree, b""), all);
+            let start = key(next(2_000) as u32);
+            let from: Vec<Vec<u8>> = model
+                .range(start.clone()..)
+                .map(|(k, _)| k.clone())
+                .collect();
+            assert_eq!(walk_all(&tree, &start), from);
+            let probe = key(next(2_000) as u32);
+            assert_eq!(
+                get(&tree, &Layout::default(), &probe).unwrap(),
+                model.get(&probe).cloned()
+            );
+        }
+        // Underfull blocks are merged away once written: few stay below MIN.
+        let sizes = block_sizes(&tree);
+        let small = sizes.iter().filter(|it| **it < MIN).count();
+        assert!(small <= 1 + sizes.len() / 4, "{sizes:?}");
+    }
+
+    #[test]
+    fn a_walk_restarts_after_a_move_and_misses_nothing() {
+        let (_db, tree) = tree();
+        write(&tree, puts(0..3 * TARGET as u32));
+        let layout = Layout::default();
+        let mut seen = Vec::new();
+        let mut moved = false;
+        walk(&tree, &layout, b"", &mut |found, _| {
+            seen.push(found.to_vec());
+            if seen.len() == TARGET && !moved {
+                // While the walk is between blocks 1 and 2, a commit merges block 2 into
+                // block 1 (block 2 gone, its entries under block 1's key).
+                moved = true;
+                let entries: Vec<keys::Entry> = (0..2 * TARGET as u32)
+                    .map(|n| (key(n), vec![n as u8]))
+                    .collect();
+                layout.commit(true, || {
+                    tree.insert(key(0), keys::encode_block(&entries)).unwrap();
+                    tree.remove(key(TARGET as u32)).unwrap();
+                });
+            }
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(seen, (0..3 * TARGET as u32).map(key).collect::<Vec<_>>());
+    }
+}
