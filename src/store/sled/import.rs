@@ -154,6 +154,28 @@ impl Inner {
         Ok((sets, ended))
     }
 
+    /// Writes sorted entries into the blocks of `tree`, a bounded number of blocks per
+    /// transaction.
+    fn write_entries(
+        &self,
+        slot: TreeSlot,
+        tree: &::sled::Tree,
+        entries: &[blocks::EntryRef<'_>],
+    ) -> Result<(), StoreError> {
+        let mut done = 0;
+        while done < entries.len() {
+            let plan = blocks::plan(tree, &entries[done..], BLOCKS_PER_TRANSACTION)?;
+            let ops: Vec<RawOp> = plan
+                .ops
+                .into_iter()
+                .map(|(key, value)| (slot, key, value))
+                .collect();
+            self.commit_raw(&ops, plan.moves)?;
+            done += plan.consumed;
+        }
+        Ok(())
+    }
+
     /// Writes planned change sets: the marker, both indexes block by block, the change
     /// log and revision records, then the head (see the module docs).
     fn write_import(
@@ -171,24 +193,26 @@ impl Inner {
             key: keys::META_PENDING.to_vec(),
             value: Some(marker),
         }])?;
-        for (slot, index, tree) in [
-            (TreeSlot::ByResource, Index::Resource, &self.by_resource),
-            (TreeSlot::BySubject, Index::Subject, &self.by_subject),
-        ] {
-            let entries = Entries::build(index, sets, ended);
-            let entries = entries.sorted();
-            let mut done = 0;
-            while done < entries.len() {
-                let plan = blocks::plan(tree, &entries[done..], BLOCKS_PER_TRANSACTION)?;
-                let ops: Vec<RawOp> = plan
-                    .ops
-                    .into_iter()
-                    .map(|(key, value)| (slot, key, value))
-                    .collect();
-                self.commit_raw(&ops, plan.moves)?;
-                done += plan.consumed;
-            }
-        }
+        // The subject index is built and sorted on a second thread meanwhile.
+        let (subject, order) = std::thread::scope(|scope| {
+            let subject = scope.spawn(|| {
+                let entries = Entries::build(Index::Subject, sets, ended);
+                let order = entries.order();
+                (entries, order)
+            });
+            let resource = Entries::build(Index::Resource, sets, ended);
+            let order = resource.order();
+            self.write_entries(
+                TreeSlot::ByResource,
+                &self.by_resource,
+                &resource.refs(&order),
+            )?;
+            subject
+                .join()
+                .map_err(|_| StoreError::Io("the import's sorting thread panicked".into()))
+        })?;
+        self.write_entries(TreeSlot::BySubject, &self.by_subject, &subject.refs(&order))?;
+        drop((subject, order));
         let time = now_millis().max(writer.last_time);
         let mut ops: Vec<RawOp> = Vec::with_capacity(RECORDS_PER_TRANSACTION + 2);
         for set in sets {
@@ -271,9 +295,10 @@ impl Entries {
         &self.bytes[start..start + key_len]
     }
 
-    /// The entries sorted by key, the last of equal keys kept: a sort of 16-byte key
-    /// prefixes with the position, comparing whole keys only on equal prefixes.
-    fn sorted(&self) -> Vec<blocks::EntryRef<'_>> {
+    /// The positions of the entries in key order, the last of equal keys kept: a sort of
+    /// 16-byte key prefixes with the position, comparing whole keys only on equal
+    /// prefixes.
+    fn order(&self) -> Vec<usize> {
         let mut order: Vec<(u128, usize)> = (0..self.spans.len())
             .map(|at| {
                 let mut prefix = [0_u8; 16];
@@ -288,16 +313,26 @@ impl Entries {
                 .then_with(|| self.key(a.1).cmp(self.key(b.1)))
                 .then(a.1.cmp(&b.1))
         });
-        let mut res: Vec<blocks::EntryRef<'_>> = Vec::with_capacity(order.len());
+        let mut res: Vec<usize> = Vec::with_capacity(order.len());
         for (_, at) in order {
-            let (start, key_len, value_len) = self.spans[at];
-            let key = &self.bytes[start..start + key_len];
-            let value = &self.bytes[start + key_len..start + key_len + value_len];
             match res.last_mut() {
-                Some(last) if last.0 == key => *last = (key, Some(value)),
-                _ => res.push((key, Some(value))),
+                Some(last) if self.key(*last) == self.key(at) => *last = at,
+                _ => res.push(at),
             }
         }
         res
+    }
+
+    /// The entries at `order`, borrowed.
+    fn refs(&self, order: &[usize]) -> Vec<blocks::EntryRef<'_>> {
+        order
+            .iter()
+            .map(|&at| {
+                let (start, key_len, value_len) = self.spans[at];
+                let key = &self.bytes[start..start + key_len];
+                let value = &self.bytes[start + key_len..start + key_len + value_len];
+                (key, Some(value))
+            })
+            .collect()
     }
 }
