@@ -4,7 +4,10 @@
 //! block by block, so that a million relationships cost tens of thousands of block writes
 //! rather than two million key writes.
 //!
-//! Atomicity: the import spans several transactions. The first writes the `pending`
+//! An input larger than [`PASS`] relationships is imported in passes of that size, each
+//! one as below; a failure or a crash keeps the passes before it.
+//!
+//! Atomicity: a pass spans several transactions. The first writes the `pending`
 //! marker (its first revision, a filter matching everything); the last writes the change
 //! log's tail, the new head and removes the marker. Until then no reader sees the new
 //! revisions, and a crash leaves the marker, so the next open rolls every version created
@@ -23,6 +26,10 @@ use crate::store::{
     CHUNK_SIZE, Change, ChangeOp, ChangeSet, RelationshipFilter, StoreError, check_relationship,
 };
 
+/// Relationships one pass reads, sorts and writes (all or nothing): bounds the memory of
+/// an import (~1 GB at 1M) whatever its size; a larger input is several passes, each
+/// merged into the blocks of the ones before.
+const PASS: usize = 1_000_000;
 /// Block rewrites per transaction (blocks are ~2–4 KB: about 1–2 MB per transaction).
 const BLOCKS_PER_TRANSACTION: usize = 512;
 /// Change-log values and revision records per transaction.
@@ -38,6 +45,21 @@ struct Ended {
 
 impl Inner {
     pub(super) fn import(
+        &self,
+        relationships: &mut dyn Iterator<Item = Relationship>,
+    ) -> Result<Vec<ChangeSet>, StoreError> {
+        let mut res = Vec::new();
+        loop {
+            let mut pass = (&mut *relationships).take(PASS).peekable();
+            if pass.peek().is_none() {
+                return Ok(res);
+            }
+            res.extend(self.import_pass(&mut pass)?);
+        }
+    }
+
+    /// One pass of at most [`PASS`] relationships, all or nothing.
+    fn import_pass(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
     ) -> Result<Vec<ChangeSet>, StoreError> {
