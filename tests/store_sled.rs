@@ -158,24 +158,35 @@ fn an_interrupted_delete_by_filter_is_rolled_back_at_open() {
     };
     {
         let db = sled::open(dir.path()).unwrap();
-        let by_resource = db.open_tree(keys::TREE_BY_RESOURCE).unwrap();
-        let by_subject = db.open_tree(keys::TREE_BY_SUBJECT).unwrap();
+        let by_resource = db.open_tree(keys::TREE_RESOURCE_BLOCKS).unwrap();
+        let by_subject = db.open_tree(keys::TREE_SUBJECT_BLOCKS).unwrap();
         let changes = db.open_tree(keys::TREE_CHANGES).unwrap();
         let meta = db.open_tree(keys::TREE_META).unwrap();
         let mut marker = keys::encode_u64(pending.0).to_vec();
         marker.extend_from_slice(&keys::encode_filter(&filter));
         meta.insert(keys::META_PENDING, marker).unwrap();
+        // The first half of the versions (in `by_resource` order) marked deleted at the
+        // pending revision in both indexes, as the first chunk's transaction would.
+        let deleted = keys::encode_u64(pending.0).to_vec();
         let mut half = Vec::new();
-        for item in by_resource.iter().take(n / 2) {
-            let (key, _) = item.unwrap();
-            let (rel, created) = keys::decode_version_key(Index::Resource, &key).unwrap();
-            let deleted = keys::encode_u64(pending.0);
-            by_resource.insert(&key, &deleted).unwrap();
-            by_subject
-                .insert(keys::version_key(Index::Subject, &rel, created), &deleted)
-                .unwrap();
+        let mut in_subject_index = std::collections::BTreeSet::new();
+        rewrite_entries(&by_resource, &mut |key, value| {
+            if half.len() == n / 2 {
+                return value.to_vec();
+            }
+            let (rel, created) = keys::decode_version_key(Index::Resource, key).unwrap();
+            in_subject_index.insert(keys::version_key(Index::Subject, &rel, created));
             half.push(rel);
-        }
+            deleted.clone()
+        });
+        rewrite_entries(&by_subject, &mut |key, value| {
+            if in_subject_index.contains(key) {
+                deleted.clone()
+            } else {
+                value.to_vec()
+            }
+        });
+        assert_eq!(half.len(), n / 2);
         let log = keys::encode_changes(half.iter().map(|r| (arbiter::store::ChangeOp::Delete, r)));
         changes.insert(keys::change_key(pending, 0), log).unwrap();
         db.flush().unwrap();
@@ -190,6 +201,23 @@ fn an_interrupted_delete_by_filter_is_rolled_back_at_open() {
     assert_eq!(deleted.changes.len(), n);
     assert!(live_at(&store, pending).is_empty());
     assert_eq!(store.changes_since(head, 0).unwrap()[0].changes.len(), n);
+}
+
+/// Rewrites the value of every entry of a format-3 block tree with `f(key, value)`.
+fn rewrite_entries(tree: &sled::Tree, f: &mut impl FnMut(&[u8], &[u8]) -> Vec<u8>) {
+    for item in tree.iter() {
+        let (block_key, value) = item.unwrap();
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = keys::decode_block(&block_key, &value)
+            .unwrap()
+            .into_iter()
+            .map(|(key, value)| {
+                let value = f(&key, &value);
+                (key, value)
+            })
+            .collect();
+        tree.insert(&block_key, keys::encode_block(&entries))
+            .unwrap();
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | `format` | u32 format version (this is 2) |
+//! | `meta` | `format` | u32 format version (2; format 3 below changes only the index trees) |
 //! | `meta` | `head` | u64: the newest committed revision |
 //! | `meta` | `oldest` | u64: the oldest readable revision (GC horizon) |
 //! | `meta` | `schema` | the schema text, UTF-8 |
@@ -59,23 +59,47 @@
 //! Every stored tuple *version* has one key in each index; deleting it rewrites both
 //! values, re-creating it later adds a new version with a new created-at revision.
 //!
+//! # Format version 3: blocks
+//!
+//! Format 3 keeps every byte of format 2 except where the version entries live: the two
+//! index trees are replaced by `resource_blocks` and `subject_blocks`, which hold
+//! **blocks** of consecutive version entries of one index (the `by_resource` and
+//! `by_subject` key and value of format 2, unchanged). A block's sled key is the version
+//! key of its first entry; the block holding a version key `K` is the one with the
+//! greatest block key at most `K` (`store::sled::blocks` keeps that true). A block value is
+//! its entries in key order, each front-coded against the previous key (the first against
+//! the block key itself, so it repeats nothing):
+//!
+//! | bytes | meaning |
+//! |---|---|
+//! | varint | how many leading bytes the key shares with the previous key |
+//! | varint | the length of the rest of the key |
+//! | that many | the rest of the key |
+//! | varint | the length of the value |
+//! | that many | the version value |
+//!
+//! A varint is LEB128: seven bits per byte, low bits first, the high bit set on every
+//! byte but the last, at most 10 bytes.
+//!
 //! # Older formats
 //!
 //! Format 2 only adds to format 1: a version-1 value is a version value without
-//! conditions, and a version-1 change uses only the op bytes `0x01`/`0x02`. So a
-//! version-1 database is migrated at open by rewriting `meta/format` to 2 (see
-//! [`MIGRATABLE_FORMAT_VERSIONS`]); nothing else changes. A binary that reads only
-//! version 1 refuses a migrated database. Any other version is refused with a message
-//! naming it.
+//! conditions, and a version-1 change uses only the op bytes `0x01`/`0x02`. Format 3 only
+//! moves format 2's version entries into blocks. So a version-1 or version-2 database is
+//! migrated at open (see [`MIGRATABLE_FORMAT_VERSIONS`]) by one sequential pass that packs
+//! `by_resource` and `by_subject` into blocks, then switches `meta/format` to 3; a crash
+//! before the switch leaves the old format whole. A binary that reads only version 1 or 2
+//! refuses a migrated database. Any other version is refused with a message naming it.
 
 use crate::model::{ObjectRef, Relationship, RelationshipCaveat, Revision, SubjectRef, Timestamp};
 use crate::store::{ChangeOp, RelationshipFilter};
 
 /// The format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
-/// Older format versions this code migrates at open (by rewriting `meta/format` only).
-pub const MIGRATABLE_FORMAT_VERSIONS: &[u32] = &[1];
+/// Older format versions this code migrates at open (by packing their index trees into
+/// blocks, see the module docs).
+pub const MIGRATABLE_FORMAT_VERSIONS: &[u32] = &[1, 2];
 
 /// Tag of a caveat in the conditions of a version.
 const TAG_CAVEAT: u8 = 0x01;
@@ -86,8 +110,12 @@ const OP_WITH_CONDITIONS: u8 = 0x80;
 
 /// Names of the sled trees.
 pub const TREE_META: &str = "meta";
+/// The format-1/2 index trees, one key per version (read only by the migration).
 pub const TREE_BY_RESOURCE: &str = "by_resource";
 pub const TREE_BY_SUBJECT: &str = "by_subject";
+/// The format-3 index trees: blocks of `by_resource` and `by_subject` entries.
+pub const TREE_RESOURCE_BLOCKS: &str = "resource_blocks";
+pub const TREE_SUBJECT_BLOCKS: &str = "subject_blocks";
 pub const TREE_CHANGES: &str = "changes";
 pub const TREE_REVISIONS: &str = "revisions";
 /// The engine's index image (one value, a cache: see `engine::index::image`).
@@ -114,6 +142,12 @@ const REVISION_LEN: usize = 8;
 #[error("undecodable {what}")]
 pub struct DecodeError {
     pub what: &'static str,
+}
+
+impl From<DecodeError> for crate::store::StoreError {
+    fn from(err: DecodeError) -> Self {
+        Self::Corrupt(err.to_string())
+    }
 }
 
 /// Which of the two index trees a key belongs to.
@@ -164,6 +198,12 @@ fn subject_relation(subject: &SubjectRef) -> &str {
 /// of every version of this tuple.
 pub fn tuple_prefix(index: Index, rel: &Relationship) -> Vec<u8> {
     let mut buf = Vec::with_capacity(64);
+    push_tuple(&mut buf, index, rel);
+    buf
+}
+
+/// Appends [`tuple_prefix`] to `buf`.
+pub fn push_tuple(buf: &mut Vec<u8>, index: Index, rel: &Relationship) {
     let names: [&str; 6] = match index {
         Index::Resource => [
             &rel.resource.object_type,
@@ -183,9 +223,8 @@ pub fn tuple_prefix(index: Index, rel: &Relationship) -> Vec<u8> {
         ],
     };
     for name in names {
-        push_name(&mut buf, name);
+        push_name(buf, name);
     }
-    buf
 }
 
 /// The index key of the version of `rel` created at `created`.
@@ -258,9 +297,14 @@ pub fn decode_tuple(index: Index, bytes: &[u8]) -> Result<Relationship, DecodeEr
 /// caveat and expiration of `rel`.
 pub fn encode_version_value(deleted: u64, rel: &Relationship) -> Vec<u8> {
     let mut buf = Vec::with_capacity(8);
-    buf.extend_from_slice(&encode_u64(deleted));
-    encode_conditions(&mut buf, rel);
+    push_version_value(&mut buf, deleted, rel);
     buf
+}
+
+/// Appends [`encode_version_value`] to `buf`.
+pub fn push_version_value(buf: &mut Vec<u8>, deleted: u64, rel: &Relationship) {
+    buf.extend_from_slice(&encode_u64(deleted));
+    encode_conditions(buf, rel);
 }
 
 /// The deleted-at revision of a version value (the conditions are not decoded).
@@ -412,10 +456,12 @@ pub fn encode_changes<'a>(
         } else {
             op
         });
-        let tuple = tuple_prefix(Index::Resource, rel);
+        let at = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        push_tuple(&mut buf, Index::Resource, rel);
         // INVARIANT: a tuple is six names of at most a few kilobytes, far below u32::MAX.
-        buf.extend_from_slice(&encode_u32(tuple.len() as u32));
-        buf.extend_from_slice(&tuple);
+        let len = encode_u32((buf.len() - at - 4) as u32);
+        buf[at..at + 4].copy_from_slice(&len);
         if conditional {
             let mut conditions = Vec::new();
             encode_conditions(&mut conditions, rel);
@@ -516,6 +562,114 @@ fn filter_fields(filter: &RelationshipFilter) -> [Option<&str>; 6] {
         filter.subject_id.as_deref(),
         filter.subject_relation.as_deref(),
     ]
+}
+
+/// One entry of a block, owned: a version key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// What [`walk_block`] calls with each entry (key, value); false stops the walk.
+pub type EntryFn<'a, E> = dyn FnMut(&[u8], &[u8]) -> Result<bool, E> + 'a;
+
+/// Appends `value` as a LEB128 varint.
+fn push_varint(buf: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        buf.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+/// Reads a LEB128 varint off the front of `bytes`.
+fn take_varint(bytes: &mut &[u8]) -> Result<usize, DecodeError> {
+    let err = DecodeError { what: "block" };
+    let mut value: u64 = 0;
+    for shift in (0..70).step_by(7) {
+        let (&byte, rest) = bytes.split_first().ok_or(err.clone())?;
+        *bytes = rest;
+        if shift == 63 && byte > 1 {
+            return Err(err);
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return usize::try_from(value).map_err(|_| err);
+        }
+    }
+    Err(err)
+}
+
+/// Takes `n` bytes off the front of `bytes`.
+fn take_bytes<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> {
+    let (head, rest) = bytes
+        .split_at_checked(n)
+        .ok_or(DecodeError { what: "block" })?;
+    *bytes = rest;
+    Ok(head)
+}
+
+/// The value of a block holding `entries` (version key, version value), which must be
+/// in strictly increasing key order; its sled key is the first entry's key.
+pub fn encode_block<K: AsRef<[u8]>, V: AsRef<[u8]>>(entries: &[(K, V)]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(entries.len() * 32);
+    let mut previous: &[u8] = entries.first().map_or(&[], |(key, _)| key.as_ref());
+    for (key, value) in entries {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        let shared = previous.iter().zip(key).take_while(|(a, b)| a == b).count();
+        push_varint(&mut buf, shared as u64);
+        push_varint(&mut buf, (key.len() - shared) as u64);
+        buf.extend_from_slice(&key[shared..]);
+        push_varint(&mut buf, value.len() as u64);
+        buf.extend_from_slice(value);
+        previous = key;
+    }
+    buf
+}
+
+/// Calls `f` with every entry (key, value) of the block stored under `block_key`, in key
+/// order, until `f` returns false; returns false if it did. The block must be well formed:
+/// its first key is the block key and keys strictly increase.
+pub fn walk_block<E: From<DecodeError>>(
+    block_key: &[u8],
+    mut value: &[u8],
+    f: &mut EntryFn<'_, E>,
+) -> Result<bool, E> {
+    let err = DecodeError { what: "block" };
+    let mut key = block_key.to_vec();
+    let mut first = true;
+    while !value.is_empty() {
+        let shared = take_varint(&mut value)?;
+        let suffix_len = take_varint(&mut value)?;
+        let suffix = take_bytes(&mut value, suffix_len)?;
+        if shared > key.len() {
+            return Err(err.into());
+        }
+        let in_order = first || suffix.first().is_some_and(|b| Some(b) > key.get(shared));
+        if !in_order || (first && (shared != key.len() || !suffix.is_empty())) {
+            return Err(err.into());
+        }
+        key.truncate(shared);
+        key.extend_from_slice(suffix);
+        let value_len = take_varint(&mut value)?;
+        let entry = take_bytes(&mut value, value_len)?;
+        first = false;
+        if !f(&key, entry)? {
+            return Ok(false);
+        }
+    }
+    if first {
+        // A block is never empty.
+        return Err(err.into());
+    }
+    Ok(true)
+}
+
+/// Every entry of a block, owned (see [`walk_block`]).
+pub fn decode_block(block_key: &[u8], value: &[u8]) -> Result<Vec<Entry>, DecodeError> {
+    let mut res = Vec::new();
+    walk_block::<DecodeError>(block_key, value, &mut |key, value| {
+        res.push((key.to_vec(), value.to_vec()));
+        Ok(true)
+    })?;
+    Ok(res)
 }
 
 #[cfg(test)]
@@ -664,5 +818,53 @@ mod tests {
         assert!(decode_changes(&[3]).is_err());
         assert!(decode_filter(&[1, b'a']).is_err());
         assert!(decode_change_key(b"123").is_err());
+    }
+
+    #[test]
+    fn blocks_roundtrip_and_garbage_is_a_decode_error() {
+        let entries: Vec<Entry> = [
+            "document:1#viewer@user:alice",
+            "document:1#viewer@user:bob",
+            "document:10#viewer@user:bob",
+            "document:2#viewer@user:*",
+        ]
+        .iter()
+        .map(|text| {
+            let rel = rel(text);
+            (
+                version_key(Index::Resource, &rel, Revision(300)),
+                encode_version_value(LIVE, &rel),
+            )
+        })
+        .collect();
+        let mut sorted = entries.clone();
+        sorted.sort();
+        let value = encode_block(&sorted);
+        assert_eq!(decode_block(&sorted[0].0, &value).unwrap(), sorted);
+        // Front coding: far fewer bytes than the keys themselves.
+        let raw: usize = sorted.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(value.len() < raw, "{} >= {raw}", value.len());
+        for bad in [
+            // a block key that is not the first entry's key
+            decode_block(b"other", &value),
+            // empty, truncated, over-long varint
+            decode_block(&sorted[0].0, b""),
+            decode_block(&sorted[0].0, &value[..value.len() - 1]),
+            decode_block(b"k", &[0xff; 11]),
+        ] {
+            assert!(bad.is_err());
+        }
+        // Keys out of order are refused.
+        let mut backwards = sorted.clone();
+        backwards.swap(1, 2);
+        let value = encode_block(&backwards);
+        assert!(decode_block(&backwards[0].0, &value).is_err());
+        assert_eq!(varint_roundtrip(u64::MAX), u64::MAX as usize);
+    }
+
+    fn varint_roundtrip(value: u64) -> usize {
+        let mut buf = Vec::new();
+        push_varint(&mut buf, value);
+        take_varint(&mut buf.as_slice()).unwrap()
     }
 }

@@ -1,14 +1,17 @@
 //! [`SledStore`]: the embedded [`Store`] on sled 0.34.7, the only module that names sled
 //! (this file: opening, the transaction helper and the trait; `sled/write.rs`,
-//! `sled/scan.rs` and `sled/gc.rs`: the write paths, the read paths and collection).
+//! `sled/scan.rs` and `sled/gc.rs`: the write paths, the read paths and collection;
+//! `sled/import.rs`: bulk import; `sled/blocks.rs`: the version entries packed into
+//! blocks; `sled/migrate.rs`: older formats at open).
 //!
 //! How it works around what sled lacks (DESIGN §4):
 //! - **Revisions**: one writer mutex owns "next revision, commit, flush, publish". The
 //!   counter lives in `meta/head`, written in the same transaction as the data; readers
 //!   snapshot at the published watermark ([`Inner::watermark`]), never at an unpublished
 //!   revision. `generate_id` is never used.
-//! - **MVCC**: every tuple version is one key per index whose value is its deleted-at
-//!   revision (`u64::MAX` while live); a read at `R` keeps versions with
+//! - **MVCC**: every tuple version is one entry per index whose value is its deleted-at
+//!   revision (`u64::MAX` while live), packed with its neighbours into blocks of about 64
+//!   entries (format 3, `blocks.rs`); a read at `R` keeps versions with
 //!   `created <= R < deleted`. A scan that sees a newer commit half-way still answers
 //!   exactly for `R`, because a newer commit only adds versions created after `R` and sets
 //!   deleted-at revisions greater than `R`.
@@ -23,8 +26,9 @@
 //!   chunk marks versions deleted at the same new revision `R`, which is published only
 //!   after the last chunk; `meta/pending` records `R` and the filter until then, and
 //!   [`SledStore::open`] rolls an unfinished delete back.
-//! - **Bulk import** commits chunks of [`CHUNK_SIZE`], each its own revision, and flushes
-//!   once at the end.
+//! - **Bulk import** gives each chunk of [`CHUNK_SIZE`] its own revision, sorts the
+//!   whole input's entries and writes them block by block in several transactions under
+//!   the same `pending` marker (rolled back at open after a crash), then flushes once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +46,10 @@ use crate::store::{
     WriteRejection,
 };
 
+pub(crate) mod blocks;
 mod gc;
+mod import;
+mod migrate;
 mod scan;
 mod sync;
 mod write;
@@ -104,8 +111,12 @@ pub struct SledStore {
 pub(crate) struct Inner {
     db: ::sled::Db,
     meta: Tree,
+    /// Blocks of `by_resource` entries (format 3).
     by_resource: Tree,
+    /// Blocks of `by_subject` entries (format 3).
     by_subject: Tree,
+    /// Tells readers of the blocks when a commit moved entries (`blocks::walk`).
+    layout: blocks::Layout,
     changes: Tree,
     revisions: Tree,
     /// The single writer: holds the last committed revision and the last commit time.
@@ -127,12 +138,17 @@ struct Writer {
     last_time: u64,
 }
 
-/// One prepared insert or removal, replayed by the transaction closure.
+/// One prepared insert or removal. For the two index slots the key is a version key
+/// (an entry), which [`Inner::commit`] turns into block rewrites; for the others it is
+/// the sled key itself.
 struct Op {
     tree: TreeSlot,
     key: Vec<u8>,
     value: Option<Vec<u8>>,
 }
+
+/// A sled key of one tree and its new value (`None` removes it), as committed.
+type RawOp = (TreeSlot, Vec<u8>, Option<Vec<u8>>);
 
 /// Position of a tree in the transaction's tree array.
 #[derive(Clone, Copy)]
@@ -286,20 +302,14 @@ impl Inner {
             Some(bytes) => {
                 let version = keys::decode_u32(&bytes).map_err(corrupt)?;
                 if keys::MIGRATABLE_FORMAT_VERSIONS.contains(&version) {
-                    // Format 2 only adds to format 1 (see `keys`): migrating is a bump.
-                    meta.insert(keys::META_FORMAT, &keys::encode_u32(keys::FORMAT_VERSION))
-                        .map_err(io)?;
-                    db.flush().map_err(io)?;
-                    tracing::info!(
-                        from = version,
-                        to = keys::FORMAT_VERSION,
-                        "migrated the store format"
-                    );
+                    migrate::to_blocks(&db, &meta, version)?;
                 } else if version != keys::FORMAT_VERSION {
                     return Err(StoreError::UnsupportedFormat {
                         found: version,
                         supported: keys::FORMAT_VERSION,
                     });
+                } else {
+                    migrate::drop_old_trees(&db)?;
                 }
             }
             None => {
@@ -322,8 +332,9 @@ impl Inner {
             None => 0,
         };
         let inner = Self {
-            by_resource: open(keys::TREE_BY_RESOURCE)?,
-            by_subject: open(keys::TREE_BY_SUBJECT)?,
+            by_resource: open(keys::TREE_RESOURCE_BLOCKS)?,
+            by_subject: open(keys::TREE_SUBJECT_BLOCKS)?,
+            layout: blocks::Layout::default(),
             changes: open(keys::TREE_CHANGES)?,
             revisions,
             meta,
@@ -351,19 +362,51 @@ impl Inner {
         ]
     }
 
-    /// Runs one sled transaction that replays `ops`. The closure may run several times;
-    /// it only inserts and removes prepared keys.
+    /// Runs one sled transaction that replays `ops`, the entries of the two indexes turned
+    /// into block rewrites first. The caller holds the writer mutex (or is alone, at
+    /// open), so the blocks do not change between the plan and the transaction.
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
-        let trees = self.trees();
-        let res: Result<(), TransactionError<()>> = trees[..].transaction(|views| {
-            for op in ops {
-                let view = &views[op.tree as usize];
-                match &op.value {
-                    Some(value) => view.insert(op.key.as_slice(), value.as_slice())?,
-                    None => view.remove(op.key.as_slice())?,
-                };
+        let mut entries: [Vec<blocks::EntryChange>; 2] = Default::default();
+        let mut raw = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op.tree {
+                TreeSlot::ByResource => entries[0].push((op.key.clone(), op.value.clone())),
+                TreeSlot::BySubject => entries[1].push((op.key.clone(), op.value.clone())),
+                _ => raw.push((op.tree, op.key.clone(), op.value.clone())),
             }
-            Ok::<(), ConflictableTransactionError<()>>(())
+        }
+        let mut moves = false;
+        for (changes, (slot, tree)) in entries.iter_mut().zip([
+            (TreeSlot::ByResource, &self.by_resource),
+            (TreeSlot::BySubject, &self.by_subject),
+        ]) {
+            blocks::sort_changes(changes);
+            let changes: Vec<blocks::EntryRef<'_>> = changes
+                .iter()
+                .map(|(key, value)| (key.as_slice(), value.as_deref()))
+                .collect();
+            let plan = blocks::plan(tree, &changes, usize::MAX)?;
+            moves |= plan.moves;
+            raw.extend(plan.ops.into_iter().map(|(key, value)| (slot, key, value)));
+        }
+        self.commit_raw(&raw, moves)
+    }
+
+    /// Runs one sled transaction that replays `ops` as they are (block keys for the two
+    /// index slots); `moves` as [`blocks::Plan::moves`] says.
+    fn commit_raw(&self, ops: &[RawOp], moves: bool) -> Result<(), StoreError> {
+        let trees = self.trees();
+        let res: Result<(), TransactionError<()>> = self.layout.commit(moves, || {
+            trees[..].transaction(|views| {
+                for (tree, key, value) in ops {
+                    let view = &views[*tree as usize];
+                    match value {
+                        Some(value) => view.insert(key.as_slice(), value.as_slice())?,
+                        None => view.remove(key.as_slice())?,
+                    };
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
         });
         match res {
             Ok(()) => Ok(()),

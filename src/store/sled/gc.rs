@@ -3,11 +3,12 @@
 //! and relationships that expired longer than the retention window ago, on a background
 //! thread.
 //!
-//! It never blocks readers: it removes keys one by one (a plain sled `remove` takes only
-//! sled's shared lock, unlike a transaction or batch), and it does not take the writer
-//! mutex, because it touches only versions deleted at or before the horizon, which the
-//! writer never rewrites. It never removes a live version: it removes a version only when
-//! its deleted-at revision is set and at most the horizon.
+//! Versions share blocks with other versions (format 3), so removing one rewrites its
+//! blocks: the collector finds what to remove without locks, then removes it in
+//! transactions of at most [`CHUNK_SIZE`] versions, each under the writer mutex (briefly,
+//! so writes interleave). The versions it removes are deleted at or before the horizon,
+//! which no writer rewrites. It never removes a live version: it removes a version only
+//! when its deleted-at revision is set and at most the horizon.
 
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
@@ -15,10 +16,10 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Inner, corrupt, io};
-use crate::model::{Revision, Timestamp};
-use crate::store::StoreError;
+use super::{Inner, Op, TreeSlot, blocks, corrupt, io};
+use crate::model::{Relationship, Revision, Timestamp};
 use crate::store::keys::{self, Index, LIVE};
+use crate::store::{CHUNK_SIZE, StoreError};
 
 /// The background collector thread; stopped by [`Collector::stop`].
 pub(super) struct Collector {
@@ -88,29 +89,53 @@ impl Inner {
         before: Timestamp,
     ) -> Result<usize, StoreError> {
         let mut n_removed = 0;
-        for item in self.by_resource.iter() {
-            let (key, value) = item.map_err(io)?;
-            // A version value without conditions is exactly its deleted-at revision.
-            if value.len() <= 8 || keys::decode_deleted(&value).map_err(corrupt)? != LIVE {
-                continue;
-            }
-            let (mut rel, created) =
-                keys::decode_version_key(Index::Resource, &key).map_err(corrupt)?;
-            keys::decode_version_value(&value, &mut rel).map_err(corrupt)?;
-            if rel.expiration.is_none_or(|at| at > before) {
-                continue;
-            }
+        let mut from = Vec::new();
+        loop {
+            let mut found = Vec::new();
+            blocks::walk(&self.by_resource, &self.layout, &from, &mut |key, value| {
+                // A version value without conditions is exactly its deleted-at revision.
+                if value.len() <= 8 || keys::decode_deleted(value).map_err(corrupt)? != LIVE {
+                    return Ok(true);
+                }
+                let (mut rel, created) =
+                    keys::decode_version_key(Index::Resource, key).map_err(corrupt)?;
+                keys::decode_version_value(value, &mut rel).map_err(corrupt)?;
+                if rel.expiration.is_some_and(|at| at <= before) {
+                    found.push((key.to_vec(), value.to_vec(), rel, created));
+                }
+                Ok(found.len() < CHUNK_SIZE)
+            })?;
+            let Some((last, ..)) = found.last() else {
+                return Ok(n_removed);
+            };
+            from = last.clone();
+            from.push(0);
             let _writer = self.writer.lock();
-            if self.by_resource.get(&key).map_err(io)?.as_ref() != Some(&value) {
-                continue;
+            let mut ops = Vec::with_capacity(found.len() * 2);
+            for (key, value, rel, created) in found {
+                // Re-read under the writer: a write may have ended the version meanwhile.
+                if blocks::get(&self.by_resource, &self.layout, &key)?.as_deref() != Some(&value) {
+                    continue;
+                }
+                Self::remove_version_ops(&key, &rel, created, &mut ops);
+                n_removed += 1;
             }
-            self.by_subject
-                .remove(keys::version_key(Index::Subject, &rel, created))
-                .map_err(io)?;
-            self.by_resource.remove(&key).map_err(io)?;
-            n_removed += 1;
+            self.commit(&ops)?;
         }
-        Ok(n_removed)
+    }
+
+    /// Removes both entries of one version (`key` is its `by_resource` key).
+    fn remove_version_ops(key: &[u8], rel: &Relationship, created: Revision, ops: &mut Vec<Op>) {
+        ops.push(Op {
+            tree: TreeSlot::ByResource,
+            key: key.to_vec(),
+            value: None,
+        });
+        ops.push(Op {
+            tree: TreeSlot::BySubject,
+            key: keys::version_key(Index::Subject, rel, created),
+            value: None,
+        });
     }
 
     /// The newest revision committed at or before `cutoff` (milliseconds since the epoch).
@@ -140,20 +165,32 @@ impl Inner {
         self.oldest.fetch_max(horizon.0, Ordering::AcqRel);
 
         let mut n_removed = 0;
-        for item in self.by_resource.iter() {
-            let (key, value) = item.map_err(io)?;
-            let deleted = keys::decode_deleted(&value).map_err(corrupt)?;
-            // INVARIANT: a live version has deleted == LIVE and is never removed.
-            if deleted == LIVE || deleted > horizon.0 {
-                continue;
+        let mut from = Vec::new();
+        loop {
+            let mut found = Vec::new();
+            blocks::walk(&self.by_resource, &self.layout, &from, &mut |key, value| {
+                let deleted = keys::decode_deleted(value).map_err(corrupt)?;
+                // INVARIANT: a live version has deleted == LIVE and is never removed.
+                if deleted == LIVE || deleted > horizon.0 {
+                    return Ok(true);
+                }
+                let (rel, created) =
+                    keys::decode_version_key(Index::Resource, key).map_err(corrupt)?;
+                found.push((key.to_vec(), rel, created));
+                Ok(found.len() < CHUNK_SIZE)
+            })?;
+            let Some((last, ..)) = found.last() else {
+                break;
+            };
+            from = last.clone();
+            from.push(0);
+            let mut ops = Vec::with_capacity(found.len() * 2);
+            for (key, rel, created) in &found {
+                Self::remove_version_ops(key, rel, *created, &mut ops);
             }
-            let (rel, created) =
-                keys::decode_version_key(Index::Resource, &key).map_err(corrupt)?;
-            self.by_subject
-                .remove(keys::version_key(Index::Subject, &rel, created))
-                .map_err(io)?;
-            self.by_resource.remove(&key).map_err(io)?;
-            n_removed += 1;
+            let _writer = self.writer.lock();
+            self.commit(&ops)?;
+            n_removed += found.len();
         }
         let end = keys::change_key(horizon, u32::MAX);
         for item in self.changes.range(..=end) {

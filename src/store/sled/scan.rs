@@ -4,10 +4,9 @@
 //! sled has no snapshots, so every read filters versions by `created <= R < deleted` and
 //! then re-checks that the collector has not raised the horizon past `R` meanwhile.
 
-use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
-use super::{Inner, corrupt, io};
+use super::{Inner, blocks, corrupt, io};
 use crate::model::{ObjectRef, Relationship, Revision, SubjectRef};
 use crate::store::keys::{self, Index};
 use crate::store::{Change, ChangeSet, Page, RelationshipFilter, StoreError};
@@ -78,42 +77,35 @@ impl Inner {
             Index::Subject => &self.by_subject,
         };
         // Every version of `after` is its tuple prefix plus 8 revision bytes, so starting
-        // past the prefix padded with 0xff skips all of them.
+        // at the prefix padded with 0xff (and one byte more) skips all of them.
         let start = match after {
             Some(rel) => {
                 let mut key = keys::tuple_prefix(index, rel);
                 key.extend_from_slice(&[0xff; 8]);
-                if key < prefix {
-                    Bound::Included(prefix.clone())
-                } else {
-                    Bound::Excluded(key)
-                }
+                key.push(0);
+                key.max(prefix.clone())
             }
-            None => Bound::Included(prefix.clone()),
+            None => prefix.clone(),
         };
         let match_each = *filter != RelationshipFilter::default();
-        for item in tree.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
-            let (key, value) = item.map_err(io)?;
+        blocks::walk(tree, &self.layout, &start, &mut |key, value| {
             if !key.starts_with(&prefix) {
-                break;
+                return Ok(false);
             }
             if let Some(at) = at {
-                let created = keys::decode_created(&key).map_err(corrupt)?;
-                let deleted = keys::decode_deleted(&value).map_err(corrupt)?;
+                let created = keys::decode_created(key).map_err(corrupt)?;
+                let deleted = keys::decode_deleted(value).map_err(corrupt)?;
                 if !visible(created, deleted, at) {
-                    continue;
+                    return Ok(true);
                 }
             }
-            let (mut rel, created) = keys::decode_version_key(index, &key).map_err(corrupt)?;
+            let (mut rel, created) = keys::decode_version_key(index, key).map_err(corrupt)?;
             if match_each && !filter.matches(&rel) {
-                continue;
+                return Ok(true);
             }
-            let deleted = keys::decode_version_value(&value, &mut rel).map_err(corrupt)?;
-            if !f(rel, created, deleted) {
-                break;
-            }
-        }
-        Ok(())
+            let deleted = keys::decode_version_value(value, &mut rel).map_err(corrupt)?;
+            Ok(f(rel, created, deleted))
+        })
     }
 
     /// Like [`Inner::scan_live`] for readers: checks `at` before and after the scan.

@@ -1,16 +1,16 @@
 //! The write paths of [`SledStore`](super::SledStore): batches with preconditions,
 //! deletes by filter (atomic at one revision across chunks, rolled back at open if a crash
-//! interrupted them), bulk import in chunks, and schema replacement.
+//! interrupted them), and schema replacement.
 //!
 //! Every path runs its scans and checks under the writer mutex *before* its transaction,
 //! so nothing changes in between, and hands prepared ops to [`Inner::commit`].
 
-use super::{Inner, Op, TreeSlot, corrupt, io};
+use super::{Inner, Op, TreeSlot, blocks, corrupt, io};
 use crate::model::{Relationship, Revision};
 use crate::store::keys::{self, Index, LIVE};
 use crate::store::{
     CHUNK_SIZE, Change, ChangeOp, ChangeSet, Precondition, PreconditionOp, RelationshipFilter,
-    StoreError, Update, UpdateOp, WriteRejection, check_relationship,
+    StoreError, Update, UpdateOp, WriteRejection,
 };
 
 impl Inner {
@@ -118,20 +118,25 @@ impl Inner {
         rel: &Relationship,
     ) -> Result<Option<(Revision, Relationship)>, StoreError> {
         let prefix = keys::tuple_prefix(Index::Resource, rel);
-        // `get_gt` is a cheaper probe than an iterator; most tuples have one version.
-        let mut after = prefix.clone();
-        while let Some((key, value)) = self.by_resource.get_gt(&after).map_err(io)? {
-            let Some(created) = key.strip_prefix(prefix.as_slice()) else {
-                break;
-            };
-            let mut stored = rel.tuple();
-            if keys::decode_version_value(&value, &mut stored).map_err(corrupt)? == LIVE {
-                let created = Revision(keys::decode_u64(created).map_err(corrupt)?);
-                return Ok(Some((created, stored)));
-            }
-            after = key.to_vec();
-        }
-        Ok(None)
+        let mut res = None;
+        blocks::walk(
+            &self.by_resource,
+            &self.layout,
+            &prefix,
+            &mut |key, value| {
+                let Some(created) = key.strip_prefix(prefix.as_slice()) else {
+                    return Ok(false);
+                };
+                let mut stored = rel.tuple();
+                if keys::decode_version_value(value, &mut stored).map_err(corrupt)? == LIVE {
+                    let created = Revision(keys::decode_u64(created).map_err(corrupt)?);
+                    res = Some((created, stored));
+                    return Ok(false);
+                }
+                Ok(true)
+            },
+        )?;
+        Ok(res)
     }
 
     pub(super) fn delete_by_filter(
@@ -205,11 +210,12 @@ impl Inner {
         ))?;
         let revision = keys::decode_u64(revision).map_err(corrupt)?;
         let filter = keys::decode_filter(filter).map_err(corrupt)?;
-        // Versions deleted at the unfinished revision become live again; versions created
-        // at it (a sync, see `sync.rs`) are removed.
+        // Versions deleted at or after the unfinished revision become live again; versions
+        // created at or after it (a sync, see `sync.rs`, or an import, `import.rs`) are
+        // removed. Nothing was committed after it: the head never moved past it.
         let mut marked = Vec::new();
         self.scan_versions(&filter, &mut |rel, created, deleted| {
-            if deleted == revision || created.0 == revision {
+            if (deleted != LIVE && deleted >= revision) || created.0 >= revision {
                 marked.push((rel, created));
             }
             true
@@ -217,7 +223,7 @@ impl Inner {
         for chunk in marked.chunks(CHUNK_SIZE) {
             let mut ops = Vec::with_capacity(chunk.len() * 2);
             for (rel, created) in chunk {
-                if created.0 == revision {
+                if created.0 >= revision {
                     for (tree, index) in [
                         (TreeSlot::ByResource, Index::Resource),
                         (TreeSlot::BySubject, Index::Subject),
@@ -235,10 +241,21 @@ impl Inner {
             self.commit(&ops)?;
         }
         let mut ops = Vec::new();
-        for item in self.changes.scan_prefix(keys::encode_u64(revision)) {
+        for item in self
+            .changes
+            .range(keys::change_key(Revision(revision), 0)..)
+        {
             let (key, _) = item.map_err(io)?;
             ops.push(Op {
                 tree: TreeSlot::Changes,
+                key: key.to_vec(),
+                value: None,
+            });
+        }
+        for item in self.revisions.range(keys::encode_u64(revision)..) {
+            let (key, _) = item.map_err(io)?;
+            ops.push(Op {
+                tree: TreeSlot::Revisions,
                 key: key.to_vec(),
                 value: None,
             });
@@ -252,54 +269,9 @@ impl Inner {
         self.db.flush().map_err(io)?;
         tracing::warn!(
             revision,
-            "rolled back an unfinished delete by filter or sync"
+            "rolled back an unfinished delete by filter, sync or import"
         );
         Ok(())
-    }
-
-    pub(super) fn import(
-        &self,
-        relationships: &mut dyn Iterator<Item = Relationship>,
-    ) -> Result<Vec<ChangeSet>, StoreError> {
-        let mut res = Vec::new();
-        let mut last = None;
-        loop {
-            let chunk: Vec<Relationship> = (&mut *relationships).take(CHUNK_SIZE).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            for rel in &chunk {
-                check_relationship(rel)?;
-            }
-            let mut writer = self.writer.lock();
-            let revision = Revision(writer.head.0 + 1);
-            let mut ops = Vec::with_capacity(chunk.len() * 2 + 3);
-            let mut changes = Vec::with_capacity(chunk.len());
-            for rel in crate::store::last_of_each_tuple(chunk) {
-                match self.live_version(&rel)? {
-                    Some((_, stored)) if stored == rel => {}
-                    Some((created, stored)) => {
-                        Self::delete_ops(stored, created, revision, &mut ops, &mut changes);
-                        Self::touch_ops(&rel, revision, &mut ops, &mut changes);
-                    }
-                    None => Self::touch_ops(&rel, revision, &mut ops, &mut changes),
-                }
-            }
-            Self::change_ops(revision, 0, &changes, &mut ops);
-            Self::revision_ops(&mut writer, revision, &mut ops);
-            self.commit(&ops)?;
-            writer.head = revision;
-            if !self.durable {
-                self.publish(revision);
-            }
-            last = Some(revision);
-            res.push(ChangeSet { revision, changes });
-        }
-        if let Some(revision) = last {
-            self.flush_if_durable()?;
-            self.publish(revision);
-        }
-        Ok(res)
     }
 
     pub(super) fn write_schema(&self, text: &str) -> Result<Revision, StoreError> {
