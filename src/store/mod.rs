@@ -216,11 +216,15 @@ pub trait Store: Send + Sync {
         schema: Option<&str>,
     ) -> Result<ChangeSet, StoreError>;
 
-    /// Loads many relationships quickly (touch semantics), committing in chunks of
-    /// [`CHUNK_SIZE`]; each chunk is its own revision and a reader may see some chunks
-    /// before the last one lands. Durable (flushed) once, at the end. Returns the change
-    /// set of every chunk. A malformed relationship stops the import with an error; the
-    /// chunks before its chunk stay committed.
+    /// Loads many relationships quickly (touch semantics; the last occurrence of a tuple
+    /// wins), as consecutive revisions of at most a chunk each ([`CHUNK_SIZE`] on sled,
+    /// `import_chunk` on PostgreSQL). The engine validates everything first and hands the
+    /// whole import over in one call, so that a store can load it its fastest way. How
+    /// much becomes visible at once is the store's: sled commits passes of up to 1M
+    /// relationships, each all or nothing; PostgreSQL loads empty ground in one
+    /// transaction, and otherwise commits chunk by chunk. Durable (flushed) at the end.
+    /// Returns the change set of every revision. A malformed relationship stops the
+    /// import with an error; what was committed before it stays committed.
     fn import(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
