@@ -23,13 +23,11 @@
 //! through the reverse index, with the same answer, depth-limit errors and memo effects
 //! (see [`Checker::search_from_subject`]).
 
-use rustc_hash::{FxHashMap, FxHashSet};
-
 use crate::schema::{Expr, RelationId, RelationKind, Schema, TypeId};
 
 use super::EngineError;
 use super::deadline::Budget;
-use super::index::{Forward, IndexData, NO_REL, Node, ObjKey, Sym};
+use super::index::{Forward, FxHashMap, FxHashSet, IndexData, NO_REL, Node, ObjKey, Sym};
 use super::plan::Plan;
 
 mod arrow_all;
@@ -135,18 +133,14 @@ pub(crate) struct Checker<'a> {
     subject: Subject,
     /// The wildcard node matching an object subject (`type:*`), if the subject is one.
     subject_wildcard: Option<Node>,
-    /// For an object subject with few tuples: every node whose tuples name it directly,
-    /// read once from the reverse index, so the walk tests membership in this small set
-    /// instead of probing each node's member set (a cache miss each in a large index).
-    holders: FxHashSet<Node>,
+    /// Whether `scratch.holders` holds the subject's direct holders (see [`Scratch`]).
     use_holders: bool,
-    stack: Vec<Frame>,
+    /// The reusable buffers, kept together so that taking them from the thread and giving
+    /// them back moves one value.
+    scratch: Scratch,
     /// The pending operators of the expressions being evaluated, innermost last (each
     /// goal's expression uses the part above its enclosing goal's).
     tasks: Vec<Task<'a>>,
-    memo: FxHashMap<Goal, Tri>,
-    /// Buffers of breadth-first walks, reused (walks nest through permissions).
-    walks: Vec<Walk>,
     neg: u32,
     /// Whether a walk was answered from the subject's side (see
     /// [`Checker::search_from_subject`]), leaving some nodes a forward walk would have
@@ -154,7 +148,6 @@ pub(crate) struct Checker<'a> {
     subject_side: bool,
     /// Off only in tests comparing against the forward walk alone.
     allow_subject_side: bool,
-    narrow: NarrowStarts,
 }
 
 /// Stored relations whose walk reads fewer than [`SUBJECT_SIDE_MIN_READS`] subject sets,
@@ -197,11 +190,17 @@ impl Walk {
 /// Buffers kept per thread between checks, so a check allocates nothing once warm.
 #[derive(Default)]
 struct Scratch {
+    /// For an object subject with few tuples: every node whose tuples name it directly,
+    /// read once from the reverse index, so the walk tests membership in this small set
+    /// instead of probing each node's member set (a cache miss each in a large index).
     holders: FxHashSet<Node>,
     stack: Vec<Frame>,
     memo: FxHashMap<Goal, Tri>,
+    /// Buffers of breadth-first walks, reused (walks nest through permissions).
     walks: Vec<Walk>,
     narrow: NarrowStarts,
+    /// Empty; its capacity is what is kept (see [`forget_tasks`]).
+    tasks: Vec<Task<'static>>,
 }
 
 /// Buffers larger than this are dropped rather than kept for the next check.
@@ -214,36 +213,46 @@ const HOLDERS_LIMIT: usize = 64;
 const SUBJECT_SIDE_MIN_READS: usize = 64;
 
 thread_local! {
-    static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
+    // Not boxed: moving it in and out costs less than an allocation per check.
+    static SCRATCH: std::cell::Cell<Option<Scratch>> = const { std::cell::Cell::new(None) };
+}
+
+/// The empty task vector of a finished walk, with its capacity, for the next walk (the
+/// collect reuses the buffer: the element type differs only by its lifetime).
+#[expect(
+    clippy::unnecessary_filter_map,
+    reason = "the map changes the element type's lifetime, which `filter` cannot"
+)]
+fn forget_tasks(mut tasks: Vec<Task<'_>>) -> Vec<Task<'static>> {
+    tasks.clear();
+    tasks.into_iter().filter_map(|_| None).collect()
 }
 
 impl Drop for Checker<'_> {
     fn drop(&mut self) {
-        if self.memo.capacity() > KEEP_CAPACITY || self.stack.capacity() > KEEP_CAPACITY {
+        let scratch = &mut self.scratch;
+        if scratch.memo.capacity() > KEEP_CAPACITY || scratch.stack.capacity() > KEEP_CAPACITY {
             return;
         }
-        self.memo.clear();
-        self.stack.clear();
-        self.holders.clear();
-        let mut walks = std::mem::take(&mut self.walks);
-        walks.truncate(8);
-        walks.retain(|walk| walk.visited.capacity() <= KEEP_CAPACITY);
-        let scratch = Scratch {
-            holders: std::mem::take(&mut self.holders),
-            stack: std::mem::take(&mut self.stack),
-            memo: std::mem::take(&mut self.memo),
-            walks,
-            narrow: std::mem::take(&mut self.narrow),
+        scratch.memo.clear();
+        scratch.stack.clear();
+        scratch.holders.clear();
+        scratch.walks.truncate(8);
+        scratch
+            .walks
+            .retain(|walk| walk.visited.capacity() <= KEEP_CAPACITY);
+        scratch.tasks = match self.tasks.capacity() {
+            0..=KEEP_CAPACITY => forget_tasks(std::mem::take(&mut self.tasks)),
+            _ => Vec::new(),
         };
-        SCRATCH.with(|it| it.set(Some(Box::new(scratch))));
+        let scratch = std::mem::take(scratch);
+        SCRATCH.with(|it| it.set(Some(scratch)));
     }
 }
 
 impl<'a> Checker<'a> {
     pub fn new(snap: Snapshot<'a>, subject: Subject) -> Self {
-        let mut scratch = SCRATCH
-            .with(|it| it.take())
-            .map_or_else(Scratch::default, |it| *it);
+        let mut scratch = SCRATCH.with(|it| it.take()).unwrap_or_default();
         let mut use_holders = false;
         if let Subject::Object(obj) = subject {
             let node = Node {
@@ -252,14 +261,13 @@ impl<'a> Checker<'a> {
                 rel: NO_REL,
             };
             scratch.holders.clear();
-            use_holders = true;
-            for (ty, rel, id) in snap.index.resources_of(node, snap.rev) {
-                if scratch.holders.len() >= HOLDERS_LIMIT {
-                    use_holders = false;
-                    scratch.holders.clear();
-                    break;
-                }
-                scratch.holders.insert(Node { ty, id, rel });
+            let holders = &mut scratch.holders;
+            use_holders = snap.index.each_resource_of(node, snap.rev, |holder| {
+                holders.insert(holder);
+                holders.len() <= HOLDERS_LIMIT
+            });
+            if !use_holders {
+                scratch.holders.clear();
             }
         }
         let subject_wildcard = match subject {
@@ -270,26 +278,23 @@ impl<'a> Checker<'a> {
             }),
             _ => None,
         };
-        let mut narrow = scratch.narrow;
+        let narrow = &mut scratch.narrow;
         let epoch = (snap.index.instance(), snap.index.head().0, snap.rev);
         if narrow.epoch != epoch || narrow.starts.len() >= NARROW_LIMIT {
             narrow.starts.clear();
             narrow.epoch = epoch;
         }
+        let tasks = std::mem::take(&mut scratch.tasks);
         Self {
             snap,
             subject,
             subject_wildcard,
-            holders: scratch.holders,
             use_holders,
-            stack: scratch.stack,
-            tasks: Vec::new(),
-            memo: scratch.memo,
-            walks: scratch.walks,
+            scratch,
+            tasks,
             neg: 0,
             subject_side: false,
             allow_subject_side: true,
-            narrow,
         }
     }
 
@@ -299,7 +304,7 @@ impl<'a> Checker<'a> {
 
     /// Whether the subject holds `goal` (undefined denies).
     pub fn check(&mut self, goal: Goal) -> Result<bool, EngineError> {
-        self.stack.clear();
+        self.scratch.stack.clear();
         self.tasks.clear();
         self.neg = 0;
         let outcome = self.goal(goal, 0)?;
@@ -308,14 +313,19 @@ impl<'a> Checker<'a> {
 
     fn goal(&mut self, goal: Goal, depth: u32) -> Result<Outcome, EngineError> {
         self.snap.budget.tick()?;
-        if let Some(value) = self.memo.get(&goal) {
+        if let Some(value) = self.scratch.memo.get(&goal) {
             return Ok(Outcome {
                 value: *value,
                 low: NO_LOW,
             });
         }
-        if let Some(pos) = self.stack.iter().rposition(|frame| frame.goal == goal) {
-            let value = if self.neg > self.stack[pos].neg {
+        if let Some(pos) = self
+            .scratch
+            .stack
+            .iter()
+            .rposition(|frame| frame.goal == goal)
+        {
+            let value = if self.neg > self.scratch.stack[pos].neg {
                 Tri::Undefined
             } else {
                 Tri::False
@@ -325,18 +335,18 @@ impl<'a> Checker<'a> {
         if depth > self.snap.depth_limit {
             if self.subject_side && self.has_false_parent(goal) {
                 // A forward walk would have memoized it false on the way.
-                self.memo.insert(goal, Tri::False);
+                self.scratch.memo.insert(goal, Tri::False);
                 return Ok(Outcome::FALSE);
             }
             return Err(EngineError::DepthExceeded(self.snap.depth_limit));
         }
         let node = self.node(goal);
         if self.subject == Subject::Set(node) {
-            self.memo.insert(goal, Tri::True);
+            self.scratch.memo.insert(goal, Tri::True);
             return Ok(Outcome::TRUE);
         }
-        let position = self.stack.len();
-        self.stack.push(Frame {
+        let position = self.scratch.stack.len();
+        self.scratch.stack.push(Frame {
             goal,
             neg: self.neg,
         });
@@ -345,10 +355,10 @@ impl<'a> Checker<'a> {
             RelationKind::Relation { .. } => self.relation(node, depth),
             RelationKind::Permission { expr } => self.expr(goal, expr, depth),
         };
-        self.stack.truncate(position);
+        self.scratch.stack.truncate(position);
         let mut outcome = res?;
         if outcome.value == Tri::True || outcome.low >= position {
-            self.memo.insert(goal, outcome.value);
+            self.scratch.memo.insert(goal, outcome.value);
             outcome.low = NO_LOW;
         }
         Ok(outcome)
@@ -369,7 +379,7 @@ impl<'a> Checker<'a> {
         match self.subject {
             Subject::Object(obj) => {
                 let named = if self.use_holders {
-                    self.holders.contains(&node)
+                    self.scratch.holders.contains(&node)
                 } else {
                     forward.has_object(obj, rev)
                 };
@@ -395,7 +405,7 @@ impl<'a> Checker<'a> {
     fn relation(&mut self, start: Node, depth: u32) -> Result<Outcome, EngineError> {
         let index = self.snap.index;
         if self.use_holders {
-            if self.holders.contains(&start) {
+            if self.scratch.holders.contains(&start) {
                 return Ok(Outcome::TRUE);
             }
             // Not named directly: only subject sets or a wildcard could grant it.
@@ -418,15 +428,15 @@ impl<'a> Checker<'a> {
         if self.use_holders
             && self.allow_subject_side
             && wide
-            && !self.narrow.starts.contains(&start)
+            && !self.scratch.narrow.starts.contains(&start)
             && let Some(outcome) = self.search_from_subject(start, depth)
         {
             return Ok(outcome);
         }
-        let mut walk = self.walks.pop().unwrap_or_default();
+        let mut walk = self.scratch.walks.pop().unwrap_or_default();
         let res = self.walk(&mut walk, start, forward, depth);
         walk.clear();
-        self.walks.push(walk);
+        self.scratch.walks.push(walk);
         res
     }
 
@@ -445,10 +455,10 @@ impl<'a> Checker<'a> {
     /// have; the leaves it would also have memoized are recovered by
     /// [`Checker::has_false_parent`] where it matters (past the depth limit).
     fn search_from_subject(&mut self, start: Node, depth: u32) -> Option<Outcome> {
-        let mut walk = self.walks.pop().unwrap_or_default();
+        let mut walk = self.scratch.walks.pop().unwrap_or_default();
         let res = self.search_from_subject_with(&mut walk, start, depth);
         walk.clear();
-        self.walks.push(walk);
+        self.scratch.walks.push(walk);
         res
     }
 
@@ -495,7 +505,7 @@ impl<'a> Checker<'a> {
         }
         if reads < SUBJECT_SIDE_MIN_READS {
             // Whatever the depth: the skeleton was complete.
-            self.narrow.starts.insert(start);
+            self.scratch.narrow.starts.insert(start);
             return None;
         }
         // The pairs a walk from `start` can meet, all stored relations.
@@ -529,7 +539,7 @@ impl<'a> Checker<'a> {
             return None;
         }
         // Upward from every node that names the subject or its type's wildcard.
-        for &holder in &self.holders {
+        for &holder in &self.scratch.holders {
             if pairs.contains(&(holder.ty, holder.rel)) && walk.visited.insert(holder) {
                 walk.frontier.push(holder);
             }
@@ -566,7 +576,7 @@ impl<'a> Checker<'a> {
                 if let Some(ty) = plan.type_of(node.ty)
                     && let Some(rel) = plan.rel_of(ty, node.rel)
                 {
-                    self.memo.insert(
+                    self.scratch.memo.insert(
                         Goal {
                             ty,
                             id: node.id,
@@ -602,7 +612,7 @@ impl<'a> Checker<'a> {
                     return false;
                 };
                 !schema.relation_by_id(rel).is_permission()
-                    && self.memo.get(&Goal { ty, id, rel }) == Some(&Tri::False)
+                    && self.scratch.memo.get(&Goal { ty, id, rel }) == Some(&Tri::False)
             })
     }
 
@@ -617,8 +627,13 @@ impl<'a> Checker<'a> {
         let index = self.snap.index;
         let rev = self.snap.rev;
         let star = index.star();
-        walk.frontier
-            .extend(forward.usersets(rev).filter(|node| node.id != star));
+        let frontier = &mut walk.frontier;
+        forward.each_userset(rev, |node| {
+            if node.id != star {
+                frontier.push(node);
+            }
+            true
+        });
         if walk.frontier.is_empty() {
             return Ok(Outcome::FALSE);
         }
@@ -656,7 +671,7 @@ impl<'a> Checker<'a> {
                     acc = or(acc, outcome);
                     continue;
                 }
-                match self.memo.get(&goal) {
+                match self.scratch.memo.get(&goal) {
                     Some(Tri::True) => return Ok(Outcome::TRUE),
                     // Known false: its whole closure was explored before.
                     Some(Tri::False) => continue,
@@ -673,7 +688,7 @@ impl<'a> Checker<'a> {
                     None => {}
                 }
                 if self.use_holders {
-                    if self.holders.contains(&node) {
+                    if self.scratch.holders.contains(&node) {
                         return Ok(Outcome::TRUE);
                     }
                     if !index.may_have_usersets(node) {
@@ -685,8 +700,13 @@ impl<'a> Checker<'a> {
                     if self.direct(node, forward) {
                         return Ok(Outcome::TRUE);
                     }
-                    walk.next
-                        .extend(forward.usersets(rev).filter(|it| it.id != star));
+                    let next = &mut walk.next;
+                    forward.each_userset(rev, |it| {
+                        if it.id != star {
+                            next.push(it);
+                        }
+                        true
+                    });
                 }
                 walk.explored.push(goal);
             }
@@ -695,7 +715,7 @@ impl<'a> Checker<'a> {
         }
         if acc.value == Tri::False && acc.low == NO_LOW {
             for goal in walk.explored.drain(..) {
-                self.memo.insert(goal, Tri::False);
+                self.scratch.memo.insert(goal, Tri::False);
             }
         }
         Ok(acc)

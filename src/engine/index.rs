@@ -22,18 +22,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{Relationship, Revision, WILDCARD_ID};
 use crate::store::{ChangeOp, ChangeSet};
 
-use super::versions::VersionedSet;
+use super::versions::{self, RecentPart, SetView, Settled, VersionedSet};
 
 mod image;
 mod load;
 
 pub(crate) use image::{decode as decode_image, encode as encode_image};
 pub(crate) use load::Loader;
+
+/// hashbrown's tables used directly (with its `inline-more`): the same tables as std's,
+/// but the probes a check makes are inlined into it.
+pub(crate) type FxHashMap<K, V> = hashbrown::HashMap<K, V, rustc_hash::FxBuildHasher>;
+pub(crate) type FxHashSet<K> = hashbrown::HashSet<K, rustc_hash::FxBuildHasher>;
 
 /// An interned string.
 pub(crate) type Sym = u32;
@@ -84,7 +88,7 @@ pub(crate) struct IndexData {
     /// probe of every other node once it knows the subject's direct holders.
     // INVARIANT: contains every node whose `Forward::usersets` is not empty.
     indirect: FxHashSet<Node>,
-    reverse: FxHashMap<Node, Vec<Reverse>>,
+    reverse: FxHashMap<Node, Box<[Reverse]>>,
     /// For each node of `indirect`: its subject sets (at any kept revision) that are in
     /// `indirect` too. The walk from a node only expands these, so a check can bound the
     /// depth of a walk and list the nodes it would expand without reading the (possibly
@@ -130,80 +134,107 @@ impl CondMember {
     }
 }
 
-/// The subjects of one `(T, x, rel)`.
+/// The subjects of one `(T, x, rel)`: 24 bytes, so that a forward table entry is 40. The
+/// settled plain object subjects are inline (almost every node has only those, once the
+/// index is settled); everything else is in an extension allocated only for the nodes
+/// that have it.
 #[derive(Default)]
 pub(crate) struct Forward {
-    objects: VersionedSet<ObjKey>,
-    /// Subject sets and wildcards, allocated only for the (few) nodes that have them.
-    sets: Option<Box<ForwardSets>>,
+    objects: Settled<ObjKey>,
+    extra: Option<Box<ForwardExtra>>,
 }
 
-/// The subject sets and wildcards of one `(T, x, rel)`.
+/// What few nodes have: recent versions of plain object subjects, and subject sets and
+/// wildcards (which a node without any never allocates).
 #[derive(Default)]
-struct ForwardSets {
+struct ForwardExtra {
+    recent_objects: RecentPart<ObjKey>,
     usersets: VersionedSet<Node>,
-    /// Whether `usersets` holds any wildcard version, so a check of a plain object can
-    /// skip the wildcard probe on the (common) sets without one.
-    has_wildcard: bool,
 }
 
-/// The subject sets of a node without any.
-static NO_SETS: VersionedSet<Node> = VersionedSet::EMPTY;
+impl ForwardExtra {
+    fn is_empty(&self) -> bool {
+        self.recent_objects.is_none() && self.usersets.is_empty()
+    }
+}
 
 impl Forward {
-    /// Whether the plain object `subject` is live at `rev`.
-    pub fn has_object(&self, subject: ObjKey, rev: u64) -> bool {
-        self.objects.contains_at(&subject, rev)
+    /// The plain object subjects, at every kept revision.
+    #[inline]
+    fn objects(&self) -> SetView<'_, ObjKey> {
+        let recent = self
+            .extra
+            .as_deref()
+            .and_then(|it| it.recent_objects.as_deref());
+        SetView::new(&self.objects, recent)
     }
 
-    /// The subject sets and wildcards, at every kept revision.
-    fn sets(&self) -> &VersionedSet<Node> {
-        self.sets.as_ref().map_or(&NO_SETS, |it| &it.usersets)
+    /// The subject sets and wildcards, at every kept revision (`None`: there are none).
+    #[inline]
+    fn sets(&self) -> Option<&VersionedSet<Node>> {
+        self.extra.as_deref().map(|it| &it.usersets)
+    }
+
+    /// Whether the plain object `subject` is live at `rev`.
+    #[inline]
+    pub fn has_object(&self, subject: ObjKey, rev: u64) -> bool {
+        self.objects().contains_at(&subject, rev)
     }
 
     /// Whether the subject set or wildcard `subject` is live at `rev`.
+    #[inline]
     pub fn has_userset(&self, subject: Node, rev: u64) -> bool {
-        self.sets().contains_at(&subject, rev)
+        self.sets().is_some_and(|it| it.contains_at(&subject, rev))
     }
 
     /// Whether the wildcard `star` (a `type:*` node) is live at `rev`.
+    #[inline]
     pub fn has_wildcard(&self, star: Node, rev: u64) -> bool {
-        self.sets
-            .as_ref()
-            .is_some_and(|it| it.has_wildcard && it.usersets.contains_at(&star, rev))
+        self.has_userset(star, rev)
     }
 
     /// The revision that wrote the plain object `subject` live at `rev` (0: unknown, the
     /// index was built from the store at open); for explanations.
     pub fn object_written_at(&self, subject: ObjKey, rev: u64) -> Option<u64> {
-        self.objects.created_at(&subject, rev)
+        self.objects().created_at(&subject, rev)
     }
 
     /// The revision that wrote the subject set or wildcard `subject` live at `rev` (0:
     /// unknown); for explanations.
     pub fn userset_written_at(&self, subject: Node, rev: u64) -> Option<u64> {
-        self.sets().created_at(&subject, rev)
+        self.sets()?.created_at(&subject, rev)
     }
 
     /// The subject sets and wildcards live at `rev`.
     pub fn usersets(&self, rev: u64) -> impl Iterator<Item = Node> + '_ {
-        self.sets().iter_at(rev)
+        self.sets().into_iter().flat_map(move |it| it.iter_at(rev))
+    }
+
+    /// Calls `f` with the subject sets and wildcards live at `rev` (as
+    /// [`Forward::usersets`]) until it returns false; returns false if it did.
+    #[inline]
+    pub fn each_userset(&self, rev: u64, f: impl FnMut(Node) -> bool) -> bool {
+        self.sets().is_none_or(|it| it.each_at(rev, f))
     }
 
     /// How many subject-set and wildcard versions it keeps (a bound on what a walk reads).
     pub fn userset_versions(&self) -> usize {
-        self.sets().len()
+        self.sets().map_or(0, VersionedSet::len)
     }
 
     /// Whether it has any subject set or wildcard at all (at any revision).
     pub fn has_any_userset(&self) -> bool {
-        !self.sets().is_empty()
+        self.sets().is_some_and(|it| !it.is_empty())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.objects.is_empty() && self.extra.is_none()
     }
 
     fn heap_bytes(&self) -> usize {
-        self.objects.heap_bytes()
-            + self.sets.as_ref().map_or(0, |it| {
-                std::mem::size_of::<ForwardSets>() + it.usersets.heap_bytes()
+        self.objects().heap_bytes()
+            + self.extra.as_deref().map_or(0, |it| {
+                std::mem::size_of::<ForwardExtra>() + it.usersets.heap_bytes()
             })
     }
 }
@@ -238,14 +269,35 @@ fn arena_name<'a>(text: &'a str, ends: &[u32], sym: Sym) -> &'a str {
 }
 
 fn hash_name(name: &str) -> u64 {
-    use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(name)
+    hash_bytes(name.as_bytes())
+}
+
+#[inline]
+fn hash_bytes(name: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write(name);
+    hasher.finish()
 }
 
 impl Interner {
+    /// Every check resolves its names here (~120 instructions each: the hash, the probe
+    /// and a `memcmp`), comparing bytes: a byte-equal slice needs no character-boundary
+    /// check.
+    #[inline]
     fn get(&self, name: &str) -> Option<Sym> {
+        let (text, ends) = (self.text.as_bytes(), self.ends.as_slice());
+        let name = name.as_bytes();
         self.by_name
-            .find(hash_name(name), |sym| self.name(*sym) == name)
+            .find(hash_bytes(name), |sym| {
+                let sym = *sym as usize;
+                let end = ends.get(sym).map_or(0, |it| *it as usize);
+                let start = match sym {
+                    0 => 0,
+                    _ => ends.get(sym - 1).map_or(0, |it| *it as usize),
+                };
+                end.checked_sub(start) == Some(name.len()) && text.get(start..end) == Some(name)
+            })
             .copied()
     }
 
@@ -404,7 +456,7 @@ impl IndexData {
     pub fn has_object(&self, resource: Node, subject: ObjKey, rev: u64) -> bool {
         self.forward
             .get(&resource)
-            .is_some_and(|fwd| fwd.objects.contains_at(&subject, rev))
+            .is_some_and(|fwd| fwd.has_object(subject, rev))
     }
 
     /// Whether `resource` has the subject set or wildcard `subject` at `rev`.
@@ -420,7 +472,7 @@ impl IndexData {
         self.forward
             .get(&resource)
             .into_iter()
-            .flat_map(move |fwd| fwd.objects.iter_at(rev))
+            .flat_map(move |fwd| fwd.objects().iter_at(rev))
     }
 
     /// The subject-set and wildcard subjects of `resource` live at `rev`.
@@ -462,6 +514,24 @@ impl IndexData {
                     .iter_at(rev)
                     .map(|id| (rev_entry.resource_type, rev_entry.relation, id))
             })
+    }
+
+    /// Calls `f` with every resource node naming `subject` exactly at `rev` (as
+    /// [`IndexData::resources_of`], without its iterator adapters: a check reads these
+    /// first) until `f` returns false; returns false if it did.
+    pub fn each_resource_of(
+        &self,
+        subject: Node,
+        rev: u64,
+        mut f: impl FnMut(Node) -> bool,
+    ) -> bool {
+        let Some(entries) = self.reverse.get(&subject) else {
+            return true;
+        };
+        entries.iter().all(|entry| {
+            let (ty, rel) = (entry.resource_type, entry.relation);
+            entry.ids.each_at(rev, |id| f(Node { ty, id, rel }))
+        })
     }
 
     /// The ids of `resource_type` objects whose `relation` names `subject` exactly at `rev`.
@@ -604,11 +674,23 @@ impl IndexData {
                 ty: subject.ty,
                 id: subject.id,
             };
-            forward.objects.set(key, rev, live);
+            // No recent part and nothing to change: no extension to allocate.
+            if forward.extra.is_none() && versions::settled_unchanged(&forward.objects, &key, live)
+            {
+                return;
+            }
+            let Forward { objects, extra } = forward;
+            let extra = extra.get_or_insert_with(Default::default);
+            versions::set(objects, &mut extra.recent_objects, key, rev, live);
+            if extra.is_empty() {
+                forward.extra = None;
+            }
         } else {
-            let sets = forward.sets.get_or_insert_with(Default::default);
-            sets.has_wildcard |= subject.id == self.star;
-            sets.usersets.set(subject, rev, live);
+            let extra = forward.extra.get_or_insert_with(Default::default);
+            extra.usersets.set(subject, rev, live);
+            if extra.is_empty() {
+                forward.extra = None;
+            }
             if live {
                 if subject.id != self.star {
                     let pairs = self
@@ -634,11 +716,15 @@ impl IndexData {
         let entry = match pos {
             Some(pos) => &mut reverse[pos],
             None => {
-                reverse.push(Reverse {
+                // A subject's first tuple of another `(type, relation)`: rare, so the
+                // entries are an exact boxed slice, grown by one here.
+                let mut grown = std::mem::take(reverse).into_vec();
+                grown.push(Reverse {
                     resource_type: resource.ty,
                     relation: resource.rel,
                     ids: VersionedSet::default(),
                 });
+                *reverse = grown.into_boxed_slice();
                 let last = reverse.len() - 1;
                 &mut reverse[last]
             }
@@ -678,12 +764,12 @@ impl IndexData {
         bytes += self.forward.capacity() * (size_of::<(Node, Forward)>() + 1);
         bytes += self.indirect.capacity() * (size_of::<Node>() + 1);
         for fwd in self.forward.values() {
-            res.forward_entries += fwd.objects.len() + fwd.sets().len();
+            res.forward_entries += fwd.objects().len() + fwd.userset_versions();
             bytes += fwd.heap_bytes();
         }
-        bytes += self.reverse.capacity() * (size_of::<(Node, Vec<Reverse>)>() + 1);
+        bytes += self.reverse.capacity() * (size_of::<(Node, Box<[Reverse]>)>() + 1);
         for entries in self.reverse.values() {
-            bytes += entries.capacity() * size_of::<Reverse>();
+            bytes += entries.len() * size_of::<Reverse>();
             for it in entries {
                 res.reverse_entries += it.ids.len();
                 bytes += it.ids.heap_bytes();
@@ -697,22 +783,24 @@ impl IndexData {
     /// Returns how many versions were dropped.
     pub fn collect_garbage(&mut self, horizon: Revision) -> usize {
         let horizon_rev = horizon.0;
-        let star = self.star;
         let mut dropped = 0;
         let indirect = &mut self.indirect;
         self.forward.retain(|node, fwd| {
-            dropped += fwd.objects.collect_garbage(horizon_rev);
-            if let Some(sets) = &mut fwd.sets {
-                dropped += sets.usersets.collect_garbage(horizon_rev);
-                sets.has_wildcard = sets.usersets.all_keys().any(|it| it.id == star);
-                if sets.usersets.is_empty() {
-                    fwd.sets = None;
+            let Forward { objects, extra } = fwd;
+            if let Some(more) = extra {
+                dropped +=
+                    versions::collect_garbage(objects, &mut more.recent_objects, horizon_rev);
+                dropped += more.usersets.collect_garbage(horizon_rev);
+                if more.usersets.is_empty() {
+                    indirect.remove(node);
                 }
-            }
-            if fwd.sets.is_none() {
+                if more.is_empty() {
+                    *extra = None;
+                }
+            } else {
                 indirect.remove(node);
             }
-            !(fwd.objects.is_empty() && fwd.sets.is_none())
+            !fwd.is_empty()
         });
         // Children whose tuple was collected may stay: readers test each edge at their
         // revision anyway.
@@ -721,10 +809,12 @@ impl IndexData {
             indirect.contains(parent) && !children.is_empty()
         });
         self.reverse.retain(|_, entries| {
-            entries.retain_mut(|it| {
+            let mut kept = std::mem::take(entries).into_vec();
+            kept.retain_mut(|it| {
                 it.ids.collect_garbage(horizon_rev);
                 !it.ids.is_empty()
             });
+            *entries = kept.into_boxed_slice();
             !entries.is_empty()
         });
         let dropped_plain = dropped;
@@ -886,6 +976,89 @@ mod tests {
         assert_eq!(index.drop_expired(now), 1);
         assert_eq!(index.conditional_resources_of(a).count(), 0);
         assert!(!index.has_conditional());
+    }
+
+    #[test]
+    fn issue14_a_forward_entry_is_40_bytes_and_only_nodes_with_more_than_settled_objects_allocate()
+    {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Settled<ObjKey>>(), 16);
+        assert_eq!(size_of::<Settled<Sym>>(), 16);
+        assert_eq!(size_of::<(Node, Forward)>(), 40);
+        assert_eq!(size_of::<Reverse>(), 32);
+        assert_eq!(size_of::<(Node, Box<[Reverse]>)>(), 32);
+        // (writes at revision 1, writes at revision 2, whether `doc:1#viewer` has an
+        // extension before and after a collection at 2, its live subjects at 2).
+        type Case<'a> = (
+            &'a [(&'a str, ChangeOp)],
+            &'a [(&'a str, ChangeOp)],
+            bool,
+            bool,
+            usize,
+        );
+        let cases: &[Case] = &[
+            (
+                &[("doc:1#viewer@user:a", ChangeOp::Touch)],
+                &[],
+                true,
+                false,
+                1,
+            ),
+            (
+                &[("doc:1#viewer@user:a", ChangeOp::Touch)],
+                &[("doc:1#viewer@user:a", ChangeOp::Delete)],
+                true,
+                false,
+                0,
+            ),
+            (
+                &[("doc:1#viewer@user:a", ChangeOp::Touch)],
+                &[("doc:1#viewer@group:g#member", ChangeOp::Touch)],
+                true,
+                true,
+                2,
+            ),
+            (
+                &[("doc:1#viewer@user:*", ChangeOp::Touch)],
+                &[("doc:1#viewer@user:*", ChangeOp::Delete)],
+                true,
+                false,
+                0,
+            ),
+            // Deleting what was never there leaves nothing behind.
+            (
+                &[("doc:1#viewer@user:b", ChangeOp::Delete)],
+                &[],
+                false,
+                false,
+                0,
+            ),
+        ];
+        for (number, (first, second, before, after, live)) in cases.iter().enumerate() {
+            let mut index = IndexData::default();
+            index.apply(&change_set(1, first));
+            index.apply(&change_set(2, second));
+            let doc = Node {
+                ty: index.intern("doc"),
+                id: index.intern("1"),
+                rel: index.intern("viewer"),
+            };
+            let extended =
+                |index: &IndexData| index.forward.get(&doc).is_some_and(|it| it.extra.is_some());
+            assert_eq!(extended(&index), *before, "case {number} before");
+            let count =
+                |index: &IndexData| index.objects(doc, 2).count() + index.usersets(doc, 2).count();
+            assert_eq!(count(&index), *live, "case {number} before");
+            index.collect_garbage(Revision(2));
+            assert_eq!(extended(&index), *after, "case {number} after");
+            assert_eq!(count(&index), *live, "case {number} after");
+            assert_eq!(index.may_have_usersets(doc), *after, "case {number}");
+            // Written again once settled: nothing to record, nothing allocated.
+            index.apply(&change_set(3, first));
+            if second.is_empty() && *live == 1 {
+                assert!(!extended(&index), "case {number} rewritten");
+            }
+        }
     }
 
     #[test]

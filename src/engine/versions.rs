@@ -28,43 +28,52 @@ const HASH_THRESHOLD: usize = 12;
 /// Settled arrays up to this length are scanned, longer ones binary searched.
 const SCAN_LIMIT: usize = 16;
 
-/// Keys live at every readable revision, sorted; one key needs no allocation.
-enum Settled<K> {
-    Empty,
+/// Keys live at every readable revision, sorted; one key needs no allocation. No key is
+/// an empty `Many` (which allocates nothing either): two variants keep it 16 bytes for
+/// 4- and 8-byte keys, the box's pointer telling them apart.
+pub(crate) enum Settled<K> {
     One(K),
     Many(Box<[K]>),
 }
 
+impl<K> Default for Settled<K> {
+    fn default() -> Self {
+        Self::Many(Box::default())
+    }
+}
+
 impl<K: Copy + Ord> Settled<K> {
-    fn from_sorted(keys: Vec<K>) -> Self {
+    pub fn from_sorted(keys: Vec<K>) -> Self {
         match keys.as_slice() {
-            [] => Self::Empty,
             [key] => Self::One(*key),
             _ => Self::Many(keys.into_boxed_slice()),
         }
     }
 
-    fn as_slice(&self) -> &[K] {
+    pub fn as_slice(&self) -> &[K] {
         match self {
-            Self::Empty => &[],
             Self::One(key) => std::slice::from_ref(key),
             Self::Many(keys) => keys,
         }
     }
 
+    #[inline]
     fn contains(&self, key: &K) -> bool {
         match self {
-            Self::Empty => false,
             Self::One(one) => one == key,
             Self::Many(keys) if keys.len() <= SCAN_LIMIT => keys.contains(key),
             Self::Many(keys) => keys.binary_search(key).is_ok(),
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Self::Many(keys) if keys.is_empty())
+    }
+
     fn heap_bytes(&self) -> usize {
         match self {
             Self::Many(keys) => std::mem::size_of_val::<[K]>(keys),
-            _ => 0,
+            Self::One(_) => 0,
         }
     }
 }
@@ -95,7 +104,7 @@ impl<K> Versioned<K> {
 }
 
 /// The versions written after the horizon: a vector, plus a hash index once it grows.
-struct Recent<K> {
+pub(crate) struct Recent<K> {
     entries: Vec<Versioned<K>>,
     positions: Option<FxHashMap<K, u32>>,
 }
@@ -133,42 +142,31 @@ impl<K: Copy + Eq + Hash> Recent<K> {
     }
 }
 
-/// A set of keys with versions: settled keys plus recent versions (see the module doc).
-pub(crate) struct VersionedSet<K> {
-    settled: Settled<K>,
-    recent: Option<Box<Recent<K>>>,
+/// The recent versions of a set, allocated only when there are any.
+pub(crate) type RecentPart<K> = Option<Box<Recent<K>>>;
+
+/// A set of keys with versions kept in two places (see the module doc): its settled keys,
+/// and its recent versions if any. [`VersionedSet`] keeps both side by side; an owner that
+/// wants its common case smaller keeps the recent part elsewhere (the index's forward
+/// entries keep it in their rarely allocated extension) and reads through this view.
+#[derive(Clone, Copy)]
+pub(crate) struct SetView<'a, K> {
+    settled: &'a Settled<K>,
+    recent: Option<&'a Recent<K>>,
 }
 
-impl<K> VersionedSet<K> {
-    /// The empty set.
-    pub const EMPTY: Self = Self {
-        settled: Settled::Empty,
-        recent: None,
-    };
-}
-
-impl<K> Default for VersionedSet<K> {
-    fn default() -> Self {
-        Self::EMPTY
-    }
-}
-
-impl<K: Copy + Ord + Hash> VersionedSet<K> {
-    /// A set of keys live at every readable revision; `keys` sorted, without duplicates.
-    pub fn from_sorted(keys: Vec<K>) -> Self {
-        debug_assert!(keys.windows(2).all(|it| it[0] < it[1]));
-        Self {
-            settled: Settled::from_sorted(keys),
-            recent: None,
-        }
+impl<'a, K: Copy + Ord + Hash> SetView<'a, K> {
+    pub fn new(settled: &'a Settled<K>, recent: Option<&'a Recent<K>>) -> Self {
+        Self { settled, recent }
     }
 
     /// The recent versions of `key`, if it has any.
-    fn recent(&self, key: &K) -> Option<&Versioned<K>> {
-        let recent = self.recent.as_deref()?;
+    fn recent(&self, key: &K) -> Option<&'a Versioned<K>> {
+        let recent = self.recent?;
         recent.find(key).map(|pos| &recent.entries[pos])
     }
 
+    #[inline]
     pub fn contains_at(&self, key: &K, rev: u64) -> bool {
         match self.recent(key) {
             Some(entry) => entry.live_at(rev),
@@ -194,8 +192,8 @@ impl<K: Copy + Ord + Hash> VersionedSet<K> {
 
     /// The keys live at `rev`: the settled ones in key order, then the recent ones in the
     /// order they were written.
-    pub fn iter_at(&self, rev: u64) -> impl Iterator<Item = K> + '_ {
-        let recent = self.recent.as_deref();
+    pub fn iter_at(self, rev: u64) -> impl Iterator<Item = K> + 'a {
+        let recent = self.recent;
         let settled = self
             .settled
             .as_slice()
@@ -210,11 +208,29 @@ impl<K: Copy + Ord + Hash> VersionedSet<K> {
         settled.chain(newer)
     }
 
+    /// Calls `f` with the keys live at `rev`, in [`SetView::iter_at`]'s order, until it
+    /// returns false; returns false if it did.
+    #[inline]
+    pub fn each_at(self, rev: u64, mut f: impl FnMut(K) -> bool) -> bool {
+        let Some(recent) = self.recent else {
+            return self.settled.as_slice().iter().all(|key| f(*key));
+        };
+        self.settled
+            .as_slice()
+            .iter()
+            .filter(|key| recent.find(key).is_none())
+            .all(|key| f(*key))
+            && recent
+                .entries
+                .iter()
+                .filter(|it| it.live_at(rev))
+                .all(|it| f(it.key))
+    }
+
     /// Every key at any kept revision (a key may come twice).
-    pub fn all_keys(&self) -> impl Iterator<Item = K> + '_ {
+    pub fn all_keys(self) -> impl Iterator<Item = K> + 'a {
         let recent = self
             .recent
-            .as_deref()
             .into_iter()
             .flat_map(|recent| recent.entries.iter().map(|it| it.key));
         self.settled.as_slice().iter().copied().chain(recent)
@@ -222,15 +238,16 @@ impl<K: Copy + Ord + Hash> VersionedSet<K> {
 
     /// How many keys and versions it keeps (a bound on what a walk reads).
     pub fn len(&self) -> usize {
-        self.settled.as_slice().len() + self.recent.as_ref().map_or(0, |it| it.entries.len())
+        self.settled.as_slice().len() + self.recent.map_or(0, |it| it.entries.len())
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The heap both parts hold (the recent part's box included).
     pub fn heap_bytes(&self) -> usize {
-        let Some(recent) = &self.recent else {
+        let Some(recent) = self.recent else {
             return self.settled.heap_bytes();
         };
         let entries = recent.entries.capacity() * std::mem::size_of::<Versioned<K>>();
@@ -245,103 +262,194 @@ impl<K: Copy + Ord + Hash> VersionedSet<K> {
             .sum();
         self.settled.heap_bytes() + std::mem::size_of::<Recent<K>>() + entries + positions + older
     }
+}
+
+/// Makes `key` live (`live`) or deleted as of `rev` in the set whose parts are `settled`
+/// and `recent`; a no-op if it already is. Only the recent part changes.
+pub(crate) fn set<K: Copy + Ord + Hash>(
+    settled: &Settled<K>,
+    recent: &mut RecentPart<K>,
+    key: K,
+    rev: u64,
+    live: bool,
+) {
+    if let Some(recent) = recent.as_deref_mut()
+        && let Some(pos) = recent.find(&key)
+    {
+        let entry = &mut recent.entries[pos];
+        if live && entry.deleted != LIVE {
+            let old = (entry.created, entry.deleted);
+            entry.older.get_or_insert_with(Default::default).push(old);
+            entry.created = rev;
+            entry.deleted = LIVE;
+        } else if !live && entry.deleted == LIVE {
+            entry.deleted = rev;
+        }
+        return;
+    }
+    let entry = match (settled.contains(&key), live) {
+        (true, true) | (false, false) => return,
+        // A settled key deleted: live from before the horizon (0) until `rev`.
+        (true, false) => Versioned {
+            key,
+            created: 0,
+            deleted: rev,
+            older: None,
+        },
+        (false, true) => Versioned {
+            key,
+            created: rev,
+            deleted: LIVE,
+            older: None,
+        },
+    };
+    recent
+        .get_or_insert_with(|| {
+            Box::new(Recent {
+                entries: Vec::new(),
+                positions: None,
+            })
+        })
+        .push(entry);
+}
+
+/// Whether [`set`] would change nothing: `key` is settled and has no recent version, and
+/// is to stay live (lets an owner skip allocating a place for the recent part).
+pub(crate) fn settled_unchanged<K: Copy + Ord>(settled: &Settled<K>, key: &K, live: bool) -> bool {
+    live == settled.contains(key)
+}
+
+/// Drops versions deleted at or before `horizon` from the set whose parts are `settled`
+/// and `recent`, and settles keys live since before it (no read at or after `horizon`
+/// can tell them apart); returns how many versions were dropped.
+pub(crate) fn collect_garbage<K: Copy + Ord + Hash>(
+    settled: &mut Settled<K>,
+    recent: &mut RecentPart<K>,
+    horizon: u64,
+) -> usize {
+    let Some(mut part) = recent.take() else {
+        return 0;
+    };
+    let mut dropped = 0;
+    let mut settle = Vec::new();
+    let mut unsettle = Vec::new();
+    part.entries.retain_mut(|entry| {
+        if let Some(older) = &mut entry.older {
+            let before = older.len();
+            older.retain(|(_, deleted)| *deleted > horizon);
+            dropped += before - older.len();
+            if older.is_empty() {
+                entry.older = None;
+            }
+        }
+        if entry.older.is_some() {
+            return true;
+        }
+        if entry.deleted <= horizon {
+            dropped += 1;
+            unsettle.push(entry.key);
+            return false;
+        }
+        if entry.deleted == LIVE && entry.created <= horizon {
+            settle.push(entry.key);
+            return false;
+        }
+        true
+    });
+    if !settle.is_empty() || !unsettle.is_empty() {
+        settle.sort_unstable();
+        unsettle.sort_unstable();
+        let mut keys: Vec<K> = settled
+            .as_slice()
+            .iter()
+            .copied()
+            .filter(|key| unsettle.binary_search(key).is_err())
+            .collect();
+        keys.extend(settle);
+        keys.sort_unstable();
+        keys.dedup();
+        *settled = Settled::from_sorted(keys);
+    }
+    if !part.entries.is_empty() {
+        part.entries.shrink_to_fit();
+        part.rebuild_positions();
+        *recent = Some(part);
+    }
+    dropped
+}
+
+/// A set of keys with versions: settled keys plus recent versions (see the module doc).
+pub(crate) struct VersionedSet<K> {
+    settled: Settled<K>,
+    recent: RecentPart<K>,
+}
+
+impl<K> Default for VersionedSet<K> {
+    fn default() -> Self {
+        Self {
+            settled: Settled::default(),
+            recent: None,
+        }
+    }
+}
+
+impl<K: Copy + Ord + Hash> VersionedSet<K> {
+    /// A set of keys live at every readable revision; `keys` sorted, without duplicates.
+    pub fn from_sorted(keys: Vec<K>) -> Self {
+        debug_assert!(keys.windows(2).all(|it| it[0] < it[1]));
+        Self {
+            settled: Settled::from_sorted(keys),
+            recent: None,
+        }
+    }
+
+    #[inline]
+    pub fn view(&self) -> SetView<'_, K> {
+        SetView::new(&self.settled, self.recent.as_deref())
+    }
+
+    #[inline]
+    pub fn contains_at(&self, key: &K, rev: u64) -> bool {
+        self.view().contains_at(key, rev)
+    }
+
+    pub fn created_at(&self, key: &K, rev: u64) -> Option<u64> {
+        self.view().created_at(key, rev)
+    }
+
+    pub fn iter_at(&self, rev: u64) -> impl Iterator<Item = K> + '_ {
+        self.view().iter_at(rev)
+    }
+
+    #[inline]
+    pub fn each_at(&self, rev: u64, f: impl FnMut(K) -> bool) -> bool {
+        self.view().each_at(rev, f)
+    }
+
+    pub fn all_keys(&self) -> impl Iterator<Item = K> + '_ {
+        self.view().all_keys()
+    }
+
+    pub fn len(&self) -> usize {
+        self.view().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.view().is_empty()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.view().heap_bytes()
+    }
 
     /// Makes `key` live (`live`) or deleted as of `rev`; a no-op if it already is.
     pub fn set(&mut self, key: K, rev: u64, live: bool) {
-        if let Some(recent) = self.recent.as_deref_mut()
-            && let Some(pos) = recent.find(&key)
-        {
-            let entry = &mut recent.entries[pos];
-            if live && entry.deleted != LIVE {
-                let old = (entry.created, entry.deleted);
-                entry.older.get_or_insert_with(Default::default).push(old);
-                entry.created = rev;
-                entry.deleted = LIVE;
-            } else if !live && entry.deleted == LIVE {
-                entry.deleted = rev;
-            }
-            return;
-        }
-        let entry = match (self.settled.contains(&key), live) {
-            (true, true) | (false, false) => return,
-            // A settled key deleted: live from before the horizon (0) until `rev`.
-            (true, false) => Versioned {
-                key,
-                created: 0,
-                deleted: rev,
-                older: None,
-            },
-            (false, true) => Versioned {
-                key,
-                created: rev,
-                deleted: LIVE,
-                older: None,
-            },
-        };
-        self.recent
-            .get_or_insert_with(|| {
-                Box::new(Recent {
-                    entries: Vec::new(),
-                    positions: None,
-                })
-            })
-            .push(entry);
+        set(&self.settled, &mut self.recent, key, rev, live);
     }
 
-    /// Drops versions deleted at or before `horizon` and settles keys live since before
-    /// it (no read at or after `horizon` can tell them apart); returns how many versions
-    /// were dropped.
+    /// See [`collect_garbage`].
     pub fn collect_garbage(&mut self, horizon: u64) -> usize {
-        let Some(mut recent) = self.recent.take() else {
-            return 0;
-        };
-        let mut dropped = 0;
-        let mut settle = Vec::new();
-        let mut unsettle = Vec::new();
-        recent.entries.retain_mut(|entry| {
-            if let Some(older) = &mut entry.older {
-                let before = older.len();
-                older.retain(|(_, deleted)| *deleted > horizon);
-                dropped += before - older.len();
-                if older.is_empty() {
-                    entry.older = None;
-                }
-            }
-            if entry.older.is_some() {
-                return true;
-            }
-            if entry.deleted <= horizon {
-                dropped += 1;
-                unsettle.push(entry.key);
-                return false;
-            }
-            if entry.deleted == LIVE && entry.created <= horizon {
-                settle.push(entry.key);
-                return false;
-            }
-            true
-        });
-        if !settle.is_empty() || !unsettle.is_empty() {
-            settle.sort_unstable();
-            unsettle.sort_unstable();
-            let mut keys: Vec<K> = self
-                .settled
-                .as_slice()
-                .iter()
-                .copied()
-                .filter(|key| unsettle.binary_search(key).is_err())
-                .collect();
-            keys.extend(settle);
-            keys.sort_unstable();
-            keys.dedup();
-            self.settled = Settled::from_sorted(keys);
-        }
-        if !recent.entries.is_empty() {
-            recent.entries.shrink_to_fit();
-            recent.rebuild_positions();
-            self.recent = Some(recent);
-        }
-        dropped
+        collect_garbage(&mut self.settled, &mut self.recent, horizon)
     }
 }
 

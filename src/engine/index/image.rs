@@ -43,7 +43,7 @@ pub(crate) fn encode(index: &IndexData) -> Vec<u8> {
     let mut objects: Vec<(Node, ObjKey)> = Vec::new();
     let mut usersets: Vec<(Node, Node)> = Vec::new();
     for (node, fwd) in &index.forward {
-        objects.extend(fwd.objects.iter_at(rev).map(|key| (*node, key)));
+        objects.extend(fwd.objects().iter_at(rev).map(|key| (*node, key)));
         usersets.extend(fwd.usersets(rev).map(|set| (*node, set)));
     }
     objects.sort_unstable();

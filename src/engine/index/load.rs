@@ -5,10 +5,10 @@
 
 use crate::model::Relationship;
 
-use rustc_hash::{FxHashMap, FxHashSet};
-
-use super::{Forward, ForwardSets, IndexData, NO_REL, Node, ObjKey, Reverse, Sym};
-use crate::engine::versions::VersionedSet;
+use super::{
+    Forward, ForwardExtra, FxHashMap, FxHashSet, IndexData, NO_REL, Node, ObjKey, Reverse, Sym,
+};
+use crate::engine::versions::{Settled, VersionedSet};
 
 /// The tuples gathered so far, as symbols.
 #[derive(Default)]
@@ -135,35 +135,34 @@ fn build_forward(
         transient(objects.chunk_by(|a, b| a.0 == b.0).count() + usersets.len());
     entries.extend(groups(&objects).map(|(node, keys)| {
         let forward = Forward {
-            objects: VersionedSet::from_sorted(keys),
-            sets: None,
+            objects: Settled::from_sorted(keys),
+            extra: None,
         };
         (node, forward)
     }));
     drop(objects);
     let mut indirect = FxHashSet::default();
     // Nodes with subject sets are few: they join their entry (if any) by a probe.
-    let mut with_sets: FxHashMap<Node, ForwardSets> = FxHashMap::default();
+    let mut with_sets: FxHashMap<Node, ForwardExtra> = FxHashMap::default();
     for (node, keys) in groups(&usersets) {
-        let has_wildcard = keys.iter().any(|it| it.id == star);
         with_sets.insert(
             node,
-            ForwardSets {
+            ForwardExtra {
+                recent_objects: None,
                 usersets: VersionedSet::from_sorted(keys),
-                has_wildcard,
             },
         );
         indirect.insert(node);
     }
     for (node, forward) in &mut entries {
         if let Some(sets) = with_sets.remove(node) {
-            forward.sets = Some(Box::new(sets));
+            forward.extra = Some(Box::new(sets));
         }
     }
     entries.extend(with_sets.into_iter().map(|(node, sets)| {
         let forward = Forward {
-            objects: VersionedSet::default(),
-            sets: Some(Box::new(sets)),
+            objects: Settled::default(),
+            extra: Some(Box::new(sets)),
         };
         (node, forward)
     }));
@@ -191,13 +190,13 @@ fn build_forward(
     }
 }
 
-fn build_reverse(mut reverse: Vec<(Node, Sym, Sym, Sym)>) -> FxHashMap<Node, Vec<Reverse>> {
+fn build_reverse(mut reverse: Vec<(Node, Sym, Sym, Sym)>) -> FxHashMap<Node, Box<[Reverse]>> {
     reverse.sort_unstable();
     reverse.dedup();
-    let mut entries: Vec<(Node, Vec<Reverse>)> =
+    let mut entries: Vec<(Node, Box<[Reverse]>)> =
         transient(reverse.chunk_by(|a, b| a.0 == b.0).count());
     for run in reverse.chunk_by(|a, b| a.0 == b.0) {
-        let mut by_pair: Vec<Reverse> = run
+        let by_pair: Box<[Reverse]> = run
             .chunk_by(|a, b| (a.1, a.2) == (b.1, b.2))
             .map(|pair| Reverse {
                 resource_type: pair[0].1,
@@ -205,7 +204,6 @@ fn build_reverse(mut reverse: Vec<(Node, Sym, Sym, Sym)>) -> FxHashMap<Node, Vec
                 ids: VersionedSet::from_sorted(pair.iter().map(|it| it.3).collect()),
             })
             .collect();
-        by_pair.shrink_to_fit();
         entries.push((run[0].0, by_pair));
     }
     drop(reverse);
@@ -287,7 +285,7 @@ pub(super) mod tests {
                     }
                 )
             };
-            for key in fwd.objects.iter_at(rev) {
+            for key in fwd.objects().iter_at(rev) {
                 res.push(format!(
                     "{} > {}:{}",
                     name(*node),
