@@ -230,3 +230,49 @@ fn issue12_cli_import_into_postgres_is_all_or_nothing() {
         "nothing of the refused file was stored"
     );
 }
+
+/// A bulk load on one server while another server writes: both take the revision row
+/// first, so neither waits on the other in the wrong order. Every write commits, each
+/// revision is in the log once, and the store ends with everything.
+#[test]
+fn issue12_a_bulk_load_beside_a_writer_on_another_server_commits_in_one_order() {
+    let Some(mut config) = pg::fresh_config("issue12 bulk load beside a writer") else {
+        return;
+    };
+    config.import_chunk = 1_000;
+    let loader = PgStore::open(config.clone()).expect("open the loading server's store");
+    let writer = PgStore::open(config).expect("open the writing server's store");
+    let n = 5_000;
+    let load = std::thread::spawn(move || {
+        let sets = loader
+            .import(&mut (0..n).map(|i| rel(&format!("doc:d{i}#viewer@user:u{}", i % 13))))
+            .expect("bulk import");
+        (loader, sets)
+    });
+    let writes = 30;
+    for i in 0..writes {
+        let update = arbiter::store::Update {
+            op: arbiter::store::UpdateOp::Touch,
+            relationship: rel(&format!("other:o{i}#viewer@user:w")),
+        };
+        writer
+            .write(&[update], &[])
+            .expect("the other server's write")
+            .expect("not rejected");
+    }
+    let (_loader, sets) = load.join().expect("the loading thread");
+    let imported: usize = sets.iter().map(|it| it.changes.len()).sum();
+    assert_eq!(imported, n);
+
+    let head = writer.head().expect("head");
+    let log = writer.changes_since(Revision(0), 0).expect("the log");
+    let revisions: Vec<u64> = log.iter().map(|it| it.revision.0).collect();
+    assert_eq!(
+        revisions,
+        (1..=head.0).collect::<Vec<_>>(),
+        "every revision once, in order"
+    );
+    let changes: usize = log.iter().map(|it| it.changes.len()).sum();
+    assert_eq!(changes, n + writes);
+    assert_eq!(read_everything(&writer, head).len(), n + writes);
+}
