@@ -441,32 +441,30 @@ impl Store for PgStore {
         relationships: &mut dyn Iterator<Item = Relationship>,
     ) -> Result<Vec<ChangeSet>, StoreError> {
         let chunk_size = self.config.import_chunk.max(1);
-        let mut all: Vec<Relationship> = relationships.collect();
+        let all: Vec<Relationship> = relationships.collect();
         for rel in &all {
             check_relationship(rel)?;
         }
-        if all.len() > chunk_size {
-            // Several chunks: the last of each tuple, and on empty ground a bulk load (see
-            // `write::bulk_load`).
-            let unique = crate::store::last_of_each_tuple(all);
-            let (loaded, unique) = self.run(move |pool, config| async move {
+        let mut unique = crate::store::last_of_each_tuple(all);
+        if unique.len() > chunk_size {
+            // Several chunks: on empty ground, a bulk load (see `write::bulk_load`).
+            let (loaded, returned) = self.run(move |pool, config| async move {
                 let loaded =
                     write::bulk_load(&pool, &config.channel(), &unique, chunk_size).await?;
                 Ok((loaded, unique))
             })?;
             if let Some(revisions) = loaded {
-                return Ok(touches_by_revision(unique, &revisions, chunk_size));
+                return Ok(touches_by_revision(returned, &revisions, chunk_size));
             }
-            all = unique;
+            unique = returned;
         }
         let mut res = Vec::new();
-        let mut input = all.into_iter();
+        let mut input = unique.into_iter();
         loop {
             let chunk: Vec<Relationship> = (&mut input).take(chunk_size).collect();
             if chunk.is_empty() {
                 return Ok(res);
             }
-            let chunk = crate::store::last_of_each_tuple(chunk);
             res.push(self.run(|pool, config| async move {
                 write::import_chunk(&pool, &config.channel(), chunk).await
             })?);

@@ -397,13 +397,7 @@ pub async fn import_chunk(
     let mut tx = client.transaction().await?;
     let at = next_revision(&tx).await?;
     let savepoint = tx.savepoint("arbiter_import_direct").await?;
-    let copied = copy_rows(
-        &savepoint,
-        &format!("COPY arbiter_relationship ({COLUMNS}, created_rev) FROM STDIN"),
-        &chunk,
-        |_| Some(at),
-    )
-    .await;
+    let copied = copy_rows(&savepoint, &copy_versions(), &chunk, |_| Some(at)).await;
     let changes = match copied {
         Ok(()) => {
             savepoint.commit().await?;
@@ -429,7 +423,7 @@ pub async fn import_chunk(
     })
 }
 
-/// Loads `rels` (each tuple once, sorted in the primary key's order) into a store that
+/// Loads `rels` (each tuple once) into a store that
 /// holds no relationship version at all — a first load — in one transaction, one revision
 /// per `chunk` relationships; `None` (nothing done) when the store is not empty.
 ///
@@ -513,12 +507,9 @@ pub async fn bulk_load(
     let at: Vec<Revision> = (0..revisions)
         .map(|idx| Revision(first + idx as u64))
         .collect();
-    copy_rows(
-        &tx,
-        &format!("COPY arbiter_relationship ({COLUMNS}, created_rev) FROM STDIN"),
-        rels,
-        |idx| Some(Revision(first + (idx / chunk) as u64)),
-    )
+    copy_rows(&tx, &copy_versions(), rels, |idx| {
+        Some(Revision(first + (idx / chunk) as u64))
+    })
     .await?;
     let copied = started.elapsed();
     // Sorting for the B-trees is the slow part of the rebuild: give it memory (this
@@ -548,6 +539,12 @@ pub async fn bulk_load(
         "bulk load into an empty postgresql store"
     );
     Ok(Some(at))
+}
+
+/// `COPY` of new versions straight into the versioned table: the [`COLUMNS`], then
+/// `created_rev`.
+fn copy_versions() -> String {
+    format!("COPY arbiter_relationship ({COLUMNS}, created_rev) FROM STDIN")
 }
 
 /// `name` as an SQL identifier.
