@@ -161,7 +161,7 @@ fn dataset_unique(rels: &[Relationship]) -> usize {
 /// What format 2 wrote for `live` (created at revision 1) and `ended` (created at 1,
 /// deleted at 2), with the change log and revision records, then `meta` at head 2.
 fn write_format_2(dir: &std::path::Path, live: &[Relationship], ended: &[Relationship]) {
-    let db = sled::open(dir).unwrap();
+    let db = SledStore::open_raw(dir).unwrap();
     let tree = |name: &str| db.open_tree(name).unwrap();
     for (name, index) in [
         (keys::TREE_BY_RESOURCE, Index::Resource),
@@ -207,7 +207,7 @@ fn write_format_2(dir: &std::path::Path, live: &[Relationship], ended: &[Relatio
 }
 
 fn read_format(dir: &std::path::Path) -> (u32, Vec<String>) {
-    let db = sled::open(dir).unwrap();
+    let db = SledStore::open_raw(dir).unwrap();
     let meta = db.open_tree(keys::TREE_META).unwrap();
     let format = keys::decode_u32(&meta.get(keys::META_FORMAT).unwrap().unwrap()).unwrap();
     let trees = db
@@ -309,7 +309,7 @@ fn issue14_a_migration_interrupted_before_the_switch_starts_over() {
     write_format_2(dir.path(), &live, &ended);
     {
         // A crash half-way left some blocks (here: garbage ones) in the new trees.
-        let db = sled::open(dir.path()).unwrap();
+        let db = SledStore::open_raw(dir.path()).unwrap();
         let blocks = db.open_tree(keys::TREE_RESOURCE_BLOCKS).unwrap();
         let stray = keys::version_key(
             Index::Resource,
@@ -332,7 +332,7 @@ fn issue14_a_migration_interrupted_after_the_switch_drops_the_old_trees() {
     drop(SledStore::open_path(dir.path()).unwrap());
     {
         // The old trees are back, as if the crash came before they were dropped.
-        let db = sled::open(dir.path()).unwrap();
+        let db = SledStore::open_raw(dir.path()).unwrap();
         db.open_tree(keys::TREE_BY_RESOURCE)
             .unwrap()
             .insert(b"left", b"over")
@@ -415,7 +415,7 @@ fn issue14_a_crash_during_an_import_leaves_the_old_state() {
         assert!(sets.len() > 1, "{name}");
         drop(store);
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = SledStore::open_raw(dir.path()).unwrap();
             let meta = db.open_tree(keys::TREE_META).unwrap();
             let first = Revision(expected.0.0 + 1);
             let mut marker = keys::encode_u64(first.0).to_vec();

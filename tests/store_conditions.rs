@@ -185,7 +185,7 @@ fn issue11_a_format_1_database_is_migrated_at_open() {
     // What format 1 wrote for a touch of PLAIN at revision 1: one key per version in each
     // index (a value without conditions), the change log, the revision record and `meta`.
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = SledStore::open_raw(dir.path()).unwrap();
         let tree = |name: &str| db.open_tree(name).unwrap();
         let plain = rel(PLAIN);
         for (name, index) in [
@@ -211,14 +211,14 @@ fn issue11_a_format_1_database_is_migrated_at_open() {
         db.flush().unwrap();
     }
     let set_format = |version: u32| {
-        let db = sled::open(dir.path()).unwrap();
+        let db = SledStore::open_raw(dir.path()).unwrap();
         let meta = db.open_tree(keys::TREE_META).unwrap();
         meta.insert(keys::META_FORMAT, &keys::encode_u32(version))
             .unwrap();
         db.flush().unwrap();
     };
     let read_format = || {
-        let db = sled::open(dir.path()).unwrap();
+        let db = SledStore::open_raw(dir.path()).unwrap();
         let meta = db.open_tree(keys::TREE_META).unwrap();
         keys::decode_u32(&meta.get(keys::META_FORMAT).unwrap().unwrap()).unwrap()
     };

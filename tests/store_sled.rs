@@ -157,7 +157,7 @@ fn an_interrupted_delete_by_filter_is_rolled_back_at_open() {
         ..Default::default()
     };
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = SledStore::open_raw(dir.path()).unwrap();
         let by_resource = db.open_tree(keys::TREE_RESOURCE_BLOCKS).unwrap();
         let by_subject = db.open_tree(keys::TREE_SUBJECT_BLOCKS).unwrap();
         let changes = db.open_tree(keys::TREE_CHANGES).unwrap();
@@ -225,7 +225,7 @@ fn a_database_of_another_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(SledStore::open_path(dir.path()).unwrap());
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = SledStore::open_raw(dir.path()).unwrap();
         let meta = db.open_tree(keys::TREE_META).unwrap();
         meta.insert(keys::META_FORMAT, &keys::encode_u32(99))
             .unwrap();

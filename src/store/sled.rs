@@ -197,6 +197,13 @@ fn now_millis() -> u64 {
 }
 
 impl SledStore {
+    /// The raw sled database at `path`, opened as the store opens it (waiting briefly for
+    /// the file lock of a database just closed), without the store's checks, migration or
+    /// recovery: for tests and tools that inspect or edit the stored bytes.
+    pub fn open_raw(path: &std::path::Path) -> Result<::sled::Db, StoreError> {
+        open_with_retry(&::sled::Config::new().path(path))
+    }
+
     /// Opens (or creates) a database as `config` says, rolls back an unfinished delete
     /// and starts the background collector.
     pub fn open(config: &SledConfig) -> Result<Self, StoreError> {
