@@ -249,7 +249,7 @@ struct Reverse {
 /// Interned strings: all their bytes in one arena, a symbol is the string's number, and a
 /// hash table of symbols finds a string's symbol by comparing arena slices — no allocation
 /// and no pointer per string.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Interner {
     /// Every string, one after the other.
     text: String,
@@ -427,6 +427,29 @@ impl IndexData {
     /// Declares revisions before `revision` unanswerable (the index was built at it).
     pub fn set_oldest(&mut self, revision: Revision) {
         self.oldest = revision;
+    }
+
+    /// An index with this one's names (under the same symbols, so a loaded schema's plan
+    /// stays valid) and no tuple, at this one's head: where a first import is built in
+    /// bulk beside the live index.
+    pub fn empty_copy(&self) -> Self {
+        Self {
+            strings: self.strings.clone(),
+            head: self.head,
+            oldest: self.oldest,
+            star: self.star,
+            ..Self::default()
+        }
+    }
+
+    /// Whether no tuple is kept, at any revision.
+    pub fn holds_no_tuple(&self) -> bool {
+        self.forward.is_empty() && self.reverse.is_empty() && self.conditional.is_empty()
+    }
+
+    /// How many names are interned (the count only grows).
+    pub fn name_count(&self) -> usize {
+        self.strings.ends.len()
     }
 
     /// Whether `resource` may have subject sets or wildcards (a probe of a small set).

@@ -1,0 +1,176 @@
+//! An import into an index that holds no tuple yet is indexed in bulk (built beside the
+//! live index and swapped in); any other import is applied version by version. Both
+//! paths must give the same answers; the bulk one answers from the import's last
+//! revision on, like an index built at open.
+
+use arbiter::engine::{
+    Arbiter, CheckRequest, Config, Consistency, EngineError, LookupResourcesRequest,
+};
+use arbiter::model::{Relationship, Revision};
+
+const SCHEMA: &str = "
+definition user {}
+definition group {
+    relation member: user | group#member
+}
+definition doc {
+    relation parent: doc
+    relation viewer: user | group#member | user:*
+    relation banned: user
+    permission view = (viewer | parent.view) - banned
+}
+";
+
+/// 1,600 relationships (the memory store commits 450 per revision, so several
+/// revisions), with nested groups, a wildcard, arrows, exclusions and repeats of the
+/// same tuple in different chunks.
+fn dataset() -> Vec<Relationship> {
+    let mut texts = Vec::new();
+    for g in 0..40 {
+        for u in 0..20 {
+            texts.push(format!("group:g{g}#member@user:u{}", (g * 7 + u) % 300));
+        }
+        if g > 0 {
+            texts.push(format!("group:g{g}#member@group:g{}#member", g - 1));
+        }
+    }
+    for d in 0..300 {
+        texts.push(format!("doc:d{d}#viewer@user:u{}", (d * 13) % 300));
+        texts.push(format!("doc:d{d}#viewer@group:g{}#member", d % 40));
+        if d % 3 == 0 {
+            texts.push(format!("doc:d{d}#parent@doc:d{}", d / 3));
+        }
+        if d % 5 == 0 {
+            texts.push(format!("doc:d{d}#banned@user:u{}", d % 300));
+        }
+    }
+    texts.push("doc:open#viewer@user:*".into());
+    // Repeats, far from their first occurrence: touch semantics keep one.
+    texts.push("group:g0#member@user:u0".into());
+    texts.push("doc:d7#viewer@user:u91".into());
+    texts.iter().map(|text| text.parse().unwrap()).collect()
+}
+
+fn engine() -> Arbiter {
+    let engine = Arbiter::in_memory(Config::default()).unwrap();
+    engine.write_schema(SCHEMA).unwrap();
+    engine
+}
+
+fn allowed(engine: &Arbiter, resource: &str, user: &str, consistency: Consistency) -> bool {
+    let request = CheckRequest::new(
+        resource.parse().unwrap(),
+        "view",
+        format!("user:{user}").parse().unwrap(),
+    );
+    engine.check(&request, consistency).unwrap().allowed
+}
+
+fn viewable(engine: &Arbiter, user: &str) -> Vec<String> {
+    engine
+        .lookup_resources(
+            &LookupResourcesRequest::new("doc", "view", format!("user:{user}").parse().unwrap()),
+            Consistency::Full,
+        )
+        .unwrap()
+        .resources
+}
+
+#[test]
+fn issue12_a_first_import_indexed_in_bulk_answers_as_one_applied_version_by_version() {
+    let bulk = engine();
+    let first = bulk.head();
+    let last = bulk.import(&mut dataset().into_iter()).unwrap();
+    assert!(
+        last.0 >= first.0 + 3,
+        "several revisions: {first:?} → {last:?}"
+    );
+
+    // Not empty before the import: the version-by-version path.
+    let applied = engine();
+    let mut unrelated = ["doc:elsewhere#viewer@user:nobody".parse().unwrap()].into_iter();
+    applied.import(&mut unrelated).unwrap();
+    applied.import(&mut dataset().into_iter()).unwrap();
+
+    let mut resources: Vec<String> = (0..300).map(|d| format!("doc:d{d}")).collect();
+    resources.push("doc:open".into());
+    let users: Vec<String> = (0..300)
+        .map(|u| format!("u{u}"))
+        .chain(["zed".into()])
+        .collect();
+    let mut granted = 0;
+    for resource in &resources {
+        for user in users.iter().step_by(19) {
+            let want = allowed(&applied, resource, user, Consistency::Full);
+            assert_eq!(
+                allowed(&bulk, resource, user, Consistency::Full),
+                want,
+                "{resource}#view@user:{user}"
+            );
+            granted += usize::from(want);
+        }
+    }
+    assert!(granted > 30, "the data set grants something: {granted}");
+    for user in ["u0", "u91", "u150", "zed"] {
+        assert_eq!(viewable(&bulk, user), viewable(&applied, user), "{user}");
+    }
+    // Writes after the bulk import go the usual way and see its tuples.
+    let banned = bulk
+        .write(
+            &[arbiter::store::Update {
+                op: arbiter::store::UpdateOp::Touch,
+                relationship: "doc:open#banned@user:zed".parse().unwrap(),
+            }],
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+    assert!(!allowed(&bulk, "doc:open", "zed", Consistency::Full));
+    assert!(allowed(
+        &bulk,
+        "doc:open",
+        "zed",
+        Consistency::AtExactSnapshot { revision: last }
+    ));
+    assert!(banned > last);
+}
+
+#[test]
+fn issue12_a_bulk_indexed_import_answers_from_its_last_revision_like_an_index_built_at_open() {
+    let engine = engine();
+    let before = engine.head();
+    let last = engine.import(&mut dataset().into_iter()).unwrap();
+    let inside = Revision(last.0 - 1);
+    for revision in [before, inside] {
+        let request = CheckRequest::new(
+            "doc:open".parse().unwrap(),
+            "view",
+            "user:a".parse().unwrap(),
+        );
+        let err = engine
+            .check(&request, Consistency::AtExactSnapshot { revision })
+            .unwrap_err();
+        assert!(
+            matches!(err, EngineError::SnapshotExpired { oldest, .. } if oldest == last),
+            "{revision:?}: {err:?}"
+        );
+    }
+    assert!(allowed(
+        &engine,
+        "doc:open",
+        "a",
+        Consistency::AtExactSnapshot { revision: last }
+    ));
+    assert!(allowed(
+        &engine,
+        "doc:open",
+        "a",
+        Consistency::MinimizeLatency
+    ));
+    assert!(allowed(
+        &engine,
+        "doc:open",
+        "a",
+        Consistency::AtLeastAsFresh { revision: inside }
+    ));
+}
