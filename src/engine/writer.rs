@@ -394,46 +394,42 @@ impl Inner {
         self.follow_to(last)
     }
 
-    /// Follows a first import (an index holding no tuple, the import's revisions right
-    /// after its head, every change a touch, so every tuple once) by building the index
-    /// in bulk, as at open, beside the live one, then swapping it in: several times
-    /// cheaper than applying the change sets one version at a time. The new index answers
-    /// from the import's last revision on, like an index built at open (older exact
-    /// snapshots are refused as too old). Returns false, having changed nothing, when the
-    /// import is not such a case; the caller then follows it the usual way.
-    fn follow_import_in_bulk(&self, committed: &[ChangeSet]) -> bool {
+    /// A copy of the live index to build a first import into, if the live one holds no
+    /// tuple (see [`BulkBase`]).
+    fn bulk_base(&self) -> Option<(IndexData, BulkBase)> {
+        let data = self.index.read();
+        let base = BulkBase {
+            head: data.head(),
+            names: data.name_count(),
+        };
+        data.holds_no_tuple().then(|| (data.empty_copy(), base))
+    }
+
+    /// Swaps `staged`, built in bulk from the tuples of `committed`, in for the live index,
+    /// if `committed` is a first import on `base` (see [`BulkBase`]). Returns false, having
+    /// changed nothing, otherwise.
+    fn swap_in_bulk(
+        &self,
+        mut staged: IndexData,
+        base: &BulkBase,
+        committed: &[ChangeSet],
+    ) -> bool {
         let (Some(first), Some(last)) = (committed.first(), committed.last()) else {
             return false;
         };
         let all_touches = committed
             .iter()
             .all(|it| it.changes.iter().all(|change| change.op == ChangeOp::Touch));
-        if !all_touches {
+        if !all_touches || base.head.0.checked_add(1) != Some(first.revision.0) {
             return false;
         }
-        // The follower and every other writer of tuples wait on this lock, so the live
-        // index keeps its head, its names and its emptiness while the copy is built.
-        let _follower = self.follow_lock.lock();
-        let (mut staged, names) = {
-            let data = self.index.read();
-            if !data.holds_no_tuple() || data.head().0.checked_add(1) != Some(first.revision.0) {
-                return false;
-            }
-            (data.empty_copy(), data.name_count())
-        };
-        let mut loader = Loader::default();
-        for change_set in committed {
-            for change in &change_set.changes {
-                loader.add(&mut staged, &change.relationship);
-            }
-        }
-        loader.finish(&mut staged);
         staged.set_head(last.revision);
         staged.set_oldest(last.revision);
         {
+            // The follower applies under this lock: none is half way through.
+            let _follower = self.follow_lock.lock();
             let mut data = self.index.write();
-            // Checked again under the write lock: a bug elsewhere must not lose tuples.
-            if !data.holds_no_tuple() || data.name_count() != names || data.head() >= first.revision
+            if !data.holds_no_tuple() || data.name_count() != base.names || data.head() != base.head
             {
                 return false;
             }
@@ -441,6 +437,26 @@ impl Inner {
         }
         self.publish(last.revision);
         true
+    }
+
+    /// Follows a first import by building the index in bulk from its change sets, after
+    /// the commit (when the build beside the store's work was not possible). Returns
+    /// false, having changed nothing, when `committed` is not a first import.
+    fn follow_import_in_bulk(&self, committed: &[ChangeSet]) -> bool {
+        let Some((mut staged, base)) = self.bulk_base() else {
+            return false;
+        };
+        if base.head.0.checked_add(1) != committed.first().map(|it| it.revision.0) {
+            return false;
+        }
+        let mut loader = Loader::default();
+        for change_set in committed {
+            for change in &change_set.changes {
+                loader.add(&mut staged, &change.relationship);
+            }
+        }
+        loader.finish(&mut staged);
+        self.swap_in_bulk(staged, &base, committed)
     }
 
     /// Read-your-writes: returns once the index has applied `revision` (just committed
@@ -473,21 +489,57 @@ impl Inner {
         // fastest way (PostgreSQL: one bulk transaction on empty ground).
         let started = Instant::now();
         let all: Vec<Relationship> = relationships.collect();
-        for relationship in &all {
-            admit::check_relationship(&loaded.schema, relationship)?;
-        }
         if all.is_empty() {
             return Ok(self.head());
         }
-        let (count, validated) = (all.len(), started.elapsed());
-        let change_sets = self.track(self.store.import(&mut all.into_iter()))?;
+        let count = all.len();
+        // A first import (the index holds no tuple) is indexed in bulk, as at open, on a
+        // second thread: the names are interned while this one validates, the tables
+        // built while the store works. The copy is swapped in only if the store's change
+        // sets prove it exact: the import's revisions right after the copy's head, every
+        // input tuple touched once (so no repeats, and none was live). Otherwise it is
+        // dropped and the import followed the usual way.
+        let (valid, gathered) = std::thread::scope(|scope| {
+            let builder = self.bulk_base().map(|(mut staged, base)| {
+                let all = &all;
+                scope.spawn(move || {
+                    let mut loader = Loader::default();
+                    for relationship in all {
+                        loader.add(&mut staged, relationship);
+                    }
+                    (loader, staged, base)
+                })
+            });
+            let valid = all.iter().try_for_each(|relationship| {
+                admit::check_relationship(&loaded.schema, relationship)
+            });
+            (valid, builder.and_then(|it| joined(it.join())))
+        });
+        valid?;
+        let validated = started.elapsed();
+        let (stored, staged) = std::thread::scope(|scope| {
+            let finisher = gathered.map(|(loader, mut staged, base)| {
+                scope.spawn(move || {
+                    loader.finish(&mut staged);
+                    (staged, base)
+                })
+            });
+            let stored = self.store.import(&mut all.into_iter());
+            (stored, finisher.and_then(|it| joined(it.join())))
+        });
+        let change_sets = self.track(stored)?;
         let stored = started.elapsed();
-        if !self.follow_import_in_bulk(&change_sets) {
+        let touches: usize = change_sets.iter().map(|it| it.changes.len()).sum();
+        let swapped = staged.is_some_and(|(staged, base)| {
+            touches == count && self.swap_in_bulk(staged, &base, &change_sets)
+        });
+        if !swapped && !self.follow_import_in_bulk(&change_sets) {
             self.follow_committed(&change_sets)?;
         }
         tracing::info!(
             relationships = count,
             revisions = change_sets.len(),
+            indexed_beside_the_store = swapped,
             read_and_validate_ms = validated.as_millis() as u64,
             store_ms = (stored - validated).as_millis() as u64,
             index_ms = (started.elapsed() - stored).as_millis() as u64,
@@ -678,5 +730,27 @@ fn spawn_collector(inner: Weak<Inner>) {
         });
     if let Err(err) = spawned {
         tracing::warn!(error = %err, "could not start the garbage collector");
+    }
+}
+
+/// The live index as a bulk build of a first import found it: an import is a first one
+/// if its revisions follow `head` directly and the live index still holds no tuple and
+/// the same names when the built copy is swapped in.
+struct BulkBase {
+    head: Revision,
+    names: usize,
+}
+
+/// The result of a helper thread of the import; a panic there (a bug) is logged and the
+/// import goes on without the thread's work.
+fn joined<T>(result: std::thread::Result<T>) -> Option<T> {
+    match result {
+        Ok(it) => Some(it),
+        Err(_) => {
+            tracing::error!(
+                "building an import's index beside the store panicked; following it the usual way"
+            );
+            None
+        }
     }
 }
