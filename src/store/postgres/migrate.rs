@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "index_image",
         include_str!("migrations/0003_index_image.sql"),
     ),
+    (
+        4,
+        "subject_id_first",
+        include_str!("migrations/0004_subject_id_first.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.

@@ -73,7 +73,7 @@ pub async fn page(
     conditions.filter(filter);
     conditions.visible_at(sql_revision(at));
     if let Some(after) = &after {
-        conditions.after(order, after);
+        conditions.after(order, after, filter);
     }
     let limit_clause = if limit == 0 {
         String::new()

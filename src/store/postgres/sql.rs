@@ -22,16 +22,50 @@ pub const LIVE: i64 = i64::MAX;
 pub const COLUMNS: &str = "resource_type, resource_id, relation, subject_type, subject_id, \
      subject_relation, caveat_name, caveat_context, expiration_seconds, expiration_nanos";
 
-/// The six tuple columns in `order`.
-pub fn order_columns(order: ReadOrder) -> &'static str {
+/// The six tuple columns in `order`, comma-separated.
+pub fn order_columns(order: ReadOrder) -> String {
+    order_column_list(order).join(", ")
+}
+
+/// The six tuple columns in `order`, one by one.
+fn order_column_list(order: ReadOrder) -> [&'static str; 6] {
     match order {
-        ReadOrder::ByResource => {
-            "resource_type, resource_id, relation, subject_type, subject_id, subject_relation"
-        }
-        ReadOrder::BySubject => {
-            "subject_type, subject_id, subject_relation, resource_type, relation, resource_id"
-        }
+        ReadOrder::ByResource => [
+            "resource_type",
+            "resource_id",
+            "relation",
+            "subject_type",
+            "subject_id",
+            "subject_relation",
+        ],
+        ReadOrder::BySubject => [
+            "subject_type",
+            "subject_id",
+            "subject_relation",
+            "resource_type",
+            "relation",
+            "resource_id",
+        ],
     }
+}
+
+/// The value `filter` pins `column` to, as stored (subject relation `""` for none).
+fn pinned_value<'a>(filter: &'a RelationshipFilter, column: &str) -> Option<&'a str> {
+    let value = match column {
+        "resource_type" => &filter.resource_type,
+        "resource_id" => &filter.resource_id,
+        "relation" => &filter.relation,
+        "subject_type" => &filter.subject_type,
+        "subject_id" => &filter.subject_id,
+        "subject_relation" => {
+            return filter
+                .subject_relation
+                .as_deref()
+                .map(|it| if it == ELLIPSIS { "" } else { it });
+        }
+        _ => return None,
+    };
+    value.as_deref()
 }
 
 /// The six tuple names of `rel` in `order` (subject relation `""` for none).
@@ -102,16 +136,31 @@ impl Conditions {
         self.clauses.push(format!("deleted_rev = {LIVE}"));
     }
 
-    /// Tuples strictly after `after` in the order of `index`.
-    pub fn after(&mut self, order: ReadOrder, after: &Relationship) {
+    /// Tuples strictly after `after` in `order`. Leading columns that `filter` pins to the
+    /// cursor's own values are left out of the row comparison: equal on every row read,
+    /// they change nothing in it, but would keep PostgreSQL from using it as an index
+    /// bound where the index orders them differently (the by-subject index leads with the
+    /// subject's id, then its type).
+    pub fn after(&mut self, order: ReadOrder, after: &Relationship, filter: &RelationshipFilter) {
         let values = order_values(order, after);
-        let placeholders: Vec<String> = values
-            .into_iter()
-            .map(|value| self.bind(Param::Text(value)))
+        let columns = order_column_list(order);
+        let pinned = columns
+            .iter()
+            .zip(&values)
+            .take_while(|(column, value)| pinned_value(filter, column) == Some(value.as_str()))
+            .count();
+        if pinned == columns.len() {
+            // The filter pins the cursor's whole tuple: nothing comes after it.
+            self.clauses.push("FALSE".to_string());
+            return;
+        }
+        let placeholders: Vec<String> = values[pinned..]
+            .iter()
+            .map(|value| self.bind(Param::Text(value.clone())))
             .collect();
         self.clauses.push(format!(
             "({}) > ({})",
-            order_columns(order),
+            columns[pinned..].join(", "),
             placeholders.join(", ")
         ));
     }
@@ -207,4 +256,80 @@ pub fn decode(row: &Row) -> Result<Relationship, PgError> {
         rel = rel.with_expiration(at);
     }
     Ok(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cursor clause of `filter` (its text with the bound values in place).
+    fn after_clause(filter: &RelationshipFilter, cursor: &str) -> String {
+        let mut conditions = Conditions::default();
+        let cursor: Relationship = cursor.parse().unwrap();
+        conditions.after(filter.read_order(), &cursor, filter);
+        let mut clause = conditions.clauses.join(" AND ");
+        for (at, param) in conditions.params.iter().enumerate().rev() {
+            if let Param::Text(text) = param {
+                clause = clause.replace(&format!("${}", at + 1), &format!("'{text}'"));
+            }
+        }
+        clause
+    }
+
+    #[test]
+    fn issue12_the_cursor_comparison_leaves_out_the_leading_columns_the_filter_pins() {
+        let subject = |ty: &str, id: Option<&str>, rel: Option<&str>| RelationshipFilter {
+            subject_type: Some(ty.into()),
+            subject_id: id.map(Into::into),
+            subject_relation: rel.map(Into::into),
+            ..Default::default()
+        };
+        let cases = [
+            (
+                RelationshipFilter::default(),
+                "doc:1#viewer@user:u",
+                "(resource_type, resource_id, relation, subject_type, subject_id, subject_relation) > ('doc', '1', 'viewer', 'user', 'u', '')",
+            ),
+            (
+                subject("user", Some("u"), None),
+                "doc:1#viewer@user:u",
+                "(subject_relation, resource_type, relation, resource_id) > ('', 'doc', 'viewer', '1')",
+            ),
+            (
+                subject("user", Some("u"), Some("...")),
+                "doc:1#viewer@user:u",
+                "(resource_type, relation, resource_id) > ('doc', 'viewer', '1')",
+            ),
+            (
+                subject("user", None, None),
+                "doc:1#viewer@user:u",
+                "(subject_id, subject_relation, resource_type, relation, resource_id) > ('u', '', 'doc', 'viewer', '1')",
+            ),
+            // A cursor outside what the filter pins keeps the whole comparison.
+            (
+                subject("user", Some("u"), None),
+                "doc:1#viewer@group:g#member",
+                "(subject_type, subject_id, subject_relation, resource_type, relation, resource_id) > ('group', 'g', 'member', 'doc', 'viewer', '1')",
+            ),
+            (
+                RelationshipFilter {
+                    resource_type: Some("doc".into()),
+                    resource_id: Some("1".into()),
+                    relation: Some("viewer".into()),
+                    subject_type: Some("user".into()),
+                    subject_id: Some("u".into()),
+                    subject_relation: Some("...".into()),
+                },
+                "doc:1#viewer@user:u",
+                "FALSE",
+            ),
+        ];
+        for (filter, cursor, want) in cases {
+            assert_eq!(
+                after_clause(&filter, cursor),
+                want,
+                "{filter:?} after {cursor}"
+            );
+        }
+    }
 }
