@@ -4,15 +4,19 @@
 //! block by block, so that a million relationships cost tens of thousands of block writes
 //! rather than two million key writes.
 //!
-//! An input larger than [`PASS`] relationships is imported in passes of that size, each
-//! one as below; a failure or a crash keeps the passes before it.
+//! The input is read in passes of [`PASS`] relationships: each pass is planned (touch
+//! semantics) and its entries sorted per index, then packed front-coded unless it is the
+//! last. Nothing is written until the whole input is read and valid; then each index is
+//! written once from the merge of the passes: as new blocks when its tree is empty (both
+//! indexes at once, on two threads), else merged into the existing blocks.
 //!
-//! Atomicity: a pass spans several transactions. The first writes the `pending`
-//! marker (its first revision, a filter matching everything); the last writes the change
-//! log's tail, the new head and removes the marker. Until then no reader sees the new
-//! revisions, and a crash leaves the marker, so the next open rolls every version created
-//! or deleted at or after the first revision back (`write::roll_back_pending`): a crash
-//! during an import leaves the store as it was before it.
+//! Atomicity: the import spans several commits. The first writes the `pending` marker
+//! (its first revision, a filter matching everything); the last writes the new head and
+//! removes the marker. Until then no reader sees the new revisions, and a crash leaves
+//! the marker, so the next open rolls every version created or deleted at or after the
+//! first revision back (`write::roll_back_pending`, which also sweeps the subject index
+//! for entries the resource index lacks): a crash during an import leaves the store as
+//! it was before it.
 
 use std::hash::BuildHasher;
 
@@ -28,8 +32,8 @@ use crate::store::{
 
 /// Relationships one pass reads and sorts (whole chunks, so that the change sets do not
 /// depend on where passes end; 1,000,350, so that 1M is one pass): bounds the memory of
-/// the sort (~1 GB at 1M) whatever the
-/// input's size; the passes' sorted runs are kept packed and merged when written.
+/// the sort whatever the input's size; the passes' sorted runs are kept packed and merged
+/// when written.
 const PASS: usize = 2_223 * CHUNK_SIZE;
 /// Block rewrites per transaction (blocks are ~2–4 KB: about 1–2 MB per transaction).
 const BLOCKS_PER_TRANSACTION: usize = 512;
@@ -50,8 +54,9 @@ struct Ended {
 struct Planned {
     sets: Vec<ChangeSet>,
     ended: Vec<Ended>,
-    /// The newest version of every tuple this import wrote: (set, change) of its touch.
-    newest: HashTable<(usize, usize)>,
+    /// The newest version of every tuple this import wrote: the tuple's hash (so that
+    /// growing the table reads no relationship), then (set, change) of its touch.
+    newest: HashTable<(u64, u32, u32)>,
 }
 
 impl Inner {
@@ -80,6 +85,10 @@ impl Inner {
         // Sorted runs of both indexes, one per pass; the last one is kept unpacked.
         let mut runs: [Vec<Run>; 2] = Default::default();
         let mut input = relationships.peekable();
+        // Every tuple once, whatever the passes: no growing when the input says its size.
+        planned
+            .newest
+            .reserve(input.size_hint().0, |&(hash, _, _)| hash);
         while input.peek().is_some() {
             let from = (planned.sets.len(), planned.ended.len());
             let mut pass = (&mut input).take(pass);
@@ -136,9 +145,6 @@ impl Inner {
             ended,
             newest,
         } = planned;
-        newest.reserve(relationships.size_hint().0.min(PASS), |&(s, c)| {
-            hasher.hash_one(sets[s].changes[c].relationship.tuple_ref())
-        });
         // This chunk's tuples: positions in `unique`.
         let mut in_chunk: HashTable<usize> = HashTable::with_capacity(CHUNK_SIZE);
         loop {
@@ -167,10 +173,17 @@ impl Inner {
             for (hash, rel) in unique {
                 let tuple = rel.tuple_ref();
                 let earlier = newest
-                    .find(hash, |&(s, c)| {
-                        sets[s].changes[c].relationship.tuple_ref() == tuple
+                    .find(hash, |&(h, s, c)| {
+                        h == hash
+                            && sets[s as usize].changes[c as usize]
+                                .relationship
+                                .tuple_ref()
+                                == tuple
                     })
-                    .map(|&(s, c)| (sets[s].revision, sets[s].changes[c].relationship.clone()));
+                    .map(|&(_, s, c)| {
+                        let set = &sets[s as usize];
+                        (set.revision, set.changes[c as usize].relationship.clone())
+                    });
                 let live = match earlier {
                     Some(found) => Some(found),
                     None if empty => None,
@@ -198,16 +211,21 @@ impl Inner {
                 });
             }
             sets.push(ChangeSet { revision, changes });
+            let too_large = || StoreError::Io("an import of more than 2^32 chunks".into());
+            let set_at = u32::try_from(set).map_err(|_| too_large())?;
             for (hash, change) in touched {
                 let tuple = sets[set].changes[change].relationship.tuple_ref();
-                match newest.find_mut(hash, |&(s, c)| {
-                    sets[s].changes[c].relationship.tuple_ref() == tuple
+                let change_at = u32::try_from(change).map_err(|_| too_large())?;
+                match newest.find_mut(hash, |&(h, s, c)| {
+                    h == hash
+                        && sets[s as usize].changes[c as usize]
+                            .relationship
+                            .tuple_ref()
+                            == tuple
                 }) {
-                    Some(slot) => *slot = (set, change),
+                    Some(slot) => *slot = (hash, set_at, change_at),
                     None => {
-                        newest.insert_unique(hash, (set, change), |&(s, c)| {
-                            hasher.hash_one(sets[s].changes[c].relationship.tuple_ref())
-                        });
+                        newest.insert_unique(hash, (hash, set_at, change_at), |&(h, _, _)| h);
                     }
                 }
             }
