@@ -15,6 +15,11 @@ use arbiter::model::Relationship;
 use arbiter::store::{SledConfig, SledStore, Store, Update, UpdateOp};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `RUST_LOG=arbiter::store=debug` prints the import's phases.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (file, dir) = match args.as_slice() {
         [file, dir, ..] => (file, dir),

@@ -609,19 +609,133 @@ fn take_bytes<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeErro
 /// The value of a block holding `entries` (version key, version value), which must be
 /// in strictly increasing key order; its sled key is the first entry's key.
 pub fn encode_block<K: AsRef<[u8]>, V: AsRef<[u8]>>(entries: &[(K, V)]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(entries.len() * 32);
-    let mut previous: &[u8] = entries.first().map_or(&[], |(key, _)| key.as_ref());
+    let mut encoder = BlockEncoder::default();
     for (key, value) in entries {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        let shared = previous.iter().zip(key).take_while(|(a, b)| a == b).count();
-        push_varint(&mut buf, shared as u64);
-        push_varint(&mut buf, (key.len() - shared) as u64);
-        buf.extend_from_slice(&key[shared..]);
-        push_varint(&mut buf, value.len() as u64);
-        buf.extend_from_slice(value);
-        previous = key;
+        encoder.push(key.as_ref(), value.as_ref());
     }
-    buf
+    encoder.finish().1
+}
+
+/// Front-codes entries one at a time into a block value (what [`encode_block`] writes),
+/// for writers that produce entries as a stream; also the format of an import's sorted
+/// runs (`store::sled::import`), read back by [`EntryCursor`].
+#[derive(Default)]
+pub struct BlockEncoder {
+    /// The block value so far.
+    buf: Vec<u8>,
+    /// The first key (the block key), once an entry was pushed.
+    first: Vec<u8>,
+    /// The key pushed last.
+    previous: Vec<u8>,
+    /// Entries pushed since the last [`finish`](Self::finish).
+    len: usize,
+}
+
+impl BlockEncoder {
+    /// Appends one entry; keys must strictly increase.
+    pub fn push(&mut self, key: &[u8], value: &[u8]) {
+        if self.len == 0 {
+            self.first.clear();
+            self.first.extend_from_slice(key);
+            self.previous.clear();
+            self.previous.extend_from_slice(key);
+        }
+        let shared = shared_prefix(&self.previous, key);
+        push_varint(&mut self.buf, shared as u64);
+        push_varint(&mut self.buf, (key.len() - shared) as u64);
+        self.buf.extend_from_slice(&key[shared..]);
+        push_varint(&mut self.buf, value.len() as u64);
+        self.buf.extend_from_slice(value);
+        self.previous.truncate(shared);
+        self.previous.extend_from_slice(&key[shared..]);
+        self.len += 1;
+    }
+
+    /// Entries pushed since the last [`finish`](Self::finish).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was pushed since the last [`finish`](Self::finish).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The block key (the first key) and the block value; starts a new block.
+    pub fn finish(&mut self) -> (Vec<u8>, Vec<u8>) {
+        self.len = 0;
+        let capacity = self.buf.capacity();
+        let value = std::mem::replace(&mut self.buf, Vec::with_capacity(capacity));
+        (std::mem::take(&mut self.first), value)
+    }
+}
+
+/// How many leading bytes `a` and `b` share (eight at a time).
+fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut at = 0;
+    while let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) {
+        let (Ok(x), Ok(y)) = (<[u8; 8]>::try_from(x), <[u8; 8]>::try_from(y)) else {
+            break;
+        };
+        let diff = u64::from_le_bytes(x) ^ u64::from_le_bytes(y);
+        if diff != 0 {
+            return at + (diff.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < n && a[at] == b[at] {
+        at += 1;
+    }
+    at
+}
+
+/// Reads the entries of a block value one at a time (the pull form of [`walk_block`],
+/// without its order checks: for bytes this process wrote itself, such as an import's
+/// sorted runs).
+pub struct EntryCursor<'a> {
+    rest: &'a [u8],
+    key: Vec<u8>,
+    value: &'a [u8],
+}
+
+impl<'a> EntryCursor<'a> {
+    /// A cursor before the first entry of the block `value` stored under `block_key`.
+    pub fn new(block_key: &[u8], value: &'a [u8]) -> Self {
+        Self {
+            rest: value,
+            key: block_key.to_vec(),
+            value: &[],
+        }
+    }
+
+    /// Moves to the next entry; false at the end.
+    pub fn advance(&mut self) -> Result<bool, DecodeError> {
+        if self.rest.is_empty() {
+            return Ok(false);
+        }
+        let shared = take_varint(&mut self.rest)?;
+        let suffix_len = take_varint(&mut self.rest)?;
+        let suffix = take_bytes(&mut self.rest, suffix_len)?;
+        if shared > self.key.len() {
+            return Err(DecodeError { what: "block" });
+        }
+        self.key.truncate(shared);
+        self.key.extend_from_slice(suffix);
+        let value_len = take_varint(&mut self.rest)?;
+        self.value = take_bytes(&mut self.rest, value_len)?;
+        Ok(true)
+    }
+
+    /// The key of the current entry.
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The value of the current entry.
+    pub fn value(&self) -> &'a [u8] {
+        self.value
+    }
 }
 
 /// Calls `f` with every entry (key, value) of the block stored under `block_key`, in key
@@ -860,6 +974,58 @@ mod tests {
         let value = encode_block(&backwards);
         assert!(decode_block(&backwards[0].0, &value).is_err());
         assert_eq!(varint_roundtrip(u64::MAX), u64::MAX as usize);
+    }
+
+    #[test]
+    fn shared_prefix_counts_leading_equal_bytes() {
+        // (a, b, shared)
+        for (a, b, n) in [
+            ("", "", 0),
+            ("abc", "", 0),
+            ("abc", "abd", 2),
+            ("abcdefgh", "abcdefgh", 8),
+            ("abcdefghij", "abcdefghik", 9),
+            ("abcdefgh", "abcdefghijkl", 8),
+            ("abcdefgXijklmnopq", "abcdefgYijklmnopq", 7),
+            ("document\0d1\0viewer\0", "document\0d1\0viewer\0user", 19),
+        ] {
+            assert_eq!(shared_prefix(a.as_bytes(), b.as_bytes()), n, "{a:?} {b:?}");
+            assert_eq!(shared_prefix(b.as_bytes(), a.as_bytes()), n, "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn the_streaming_encoder_and_the_cursor_agree_with_the_block_functions() {
+        // (entries of one block, in key order)
+        for keys in [
+            vec!["a"],
+            vec!["a", "ab", "abc", "b"],
+            vec!["doc\0d1\0", "doc\0d10\0", "doc\0d2\0", "user\0"],
+        ] {
+            let entries: Vec<Entry> = keys
+                .iter()
+                .enumerate()
+                .map(|(n, key)| (key.as_bytes().to_vec(), vec![n as u8; n]))
+                .collect();
+            let mut encoder = BlockEncoder::default();
+            for (key, value) in &entries {
+                encoder.push(key, value);
+            }
+            assert_eq!(encoder.len(), entries.len());
+            let (block_key, value) = encoder.finish();
+            assert!(encoder.is_empty());
+            assert_eq!(block_key, entries[0].0);
+            assert_eq!(value, encode_block(&entries));
+            assert_eq!(decode_block(&block_key, &value).unwrap(), entries);
+            let mut cursor = EntryCursor::new(&block_key, &value);
+            let mut read = Vec::new();
+            while cursor.advance().unwrap() {
+                read.push((cursor.key().to_vec(), cursor.value().to_vec()));
+            }
+            assert_eq!(read, entries);
+        }
+        let mut truncated = EntryCursor::new(b"k", &[0, 3, b'a']);
+        assert!(truncated.advance().is_err());
     }
 
     fn varint_roundtrip(value: u64) -> usize {

@@ -4,15 +4,19 @@
 //! block by block, so that a million relationships cost tens of thousands of block writes
 //! rather than two million key writes.
 //!
-//! An input larger than [`PASS`] relationships is imported in passes of that size, each
-//! one as below; a failure or a crash keeps the passes before it.
+//! The input is read in passes of [`PASS`] relationships: each pass is planned (touch
+//! semantics) and its entries sorted per index, then packed front-coded unless it is the
+//! last. Nothing is written until the whole input is read and valid; then each index is
+//! written once from the merge of the passes: as new blocks when its tree is empty (both
+//! indexes at once, on two threads), else merged into the existing blocks.
 //!
-//! Atomicity: a pass spans several transactions. The first writes the `pending`
-//! marker (its first revision, a filter matching everything); the last writes the change
-//! log's tail, the new head and removes the marker. Until then no reader sees the new
-//! revisions, and a crash leaves the marker, so the next open rolls every version created
-//! or deleted at or after the first revision back (`write::roll_back_pending`): a crash
-//! during an import leaves the store as it was before it.
+//! Atomicity: the import spans several commits. The first writes the `pending` marker
+//! (its first revision, a filter matching everything); the last writes the new head and
+//! removes the marker. Until then no reader sees the new revisions, and a crash leaves
+//! the marker, so the next open rolls every version created or deleted at or after the
+//! first revision back (`write::roll_back_pending`, which also sweeps the subject index
+//! for entries the resource index lacks): a crash during an import leaves the store as
+//! it was before it.
 
 use std::hash::BuildHasher;
 
@@ -26,10 +30,11 @@ use crate::store::{
     CHUNK_SIZE, Change, ChangeOp, ChangeSet, RelationshipFilter, StoreError, check_relationship,
 };
 
-/// Relationships one pass reads, sorts and writes (all or nothing): bounds the memory of
-/// an import (~1 GB at 1M) whatever its size; a larger input is several passes, each
-/// merged into the blocks of the ones before.
-const PASS: usize = 1_000_000;
+/// Relationships one pass reads and sorts (whole chunks, so that the change sets do not
+/// depend on where passes end; 1,000,350, so that 1M is one pass): bounds the memory of
+/// the sort whatever the input's size; the passes' sorted runs are kept packed and merged
+/// when written.
+const PASS: usize = 2_223 * CHUNK_SIZE;
 /// Block rewrites per transaction (blocks are ~2–4 KB: about 1–2 MB per transaction).
 const BLOCKS_PER_TRANSACTION: usize = 512;
 /// Change-log values and revision records per transaction.
@@ -43,63 +48,103 @@ struct Ended {
     created: Revision,
 }
 
+/// The state of the touch-semantics pass over the whole input: the change sets so far
+/// and the stored or imported versions they end.
+#[derive(Default)]
+struct Planned {
+    sets: Vec<ChangeSet>,
+    ended: Vec<Ended>,
+    /// The newest version of every tuple this import wrote: the tuple's hash (so that
+    /// growing the table reads no relationship), then (set, change) of its touch.
+    newest: HashTable<(u64, u32, u32)>,
+}
+
 impl Inner {
+    /// Imports the whole input, all or nothing: reads it pass by pass ([`PASS`]
+    /// relationships each) into change sets and sorted entries of both indexes, then
+    /// writes each index once from the merge of the passes (see the module docs).
     pub(super) fn import(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
     ) -> Result<Vec<ChangeSet>, StoreError> {
-        let mut res = Vec::new();
-        loop {
-            let mut pass = (&mut *relationships).take(PASS).peekable();
-            if pass.peek().is_none() {
-                return Ok(res);
-            }
-            res.extend(self.import_pass(&mut pass)?);
-        }
+        self.import_in_passes(relationships, PASS)
     }
 
-    /// One pass of at most [`PASS`] relationships, all or nothing.
-    fn import_pass(
+    /// [`Inner::import`] with passes of `pass` relationships (rounded down to whole
+    /// chunks).
+    fn import_in_passes(
         &self,
         relationships: &mut dyn Iterator<Item = Relationship>,
+        pass: usize,
     ) -> Result<Vec<ChangeSet>, StoreError> {
+        let pass = (pass / CHUNK_SIZE).max(1) * CHUNK_SIZE;
         let mut writer = self.writer.lock();
         let first = Revision(writer.head.0 + 1);
-        let (sets, ended) = self.plan_import(relationships, first)?;
-        let Some(last) = sets.last().map(|set| set.revision) else {
-            return Ok(sets);
+        let started = std::time::Instant::now();
+        let mut planned = Planned::default();
+        // Sorted runs of both indexes, one per pass; the last one is kept unpacked.
+        let mut runs: [Vec<Run>; 2] = Default::default();
+        let mut input = relationships.peekable();
+        // Every tuple once, whatever the passes: no growing when the input says its size.
+        planned
+            .newest
+            .reserve(input.size_hint().0, |&(hash, _, _)| hash);
+        while input.peek().is_some() {
+            let from = (planned.sets.len(), planned.ended.len());
+            let mut pass = (&mut input).take(pass);
+            self.plan_pass(&mut planned, &mut pass, first)?;
+            tracing::debug!(elapsed = ?started.elapsed(), "import: pass planned");
+            let more = input.peek().is_some();
+            let planned = &planned;
+            let [resource, subject] = std::thread::scope(|scope| {
+                let subject = scope.spawn(move || Run::sort(Index::Subject, planned, from, more));
+                let resource = Run::sort(Index::Resource, planned, from, more);
+                let subject = subject
+                    .join()
+                    .map_err(|_| StoreError::Io("the import's sorting thread panicked".into()))?;
+                Ok::<_, StoreError>([resource, subject])
+            })?;
+            tracing::debug!(elapsed = ?started.elapsed(), "import: pass sorted");
+            runs[0].push(resource);
+            runs[1].push(subject);
+        }
+        let Some(last) = planned.sets.last().map(|set| set.revision) else {
+            return Ok(Vec::new());
         };
-        let res = self.write_import(&mut writer, &sets, &ended, first, last);
+        let res = self.write_import(&mut writer, &planned.sets, runs, first, last);
         if let Err(err) = res {
-            // Best effort: undo the transactions that landed (the next open would).
+            // Best effort: undo the writes that landed (the next open would).
             if let Err(undo) = self.roll_back_pending() {
                 tracing::warn!(error = %undo, "could not roll back a failed import");
             }
             return Err(err);
         }
         writer.head = last;
+        tracing::debug!(elapsed = ?started.elapsed(), "import: written");
         self.flush_if_durable()?;
+        tracing::debug!(elapsed = ?started.elapsed(), "import: flushed");
         self.publish(last);
-        Ok(sets)
+        Ok(planned.sets)
     }
 
-    /// Reads the whole input into change sets of [`CHUNK_SIZE`] starting at revision
-    /// `first` (touch semantics against the store and the earlier chunks; within a chunk
-    /// the last occurrence of a tuple wins, at the position of its first, as
-    /// `store::last_of_each_tuple` says), and the stored versions they end.
-    fn plan_import(
+    /// Reads one pass of the input into change sets of [`CHUNK_SIZE`] (touch semantics
+    /// against the store and everything planned before; within a chunk the last
+    /// occurrence of a tuple wins, at the position of its first, as
+    /// `store::last_of_each_tuple` says), the first one at revision `first`.
+    fn plan_pass(
         &self,
+        planned: &mut Planned,
         relationships: &mut dyn Iterator<Item = Relationship>,
         first: Revision,
-    ) -> Result<(Vec<ChangeSet>, Vec<Ended>), StoreError> {
+    ) -> Result<(), StoreError> {
         let empty = self.by_resource.is_empty();
         let hasher = FxBuildHasher;
         let hash = |rel: &Relationship| hasher.hash_one(rel.tuple_ref());
-        let mut sets: Vec<ChangeSet> = Vec::new();
-        let mut ended = Vec::new();
-        // The newest version of every tuple this import wrote: (set, change) of its touch.
-        let mut newest: HashTable<(usize, usize)> =
-            HashTable::with_capacity(relationships.size_hint().0);
+        let Planned {
+            sets,
+            ended,
+            newest,
+        } = planned;
         // This chunk's tuples: positions in `unique`.
         let mut in_chunk: HashTable<usize> = HashTable::with_capacity(CHUNK_SIZE);
         loop {
@@ -128,10 +173,17 @@ impl Inner {
             for (hash, rel) in unique {
                 let tuple = rel.tuple_ref();
                 let earlier = newest
-                    .find(hash, |&(s, c)| {
-                        sets[s].changes[c].relationship.tuple_ref() == tuple
+                    .find(hash, |&(h, s, c)| {
+                        h == hash
+                            && sets[s as usize].changes[c as usize]
+                                .relationship
+                                .tuple_ref()
+                                == tuple
                     })
-                    .map(|&(s, c)| (sets[s].revision, sets[s].changes[c].relationship.clone()));
+                    .map(|&(_, s, c)| {
+                        let set = &sets[s as usize];
+                        (set.revision, set.changes[c as usize].relationship.clone())
+                    });
                 let live = match earlier {
                     Some(found) => Some(found),
                     None if empty => None,
@@ -159,31 +211,293 @@ impl Inner {
                 });
             }
             sets.push(ChangeSet { revision, changes });
+            let too_large = || StoreError::Io("an import of more than 2^32 chunks".into());
+            let set_at = u32::try_from(set).map_err(|_| too_large())?;
             for (hash, change) in touched {
                 let tuple = sets[set].changes[change].relationship.tuple_ref();
-                match newest.find_mut(hash, |&(s, c)| {
-                    sets[s].changes[c].relationship.tuple_ref() == tuple
+                let change_at = u32::try_from(change).map_err(|_| too_large())?;
+                match newest.find_mut(hash, |&(h, s, c)| {
+                    h == hash
+                        && sets[s as usize].changes[c as usize]
+                            .relationship
+                            .tuple_ref()
+                            == tuple
                 }) {
-                    Some(slot) => *slot = (set, change),
+                    Some(slot) => *slot = (hash, set_at, change_at),
                     None => {
-                        newest.insert_unique(hash, (set, change), |&(s, c)| {
-                            hasher.hash_one(sets[s].changes[c].relationship.tuple_ref())
-                        });
+                        newest.insert_unique(hash, (hash, set_at, change_at), |&(h, _, _)| h);
                     }
                 }
             }
         }
-        Ok((sets, ended))
+        Ok(())
     }
 
+    /// Writes planned change sets: the marker, both indexes (one on a second thread),
+    /// the change log and revision records, then the head (see the module docs).
+    fn write_import(
+        &self,
+        writer: &mut super::Writer,
+        sets: &[ChangeSet],
+        runs: [Vec<Run>; 2],
+        first: Revision,
+        last: Revision,
+    ) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let mut marker = keys::encode_u64(first.0).to_vec();
+        marker.extend_from_slice(&keys::encode_filter(&RelationshipFilter::default()));
+        self.commit(&[Op {
+            tree: TreeSlot::Meta,
+            key: keys::META_PENDING.to_vec(),
+            value: Some(marker),
+        }])?;
+        let [resource, subject] = runs;
+        let time = now_millis().max(writer.last_time);
+        if self.by_resource.is_empty() && self.by_subject.is_empty() {
+            // Both indexes at once, the change log after the resource index: a crash may
+            // leave subject entries the resource index lacks, which the rollback removes
+            // too (`write::roll_back_pending`).
+            std::thread::scope(|scope| {
+                let subject = scope.spawn(|| {
+                    self.write_index(TreeSlot::BySubject, &self.by_subject, subject)?;
+                    tracing::debug!(elapsed = ?started.elapsed(), "import: subject written");
+                    Ok::<(), StoreError>(())
+                });
+                self.write_index(TreeSlot::ByResource, &self.by_resource, resource)?;
+                tracing::debug!(elapsed = ?started.elapsed(), "import: resource written");
+                self.write_log(sets, time)?;
+                subject
+                    .join()
+                    .map_err(|_| StoreError::Io("the import's writing thread panicked".into()))?
+            })?;
+        } else {
+            // One after the other: entries merged into existing blocks may move (which
+            // readers track one commit at a time, `blocks::Layout`), and the rollback
+            // finds the versions an import ended through the resource index.
+            self.write_index(TreeSlot::ByResource, &self.by_resource, resource)?;
+            self.write_index(TreeSlot::BySubject, &self.by_subject, subject)?;
+            self.write_log(sets, time)?;
+        }
+        tracing::debug!(elapsed = ?started.elapsed(), "import: change log written");
+        let ops: Vec<RawOp> = vec![
+            (
+                TreeSlot::Meta,
+                keys::META_HEAD.to_vec(),
+                Some(keys::encode_u64(last.0).to_vec()),
+            ),
+            (TreeSlot::Meta, keys::META_PENDING.to_vec(), None),
+        ];
+        self.commit_raw(&ops, false)?;
+        writer.last_time = time;
+        Ok(())
+    }
+
+    /// Writes the change log and the revision records of `sets`, committed at `time`
+    /// (under the import's marker: a crash before its last commit rolls them back).
+    fn write_log(&self, sets: &[ChangeSet], time: u64) -> Result<(), StoreError> {
+        for part in sets.chunks(RECORDS_PER_TRANSACTION) {
+            let mut changes = ::sled::Batch::default();
+            let mut revisions = ::sled::Batch::default();
+            for set in part {
+                if !set.changes.is_empty() {
+                    changes.insert(
+                        &keys::change_key(set.revision, 0),
+                        keys::encode_changes(
+                            set.changes.iter().map(|it| (it.op, &it.relationship)),
+                        ),
+                    );
+                }
+                revisions.insert(&keys::encode_u64(set.revision.0), &keys::encode_u64(time));
+            }
+            self.changes.apply_batch(changes).map_err(super::io)?;
+            self.revisions.apply_batch(revisions).map_err(super::io)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the merge of `runs` (later runs win on equal keys) into `tree`: straight
+    /// into new blocks when the tree is empty, else merged into its blocks a bounded
+    /// number of blocks per transaction.
+    fn write_index(
+        &self,
+        slot: TreeSlot,
+        tree: &::sled::Tree,
+        runs: Vec<Run>,
+    ) -> Result<(), StoreError> {
+        let bound: usize = runs.iter().map(Run::len).sum();
+        let mut sink = if tree.is_empty() {
+            Sink::Fresh {
+                tree,
+                blocks: Blocks::new(bound),
+                batch: ::sled::Batch::default(),
+                in_batch: 0,
+            }
+        } else {
+            Sink::Merge {
+                inner: self,
+                slot,
+                tree,
+                chunk: Vec::with_capacity(MERGE_CHUNK.min(bound)),
+            }
+        };
+        let mut cursors = runs
+            .iter()
+            .map(Run::cursor)
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        cursors.retain(|it| !it.done);
+        if let [only] = cursors.as_mut_slice() {
+            while !only.done {
+                sink.push(only.key(), only.value())?;
+                only.advance()?;
+            }
+            return sink.finish();
+        }
+        loop {
+            // The least key; on a tie the later run (a later pass) wins.
+            let mut best: Option<usize> = None;
+            for (at, cursor) in cursors.iter().enumerate() {
+                if !cursor.done && best.is_none_or(|best| cursor.key() <= cursors[best].key()) {
+                    best = Some(at);
+                }
+            }
+            let Some(best) = best else {
+                return sink.finish();
+            };
+            sink.push(cursors[best].key(), cursors[best].value())?;
+            for at in 0..cursors.len() {
+                if at != best && !cursors[at].done && cursors[at].key() == cursors[best].key() {
+                    cursors[at].advance()?;
+                }
+            }
+            cursors[best].advance()?;
+        }
+    }
+}
+
+/// Entries handed to `blocks::plan` at a time when an import merges into existing blocks.
+const MERGE_CHUNK: usize = 65_536;
+
+/// Where [`Inner::write_index`] puts the merged entries.
+enum Sink<'a> {
+    /// An empty tree: new blocks, written in batches (the import's marker covers them).
+    Fresh {
+        tree: &'a ::sled::Tree,
+        blocks: Blocks,
+        batch: ::sled::Batch,
+        in_batch: usize,
+    },
+    /// A tree with blocks: merged into them through `blocks::plan`.
+    Merge {
+        inner: &'a Inner,
+        slot: TreeSlot,
+        tree: &'a ::sled::Tree,
+        chunk: Vec<keys::Entry>,
+    },
+}
+
+impl Sink<'_> {
+    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Self::Fresh {
+                tree,
+                blocks,
+                batch,
+                in_batch,
+            } => {
+                if let Some((key, value)) = blocks.push(key, value) {
+                    batch.insert(key, value);
+                    *in_batch += 1;
+                    if *in_batch >= BLOCKS_PER_TRANSACTION {
+                        tree.apply_batch(std::mem::take(batch)).map_err(super::io)?;
+                        *in_batch = 0;
+                    }
+                }
+            }
+            Self::Merge {
+                inner,
+                slot,
+                tree,
+                chunk,
+            } => {
+                chunk.push((key.to_vec(), value.to_vec()));
+                if chunk.len() >= MERGE_CHUNK {
+                    inner.write_entries(*slot, tree, chunk)?;
+                    chunk.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(), StoreError> {
+        match &mut self {
+            Self::Fresh {
+                tree,
+                blocks,
+                batch,
+                ..
+            } => {
+                if let Some((key, value)) = blocks.finish() {
+                    batch.insert(key, value);
+                }
+                tree.apply_batch(std::mem::take(batch)).map_err(super::io)
+            }
+            Self::Merge {
+                inner,
+                slot,
+                tree,
+                chunk,
+            } => inner.write_entries(*slot, tree, chunk),
+        }
+    }
+}
+
+/// Cuts a stream of sorted entries into blocks as `blocks::plan` would cut them all at
+/// once: blocks of [`blocks::TARGET`] evenly spread, one block up to [`blocks::MAX`].
+struct Blocks {
+    encoder: keys::BlockEncoder,
+    per_block: usize,
+}
+
+impl Blocks {
+    /// For at most `bound` entries.
+    fn new(bound: usize) -> Self {
+        let n_blocks = if bound > blocks::MAX {
+            bound.div_ceil(blocks::TARGET)
+        } else {
+            1
+        };
+        Self {
+            encoder: keys::BlockEncoder::default(),
+            per_block: bound.div_ceil(n_blocks).max(1),
+        }
+    }
+
+    /// Adds an entry; returns a block once one is full.
+    fn push(&mut self, key: &[u8], value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.encoder.push(key, value);
+        (self.encoder.len() >= self.per_block).then(|| self.encoder.finish())
+    }
+
+    /// The last block, unless empty.
+    fn finish(&mut self) -> Option<(Vec<u8>, Vec<u8>)> {
+        (!self.encoder.is_empty()).then(|| self.encoder.finish())
+    }
+}
+
+impl Inner {
     /// Writes sorted entries into the blocks of `tree`, a bounded number of blocks per
     /// transaction.
     fn write_entries(
         &self,
         slot: TreeSlot,
         tree: &::sled::Tree,
-        entries: &[blocks::EntryRef<'_>],
+        entries: &[keys::Entry],
     ) -> Result<(), StoreError> {
+        let entries: Vec<blocks::EntryRef<'_>> = entries
+            .iter()
+            .map(|(key, value)| (key.as_slice(), Some(value.as_slice())))
+            .collect();
         let mut done = 0;
         while done < entries.len() {
             let plan = blocks::plan(tree, &entries[done..], BLOCKS_PER_TRANSACTION)?;
@@ -197,75 +511,119 @@ impl Inner {
         }
         Ok(())
     }
+}
 
-    /// Writes planned change sets: the marker, both indexes block by block, the change
-    /// log and revision records, then the head (see the module docs).
-    fn write_import(
-        &self,
-        writer: &mut super::Writer,
-        sets: &[ChangeSet],
-        ended: &[Ended],
-        first: Revision,
-        last: Revision,
-    ) -> Result<(), StoreError> {
-        let mut marker = keys::encode_u64(first.0).to_vec();
-        marker.extend_from_slice(&keys::encode_filter(&RelationshipFilter::default()));
-        self.commit(&[Op {
-            tree: TreeSlot::Meta,
-            key: keys::META_PENDING.to_vec(),
-            value: Some(marker),
-        }])?;
-        // The subject index is built and sorted on a second thread meanwhile.
-        let (subject, order) = std::thread::scope(|scope| {
-            let subject = scope.spawn(|| {
-                let entries = Entries::build(Index::Subject, sets, ended);
-                let order = entries.order();
-                (entries, order)
-            });
-            let resource = Entries::build(Index::Resource, sets, ended);
-            let order = resource.order();
-            self.write_entries(
-                TreeSlot::ByResource,
-                &self.by_resource,
-                &resource.refs(&order),
-            )?;
-            subject
-                .join()
-                .map_err(|_| StoreError::Io("the import's sorting thread panicked".into()))
-        })?;
-        self.write_entries(TreeSlot::BySubject, &self.by_subject, &subject.refs(&order))?;
-        drop((subject, order));
-        let time = now_millis().max(writer.last_time);
-        let mut ops: Vec<RawOp> = Vec::with_capacity(RECORDS_PER_TRANSACTION + 2);
-        for set in sets {
-            if !set.changes.is_empty() {
-                ops.push((
-                    TreeSlot::Changes,
-                    keys::change_key(set.revision, 0).to_vec(),
-                    Some(keys::encode_changes(
-                        set.changes.iter().map(|it| (it.op, &it.relationship)),
-                    )),
-                ));
-            }
-            ops.push((
-                TreeSlot::Revisions,
-                keys::encode_u64(set.revision.0).to_vec(),
-                Some(keys::encode_u64(time).to_vec()),
-            ));
-            if ops.len() >= RECORDS_PER_TRANSACTION && set.revision != last {
-                self.commit_raw(&ops, false)?;
-                ops.clear();
-            }
+/// One pass's entries of one index, sorted, the last of equal keys kept: as built
+/// (the last pass) or packed front-coded (earlier passes, to bound the memory).
+enum Run {
+    Sorted {
+        entries: Entries,
+        order: Vec<usize>,
+    },
+    Packed {
+        first: Vec<u8>,
+        bytes: Vec<u8>,
+        len: usize,
+    },
+}
+
+impl Run {
+    /// The entries of the change sets and ended versions planned since `from` (set,
+    /// ended), sorted; packed when `pack` is set.
+    fn sort(index: Index, planned: &Planned, from: (usize, usize), pack: bool) -> Self {
+        let entries = Entries::build(index, &planned.sets, from.0, &planned.ended[from.1..]);
+        let order = entries.order();
+        if !pack {
+            return Self::Sorted { entries, order };
         }
-        ops.push((
-            TreeSlot::Meta,
-            keys::META_HEAD.to_vec(),
-            Some(keys::encode_u64(last.0).to_vec()),
-        ));
-        ops.push((TreeSlot::Meta, keys::META_PENDING.to_vec(), None));
-        self.commit_raw(&ops, false)?;
-        writer.last_time = time;
+        let mut encoder = keys::BlockEncoder::default();
+        for &at in &order {
+            let (key, value) = entries.entry(at);
+            encoder.push(key, value);
+        }
+        let len = encoder.len();
+        let (first, bytes) = encoder.finish();
+        Self::Packed { first, bytes, len }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Sorted { order, .. } => order.len(),
+            Self::Packed { len, .. } => *len,
+        }
+    }
+
+    /// A cursor on the first entry.
+    fn cursor(&self) -> Result<Cursor<'_>, StoreError> {
+        let mut cursor = match self {
+            Self::Sorted { entries, order } => Cursor {
+                source: Source::Sorted {
+                    entries,
+                    order,
+                    at: 0,
+                },
+                done: false,
+            },
+            Self::Packed { first, bytes, .. } => Cursor {
+                source: Source::Packed(keys::EntryCursor::new(first, bytes)),
+                done: false,
+            },
+        };
+        cursor.start()?;
+        Ok(cursor)
+    }
+}
+
+/// Reads one [`Run`] in order.
+struct Cursor<'a> {
+    source: Source<'a>,
+    /// Past the last entry.
+    done: bool,
+}
+
+enum Source<'a> {
+    Sorted {
+        entries: &'a Entries,
+        order: &'a [usize],
+        /// The current position in `order`.
+        at: usize,
+    },
+    Packed(keys::EntryCursor<'a>),
+}
+
+impl Cursor<'_> {
+    fn start(&mut self) -> Result<(), StoreError> {
+        self.done = match &mut self.source {
+            Source::Sorted { order, .. } => order.is_empty(),
+            Source::Packed(cursor) => !cursor.advance().map_err(super::corrupt)?,
+        };
         Ok(())
+    }
+
+    fn advance(&mut self) -> Result<(), StoreError> {
+        self.done = match &mut self.source {
+            Source::Sorted { order, at, .. } => {
+                *at += 1;
+                *at >= order.len()
+            }
+            Source::Packed(cursor) => !cursor.advance().map_err(super::corrupt)?,
+        };
+        Ok(())
+    }
+
+    /// The current entry's key (the cursor is not done).
+    fn key(&self) -> &[u8] {
+        match &self.source {
+            Source::Sorted { entries, order, at } => entries.entry(order[*at]).0,
+            Source::Packed(cursor) => cursor.key(),
+        }
+    }
+
+    fn value(&self) -> &[u8] {
+        match &self.source {
+            Source::Sorted { entries, order, at } => entries.entry(order[*at]).1,
+            Source::Packed(cursor) => cursor.value(),
+        }
     }
 }
 
@@ -279,13 +637,17 @@ struct Entries {
 }
 
 impl Entries {
-    fn build(index: Index, sets: &[ChangeSet], ended: &[Ended]) -> Self {
-        let n = sets.iter().map(|it| it.changes.len()).sum::<usize>();
+    /// The entries of `sets[from..]` and of `ended` (which end versions in those sets).
+    fn build(index: Index, sets: &[ChangeSet], from: usize, ended: &[Ended]) -> Self {
+        let n = sets[from..]
+            .iter()
+            .map(|it| it.changes.len())
+            .sum::<usize>();
         let mut res = Self {
             bytes: Vec::with_capacity(n * 64),
             spans: Vec::with_capacity(n),
         };
-        for set in sets {
+        for set in &sets[from..] {
             for change in set.changes.iter().filter(|it| it.op == ChangeOp::Touch) {
                 res.push(index, &change.relationship, set.revision, LIVE);
             }
@@ -318,43 +680,122 @@ impl Entries {
     }
 
     /// The positions of the entries in key order, the last of equal keys kept: a sort of
-    /// 16-byte key prefixes with the position, comparing whole keys only on equal
-    /// prefixes.
+    /// the keys' first 32 bytes (two integers) with the position, comparing whole keys
+    /// only on equal prefixes (keys differ within 32 bytes but for the rare long names).
     fn order(&self) -> Vec<usize> {
-        let mut order: Vec<(u128, usize)> = (0..self.spans.len())
+        let prefix = |key: &[u8], from: usize| {
+            let mut bytes = [0_u8; 16];
+            let part = key.get(from..).unwrap_or_default();
+            let n = part.len().min(16);
+            bytes[..n].copy_from_slice(&part[..n]);
+            u128::from_be_bytes(bytes)
+        };
+        let mut order: Vec<(u128, u128, usize)> = (0..self.spans.len())
             .map(|at| {
-                let mut prefix = [0_u8; 16];
                 let key = self.key(at);
-                let n = key.len().min(16);
-                prefix[..n].copy_from_slice(&key[..n]);
-                (u128::from_be_bytes(prefix), at)
+                (prefix(key, 0), prefix(key, 16), at)
             })
             .collect();
         order.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| self.key(a.1).cmp(self.key(b.1)))
-                .then(a.1.cmp(&b.1))
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| self.key(a.2).cmp(self.key(b.2)))
+                .then(a.2.cmp(&b.2))
         });
         let mut res: Vec<usize> = Vec::with_capacity(order.len());
-        for (_, at) in order {
+        let mut previous = None;
+        for (high, low, at) in order {
             match res.last_mut() {
-                Some(last) if self.key(*last) == self.key(at) => *last = at,
+                Some(last) if previous == Some((high, low)) && self.key(*last) == self.key(at) => {
+                    *last = at;
+                }
                 _ => res.push(at),
             }
+            previous = Some((high, low));
         }
         res
     }
 
-    /// The entries at `order`, borrowed.
-    fn refs(&self, order: &[usize]) -> Vec<blocks::EntryRef<'_>> {
-        order
-            .iter()
-            .map(|&at| {
-                let (start, key_len, value_len) = self.spans[at];
-                let key = &self.bytes[start..start + key_len];
-                let value = &self.bytes[start + key_len..start + key_len + value_len];
-                (key, Some(value))
+    /// The key and value of entry `at`.
+    fn entry(&self, at: usize) -> (&[u8], &[u8]) {
+        let (start, key_len, value_len) = self.spans[at];
+        (
+            &self.bytes[start..start + key_len],
+            &self.bytes[start + key_len..start + key_len + value_len],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::{SledStore, Store};
+
+    fn rels(texts: impl IntoIterator<Item = String>) -> Vec<Relationship> {
+        texts.into_iter().map(|it| it.parse().unwrap()).collect()
+    }
+
+    /// Every entry of both index trees, decoded from the blocks.
+    fn entries(inner: &Inner) -> [Vec<keys::Entry>; 2] {
+        [&inner.by_resource, &inner.by_subject].map(|tree| {
+            let mut res = Vec::new();
+            blocks::walk(tree, &inner.layout, b"", &mut |key, value| {
+                res.push((key.to_vec(), value.to_vec()));
+                Ok(true)
             })
-            .collect()
+            .unwrap();
+            res
+        })
+    }
+
+    /// An import cut into passes of any size gives the same change sets and the same
+    /// entries as one pass, into an empty store (blocks written fresh) and into one with
+    /// data (merged into its blocks); the live tuples are the last of each in the input.
+    #[test]
+    fn issue14_passes_of_any_size_import_like_one() {
+        // Tuples repeat 1,700 apart, every third one with an expiration: repeats with
+        // other conditions end the version an earlier pass created.
+        let input = rels((0..4_000).map(|n| {
+            let at = n % 1_700;
+            let expiration = if n % 3 == 0 {
+                "[expiration:2999-01-01T00:00:00Z]"
+            } else {
+                ""
+            };
+            format!("doc:i{at}#viewer@user:u{}{expiration}", at % 7)
+        }));
+        // (what the store holds before)
+        for before in [
+            vec![],
+            rels((0..900).map(|n| format!("doc:i{}#viewer@user:u{}", n * 2, (n * 2) % 7))),
+        ] {
+            let mut reference = None;
+            for pass in [usize::MAX, 1, 449, 450, 1_000, 3_999] {
+                let store = SledStore::temporary().unwrap();
+                let inner = store.inner().unwrap();
+                store.import(&mut before.clone().into_iter()).unwrap();
+                let sets = inner
+                    .import_in_passes(&mut input.clone().into_iter(), pass)
+                    .unwrap();
+                let got = (sets, entries(&inner));
+                match &reference {
+                    None => reference = Some(got),
+                    Some(reference) => {
+                        assert!(got == *reference, "pass {pass}, {} before", before.len())
+                    }
+                }
+                let mut model = BTreeMap::new();
+                for rel in before.iter().chain(&input) {
+                    model.insert(rel.tuple(), rel.clone());
+                }
+                let mut live = Vec::new();
+                store.for_each_live(&mut |rel| live.push(rel)).unwrap();
+                live.sort_by_key(|it| it.tuple());
+                let model: Vec<Relationship> = model.into_values().collect();
+                assert_eq!(live, model, "pass {pass}, {} before", before.len());
+            }
+        }
     }
 }

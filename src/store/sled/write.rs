@@ -13,6 +13,9 @@ use crate::store::{
     StoreError, Update, UpdateOp, WriteRejection,
 };
 
+/// Stray subject-index versions a rollback removes per transaction.
+const STRAY_CHUNK: usize = 16_384;
+
 impl Inner {
     pub(super) fn write(
         &self,
@@ -238,6 +241,26 @@ impl Inner {
                     Self::version_ops(rel, *created, LIVE, &mut ops);
                 }
             }
+            self.commit(&ops)?;
+        }
+        // An import into empty trees writes both indexes at once (`import.rs`), so the
+        // subject index may hold versions the resource index does not have yet.
+        let mut stray = Vec::new();
+        blocks::walk(&self.by_subject, &self.layout, b"", &mut |key, _| {
+            if keys::decode_created(key).map_err(corrupt)?.0 >= revision {
+                stray.push(key.to_vec());
+            }
+            Ok(true)
+        })?;
+        for chunk in stray.chunks(STRAY_CHUNK) {
+            let ops: Vec<Op> = chunk
+                .iter()
+                .map(|key| Op {
+                    tree: TreeSlot::BySubject,
+                    key: key.clone(),
+                    value: None,
+                })
+                .collect();
             self.commit(&ops)?;
         }
         let mut ops = Vec::new();
