@@ -422,13 +422,13 @@ impl<'a> Checker<'a> {
         if !forward.has_any_userset() {
             return Ok(Outcome::FALSE);
         }
-        // A walk reading few subject sets and expanding nothing below is left as it is.
-        let wide = forward.userset_versions() >= SUBJECT_SIDE_MIN_READS
-            || index.indirect_children(start).next().is_some();
+        // A walk reading few subject sets and expanding nothing below is left as it is
+        // (asked last: the skeleton probe is another table, a cache miss at size).
         if self.use_holders
             && self.allow_subject_side
-            && wide
             && !self.scratch.narrow.starts.contains(&start)
+            && (forward.userset_versions() >= SUBJECT_SIDE_MIN_READS
+                || index.indirect_children(start).next().is_some())
             && let Some(outcome) = self.search_from_subject(start, depth)
         {
             return Ok(outcome);
