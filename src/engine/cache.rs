@@ -163,8 +163,8 @@ mod tests {
     #[test]
     fn parts_cannot_run_into_each_other() {
         // The same bytes split differently between the parts make different keys.
-        let a = CacheKey::new(1, Revision(1), &request("ab:c#view@user:x"));
-        let b = CacheKey::new(1, Revision(1), &request("a:bc#view@user:x"));
+        let a = CacheKey::new(1, Revision(1), &request("docs:x#view@user:y"));
+        let b = CacheKey::new(1, Revision(1), &request("doc:sx#view@user:y"));
         assert_ne!(a, b);
     }
 
