@@ -135,7 +135,11 @@ mod tests {
     fn request(text: &str) -> CheckRequest {
         let (resource, rest) = text.split_once('#').unwrap();
         let (permission, subject) = rest.split_once('@').unwrap();
-        CheckRequest::new(resource.parse().unwrap(), permission, subject.parse().unwrap())
+        CheckRequest::new(
+            resource.parse().unwrap(),
+            permission,
+            subject.parse().unwrap(),
+        )
     }
 
     #[test]

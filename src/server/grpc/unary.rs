@@ -307,8 +307,16 @@ mod tests {
             ("allowed", None, frame(0, &good)),
             ("denied", None, frame(0, &check("1", "view", "bob"))),
             ("identity encoding", Some("identity"), frame(0, &good)),
-            ("unknown permission", None, frame(0, &check("1", "edit", "alice"))),
-            ("malformed id", None, frame(0, &check("a b", "view", "alice"))),
+            (
+                "unknown permission",
+                None,
+                frame(0, &check("1", "edit", "alice")),
+            ),
+            (
+                "malformed id",
+                None,
+                frame(0, &check("a b", "view", "alice")),
+            ),
             ("empty message", None, frame(0, &[])),
             ("gzip encoding", Some("gzip"), frame(0, &good)),
             ("compressed flag", None, frame(1, &good)),
