@@ -20,7 +20,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use hyper::body::{Body as _, Frame};
 use prost::Message;
 use spicedb_rs_proto::authzed::api::v1 as pb;
@@ -35,8 +35,20 @@ const HEADER: usize = 5;
 pub async fn check_permission(State(state): State<AppState>, request: Request) -> Response {
     match answer(&state, request).await {
         Ok(reply) => reply_message(&reply),
-        Err(status) => status.into_http::<Body>().into_response(),
+        Err(status) => reply_status(status),
     }
+}
+
+/// A trailers-only answer: the status in the headers and an empty body of unknown
+/// length, as tonic sends it (an empty body of known length would gain a
+/// `content-length: 0` header on the way out).
+fn reply_status(status: Status) -> Response {
+    let (parts, _) = status.into_http::<Body>().into_parts();
+    let empty = OneMessage {
+        data: None,
+        trailers: None,
+    };
+    Response::from_parts(parts, Body::new(empty))
 }
 
 async fn answer(state: &AppState, request: Request) -> Result<pb::CheckPermissionResponse, Status> {
@@ -269,9 +281,9 @@ mod tests {
         builder.body(Body::from(body)).unwrap()
     }
 
-    /// What a client sees of an answer: the HTTP status, the content type, the message
-    /// bytes, and `grpc-status`, `grpc-message` and `grpc-accept-encoding` from the
-    /// headers or the trailers.
+    /// What a client sees of an answer: the HTTP status, the message bytes, the names of
+    /// all headers and trailers, and the values of the content type, `grpc-status`,
+    /// `grpc-message` and `grpc-accept-encoding` wherever they are.
     async fn seen(response: Response) -> Vec<(String, String)> {
         let (parts, body) = response.into_parts();
         let collected = body.collect().await.unwrap();
@@ -280,6 +292,12 @@ mod tests {
             ("status".to_string(), parts.status.to_string()),
             ("body".to_string(), format!("{:?}", collected.to_bytes())),
         ];
+        // No header or trailer beyond the compared ones on either side.
+        for (place, map) in [("headers", &parts.headers), ("trailers", &trailers)] {
+            let mut names: Vec<&str> = map.keys().map(|it| it.as_str()).collect();
+            names.sort_unstable();
+            out.push((place.to_string(), names.join(",")));
+        }
         for name in [
             "content-type",
             "grpc-status",
