@@ -18,6 +18,7 @@ use crate::model::{ObjectRef, Revision, SubjectRef, Timestamp};
 use crate::schema::TypeId;
 use crate::store::RelationshipFilter;
 
+use super::cache::CacheKey;
 use super::check::{Checker, Goal, Snapshot, Subject, UNKNOWN_RESOURCE, UNKNOWN_SUBJECT};
 use super::conditional::{Answer, CondChecker};
 use super::deadline::Budget;
@@ -366,7 +367,7 @@ impl Inner {
         let key = self
             .cache
             .enabled()
-            .then(|| cache_key(view.loaded.epoch, view.revision, request));
+            .then(|| CacheKey::new(view.loaded.epoch, view.revision, request));
         if let Some(key) = &key
             && let Some(allowed) = self.cache.get(key)
         {
@@ -926,21 +927,4 @@ fn name_unknown_resource<'n>(names: impl Iterator<Item = &'n mut String>, resour
             it.clone_from(&resource.object_id);
         }
     }
-}
-
-/// Everything a check answer depends on, as one string: schema epoch, revision, request
-/// and its context (answers that read expiring tuples are not cached at all).
-fn cache_key(epoch: u64, revision: Revision, request: &CheckRequest) -> String {
-    use std::fmt::Write as _;
-    let mut key = String::with_capacity(96);
-    let _ = write!(
-        key,
-        "{epoch}|{revision}|{}#{}@{}",
-        request.resource, request.permission, request.subject
-    );
-    if let Some(context) = request.context.as_ref().filter(|it| !it.is_empty()) {
-        // serde_json maps are sorted by key, so equal contexts give equal text.
-        let _ = write!(key, "|{}", serde_json::Value::Object(context.clone()));
-    }
-    key
 }

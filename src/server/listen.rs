@@ -54,7 +54,14 @@ pub async fn run(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
+    // No `Date` from hyper on HTTP/2: a gRPC answer needs none (SpiceDB's grpc-go server
+    // sends none) and formatting and HPACK-encoding it cost 3 µs of server CPU per gRPC
+    // check (docs/BENCHMARKS.md). `observe::edge` dates every other HTTP/2 answer, as
+    // HTTP requires of a server with a clock; hyper still dates every HTTP/1 answer.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .auto_date_header(false);
     let mut shutdown = std::pin::pin!(shutdown);
     // Tells connections still waiting for their first bytes that shutdown has started.
     let (stopping, stopping_rx) = tokio::sync::watch::channel(false);

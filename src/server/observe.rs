@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::header::DATE;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -136,14 +137,36 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
     let started = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let dated = needs_date(&request);
     let response = match super::shape::unknown_query(&request) {
         Some(refusal) => refusal,
         None => deadline(&state, request, next).await,
     };
-    let response = super::shape::json_errors(response).await;
+    let mut response = super::shape::json_errors(response).await;
+    if dated {
+        add_date(&mut response);
+    }
     let route = route.as_ref().map_or("unmatched", |path| path.as_str());
     observe(&state, started, &method, route, &response);
     response
+}
+
+/// Whether the answer must be dated here: an HTTP/2 request that is not a gRPC call
+/// (hyper dates HTTP/1 answers itself, and HTTP/2 ones not at all: `listen`).
+fn needs_date(request: &Request) -> bool {
+    request.version() == axum::http::Version::HTTP_2 && !super::grpc::is_grpc(request)
+}
+
+/// Adds `Date: <now>` unless the answer has one.
+fn add_date(response: &mut Response) {
+    let headers = response.headers_mut();
+    if headers.contains_key(DATE) {
+        return;
+    }
+    let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+    if let Ok(value) = HeaderValue::from_str(&now) {
+        headers.insert(DATE, value);
+    }
 }
 
 /// Logs and counts one answered request.
@@ -250,6 +273,38 @@ mod tests {
             .unwrap();
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["error"]["code"], "deadline_exceeded");
+    }
+
+    #[tokio::test]
+    async fn http2_answers_are_dated_here_except_grpc_ones() {
+        // hyper dates HTTP/1 answers and, as `listen` configures it, no HTTP/2 ones.
+        let app = crate::server::router(state(Duration::from_secs(5)));
+        let cases = [
+            ("HTTP/2 JSON", axum::http::Version::HTTP_2, None, true),
+            ("HTTP/1.1 JSON", axum::http::Version::HTTP_11, None, false),
+            (
+                "HTTP/2 gRPC",
+                axum::http::Version::HTTP_2,
+                Some("application/grpc"),
+                false,
+            ),
+        ];
+        for (name, version, content_type, dated) in cases {
+            let mut request = Request::get("/healthz").version(version);
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let response = app
+                .clone()
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let date = response.headers().get(DATE).map(|it| it.to_str().unwrap());
+            assert_eq!(date.is_some(), dated, "{name}");
+            if let Some(date) = date {
+                assert!(httpdate::parse_http_date(date).is_ok(), "{name}: {date}");
+            }
+        }
     }
 
     #[tokio::test]

@@ -35,6 +35,42 @@ impl Permissions {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// CheckPermission: the answer of tonic's service method and of the lean route
+/// (`unary`), so the two cannot drift apart.
+pub(super) async fn check(
+    state: &AppState,
+    request: pb::CheckPermissionRequest,
+) -> Result<pb::CheckPermissionResponse, Status> {
+    refuse_tracing(request.with_tracing, "with_tracing")?;
+    let check = CheckRequest {
+        context: convert::context(request.context.as_ref(), "context")?,
+        resource: object(request.resource.as_ref(), "resource")?,
+        permission: relation_name(&request.permission, "permission")?,
+        subject: subject(request.subject.as_ref(), "subject")?,
+    };
+    let mode = zedtoken::consistency(request.consistency.as_ref())?;
+    // A check takes microseconds: it runs inline within a slice, as the JSON check does;
+    // a longer walk goes to the blocking pool under the request's deadline.
+    let decision = match inline::check(state, &check, mode).map_err(engine_status)? {
+        Some(decision) => decision,
+        None => {
+            let engine = state.request_engine();
+            blocking(move || engine.check(&check, mode).map_err(engine_status)).await?
+        }
+    };
+    let (permissionship, partial_caveat_info) = permissionship(&CheckAnswer {
+        permissionship: decision.permissionship,
+        missing_context: decision.missing_context,
+    });
+    Ok(pb::CheckPermissionResponse {
+        checked_at: Some(zedtoken::encode(decision.revision)),
+        permissionship,
+        partial_caveat_info,
+        debug_trace: None,
+        optional_expires_at: None,
+    })
+}
+
 #[tonic::async_trait]
 impl PermissionsService for Permissions {
     async fn read_relationships(
@@ -62,35 +98,9 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<pb::CheckPermissionRequest>,
     ) -> Reply<pb::CheckPermissionResponse> {
-        let request = request.into_inner();
-        refuse_tracing(request.with_tracing, "with_tracing")?;
-        let check = CheckRequest {
-            context: convert::context(request.context.as_ref(), "context")?,
-            resource: object(request.resource.as_ref(), "resource")?,
-            permission: relation_name(&request.permission, "permission")?,
-            subject: subject(request.subject.as_ref(), "subject")?,
-        };
-        let mode = zedtoken::consistency(request.consistency.as_ref())?;
-        // A check takes microseconds: it runs inline within a slice, as the JSON check
-        // does; a longer walk goes to the blocking pool under the request's deadline.
-        let decision = match inline::check(&self.state, &check, mode).map_err(engine_status)? {
-            Some(decision) => decision,
-            None => {
-                let engine = self.state.request_engine();
-                blocking(move || engine.check(&check, mode).map_err(engine_status)).await?
-            }
-        };
-        let (permissionship, partial_caveat_info) = permissionship(&CheckAnswer {
-            permissionship: decision.permissionship,
-            missing_context: decision.missing_context,
-        });
-        Ok(Response::new(pb::CheckPermissionResponse {
-            checked_at: Some(zedtoken::encode(decision.revision)),
-            permissionship,
-            partial_caveat_info,
-            debug_trace: None,
-            optional_expires_at: None,
-        }))
+        check(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn check_bulk_permissions(
