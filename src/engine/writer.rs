@@ -488,34 +488,11 @@ impl Inner {
         // nothing), then handed over in one call, so that the store can load it its
         // fastest way (PostgreSQL: one bulk transaction on empty ground).
         let started = Instant::now();
-        let all: Vec<Relationship> = relationships.collect();
+        let (all, gathered) = self.gather_import(relationships, &loaded)?;
         if all.is_empty() {
             return Ok(self.head());
         }
         let count = all.len();
-        // A first import (the index holds no tuple) is indexed in bulk, as at open, on a
-        // second thread: the names are interned while this one validates, the tables
-        // built while the store works. The copy is swapped in only if the store's change
-        // sets prove it exact: the import's revisions right after the copy's head, every
-        // input tuple touched once (so no repeats, and none was live). Otherwise it is
-        // dropped and the import followed the usual way.
-        let (valid, gathered) = std::thread::scope(|scope| {
-            let builder = self.bulk_base().map(|(mut staged, base)| {
-                let all = &all;
-                scope.spawn(move || {
-                    let mut loader = Loader::default();
-                    for relationship in all {
-                        loader.add(&mut staged, relationship);
-                    }
-                    (loader, staged, base)
-                })
-            });
-            let valid = all.iter().try_for_each(|relationship| {
-                admit::check_relationship(&loaded.schema, relationship)
-            });
-            (valid, builder.and_then(|it| joined(it.join())))
-        });
-        valid?;
         let validated = started.elapsed();
         let (stored, staged) = std::thread::scope(|scope| {
             let finisher = gathered.map(|(loader, mut staged, base)| {
@@ -548,6 +525,73 @@ impl Inner {
         Ok(change_sets
             .last()
             .map_or_else(|| self.head(), |it| it.revision))
+    }
+
+    /// Reads and validates an import. A first import (the index holds no tuple) is also
+    /// indexed in bulk, as at open, on a second thread that interns the names of each
+    /// batch as soon as it is read and validated here; the tables are built later, while
+    /// the store works. The copy is swapped in only if the store's change sets prove it
+    /// exact: the import's revisions right after the copy's head, every input tuple
+    /// touched once (so no repeats, and none was live). Otherwise it is dropped and the
+    /// import followed the usual way.
+    #[allow(clippy::type_complexity)]
+    fn gather_import(
+        &self,
+        relationships: &mut dyn Iterator<Item = Relationship>,
+        loaded: &LoadedSchema,
+    ) -> Result<(Vec<Relationship>, Option<(Loader, IndexData, BulkBase)>), EngineError> {
+        const BATCH: usize = 4_096;
+        let Some((mut staged, base)) = self.bulk_base() else {
+            let all: Vec<Relationship> = relationships.collect();
+            for relationship in &all {
+                admit::check_relationship(&loaded.schema, relationship)?;
+            }
+            return Ok((all, None));
+        };
+        // Batches are shared with the builder, then taken back whole once it is done
+        // (or has failed: its references go with it), so a failure there loses nothing.
+        let mut batches: Vec<Arc<Vec<Relationship>>> = Vec::new();
+        let (valid, built) = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<Relationship>>>(16);
+            let builder = scope.spawn(move || {
+                let mut loader = Loader::default();
+                for batch in rx {
+                    for relationship in batch.iter() {
+                        loader.add(&mut staged, relationship);
+                    }
+                }
+                (loader, staged)
+            });
+            let mut valid = Ok(());
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut send = |batch: Vec<Relationship>| {
+                let batch = Arc::new(batch);
+                batches.push(Arc::clone(&batch));
+                // A builder that stopped (it panicked) is noticed at its join.
+                let _ = tx.send(batch);
+            };
+            for relationship in relationships {
+                if let Err(err) = admit::check_relationship(&loaded.schema, &relationship) {
+                    valid = Err(err);
+                    break;
+                }
+                batch.push(relationship);
+                if batch.len() == BATCH {
+                    send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                }
+            }
+            if !batch.is_empty() {
+                send(batch);
+            }
+            drop(tx);
+            (valid, joined(builder.join()))
+        });
+        valid?;
+        let mut all = Vec::with_capacity(batches.iter().map(|it| it.len()).sum());
+        for batch in batches {
+            all.extend(Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone()));
+        }
+        Ok((all, built.map(|(loader, staged)| (loader, staged, base))))
     }
 
     pub(super) fn publish(&self, revision: Revision) {
