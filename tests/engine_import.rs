@@ -21,7 +21,7 @@ definition doc {
 }
 ";
 
-/// 1,600 relationships (the memory store commits 450 per revision, so several
+/// 10,600 relationships (the memory store commits 450 per revision, so many
 /// revisions), with nested groups, a wildcard, arrows, exclusions and repeats of the
 /// same tuple in different chunks.
 fn dataset() -> Vec<Relationship> {
@@ -45,6 +45,8 @@ fn dataset() -> Vec<Relationship> {
         }
     }
     texts.push("doc:open#viewer@user:*".into());
+    // Filler past the 10,000 an import needs to be indexed in bulk.
+    texts.extend((0..9_000).map(|i| format!("group:filler{}#member@user:f{i}", i % 97)));
     // Repeats, far from their first occurrence: touch semantics keep one.
     texts.push("group:g0#member@user:u0".into());
     texts.push("doc:d7#viewer@user:u91".into());
@@ -173,4 +175,23 @@ fn issue12_a_bulk_indexed_import_answers_from_its_last_revision_like_an_index_bu
         "a",
         Consistency::AtLeastAsFresh { revision: inside }
     ));
+}
+
+#[test]
+fn issue12_a_small_first_import_keeps_its_revisions() {
+    let engine = engine();
+    let all: Vec<Relationship> = dataset().into_iter().take(2_000).collect();
+    let last = engine.import(&mut all.into_iter()).unwrap();
+    // Applied version by version: an exact snapshot inside the import is answered.
+    let inside = Revision(last.0 - 1);
+    let request = CheckRequest::new(
+        "doc:d0".parse().unwrap(),
+        "view",
+        "user:u0".parse().unwrap(),
+    );
+    assert!(
+        engine
+            .check(&request, Consistency::AtExactSnapshot { revision: inside })
+            .is_ok()
+    );
 }

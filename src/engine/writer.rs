@@ -443,6 +443,10 @@ impl Inner {
     /// the commit (when the build beside the store's work was not possible). Returns
     /// false, having changed nothing, when `committed` is not a first import.
     fn follow_import_in_bulk(&self, committed: &[ChangeSet]) -> bool {
+        let changes: usize = committed.iter().map(|it| it.changes.len()).sum();
+        if changes < BULK_INDEX_MIN {
+            return false;
+        }
         let Some((mut staged, base)) = self.bulk_base() else {
             return false;
         };
@@ -527,7 +531,8 @@ impl Inner {
             .map_or_else(|| self.head(), |it| it.revision))
     }
 
-    /// Reads and validates an import. A first import (the index holds no tuple) is also
+    /// Reads and validates an import. A first import (the index holds no tuple) of at
+    /// least [`BULK_INDEX_MIN`] relationships is also
     /// indexed in bulk, as at open, on a second thread that interns the names of each
     /// batch as soon as it is read and validated here; the tables are built later, while
     /// the store works. The copy is swapped in only if the store's change sets prove it
@@ -541,12 +546,16 @@ impl Inner {
         loaded: &LoadedSchema,
     ) -> Result<(Vec<Relationship>, Option<(Loader, IndexData, BulkBase)>), EngineError> {
         const BATCH: usize = 4_096;
-        let Some((mut staged, base)) = self.bulk_base() else {
-            let all: Vec<Relationship> = relationships.collect();
-            for relationship in &all {
+        let mut first: Vec<Relationship> = relationships.take(BULK_INDEX_MIN).collect();
+        let bulk = (first.len() == BULK_INDEX_MIN)
+            .then(|| self.bulk_base())
+            .flatten();
+        let Some((mut staged, base)) = bulk else {
+            first.extend(relationships);
+            for relationship in &first {
                 admit::check_relationship(&loaded.schema, relationship)?;
             }
-            return Ok((all, None));
+            return Ok((first, None));
         };
         // Batches are shared with the builder, then taken back whole once it is done
         // (or has failed: its references go with it), so a failure there loses nothing.
@@ -570,7 +579,7 @@ impl Inner {
                 // A builder that stopped (it panicked) is noticed at its join.
                 let _ = tx.send(batch);
             };
-            for relationship in relationships {
+            for relationship in first.into_iter().chain(relationships) {
                 if let Err(err) = admit::check_relationship(&loaded.schema, &relationship) {
                     valid = Err(err);
                     break;
@@ -776,6 +785,12 @@ fn spawn_collector(inner: Weak<Inner>) {
         tracing::warn!(error = %err, "could not start the garbage collector");
     }
 }
+
+/// The fewest relationships a first import must have to be indexed in bulk. A smaller
+/// one is applied version by version: it costs little that way, and keeps what a bulk
+/// build forgets, the revision each tuple was written at (explain shows it) and exact
+/// snapshots inside the import.
+const BULK_INDEX_MIN: usize = 10_000;
 
 /// The live index as a bulk build of a first import found it: an import is a first one
 /// if its revisions follow `head` directly and the live index still holds no tuple and
