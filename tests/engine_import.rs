@@ -9,13 +9,19 @@ use arbiter::engine::{
 use arbiter::model::{Relationship, Revision};
 
 const SCHEMA: &str = "
+use expiration
+
+caveat on_weekday(day int) {
+    day < 6
+}
+
 definition user {}
 definition group {
-    relation member: user | group#member
+    relation member: user | group#member | user with expiration
 }
 definition doc {
     relation parent: doc
-    relation viewer: user | group#member | user:*
+    relation viewer: user | group#member | user:* | user with on_weekday
     relation banned: user
     permission view = (viewer | parent.view) - banned
 }
@@ -45,6 +51,13 @@ fn dataset() -> Vec<Relationship> {
         }
     }
     texts.push("doc:open#viewer@user:*".into());
+    // Conditional tuples: a caveat decided by its stored context, one left open (never
+    // allowed without the request's context), memberships expiring later and earlier.
+    texts.push(r#"doc:d2#viewer@user:w1[on_weekday:{"day":3}]"#.into());
+    texts.push(r#"doc:d2#viewer@user:w2[on_weekday:{"day":7}]"#.into());
+    texts.push("doc:d2#viewer@user:w3[on_weekday]".into());
+    texts.push("group:g3#member@user:x1[expiration:2099-01-01T00:00:00Z]".into());
+    texts.push("group:g3#member@user:x2[expiration:2001-01-01T00:00:00Z]".into());
     // Filler past the 10,000 an import needs to be indexed in bulk.
     texts.extend((0..9_000).map(|i| format!("group:filler{}#member@user:f{i}", i % 97)));
     // Repeats, far from their first occurrence: touch semantics keep one.
@@ -98,11 +111,11 @@ fn issue12_a_first_import_indexed_in_bulk_answers_as_one_applied_version_by_vers
     resources.push("doc:open".into());
     let users: Vec<String> = (0..300)
         .map(|u| format!("u{u}"))
-        .chain(["zed".into()])
+        .chain(["zed", "w1", "w2", "w3", "x1", "x2"].map(String::from))
         .collect();
     let mut granted = 0;
     for resource in &resources {
-        for user in users.iter().step_by(19) {
+        for user in users.iter().step_by(19).chain(&users[300..]) {
             let want = allowed(&applied, resource, user, Consistency::Full);
             assert_eq!(
                 allowed(&bulk, resource, user, Consistency::Full),
@@ -113,7 +126,20 @@ fn issue12_a_first_import_indexed_in_bulk_answers_as_one_applied_version_by_vers
         }
     }
     assert!(granted > 30, "the data set grants something: {granted}");
-    for user in ["u0", "u91", "u150", "zed"] {
+    for (resource, user, want) in [
+        ("doc:d2", "w1", true),
+        ("doc:d2", "w2", false),
+        ("doc:d2", "w3", false),
+        ("doc:d3", "x1", true),
+        ("doc:d3", "x2", false),
+    ] {
+        assert_eq!(
+            allowed(&bulk, resource, user, Consistency::Full),
+            want,
+            "{resource} {user}"
+        );
+    }
+    for user in ["u0", "u91", "u150", "zed", "w1", "x1"] {
         assert_eq!(viewable(&bulk, user), viewable(&applied, user), "{user}");
     }
     // Writes after the bulk import go the usual way and see its tuples.
