@@ -449,7 +449,7 @@ impl IndexData {
 
     /// How many names are interned (the count only grows).
     pub fn name_count(&self) -> usize {
-        self.strings.ends.len()
+        self.strings.len()
     }
 
     /// Whether `resource` may have subject sets or wildcards (a probe of a small set).
