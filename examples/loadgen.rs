@@ -70,6 +70,11 @@ struct Args {
     /// (`GET /healthz`, the no-op round trip).
     #[arg(long, default_value = "json")]
     protocol: String,
+    /// gRPC modes: calls in flight on each HTTP/2 connection. A run at concurrency C
+    /// opens C / streams connections, each carrying `streams` concurrent calls (gRPC
+    /// clients multiplex one channel); 1 is one call at a time per connection.
+    #[arg(long, default_value_t = 1)]
+    streams: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -435,6 +440,10 @@ fn noop_request(args: &Args) -> Vec<u8> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if args.streams == 0 || (args.streams > 1 && !args.protocol.starts_with("grpc")) {
+        eprintln!("error: `--streams` is at least 1, and above 1 only for the gRPC modes");
+        return std::process::ExitCode::from(2);
+    }
     if !["json", "grpc", "grpc-raw", "noop"].contains(&args.protocol.as_str()) {
         eprintln!(
             "error: `--protocol {}` is not one of json, grpc, grpc-raw, noop",
@@ -590,18 +599,23 @@ mod grpc {
             ),
             None => None,
         };
+        let mut channels = Vec::new();
+        for _ in 0..connections.div_ceil(args.streams) {
+            channels.push(
+                tonic::transport::Channel::from_shared(args.server.clone())
+                    .map_err(|err| err.to_string())?
+                    .connect()
+                    .await
+                    .map_err(|err| err.to_string())?,
+            );
+        }
         let start = Instant::now();
         let mut workers = Vec::new();
         for worker in 0..connections {
             let requests = Arc::clone(&requests);
-            let server = args.server.clone();
             let auth = auth.clone();
+            let channel = channels[worker / args.streams].clone();
             workers.push(tokio::spawn(async move {
-                let channel = tonic::transport::Channel::from_shared(server)
-                    .map_err(|err| err.to_string())?
-                    .connect()
-                    .await
-                    .map_err(|err| err.to_string())?;
                 let mut client = PermissionsServiceClient::new(channel);
                 let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
                 let mut allowed = 0usize;
@@ -650,6 +664,8 @@ mod grpc {
 mod h2raw {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
+
+    use std::collections::HashMap;
 
     use prost::Message;
     use spicedb_rs_proto::authzed::api::v1 as pb;
@@ -849,6 +865,13 @@ mod h2raw {
                     self.buf.drain(..self.at);
                     self.at = 0;
                 }
+                if !self.out.is_empty() {
+                    let out = std::mem::take(&mut self.out);
+                    let written = self.write(&out).await;
+                    self.out = out;
+                    self.out.clear();
+                    written?;
+                }
                 let mut chunk = [0u8; 16 * 1024];
                 let n = self
                     .stream
@@ -890,86 +913,105 @@ mod h2raw {
             }
         }
 
-        /// Sends one call and answers whether the subject has the permission.
-        async fn call(&mut self, headers: &[u8], body: &[u8]) -> Result<bool, String> {
-            while self.send_window < body.len() as i64 {
-                self.frame().await?;
-            }
+        /// Appends one call's frames to the output and answers its stream id.
+        fn queue_call(&mut self, headers: &[u8], body: &[u8]) -> u32 {
             let id = self.next_stream;
             self.next_stream += 2;
-            self.out.clear();
             frame_head(&mut self.out, HEADERS, END_HEADERS, id, headers.len());
             self.out.extend_from_slice(headers);
             frame_head(&mut self.out, DATA, END_STREAM, id, body.len());
             self.out.extend_from_slice(body);
             self.send_window -= body.len() as i64;
-            let out = std::mem::take(&mut self.out);
-            let written = self.write(&out).await;
-            self.out = out;
-            written?;
-            let mut message: Option<pb::CheckPermissionResponse> = None;
+            id
+        }
+
+        /// Keeps `streams` calls in flight until `end`, writing the calls queued since
+        /// the last read in one go before the next read; answers the latencies of the
+        /// calls sent from `measured` on, how many of those were allowed, and how many
+        /// calls completed in all.
+        async fn drive(
+            &mut self,
+            calls: &Calls,
+            streams: usize,
+            mut idx: usize,
+            measured: Instant,
+            end: Instant,
+        ) -> Result<(Vec<u32>, usize, usize), String> {
+            let has = pb::check_permission_response::Permissionship::HasPermission as i32;
+            let mut inflight: HashMap<u32, (Instant, Option<bool>)> = HashMap::new();
+            let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+            let (mut allowed, mut total) = (0usize, 0usize);
             loop {
-                let frame = self.frame().await?;
-                if frame.stream != id {
-                    continue;
+                while inflight.len() < streams && Instant::now() < end {
+                    let body = &calls.bodies[idx % calls.bodies.len()];
+                    if self.send_window < body.len() as i64 {
+                        break;
+                    }
+                    idx += 1;
+                    let headers = if self.next_stream == 1 {
+                        &calls.first_headers
+                    } else {
+                        &calls.headers
+                    };
+                    let id = self.queue_call(headers, body);
+                    inflight.insert(id, (Instant::now(), None));
                 }
+                if inflight.is_empty() && Instant::now() >= end {
+                    break;
+                }
+                let frame = self.frame().await?;
+                let Some(call) = inflight.get_mut(&frame.stream) else {
+                    continue;
+                };
                 match frame.kind {
                     DATA => {
                         let payload = self.buf.get(frame.start + 5..frame.end).unwrap_or_default();
                         let decoded = pb::CheckPermissionResponse::decode(payload)
                             .map_err(|err| format!("undecodable answer: {err}"))?;
-                        message = Some(decoded);
+                        call.1 = Some(decoded.permissionship == has);
                     }
-                    RST_STREAM => return Err(format!("the server reset stream {id}")),
+                    RST_STREAM => return Err(format!("the server reset stream {}", frame.stream)),
                     _ => {}
                 }
                 if frame.flags & END_STREAM != 0 && matches!(frame.kind, DATA | HEADERS) {
-                    break;
+                    let (sent, answer) = inflight.remove(&frame.stream).unwrap_or((end, None));
+                    let is_allowed =
+                        answer.ok_or("a call ended without an answer (a gRPC error)")?;
+                    total += 1;
+                    if sent >= measured {
+                        let took = sent.elapsed().as_micros();
+                        latencies.push(took.min(u128::from(u32::MAX)) as u32);
+                        allowed += usize::from(is_allowed);
+                    }
                 }
             }
-            let message = message.ok_or("a call ended without an answer (a gRPC error)")?;
-            let has = pb::check_permission_response::Permissionship::HasPermission as i32;
-            Ok(message.permissionship == has)
+            Ok((latencies, allowed, total))
         }
     }
 
-    /// One measured run at `connections` concurrent HTTP/2 connections.
+    /// One measured run at `connections` concurrent calls, `args.streams` of them on each
+    /// HTTP/2 connection.
     pub async fn run(args: Arc<Args>, calls: Arc<Calls>, connections: usize) -> Result<(), String> {
         let host = host_of(&args.server);
         let warmup = Duration::from_secs_f64(args.warmup);
         let measure = Duration::from_secs_f64(args.duration);
         let start = Instant::now();
         let mut workers = Vec::new();
-        for worker in 0..connections {
+        let streams = args.streams;
+        for worker in 0..connections.div_ceil(streams) {
             let calls = Arc::clone(&calls);
             let host = host.clone();
+            let in_flight = streams.min(connections - worker * streams);
             workers.push(tokio::spawn(async move {
                 let mut conn = Conn::open(&host).await?;
-                let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
-                let mut allowed = 0usize;
-                let mut total = 0usize;
-                let mut idx = worker * 7919;
-                loop {
-                    let sent = Instant::now();
-                    if sent >= start + warmup + measure {
-                        break;
-                    }
-                    let body = &calls.bodies[idx % calls.bodies.len()];
-                    idx += 1;
-                    let headers = if total == 0 {
-                        &calls.first_headers
-                    } else {
-                        &calls.headers
-                    };
-                    let is_allowed = conn.call(headers, body).await?;
-                    let took = sent.elapsed();
-                    total += 1;
-                    if sent >= start + warmup {
-                        latencies.push(took.as_micros().min(u128::from(u32::MAX)) as u32);
-                        allowed += usize::from(is_allowed);
-                    }
-                }
-                Ok::<_, String>((latencies, allowed, total))
+                conn.drive(
+                    &calls,
+                    in_flight,
+                    worker * 7919,
+                    start + warmup,
+                    start + warmup + measure,
+                )
+                .await
             }));
         }
         let mut results = Vec::new();
