@@ -429,6 +429,10 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written is dropped: by default the subscriber reports
+        // it with `eprintln!`, which panics when stderr is the broken pipe it could not
+        // write to, so a closed log pipe failed every request that logged.
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     let res = match format {
         LogFormat::Text => builder.try_init(),
