@@ -5,5 +5,10 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    arbiter::cli::run(arbiter::cli::Cli::parse())
+    let cli = arbiter::cli::Cli::parse();
+    if let arbiter::cli::Command::Serve(args) = &cli.command {
+        // Returns only when the server is not to re-execute itself with huge pages.
+        arbiter::cli::huge_pages::apply(args.huge_pages);
+    }
+    arbiter::cli::run(cli)
 }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 pub mod backup;
 pub mod client;
+pub mod huge_pages;
 pub mod reload;
 pub mod schema;
 pub mod serve;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::huge_pages::HugePages;
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
 use crate::engine::{self, Arbiter};
 use crate::schema::parse_and_compile;
@@ -96,6 +97,10 @@ pub struct ServeArgs {
     /// How long old revisions stay readable (exact snapshots, watch), in seconds.
     #[arg(long, default_value_t = 24 * 60 * 60)]
     pub gc_retention_secs: u64,
+    /// Back the heap with transparent huge pages (`auto`: when the kernel gives them on
+    /// request; the process re-executes itself once with glibc's tunable set).
+    #[arg(long, env = "ARBITER_HUGE_PAGES", value_enum, default_value_t = HugePages::Auto)]
+    pub huge_pages: HugePages,
 }
 
 /// How logs are printed.
@@ -353,7 +358,13 @@ async fn start(config: ServeConfig) -> Result<(), String> {
     } else {
         "http"
     };
-    tracing::info!(addr = %local, revision = state.engine().head().0, scheme, "listening");
+    tracing::info!(
+        addr = %local,
+        revision = state.engine().head().0,
+        scheme,
+        huge_pages = super::huge_pages::enabled(),
+        "listening"
+    );
     println!("listening on {scheme}://{local}");
     let served = match &config.tls {
         Some((cert, key)) => {
