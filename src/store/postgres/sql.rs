@@ -9,8 +9,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::model::{
-    ELLIPSIS, ObjectRef, ReadOrder, Relationship, RelationshipCaveat, RelationshipFilter,
-    SubjectRef, Timestamp,
+    ObjectRef, ReadOrder, Relationship, RelationshipCaveat, RelationshipFilter, SubjectRef,
+    Timestamp,
 };
 
 use super::PgError;
@@ -49,25 +49,6 @@ fn order_column_list(order: ReadOrder) -> [&'static str; 6] {
     }
 }
 
-/// The value `filter` pins `column` to, as stored (subject relation `""` for none).
-fn pinned_value<'a>(filter: &'a RelationshipFilter, column: &str) -> Option<&'a str> {
-    let value = match column {
-        "resource_type" => &filter.resource_type,
-        "resource_id" => &filter.resource_id,
-        "relation" => &filter.relation,
-        "subject_type" => &filter.subject_type,
-        "subject_id" => &filter.subject_id,
-        "subject_relation" => {
-            return filter
-                .subject_relation
-                .as_deref()
-                .map(|it| if it == ELLIPSIS { "" } else { it });
-        }
-        _ => return None,
-    };
-    value.as_deref()
-}
-
 /// The six tuple names of `rel` in `order` (subject relation `""` for none).
 pub fn order_values(order: ReadOrder, rel: &Relationship) -> [String; 6] {
     order.key(rel).map(str::to_string)
@@ -102,25 +83,16 @@ impl Conditions {
 
     /// Every field the filter sets.
     pub fn filter(&mut self, filter: &RelationshipFilter) {
-        let fields = [
-            ("resource_type", &filter.resource_type),
-            ("resource_id", &filter.resource_id),
-            ("relation", &filter.relation),
-            ("subject_type", &filter.subject_type),
-            ("subject_id", &filter.subject_id),
-        ];
-        for (column, value) in fields {
+        // The columns and the filter's fields in one order: the model spells out which
+        // field is which column (and the subject relation `...` as stored, `""`).
+        let order = ReadOrder::ByResource;
+        for (column, value) in order_column_list(order)
+            .into_iter()
+            .zip(order.filter_fields(filter))
+        {
             if let Some(value) = value {
                 self.text(column, value);
             }
-        }
-        if let Some(subject_relation) = &filter.subject_relation {
-            let want = if subject_relation == ELLIPSIS {
-                ""
-            } else {
-                subject_relation
-            };
-            self.text("subject_relation", want);
         }
     }
 
@@ -144,10 +116,11 @@ impl Conditions {
     pub fn after(&mut self, order: ReadOrder, after: &Relationship, filter: &RelationshipFilter) {
         let values = order_values(order, after);
         let columns = order_column_list(order);
-        let pinned = columns
-            .iter()
+        let pinned = order
+            .filter_fields(filter)
+            .into_iter()
             .zip(&values)
-            .take_while(|(column, value)| pinned_value(filter, column) == Some(value.as_str()))
+            .take_while(|(pinned, value)| *pinned == Some(value.as_str()))
             .count();
         if pinned == columns.len() {
             // The filter pins the cursor's whole tuple: nothing comes after it.
