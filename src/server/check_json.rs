@@ -73,10 +73,10 @@ impl<'a> Scanner<'a> {
         let mut consistency = None;
         self.object(|scanner, key| {
             match key {
-                "resource" if resource.is_none() => resource = Some(scanner.string()?),
-                "permission" if permission.is_none() => permission = Some(scanner.string()?),
-                "subject" if subject.is_none() => subject = Some(scanner.string()?),
-                "consistency" if consistency.is_none() => {
+                b"resource" if resource.is_none() => resource = Some(scanner.string()?),
+                b"permission" if permission.is_none() => permission = Some(scanner.string()?),
+                b"subject" if subject.is_none() => subject = Some(scanner.string()?),
+                b"consistency" if consistency.is_none() => {
                     consistency = Some(scanner.consistency()?);
                 }
                 _ => return None,
@@ -102,8 +102,8 @@ impl<'a> Scanner<'a> {
         let (mut mode, mut revision) = (None, None);
         self.object(|scanner, key| {
             match key {
-                "mode" if mode.is_none() => mode = Some(scanner.string()?),
-                "revision" if revision.is_none() => revision = Some(scanner.number()?),
+                b"mode" if mode.is_none() => mode = Some(scanner.string()?),
+                b"revision" if revision.is_none() => revision = Some(scanner.number()?),
                 _ => return None,
             }
             Some(())
@@ -121,13 +121,14 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A non-empty object; `member` reads the value of each key.
-    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    /// A non-empty object; `member` reads the value of each key (its text: a key is only
+    /// compared with ASCII names, so it needs no UTF-8 check).
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
         self.space();
         self.eat(b'{')?;
         loop {
             self.space();
-            let key = self.string()?;
+            let key = self.text()?;
             self.space();
             self.eat(b':')?;
             self.space();
@@ -143,6 +144,11 @@ impl<'a> Scanner<'a> {
 
     /// A string without escapes or control characters: the JSON text is its value.
     fn string(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.text()?).ok()
+    }
+
+    /// The text of a string without escapes or control characters, not checked for UTF-8.
+    fn text(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let rest = self.bytes.get(self.at..)?;
         let end = rest
@@ -151,9 +157,8 @@ impl<'a> Scanner<'a> {
         if rest[end] != b'"' {
             return None;
         }
-        let text = std::str::from_utf8(&rest[..end]).ok()?;
         self.at += end + 1;
-        Some(text)
+        Some(&rest[..end])
     }
 
     /// A non-negative integer that fits a `u64`, without leading zeros, not a float.
@@ -230,17 +235,17 @@ fn write_answer(
     missing_context: &[String],
     revision: u64,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(112);
+    // The exact size when the list is empty, so that the body takes the buffer as it is
+    // (`Bytes` from a `Vec` with spare capacity allocates a header).
+    let name = permissionship_name(permissionship);
+    let digits = revision.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut out = Vec::with_capacity(ANSWER_FRAME + usize::from(!allowed) + name.len() + digits);
     out.extend_from_slice(if allowed {
         b"{\"allowed\":true,\"permissionship\":\""
     } else {
         b"{\"allowed\":false,\"permissionship\":\""
     });
-    out.extend_from_slice(match permissionship {
-        Permissionship::HasPermission => b"has_permission".as_slice(),
-        Permissionship::NoPermission => b"no_permission",
-        Permissionship::ConditionalPermission => b"conditional_permission",
-    });
+    out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\",\"missing_context\":");
     if missing_context.is_empty() {
         out.extend_from_slice(b"[]");
@@ -251,6 +256,20 @@ fn write_answer(
     write_json(&mut out, &revision);
     out.push(b'}');
     out
+}
+
+/// The bytes of an answer with an empty list other than the permissionship's name and
+/// the revision's digits, with `"allowed":true`.
+const ANSWER_FRAME: usize =
+    r#"{"allowed":true,"permissionship":"","missing_context":[],"revision":}"#.len();
+
+/// The permissionship as serde spells it.
+fn permissionship_name(permissionship: Permissionship) -> &'static str {
+    match permissionship {
+        Permissionship::HasPermission => "has_permission",
+        Permissionship::NoPermission => "no_permission",
+        Permissionship::ConditionalPermission => "conditional_permission",
+    }
 }
 
 /// Appends `value` as serde writes it; writing plain strings and numbers to a `Vec`
@@ -431,6 +450,9 @@ mod tests {
                 explanation: None,
             };
             let serialized = serde_json::to_vec(&answer).unwrap();
+            if answer.missing_context.is_empty() {
+                assert_eq!(written.len(), written.capacity(), "{answer:?}");
+            }
             assert_eq!(
                 String::from_utf8(written).unwrap(),
                 String::from_utf8(serialized).unwrap()
