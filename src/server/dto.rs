@@ -118,7 +118,7 @@ pub struct WriteBody {
 /// fields next to the tag of a unit variant, `deny_unknown_fields` or not. That is why
 /// this body type mirrors [`Consistency`] (whose unit variants are the engine's API)
 /// instead of deserializing it directly.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConsistencyBody {
     Full {},

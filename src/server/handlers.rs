@@ -2,14 +2,17 @@
 //! the offending field on failure), calls the engine once and shapes the answer. The
 //! `#[utoipa::path]` attribute on each is the OpenAPI description of that route.
 
+use std::pin::Pin;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Query, Request, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
+use super::check_json::{self, CheckReply};
 use super::dto::{
     BulkCheckAnswer, BulkCheckBody, BulkResult, CheckAnswer, CheckBody, DeleteAnswer, DeleteBody,
     ExpandAnswer, ExpandBody, HealthAnswer, LookupResourcesAnswer, LookupResourcesBody,
@@ -38,24 +41,66 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.config().body_timeout;
-        let read = tokio::time::timeout(limit, Bytes::from_request(request, state)).await;
-        let Ok(read) = read else {
-            return Err(ApiError::BodyTimeout(limit.as_millis()));
-        };
-        let bytes = match read {
-            Ok(bytes) => bytes,
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError::PayloadTooLarge(state.config().body_limit));
-            }
-            Err(rejection) => {
-                return Err(ApiError::BadJson(lowercase_first(&rejection.body_text())));
-            }
-        };
+        let bytes = read_body(request, state).await?;
         serde_json::from_slice(&bytes)
             .map(Self)
             .map_err(|err| ApiError::BadJson(format!("invalid json body: {err}")))
     }
+}
+
+/// The bytes of a JSON body, read as [`Body`] reads them, for a handler that parses them
+/// itself (the check: `check_json`).
+pub struct BodyBytes(pub Bytes);
+
+impl FromRequest<AppState> for BodyBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        read_body(request, state).await.map(Self)
+    }
+}
+
+/// The whole body within the body timeout and the size limit (413 past it).
+async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let limit = state.config().body_timeout;
+    let max = state.config().body_limit;
+    match tokio::time::timeout(limit, collect(request.into_body(), max)).await {
+        Ok(read) => read,
+        Err(_) => Err(ApiError::BodyTimeout(limit.as_millis())),
+    }
+}
+
+/// The body's bytes, at most `max` of them: what axum's `Bytes` extractor under the
+/// router's `DefaultBodyLimit` (`max` too) gives, with its error texts, without its two
+/// boxed wrappers and its buffer list (a body usually comes in one frame).
+async fn collect(mut body: axum::body::Body, max: usize) -> Result<Bytes, ApiError> {
+    use axum::body::HttpBody;
+    let mut whole = Bytes::new();
+    let mut joined: Option<bytes::BytesMut> = None;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|err| {
+            ApiError::BadJson(format!("failed to buffer the request body: {err}"))
+        })?;
+        // Trailers carry no body bytes; axum's extractor skips them too.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let read = joined.as_ref().map_or(whole.len(), bytes::BytesMut::len);
+        if data.len() > max - read {
+            return Err(ApiError::PayloadTooLarge(max));
+        }
+        match joined.as_mut() {
+            Some(joined) => joined.extend_from_slice(&data),
+            None if whole.is_empty() => whole = data,
+            None => {
+                let mut both = bytes::BytesMut::with_capacity(whole.len() + data.len());
+                both.extend_from_slice(&whole);
+                both.extend_from_slice(&data);
+                joined = Some(both);
+            }
+        }
+    }
+    Ok(joined.map_or(whole, bytes::BytesMut::freeze))
 }
 
 /// A JSON answer that also tells the request log which revision it was computed at.
@@ -253,12 +298,13 @@ pub async fn delete_relationships(
     security(("bearer" = [])))]
 pub async fn check(
     State(state): State<AppState>,
-    Body(body): Body<CheckBody>,
-) -> Reply<CheckAnswer> {
+    BodyBytes(bytes): BodyBytes,
+) -> Result<CheckReply, ApiError> {
+    let body = check_json::parse(&bytes)?;
     permission_name("permission", &body.permission)?;
     let request = CheckRequest {
         resource: object("resource", &body.resource)?,
-        permission: body.permission,
+        permission: body.permission.into_owned(),
         subject: subject("subject", &body.subject)?,
         context: body.context,
     };
@@ -281,7 +327,7 @@ pub async fn check(
             None,
         )
     };
-    Ok(Answer(
+    Ok(CheckReply(
         decision.revision,
         CheckAnswer {
             allowed: decision.allowed,

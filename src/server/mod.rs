@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use crate::engine::Arbiter;
 
 mod auth;
+mod check_json;
 pub mod clip;
 pub mod dto;
 pub mod error;

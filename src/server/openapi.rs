@@ -66,10 +66,7 @@ pub fn api_router(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(super::sync::sync))
         .routes(routes!(super::import::import))
         .merge(super::playground::api_routes())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state,
-            auth::require_token,
-        ));
+        .route_layer(auth::RequireToken::new(state));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(v1)
         .routes(routes!(handlers::healthz))
