@@ -198,3 +198,157 @@ fn meta_op(key: &[u8], value: u64) -> Op {
         value: Some(keys::encode_u64(value).to_vec()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The marks' invariants after every step of seeded random histories (writes,
+    //! deletes, imports, syncs, sweeps, GC passes at random horizons, reopens): every
+    //! ended version left was ended at or after `ended_since`, a live version with an
+    //! expiration exists only while `may_expire` is set, and the cache equals the disk.
+
+    use crate::model::{Relationship, Revision, Timestamp};
+    use crate::store::keys::{self, LIVE};
+    use crate::store::{RelationshipFilter, SledConfig, SledStore, Store, Update, UpdateOp};
+
+    /// A small deterministic generator (xorshift64).
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    fn random_rel(rng: &mut Rng) -> Relationship {
+        let conditions = [
+            "",
+            "[expiration:2001-01-01T00:00:00Z]",
+            "[expiration:2999-01-01T00:00:00Z]",
+            r#"[cav:{"k":1}]"#,
+        ][rng.below(4) as usize];
+        let text = format!(
+            "doc:d{}#viewer@user:u{}{conditions}",
+            rng.below(4),
+            rng.below(3)
+        );
+        text.parse().unwrap()
+    }
+
+    fn check(store: &SledStore, context: &str) {
+        let inner = store.inner().unwrap();
+        let mut oldest_ended = u64::MAX;
+        let mut live_expiring = false;
+        inner
+            .scan_versions(&RelationshipFilter::default(), &mut |rel, _, deleted| {
+                if deleted == LIVE {
+                    live_expiring |= rel.expiration.is_some();
+                } else {
+                    oldest_ended = oldest_ended.min(deleted);
+                }
+                true
+            })
+            .unwrap();
+        let stored = |key: &[u8]| {
+            let bytes = inner
+                .meta
+                .get(key)
+                .unwrap()
+                .expect("a new store has the marks");
+            keys::decode_u64(&bytes).unwrap()
+        };
+        let (may_expire, ended_since) = (
+            stored(keys::META_MAY_EXPIRE),
+            stored(keys::META_ENDED_SINCE),
+        );
+        assert!(
+            !live_expiring || may_expire == 1,
+            "{context}: a live expiring version, may_expire {may_expire}"
+        );
+        assert!(
+            oldest_ended >= ended_since,
+            "{context}: a version ended at {oldest_ended} < ended_since {ended_since}"
+        );
+        assert_eq!(
+            inner.marks.may_expire(),
+            may_expire == 1,
+            "{context}: cache"
+        );
+        assert_eq!(inner.marks.ended_since(), ended_since, "{context}: cache");
+    }
+
+    #[test]
+    fn issue14_marks_cover_every_version_left_in_random_histories() {
+        for seed in 1..=6_u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let dir = tempfile::tempdir().unwrap();
+            let config = SledConfig {
+                gc_interval: None,
+                durable: false,
+                ..SledConfig::new(dir.path())
+            };
+            let mut store = SledStore::open(&config).unwrap();
+            for step in 0..150 {
+                let action = rng.below(9);
+                let update = |rng: &mut Rng| Update {
+                    op: [UpdateOp::Touch, UpdateOp::Create, UpdateOp::Delete]
+                        [rng.below(3) as usize],
+                    relationship: random_rel(rng),
+                };
+                match action {
+                    0..=2 => {
+                        let updates: Vec<Update> =
+                            (0..=rng.below(2)).map(|_| update(&mut rng)).collect();
+                        // A rejected batch (a duplicate, a create of a live tuple) changes nothing.
+                        let _ = store.write(&updates, &[]).unwrap();
+                    }
+                    3 => {
+                        let filter = RelationshipFilter {
+                            resource_id: Some(format!("d{}", rng.below(4))),
+                            ..Default::default()
+                        };
+                        store.delete_by_filter(&filter, 0).unwrap();
+                    }
+                    4 => {
+                        let rels: Vec<Relationship> =
+                            (0..=rng.below(3)).map(|_| random_rel(&mut rng)).collect();
+                        store.import(&mut rels.into_iter()).unwrap();
+                    }
+                    5 => {
+                        let updates: Vec<Update> = (0..=rng.below(2))
+                            .map(|_| update(&mut rng))
+                            .filter(|it| it.op != UpdateOp::Create)
+                            .collect();
+                        store.apply_at_one_revision(&updates, None).unwrap();
+                    }
+                    6 => {
+                        let before = [
+                            "2000-01-01T00:00:00Z",
+                            "2500-01-01T00:00:00Z",
+                            "3000-01-01T00:00:00Z",
+                        ][rng.below(3) as usize];
+                        store
+                            .collect_expired_relationships(before.parse::<Timestamp>().unwrap())
+                            .unwrap();
+                    }
+                    7 => {
+                        let head = store.head().unwrap().0;
+                        let oldest = store.oldest_readable().unwrap().0;
+                        if head > oldest {
+                            let horizon = oldest + 1 + rng.below(head - oldest);
+                            store.collect_garbage(Revision(horizon)).unwrap();
+                        }
+                    }
+                    _ => {
+                        store.flush().unwrap();
+                        drop(store);
+                        store = SledStore::open(&config).unwrap();
+                    }
+                }
+                check(&store, &format!("seed {seed} step {step} action {action}"));
+            }
+        }
+    }
+}
