@@ -6,7 +6,7 @@
 //!
 //! The child's stream mixes three kinds of steps:
 //! - `write k`: one atomic write of [`BATCH`] tuples `doc:bK#viewer@user:uI`, the first
-//!   expiring in 2999 (so the store's `may_expire` mark rides in the same commits);
+//!   expiring in 2999 (so the store's `expires_from` mark rides in the same commits);
 //! - `import k`: a chunked import of [`BULK`] tuples `bulk:kK_I#viewer@user:u`;
 //! - `delete k`: a delete by filter of all of import `k`'s tuples — several transactions,
 //!   yet atomic at one revision, so after a crash it is there whole or not at all.

@@ -1,6 +1,7 @@
 //! The sled collector skips what it provably cannot find (issue 14): the expired sweep and
-//! version GC walk the whole resource index only when the durable marks `meta/may_expire`
-//! and `meta/ended_since` say an expiring relationship or an ended version may be there.
+//! version GC walk the whole resource index only when the durable marks
+//! `meta/expires_from` and `meta/ended_since` say an expired relationship or an ended
+//! version may be there.
 //! A walk reads every block and fills sled's page cache, which doubled the resident set
 //! of a 1M server a minute after its start. Counted through
 //! [`SledStore::collector_walks`]: (expired-sweep walks, version-GC walks) since open.
@@ -244,26 +245,47 @@ fn issue14_the_collector_walks_only_when_a_write_left_it_something() {
 }
 
 #[test]
-fn issue14_an_expiring_relationship_keeps_the_sweep_walking_until_collected() {
+fn issue14_the_sweep_waits_for_the_earliest_expiration() {
+    const EXPIRES_2400: &str = "doc:d#viewer@user:joe[expiration:2400-01-01T00:00:00Z]";
+    const EXPIRES_2200: &str = "doc:e#viewer@user:kim[expiration:2200-01-01T00:00:00Z]";
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    write(&store, UpdateOp::Touch, PLAIN);
-    write(&store, UpdateOp::Touch, EXPIRES_2999);
-    let sweep = |before: &str| store.collect_expired_relationships(at(before)).unwrap();
-    assert_eq!(sweep("2500-01-01T00:00:00Z"), 0, "not expired yet");
-    assert_eq!(walks(&store), (1, 0));
+    for text in [PLAIN, EXPIRES_2999, EXPIRES_2400] {
+        write(&store, UpdateOp::Touch, text);
+    }
+    // (sweep time, relationships it removes, whether it walks)
+    let steps = [
+        ("2000-01-01T00:00:00Z", 0, false),
+        ("2399-12-31T23:59:59Z", 0, false),
+        ("2400-01-01T00:00:00Z", 1, true),
+        ("2500-01-01T00:00:00Z", 0, false),
+    ];
+    let run = |store: &SledStore, steps: &[(&str, usize, bool)]| {
+        for (time, removed, walked) in steps {
+            let before = walks(store).0;
+            assert_eq!(
+                store.collect_expired_relationships(at(time)).unwrap(),
+                *removed,
+                "sweep at {time}"
+            );
+            assert_eq!(walks(store).0 > before, *walked, "sweep at {time} walked");
+        }
+    };
+    run(&store, &steps);
+    // A write expiring earlier lowers the mark in its own commit.
+    write(&store, UpdateOp::Touch, EXPIRES_2200);
+    run(&store, &[("2300-01-01T00:00:00Z", 1, true)]);
     drop(store);
-    // The mark survives a reopen: the relationship is still there to collect.
+    // The mark survives a reopen.
     let store = open(dir.path());
-    let sweep = |before: &str| store.collect_expired_relationships(at(before)).unwrap();
-    assert_eq!(sweep("2500-01-01T00:00:00Z"), 0);
-    assert_eq!(walks(&store), (1, 0), "still walks: it will expire");
-    assert_eq!(sweep(FAR_FUTURE), 1);
-    assert_eq!(sweep(FAR_FUTURE), 0);
-    assert_eq!(
-        walks(&store),
-        (2, 0),
-        "the walk that found none left cleared the mark"
+    run(
+        &store,
+        &[
+            ("2500-01-01T00:00:00Z", 0, false),
+            ("2998-12-31T00:00:00Z", 0, false),
+            (FAR_FUTURE, 1, true),
+            (FAR_FUTURE, 0, false),
+        ],
     );
     let mut live = Vec::new();
     store
@@ -330,7 +352,7 @@ fn issue14_a_database_without_the_marks_walks_once() {
         // As an older binary left it: no marks, and (when `pending`) a delete to collect.
         let db = SledStore::open_raw(dir.path()).unwrap();
         let meta = db.open_tree(keys::TREE_META).unwrap();
-        for key in [keys::META_MAY_EXPIRE, keys::META_ENDED_SINCE] {
+        for key in [keys::META_EXPIRES_FROM, keys::META_ENDED_SINCE] {
             assert!(
                 meta.remove(key).unwrap().is_some(),
                 "a new store has the mark"

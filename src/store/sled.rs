@@ -332,7 +332,7 @@ impl Inner {
             }
             None => {
                 if meta.get(keys::META_HEAD).map_err(io)?.is_none() {
-                    // Nothing was ever committed: no version may expire or has ended.
+                    // Nothing was ever committed: no version expires or has ended.
                     marks::Marks::init_fresh(&meta)?;
                 }
                 meta.insert(keys::META_FORMAT, &keys::encode_u32(keys::FORMAT_VERSION))

@@ -20,7 +20,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::marks::Marks;
+use super::marks::NEVER;
 use super::{Inner, Op, TreeSlot, blocks, corrupt, io};
 use crate::model::{Relationship, Revision, Timestamp};
 use crate::store::keys::{self, Index, LIVE};
@@ -90,15 +90,15 @@ impl Inner {
     /// removal. Each removal happens under the writer mutex, after re-reading the version
     /// unchanged, so that no write marks it deleted (re-inserting it) half-way.
     ///
-    /// Walks only while `meta/may_expire` is set, and clears it when a walk found no live
-    /// version with an expiration left and no expiring write committed meanwhile.
+    /// Walks only when `meta/expires_from` is at most `before`, and raises it to the
+    /// earliest expiration left when no expiring write committed meanwhile.
     pub(super) fn collect_expired_relationships(
         &self,
         before: Timestamp,
     ) -> Result<usize, StoreError> {
         let generation = {
             let _writer = self.writer.lock();
-            if !self.marks.may_expire() {
+            if self.marks.expires_from() > before.unix_seconds() {
                 return Ok(0);
             }
             self.marks.expiring_writes()
@@ -106,8 +106,10 @@ impl Inner {
         self.marks.count_expired_walk();
         let mut n_removed = 0;
         let mut from = Vec::new();
-        // Whether a live version with an expiration stays after this pass.
-        let mut expiring_left = false;
+        // The earliest second a live version left after this pass expires at.
+        let mut expiring_left = NEVER;
+        // Whether a version found changed before its removal (the walk proves nothing).
+        let mut changed = false;
         loop {
             let mut found = Vec::new();
             blocks::walk(&self.by_resource, &self.layout, &from, &mut |key, value| {
@@ -122,16 +124,19 @@ impl Inner {
                     Some(at) if at <= before => {
                         found.push((key.to_vec(), value.to_vec(), rel, created));
                     }
-                    Some(_) => expiring_left = true,
+                    Some(at) => expiring_left = expiring_left.min(at.unix_seconds()),
                     None => {}
                 }
                 Ok(found.len() < CHUNK_SIZE)
             })?;
             let Some((last, ..)) = found.last() else {
                 let _writer = self.writer.lock();
-                if !expiring_left && self.marks.expiring_writes() == generation {
-                    self.commit(&[Marks::clear_may_expire_op()])?;
-                    self.marks.cleared_may_expire();
+                if !changed
+                    && self.marks.expiring_writes() == generation
+                    && let Some(op) = self.marks.expires_from_op(expiring_left)
+                {
+                    self.commit(&[op])?;
+                    self.marks.raised_expires_from(expiring_left);
                 }
                 return Ok(n_removed);
             };
@@ -142,7 +147,7 @@ impl Inner {
             for (key, value, rel, created) in found {
                 // Re-read under the writer: a write may have ended the version meanwhile.
                 if blocks::get(&self.by_resource, &self.layout, &key)?.as_deref() != Some(&value) {
-                    expiring_left = true;
+                    changed = true;
                     continue;
                 }
                 Self::remove_version_ops(&key, &rel, created, &mut ops);

@@ -23,6 +23,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
+use super::marks::earliest;
 use super::{Inner, Op, RawOp, TreeSlot, blocks, now_millis};
 use crate::model::{Relationship, Revision};
 use crate::store::keys::{self, Index, LIVE};
@@ -252,11 +253,13 @@ impl Inner {
             value: Some(marker),
         }];
         // The marks go in the marker's commit, before any version they cover.
-        let expiring = sets.iter().any(|set| {
-            set.changes
-                .iter()
-                .any(|it| it.op == ChangeOp::Touch && it.relationship.expiration.is_some())
-        });
+        let expiring = sets
+            .iter()
+            .flat_map(|set| &set.changes)
+            .filter(|it| it.op == ChangeOp::Touch)
+            .fold(None, |it, change| {
+                earliest(it, change.relationship.expiration)
+            });
         let ended = sets
             .iter()
             .find(|set| set.changes.iter().any(|it| it.op == ChangeOp::Delete))

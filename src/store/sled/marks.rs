@@ -1,39 +1,44 @@
 //! What the collector (`gc.rs`) may skip: two durable marks in `meta` that say when a walk
-//! of the whole resource index cannot find anything, so that a store that never wrote an
-//! expiring relationship nor ended a version reads none of its blocks each minute (and
-//! does not fill sled's page cache with them).
+//! of the whole resource index cannot find anything, so that a store with nothing to
+//! collect reads none of its blocks each minute (and does not fill sled's page cache with
+//! them).
 //!
-//! - `may_expire` (`keys::META_MAY_EXPIRE`): set in the same commit as any version with
-//!   an expiration that a write, sync or import stores (and before a rollback at open
-//!   makes versions live again); cleared by an expired sweep that walked everything,
-//!   found no live version with an expiration left, and saw no expiring write committed
-//!   meanwhile ([`Marks::expiring_writes`], compared under the writer mutex).
+//! - `expires_from` (`keys::META_EXPIRES_FROM`): no live version expires before this
+//!   second. Lowered in the same commit as any version with an earlier expiration that a
+//!   write, sync or import stores (an import: in its marker's commit, before any version),
+//!   and to the beginning of time before a rollback at open makes versions live again.
+//!   The expired sweep at `before` walks only when it is at most `before`; a walk that
+//!   saw no expiring write committed meanwhile ([`Marks::expiring_writes`], compared
+//!   under the writer mutex) raises it to the earliest expiration left (or to "never").
 //! - `ended_since` (`keys::META_ENDED_SINCE`): lowered in the same commit as (or a commit
 //!   before) any version a write, delete, sync or import ends; a version-GC pass at
 //!   horizon `H` walks only when it is at most `H`, and afterwards raises it to the
 //!   oldest ended revision it saw above `H` (or to the first revision a write may have
 //!   ended meanwhile, [`Marks::newest_ended`]).
 //!
-//! Crash safety: a mark is set before or with what it covers and cleared only after a
-//! walk proved it needless, so a crash can make a later pass walk needlessly, never skip
-//! a pass it needed. A database without the keys (older than the marks) walks once.
+//! Crash safety: a mark is lowered before or with what it covers and raised only after a
+//! walk proved it, so a crash can make a later pass walk needlessly, never skip a pass it
+//! needed. A database without the keys (older than the marks) walks once.
 //!
 //! The cached values are changed under the writer mutex only (or at open, alone), after
 //! the commit that wrote them, so a write adds a mark's key only when its value changes.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use ::sled::Tree;
 
 use super::{Op, TreeSlot, corrupt, io};
-use crate::model::Revision;
+use crate::model::{Revision, Timestamp};
 use crate::store::StoreError;
 use crate::store::keys;
 
-/// The cached marks, the counters that validate clearing them, and walk statistics.
+/// `expires_from` when no live version expires.
+pub(super) const NEVER: i64 = i64::MAX;
+
+/// The cached marks, the counters that validate raising them, and walk statistics.
 pub(super) struct Marks {
-    /// `meta/may_expire` as last committed.
-    may_expire: AtomicBool,
+    /// `meta/expires_from` as last committed: seconds since the epoch.
+    expires_from: AtomicI64,
     /// Bumped, under the writer mutex, before every commit that may store an expiring
     /// live version.
     expiring_writes: AtomicU64,
@@ -53,14 +58,14 @@ pub(super) struct Marks {
 #[derive(Clone, Copy, Default)]
 #[must_use]
 pub(super) struct Note {
-    set_may_expire: bool,
+    expires_from: Option<i64>,
     ended_since: Option<u64>,
 }
 
 impl Marks {
-    /// The marks a new database starts with: nothing may expire, nothing ended.
+    /// The marks a new database starts with: nothing expires, nothing ended.
     pub(super) fn init_fresh(meta: &Tree) -> Result<(), StoreError> {
-        meta.insert(keys::META_MAY_EXPIRE, &keys::encode_u64(0))
+        meta.insert(keys::META_EXPIRES_FROM, &encode_i64(NEVER))
             .map_err(io)?;
         meta.insert(keys::META_ENDED_SINCE, &keys::encode_u64(u64::MAX))
             .map_err(io)?;
@@ -69,41 +74,59 @@ impl Marks {
 
     /// The marks as stored; absent keys (an older database) ask for one walk each.
     pub(super) fn load(meta: &Tree) -> Result<Self, StoreError> {
-        let read = |key: &[u8], absent: u64| -> Result<u64, StoreError> {
+        let read = |key: &[u8]| -> Result<Option<u64>, StoreError> {
             match meta.get(key).map_err(io)? {
-                Some(bytes) => keys::decode_u64(&bytes).map_err(corrupt),
-                None => Ok(absent),
+                Some(bytes) => keys::decode_u64(&bytes).map(Some).map_err(corrupt),
+                None => Ok(None),
             }
         };
+        let expires_from = read(keys::META_EXPIRES_FROM)?.map_or(i64::MIN, decode_i64);
         Ok(Self {
-            may_expire: AtomicBool::new(read(keys::META_MAY_EXPIRE, 1)? != 0),
+            expires_from: AtomicI64::new(expires_from),
             expiring_writes: AtomicU64::new(0),
-            ended_since: AtomicU64::new(read(keys::META_ENDED_SINCE, 0)?),
+            ended_since: AtomicU64::new(read(keys::META_ENDED_SINCE)?.unwrap_or(0)),
             newest_ended: AtomicU64::new(0),
             expired_walks: AtomicU64::new(0),
             garbage_walks: AtomicU64::new(0),
         })
     }
 
-    /// Called under the writer mutex before a commit that stores a live version with an
-    /// expiration (`expiring`) and/or ends versions at revision `ended`: pushes the meta
-    /// ops that set the marks if they change, and counts the write for the collector.
-    pub(super) fn note(&self, expiring: bool, ended: Option<Revision>, ops: &mut Vec<Op>) -> Note {
+    /// Called under the writer mutex before a commit that stores live versions expiring
+    /// at `earliest` or later and/or ends versions at revision `ended`: pushes the meta
+    /// ops that lower the marks if they change, and counts the write for the collector.
+    pub(super) fn note(
+        &self,
+        earliest: Option<Timestamp>,
+        ended: Option<Revision>,
+        ops: &mut Vec<Op>,
+    ) -> Note {
         let mut note = Note::default();
-        if expiring {
-            self.expiring_writes.fetch_add(1, Ordering::AcqRel);
-            if !self.may_expire.load(Ordering::Acquire) {
-                note.set_may_expire = true;
-                ops.push(meta_op(keys::META_MAY_EXPIRE, 1));
-            }
+        if let Some(earliest) = earliest {
+            self.lower_expires_from(earliest.unix_seconds(), &mut note, ops);
         }
         if let Some(ended) = ended {
             self.newest_ended.fetch_max(ended.0, Ordering::AcqRel);
             if self.ended_since.load(Ordering::Acquire) > ended.0 {
                 note.ended_since = Some(ended.0);
-                ops.push(meta_op(keys::META_ENDED_SINCE, ended.0));
+                ops.push(meta_op(keys::META_ENDED_SINCE, keys::encode_u64(ended.0)));
             }
         }
+        note
+    }
+
+    fn lower_expires_from(&self, seconds: i64, note: &mut Note, ops: &mut Vec<Op>) {
+        self.expiring_writes.fetch_add(1, Ordering::AcqRel);
+        if self.expires_from.load(Ordering::Acquire) > seconds {
+            note.expires_from = Some(seconds);
+            ops.push(meta_op(keys::META_EXPIRES_FROM, encode_i64(seconds)));
+        }
+    }
+
+    /// Marks, before a rollback makes versions live again, that they may expire at any
+    /// time. The caller holds the writer mutex or is alone (at open).
+    pub(super) fn before_revival(&self, ops: &mut Vec<Op>) -> Note {
+        let mut note = Note::default();
+        self.lower_expires_from(i64::MIN, &mut note, ops);
         note
     }
 
@@ -115,17 +138,17 @@ impl Marks {
 
     /// Caches what `note`'s commit wrote (call after it landed, under the writer mutex).
     pub(super) fn committed(&self, note: Note) {
-        if note.set_may_expire {
-            self.may_expire.store(true, Ordering::Release);
+        if let Some(seconds) = note.expires_from {
+            self.expires_from.fetch_min(seconds, Ordering::AcqRel);
         }
         if let Some(ended) = note.ended_since {
             self.ended_since.fetch_min(ended, Ordering::AcqRel);
         }
     }
 
-    /// Whether the expired sweep must walk.
-    pub(super) fn may_expire(&self) -> bool {
-        self.may_expire.load(Ordering::Acquire)
+    /// `meta/expires_from` as last committed: no live version expires before this second.
+    pub(super) fn expires_from(&self) -> i64 {
+        self.expires_from.load(Ordering::Acquire)
     }
 
     /// How many commits may have stored an expiring version since open.
@@ -133,21 +156,17 @@ impl Marks {
         self.expiring_writes.load(Ordering::Acquire)
     }
 
-    /// The op that clears `may_expire`, and the cache once it is committed: the caller
-    /// holds the writer mutex and proved nothing may expire.
-    pub(super) fn clear_may_expire_op() -> Op {
-        meta_op(keys::META_MAY_EXPIRE, 0)
+    /// The op that sets `expires_from` to `seconds`, if that changes it; the caller holds
+    /// the writer mutex, proved it, and caches it with [`Marks::raised_expires_from`]
+    /// once committed.
+    pub(super) fn expires_from_op(&self, seconds: i64) -> Option<Op> {
+        (self.expires_from() != seconds)
+            .then(|| meta_op(keys::META_EXPIRES_FROM, encode_i64(seconds)))
     }
 
-    /// Caches a committed [`Marks::clear_may_expire_op`].
-    pub(super) fn cleared_may_expire(&self) {
-        self.may_expire.store(false, Ordering::Release);
-    }
-
-    /// Marks `may_expire` before a rollback makes versions live again (they may expire).
-    /// The caller holds the writer mutex or is alone (at open).
-    pub(super) fn before_revival(&self, ops: &mut Vec<Op>) -> Note {
-        self.note(true, None, ops)
+    /// Caches a committed [`Marks::expires_from_op`].
+    pub(super) fn raised_expires_from(&self, seconds: i64) {
+        self.expires_from.store(seconds, Ordering::Release);
     }
 
     /// `meta/ended_since` as last committed.
@@ -163,7 +182,8 @@ impl Marks {
     /// The op that sets `ended_since` to `value`, if that changes it; the caller holds
     /// the writer mutex and caches it with [`Marks::raised_ended_since`] once committed.
     pub(super) fn ended_since_op(&self, value: u64) -> Option<Op> {
-        (self.ended_since() != value).then(|| meta_op(keys::META_ENDED_SINCE, value))
+        (self.ended_since() != value)
+            .then(|| meta_op(keys::META_ENDED_SINCE, keys::encode_u64(value)))
     }
 
     /// Caches a committed [`Marks::ended_since_op`].
@@ -190,12 +210,30 @@ impl Marks {
     }
 }
 
-/// A `meta` key set to a u64.
-fn meta_op(key: &[u8], value: u64) -> Op {
+/// The earlier of two optional expirations (`None`: no expiration).
+pub(super) fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Seconds stored as a u64 of the same bits (two's complement, big-endian).
+fn encode_i64(seconds: i64) -> [u8; 8] {
+    seconds.to_be_bytes()
+}
+
+/// The inverse of [`encode_i64`] after `keys::decode_u64`.
+pub(super) fn decode_i64(bits: u64) -> i64 {
+    i64::from_be_bytes(bits.to_be_bytes())
+}
+
+/// A `meta` key set to 8 bytes.
+fn meta_op(key: &[u8], value: [u8; 8]) -> Op {
     Op {
         tree: TreeSlot::Meta,
         key: key.to_vec(),
-        value: Some(keys::encode_u64(value).to_vec()),
+        value: Some(value.to_vec()),
     }
 }
 
@@ -203,9 +241,10 @@ fn meta_op(key: &[u8], value: u64) -> Op {
 mod tests {
     //! The marks' invariants after every step of seeded random histories (writes,
     //! deletes, imports, syncs, sweeps, GC passes at random horizons, reopens): every
-    //! ended version left was ended at or after `ended_since`, a live version with an
-    //! expiration exists only while `may_expire` is set, and the cache equals the disk.
+    //! ended version left was ended at or after `ended_since`, every live version expires
+    //! at or after `expires_from`, and the cache equals the disk.
 
+    use super::{NEVER, decode_i64};
     use crate::model::{Relationship, Revision, Timestamp};
     use crate::store::keys::{self, LIVE};
     use crate::store::{RelationshipFilter, SledConfig, SledStore, Store, Update, UpdateOp};
@@ -226,9 +265,10 @@ mod tests {
         let conditions = [
             "",
             "[expiration:2001-01-01T00:00:00Z]",
+            "[expiration:2400-01-01T00:00:00Z]",
             "[expiration:2999-01-01T00:00:00Z]",
             r#"[cav:{"k":1}]"#,
-        ][rng.below(4) as usize];
+        ][rng.below(5) as usize];
         let text = format!(
             "doc:d{}#viewer@user:u{}{conditions}",
             rng.below(4),
@@ -240,13 +280,13 @@ mod tests {
     fn check(store: &SledStore, context: &str) {
         let inner = store.inner().unwrap();
         let mut oldest_ended = u64::MAX;
-        let mut live_expiring = false;
+        let mut earliest_expiring = NEVER;
         inner
             .scan_versions(&RelationshipFilter::default(), &mut |rel, _, deleted| {
-                if deleted == LIVE {
-                    live_expiring |= rel.expiration.is_some();
-                } else {
+                if deleted != LIVE {
                     oldest_ended = oldest_ended.min(deleted);
+                } else if let Some(at) = rel.expiration {
+                    earliest_expiring = earliest_expiring.min(at.unix_seconds());
                 }
                 true
             })
@@ -259,23 +299,17 @@ mod tests {
                 .expect("a new store has the marks");
             keys::decode_u64(&bytes).unwrap()
         };
-        let (may_expire, ended_since) = (
-            stored(keys::META_MAY_EXPIRE),
-            stored(keys::META_ENDED_SINCE),
-        );
+        let expires_from = decode_i64(stored(keys::META_EXPIRES_FROM));
+        let ended_since = stored(keys::META_ENDED_SINCE);
         assert!(
-            !live_expiring || may_expire == 1,
-            "{context}: a live expiring version, may_expire {may_expire}"
+            earliest_expiring >= expires_from,
+            "{context}: a live version expires at {earliest_expiring} < {expires_from}"
         );
         assert!(
             oldest_ended >= ended_since,
             "{context}: a version ended at {oldest_ended} < ended_since {ended_since}"
         );
-        assert_eq!(
-            inner.marks.may_expire(),
-            may_expire == 1,
-            "{context}: cache"
-        );
+        assert_eq!(inner.marks.expires_from(), expires_from, "{context}: cache");
         assert_eq!(inner.marks.ended_since(), ended_since, "{context}: cache");
     }
 

@@ -13,6 +13,7 @@
 
 use rustc_hash::FxHashSet;
 
+use super::marks::earliest;
 use super::{Inner, Op, TreeSlot};
 use crate::model::{Relationship, Revision};
 use crate::store::keys::{self, LIVE};
@@ -59,7 +60,8 @@ impl Inner {
         }
         let expiring = planned
             .iter()
-            .any(|(op, rel, _)| *op == ChangeOp::Touch && rel.expiration.is_some());
+            .filter(|(op, ..)| *op == ChangeOp::Touch)
+            .fold(None, |it, (_, rel, _)| earliest(it, rel.expiration));
         let ends = planned.iter().any(|(op, ..)| *op == ChangeOp::Delete);
         let n_chunks = planned.len().div_ceil(CHUNK_SIZE).max(1);
         let mut changes = Vec::with_capacity(planned.len());

@@ -5,6 +5,7 @@
 //! Every path runs its scans and checks under the writer mutex *before* its transaction,
 //! so nothing changes in between, and hands prepared ops to [`Inner::commit`].
 
+use super::marks::earliest;
 use super::{Inner, Op, TreeSlot, blocks, corrupt, io};
 use crate::model::{Relationship, Revision};
 use crate::store::keys::{self, Index, LIVE};
@@ -35,7 +36,7 @@ impl Inner {
         let revision = Revision(head.0 + 1);
         let mut ops = Vec::with_capacity(updates.len() * 2 + 5);
         let mut changes = Vec::new();
-        let (mut expiring, mut ends) = (false, false);
+        let (mut expiring, mut ends) = (None, false);
         for update in updates {
             let rel = &update.relationship;
             let live = self.live_version(rel)?;
@@ -45,12 +46,12 @@ impl Inner {
                 }
                 (UpdateOp::Touch, Some((_, stored))) if stored == *rel => {}
                 (UpdateOp::Create | UpdateOp::Touch, None) => {
-                    expiring |= rel.expiration.is_some();
+                    expiring = earliest(expiring, rel.expiration);
                     Self::touch_ops(rel, revision, &mut ops, &mut changes);
                 }
                 (UpdateOp::Touch, Some((created, stored))) => {
                     // Other conditions: the stored version ends and a new one begins.
-                    expiring |= rel.expiration.is_some();
+                    expiring = earliest(expiring, rel.expiration);
                     ends = true;
                     Self::delete_ops(stored, created, revision, &mut ops, &mut changes);
                     Self::touch_ops(rel, revision, &mut ops, &mut changes);
@@ -175,7 +176,7 @@ impl Inner {
             let mut ops = Vec::with_capacity(chunk.len() * 2 + 5);
             // Every chunk ends versions at `revision`: the first one lowers the mark.
             let note = if part == 0 && !doomed.is_empty() {
-                self.marks.note(false, Some(revision), &mut ops)
+                self.marks.note(None, Some(revision), &mut ops)
             } else {
                 Default::default()
             };
