@@ -334,53 +334,79 @@ fn issue14_gc_skips_horizons_below_the_oldest_ended_version_it_left() {
     assert_eq!(walks(&store), (0, 1), "nothing ended is left");
 }
 
+/// How a database can reach this code with marks it cannot trust.
+#[derive(Clone, Copy, Debug)]
+enum Untrusted {
+    /// Written before the marks existed: no keys.
+    NoKeys,
+    /// Written by a binary without the marks after this one: the head moved past
+    /// `marks_head`, and the marks say nothing of the writes (here: "never" while a
+    /// delete and an expiring relationship wait).
+    OlderBinaryWroteSince,
+}
+
 #[test]
-fn issue14_a_database_without_the_marks_walks_once() {
-    for pending in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        write(&store, UpdateOp::Touch, PLAIN);
-        write(&store, UpdateOp::Touch, EXPIRES_2999);
-        if pending {
-            write(&store, UpdateOp::Delete, PLAIN);
-        }
-        // Collected already, so that only the missing keys can make a pass walk.
-        store.collect_expired_relationships(at(FAR_FUTURE)).unwrap();
-        advance(&store, 1);
-        let horizon = store.head().unwrap();
-        drop(store);
-        // As an older binary left it: no marks, and (when `pending`) a delete to collect.
-        let db = SledStore::open_raw(dir.path()).unwrap();
-        let meta = db.open_tree(keys::TREE_META).unwrap();
-        for key in [keys::META_EXPIRES_FROM, keys::META_ENDED_SINCE] {
-            assert!(
-                meta.remove(key).unwrap().is_some(),
-                "a new store has the mark"
+fn issue14_a_database_with_marks_it_cannot_trust_walks_once() {
+    const EXPIRES_2100: &str = "doc:f#viewer@user:lee[expiration:2100-01-01T00:00:00Z]";
+    for untrusted in [Untrusted::NoKeys, Untrusted::OlderBinaryWroteSince] {
+        for pending in [false, true] {
+            let context = format!("{untrusted:?}, pending {pending}");
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(dir.path());
+            write(&store, UpdateOp::Touch, PLAIN);
+            if pending {
+                write(&store, UpdateOp::Delete, PLAIN);
+                write(&store, UpdateOp::Touch, EXPIRES_2100);
+            }
+            advance(&store, 1);
+            let horizon = store.head().unwrap();
+            drop(store);
+            let db = SledStore::open_raw(dir.path()).unwrap();
+            let meta = db.open_tree(keys::TREE_META).unwrap();
+            match untrusted {
+                Untrusted::NoKeys => {
+                    for key in [
+                        keys::META_EXPIRES_FROM,
+                        keys::META_ENDED_SINCE,
+                        keys::META_MARKS_HEAD,
+                    ] {
+                        assert!(meta.remove(key).unwrap().is_some(), "{context}: {key:?}");
+                    }
+                }
+                Untrusted::OlderBinaryWroteSince => {
+                    // As if the writes since revision 1 came from a binary that keeps
+                    // `head` but not the marks.
+                    meta.insert(keys::META_EXPIRES_FROM, &i64::MAX.to_be_bytes())
+                        .unwrap();
+                    meta.insert(keys::META_ENDED_SINCE, &u64::MAX.to_be_bytes())
+                        .unwrap();
+                    meta.insert(keys::META_MARKS_HEAD, &1_u64.to_be_bytes())
+                        .unwrap();
+                }
+            }
+            db.flush().unwrap();
+            drop((meta, db));
+
+            let store = open(dir.path());
+            let swept = store.collect_expired_relationships(at(FAR_FUTURE)).unwrap();
+            let removed = store.collect_garbage(horizon).unwrap();
+            assert_eq!(walks(&store), (1, 1), "{context}: one walk each");
+            assert_eq!(swept, usize::from(pending), "{context}: the expiring one");
+            let at_horizon = store
+                .read(&RelationshipFilter::default(), Revision(horizon.0), 0, None)
+                .unwrap();
+            assert_eq!(at_horizon.relationships.len(), if pending { 1 } else { 2 });
+            assert!(!pending || removed >= 1, "{context}: the delete's version");
+            advance(&store, 2);
+            assert_eq!(collect(&store), (false, false, 0), "{context}: once only");
+            drop(store);
+            let store = open(dir.path());
+            advance(&store, 3);
+            assert_eq!(
+                collect(&store),
+                (false, false, 0),
+                "{context}: after reopen"
             );
         }
-        db.flush().unwrap();
-        drop((meta, db));
-
-        let store = open(dir.path());
-        assert_eq!(
-            store.collect_expired_relationships(at(FAR_FUTURE)).unwrap(),
-            0
-        );
-        let removed = store.collect_garbage(horizon).unwrap();
-        assert_eq!(walks(&store), (1, 1), "pending {pending}: one walk each");
-        let at_horizon = store
-            .read(&RelationshipFilter::default(), Revision(horizon.0), 0, None)
-            .unwrap();
-        assert_eq!(at_horizon.relationships.len(), if pending { 1 } else { 2 });
-        assert!(
-            !pending || removed >= 1,
-            "the delete's version is collected"
-        );
-        advance(&store, 2);
-        assert_eq!(
-            collect(&store),
-            (false, false, 0),
-            "pending {pending}: once only"
-        );
     }
 }

@@ -353,7 +353,7 @@ impl Inner {
             Some((_, time)) => keys::decode_u64(&time).map_err(corrupt)?,
             None => 0,
         };
-        let marks = marks::Marks::load(&meta)?;
+        let marks = marks::Marks::load(&meta, head)?;
         let inner = Self {
             marks,
             by_resource: open(keys::TREE_RESOURCE_BLOCKS)?,
@@ -452,7 +452,8 @@ impl Inner {
         self.watermark.fetch_max(revision.0, Ordering::AcqRel);
     }
 
-    /// The bookkeeping keys every revision writes: its commit time and the new head.
+    /// The bookkeeping keys every revision writes: its commit time and the new head (with
+    /// the head the collector's marks are kept up to, `sled/marks.rs`).
     fn revision_ops(writer: &mut Writer, revision: Revision, ops: &mut Vec<Op>) {
         let time = now_millis().max(writer.last_time);
         writer.last_time = time;
@@ -461,11 +462,13 @@ impl Inner {
             key: keys::encode_u64(revision.0).to_vec(),
             value: Some(keys::encode_u64(time).to_vec()),
         });
-        ops.push(Op {
-            tree: TreeSlot::Meta,
-            key: keys::META_HEAD.to_vec(),
-            value: Some(keys::encode_u64(revision.0).to_vec()),
-        });
+        for key in [keys::META_HEAD, keys::META_MARKS_HEAD] {
+            ops.push(Op {
+                tree: TreeSlot::Meta,
+                key: key.to_vec(),
+                value: Some(keys::encode_u64(revision.0).to_vec()),
+            });
+        }
     }
 
     /// Both index keys of one version, with deleted-at `deleted` and the caveat and

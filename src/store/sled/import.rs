@@ -308,6 +308,11 @@ impl Inner {
                 keys::META_HEAD.to_vec(),
                 Some(keys::encode_u64(last.0).to_vec()),
             ),
+            (
+                TreeSlot::Meta,
+                keys::META_MARKS_HEAD.to_vec(),
+                Some(keys::encode_u64(last.0).to_vec()),
+            ),
             (TreeSlot::Meta, keys::META_PENDING.to_vec(), None),
         ];
         self.commit_raw(&ops, false)?;

@@ -18,7 +18,9 @@
 //!
 //! Crash safety: a mark is lowered before or with what it covers and raised only after a
 //! walk proved it, so a crash can make a later pass walk needlessly, never skip a pass it
-//! needed. A database without the keys (older than the marks) walks once.
+//! needed. A database without the keys (older than the marks) walks once, and so does one
+//! that a binary without the marks wrote to since (`keys::META_MARKS_HEAD`, written with
+//! every head, then differs from the head).
 //!
 //! The cached values are changed under the writer mutex only (or at open, alone), after
 //! the commit that wrote them, so a write adds a mark's key only when its value changes.
@@ -65,26 +67,53 @@ pub(super) struct Note {
 impl Marks {
     /// The marks a new database starts with: nothing expires, nothing ended.
     pub(super) fn init_fresh(meta: &Tree) -> Result<(), StoreError> {
-        meta.insert(keys::META_EXPIRES_FROM, &encode_i64(NEVER))
+        Self::store(meta, NEVER, u64::MAX, 0)
+    }
+
+    /// Writes both marks, then the head they are kept up to (a crash in between leaves
+    /// the old head: both due at the next open).
+    fn store(
+        meta: &Tree,
+        expires_from: i64,
+        ended_since: u64,
+        head: u64,
+    ) -> Result<(), StoreError> {
+        meta.insert(keys::META_EXPIRES_FROM, &encode_i64(expires_from))
             .map_err(io)?;
-        meta.insert(keys::META_ENDED_SINCE, &keys::encode_u64(u64::MAX))
+        meta.insert(keys::META_ENDED_SINCE, &keys::encode_u64(ended_since))
+            .map_err(io)?;
+        meta.insert(keys::META_MARKS_HEAD, &keys::encode_u64(head))
             .map_err(io)?;
         Ok(())
     }
 
-    /// The marks as stored; absent keys (an older database) ask for one walk each.
-    pub(super) fn load(meta: &Tree) -> Result<Self, StoreError> {
+    /// The marks as stored for the database at `head`. Absent keys (an older database)
+    /// or marks kept up to another head (an older binary wrote since) are stored as due
+    /// first, so each pass walks once.
+    pub(super) fn load(meta: &Tree, head: u64) -> Result<Self, StoreError> {
         let read = |key: &[u8]| -> Result<Option<u64>, StoreError> {
             match meta.get(key).map_err(io)? {
                 Some(bytes) => keys::decode_u64(&bytes).map(Some).map_err(corrupt),
                 None => Ok(None),
             }
         };
-        let expires_from = read(keys::META_EXPIRES_FROM)?.map_or(i64::MIN, decode_i64);
+        let kept = read(keys::META_MARKS_HEAD)? == Some(head);
+        let (expires_from, ended_since) = match (
+            read(keys::META_EXPIRES_FROM)?,
+            read(keys::META_ENDED_SINCE)?,
+        ) {
+            (Some(expires_from), Some(ended_since)) if kept => {
+                (decode_i64(expires_from), ended_since)
+            }
+            _ => {
+                Self::store(meta, i64::MIN, 0, head)?;
+                (i64::MIN, 0)
+            }
+        };
         Ok(Self {
             expires_from: AtomicI64::new(expires_from),
             expiring_writes: AtomicU64::new(0),
-            ended_since: AtomicU64::new(read(keys::META_ENDED_SINCE)?.unwrap_or(0)),
+            ended_since: AtomicU64::new(ended_since),
             newest_ended: AtomicU64::new(0),
             expired_walks: AtomicU64::new(0),
             garbage_walks: AtomicU64::new(0),
