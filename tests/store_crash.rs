@@ -5,10 +5,15 @@
 //! rounds, each killed at a different point.
 //!
 //! The child's stream mixes three kinds of steps:
-//! - `write k`: one atomic write of [`BATCH`] tuples `doc:bK#viewer@user:uI`;
+//! - `write k`: one atomic write of [`BATCH`] tuples `doc:bK#viewer@user:uI`, the first
+//!   expiring in 2999 (so the store's `expires_from` mark rides in the same commits);
 //! - `import k`: a chunked import of [`BULK`] tuples `bulk:kK_I#viewer@user:u`;
 //! - `delete k`: a delete by filter of all of import `k`'s tuples — several transactions,
 //!   yet atomic at one revision, so after a crash it is there whole or not at all.
+//!
+//! After the reopen the collector must still find everything left to collect: every live
+//! expiring relationship (the sweep is not skipped), and the versions of every delete
+//! that landed (version GC walks).
 //!
 //! This file has its own `main` (`harness = false` in Cargo.toml): a child is the same
 //! binary with [`CHILD_ENV`] set to its database path.
@@ -27,6 +32,10 @@ const BATCH: usize = 40;
 /// Tuples per import (several import and delete chunks).
 const BULK: usize = 1000;
 const ROUNDS: usize = 6;
+/// Every write's first tuple expires then (after the test, before [`SWEEP_AT`]).
+const EXPIRATION: &str = "[expiration:2999-01-01T00:00:00Z]";
+/// A sweep at this time collects every expiring tuple.
+const SWEEP_AT: &str = "3000-01-01T00:00:00Z";
 
 fn main() {
     match std::env::var(CHILD_ENV) {
@@ -73,7 +82,10 @@ fn child(path: &str) {
                 let updates: Vec<Update> = (0..BATCH)
                     .map(|i| Update {
                         op: UpdateOp::Touch,
-                        relationship: rel(&format!("doc:b{step}#viewer@user:u{i}")),
+                        relationship: rel(&format!(
+                            "doc:b{step}#viewer@user:u{i}{}",
+                            if i == 0 { EXPIRATION } else { "" }
+                        )),
                     })
                     .collect();
                 let res = store.write(&updates, &[]).expect("child: write");
@@ -219,8 +231,10 @@ fn verify(round: usize, path: &std::path::Path, acked: &Acknowledged) {
 
     // The change log agrees with the tuples: replaying it gives the live set.
     let mut replay = std::collections::BTreeSet::new();
+    let mut n_deletes = 0;
     for set in store.changes_since(Revision(0), 0).expect("changes") {
         for change in set.changes {
+            n_deletes += usize::from(change.op == arbiter::store::ChangeOp::Delete);
             match change.op {
                 arbiter::store::ChangeOp::Touch => replay.insert(change.relationship),
                 arbiter::store::ChangeOp::Delete => replay.remove(&change.relationship),
@@ -237,4 +251,24 @@ fn verify(round: usize, path: &std::path::Path, acked: &Acknowledged) {
         replay, live,
         "round {round}: change log and tuples disagree"
     );
+
+    // The collector's marks survived the kill (they ride in the commits they cover).
+    let expiring = live.iter().filter(|it| it.expiration.is_some()).count();
+    assert!(expiring > 0, "round {round}: no expiring tuple landed");
+    let swept = store
+        .collect_expired_relationships(SWEEP_AT.parse().expect("time"))
+        .expect("sweep");
+    assert_eq!(
+        swept, expiring,
+        "round {round}: the sweep after the crash missed expiring tuples"
+    );
+    let walks = store.collector_walks().expect("walks").1;
+    store.collect_garbage(head).expect("gc");
+    if n_deletes > 0 {
+        assert_eq!(
+            store.collector_walks().expect("walks").1,
+            walks + 1,
+            "round {round}: {n_deletes} deletes landed, yet version GC did not walk"
+        );
+    }
 }

@@ -19,6 +19,9 @@
 //! | `meta` | `schema` | the schema text, UTF-8 |
 //! | `meta` | `schema_revision` | u64: the revision that wrote the schema |
 //! | `meta` | `pending` | u64 revision, then a [filter](encode_filter): a delete by filter that has started but not finished |
+//! | `meta` | `expires_from` | i64 (two's complement, big-endian): no live version expires before this second since the Unix epoch (`i64::MAX`: none expires; absent: `i64::MIN`); the expired sweep at `T` walks only when it is at most `T` |
+//! | `meta` | `marks_head` | u64: the head the two marks above and below were kept up to, written in every commit that writes `head`; another value (a binary without the marks wrote since) or none makes both marks due |
+//! | `meta` | `ended_since` | u64: every ended version not yet collected was ended at this revision or later (`u64::MAX`: none; absent: 0); version GC at horizon `H` walks only when it is at most `H` |
 //! | `by_resource` | resource type, resource id, relation, subject type, subject id, subject relation (six names), then u64 created-at revision | a [version value](encode_version_value) |
 //! | `by_subject` | subject type, subject id, subject relation, resource type, relation, resource id (six names), then u64 created-at revision | the same version value as in `by_resource` |
 //! | `changes` | u64 revision, then u32 part number | a sequence of [changes](encode_changes) |
@@ -130,6 +133,14 @@ pub const META_OLDEST: &[u8] = b"oldest";
 pub const META_SCHEMA: &[u8] = b"schema";
 pub const META_SCHEMA_REVISION: &[u8] = b"schema_revision";
 pub const META_PENDING: &[u8] = b"pending";
+/// No live version expires before this second (i64; absent counts as `i64::MIN`).
+pub const META_EXPIRES_FROM: &[u8] = b"expires_from";
+/// The head the marks were kept up to (u64, written with every head by this code): a
+/// head that differs means another binary wrote since, and both marks are due.
+pub const META_MARKS_HEAD: &[u8] = b"marks_head";
+/// The oldest revision at which a version not yet collected may have been ended (u64;
+/// `u64::MAX`: none; absent counts as 0).
+pub const META_ENDED_SINCE: &[u8] = b"ended_since";
 
 /// The deleted-at value of a live version.
 pub const LIVE: u64 = u64::MAX;

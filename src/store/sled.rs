@@ -2,7 +2,8 @@
 //! (this file: opening, the transaction helper and the trait; `sled/write.rs`,
 //! `sled/scan.rs` and `sled/gc.rs`: the write paths, the read paths and collection;
 //! `sled/import.rs`: bulk import; `sled/blocks.rs`: the version entries packed into
-//! blocks; `sled/migrate.rs`: older formats at open).
+//! blocks; `sled/marks.rs`: what the collector may skip; `sled/migrate.rs`: older formats
+//! at open).
 //!
 //! How it works around what sled lacks (DESIGN §4):
 //! - **Revisions**: one writer mutex owns "next revision, commit, flush, publish". The
@@ -49,6 +50,7 @@ use crate::store::{
 pub(crate) mod blocks;
 mod gc;
 mod import;
+mod marks;
 mod migrate;
 mod scan;
 mod sync;
@@ -127,6 +129,8 @@ pub(crate) struct Inner {
     /// The oldest readable revision; the collector raises it (durably) before it removes
     /// anything, and readers re-check it after a scan.
     oldest: AtomicU64,
+    /// Whether the collector's walks can find anything (durable marks, `marks.rs`).
+    marks: marks::Marks,
     durable: bool,
     retention: Duration,
 }
@@ -287,6 +291,13 @@ impl SledStore {
         self.inner()?.collect_expired(now)
     }
 
+    /// How many times, since the database was opened (or reopened by
+    /// [`Store::recover`]), the expired sweep and version GC walked the whole resource
+    /// index: a pass that provably has nothing to find reads no block (`sled/marks.rs`).
+    pub fn collector_walks(&self) -> Result<(u64, u64), StoreError> {
+        Ok(self.inner()?.marks.walks())
+    }
+
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.inner()?.db.size_on_disk().map_err(io)
@@ -320,6 +331,10 @@ impl Inner {
                 }
             }
             None => {
+                if meta.get(keys::META_HEAD).map_err(io)?.is_none() {
+                    // Nothing was ever committed: no version expires or has ended.
+                    marks::Marks::init_fresh(&meta)?;
+                }
                 meta.insert(keys::META_FORMAT, &keys::encode_u32(keys::FORMAT_VERSION))
                     .map_err(io)?;
             }
@@ -338,7 +353,9 @@ impl Inner {
             Some((_, time)) => keys::decode_u64(&time).map_err(corrupt)?,
             None => 0,
         };
+        let marks = marks::Marks::load(&meta, head)?;
         let inner = Self {
+            marks,
             by_resource: open(keys::TREE_RESOURCE_BLOCKS)?,
             by_subject: open(keys::TREE_SUBJECT_BLOCKS)?,
             layout: blocks::Layout::default(),
@@ -435,7 +452,8 @@ impl Inner {
         self.watermark.fetch_max(revision.0, Ordering::AcqRel);
     }
 
-    /// The bookkeeping keys every revision writes: its commit time and the new head.
+    /// The bookkeeping keys every revision writes: its commit time and the new head (with
+    /// the head the collector's marks are kept up to, `sled/marks.rs`).
     fn revision_ops(writer: &mut Writer, revision: Revision, ops: &mut Vec<Op>) {
         let time = now_millis().max(writer.last_time);
         writer.last_time = time;
@@ -444,11 +462,13 @@ impl Inner {
             key: keys::encode_u64(revision.0).to_vec(),
             value: Some(keys::encode_u64(time).to_vec()),
         });
-        ops.push(Op {
-            tree: TreeSlot::Meta,
-            key: keys::META_HEAD.to_vec(),
-            value: Some(keys::encode_u64(revision.0).to_vec()),
-        });
+        for key in [keys::META_HEAD, keys::META_MARKS_HEAD] {
+            ops.push(Op {
+                tree: TreeSlot::Meta,
+                key: key.to_vec(),
+                value: Some(keys::encode_u64(revision.0).to_vec()),
+            });
+        }
     }
 
     /// Both index keys of one version, with deleted-at `deleted` and the caveat and
@@ -481,17 +501,19 @@ impl Inner {
     }
 
     /// Commits a whole revision in one transaction, flushes, publishes. The caller holds
-    /// the writer and has prepared the data ops.
+    /// the writer and has prepared the data ops, the marks' ops among them (`note`).
     fn commit_revision(
         &self,
         writer: &mut Writer,
         revision: Revision,
         mut ops: Vec<Op>,
         changes: Vec<Change>,
+        note: marks::Note,
     ) -> Result<ChangeSet, StoreError> {
         Self::change_ops(revision, 0, &changes, &mut ops);
         Self::revision_ops(writer, revision, &mut ops);
         self.commit(&ops)?;
+        self.marks.committed(note);
         writer.head = revision;
         self.flush_if_durable()?;
         self.publish(revision);

@@ -9,6 +9,10 @@
 //! so writes interleave). The versions it removes are deleted at or before the horizon,
 //! which no writer rewrites. It never removes a live version: it removes a version only
 //! when its deleted-at revision is set and at most the horizon.
+//!
+//! Both passes walk the whole resource index only when they may find something there,
+//! as two durable marks say (`marks.rs`): a store with no expiring relationship and no
+//! ended version reads none of its blocks, so sled's page cache does not fill with them.
 
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
@@ -16,6 +20,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::marks::NEVER;
 use super::{Inner, Op, TreeSlot, blocks, corrupt, io};
 use crate::model::{Relationship, Revision, Timestamp};
 use crate::store::keys::{self, Index, LIVE};
@@ -84,12 +89,27 @@ impl Inner {
     /// They have been invisible since they expired, so no change-log entry records their
     /// removal. Each removal happens under the writer mutex, after re-reading the version
     /// unchanged, so that no write marks it deleted (re-inserting it) half-way.
+    ///
+    /// Walks only when `meta/expires_from` is at most `before`, and raises it to the
+    /// earliest expiration left when no expiring write committed meanwhile.
     pub(super) fn collect_expired_relationships(
         &self,
         before: Timestamp,
     ) -> Result<usize, StoreError> {
+        let generation = {
+            let _writer = self.writer.lock();
+            if self.marks.expires_from() > before.unix_seconds() {
+                return Ok(0);
+            }
+            self.marks.expiring_writes()
+        };
+        self.marks.count_expired_walk();
         let mut n_removed = 0;
         let mut from = Vec::new();
+        // The earliest second a live version left after this pass expires at.
+        let mut expiring_left = NEVER;
+        // Whether a version found changed before its removal (the walk proves nothing).
+        let mut changed = false;
         loop {
             let mut found = Vec::new();
             blocks::walk(&self.by_resource, &self.layout, &from, &mut |key, value| {
@@ -100,12 +120,24 @@ impl Inner {
                 let (mut rel, created) =
                     keys::decode_version_key(Index::Resource, key).map_err(corrupt)?;
                 keys::decode_version_value(value, &mut rel).map_err(corrupt)?;
-                if rel.expiration.is_some_and(|at| at <= before) {
-                    found.push((key.to_vec(), value.to_vec(), rel, created));
+                match rel.expiration {
+                    Some(at) if at <= before => {
+                        found.push((key.to_vec(), value.to_vec(), rel, created));
+                    }
+                    Some(at) => expiring_left = expiring_left.min(at.unix_seconds()),
+                    None => {}
                 }
                 Ok(found.len() < CHUNK_SIZE)
             })?;
             let Some((last, ..)) = found.last() else {
+                let _writer = self.writer.lock();
+                if !changed
+                    && self.marks.expiring_writes() == generation
+                    && let Some(op) = self.marks.expires_from_op(expiring_left)
+                {
+                    self.commit(&[op])?;
+                    self.marks.raised_expires_from(expiring_left);
+                }
                 return Ok(n_removed);
             };
             from = last.clone();
@@ -115,6 +147,7 @@ impl Inner {
             for (key, value, rel, created) in found {
                 // Re-read under the writer: a write may have ended the version meanwhile.
                 if blocks::get(&self.by_resource, &self.layout, &key)?.as_deref() != Some(&value) {
+                    changed = true;
                     continue;
                 }
                 Self::remove_version_ops(&key, &rel, created, &mut ops);
@@ -164,14 +197,50 @@ impl Inner {
         self.db.flush().map_err(io)?;
         self.oldest.fetch_max(horizon.0, Ordering::AcqRel);
 
+        let mut n_removed = self.collect_versions(horizon)?;
+        // The change log and the revision records below the horizon: a range read that
+        // stops at the horizon, so it costs what it removes (and one leaf) each pass.
+        let end = keys::change_key(horizon, u32::MAX);
+        for item in self.changes.range(..=end) {
+            let (key, _) = item.map_err(io)?;
+            self.changes.remove(&key).map_err(io)?;
+            n_removed += 1;
+        }
+        for item in self.revisions.range(..keys::encode_u64(horizon.0)) {
+            let (key, _) = item.map_err(io)?;
+            self.revisions.remove(&key).map_err(io)?;
+            n_removed += 1;
+        }
+        Ok(n_removed)
+    }
+
+    /// Removes the versions ended at or before `horizon`, walking the resource index only
+    /// when `meta/ended_since` says one may exist; then raises that mark to the oldest
+    /// ended version left (see `marks.rs`).
+    fn collect_versions(&self, horizon: Revision) -> Result<usize, StoreError> {
+        // Under the writer: every version ended at or before `start` is committed.
+        let start = {
+            let writer = self.writer.lock();
+            if self.marks.ended_since() > horizon.0 {
+                return Ok(0);
+            }
+            writer.head
+        };
+        self.marks.count_garbage_walk();
         let mut n_removed = 0;
         let mut from = Vec::new();
+        // The oldest deleted-at revision above the horizon the walk saw.
+        let mut oldest_left = u64::MAX;
         loop {
             let mut found = Vec::new();
             blocks::walk(&self.by_resource, &self.layout, &from, &mut |key, value| {
                 let deleted = keys::decode_deleted(value).map_err(corrupt)?;
                 // INVARIANT: a live version has deleted == LIVE and is never removed.
-                if deleted == LIVE || deleted > horizon.0 {
+                if deleted == LIVE {
+                    return Ok(true);
+                }
+                if deleted > horizon.0 {
+                    oldest_left = oldest_left.min(deleted);
                     return Ok(true);
                 }
                 let (rel, created) =
@@ -192,16 +261,17 @@ impl Inner {
             self.commit(&ops)?;
             n_removed += found.len();
         }
-        let end = keys::change_key(horizon, u32::MAX);
-        for item in self.changes.range(..=end) {
-            let (key, _) = item.map_err(io)?;
-            self.changes.remove(&key).map_err(io)?;
-            n_removed += 1;
-        }
-        for item in self.revisions.range(..keys::encode_u64(horizon.0)) {
-            let (key, _) = item.map_err(io)?;
-            self.revisions.remove(&key).map_err(io)?;
-            n_removed += 1;
+        // What stays ended: what the walk saw above the horizon, and whatever a write
+        // ended after the walk began (at revisions after `start`).
+        let _writer = self.writer.lock();
+        let next = if self.marks.newest_ended() > start.0 {
+            oldest_left.min(start.0 + 1)
+        } else {
+            oldest_left
+        };
+        if let Some(op) = self.marks.ended_since_op(next) {
+            self.commit(&[op])?;
+            self.marks.raised_ended_since(next);
         }
         Ok(n_removed)
     }

@@ -23,6 +23,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
+use super::marks::earliest;
 use super::{Inner, Op, RawOp, TreeSlot, blocks, now_millis};
 use crate::model::{Relationship, Revision};
 use crate::store::keys::{self, Index, LIVE};
@@ -246,11 +247,33 @@ impl Inner {
         let started = std::time::Instant::now();
         let mut marker = keys::encode_u64(first.0).to_vec();
         marker.extend_from_slice(&keys::encode_filter(&RelationshipFilter::default()));
-        self.commit(&[Op {
+        let mut ops = vec![Op {
             tree: TreeSlot::Meta,
             key: keys::META_PENDING.to_vec(),
             value: Some(marker),
-        }])?;
+        }];
+        // The marks go in the marker's commit, before any version they cover.
+        let expiring = sets
+            .iter()
+            .flat_map(|set| &set.changes)
+            .filter(|it| it.op == ChangeOp::Touch)
+            .fold(None, |it, change| {
+                earliest(it, change.relationship.expiration)
+            });
+        let ended = sets
+            .iter()
+            .find(|set| set.changes.iter().any(|it| it.op == ChangeOp::Delete))
+            .map(|set| set.revision);
+        if let Some(newest) = sets
+            .iter()
+            .rev()
+            .find(|set| set.changes.iter().any(|it| it.op == ChangeOp::Delete))
+        {
+            self.marks.will_end_through(newest.revision);
+        }
+        let note = self.marks.note(expiring, ended, &mut ops);
+        self.commit(&ops)?;
+        self.marks.committed(note);
         let [resource, subject] = runs;
         let time = now_millis().max(writer.last_time);
         if self.by_resource.is_empty() && self.by_subject.is_empty() {
@@ -283,6 +306,11 @@ impl Inner {
             (
                 TreeSlot::Meta,
                 keys::META_HEAD.to_vec(),
+                Some(keys::encode_u64(last.0).to_vec()),
+            ),
+            (
+                TreeSlot::Meta,
+                keys::META_MARKS_HEAD.to_vec(),
                 Some(keys::encode_u64(last.0).to_vec()),
             ),
             (TreeSlot::Meta, keys::META_PENDING.to_vec(), None),

@@ -13,6 +13,7 @@
 
 use rustc_hash::FxHashSet;
 
+use super::marks::earliest;
 use super::{Inner, Op, TreeSlot};
 use crate::model::{Relationship, Revision};
 use crate::store::keys::{self, LIVE};
@@ -57,12 +58,24 @@ impl Inner {
                 (UpdateOp::Delete, None) => {}
             }
         }
+        let expiring = planned
+            .iter()
+            .filter(|(op, ..)| *op == ChangeOp::Touch)
+            .fold(None, |it, (_, rel, _)| earliest(it, rel.expiration));
+        let ends = planned.iter().any(|(op, ..)| *op == ChangeOp::Delete);
         let n_chunks = planned.len().div_ceil(CHUNK_SIZE).max(1);
         let mut changes = Vec::with_capacity(planned.len());
         let mut chunks = planned.chunks(CHUNK_SIZE);
         for part in 0..n_chunks {
             let chunk = chunks.next().unwrap_or_default();
-            let mut ops = Vec::with_capacity(chunk.len() * 2 + 6);
+            let mut ops = Vec::with_capacity(chunk.len() * 2 + 8);
+            // The first chunk sets the marks for what every chunk writes.
+            let note = if part == 0 {
+                self.marks
+                    .note(expiring, ends.then_some(revision), &mut ops)
+            } else {
+                Default::default()
+            };
             let first_change = changes.len();
             for (op, rel, created) in chunk {
                 match op {
@@ -110,6 +123,7 @@ impl Inner {
                 Self::revision_ops(&mut writer, revision, &mut ops);
             }
             self.commit(&ops)?;
+            self.marks.committed(note);
         }
         writer.head = revision;
         self.flush_if_durable()?;

@@ -5,6 +5,7 @@
 //! Every path runs its scans and checks under the writer mutex *before* its transaction,
 //! so nothing changes in between, and hands prepared ops to [`Inner::commit`].
 
+use super::marks::earliest;
 use super::{Inner, Op, TreeSlot, blocks, corrupt, io};
 use crate::model::{Relationship, Revision};
 use crate::store::keys::{self, Index, LIVE};
@@ -33,8 +34,9 @@ impl Inner {
             }
         }
         let revision = Revision(head.0 + 1);
-        let mut ops = Vec::with_capacity(updates.len() * 2 + 3);
+        let mut ops = Vec::with_capacity(updates.len() * 2 + 5);
         let mut changes = Vec::new();
+        let (mut expiring, mut ends) = (None, false);
         for update in updates {
             let rel = &update.relationship;
             let live = self.live_version(rel)?;
@@ -44,21 +46,29 @@ impl Inner {
                 }
                 (UpdateOp::Touch, Some((_, stored))) if stored == *rel => {}
                 (UpdateOp::Create | UpdateOp::Touch, None) => {
+                    expiring = earliest(expiring, rel.expiration);
                     Self::touch_ops(rel, revision, &mut ops, &mut changes);
                 }
                 (UpdateOp::Touch, Some((created, stored))) => {
                     // Other conditions: the stored version ends and a new one begins.
+                    expiring = earliest(expiring, rel.expiration);
+                    ends = true;
                     Self::delete_ops(stored, created, revision, &mut ops, &mut changes);
                     Self::touch_ops(rel, revision, &mut ops, &mut changes);
                 }
                 (UpdateOp::Delete, Some((created, stored))) => {
+                    ends = true;
                     Self::delete_ops(stored, created, revision, &mut ops, &mut changes);
                 }
                 (UpdateOp::Delete, None) => {}
             }
         }
-        self.commit_revision(&mut writer, revision, ops, changes)
-            .map(Ok)
+        // The marks go in the same commit as the versions they cover.
+        let note = self
+            .marks
+            .note(expiring, ends.then_some(revision), &mut ops);
+        let res = self.commit_revision(&mut writer, revision, ops, changes, note);
+        res.map(Ok)
     }
 
     /// `Some(reason)` if `precondition` does not hold at `head`.
@@ -163,7 +173,13 @@ impl Inner {
         let mut chunks = doomed.chunks(CHUNK_SIZE);
         for part in 0..n_chunks {
             let chunk = chunks.next().unwrap_or_default();
-            let mut ops = Vec::with_capacity(chunk.len() * 2 + 4);
+            let mut ops = Vec::with_capacity(chunk.len() * 2 + 5);
+            // Every chunk ends versions at `revision`: the first one lowers the mark.
+            let note = if part == 0 && !doomed.is_empty() {
+                self.marks.note(None, Some(revision), &mut ops)
+            } else {
+                Default::default()
+            };
             let first_change = changes.len();
             for (rel, created) in chunk {
                 Self::version_ops(rel, *created, revision.0, &mut ops);
@@ -196,6 +212,7 @@ impl Inner {
                 Self::revision_ops(&mut writer, revision, &mut ops);
             }
             self.commit(&ops)?;
+            self.marks.committed(note);
         }
         writer.head = revision;
         self.flush_if_durable()?;
@@ -223,6 +240,13 @@ impl Inner {
             }
             true
         })?;
+        // Versions that become live again may expire: mark it before they do.
+        let mut ops = Vec::new();
+        let note = self.marks.before_revival(&mut ops);
+        if !ops.is_empty() {
+            self.commit(&ops)?;
+            self.marks.committed(note);
+        }
         for chunk in marked.chunks(CHUNK_SIZE) {
             let mut ops = Vec::with_capacity(chunk.len() * 2);
             for (rel, created) in chunk {
@@ -312,7 +336,7 @@ impl Inner {
                 value: Some(keys::encode_u64(revision.0).to_vec()),
             },
         ];
-        self.commit_revision(&mut writer, revision, ops, Vec::new())
+        self.commit_revision(&mut writer, revision, ops, Vec::new(), Default::default())
             .map(|it| it.revision)
     }
 }
