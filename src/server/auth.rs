@@ -26,7 +26,7 @@ use super::keys::{AuthError, KeyName, scope_of};
 /// The layer of every `/v1` route: lets the request through when no key is configured or
 /// its key grants the route's scope. A plain tower layer rather than a `from_fn`
 /// middleware: that one clones and boxes the inner service and boxes its future on every
-/// request, which cost a JSON check about 0.4 µs of server CPU (docs/BENCHMARKS.md).
+/// request (measured with the JSON check's other cuts: docs/BENCHMARKS.md, third pass).
 #[derive(Clone)]
 pub struct RequireToken {
     state: AppState,
