@@ -1078,17 +1078,7 @@ mod tests {
         );
     }
 
-    /// A tiny deterministic generator (xorshift), so failures replay.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[test]
     fn the_subject_side_answers_exactly_as_the_forward_walk() {

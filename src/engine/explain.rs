@@ -1279,17 +1279,7 @@ mod tests {
     use crate::schema::parse_and_compile;
     use crate::store::{Change, ChangeOp, ChangeSet};
 
-    /// A tiny deterministic generator (xorshift), so failures replay.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     const SCHEMA: &str = "definition user {}
         definition group {

@@ -41,16 +41,22 @@ pub fn parse(bytes: &[u8]) -> Result<CheckText<'_>, ApiError> {
     if let Some(body) = Scanner::new(bytes).check_body() {
         return Ok(body);
     }
-    let body = serde_json::from_slice::<CheckBody>(bytes)
-        .map_err(|err| ApiError::BadJson(format!("invalid json body: {err}")))?;
-    Ok(CheckText {
-        resource: Cow::Owned(body.resource),
-        permission: Cow::Owned(body.permission),
-        subject: Cow::Owned(body.subject),
-        context: body.context,
-        consistency: body.consistency,
-        explain: body.explain,
-    })
+    serde_json::from_slice::<CheckBody>(bytes)
+        .map(CheckText::from)
+        .map_err(|err| ApiError::BadJson(format!("invalid json body: {err}")))
+}
+
+impl From<CheckBody> for CheckText<'static> {
+    fn from(body: CheckBody) -> Self {
+        Self {
+            resource: Cow::Owned(body.resource),
+            permission: Cow::Owned(body.permission),
+            subject: Cow::Owned(body.subject),
+            context: body.context,
+            consistency: body.consistency,
+            explain: body.explain,
+        }
+    }
 }
 
 /// A reader of the common check body: one object with `resource`, `permission` and
@@ -348,14 +354,7 @@ mod tests {
 
     fn derived_bytes(bytes: &[u8]) -> Result<CheckText<'static>, String> {
         serde_json::from_slice::<CheckBody>(bytes)
-            .map(|body| CheckText {
-                resource: Cow::Owned(body.resource),
-                permission: Cow::Owned(body.permission),
-                subject: Cow::Owned(body.subject),
-                context: body.context,
-                consistency: body.consistency,
-                explain: body.explain,
-            })
+            .map(CheckText::from)
             .map_err(|err| ApiError::BadJson(format!("invalid json body: {err}")).to_string())
     }
 

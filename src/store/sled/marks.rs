@@ -278,17 +278,7 @@ mod tests {
     use crate::store::keys::{self, LIVE};
     use crate::store::{RelationshipFilter, SledConfig, SledStore, Store, Update, UpdateOp};
 
-    /// A small deterministic generator (xorshift64).
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     fn random_rel(rng: &mut Rng) -> Relationship {
         let conditions = [
