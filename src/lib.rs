@@ -26,6 +26,3 @@ pub mod server;
 pub mod store;
 pub mod sync;
 pub mod validation;
-
-#[cfg(test)]
-mod test_rng;

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 mod caveat;
 mod order;
+#[cfg(test)]
+pub(crate) mod test_rng;
 mod timestamp;
 pub mod write;
 

@@ -1078,7 +1078,7 @@ mod tests {
         );
     }
 
-    use crate::test_rng::Rng;
+    use crate::model::test_rng::Rng;
 
     #[test]
     fn the_subject_side_answers_exactly_as_the_forward_walk() {

@@ -1279,7 +1279,7 @@ mod tests {
     use crate::schema::parse_and_compile;
     use crate::store::{Change, ChangeOp, ChangeSet};
 
-    use crate::test_rng::Rng;
+    use crate::model::test_rng::Rng;
 
     const SCHEMA: &str = "definition user {}
         definition group {

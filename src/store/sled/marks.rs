@@ -278,7 +278,7 @@ mod tests {
     use crate::store::keys::{self, LIVE};
     use crate::store::{RelationshipFilter, SledConfig, SledStore, Store, Update, UpdateOp};
 
-    use crate::test_rng::Rng;
+    use crate::model::test_rng::Rng;
 
     fn random_rel(rng: &mut Rng) -> Relationship {
         let conditions = [

@@ -1,5 +1,6 @@
 //! A tiny deterministic generator (xorshift64) for the crate's randomized unit tests, so
-//! that a failure replays from its seed.
+//! that a failure replays from its seed. It lives in `model`, the layer every other may
+//! depend on.
 
 /// xorshift64; seed it with anything but 0.
 pub(crate) struct Rng(pub(crate) u64);
