@@ -19,8 +19,7 @@ use serde::Serialize;
 
 use super::dto::{CheckAnswer, CheckBody, ConsistencyBody};
 use super::error::ApiError;
-use super::handlers::Answer;
-use super::observe;
+use super::handlers::{Answer, with_revision};
 use crate::engine::Permissionship;
 use crate::model::Revision;
 
@@ -227,10 +226,7 @@ impl IntoResponse for CheckReply {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if observe::details_wanted() {
-            response.extensions_mut().insert(revision);
-        }
-        response
+        with_revision(response, revision)
     }
 }
 

@@ -108,12 +108,16 @@ pub struct Answer<T>(pub Revision, pub T);
 
 impl<T: Serialize> IntoResponse for Answer<T> {
     fn into_response(self) -> Response {
-        let mut response = Json(self.1).into_response();
-        if observe::details_wanted() {
-            response.extensions_mut().insert(self.0);
-        }
-        response
+        with_revision(Json(self.1).into_response(), self.0)
     }
+}
+
+/// `response`, carrying `revision` for the request log when the log will show it.
+pub fn with_revision(mut response: Response, revision: Revision) -> Response {
+    if observe::details_wanted() {
+        response.extensions_mut().insert(revision);
+    }
+    response
 }
 
 type Reply<T> = Result<Answer<T>, ApiError>;
