@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 
 use crate::engine::Arbiter;
@@ -158,7 +157,6 @@ impl AppState {
 /// and metrics.
 pub fn router(state: AppState) -> Router {
     observe::install(state.config().access_log);
-    let body_limit = state.config().body_limit;
     let (routes, api) = openapi::api_router(state.clone()).split_for_parts();
     let document = Arc::new(openapi::render(api, state.config()));
     routes
@@ -169,11 +167,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(playground::page_routes())
         .fallback(handlers::not_found)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe::edge,
-        ))
+        .layer(observe::Edge::new(state.clone()))
         .with_state(state)
 }
 

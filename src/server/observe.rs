@@ -8,17 +8,21 @@
 //! is rendered, so they cost nothing per request.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::header::DATE;
 use axum::http::{HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use parking_lot::RwLock;
+use tower::{Layer, Service};
 
 use super::AppState;
 use super::error::ApiError;
@@ -131,24 +135,83 @@ fn route_metrics(route: &str, method: &'static str, status: u16) -> RouteMetrics
 /// The one router-wide layer, outermost first: it observes the request (log line,
 /// metrics), gives errors the JSON shape (`shape::json_errors`), refuses an unknown query
 /// string (`shape::unknown_query`) and applies the deadline. One layer instead of four
-/// saves three boxed futures and service clones on every request. Runs outside the
-/// route's own layers, so rejected requests (401, 413, deadline) are observed too.
-pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let dated = needs_date(&request);
-    let response = match super::shape::unknown_query(&request) {
-        Some(refusal) => refusal,
-        None => deadline(&state, request, next).await,
-    };
-    let mut response = super::shape::json_errors(response).await;
-    if dated {
-        add_date(&mut response);
+/// saves three boxed futures and service clones on every request, and a plain tower layer
+/// rather than a `from_fn` middleware saves two more (that one clones and boxes the inner
+/// service per request: docs/BENCHMARKS.md, "fourth pass"). Runs outside the route's own
+/// layers, so rejected requests (401, 413, deadline) are observed too.
+#[derive(Clone)]
+pub struct Edge {
+    state: AppState,
+}
+
+impl Edge {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
     }
-    let route = route.as_ref().map_or("unmatched", |path| path.as_str());
-    observe(&state, started, &method, route, &response);
-    response
+}
+
+impl<S> Layer<S> for Edge {
+    type Service = EdgeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        EdgeService {
+            state: self.state.clone(),
+            inner,
+        }
+    }
+}
+
+/// [`Edge`] around one route.
+#[derive(Clone)]
+pub struct EdgeService<S> {
+    state: AppState,
+    inner: S,
+}
+
+/// A response on its way, boxed once.
+pub(crate) type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> Service<Request> for EdgeService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let dated = needs_date(&request);
+        let state = self.state.clone();
+        let answer = match super::shape::unknown_query(&request) {
+            Some(refusal) => Err(refusal),
+            None => {
+                let limit = deadline_of(&state, &request);
+                let grpc = super::grpc::is_grpc(&request);
+                Ok((self.inner.call(request), limit, grpc))
+            }
+        };
+        Box::pin(async move {
+            let response = match answer {
+                Err(refusal) => refusal,
+                Ok((inner, limit, grpc)) => within(inner, limit, grpc).await,
+            };
+            let mut response = super::shape::json_errors(response).await;
+            if dated {
+                add_date(&mut response);
+            }
+            let route = route.as_ref().map_or("unmatched", |path| path.as_str());
+            observe(&state, started, &method, route, &response);
+            Ok(response)
+        })
+    }
 }
 
 /// Whether the answer must be dated here: an HTTP/2 request that is not a gRPC call
@@ -194,18 +257,24 @@ fn observe(state: &AppState, started: Instant, method: &Method, route: &str, res
     }
 }
 
+/// The request's deadline: the request timeout, except for a bulk import, which has none.
+fn deadline_of(state: &AppState, request: &Request) -> Option<Duration> {
+    (!super::import::is_import(request.uri().path())).then(|| state.config().request_timeout)
+}
+
 /// Answers 503 `deadline_exceeded` (a gRPC call: DEADLINE_EXCEEDED) when the handler has
-/// not produced its response in time. The handler's future is dropped; a blocking write
-/// already handed to the store still completes (and is acknowledged by nobody). A bulk
-/// import has no deadline.
-async fn deadline(state: &AppState, request: Request, next: Next) -> Response {
-    let limit = state.config().request_timeout;
-    if super::import::is_import(request.uri().path()) {
-        return next.run(request).await;
-    }
-    let grpc = super::grpc::is_grpc(&request);
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
+/// not produced its response within `limit`. The handler's future is dropped; a blocking
+/// write already handed to the store still completes (and is acknowledged by nobody).
+async fn within<F>(inner: F, limit: Option<Duration>, grpc: bool) -> Response
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    let Some(limit) = limit else {
+        let Ok(response) = inner.await;
+        return response;
+    };
+    match tokio::time::timeout(limit, inner).await {
+        Ok(Ok(response)) => response,
         Err(_) if grpc => super::grpc::deadline_exceeded(limit),
         Err(_) => ApiError::DeadlineExceeded(limit.as_millis()).into_response(),
     }
@@ -263,7 +332,7 @@ mod tests {
         let state = state(Duration::from_millis(20));
         let app = Router::new()
             .route("/slow", get(slow))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), edge))
+            .layer(Edge::new(state.clone()))
             .with_state(state);
         let request = Request::get("/slow").body(Body::empty()).unwrap();
         let response = app.oneshot(request).await.unwrap();

@@ -8,22 +8,104 @@
 //! it passes before the response starts); a streaming response (Watch) is not cut off
 //! once it has started, by this deadline or by the HTTP request timeout.
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tonic::Status;
+use tower::{Layer, Service};
 
 use super::super::AppState;
-use super::super::keys::{self, AuthError};
+use super::super::keys::{self, AuthError, KeyName};
+use super::super::observe::ResponseFuture;
 
-/// Checks the token and applies the deadline, answering gRPC statuses.
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !super::is_grpc(&request) {
-        return next.run(request).await;
+/// The layer of every gRPC route: checks the token and applies the deadline, answering
+/// gRPC statuses; a request that is not a gRPC call passes untouched. A plain tower layer
+/// rather than a `from_fn` middleware, which clones and boxes the inner service per call.
+#[derive(Clone)]
+pub struct Guard {
+    state: AppState,
+}
+
+impl Guard {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
     }
+}
+
+impl<S> Layer<S> for Guard {
+    type Service = GuardService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GuardService {
+            state: self.state.clone(),
+            inner,
+        }
+    }
+}
+
+/// [`Guard`] around one route.
+#[derive(Clone)]
+pub struct GuardService<S> {
+    state: AppState,
+    inner: S,
+}
+
+impl<S> Service<Request> for GuardService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if !super::is_grpc(&request) {
+            return Box::pin(self.inner.call(request));
+        }
+        let key = match authorize(&self.state, &request) {
+            Ok(key) => key,
+            Err(status) => return refused(status),
+        };
+        let deadline = match request.headers().get("grpc-timeout").map(parse_timeout) {
+            None => None,
+            Some(Some(deadline)) => Some(deadline),
+            Some(None) => {
+                return refused(Status::invalid_argument("malformed `grpc-timeout` header"));
+            }
+        };
+        let inner = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = match deadline {
+                None => inner.await?,
+                Some(deadline) => match tokio::time::timeout(deadline, inner).await {
+                    Ok(response) => response?,
+                    Err(_) => reply(Status::deadline_exceeded(format!(
+                        "call did not finish within its deadline of {} ms",
+                        deadline.as_millis()
+                    ))),
+                },
+            };
+            if super::super::observe::details_wanted() {
+                response.extensions_mut().insert(key);
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// The key that may make this call, or the status refusing it: no `authorization` metadata
+/// is UNAUTHENTICATED; a wrong token, or a key without the method's scope,
+/// PERMISSION_DENIED.
+fn authorize(state: &AppState, request: &Request) -> Result<KeyName, Status> {
     let presented = request
         .headers()
         .get(AUTHORIZATION)
@@ -37,39 +119,21 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             .trim()
     });
     let scope = keys::scope_of("POST", request.uri().path());
-    match state.keys().authorize_secret(secret, scope) {
-        Ok(key) => {
-            let mut response = run_with_deadline(request, next).await;
-            if super::super::observe::details_wanted() {
-                response.extensions_mut().insert(key);
-            }
-            response
-        }
-        Err(AuthError::Unauthenticated) if presented.is_none() => reply(Status::unauthenticated(
-            "missing `authorization` metadata: send `authorization: Bearer <token>`",
-        )),
-        Err(AuthError::Unauthenticated) => reply(Status::permission_denied("invalid bearer token")),
-        Err(err @ AuthError::Forbidden { .. }) => reply(Status::permission_denied(err.to_string())),
-    }
+    state
+        .keys()
+        .authorize_secret(secret, scope)
+        .map_err(|err| match err {
+            AuthError::Unauthenticated if presented.is_none() => Status::unauthenticated(
+                "missing `authorization` metadata: send `authorization: Bearer <token>`",
+            ),
+            AuthError::Unauthenticated => Status::permission_denied("invalid bearer token"),
+            err @ AuthError::Forbidden { .. } => Status::permission_denied(err.to_string()),
+        })
 }
 
-/// Runs the call under its `grpc-timeout`, if it sent one.
-async fn run_with_deadline(request: Request, next: Next) -> Response {
-    let deadline = match request.headers().get("grpc-timeout").map(parse_timeout) {
-        None => None,
-        Some(Some(deadline)) => Some(deadline),
-        Some(None) => return reply(Status::invalid_argument("malformed `grpc-timeout` header")),
-    };
-    match deadline {
-        Some(deadline) => match tokio::time::timeout(deadline, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => reply(Status::deadline_exceeded(format!(
-                "call did not finish within its deadline of {} ms",
-                deadline.as_millis()
-            ))),
-        },
-        None => next.run(request).await,
-    }
+/// A call refused before its service saw it.
+fn refused(status: Status) -> ResponseFuture {
+    Box::pin(std::future::ready(Ok(reply(status))))
 }
 
 fn reply(status: Status) -> Response {

@@ -58,7 +58,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route_service("/authzed.api.v1.SchemaService/{*method}", schema)
         .route_service("/authzed.api.v1.WatchService/{*method}", watch)
         .route("/{service}/{method}", axum::routing::any(unknown_service))
-        .layer(axum::middleware::from_fn_with_state(state, guard::guard))
+        .layer(guard::Guard::new(state))
 }
 
 /// The answer to a gRPC call that ran past the server's request timeout:
