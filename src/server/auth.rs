@@ -1,4 +1,4 @@
-//! The authentication layer of every `/v1` route: the route's scope comes from the one
+//! The authentication of every `/v1` route (run by `observe::Edge`): the route's scope comes from the one
 //! table in [`keys::ROUTE_SCOPES`](super::keys::ROUTE_SCOPES), the presented bearer secret
 //! from `Authorization`, and [`Keys::authorize`](super::keys::Keys::authorize) decides:
 //! 401 without a known key, 403 naming the missing scope, otherwise the request goes on and
@@ -6,91 +6,48 @@
 //! compared as SHA-256 digests in constant time (`subtle`).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::response::{IntoResponse, Response};
-use futures_util::future::{Either, Ready, ready};
 use parking_lot::RwLock;
-use tower::{Layer, Service};
 
 use super::AppState;
 use super::error::ApiError;
-use super::keys::{AuthError, KeyName, scope_of};
+use super::keys::{AuthError, KeyName, ROUTE_SCOPES, scope_of};
 
-/// The layer of every `/v1` route: lets the request through when no key is configured or
-/// its key grants the route's scope. A plain tower layer rather than a `from_fn`
-/// middleware: that one clones and boxes the inner service and boxes its future on every
-/// request (measured with the JSON check's other cuts: docs/BENCHMARKS.md, third pass).
-#[derive(Clone)]
-pub struct RequireToken {
-    state: AppState,
+/// Whether a request to `route` (the matched route template) must present a key: every
+/// `/v1` route, fail-closed for a route the table does not name (it needs `admin`). A
+/// method the route does not serve passes, so that the router answers it 405 as it did
+/// when the token check was a layer on each route's methods; `HEAD` is served by a
+/// route's `GET` and is guarded with it.
+pub fn guarded(method: &str, route: &str) -> bool {
+    if !route.starts_with("/v1/") {
+        return false;
+    }
+    let mut named = ROUTE_SCOPES
+        .iter()
+        .filter(|(_, path, _)| *path == route)
+        .peekable();
+    if named.peek().is_none() {
+        return true;
+    }
+    named.any(|(served, _, _)| {
+        served.eq_ignore_ascii_case(method) || (method == "HEAD" && *served == "GET")
+    })
 }
 
-impl RequireToken {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+/// The token check of `observe::Edge` (the one router-wide layer), run before the route:
+/// `None` when the route is not [`guarded`], else the request's key or the refusal.
+/// Done there rather than in a layer of its own on every `/v1` route, which cost each
+/// check a boxed service clone and a boxed future (docs/BENCHMARKS.md, fourth pass).
+pub fn check(state: &AppState, request: &Request) -> Option<Result<KeyName, Response>> {
+    let route = request.extensions().get::<MatchedPath>()?.as_str();
+    if !guarded(request.method().as_str(), route) {
+        return None;
     }
-}
-
-impl<S> Layer<S> for RequireToken {
-    type Service = TokenGuard<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        TokenGuard {
-            state: self.state.clone(),
-            inner,
-        }
-    }
-}
-
-/// [`RequireToken`] around one route.
-#[derive(Clone)]
-pub struct TokenGuard<S> {
-    state: AppState,
-    inner: S,
-}
-
-/// The answer of a request refused here, or of the route (with the key's name attached
-/// when the request log wants it).
-type GuardFuture<F> = Either<Ready<Result<Response, Infallible>>, Either<F, NamedFuture>>;
-
-/// The route's answer carrying the key's name for the request log.
-type NamedFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-impl<S> Service<Request> for TokenGuard<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = GuardFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let key = match authorize(&self.state, &request) {
-            Ok(key) => key,
-            Err(refusal) => return Either::Left(ready(Ok(refusal.into_response()))),
-        };
-        let answer = self.inner.call(request);
-        if !super::observe::details_wanted() {
-            return Either::Right(Either::Left(answer));
-        }
-        Either::Right(Either::Right(Box::pin(async move {
-            let mut response = answer.await?;
-            response.extensions_mut().insert(key);
-            Ok(response)
-        })))
-    }
+    Some(authorize(state, request).map_err(IntoResponse::into_response))
 }
 
 /// The key of the request when it may use the route: 401 without a known key, 403 (and
@@ -148,8 +105,59 @@ mod tests {
     use crate::engine::{self, Arbiter};
     use crate::server::ServerConfig;
 
+    #[test]
+    fn the_token_guards_every_v1_route_and_method_it_serves() {
+        let cases = [
+            ("POST", "/v1/check", true),
+            ("GET", "/v1/schema", true),
+            ("POST", "/v1/schema", true),
+            // HEAD is served by GET, and guarded with it.
+            ("HEAD", "/v1/schema", true),
+            ("head", "/v1/schema", false),
+            // A method the route does not serve is the router's 405.
+            ("GET", "/v1/check", false),
+            ("DELETE", "/v1/schema", false),
+            // A /v1 route the table does not name is guarded (it needs admin).
+            ("POST", "/v1/not-in-the-table", true),
+            ("GET", "/healthz", false),
+            ("GET", "/metrics", false),
+            ("GET", "/v1", false),
+            // gRPC calls have their own guard (`grpc::guard`).
+            (
+                "POST",
+                "/authzed.api.v1.PermissionsService/CheckPermission",
+                false,
+            ),
+        ];
+        for (method, route, expected) in cases {
+            assert_eq!(guarded(method, route), expected, "{method} {route}");
+        }
+    }
+
     #[tokio::test]
-    async fn issue14_the_token_layer_refuses_or_names_the_key_for_the_request_log() {
+    async fn a_method_a_v1_route_does_not_serve_is_405_before_the_token() {
+        let engine = Arbiter::in_memory(engine::Config::default()).unwrap();
+        let config = ServerConfig {
+            token: Some("s3cret".to_string()),
+            ..ServerConfig::default()
+        };
+        let app = crate::server::router(AppState::new(engine, config));
+        let cases = [
+            (Request::get("/v1/check"), 405),
+            (Request::post("/v1/check"), 401),
+            (Request::head("/v1/schema"), 401),
+            (Request::get("/v1/nowhere"), 404),
+        ];
+        for (request, status) in cases {
+            let request = request.body(Body::empty()).unwrap();
+            let what = format!("{} {}", request.method(), request.uri());
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status().as_u16(), status, "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn issue14_the_token_check_refuses_or_names_the_key_for_the_request_log() {
         let engine = Arbiter::in_memory(engine::Config::default()).unwrap();
         let config = ServerConfig {
             token: Some("s3cret".to_string()),

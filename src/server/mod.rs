@@ -157,7 +157,7 @@ impl AppState {
 /// and metrics.
 pub fn router(state: AppState) -> Router {
     observe::install(state.config().access_log);
-    let (routes, api) = openapi::api_router(state.clone()).split_for_parts();
+    let (routes, api) = openapi::api_router().split_for_parts();
     let document = Arc::new(openapi::render(api, state.config()));
     routes
         .merge(grpc::router(state.clone()))

@@ -134,7 +134,8 @@ fn route_metrics(route: &str, method: &'static str, status: u16) -> RouteMetrics
 
 /// The one router-wide layer, outermost first: it observes the request (log line,
 /// metrics), gives errors the JSON shape (`shape::json_errors`), refuses an unknown query
-/// string (`shape::unknown_query`) and applies the deadline. One layer instead of four
+/// string (`shape::unknown_query`), checks the token of a `/v1` route (`auth::check`) and
+/// applies the deadline. One layer instead of four
 /// saves three boxed futures and service clones on every request, and a plain tower layer
 /// rather than a `from_fn` middleware saves two more (that one clones and boxes the inner
 /// service per request: docs/BENCHMARKS.md, "fourth pass"). Runs outside the route's own
@@ -192,16 +193,25 @@ where
         let state = self.state.clone();
         let answer = match super::shape::unknown_query(&request) {
             Some(refusal) => Err(refusal),
-            None => {
-                let limit = deadline_of(&state, &request);
-                let grpc = super::grpc::is_grpc(&request);
-                Ok((self.inner.call(request), limit, grpc))
-            }
+            None => match super::auth::check(&state, &request).transpose() {
+                Err(refusal) => Err(refusal),
+                Ok(key) => {
+                    let limit = deadline_of(&state, &request);
+                    let grpc = super::grpc::is_grpc(&request);
+                    Ok((self.inner.call(request), limit, grpc, key))
+                }
+            },
         };
         Box::pin(async move {
             let response = match answer {
                 Err(refusal) => refusal,
-                Ok((inner, limit, grpc)) => within(inner, limit, grpc).await,
+                Ok((inner, limit, grpc, key)) => {
+                    let mut response = within(inner, limit, grpc).await;
+                    if let Some(key) = key.filter(|_| details_wanted()) {
+                        response.extensions_mut().insert(key);
+                    }
+                    response
+                }
             };
             let mut response = super::shape::json_errors(response).await;
             if dated {
