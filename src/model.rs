@@ -131,6 +131,10 @@ pub fn is_valid_relation_name(name: &str) -> bool {
 
 /// Whether `name` is a valid type name: an identifier with optional `ns/` prefixes.
 pub fn is_valid_type_name(name: &str) -> bool {
+    // Most names have no namespace; spare them the splitting.
+    if !name.as_bytes().contains(&b'/') {
+        return is_valid_identifier(name);
+    }
     let mut parts = name.rsplit('/');
     let Some(last) = parts.next() else {
         return false;

@@ -3,6 +3,7 @@
 //! `#[utoipa::path]` attribute on each is the OpenAPI description of that route.
 
 use std::pin::Pin;
+use std::task::Poll;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -64,7 +65,14 @@ impl FromRequest<AppState> for BodyBytes {
 async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
     let limit = state.config().body_timeout;
     let max = state.config().body_limit;
-    match tokio::time::timeout(limit, collect(request.into_body(), max)).await {
+    let mut read = std::pin::pin!(collect(request.into_body(), max));
+    // A body that has arrived whole (the usual case: it came with the head) is read
+    // without arming the timer.
+    if let Poll::Ready(whole) = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await
+    {
+        return whole;
+    }
+    match tokio::time::timeout(limit, read).await {
         Ok(read) => read,
         Err(_) => Err(ApiError::BodyTimeout(limit.as_millis())),
     }
