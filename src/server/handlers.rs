@@ -78,9 +78,10 @@ async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError
     }
 }
 
-/// The body's bytes, at most `max` of them: what axum's `Bytes` extractor under the
-/// router's `DefaultBodyLimit` (`max` too) gives, with its error texts, without its two
-/// boxed wrappers and its buffer list (a body usually comes in one frame).
+/// The body's bytes, at most `max` (`--body-limit`) of them: what axum's `Bytes` extractor
+/// under a `DefaultBodyLimit` of `max` gives, with its error texts, without its two boxed
+/// wrappers and its buffer list (a body usually comes in one frame). Every JSON body is
+/// read here, so the router needs no `DefaultBodyLimit`.
 async fn collect(mut body: axum::body::Body, max: usize) -> Result<Bytes, ApiError> {
     use axum::body::HttpBody;
     let mut whole = Bytes::new();

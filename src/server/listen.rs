@@ -56,7 +56,7 @@ pub async fn run(
         .header_read_timeout(limits.header_timeout);
     // No `Date` from hyper on HTTP/2: a gRPC answer needs none (SpiceDB's grpc-go server
     // sends none) and formatting and HPACK-encoding it cost 3 µs of server CPU per gRPC
-    // check (docs/BENCHMARKS.md). `observe::edge` dates every other HTTP/2 answer, as
+    // check (docs/BENCHMARKS.md). `observe::Edge` dates every other HTTP/2 answer, as
     // HTTP requires of a server with a clock; hyper still dates every HTTP/1 answer.
     builder
         .http2()

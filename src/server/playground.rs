@@ -201,7 +201,7 @@ async fn example() -> Response {
     axum::Json(example).into_response()
 }
 
-/// The evaluate route, documented; the caller puts it behind the token layer.
+/// The evaluate route, documented; a `/v1` route, so `observe::Edge` checks its token.
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(evaluate))
 }

@@ -1,5 +1,5 @@
 //! Two router-wide guards on the shape of requests and answers, applied by
-//! `observe::edge`:
+//! `observe::Edge`:
 //! - [`unknown_query`]: a query string on a route that takes none is a 400 naming the
 //!   parameter, never silently ignored (routes with a query, `/v1/watch`, refuse unknown
 //!   parameters in their own extractor);
