@@ -42,6 +42,7 @@ pub fn unique_schema() -> String {
 /// A configuration for a fresh schema, or `None` (after the skip notice).
 pub fn fresh_config(test: &str) -> Option<PgConfig> {
     let url = test_url(test)?;
+    sweep_dead_schemas(&url);
     let mut config = PgConfig::new(&url).expect("ARBITER_TEST_PG is a postgres url");
     config.schema = Some(unique_schema());
     config.pool_size = 4;
@@ -52,4 +53,51 @@ pub fn fresh_config(test: &str) -> Option<PgConfig> {
 pub fn fresh_store(test: &str) -> Option<PgStore> {
     let config = fresh_config(test)?;
     Some(PgStore::open(config).expect("open the postgresql test store"))
+}
+
+/// Drops, once per test process, the schemas earlier test processes left behind: a
+/// schema is `t_<pid>_…`, and one whose process is gone is nobody's. Tests do not drop
+/// their own schema (a failing test's data is worth a look); this keeps the database from
+/// growing without bound across runs.
+fn sweep_dead_schemas(url: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let url = url.to_string();
+        // Its own thread and runtime: the caller may be inside a tokio runtime.
+        let swept = std::thread::spawn(move || sweep(&url)).join();
+        if let Ok(Err(err)) = swept {
+            eprintln!("note: leftover test schemas were not dropped: {err}");
+        }
+    });
+}
+
+fn sweep(url: &str) -> Result<(), tokio_postgres::Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the schema sweep");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let rows = client
+            .query(
+                "SELECT schema_name::text FROM information_schema.schemata \
+                 WHERE schema_name LIKE 't\\_%'",
+                &[],
+            )
+            .await?;
+        for row in rows {
+            let name: String = row.get(0);
+            let Some(pid) = name.split('_').nth(1).and_then(|it| it.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                .await?;
+        }
+        Ok(())
+    })
 }
