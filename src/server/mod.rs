@@ -33,6 +33,7 @@ mod handlers;
 pub mod import;
 mod inline;
 pub mod keys;
+mod layer;
 pub mod listen;
 mod observe;
 pub mod openapi;

@@ -10,10 +10,8 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -22,7 +20,9 @@ use axum::http::{HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use parking_lot::RwLock;
-use tower::{Layer, Service};
+use tower::Service;
+
+use super::layer::{Around, ResponseFuture, StateLayer};
 
 use super::AppState;
 use super::error::ApiError;
@@ -135,62 +135,25 @@ fn route_metrics(route: &str, method: &'static str, status: u16) -> RouteMetrics
 /// The one router-wide layer, outermost first: it observes the request (log line,
 /// metrics), gives errors the JSON shape (`shape::json_errors`), refuses an unknown query
 /// string (`shape::unknown_query`), checks the token of a `/v1` route (`auth::check`) and
-/// applies the deadline. One layer instead of four
-/// saves three boxed futures and service clones on every request, and a plain tower layer
-/// rather than a `from_fn` middleware saves two more (that one clones and boxes the inner
-/// service per request: docs/BENCHMARKS.md, "fourth pass"). Runs outside the route's own
-/// layers, so rejected requests (401, 413, deadline) are observed too.
-#[derive(Clone)]
-pub struct Edge {
-    state: AppState,
-}
+/// applies the deadline. One layer instead of five saves four boxed futures and service
+/// clones on every request (`server::layer`). Runs outside the route's own layers, so
+/// rejected requests (401, 413, deadline) are observed too.
+pub type Edge = StateLayer<EdgeAround>;
 
-impl Edge {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
+/// What [`Edge`] does around each route.
+pub struct EdgeAround;
 
-impl<S> Layer<S> for Edge {
-    type Service = EdgeService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        EdgeService {
-            state: self.state.clone(),
-            inner,
-        }
-    }
-}
-
-/// [`Edge`] around one route.
-#[derive(Clone)]
-pub struct EdgeService<S> {
-    state: AppState,
-    inner: S,
-}
-
-/// A response on its way, boxed once.
-pub(crate) type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-impl<S> Service<Request> for EdgeService<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+impl Around for EdgeAround {
+    fn call<S>(state: &AppState, inner: &mut S, request: Request) -> ResponseFuture
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+        S::Future: Send + 'static,
+    {
         let started = Instant::now();
         let method = request.method().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
         let dated = needs_date(&request);
-        let state = self.state.clone();
+        let state = state.clone();
         let answer = match super::shape::unknown_query(&request) {
             Some(refusal) => Err(refusal),
             None => match super::auth::check(&state, &request).transpose() {
@@ -198,7 +161,7 @@ where
                 Ok(key) => {
                     let limit = deadline_of(&state, &request);
                     let grpc = super::grpc::is_grpc(&request);
-                    Ok((self.inner.call(request), limit, grpc, key))
+                    Ok((inner.call(request), limit, grpc, key))
                 }
             },
         };

@@ -9,69 +9,36 @@
 //! once it has started, by this deadline or by the HTTP request timeout.
 
 use std::convert::Infallible;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
 use axum::response::{IntoResponse, Response};
 use tonic::Status;
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::super::AppState;
 use super::super::keys::{self, AuthError, KeyName};
-use super::super::observe::ResponseFuture;
+use super::super::layer::{Around, ResponseFuture, StateLayer};
 
 /// The layer of every gRPC route: checks the token and applies the deadline, answering
-/// gRPC statuses; a request that is not a gRPC call passes untouched. A plain tower layer
-/// rather than a `from_fn` middleware, which clones and boxes the inner service per call.
-#[derive(Clone)]
-pub struct Guard {
-    state: AppState,
-}
+/// gRPC statuses; a request that is not a gRPC call passes untouched. A `server::layer`
+/// layer: the inner service is called in place, one future boxed.
+pub type Guard = StateLayer<GuardAround>;
 
-impl Guard {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
+/// What [`Guard`] does around each gRPC route.
+pub struct GuardAround;
 
-impl<S> Layer<S> for Guard {
-    type Service = GuardService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GuardService {
-            state: self.state.clone(),
-            inner,
-        }
-    }
-}
-
-/// [`Guard`] around one route.
-#[derive(Clone)]
-pub struct GuardService<S> {
-    state: AppState,
-    inner: S,
-}
-
-impl<S> Service<Request> for GuardService<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+impl Around for GuardAround {
+    fn call<S>(state: &AppState, inner: &mut S, request: Request) -> ResponseFuture
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+        S::Future: Send + 'static,
+    {
         if !super::is_grpc(&request) {
-            return Box::pin(self.inner.call(request));
+            return Box::pin(inner.call(request));
         }
-        let key = match authorize(&self.state, &request) {
+        let key = match authorize(state, &request) {
             Ok(key) => key,
             Err(status) => return refused(status),
         };
@@ -82,7 +49,7 @@ where
                 return refused(Status::invalid_argument("malformed `grpc-timeout` header"));
             }
         };
-        let inner = self.inner.call(request);
+        let inner = inner.call(request);
         Box::pin(async move {
             let mut response = match deadline {
                 None => inner.await?,
