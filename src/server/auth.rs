@@ -15,49 +15,43 @@ use parking_lot::RwLock;
 
 use super::AppState;
 use super::error::ApiError;
-use super::keys::{AuthError, KeyName, ROUTE_SCOPES, scope_of};
+use super::keys::{AuthError, KeyName, ROUTE_SCOPES, Scope};
 
-/// Whether a request to `route` (the matched route template) must present a key: every
-/// `/v1` route, fail-closed for a route the table does not name (it needs `admin`). A
-/// method the route does not serve passes, so that the router answers it 405 as it did
-/// when the token check was a layer on each route's methods; `HEAD` is served by a
-/// route's `GET` and is guarded with it.
-pub fn guarded(method: &str, route: &str) -> bool {
+/// The scope a request to `route` (the matched route template) needs, or `None` when it
+/// needs no key: every `/v1` route needs one, the scope the route table names for the
+/// method, `admin` (fail-closed) for a route the table does not name. A method the route
+/// does not serve needs none, so that the router answers it 405 as it did when the token
+/// check was a layer on each route's methods; `HEAD` is served by a route's `GET` and
+/// needs `admin`, as [`scope_of`](super::keys::scope_of) gives an unnamed method.
+pub fn required_scope(method: &str, route: &str) -> Option<Scope> {
     if !route.starts_with("/v1/") {
-        return false;
+        return None;
     }
-    let mut named = ROUTE_SCOPES
-        .iter()
-        .filter(|(_, path, _)| *path == route)
-        .peekable();
-    if named.peek().is_none() {
-        return true;
+    let mut named = false;
+    let mut head_of_get = false;
+    for (served, _, scope) in ROUTE_SCOPES.iter().filter(|(_, path, _)| *path == route) {
+        if served.eq_ignore_ascii_case(method) {
+            return Some(*scope);
+        }
+        named = true;
+        head_of_get |= method == "HEAD" && *served == "GET";
     }
-    named.any(|(served, _, _)| {
-        served.eq_ignore_ascii_case(method) || (method == "HEAD" && *served == "GET")
-    })
+    (!named || head_of_get).then_some(Scope::Admin)
 }
 
 /// The token check of `observe::Edge` (the one router-wide layer), run before the route:
-/// `None` when the route is not [`guarded`], else the request's key or the refusal.
-/// Done there rather than in a layer of its own on every `/v1` route, which cost each
-/// check a boxed service clone and a boxed future (docs/BENCHMARKS.md, fourth pass).
+/// `None` when the route needs no key ([`required_scope`]), else the request's key or the
+/// refusal. Done there rather than in a layer of its own on every `/v1` route, which cost
+/// each check a boxed service clone and a boxed future (docs/BENCHMARKS.md, fourth pass).
 pub fn check(state: &AppState, request: &Request) -> Option<Result<KeyName, Response>> {
     let route = request.extensions().get::<MatchedPath>()?.as_str();
-    if !guarded(request.method().as_str(), route) {
-        return None;
-    }
-    Some(authorize(state, request).map_err(IntoResponse::into_response))
+    let scope = required_scope(request.method().as_str(), route)?;
+    Some(authorize(state, request, scope).map_err(IntoResponse::into_response))
 }
 
-/// The key of the request when it may use the route: 401 without a known key, 403 (and
-/// a count of the refusal) when the key lacks the route's scope.
-fn authorize(state: &AppState, request: &Request) -> Result<KeyName, ApiError> {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| request.uri().path(), MatchedPath::as_str);
-    let scope = scope_of(request.method().as_str(), route);
+/// The key of the request when it has `scope`: 401 without a known key, 403 (and a count
+/// of the refusal) when the key lacks the scope.
+fn authorize(state: &AppState, request: &Request, scope: Scope) -> Result<KeyName, ApiError> {
     let presented = request
         .headers()
         .get(AUTHORIZATION)
@@ -130,7 +124,26 @@ mod tests {
             ),
         ];
         for (method, route, expected) in cases {
-            assert_eq!(guarded(method, route), expected, "{method} {route}");
+            let guarded = required_scope(method, route).is_some();
+            assert_eq!(guarded, expected, "{method} {route}");
+        }
+    }
+
+    #[test]
+    fn a_guarded_route_needs_the_scope_the_table_gives_it() {
+        for (method, route) in [
+            ("POST", "/v1/check"),
+            ("GET", "/v1/schema"),
+            ("POST", "/v1/schema"),
+            ("POST", "/v1/sync"),
+            ("HEAD", "/v1/schema"),
+            ("POST", "/v1/not-in-the-table"),
+        ] {
+            assert_eq!(
+                required_scope(method, route),
+                Some(super::super::keys::scope_of(method, route)),
+                "{method} {route}"
+            );
         }
     }
 

@@ -152,7 +152,8 @@ impl Around for EdgeAround {
         let started = Instant::now();
         let method = request.method().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
-        let dated = needs_date(&request);
+        let grpc = super::grpc::is_grpc(&request);
+        let dated = needs_date(&request, grpc);
         let state = state.clone();
         let answer = match super::shape::unknown_query(&request) {
             Some(refusal) => Err(refusal),
@@ -160,7 +161,6 @@ impl Around for EdgeAround {
                 Err(refusal) => Err(refusal),
                 Ok(key) => {
                     let limit = deadline_of(&state, &request);
-                    let grpc = super::grpc::is_grpc(&request);
                     Ok((inner.call(request), limit, grpc, key))
                 }
             },
@@ -189,8 +189,8 @@ impl Around for EdgeAround {
 
 /// Whether the answer must be dated here: an HTTP/2 request that is not a gRPC call
 /// (hyper dates HTTP/1 answers itself, and HTTP/2 ones not at all: `listen`).
-fn needs_date(request: &Request) -> bool {
-    request.version() == axum::http::Version::HTTP_2 && !super::grpc::is_grpc(request)
+fn needs_date(request: &Request, grpc: bool) -> bool {
+    request.version() == axum::http::Version::HTTP_2 && !grpc
 }
 
 /// Adds `Date: <now>` unless the answer has one.
