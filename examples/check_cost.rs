@@ -8,6 +8,11 @@
 //!   target/release/examples/check_cost 10000 20000 [settled]`; the total `Ir` divided by the
 //! number of checks is the instructions per check. `settled` measures the index as a
 //! restarted server holds it (every tuple settled) instead of right after an import.
+//!
+//! A fourth argument `ROUNDS` then times every check of that many more rounds and prints
+//! each round's p50 and p90 (`check_cost 1000000 20000 settled 9`): on this noisy machine the
+//! lowest round p50 of one process, alternated with another build's, compares two
+//! builds more steadily than one run each of `examples/scaling`.
 
 #[path = "../benches/common/scenario.rs"]
 mod scenario;
@@ -40,6 +45,7 @@ fn main() {
     // tuple is settled as on a server restarted on the data (docs/MEMORY.md); otherwise
     // every tuple is a recent version, as right after the import.
     let settled = args.next().as_deref() == Some("settled");
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
     let requests = scenario::checks(size, 7, n);
     let (engine, relationships) = if settled {
         let engine = Arbiter::in_memory(arbiter::engine::Config {
@@ -62,4 +68,26 @@ fn main() {
     // Wall time, for orientation only: it moves with the machine's load.
     let ns = started.elapsed().as_nanos() as f64 / n.max(1) as f64;
     println!("{relationships} relationships, {n} checks, {allowed} allowed, {ns:.0} ns/check");
+    let mut p50s = Vec::new();
+    for round in 0..rounds {
+        let mut samples: Vec<u64> = requests
+            .iter()
+            .map(|request| {
+                let started = std::time::Instant::now();
+                black_box(
+                    engine
+                        .check(black_box(request), Consistency::Full)
+                        .expect("check"),
+                );
+                started.elapsed().as_nanos() as u64
+            })
+            .collect();
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+        println!("round {round}: p50 {} ns, p90 {} ns", at(0.5), at(0.9));
+        p50s.push(at(0.5));
+    }
+    if let Some(best) = p50s.iter().min() {
+        println!("lowest round p50: {best} ns");
+    }
 }

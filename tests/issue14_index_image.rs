@@ -141,7 +141,7 @@ fn run(case: Case, path: &Path) {
     if matches!(case, Case::Damaged) {
         let store = SledStore::open(&SledConfig::new(path)).unwrap();
         store
-            .write_index_image(Revision(1), b"arbiter-index-1\nnot really")
+            .write_index_image(Revision(1), b"arbiter-index-2\nnot really")
             .unwrap();
         store.flush().unwrap();
     }

@@ -29,9 +29,11 @@ use crate::store::{ChangeOp, ChangeSet};
 use super::versions::{self, RecentPart, SetView, Settled, VersionedSet};
 
 mod image;
+mod interner;
 mod load;
 
 pub(crate) use image::{decode as decode_image, encode as encode_image};
+use interner::Interner;
 pub(crate) use load::Loader;
 
 /// hashbrown's tables used directly (with its `inline-more`): the same tables as std's,
@@ -244,123 +246,6 @@ struct Reverse {
     resource_type: Sym,
     relation: Sym,
     ids: VersionedSet<Sym>,
-}
-
-/// Interned strings: all their bytes in one arena, a symbol is the string's number, and a
-/// hash table of symbols finds a string's symbol by comparing arena slices — no allocation
-/// and no pointer per string.
-#[derive(Clone, Default)]
-struct Interner {
-    /// Every string, one after the other.
-    text: String,
-    /// Where string `sym` ends in `text` (it starts where `sym - 1` ends).
-    ends: Vec<u32>,
-    by_name: hashbrown::HashTable<Sym>,
-}
-
-/// String `sym` of an interner's arena (`text`, and where each string ends).
-fn arena_name<'a>(text: &'a str, ends: &[u32], sym: Sym) -> &'a str {
-    let end = ends[sym as usize] as usize;
-    let start = match sym {
-        0 => 0,
-        _ => ends[sym as usize - 1] as usize,
-    };
-    &text[start..end]
-}
-
-fn hash_name(name: &str) -> u64 {
-    hash_bytes(name.as_bytes())
-}
-
-#[inline]
-fn hash_bytes(name: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = rustc_hash::FxHasher::default();
-    hasher.write(name);
-    hasher.finish()
-}
-
-impl Interner {
-    /// Every check resolves its names here (~120 instructions each: the hash, the probe
-    /// and a `memcmp`), comparing bytes: a byte-equal slice needs no character-boundary
-    /// check.
-    #[inline]
-    fn get(&self, name: &str) -> Option<Sym> {
-        let (text, ends) = (self.text.as_bytes(), self.ends.as_slice());
-        let name = name.as_bytes();
-        self.by_name
-            .find(hash_bytes(name), |sym| {
-                let sym = *sym as usize;
-                let end = ends.get(sym).map_or(0, |it| *it as usize);
-                let start = match sym {
-                    0 => 0,
-                    _ => ends.get(sym - 1).map_or(0, |it| *it as usize),
-                };
-                end.checked_sub(start) == Some(name.len()) && text.get(start..end) == Some(name)
-            })
-            .copied()
-    }
-
-    fn intern(&mut self, name: &str) -> Sym {
-        let hash = hash_name(name);
-        let Self {
-            text,
-            ends,
-            by_name,
-        } = self;
-        if let Some(sym) = by_name.find(hash, |sym| arena_name(text, ends, *sym) == name) {
-            return *sym;
-        }
-        // INVARIANT: fewer than u32::MAX - 1 distinct strings of at most 4 GiB in all, so no
-        // symbol equals NO_REL and every end fits in a u32.
-        let sym = ends.len() as Sym;
-        text.push_str(name);
-        ends.push(text.len() as u32);
-        by_name.insert_unique(hash, sym, |sym| hash_name(arena_name(text, ends, *sym)));
-        sym
-    }
-
-    fn name(&self, sym: Sym) -> &str {
-        if sym as usize >= self.ends.len() {
-            return "";
-        }
-        arena_name(&self.text, &self.ends, sym)
-    }
-
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// The interner of an image's strings (`text`, and where each ends); `None` unless
-    /// every string is a distinct slice of `text` in order.
-    fn from_parts(text: String, ends: Vec<u32>) -> Option<Self> {
-        if ends.last().map_or(0, |it| *it as usize) != text.len() || ends.len() >= NO_REL as usize {
-            return None;
-        }
-        let mut by_name = hashbrown::HashTable::with_capacity(ends.len());
-        let mut start = 0usize;
-        for (sym, end) in ends.iter().enumerate() {
-            let name = text.get(start..*end as usize)?;
-            let hash = hash_name(name);
-            let same = |it: &Sym| arena_name(&text, &ends, *it) == name;
-            if by_name.find(hash, same).is_some() {
-                return None;
-            }
-            by_name.insert_unique(hash, sym as Sym, |it| {
-                hash_name(arena_name(&text, &ends, *it))
-            });
-            start = *end as usize;
-        }
-        Some(Self {
-            text,
-            ends,
-            by_name,
-        })
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.text.capacity() + self.ends.capacity() * 4 + self.by_name.capacity() * 5
-    }
 }
 
 impl Default for IndexData {

@@ -8,9 +8,9 @@
 //! bad checksum, a symbol out of range) makes [`decode`] fail, and the engine builds the
 //! index from the store's relationships instead.
 //!
-//! Layout (integers little-endian): the magic `arbiter-index-1\n`, u64 revision; u64
-//! symbol count `n`, u64 byte length and the bytes of every string one after the other,
-//! `n` u32 end offsets; u64 count and that many plain object tuples (resource type, id,
+//! Layout (integers little-endian): the magic `arbiter-index-2\n`, u64 revision; u64
+//! symbol count `n`, u64 byte length and the interner's arena of `n` records (a symbol is
+//! the offset of its record: `interner.rs`); u64 count and that many plain object tuples (resource type, id,
 //! relation, subject type, id: five u32); u64 count and that many subject-set or wildcard
 //! tuples (six u32, `u32::MAX` for no subject relation); u64 count and that many caveated
 //! or expiring relationships, each a u32 length and its text form; then a u64 checksum of
@@ -22,7 +22,9 @@ use crate::model::{Relationship, Revision};
 
 use super::{IndexData, Interner, Loader, NO_REL, Node, ObjKey, Sym};
 
-const MAGIC: &[u8; 16] = b"arbiter-index-1\n";
+/// Version 2: symbols are arena offsets (version 1, numbered symbols with an end table,
+/// is refused like any other foreign image and the index is built from the store).
+const MAGIC: &[u8; 16] = b"arbiter-index-2\n";
 
 /// Why an image was not used.
 #[derive(Debug, thiserror::Error)]
@@ -55,18 +57,13 @@ pub(crate) fn encode(index: &IndexData) -> Vec<u8> {
         }
     }
 
-    let strings = &index.strings;
-    let mut out = Vec::with_capacity(
-        64 + strings.text.len() + strings.ends.len() * 4 + objects.len() * 20 + usersets.len() * 24,
-    );
+    let arena = index.strings.arena();
+    let mut out = Vec::with_capacity(64 + arena.len() + objects.len() * 20 + usersets.len() * 24);
     out.extend_from_slice(MAGIC);
     put_u64(&mut out, rev);
-    put_u64(&mut out, strings.ends.len() as u64);
-    put_u64(&mut out, strings.text.len() as u64);
-    out.extend_from_slice(strings.text.as_bytes());
-    for end in &strings.ends {
-        put_u32(&mut out, *end);
-    }
+    put_u64(&mut out, index.strings.len() as u64);
+    put_u64(&mut out, arena.len() as u64);
+    out.extend_from_slice(arena.as_bytes());
     put_u64(&mut out, objects.len() as u64);
     for (node, key) in &objects {
         for word in [node.ty, node.id, node.rel, key.ty, key.id] {
@@ -137,22 +134,17 @@ pub(crate) fn decode(image: &[u8], index: &mut IndexData) -> Result<Revision, Im
     let text_len = input.len()?;
     let text = std::str::from_utf8(input.take(text_len)?)
         .map_err(|_| ImageError::Inconsistent("a string is not UTF-8"))?;
-    let mut ends = Vec::with_capacity(count);
-    for _ in 0..count {
-        ends.push(input.u32()?);
-    }
-    let strings = Interner::from_parts(text.to_owned(), ends)
+    let (strings, starts) = Interner::from_arena(text.to_owned(), count)
         .ok_or(ImageError::Inconsistent("bad string table"))?;
     if strings.get(crate::model::WILDCARD_ID) != Some(index.star) {
         return Err(ImageError::Inconsistent("the wildcard symbol moved"));
     }
-    let symbols = strings.len() as u64;
     index.strings = strings;
     let sym = |word: u32| -> Result<Sym, ImageError> {
-        if u64::from(word) < symbols {
+        if starts.contains(word) {
             Ok(word)
         } else {
-            Err(ImageError::Inconsistent("a symbol out of range"))
+            Err(ImageError::Inconsistent("a symbol that starts no string"))
         }
     };
     let mut loader = Loader::default();
