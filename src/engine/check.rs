@@ -428,7 +428,9 @@ impl<'a> Checker<'a> {
             && self.allow_subject_side
             && !self.scratch.narrow.starts.contains(&start)
             && (forward.userset_versions() >= SUBJECT_SIDE_MIN_READS
-                || index.indirect_children(start).next().is_some())
+                || forward
+                    .usersets(self.snap.rev)
+                    .any(|child| index.may_have_usersets(child)))
             && let Some(outcome) = self.search_from_subject(start, depth)
         {
             return Ok(outcome);
@@ -481,8 +483,13 @@ impl<'a> Checker<'a> {
         if levels_left == 0 {
             return None;
         }
-        // The nodes the forward walk could expand, and what it would read (cheap, so it
-        // goes first: most walks are small and stop here).
+        // Most walks are small: told from the forward entries the walk reads next anyway,
+        // before the skeleton's own table is read.
+        if reads_few(index, rev, start, levels_left, &mut walk.frontier) {
+            self.scratch.narrow.starts.insert(start);
+            return None;
+        }
+        // The nodes the forward walk could expand, and what it would read.
         let skeleton = &mut walk.next;
         skeleton.push(start);
         let mut reads = 0usize;
@@ -892,6 +899,51 @@ impl<'a> Checker<'a> {
         }
         Ok(acc)
     }
+}
+
+/// Whether the forward walk from `start` is sure to read fewer than
+/// [`SUBJECT_SIDE_MIN_READS`] subject sets and to expand fewer than `levels_left` nodes,
+/// judged from the forward entries alone: each node's live subject sets, of which those
+/// with subject sets of their own ([`IndexData::may_have_usersets`]) are expanded — the
+/// skeleton's nodes, found without reading the skeleton. `nodes` is a buffer, left empty.
+/// A hint: `true` sends the relation to the forward walk, which answers the same as the
+/// search would; `false` leaves the decision to the skeleton.
+fn reads_few(
+    index: &IndexData,
+    rev: u64,
+    start: Node,
+    levels_left: usize,
+    nodes: &mut Vec<Node>,
+) -> bool {
+    nodes.clear();
+    nodes.push(start);
+    let mut reads = 0usize;
+    let mut next = 0;
+    let few = loop {
+        let Some(&parent) = nodes.get(next) else {
+            break true;
+        };
+        next += 1;
+        let Some(forward) = index.forward(parent) else {
+            continue;
+        };
+        reads += forward.userset_versions();
+        if reads >= SUBJECT_SIDE_MIN_READS {
+            break false;
+        }
+        let fits = forward.each_userset(rev, |child| {
+            if !index.may_have_usersets(child) || nodes.contains(&child) {
+                return true;
+            }
+            nodes.push(child);
+            nodes.len() < levels_left
+        });
+        if !fits {
+            break false;
+        }
+    };
+    nodes.clear();
+    few
 }
 
 fn or(a: Outcome, b: Outcome) -> Outcome {
