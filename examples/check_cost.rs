@@ -82,10 +82,9 @@ fn main() {
                 started.elapsed().as_nanos() as u64
             })
             .collect();
-        samples.sort_unstable();
-        let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-        println!("round {round}: p50 {} ns, p90 {} ns", at(0.5), at(0.9));
-        p50s.push(at(0.5));
+        let [p50, p90, ..] = scenario::percentiles(&mut samples);
+        println!("round {round}: p50 {p50} ns, p90 {p90} ns");
+        p50s.push(p50);
     }
     if let Some(best) = p50s.iter().min() {
         println!("lowest round p50: {best} ns");
