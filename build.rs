@@ -55,12 +55,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn package_dir(name: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let manifest = Path::new(&env::var("CARGO_MANIFEST_DIR")?).join("Cargo.toml");
+    // Only this target's dependencies: cargo downloads no other platform's crates, and
+    // without the filter `--offline` fails on a machine that never fetched them
+    // (`anstyle-wincon`, a Windows-only dependency of clap, on a fresh image).
+    let target = env::var("TARGET")?;
     let output = Command::new(cargo)
         .args([
             "metadata",
             "--format-version",
             "1",
             "--offline",
+            "--filter-platform",
+            &target,
             "--manifest-path",
         ])
         .arg(&manifest)
