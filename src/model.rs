@@ -312,25 +312,46 @@ impl Relationship {
 }
 
 /// Splits `type:id` at its first `:`.
-fn split_object<'a>(
-    input: &'a str,
-    what: &'static str,
-    expected: &'static str,
-) -> Result<(&'a str, &'a str), ModelError> {
-    input.split_once(':').ok_or_else(|| ModelError::Malformed {
+/// The error of a reference without its `:`.
+fn malformed(input: &str, what: &'static str, expected: &'static str) -> ModelError {
+    ModelError::Malformed {
         what,
         input: input.to_string(),
         expected,
-    })
+    }
 }
 
 impl FromStr for ObjectRef {
     type Err = ModelError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let (object_type, object_id) = split_object(input, "object", "`type:id`")?;
+        let (object_type, object_id) =
+            split_object_text(input).ok_or_else(|| malformed(input, "object", "`type:id`"))?;
         Self::new(object_type, object_id)
     }
+}
+
+/// The parts of a subject's text, `type:id` or `type:id#relation`, as [`SubjectRef`]'s
+/// parser splits it, none of them validated; `None` without a `:`.
+pub fn split_subject(input: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (object_type, rest) = split_at_byte(input, b':')?;
+    Some(match split_at_byte(rest, b'#') {
+        Some((id, rel)) => (object_type, id, Some(rel)),
+        None => (object_type, rest, None),
+    })
+}
+
+/// The parts of an object's text, `type:id`, as [`ObjectRef`]'s parser splits it, not
+/// validated; `None` without a `:`.
+pub fn split_object_text(input: &str) -> Option<(&str, &str)> {
+    split_at_byte(input, b':')
+}
+
+/// `input` before and after its first `byte`, an ASCII separator: `str::split_once`
+/// for one byte, without the general searcher (names are short; this runs per check).
+fn split_at_byte(input: &str, byte: u8) -> Option<(&str, &str)> {
+    let at = input.bytes().position(|it| it == byte)?;
+    Some((input.get(..at)?, input.get(at + 1..)?))
 }
 
 impl FromStr for SubjectRef {
@@ -338,11 +359,8 @@ impl FromStr for SubjectRef {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         const EXPECTED: &str = "`type:id`, `type:id#relation` or `type:*`";
-        let (object_type, rest) = split_object(input, "subject", EXPECTED)?;
-        let (object_id, relation) = match rest.split_once('#') {
-            Some((id, rel)) => (id, Some(rel)),
-            None => (rest, None),
-        };
+        let (object_type, object_id, relation) =
+            split_subject(input).ok_or_else(|| malformed(input, "subject", EXPECTED))?;
         Self::new(object_type, object_id, relation)
     }
 }

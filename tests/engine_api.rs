@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use arbiter::engine::{
-    Arbiter, CheckRequest, Config, Consistency, DeleteRequest, EngineError, ExpandDepth,
-    ExpandNode, ExpandRequest, LookupResourcesRequest, LookupSubjectsRequest, ReadRequest,
+    Arbiter, CheckParts, CheckRequest, Config, Consistency, DeleteRequest, EngineError,
+    ExpandDepth, ExpandNode, ExpandRequest, LookupResourcesRequest, LookupSubjectsRequest,
+    ReadRequest,
 };
 use arbiter::model::{ObjectRef, Relationship, Revision, SubjectRef};
 use arbiter::store::{Precondition, PreconditionOp, RelationshipFilter, Update, UpdateOp};
@@ -181,6 +182,46 @@ fn the_cache_counts_hits_and_never_serves_another_snapshot() {
     assert!(check(&uncached, "doc:1#view@user:alice", Consistency::Full).unwrap());
     assert!(check(&uncached, "doc:1#view@user:alice", Consistency::Full).unwrap());
     assert_eq!(uncached.cache_stats().hits, 0);
+}
+
+#[test]
+fn cached_check_answers_only_what_a_validated_check_put_in_the_cache() {
+    let engine = engine(Config::default());
+    write(&engine, &["doc:1#viewer@user:alice"]);
+    let parts = |resource, permission, subject| {
+        CheckParts::from_text(resource, permission, subject).expect("has its `:`s")
+    };
+    let alice = parts("doc:1", "view", "user:alice");
+    assert_eq!(
+        engine.cached_check(&alice, Consistency::Full),
+        None,
+        "nothing asked yet"
+    );
+    assert_eq!(engine.cache_stats().misses, 0, "a probe counts no miss");
+    assert!(check(&engine, "doc:1#view@user:alice", Consistency::Full).unwrap());
+    let hit = engine
+        .cached_check(&alice, Consistency::Full)
+        .expect("asked once");
+    assert!(hit.allowed);
+    assert_eq!(hit.revision, engine.head());
+    assert_eq!(engine.cache_stats().hits, 1);
+    // The same question written otherwise is not recognised (it is a miss, never another
+    // question's answer), and neither is a question no check validated.
+    let spelled_otherwise = parts("doc:1", "view", "user:alice#...");
+    assert_eq!(
+        engine.cached_check(&spelled_otherwise, Consistency::Full),
+        None
+    );
+    let invalid = parts("doc:1", "view", "user:al ice");
+    assert_eq!(engine.cached_check(&invalid, Consistency::Full), None);
+    assert!(CheckParts::from_text("doc1", "view", "user:alice").is_none());
+    // Another snapshot: the old answer is not served.
+    write(&engine, &["doc:1#banned@user:alice"]);
+    assert_eq!(engine.cached_check(&alice, Consistency::Full), None);
+    // No schema, no revision to choose: no answer, and no error either (the full check
+    // reports it).
+    let empty = Arbiter::in_memory(Config::default()).unwrap();
+    assert_eq!(empty.cached_check(&alice, Consistency::Full), None);
 }
 
 #[test]

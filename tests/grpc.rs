@@ -205,6 +205,33 @@ async fn checks_and_json_share_one_port() {
 }
 
 #[tokio::test]
+async fn a_repeated_check_is_answered_from_the_cache_as_it_was_the_first_time() {
+    let server = start_with_schema(ServerConfig::default()).await;
+    let mut clients = clients(&server, None).await;
+    write(&mut clients, &["document:1#viewer@user:alice"]).await;
+    let engine = server.state.engine();
+    for (who, expected) in [("user:alice", HAS), ("user:bob", NO)] {
+        let ask = || check("document:1", "view", who);
+        let first = clients.permissions.check_permission(ask()).await.unwrap();
+        let hits = engine.cache_stats().hits;
+        let again = clients.permissions.check_permission(ask()).await.unwrap();
+        assert_eq!(engine.cache_stats().hits, hits + 1, "{who}: from the cache");
+        assert_eq!(first.get_ref(), again.get_ref(), "{who}");
+        assert_eq!(first.get_ref().permissionship, expected, "{who}");
+    }
+    // A call no check validated is never found in the cache: refused every time.
+    for _ in 0..2 {
+        let status = clients
+            .permissions
+            .check_permission(check("document:1", "view", "user:al ice"))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn errors_use_spicedbs_status_codes() {
     use pb::relationship_update::Operation;
     let server = start_with_schema(ServerConfig::default()).await;

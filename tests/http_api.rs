@@ -96,6 +96,39 @@ async fn write_check_and_bulk_check() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_check_is_answered_from_the_cache_as_it_was_the_first_time() {
+    let server = server().await;
+    server.touch(&["document:1#viewer@user:alice"]).await;
+    let ask =
+        |subject: &str| json!({"resource": "document:1", "permission": "view", "subject": subject});
+    let engine = server.state.engine();
+    for subject in ["user:alice", "user:bob"] {
+        let first = server.post("/v1/check", ask(subject)).await;
+        let hits = engine.cache_stats().hits;
+        let again = server.post("/v1/check", ask(subject)).await;
+        assert_eq!(
+            engine.cache_stats().hits,
+            hits + 1,
+            "{subject}: from the cache"
+        );
+        assert_eq!(first, again, "{subject}");
+        assert_eq!(first.0, 200);
+        assert_eq!(first.1["allowed"], subject == "user:alice");
+        // The same question written otherwise: not found in the cache, answered alike.
+        let otherwise = server
+            .post("/v1/check", ask(&format!("{subject}#...")))
+            .await;
+        assert_eq!(first, otherwise, "{subject}#...");
+    }
+    // A question no check validated is never in the cache: refused every time.
+    for _ in 0..2 {
+        let (status, body) = server.post("/v1/check", ask("user:al ice")).await;
+        assert_error(status, &body, 400, "invalid_argument");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_errors_never_allow() {
     let server = server().await;
     server.touch(&["document:1#viewer@user:*"]).await;

@@ -56,6 +56,47 @@ impl CheckRequest {
     }
 }
 
+/// A check question's names as the client sent them, borrowed and not validated: what
+/// [`super::Arbiter::cached_check`] looks up before anything is parsed or allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckParts<'a> {
+    pub resource_type: &'a str,
+    pub resource_id: &'a str,
+    pub permission: &'a str,
+    pub subject_type: &'a str,
+    pub subject_id: &'a str,
+    pub subject_relation: Option<&'a str>,
+}
+
+impl<'a> CheckParts<'a> {
+    /// The parts of `type:id`, a permission and `type:id[#relation]`, split as the model's
+    /// parsers split them; `None` when a reference has no `:`.
+    pub fn from_text(resource: &'a str, permission: &'a str, subject: &'a str) -> Option<Self> {
+        let (resource_type, resource_id) = crate::model::split_object_text(resource)?;
+        let (subject_type, subject_id, subject_relation) = crate::model::split_subject(subject)?;
+        Some(Self {
+            resource_type,
+            resource_id,
+            permission,
+            subject_type,
+            subject_id,
+            subject_relation,
+        })
+    }
+
+    /// The parts of a parsed request.
+    pub fn of(request: &'a CheckRequest) -> Self {
+        Self {
+            resource_type: &request.resource.object_type,
+            resource_id: &request.resource.object_id,
+            permission: &request.permission,
+            subject_type: &request.subject.object.object_type,
+            subject_id: &request.subject.object.object_id,
+            subject_relation: request.subject.relation.as_deref(),
+        }
+    }
+}
+
 /// The request context of a check: caveat parameter values by name (DESIGN §3).
 pub type Context = serde_json::Map<String, serde_json::Value>;
 

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
-use super::api::{CacheStats, CheckRequest};
-use crate::model::{ObjectRef, Revision};
+use super::api::{CacheStats, CheckParts, CheckRequest, Context};
+use crate::model::Revision;
 
 /// Everything a check answer depends on: schema epoch, revision, the request and its
 /// context (answers that read expiring tuples are not cached at all).
@@ -23,53 +23,72 @@ pub(crate) struct CacheKey(Vec<u8>);
 
 impl CacheKey {
     pub fn new(epoch: u64, revision: Revision, request: &CheckRequest) -> Self {
-        let subject = &request.subject;
-        let relation = subject.relation.as_deref();
-        // Each text part costs its bytes and an 8-byte length.
-        let texts = [
-            request.resource.object_type.len(),
-            request.resource.object_id.len(),
-            request.permission.len(),
-            subject.object.object_type.len(),
-            subject.object.object_id.len(),
-            relation.map_or(0, str::len),
-        ];
-        let size = 16 + 2 + texts.iter().map(|it| it + 8).sum::<usize>();
-        let mut key = Vec::with_capacity(size);
-        key.extend_from_slice(&epoch.to_le_bytes());
-        key.extend_from_slice(&revision.0.to_le_bytes());
-        push_object(&mut key, &request.resource);
-        push_text(&mut key, &request.permission);
-        push_object(&mut key, &subject.object);
-        match relation {
-            None => key.push(0),
-            Some(relation) => {
-                key.push(1);
-                push_text(&mut key, relation);
-            }
-        }
-        match request.context.as_ref().filter(|it| !it.is_empty()) {
-            None => key.push(0),
-            Some(context) => {
-                key.push(1);
-                // serde_json maps are sorted by key, so equal contexts give equal text.
-                let text = serde_json::Value::Object(context.clone()).to_string();
-                push_text(&mut key, &text);
-            }
-        }
+        let mut key = Vec::new();
+        write_key(
+            &mut key,
+            epoch,
+            revision,
+            &CheckParts::of(request),
+            request.context.as_ref(),
+        );
         Self(key)
     }
 }
 
-fn push_object(key: &mut Vec<u8>, object: &ObjectRef) {
-    push_text(key, &object.object_type);
-    push_text(key, &object.object_id);
+/// Writes the key of a question into `key` (emptied first): the same bytes whether the
+/// parts come from a parsed request or from the client's text.
+fn write_key(
+    key: &mut Vec<u8>,
+    epoch: u64,
+    revision: Revision,
+    parts: &CheckParts<'_>,
+    context: Option<&Context>,
+) {
+    // Each text part costs its bytes and an 8-byte length.
+    let texts = [
+        parts.resource_type.len(),
+        parts.resource_id.len(),
+        parts.permission.len(),
+        parts.subject_type.len(),
+        parts.subject_id.len(),
+        parts.subject_relation.map_or(0, str::len),
+    ];
+    key.clear();
+    key.reserve(16 + 2 + texts.iter().map(|it| it + 8).sum::<usize>());
+    key.extend_from_slice(&epoch.to_le_bytes());
+    key.extend_from_slice(&revision.0.to_le_bytes());
+    push_text(key, parts.resource_type);
+    push_text(key, parts.resource_id);
+    push_text(key, parts.permission);
+    push_text(key, parts.subject_type);
+    push_text(key, parts.subject_id);
+    match parts.subject_relation {
+        None => key.push(0),
+        Some(relation) => {
+            key.push(1);
+            push_text(key, relation);
+        }
+    }
+    match context.filter(|it| !it.is_empty()) {
+        None => key.push(0),
+        Some(context) => {
+            key.push(1);
+            // serde_json maps are sorted by key, so equal contexts give equal text.
+            let text = serde_json::Value::Object(context.clone()).to_string();
+            push_text(key, &text);
+        }
+    }
 }
 
 /// `text` prefixed by its length, so no part's bytes can be read as another's.
 fn push_text(key: &mut Vec<u8>, text: &str) {
     key.extend_from_slice(&(text.len() as u64).to_le_bytes());
     key.extend_from_slice(text.as_bytes());
+}
+
+thread_local! {
+    /// The buffer [`CheckCache::peek`] writes its probe's key into, kept between calls.
+    static PROBE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The check cache with hit and miss counters.
@@ -106,6 +125,23 @@ impl CheckCache {
             &self.misses
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// The cached answer to a question without context, its key written into a buffer
+    /// kept per thread (no allocation); counts a hit, never a miss, because a caller
+    /// that finds nothing asks again through [`CheckCache::get`].
+    pub fn peek(&self, epoch: u64, revision: Revision, parts: &CheckParts<'_>) -> Option<bool> {
+        if !self.enabled() {
+            return None;
+        }
+        let found = PROBE.with_borrow_mut(|key| {
+            write_key(key, epoch, revision, parts, None);
+            self.answers.get(key.as_slice()).map(|it| *it)
+        });
+        if found.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
         found
     }
 

@@ -60,9 +60,9 @@ use crate::store::{
 };
 
 pub use api::{
-    BulkDecision, CacheStats, CheckAnswer, CheckRequest, ConditionalId, Consistency, Context,
-    DEFAULT_DELETE_LIMIT, Decision, DeleteOptions, DeleteRequest, Deleted, ExpandDepth, ExpandNode,
-    ExpandRequest, ExpandTree, Expansion, LookupResourcesRequest, LookupStats,
+    BulkDecision, CacheStats, CheckAnswer, CheckParts, CheckRequest, ConditionalId, Consistency,
+    Context, DEFAULT_DELETE_LIMIT, Decision, DeleteOptions, DeleteRequest, Deleted, ExpandDepth,
+    ExpandNode, ExpandRequest, ExpandTree, Expansion, LookupResourcesRequest, LookupStats,
     LookupSubjectsRequest, MAX_DELETE_LIMIT, Permissionship, ReadPage, ReadRequest, ResourcePage,
     StoreHealth, SubjectsAnswer,
 };
@@ -350,6 +350,19 @@ impl Arbiter {
         consistency: Consistency,
     ) -> Result<Decision, EngineError> {
         self.inner.check(request, consistency, &self.budget())
+    }
+
+    /// The check cache's answer to a question without context, the names as the client
+    /// wrote them (split, not validated: only a validated question's answer is ever
+    /// cached, so an invalid one finds nothing). `None` when there is none, or when the
+    /// revision cannot be chosen; [`Arbiter::check`] then answers, or reports the error.
+    /// A hit costs no parsing, no allocation and no symbol lookup.
+    pub fn cached_check(
+        &self,
+        parts: &CheckParts<'_>,
+        consistency: Consistency,
+    ) -> Option<Decision> {
+        self.inner.cached_check(parts, consistency, &self.budget())
     }
 
     /// [`Arbiter::check`] with the reasons: for an allowed check the chain of expressions

@@ -27,9 +27,9 @@ use super::pages::{Cursor, KeptWalk, Sorted};
 use super::plan::LoadedSchema;
 use super::writer::Inner;
 use super::{
-    BulkDecision, CheckAnswer, CheckRequest, ConditionalId, Consistency, Context, Decision,
-    EngineError, ExpandDepth, Expansion, Permissionship, ReadPage, ResourcePage, SubjectsAnswer,
-    expand, filters, lookup,
+    BulkDecision, CheckAnswer, CheckParts, CheckRequest, ConditionalId, Consistency, Context,
+    Decision, EngineError, ExpandDepth, Expansion, Permissionship, ReadPage, ResourcePage,
+    SubjectsAnswer, expand, filters, lookup,
 };
 
 /// Steps of a lookup walk taken under one hold of the index read lock.
@@ -288,6 +288,27 @@ impl Inner {
         // The clock is read only by a check that meets a caveat or an expiration.
         let answer = self.check_in(&view, request, None, &mut None)?;
         Ok(Decision::new(answer, view.revision))
+    }
+
+    /// The check cache's answer to a question without context, looked up by the parts as
+    /// the client wrote them. `None` when the cache holds none, and also when choosing the
+    /// revision fails: the caller then asks through [`Self::check`], which validates the
+    /// question first and reports its errors in their usual order.
+    pub fn cached_check(
+        &self,
+        parts: &CheckParts<'_>,
+        consistency: Consistency,
+        budget: &Budget,
+    ) -> Option<Decision> {
+        if !self.cache.enabled() {
+            return None;
+        }
+        let view = self.view(consistency, budget).ok()?;
+        let allowed = self.cache.peek(view.loaded.epoch, view.revision, parts)?;
+        Some(Decision::new(
+            CheckAnswer::from_bool(allowed),
+            view.revision,
+        ))
     }
 
     pub fn check_bulk(

@@ -37,7 +37,7 @@ pub struct CheckText<'a> {
 /// Reads a check body: by hand when it has the common shape, else as [`CheckBody`],
 /// whose value or error stands.
 pub fn parse(bytes: &[u8]) -> Result<CheckText<'_>, ApiError> {
-    if let Some(body) = Scanner::new(bytes).check_body() {
+    if let Some(body) = Scanner::new(bytes).and_then(Scanner::check_body) {
         return Ok(body);
     }
     serde_json::from_slice::<CheckBody>(bytes)
@@ -60,28 +60,35 @@ impl From<CheckBody> for CheckText<'static> {
 
 /// A reader of the common check body: one object with `resource`, `permission` and
 /// `subject` (strings without escapes) and optionally `consistency` (`mode` and, for the
-/// two modes that take one, `revision`), each member once, nothing else. Every method
-/// answers `None` at the first byte outside that shape, and the derived reader then
-/// decides; so whatever it reads, the derived reader reads too, with the same values.
+/// two modes that take one, `revision`), each member once, nothing else, in a body that
+/// is valid UTF-8 throughout. Every method answers `None` at the first byte outside that
+/// shape, and the derived reader then decides; so whatever it reads, the derived reader
+/// reads too, with the same values.
 struct Scanner<'a> {
-    bytes: &'a [u8],
+    /// The body, checked for UTF-8 once: a string's text is a slice between two quotes,
+    /// so it needs no check of its own.
+    text: &'a str,
     at: usize,
 }
 
 impl<'a> Scanner<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes, at: 0 }
+    /// `None` for a body that is not UTF-8: the derived reader refuses it.
+    fn new(bytes: &'a [u8]) -> Option<Self> {
+        Some(Self {
+            text: std::str::from_utf8(bytes).ok()?,
+            at: 0,
+        })
     }
 
     fn check_body(mut self) -> Option<CheckText<'a>> {
         let (mut resource, mut permission, mut subject) = (None, None, None);
         let mut consistency = None;
-        self.object(|scanner, key| {
+        self.object(&BODY_KEYS, |scanner, key| {
             match key {
-                b"resource" if resource.is_none() => resource = Some(scanner.string()?),
-                b"permission" if permission.is_none() => permission = Some(scanner.string()?),
-                b"subject" if subject.is_none() => subject = Some(scanner.string()?),
-                b"consistency" if consistency.is_none() => {
+                "resource" if resource.is_none() => resource = Some(scanner.string()?),
+                "permission" if permission.is_none() => permission = Some(scanner.string()?),
+                "subject" if subject.is_none() => subject = Some(scanner.string()?),
+                "consistency" if consistency.is_none() => {
                     consistency = Some(scanner.consistency()?);
                 }
                 _ => return None,
@@ -89,7 +96,7 @@ impl<'a> Scanner<'a> {
             Some(())
         })?;
         self.space();
-        if self.at != self.bytes.len() {
+        if self.at != self.text.len() {
             return None;
         }
         Some(CheckText {
@@ -105,10 +112,10 @@ impl<'a> Scanner<'a> {
     /// `{"mode": …, "revision": …}` as the derived reader would take it.
     fn consistency(&mut self) -> Option<ConsistencyBody> {
         let (mut mode, mut revision) = (None, None);
-        self.object(|scanner, key| {
+        self.object(&CONSISTENCY_KEYS, |scanner, key| {
             match key {
-                b"mode" if mode.is_none() => mode = Some(scanner.string()?),
-                b"revision" if revision.is_none() => revision = Some(scanner.number()?),
+                "mode" if mode.is_none() => mode = Some(scanner.string()?),
+                "revision" if revision.is_none() => revision = Some(scanner.number()?),
                 _ => return None,
             }
             Some(())
@@ -126,14 +133,17 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A non-empty object; `member` reads the value of each key (its text: a key is only
-    /// compared with ASCII names, so it needs no UTF-8 check).
-    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+    /// A non-empty object whose keys are among `keys`; `member` reads the value of each.
+    fn object(
+        &mut self,
+        keys: &[&'static str],
+        mut member: impl FnMut(&mut Self, &'static str) -> Option<()>,
+    ) -> Option<()> {
         self.space();
         self.eat(b'{')?;
         loop {
             self.space();
-            let key = self.text()?;
+            let key = self.key(keys)?;
             self.space();
             self.eat(b':')?;
             self.space();
@@ -147,23 +157,39 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A string without escapes or control characters: the JSON text is its value.
-    fn string(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.text()?).ok()
-    }
-
-    /// The text of a string without escapes or control characters, not checked for UTF-8.
-    fn text(&mut self) -> Option<&'a [u8]> {
-        self.eat(b'"')?;
-        let rest = self.bytes.get(self.at..)?;
-        let end = rest
-            .iter()
-            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
-        if rest[end] != b'"' {
+    /// The one of `keys` written here as a string without escapes (compared in place,
+    /// not scanned); `None` for any other string, which the derived reader judges.
+    fn key(&mut self, keys: &[&'static str]) -> Option<&'static str> {
+        let rest = self.text.as_bytes().get(self.at..)?;
+        let (&quote, name) = rest.split_first()?;
+        if quote != b'"' {
             return None;
         }
-        self.at += end + 1;
-        Some(&rest[..end])
+        let key = keys.iter().find(|key| {
+            name.get(..key.len()) == Some(key.as_bytes()) && name.get(key.len()) == Some(&b'"')
+        })?;
+        self.at += key.len() + 2;
+        Some(key)
+    }
+
+    /// A string without escapes or control characters: the JSON text is its value.
+    fn string(&mut self) -> Option<&'a str> {
+        let bytes = self.text.as_bytes();
+        if bytes.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        let start = self.at + 1;
+        let len = bytes
+            .get(start..)?
+            .iter()
+            .position(|&byte| STOPS[usize::from(byte)])?;
+        let end = start + len;
+        if bytes[end] != b'"' {
+            return None;
+        }
+        self.at = end + 1;
+        // Both ends are quotes, so the slice falls on character boundaries.
+        self.text.get(start..end)
     }
 
     /// A non-negative integer that fits a `u64`, without leading zeros, not a float.
@@ -203,9 +229,28 @@ impl<'a> Scanner<'a> {
     }
 
     fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
+        self.text.as_bytes().get(self.at).copied()
     }
 }
+
+/// The members of a check body the lean reader takes, as their keys are written.
+const BODY_KEYS: [&str; 4] = ["resource", "permission", "subject", "consistency"];
+/// The members of a consistency the lean reader takes.
+const CONSISTENCY_KEYS: [&str; 2] = ["mode", "revision"];
+
+/// The bytes that end the text of a string without escapes: its closing quote, or the
+/// backslash or control character that makes it not such a string.
+static STOPS: [bool; 256] = {
+    let mut stops = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        stops[byte] = true;
+        byte += 1;
+    }
+    stops[b'"' as usize] = true;
+    stops[b'\\' as usize] = true;
+    stops
+};
 
 /// The answer of one JSON check, written directly when it has no explanation.
 pub struct CheckReply(pub Revision, pub CheckAnswer);

@@ -25,8 +25,8 @@ use super::error::{ApiError, ErrorBody};
 use super::shape::lowercase_first;
 use super::{inline, observe, watch};
 use crate::engine::{
-    CheckRequest, Consistency, DeleteOptions, DeleteRequest, EngineError, ExpandRequest,
-    LookupResourcesRequest, LookupSubjectsRequest, ReadRequest,
+    CheckParts, CheckRequest, Consistency, Decision, DeleteOptions, DeleteRequest, EngineError,
+    ExpandRequest, Explanation, LookupResourcesRequest, LookupSubjectsRequest, ReadRequest,
 };
 use crate::model::Revision;
 
@@ -314,6 +314,16 @@ pub async fn check(
     BodyBytes(bytes): BodyBytes,
 ) -> Result<CheckReply, ApiError> {
     let body = check_json::parse(&bytes)?;
+    let mode = consistency(body.consistency);
+    // A repeated question is answered from the check cache before its names are
+    // validated and copied: only a valid question's answer was ever cached.
+    if !body.explain
+        && body.context.is_none()
+        && let Some(parts) = CheckParts::from_text(&body.resource, &body.permission, &body.subject)
+        && let Some(decision) = inline::cached(&state, &parts, mode)
+    {
+        return Ok(check_reply(decision, None));
+    }
     permission_name("permission", &body.permission)?;
     let request = CheckRequest {
         resource: object("resource", &body.resource)?,
@@ -321,7 +331,6 @@ pub async fn check(
         subject: subject("subject", &body.subject)?,
         context: body.context,
     };
-    let mode = consistency(body.consistency);
     let (decision, explanation) = if !body.explain
         && let Some(decision) = inline::check(&state, &request, mode)?
     {
@@ -340,7 +349,12 @@ pub async fn check(
             None,
         )
     };
-    Ok(CheckReply(
+    Ok(check_reply(decision, explanation))
+}
+
+/// The answer to one JSON check.
+fn check_reply(decision: Decision, explanation: Option<Explanation>) -> CheckReply {
+    CheckReply(
         decision.revision,
         CheckAnswer {
             allowed: decision.allowed,
@@ -349,7 +363,7 @@ pub async fn check(
             revision: decision.revision.0,
             explanation,
         },
-    ))
+    )
 }
 
 /// Many checks at one revision; an item that fails carries its own error.

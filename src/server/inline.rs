@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::AppState;
-use crate::engine::{CheckRequest, Consistency, Deadline, Decision, EngineError};
+use crate::engine::{CheckParts, CheckRequest, Consistency, Deadline, Decision, EngineError};
 
 /// How long a check may run on the async worker that received it.
 pub const INLINE_SLICE: Duration = Duration::from_millis(2);
@@ -25,6 +25,18 @@ pub fn check(
     mode: Consistency,
 ) -> Result<Option<Decision>, EngineError> {
     check_within(state, request, mode, INLINE_SLICE)
+}
+
+/// The check cache's answer to a question without context, looked up by its names as
+/// the client sent them, before anything is validated or allocated
+/// ([`crate::engine::Arbiter::cached_check`]); `None` (ask through [`check`]) when there
+/// is none, or when the store is shared (`full` would ask the store for its head).
+pub fn cached(state: &AppState, parts: &CheckParts<'_>, mode: Consistency) -> Option<Decision> {
+    let engine = state.engine();
+    if !engine.exclusive_store() {
+        return None;
+    }
+    engine.cached_check(parts, mode)
 }
 
 /// [`check`] with the slice given.

@@ -16,8 +16,8 @@ use super::status::engine_status;
 use super::stream::{self, Page, blocking};
 use super::{relationships, zedtoken};
 use crate::engine::{
-    CheckRequest, ExpandDepth, ExpandNode, ExpandRequest, ExpandTree, LookupResourcesRequest,
-    LookupSubjectsRequest,
+    CheckParts, CheckRequest, Decision, ExpandDepth, ExpandNode, ExpandRequest, ExpandTree,
+    LookupResourcesRequest, LookupSubjectsRequest,
 };
 use crate::model::{ObjectRef, SubjectRef};
 use crate::server::{AppState, inline};
@@ -41,6 +41,9 @@ pub(super) async fn check(
     state: &AppState,
     request: pb::CheckPermissionRequest,
 ) -> Result<pb::CheckPermissionResponse, Status> {
+    if let Some(decision) = cached(state, &request) {
+        return Ok(check_response(decision));
+    }
     refuse_tracing(request.with_tracing, "with_tracing")?;
     let check = CheckRequest {
         context: convert::context(request.context.as_ref(), "context")?,
@@ -58,17 +61,44 @@ pub(super) async fn check(
             blocking(move || engine.check(&check, mode).map_err(engine_status)).await?
         }
     };
+    Ok(check_response(decision))
+}
+
+/// The check cache's answer to a call without context or tracing, looked up by its names
+/// as sent, before they are validated and copied (`inline::cached`); `None` when there is
+/// none, or when the call is not that simple: the full path then answers or refuses it.
+fn cached(state: &AppState, request: &pb::CheckPermissionRequest) -> Option<Decision> {
+    if request.with_tracing || request.context.is_some() {
+        return None;
+    }
+    let resource = request.resource.as_ref()?;
+    let subject = request.subject.as_ref()?;
+    let object = subject.object.as_ref()?;
+    let mode = zedtoken::consistency(request.consistency.as_ref()).ok()?;
+    let parts = CheckParts {
+        resource_type: &resource.object_type,
+        resource_id: &resource.object_id,
+        permission: &request.permission,
+        subject_type: &object.object_type,
+        subject_id: &object.object_id,
+        subject_relation: Some(subject.optional_relation.as_str()).filter(|it| !it.is_empty()),
+    };
+    inline::cached(state, &parts, mode)
+}
+
+/// The answer to one CheckPermission call.
+fn check_response(decision: Decision) -> pb::CheckPermissionResponse {
     let (permissionship, partial_caveat_info) = permissionship(&CheckAnswer {
         permissionship: decision.permissionship,
         missing_context: decision.missing_context,
     });
-    Ok(pb::CheckPermissionResponse {
+    pb::CheckPermissionResponse {
         checked_at: Some(zedtoken::encode(decision.revision)),
         permissionship,
         partial_caveat_info,
         debug_trace: None,
         optional_expires_at: None,
-    })
+    }
 }
 
 #[tonic::async_trait]
