@@ -85,7 +85,7 @@ fn authorize(state: &AppState, request: &Request) -> Result<KeyName, Status> {
             .unwrap_or("")
             .trim()
     });
-    let scope = keys::scope_of("POST", request.uri().path());
+    let scope = || keys::scope_of("POST", request.uri().path());
     state
         .keys()
         .authorize_secret(secret, scope)

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use hyper::body::{Body as _, Frame};
 use prost::Message;
@@ -30,6 +30,10 @@ use super::super::AppState;
 
 /// The gRPC frame header: a compression flag and a 4-byte big-endian length.
 const HEADER: usize = 5;
+
+/// The trailer of every answer, its name checked once at compile time rather than parsed
+/// per call.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// `POST /authzed.api.v1.PermissionsService/CheckPermission`.
 pub async fn check_permission(State(state): State<AppState>, request: Request) -> Response {
@@ -166,7 +170,7 @@ fn reply_message(message: &pb::CheckPermissionResponse) -> Response {
     frame.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
     message.encode_raw(&mut frame);
     let mut trailers = HeaderMap::with_capacity(1);
-    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
     let body = OneMessage {
         data: Some(Bytes::from(frame)),
         trailers: Some(trailers),
