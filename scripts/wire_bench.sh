@@ -25,15 +25,19 @@ for p in $PROTOS; do
   proto=${p%%+*}
   streams=()
   [ "$p" != "$proto" ] && streams=(--streams "${p#*+}")
-  s0=$(awk '{print $14+$15}' /proc/$SERVER/stat)
+  read -r u0 k0 < <(awk '{print $14, $15}' /proc/$SERVER/stat)
+  s0=$((u0 + k0))
   out=$($LG --server http://127.0.0.1:$PORT --workload "$WORKLOAD" --concurrency "${CONC:-64}" \
       --duration "${DURATION:-5}" --protocol "$proto" "${streams[@]}" --no-setup 2>&1 | grep "connections=")
-  s1=$(awk '{print $14+$15}' /proc/$SERVER/stat)
+  read -r u1 k1 < <(awk '{print $14, $15}' /proc/$SERVER/stat)
+  s1=$((u1 + k1))
   calls=$(echo "$out" | sed -n 's/.*calls_with_warmup=\([0-9]*\).*/\1/p')
   rate=$(echo "$out" | sed -n 's/.*checks\/s=\([0-9.]*\).*/\1/p')
   p50=$(echo "$out" | sed -n 's/.*p50=\([0-9]*\).*/\1/p')
   cpu=$(awk -v a="$s0" -v b="$s1" -v t="$TCK" -v n="$calls" 'BEGIN{printf "%.1f", (b-a)/t/n*1e6}')
-  echo "$p rate=$rate p50=${p50}us cpu_per_call=${cpu}us calls=$calls"
+  user=$(awk -v a="$u0" -v b="$u1" -v t="$TCK" -v n="$calls" 'BEGIN{printf "%.1f", (b-a)/t/n*1e6}')
+  sys=$(awk -v a="$k0" -v b="$k1" -v t="$TCK" -v n="$calls" 'BEGIN{printf "%.1f", (b-a)/t/n*1e6}')
+  echo "$p rate=$rate p50=${p50}us cpu_per_call=${cpu}us (user=${user}us sys=${sys}us) calls=$calls"
 done
 echo "rss=$(grep VmRSS /proc/$SERVER/status)"
 kill $SERVER; wait $SERVER 2>/dev/null; rm -rf "$DB"
