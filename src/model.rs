@@ -311,7 +311,6 @@ impl Relationship {
     }
 }
 
-/// Splits `type:id` at its first `:`.
 /// The error of a reference without its `:`.
 fn malformed(input: &str, what: &'static str, expected: &'static str) -> ModelError {
     ModelError::Malformed {
@@ -326,7 +325,7 @@ impl FromStr for ObjectRef {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let (object_type, object_id) =
-            split_object_text(input).ok_or_else(|| malformed(input, "object", "`type:id`"))?;
+            split_object(input).ok_or_else(|| malformed(input, "object", "`type:id`"))?;
         Self::new(object_type, object_id)
     }
 }
@@ -343,7 +342,7 @@ pub fn split_subject(input: &str) -> Option<(&str, &str, Option<&str>)> {
 
 /// The parts of an object's text, `type:id`, as [`ObjectRef`]'s parser splits it, not
 /// validated; `None` without a `:`.
-pub fn split_object_text(input: &str) -> Option<(&str, &str)> {
+pub fn split_object(input: &str) -> Option<(&str, &str)> {
     split_at_byte(input, b':')
 }
 

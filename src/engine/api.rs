@@ -72,7 +72,7 @@ impl<'a> CheckParts<'a> {
     /// The parts of `type:id`, a permission and `type:id[#relation]`, split as the model's
     /// parsers split them; `None` when a reference has no `:`.
     pub fn from_text(resource: &'a str, permission: &'a str, subject: &'a str) -> Option<Self> {
-        let (resource_type, resource_id) = crate::model::split_object_text(resource)?;
+        let (resource_type, resource_id) = crate::model::split_object(resource)?;
         let (subject_type, subject_id, subject_relation) = crate::model::split_subject(subject)?;
         Some(Self {
             resource_type,
