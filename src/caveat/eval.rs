@@ -6,7 +6,9 @@
 //! that references none is evaluated by the `cel` interpreter.
 //!
 //! CEL's logical operators are commutative over errors: `error && false` is false and
-//! `error || true` is true; otherwise an error stays an error (never true).
+//! `error || true` is true; `error || missing` and `error && missing` are missing (an
+//! unknown wins over an error, as in cel-go and so in SpiceDB); otherwise an error stays
+//! an error (never true).
 
 use std::sync::LazyLock;
 
@@ -119,7 +121,9 @@ impl Node {
 }
 
 /// Kleene `&&` (`decisive = false`) or `||` (`decisive = true`) over `children`: the
-/// decisive value wins over missing values and errors; then an error; then missing.
+/// decisive value wins over missing values and errors; then missing (CEL's logic lets
+/// unknowns win over errors, and SpiceDB answers `error || missing` conditional); then
+/// an error.
 fn combine(children: &[Node], env: &Env, decisive: bool) -> Result<Tri, String> {
     let mut missing = 0;
     let mut first_error = None;
@@ -133,14 +137,13 @@ fn combine(children: &[Node], env: &Env, decisive: bool) -> Result<Tri, String> 
             }
         }
     }
-    if let Some(err) = first_error {
-        return Err(err);
+    if missing != 0 {
+        return Ok(Tri::Missing(missing));
     }
-    Ok(if missing == 0 {
-        Tri::Known(!decisive)
-    } else {
-        Tri::Missing(missing)
-    })
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(Tri::Known(!decisive)),
+    }
 }
 
 fn lowercase_first(text: &str) -> String {

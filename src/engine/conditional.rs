@@ -24,6 +24,14 @@
 //! `OR(Missing a, True) = True`, `AND/OR(Missing a, Missing b) = Missing(a ∪ b)`,
 //! `NOT(Missing a) = Missing a`. An expired tuple (expiration at or before the request's
 //! one "now") is invisible.
+//!
+//! # Caveat errors
+//! A caveat that fails to evaluate fails the check only where the answer needs it, as in
+//! SpiceDB (which builds the answer's caveat expression and evaluates it last): the
+//! caveat of a tuple for another subject is never evaluated; a tuple whose subject set or
+//! arrow target does not hold is left out whatever its caveat; a union another operand
+//! grants, an intersection another operand denies, an exclusion whose subtracted side
+//! holds answer without it. [`Pending`] keeps such an error until the operator knows.
 
 use rustc_hash::FxHashMap;
 
@@ -109,6 +117,33 @@ impl Params {
             .filter(|(bit, _)| mask & (1 << bit) != 0)
             .map(|(_, name)| name.clone())
             .collect()
+    }
+}
+
+/// A caveat error an operator has met but may not need (see the module doc): the first
+/// one is kept; any other error passes at once.
+#[derive(Default)]
+struct Pending(Option<EngineError>);
+
+impl Pending {
+    /// `Some(value)`, or `None` when `res` is a caveat error (kept).
+    fn take<T>(&mut self, res: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
+        match res {
+            Ok(value) => Ok(Some(value)),
+            Err(err @ EngineError::Caveat(_)) => {
+                self.0.get_or_insert(err);
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The operator's value `acc` once no operand decided it: an error kept fails it.
+    fn finish(self, acc: Out) -> Result<Out, EngineError> {
+        match self.0 {
+            Some(err) => Err(err),
+            None => Ok(acc),
+        }
     }
 }
 
@@ -274,6 +309,7 @@ impl<'a> CondChecker<'a> {
         let rev = self.snap.rev;
         let star = index.star();
         let mut acc = Out::of(Val::False);
+        let mut pending = Pending::default();
         if let Some(forward) = index.forward(node) {
             let direct = match self.subject {
                 Subject::Object(obj) => {
@@ -308,7 +344,9 @@ impl<'a> CondChecker<'a> {
                 let Some(goal) = self.member_goal(set) else {
                     continue;
                 };
-                let out = self.goal(goal, depth + 1)?;
+                let Some(out) = pending.take(self.goal(goal, depth + 1))? else {
+                    continue;
+                };
                 if out.val == Val::True {
                     return Ok(out);
                 }
@@ -316,20 +354,37 @@ impl<'a> CondChecker<'a> {
             }
         }
         for member in index.conditional_members(node) {
-            let Some(cond) = self.visible(member)? else {
+            // A tuple for another subject: its caveat is never evaluated.
+            let set_goal = if self.names_subject(member.subject) {
+                None
+            } else if member.subject.rel != NO_REL && member.subject.id != star {
+                match self.member_goal(member.subject) {
+                    Some(goal) => Some(goal),
+                    None => continue,
+                }
+            } else {
                 continue;
             };
-            if cond == Val::False {
-                continue;
-            }
-            let out = if self.names_subject(member.subject) {
-                Out::of(cond)
-            } else if member.subject.rel != NO_REL && member.subject.id != star {
-                let Some(goal) = self.member_goal(member.subject) else {
-                    continue;
-                };
-                and(Out::of(cond), self.goal(goal, depth + 1)?)
-            } else {
+            let cond = match self.visible(member) {
+                Ok(None) | Ok(Some(Val::False)) => continue,
+                Ok(Some(cond)) => Ok(cond),
+                Err(err @ EngineError::Caveat(_)) => Err(err),
+                Err(err) => return Err(err),
+            };
+            let out = match set_goal {
+                None => cond.map(Out::of),
+                Some(goal) => {
+                    // The set must hold for the tuple's caveat to matter.
+                    let Some(far) = pending.take(self.goal(goal, depth + 1))? else {
+                        continue;
+                    };
+                    if far.val == Val::False {
+                        continue;
+                    }
+                    cond.map(|cond| and(Out::of(cond), far))
+                }
+            };
+            let Some(out) = pending.take(out)? else {
                 continue;
             };
             if out.val == Val::True {
@@ -337,7 +392,7 @@ impl<'a> CondChecker<'a> {
             }
             acc = or(acc, out);
         }
-        Ok(acc)
+        pending.finish(acc)
     }
 
     /// The value of a conditional tuple's caveat, or `None` when the tuple is not live at
@@ -371,35 +426,50 @@ impl<'a> CondChecker<'a> {
             ),
             Expr::Union(operands) => {
                 let mut acc = Out::of(Val::False);
+                let mut pending = Pending::default();
                 for operand in operands {
-                    let out = self.expr(goal, operand, depth)?;
+                    let Some(out) = pending.take(self.expr(goal, operand, depth))? else {
+                        continue;
+                    };
                     if out.val == Val::True {
                         return Ok(out);
                     }
                     acc = or(acc, out);
                 }
-                Ok(acc)
+                pending.finish(acc)
             }
             Expr::Intersection(operands) => {
                 let mut acc = Out::of(Val::True);
+                let mut pending = Pending::default();
                 for operand in operands {
-                    let out = self.expr(goal, operand, depth)?;
+                    let Some(out) = pending.take(self.expr(goal, operand, depth))? else {
+                        continue;
+                    };
                     if out.val == Val::False {
                         return Ok(out);
                     }
                     acc = and(acc, out);
                 }
-                Ok(acc)
+                pending.finish(acc)
             }
             Expr::Exclusion(base, subtracted) => {
-                let base = self.expr(goal, base, depth)?;
-                if base.val == Val::False {
+                let mut pending = Pending::default();
+                let base = pending.take(self.expr(goal, base, depth))?;
+                if let Some(base) = base
+                    && base.val == Val::False
+                {
                     return Ok(base);
                 }
                 self.neg += 1;
                 let sub = self.expr(goal, subtracted, depth);
                 self.neg -= 1;
-                Ok(and(base, not(sub?)))
+                let sub = pending.take(sub)?;
+                match (base, sub) {
+                    // The subtracted side holds: no answer needs the base.
+                    (_, Some(sub)) if sub.val == Val::True => Ok(not(sub)),
+                    (Some(base), Some(sub)) => Ok(and(base, not(sub))),
+                    _ => pending.finish(Out::of(Val::False)),
+                }
             }
             Expr::Arrow(arrow) => self.arrow(goal, arrow, depth),
             Expr::ArrowAll(arrow) => self.arrow_all(goal, arrow, depth),
@@ -433,16 +503,29 @@ impl<'a> CondChecker<'a> {
             return Ok(Out::of(Val::False));
         }
         let mut acc = Out::of(Val::True);
+        let mut pending = Pending::default();
         for (object, cond) in targets {
-            let Some(out) = self.arrow_step(object, cond, arrow, depth)? else {
+            let Some(far) = pending.take(self.arrow_step(object, arrow, depth))? else {
+                continue;
+            };
+            let Some(far) = far else {
                 return Ok(Out::of(Val::False));
+            };
+            let out = match cond {
+                Ok(cond) => and(Out::of(cond), far),
+                // The caveat failed: it matters only if the target may grant.
+                Err(_) if far.val == Val::False => far,
+                Err(err) => {
+                    pending.take::<()>(Err(err))?;
+                    continue;
+                }
             };
             if out.val == Val::False {
                 return Ok(out);
             }
             acc = and(acc, out);
         }
-        Ok(acc)
+        pending.finish(acc)
     }
 
     /// `tupleset.computed`: OR over the subject objects of the tupleset, each ANDed with
@@ -455,11 +538,19 @@ impl<'a> CondChecker<'a> {
     ) -> Result<Out, EngineError> {
         let targets = self.arrow_targets(goal, arrow)?;
         let mut acc = Out::of(Val::False);
+        let mut pending = Pending::default();
         for (object, cond) in targets {
-            if cond == Val::False {
+            if matches!(cond, Ok(Val::False)) {
                 continue;
             }
-            let Some(out) = self.arrow_step(object, cond, arrow, depth)? else {
+            let Some(Some(far)) = pending.take(self.arrow_step(object, arrow, depth))? else {
+                continue;
+            };
+            if far.val == Val::False {
+                // The target does not grant: the tuple's caveat does not matter.
+                continue;
+            }
+            let Some(out) = pending.take(cond.map(|cond| and(Out::of(cond), far)))? else {
                 continue;
             };
             if out.val == Val::True {
@@ -467,15 +558,14 @@ impl<'a> CondChecker<'a> {
             }
             acc = or(acc, out);
         }
-        Ok(acc)
+        pending.finish(acc)
     }
 
-    /// One step of an arrow: `computed` on `object`, ANDed with its tuple's condition;
-    /// `None` when the object's type has no `computed`.
+    /// One step of an arrow: `computed` on `object` (the caller ANDs its tuple's
+    /// condition); `None` when the object's type has no `computed`.
     fn arrow_step(
         &mut self,
         object: ObjKey,
-        cond: Val,
         arrow: &crate::schema::Arrow,
         depth: u32,
     ) -> Result<Option<Out>, EngineError> {
@@ -490,18 +580,18 @@ impl<'a> CondChecker<'a> {
             id: object.id,
             rel: *target,
         };
-        let out = self.goal(goal, depth + 1)?;
-        Ok(Some(and(Out::of(cond), out)))
+        self.goal(goal, depth + 1).map(Some)
     }
 
     /// The subject objects of `goal`'s tupleset live now, each with the value of its
     /// tuple's condition (true for a plain tuple; false ones kept, see
-    /// [`Self::arrow_all`]).
+    /// [`Self::arrow_all`]; a caveat error kept for the caller to weigh).
+    #[allow(clippy::type_complexity)]
     fn arrow_targets(
         &mut self,
         goal: Goal,
         arrow: &crate::schema::Arrow,
-    ) -> Result<Vec<(ObjKey, Val)>, EngineError> {
+    ) -> Result<Vec<(ObjKey, Result<Val, EngineError>)>, EngineError> {
         let tupleset = Node {
             ty: self.snap.plan.type_sym[goal.ty.0 as usize],
             id: goal.id,
@@ -510,21 +600,25 @@ impl<'a> CondChecker<'a> {
         let index = self.snap.index;
         let rev = self.snap.rev;
         let star = index.star();
-        let mut targets: Vec<(ObjKey, Val)> = index
+        let mut targets: Vec<(ObjKey, Result<Val, EngineError>)> = index
             .arrow_objects(tupleset, rev)
-            .map(|obj| (obj, Val::True))
+            .map(|obj| (obj, Ok(Val::True)))
             .collect();
         for member in index.conditional_members(tupleset) {
             if member.subject.id == star {
                 continue;
             }
-            if let Some(cond) = self.visible(member)? {
-                let obj = ObjKey {
-                    ty: member.subject.ty,
-                    id: member.subject.id,
-                };
-                targets.push((obj, cond));
-            }
+            let cond = match self.visible(member) {
+                Ok(None) => continue,
+                Ok(Some(cond)) => Ok(cond),
+                Err(err @ EngineError::Caveat(_)) => Err(err),
+                Err(err) => return Err(err),
+            };
+            let obj = ObjKey {
+                ty: member.subject.ty,
+                id: member.subject.id,
+            };
+            targets.push((obj, cond));
         }
         Ok(targets)
     }
