@@ -646,6 +646,17 @@ def kind(v) -> str:
     return "answer"
 
 
+def sig_kind(v) -> str:
+    """The kind of an answer for the shrinker: errors split by stage, so that shrinking a
+    check-time error cannot drift into a schema that one side refuses."""
+    k = kind(v)
+    if k == "error":
+        for stage in ("schema", "relationships"):
+            if v.startswith(f"error: {stage}:"):
+                return f"error ({stage})"
+    return k
+
+
 def same(a, s) -> bool:
     """arbiter's answer `a` against SpiceDB's `s`: any two errors match."""
     ka, ks = kind(a), kind(s)
@@ -661,11 +672,11 @@ def compare(case: dict, arb: dict, sdb: dict) -> list[dict]:
     for i, (a, s) in enumerate(zip(arb["checks"], sdb["checks"])):
         if not same(a, s):
             out.append({"what": "check", "index": i, "query": case["checks"][i],
-                        "arbiter": show(a), "spicedb": s, "sig": ("check", kind(a), kind(s))})
+                        "arbiter": show(a), "spicedb": s, "sig": ("check", sig_kind(a), sig_kind(s))})
     for i, (a, s) in enumerate(zip(arb["lookups"], sdb["lookups"])):
         if not same(a, s):
             out.append({"what": "lookup", "index": i, "query": case["lookups"][i],
-                        "arbiter": show(a), "spicedb": s, "sig": ("lookup", kind(a), kind(s))})
+                        "arbiter": show(a), "spicedb": s, "sig": ("lookup", sig_kind(a), sig_kind(s))})
     return out
 
 
