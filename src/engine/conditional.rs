@@ -365,11 +365,9 @@ impl<'a> CondChecker<'a> {
             } else {
                 continue;
             };
-            let cond = match self.visible(member) {
-                Ok(None) | Ok(Some(Val::False)) => continue,
-                Ok(Some(cond)) => Ok(cond),
-                Err(err @ EngineError::Caveat(_)) => Err(err),
-                Err(err) => return Err(err),
+            let cond = match self.visible_kept(member)? {
+                None | Some(Ok(Val::False)) => continue,
+                Some(cond) => cond,
             };
             let out = match set_goal {
                 None => cond.map(Out::of),
@@ -393,6 +391,20 @@ impl<'a> CondChecker<'a> {
             acc = or(acc, out);
         }
         pending.finish(acc)
+    }
+
+    /// [`Self::visible`] with a caveat error kept as the tuple's value, for the caller to
+    /// weigh (see the module doc); any other error fails.
+    #[allow(clippy::type_complexity)]
+    fn visible_kept(
+        &mut self,
+        member: &CondMember,
+    ) -> Result<Option<Result<Val, EngineError>>, EngineError> {
+        match self.visible(member) {
+            Ok(value) => Ok(value.map(Ok)),
+            Err(err @ EngineError::Caveat(_)) => Ok(Some(Err(err))),
+            Err(err) => Err(err),
+        }
     }
 
     /// The value of a conditional tuple's caveat, or `None` when the tuple is not live at
@@ -608,11 +620,8 @@ impl<'a> CondChecker<'a> {
             if member.subject.id == star {
                 continue;
             }
-            let cond = match self.visible(member) {
-                Ok(None) => continue,
-                Ok(Some(cond)) => Ok(cond),
-                Err(err @ EngineError::Caveat(_)) => Err(err),
-                Err(err) => return Err(err),
+            let Some(cond) = self.visible_kept(member)? else {
+                continue;
             };
             let obj = ObjKey {
                 ty: member.subject.ty,
