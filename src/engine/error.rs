@@ -62,11 +62,27 @@ pub enum EngineError {
         "depth limit of {0} exceeded: the relationship graph is too deep or the schema recurses"
     )]
     DepthExceeded(u32),
-    /// The request's deadline passed or it was cancelled; the walk stopped (HTTP 503).
-    /// A caveat could not be evaluated (a context value of the wrong type, a runtime
-    /// error): the check has no answer, never `allowed`.
+    /// A caveat could not be evaluated (a runtime error, a stored relationship whose
+    /// caveat the schema lost): the check has no answer, never `allowed`.
     #[error("{0}")]
     Caveat(String),
+    /// A request context value does not convert to the type a caveat of the schema
+    /// declares for its key; refused before any walk (HTTP 400, gRPC INVALID_ARGUMENT as
+    /// SpiceDB answers; docs/CAVEATS.md).
+    #[error(
+        "invalid `context`: key `{key}` must be a `{expected}` (a parameter of caveat `{caveat}`), given `{given}`: {reason}"
+    )]
+    InvalidContext {
+        key: String,
+        caveat: String,
+        /// The declared type, as the schema spells it.
+        expected: String,
+        /// The value as sent (compact JSON, cut when long).
+        given: String,
+        /// Why it does not convert.
+        reason: String,
+    },
+    /// The request's deadline passed or it was cancelled; the walk stopped (HTTP 503).
     #[error("the request was cancelled: its deadline passed before the answer was complete")]
     DeadlineExceeded,
     /// An expand answer would hold more nodes than the limit (HTTP 400); no partial tree
@@ -111,7 +127,7 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NoSchema | Self::StoredSchemaInvalid(_) => "no_schema",
-            Self::InvalidInput { .. } => "invalid_argument",
+            Self::InvalidInput { .. } | Self::InvalidContext { .. } => "invalid_argument",
             Self::InvalidRelationship(_) => "invalid_relationship",
             Self::InvalidSchema(_) => "invalid_schema",
             Self::SchemaOrphans { .. } => "schema_orphans",

@@ -158,6 +158,7 @@ impl ApiError {
             Self::BadRequest { field, .. } => Some((*field).to_string()),
             Self::UnknownQuery(name) => Some(truncate(name, MAX_QUOTED)),
             Self::Engine(EngineError::InvalidInput { field, .. }) => Some((*field).to_string()),
+            Self::Engine(EngineError::InvalidContext { .. }) => Some("context".to_string()),
             Self::Engine(EngineError::InvalidSchema(_) | EngineError::SchemaOrphans { .. }) => {
                 Some("schema".to_string())
             }
@@ -283,6 +284,18 @@ mod tests {
             ),
             (EngineError::NoSchema.into(), 503, "no_schema"),
             (EngineError::DepthExceeded(50).into(), 400, "depth_exceeded"),
+            (
+                EngineError::InvalidContext {
+                    key: "n".into(),
+                    caveat: "c".into(),
+                    expected: "uint".into(),
+                    given: "{}".into(),
+                    reason: "expected an integer (`uint`), found an object".into(),
+                }
+                .into(),
+                400,
+                "invalid_argument",
+            ),
             (
                 EngineError::Store(StoreError::Corrupt("bad key".into())).into(),
                 500,

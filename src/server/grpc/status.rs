@@ -33,7 +33,10 @@ pub fn engine_status(err: EngineError) -> Status {
             Status::invalid_argument(err.to_string())
         }
         EngineError::DepthExceeded(_) => Status::failed_precondition(err.to_string()),
-        EngineError::Caveat(_) => Status::invalid_argument(err.to_string()),
+        // SpiceDB answers a wrong-typed context value with INVALID_ARGUMENT (docs/CAVEATS.md).
+        EngineError::Caveat(_) | EngineError::InvalidContext { .. } => {
+            Status::invalid_argument(err.to_string())
+        }
         EngineError::DeadlineExceeded => Status::deadline_exceeded(err.to_string()),
         EngineError::ExpandTooLarge { .. } | EngineError::ExpandTooDeep { .. } => {
             Status::resource_exhausted(err.to_string())
@@ -91,6 +94,16 @@ mod tests {
             ),
             (EngineError::NoSchema, Code::FailedPrecondition),
             (EngineError::DepthExceeded(50), Code::FailedPrecondition),
+            (
+                EngineError::InvalidContext {
+                    key: "n".into(),
+                    caveat: "c".into(),
+                    expected: "uint".into(),
+                    given: "{}".into(),
+                    reason: "expected an integer (`uint`), found an object".into(),
+                },
+                Code::InvalidArgument,
+            ),
             (
                 EngineError::SchemaOrphans {
                     what: "x".into(),
