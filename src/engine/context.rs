@@ -14,7 +14,7 @@ use crate::caveat::ParamType;
 use crate::caveat::values::json_to_value;
 use crate::schema::Schema;
 
-use super::{Context, EngineError};
+use super::{Context, ContextValueError, EngineError};
 
 /// The longest rendering of a refused value quoted in the error.
 const MAX_QUOTED_VALUE: usize = 64;
@@ -69,13 +69,13 @@ impl ContextTypes {
         for (key, value) in context {
             for declared in self.by_param.get(key).into_iter().flatten() {
                 if let Err(reason) = json_to_value(&declared.ty, value) {
-                    return Err(EngineError::InvalidContext {
+                    return Err(EngineError::InvalidContext(Box::new(ContextValueError {
                         key: key.clone(),
                         caveat: declared.caveat.clone(),
                         expected: declared.ty.to_string(),
                         given: quoted(value),
                         reason,
-                    });
+                    })));
                 }
             }
         }
@@ -126,8 +126,8 @@ mod tests {
             let res = types.validate(Some(&context(value.clone())));
             match (res, failing_caveat) {
                 (Ok(()), None) => {}
-                (Err(EngineError::InvalidContext { caveat, .. }), Some(want)) => {
-                    assert_eq!(caveat, want, "{value}");
+                (Err(EngineError::InvalidContext(err)), Some(want)) => {
+                    assert_eq!(err.caveat, want, "{value}");
                 }
                 (res, want) => panic!("{value}: expected a failure in {want:?}, got {res:?}"),
             }

@@ -24,6 +24,22 @@ impl std::fmt::Display for SchemaProblem {
     }
 }
 
+/// A request context value that does not convert to a caveat parameter's declared type.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "key `{key}` must be a `{expected}` (a parameter of caveat `{caveat}`), given `{given}`: {reason}"
+)]
+pub struct ContextValueError {
+    pub key: String,
+    pub caveat: String,
+    /// The declared type, as the schema spells it.
+    pub expected: String,
+    /// The value as sent (compact JSON, cut when long).
+    pub given: String,
+    /// Why it does not convert.
+    pub reason: String,
+}
+
 /// Why an engine call failed. No variant ever stands for "allowed".
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -68,20 +84,9 @@ pub enum EngineError {
     Caveat(String),
     /// A request context value does not convert to the type a caveat of the schema
     /// declares for its key; refused before any walk (HTTP 400, gRPC INVALID_ARGUMENT as
-    /// SpiceDB answers; docs/CAVEATS.md).
-    #[error(
-        "invalid `context`: key `{key}` must be a `{expected}` (a parameter of caveat `{caveat}`), given `{given}`: {reason}"
-    )]
-    InvalidContext {
-        key: String,
-        caveat: String,
-        /// The declared type, as the schema spells it.
-        expected: String,
-        /// The value as sent (compact JSON, cut when long).
-        given: String,
-        /// Why it does not convert.
-        reason: String,
-    },
+    /// SpiceDB answers; docs/CAVEATS.md). Boxed: it is rare, and keeps every result small.
+    #[error("invalid `context`: {0}")]
+    InvalidContext(Box<ContextValueError>),
     /// The request's deadline passed or it was cancelled; the walk stopped (HTTP 503).
     #[error("the request was cancelled: its deadline passed before the answer was complete")]
     DeadlineExceeded,
@@ -127,7 +132,7 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NoSchema | Self::StoredSchemaInvalid(_) => "no_schema",
-            Self::InvalidInput { .. } | Self::InvalidContext { .. } => "invalid_argument",
+            Self::InvalidInput { .. } | Self::InvalidContext(_) => "invalid_argument",
             Self::InvalidRelationship(_) => "invalid_relationship",
             Self::InvalidSchema(_) => "invalid_schema",
             Self::SchemaOrphans { .. } => "schema_orphans",

@@ -69,7 +69,7 @@ pub use api::{
     StoreHealth, SubjectsAnswer,
 };
 pub use deadline::Deadline;
-pub use error::{EngineError, SchemaProblem};
+pub use error::{ContextValueError, EngineError, SchemaProblem};
 pub use explain::{
     EXPLAIN_NODE_LIMIT, ExplainKind, ExplainNode, ExplainedAnswer, Explanation, Reason, Verdict,
 };

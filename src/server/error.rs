@@ -158,7 +158,7 @@ impl ApiError {
             Self::BadRequest { field, .. } => Some((*field).to_string()),
             Self::UnknownQuery(name) => Some(truncate(name, MAX_QUOTED)),
             Self::Engine(EngineError::InvalidInput { field, .. }) => Some((*field).to_string()),
-            Self::Engine(EngineError::InvalidContext { .. }) => Some("context".to_string()),
+            Self::Engine(EngineError::InvalidContext(_)) => Some("context".to_string()),
             Self::Engine(EngineError::InvalidSchema(_) | EngineError::SchemaOrphans { .. }) => {
                 Some("schema".to_string())
             }
@@ -263,6 +263,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::ContextValueError;
 
     #[test]
     fn statuses_follow_design() {
@@ -285,13 +286,13 @@ mod tests {
             (EngineError::NoSchema.into(), 503, "no_schema"),
             (EngineError::DepthExceeded(50).into(), 400, "depth_exceeded"),
             (
-                EngineError::InvalidContext {
+                EngineError::InvalidContext(Box::new(ContextValueError {
                     key: "n".into(),
                     caveat: "c".into(),
                     expected: "uint".into(),
                     given: "{}".into(),
                     reason: "expected an integer (`uint`), found an object".into(),
-                }
+                }))
                 .into(),
                 400,
                 "invalid_argument",

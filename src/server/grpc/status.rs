@@ -34,7 +34,7 @@ pub fn engine_status(err: EngineError) -> Status {
         }
         EngineError::DepthExceeded(_) => Status::failed_precondition(err.to_string()),
         // SpiceDB answers a wrong-typed context value with INVALID_ARGUMENT (docs/CAVEATS.md).
-        EngineError::Caveat(_) | EngineError::InvalidContext { .. } => {
+        EngineError::Caveat(_) | EngineError::InvalidContext(_) => {
             Status::invalid_argument(err.to_string())
         }
         EngineError::DeadlineExceeded => Status::deadline_exceeded(err.to_string()),
@@ -80,6 +80,7 @@ pub fn internal(err: &dyn std::fmt::Display) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::ContextValueError;
     use tonic::Code;
 
     #[test]
@@ -95,13 +96,13 @@ mod tests {
             (EngineError::NoSchema, Code::FailedPrecondition),
             (EngineError::DepthExceeded(50), Code::FailedPrecondition),
             (
-                EngineError::InvalidContext {
+                EngineError::InvalidContext(Box::new(ContextValueError {
                     key: "n".into(),
                     caveat: "c".into(),
                     expected: "uint".into(),
                     given: "{}".into(),
                     reason: "expected an integer (`uint`), found an object".into(),
-                },
+                })),
                 Code::InvalidArgument,
             ),
             (
