@@ -892,6 +892,13 @@ fn wire_json(json: serde_json::Value) -> Option<prost_types::Struct> {
     })
 }
 
+/// The first message of a server stream, or the error of the call or of the stream.
+async fn first_message<T>(
+    res: Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>,
+) -> Result<(), tonic::Status> {
+    res?.into_inner().message().await.map(|_| ())
+}
+
 /// Differential seed 104 (docs/DIFFERENTIAL.md): SpiceDB v1.54 answers INVALID_ARGUMENT
 /// for a context value of the wrong type (asked through `oracle.py`), and so does arbiter,
 /// before any walk, on every call that takes a context; a bulk item fails alone.
@@ -952,11 +959,7 @@ definition res0 {
             ..Default::default()
         })
         .await;
-    let res = match res {
-        Ok(stream) => stream.into_inner().message().await.map(|_| ()),
-        Err(err) => Err(err),
-    };
-    expect_refused(res, "lookup resources");
+    expect_refused(first_message(res).await, "lookup resources");
     let res = clients
         .permissions
         .lookup_subjects(pb::LookupSubjectsRequest {
@@ -968,11 +971,7 @@ definition res0 {
             ..Default::default()
         })
         .await;
-    let res = match res {
-        Ok(stream) => stream.into_inner().message().await.map(|_| ()),
-        Err(err) => Err(err),
-    };
-    expect_refused(res, "lookup subjects");
+    expect_refused(first_message(res).await, "lookup subjects");
 
     // Well-typed values and undeclared keys answer as before.
     let mut request = check("res0:b", "perm_c", "user:u1");

@@ -167,6 +167,20 @@ impl EngineError {
     }
 }
 
+#[cfg(test)]
+impl EngineError {
+    /// A wrong-typed context value, for the tests of the layers that map errors.
+    pub(crate) fn invalid_context_example() -> Self {
+        Self::InvalidContext(Box::new(ContextValueError {
+            key: "n2".into(),
+            caveat: "cv_a".into(),
+            expected: "uint".into(),
+            given: r#"{"wrong":true}"#.into(),
+            reason: "expected an integer (`uint`), found an object".into(),
+        }))
+    }
+}
+
 impl From<StoreError> for EngineError {
     fn from(err: StoreError) -> Self {
         match err {

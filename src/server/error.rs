@@ -263,7 +263,6 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ContextValueError;
 
     #[test]
     fn statuses_follow_design() {
@@ -286,14 +285,7 @@ mod tests {
             (EngineError::NoSchema.into(), 503, "no_schema"),
             (EngineError::DepthExceeded(50).into(), 400, "depth_exceeded"),
             (
-                EngineError::InvalidContext(Box::new(ContextValueError {
-                    key: "n".into(),
-                    caveat: "c".into(),
-                    expected: "uint".into(),
-                    given: "{}".into(),
-                    reason: "expected an integer (`uint`), found an object".into(),
-                }))
-                .into(),
+                EngineError::invalid_context_example().into(),
                 400,
                 "invalid_argument",
             ),

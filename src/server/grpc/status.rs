@@ -80,7 +80,6 @@ pub fn internal(err: &dyn std::fmt::Display) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ContextValueError;
     use tonic::Code;
 
     #[test]
@@ -96,13 +95,7 @@ mod tests {
             (EngineError::NoSchema, Code::FailedPrecondition),
             (EngineError::DepthExceeded(50), Code::FailedPrecondition),
             (
-                EngineError::InvalidContext(Box::new(ContextValueError {
-                    key: "n".into(),
-                    caveat: "c".into(),
-                    expected: "uint".into(),
-                    given: "{}".into(),
-                    reason: "expected an integer (`uint`), found an object".into(),
-                })),
+                EngineError::invalid_context_example(),
                 Code::InvalidArgument,
             ),
             (
