@@ -5,14 +5,17 @@
 //! `schema`, `relationships` (one per line, `//` comments allowed), `assertTrue` /
 //! `assertFalse` (`resource#permission@subject`), `assertError` (`CHECK: code`, the
 //! engine error code), `lookupResources` (`type#permission@subject` → sorted ids),
-//! `lookupSubjects` (`resource#permission@subject_type` → `subjects` and `excluded`).
+//! `lookupSubjects` (`resource#permission@subject_type` → `subjects` and `excluded`); a
+//! lookup may expect `{error: code}` instead. A check or lookup may end in
+//! ` with {JSON}`, its request context (SpiceDB's validation-file spelling).
 //! Every check also runs in one bulk check, which must agree.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use arbiter::engine::{
-    Arbiter, CheckRequest, Config, Consistency, LookupResourcesRequest, LookupSubjectsRequest,
+    Arbiter, CheckRequest, Config, Consistency, Context, EngineError, LookupResourcesRequest,
+    LookupSubjectsRequest,
 };
 use arbiter::model::{ObjectRef, Relationship, SubjectRef};
 use arbiter::store::{Update, UpdateOp};
@@ -33,9 +36,17 @@ struct Case {
     #[serde(default)]
     assert_error: Vec<String>,
     #[serde(default)]
-    lookup_resources: BTreeMap<String, Vec<String>>,
+    lookup_resources: BTreeMap<String, Outcome<Vec<String>>>,
     #[serde(default)]
-    lookup_subjects: BTreeMap<String, Subjects>,
+    lookup_subjects: BTreeMap<String, Outcome<Subjects>>,
+}
+
+/// A lookup's expected answer, or `{error: code}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Outcome<T> {
+    Error { error: String },
+    Answer(T),
 }
 
 #[derive(Deserialize)]
@@ -46,8 +57,39 @@ struct Subjects {
     excluded: Vec<String>,
 }
 
-/// `resource#permission@subject` → a check request.
+/// `QUERY with {JSON}` → the query and its context.
+fn split_context(text: &str) -> (&str, Option<Context>) {
+    match text.split_once(" with ") {
+        Some((query, json)) => {
+            let context =
+                serde_json::from_str(json).unwrap_or_else(|err| panic!("`{text}`: {err}"));
+            (query, Some(context))
+        }
+        None => (text, None),
+    }
+}
+
+/// A lookup's answer with the one expected, or `None` once an expected error was seen;
+/// any other outcome fails the test.
+fn answered<'e, T, U>(
+    query: &str,
+    res: Result<T, EngineError>,
+    expected: &'e Outcome<U>,
+) -> Option<(T, &'e U)> {
+    match (res, expected) {
+        (Ok(answer), Outcome::Answer(want)) => Some((answer, want)),
+        (Err(err), Outcome::Error { error }) => {
+            assert_eq!(err.code(), error, "{query}: {err}");
+            None
+        }
+        (Ok(_), Outcome::Error { error }) => panic!("{query}: expected error `{error}`"),
+        (Err(err), Outcome::Answer(_)) => panic!("{query}: {err}"),
+    }
+}
+
+/// `resource#permission@subject[ with {JSON}]` → a check request.
 fn parse_check(text: &str) -> CheckRequest {
+    let (text, context) = split_context(text);
     let (resource, subject) = text.split_once('@').unwrap_or_else(|| panic!("`{text}`"));
     let (resource, permission) = resource
         .split_once('#')
@@ -60,7 +102,7 @@ fn parse_check(text: &str) -> CheckRequest {
         subject: subject
             .parse()
             .unwrap_or_else(|err| panic!("`{text}`: {err}")),
-        context: None,
+        context,
     }
 }
 
@@ -126,32 +168,41 @@ fn run_file(path: &Path) -> usize {
         }
     }
     for (query, expected) in &case.lookup_resources {
-        let (target, subject) = query.split_once('@').unwrap();
+        n_assertions += 1;
+        let (target, context) = split_context(query);
+        let (target, subject) = target.split_once('@').unwrap();
         let (resource_type, permission) = target.split_once('#').unwrap();
         let subject: SubjectRef = subject.parse().unwrap();
-        let mut page = engine
-            .lookup_resources(
-                &LookupResourcesRequest::new(resource_type, permission, subject.clone()),
-                Consistency::Full,
-            )
-            .unwrap_or_else(|err| panic!("{name}: {query}: {err}"));
+        let request = LookupResourcesRequest {
+            context,
+            ..LookupResourcesRequest::new(resource_type, permission, subject)
+        };
+        let res = engine.lookup_resources(&request, Consistency::Full);
+        let Some((mut page, expected)) = answered(&format!("{name}: {query}"), res, expected)
+        else {
+            continue;
+        };
         // Walk order, not sorted: compared as sorted lists (no duplicate).
         page.resources.sort();
         let mut expected = expected.clone();
         expected.sort();
         assert_eq!(page.resources, expected, "{name}: lookup resources {query}");
-        n_assertions += 1;
     }
     for (query, expected) in &case.lookup_subjects {
-        let (target, subject_type) = query.split_once('@').unwrap();
+        n_assertions += 1;
+        let (target, context) = split_context(query);
+        let (target, subject_type) = target.split_once('@').unwrap();
         let (resource, permission) = target.split_once('#').unwrap();
         let resource: ObjectRef = resource.parse().unwrap();
-        let mut answer = engine
-            .lookup_subjects(
-                &LookupSubjectsRequest::new(resource.clone(), permission, subject_type),
-                Consistency::Full,
-            )
-            .unwrap_or_else(|err| panic!("{name}: {query}: {err}"));
+        let request = LookupSubjectsRequest {
+            context,
+            ..LookupSubjectsRequest::new(resource, permission, subject_type)
+        };
+        let res = engine.lookup_subjects(&request, Consistency::Full);
+        let Some((mut answer, expected)) = answered(&format!("{name}: {query}"), res, expected)
+        else {
+            continue;
+        };
         // Walk order, not sorted (sorted with a wildcard grant): compared as sorted lists.
         answer.subjects.sort();
         let mut subjects = expected.subjects.clone();
@@ -161,7 +212,6 @@ fn run_file(path: &Path) -> usize {
             answer.excluded, expected.excluded,
             "{name}: excluded {query}"
         );
-        n_assertions += 1;
     }
     assert!(n_assertions > 0, "{name} asserts nothing");
     n_assertions

@@ -866,3 +866,145 @@ definition document {
     request.context = wire_context(&[("ip", "192.168.1.1")]);
     assert_eq!(permissionship(&mut clients, request).await, NO);
 }
+
+/// A JSON object as the wire carries a context.
+fn wire_json(json: serde_json::Value) -> Option<prost_types::Struct> {
+    fn value(json: &serde_json::Value) -> prost_types::Value {
+        use prost_types::value::Kind;
+        let kind = match json {
+            serde_json::Value::Null => Kind::NullValue(0),
+            serde_json::Value::Bool(it) => Kind::BoolValue(*it),
+            serde_json::Value::Number(it) => Kind::NumberValue(it.as_f64().unwrap()),
+            serde_json::Value::String(it) => Kind::StringValue(it.clone()),
+            serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+                values: items.iter().map(value).collect(),
+            }),
+            serde_json::Value::Object(_) => Kind::StructValue(wire_json(json.clone()).unwrap()),
+        };
+        prost_types::Value { kind: Some(kind) }
+    }
+    let fields = json.as_object().unwrap();
+    Some(prost_types::Struct {
+        fields: fields
+            .iter()
+            .map(|(key, it)| (key.clone(), value(it)))
+            .collect(),
+    })
+}
+
+/// The first message of a server stream, or the error of the call or of the stream.
+async fn first_message<T>(
+    res: Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>,
+) -> Result<(), tonic::Status> {
+    res?.into_inner().message().await.map(|_| ())
+}
+
+/// Differential seed 104 (docs/DIFFERENTIAL.md): SpiceDB v1.54 answers INVALID_ARGUMENT
+/// for a context value of the wrong type (asked through `oracle.py`), and so does arbiter,
+/// before any walk, on every call that takes a context; a bulk item fails alone.
+#[tokio::test]
+async fn a_context_value_of_the_wrong_type_is_invalid_argument_as_in_spicedb() {
+    use pb::check_bulk_permissions_pair::Response;
+    let engine = arbiter::engine::Arbiter::in_memory(arbiter::engine::Config::default()).unwrap();
+    engine
+        .write_schema(
+            "caveat cv_a(n2 uint) { n2 == 1 }
+definition user {}
+definition res0 {
+    relation rel_a: user with cv_a | res0#rel_a with cv_a
+    permission perm_c = rel_a
+}",
+        )
+        .unwrap();
+    let updates: Vec<arbiter::store::Update> = [
+        r#"res0:c#rel_a@user:u1[cv_a:{"n2":2}]"#,
+        "res0:a#rel_a@res0:c#rel_a[cv_a]",
+        "res0:b#rel_a@user:u1[cv_a]",
+    ]
+    .into_iter()
+    .map(|text| arbiter::store::Update {
+        op: arbiter::store::UpdateOp::Touch,
+        relationship: text.parse().unwrap(),
+    })
+    .collect();
+    engine.write(&updates, &[]).unwrap().unwrap();
+    let server = support::start(engine, ServerConfig::default()).await;
+    let mut clients = clients(&server, None).await;
+    let wrong = || wire_json(serde_json::json!({"n2": {"wrong": true}}));
+    let expect_refused = |res: Result<(), tonic::Status>, what: &str| {
+        let err = res.expect_err(what);
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{what}: {}",
+            err.message()
+        );
+        for part in ["`n2`", "`cv_a`", "`uint`"] {
+            assert!(err.message().contains(part), "{what}: {}", err.message());
+        }
+    };
+
+    let mut request = check("res0:a", "perm_c", "user:u1");
+    request.context = wrong();
+    let res = clients.permissions.check_permission(request).await;
+    expect_refused(res.map(|_| ()), "check");
+    let res = clients
+        .permissions
+        .lookup_resources(pb::LookupResourcesRequest {
+            consistency: full(),
+            resource_object_type: "res0".into(),
+            permission: "perm_c".into(),
+            subject: Some(subject("user:u1")),
+            context: wrong(),
+            ..Default::default()
+        })
+        .await;
+    expect_refused(first_message(res).await, "lookup resources");
+    let res = clients
+        .permissions
+        .lookup_subjects(pb::LookupSubjectsRequest {
+            consistency: full(),
+            resource: Some(object("res0:b")),
+            permission: "perm_c".into(),
+            subject_object_type: "user".into(),
+            context: wrong(),
+            ..Default::default()
+        })
+        .await;
+    expect_refused(first_message(res).await, "lookup subjects");
+
+    // Well-typed values and undeclared keys answer as before.
+    let mut request = check("res0:b", "perm_c", "user:u1");
+    request.context = wire_json(serde_json::json!({"n2": 1, "other": {"x": true}}));
+    assert_eq!(permissionship(&mut clients, request).await, HAS);
+
+    let item = |resource: &str, context| pb::CheckBulkPermissionsRequestItem {
+        resource: Some(object(resource)),
+        permission: "perm_c".into(),
+        subject: Some(subject("user:u1")),
+        context,
+    };
+    let pairs = clients
+        .permissions
+        .check_bulk_permissions(pb::CheckBulkPermissionsRequest {
+            consistency: full(),
+            items: vec![
+                item("res0:a", wrong()),
+                item("res0:b", wire_json(serde_json::json!({"n2": 1}))),
+            ],
+            with_tracing: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pairs;
+    match &pairs[0].response {
+        Some(Response::Error(status)) => assert_eq!(status.code, Code::InvalidArgument as i32),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    match &pairs[1].response {
+        Some(Response::Item(item)) => assert_eq!(item.permissionship, HAS),
+        other => panic!("expected an answer, got {other:?}"),
+    }
+    server.stop().await;
+}

@@ -1,7 +1,8 @@
 //! Caveats and expirations over HTTP (issue 11): a write whose caveat or expiration the
 //! schema does not admit is refused with 400 naming the relationship, and nothing of its
 //! batch is written; a database that holds caveated relationships opens and answers
-//! three-valued.
+//! three-valued; a request context value of the wrong type for a caveat parameter is a 400
+//! on `context` wherever a context is taken (docs/CAVEATS.md).
 
 mod support;
 
@@ -114,4 +115,92 @@ definition document {
     );
     assert!(!conditional.allowed);
     assert_eq!(conditional.missing_context, ["a"]);
+}
+
+/// Differential seed 104 (docs/DIFFERENTIAL.md), with `res0:b` added so a well-typed
+/// context can grant.
+const SEED_104_SCHEMA: &str = "caveat cv_a(n2 uint) { n2 == 1 }
+definition user {}
+definition res0 {
+    relation rel_a: user with cv_a | res0#rel_a with cv_a
+    permission perm_c = rel_a
+}";
+
+const SEED_104_RELATIONSHIPS: &str = r#"res0:c#rel_a@user:u1[cv_a:{"n2":2}]
+res0:a#rel_a@res0:c#rel_a[cv_a]
+res0:b#rel_a@user:u1[cv_a]"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_context_value_of_the_wrong_type_is_400_on_every_route_that_takes_a_context() {
+    let engine = Arbiter::in_memory(engine::Config::default()).unwrap();
+    engine.write_schema(SEED_104_SCHEMA).unwrap();
+    let server = support::start(engine, ServerConfig::default()).await;
+    server
+        .touch(&SEED_104_RELATIONSHIPS.lines().collect::<Vec<_>>())
+        .await;
+    let check = |resource: &str, context: serde_json::Value| {
+        json!({"resource": resource, "permission": "perm_c", "subject": "user:u1",
+               "context": context})
+    };
+    let wrong = json!({"n2": {"wrong": true}});
+    let mut explained = check("res0:a", wrong.clone());
+    explained["explain"] = json!(true);
+    let mut playground = check("res0:a", wrong.clone());
+    playground["action"] = json!("check");
+    playground["schema"] = json!(SEED_104_SCHEMA);
+    playground["relationships"] = json!(SEED_104_RELATIONSHIPS);
+    let refused = [
+        ("/v1/check", check("res0:a", wrong.clone())),
+        // No relationship names `res0:z`: refused all the same, before any walk.
+        ("/v1/check", check("res0:z", wrong.clone())),
+        ("/v1/check", explained),
+        ("/v1/playground/evaluate", playground),
+        (
+            "/v1/lookup/resources",
+            json!({"resource_type": "res0", "permission": "perm_c", "subject": "user:u1",
+                   "context": wrong}),
+        ),
+        (
+            "/v1/lookup/subjects",
+            json!({"resource": "res0:b", "permission": "perm_c", "subject_type": "user",
+                   "context": wrong}),
+        ),
+    ];
+    for (path, request) in refused {
+        let (status, body) = server.post(path, request.clone()).await;
+        assert_error(status, &body, 400, "invalid_argument");
+        assert_eq!(body["error"]["field"], "context", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        for part in ["`n2`", "`cv_a`", "`uint`", r#"`{"wrong":true}`"#] {
+            assert!(message.contains(part), "{path} {request}: {message}");
+        }
+    }
+
+    // In a bulk check the item fails alone; well-typed values and undeclared keys answer.
+    let (status, body) = server
+        .post(
+            "/v1/check/bulk",
+            json!({"items": [
+                check("res0:a", wrong.clone()),
+                check("res0:b", json!({"n2": 1, "other": {"x": 1}})),
+                check("res0:b", json!({"other": {"x": 1}})),
+                check("res0:a", json!({"n2": 1})),
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results[0]["error"]["code"], "invalid_argument", "{body}");
+    assert_eq!(results[0]["error"]["field"], "context", "{body}");
+    assert!(results[0].get("allowed").is_none(), "{body}");
+    let answers: Vec<&serde_json::Value> = results[1..]
+        .iter()
+        .map(|it| &it["permissionship"])
+        .collect();
+    assert_eq!(
+        answers,
+        ["has_permission", "conditional_permission", "no_permission"],
+        "{body}"
+    );
+    server.stop().await;
 }

@@ -24,6 +24,22 @@ impl std::fmt::Display for SchemaProblem {
     }
 }
 
+/// A request context value that does not convert to a caveat parameter's declared type.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "key `{key}` must be a `{expected}` (a parameter of caveat `{caveat}`), given `{given}`: {reason}"
+)]
+pub struct ContextValueError {
+    pub key: String,
+    pub caveat: String,
+    /// The declared type, as the schema spells it.
+    pub expected: String,
+    /// The value as sent (compact JSON, cut when long).
+    pub given: String,
+    /// Why it does not convert.
+    pub reason: String,
+}
+
 /// Why an engine call failed. No variant ever stands for "allowed".
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -62,11 +78,16 @@ pub enum EngineError {
         "depth limit of {0} exceeded: the relationship graph is too deep or the schema recurses"
     )]
     DepthExceeded(u32),
-    /// The request's deadline passed or it was cancelled; the walk stopped (HTTP 503).
-    /// A caveat could not be evaluated (a context value of the wrong type, a runtime
-    /// error): the check has no answer, never `allowed`.
+    /// A caveat could not be evaluated (a runtime error, a stored relationship whose
+    /// caveat the schema lost): the check has no answer, never `allowed`.
     #[error("{0}")]
     Caveat(String),
+    /// A request context value does not convert to the type a caveat of the schema
+    /// declares for its key; refused before any walk (HTTP 400, gRPC INVALID_ARGUMENT as
+    /// SpiceDB answers; docs/CAVEATS.md). Boxed: it is rare, and keeps every result small.
+    #[error("invalid `context`: {0}")]
+    InvalidContext(Box<ContextValueError>),
+    /// The request's deadline passed or it was cancelled; the walk stopped (HTTP 503).
     #[error("the request was cancelled: its deadline passed before the answer was complete")]
     DeadlineExceeded,
     /// An expand answer would hold more nodes than the limit (HTTP 400); no partial tree
@@ -111,7 +132,7 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NoSchema | Self::StoredSchemaInvalid(_) => "no_schema",
-            Self::InvalidInput { .. } => "invalid_argument",
+            Self::InvalidInput { .. } | Self::InvalidContext(_) => "invalid_argument",
             Self::InvalidRelationship(_) => "invalid_relationship",
             Self::InvalidSchema(_) => "invalid_schema",
             Self::SchemaOrphans { .. } => "schema_orphans",
@@ -143,6 +164,20 @@ impl EngineError {
             field,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+impl EngineError {
+    /// A wrong-typed context value, for the tests of the layers that map errors.
+    pub(crate) fn invalid_context_example() -> Self {
+        Self::InvalidContext(Box::new(ContextValueError {
+            key: "n2".into(),
+            caveat: "cv_a".into(),
+            expected: "uint".into(),
+            given: r#"{"wrong":true}"#.into(),
+            reason: "expected an integer (`uint`), found an object".into(),
+        }))
     }
 }
 

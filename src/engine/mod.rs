@@ -10,7 +10,8 @@
 //! - `index` (with `versions`): the revision-aware in-memory read path (interned symbols,
 //!   MVCC version sets, forward and reverse indexes) fed by the write path — the engine
 //!   never reads the store on the hot path;
-//! - `plan`: per-schema data computed once (name symbols, reverse dependency edges);
+//! - `plan`: per-schema data computed once (name symbols, reverse dependency edges, the
+//!   declared types a request context is checked against: `context`);
 //! - `writer`: the shared state and the write path; `schema_text`: compiling schema text
 //!   and refusing schema changes that orphan relationships;
 //! - `queries`: the read side — consistency mode → revision, names → symbols, the cache;
@@ -34,6 +35,7 @@ pub mod api;
 mod cache;
 mod check;
 mod conditional;
+mod context;
 mod deadline;
 pub mod error;
 mod expand;
@@ -67,7 +69,7 @@ pub use api::{
     StoreHealth, SubjectsAnswer,
 };
 pub use deadline::Deadline;
-pub use error::{EngineError, SchemaProblem};
+pub use error::{ContextValueError, EngineError, SchemaProblem};
 pub use explain::{
     EXPLAIN_NODE_LIMIT, ExplainKind, ExplainNode, ExplainedAnswer, Explanation, Reason, Verdict,
 };
@@ -374,6 +376,9 @@ impl Arbiter {
         request: &CheckRequest,
         consistency: Consistency,
     ) -> Result<(Decision, Explanation), EngineError> {
+        // The explaining walk takes its view in `engine::explain`; the context is checked
+        // here, against the schema installed now, before it starts.
+        self.inner.validate_context(request.context.as_ref())?;
         self.inner.check_explained(
             request,
             consistency,

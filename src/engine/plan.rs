@@ -1,6 +1,7 @@
 //! Everything the walks need from a schema that does not depend on the request, computed
 //! once when the schema is installed: the symbols of its names in the index, the way back
-//! from symbols to schema ids, and the reverse dependency edges lookups walk backwards.
+//! from symbols to schema ids, the reverse dependency edges lookups walk backwards, and the
+//! declared types a request context is checked against.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use rustc_hash::FxHashMap;
 use crate::model::Revision;
 use crate::schema::{AllowedSubject, Expr, RelationId, RelationKind, Schema, TypeId};
 
+use super::context::ContextTypes;
 use super::index::{IndexData, NO_REL, Sym};
 
 /// The installed schema with its request-independent data.
@@ -39,6 +41,8 @@ pub(crate) struct Plan {
     /// By [`TypeId`] `T`: the permissions of `T` that use `self`, which an object of `T`
     /// may hold on itself.
     pub self_edges: Vec<Vec<ComputedEdge>>,
+    /// Caveat parameter name → declared types: what a request's context must fit.
+    pub context_types: ContextTypes,
 }
 
 /// "`permission` (same type) may hold where the relation it is filed under holds."
@@ -92,6 +96,7 @@ impl Plan {
             computed_edges: vec![Vec::new(); n_relations],
             arrow_edges: vec![Vec::new(); n_relations],
             self_edges: vec![Vec::new(); schema.definitions.len()],
+            context_types: ContextTypes::build(schema),
         };
         for rel in &schema.relations {
             if let RelationKind::Permission { expr } = &rel.kind {

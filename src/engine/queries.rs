@@ -48,6 +48,13 @@ pub(crate) struct View<'i> {
 }
 
 impl View<'_> {
+    /// Refuses a request context with a value that does not fit the type a caveat of the
+    /// view's schema declares for its key (see `engine::context`): called before any walk
+    /// and before the check cache, so the answer never depends on what a walk reached.
+    pub fn validate_context(&self, context: Option<&Context>) -> Result<(), EngineError> {
+        self.loaded.plan.context_types.validate(context)
+    }
+
     pub fn snapshot(&self) -> Snapshot<'_> {
         Snapshot {
             schema: &self.loaded.schema,
@@ -239,6 +246,15 @@ impl Inner {
         })
     }
 
+    /// [`View::validate_context`] against the installed schema, for a caller that takes
+    /// its view elsewhere (the explained check). No context costs nothing.
+    pub fn validate_context(&self, context: Option<&Context>) -> Result<(), EngineError> {
+        if context.is_none_or(|it| it.is_empty()) {
+            return Ok(());
+        }
+        self.require_schema()?.plan.context_types.validate(context)
+    }
+
     /// Locks the index again for the next chunk of a walk at `revision`, with the schema
     /// the walk started with. The revision must still be readable.
     fn relock<'i>(
@@ -383,6 +399,7 @@ impl Inner {
         shared: &mut Option<&mut Checker<'v>>,
     ) -> Result<CheckAnswer, EngineError> {
         let context = request.context.as_ref();
+        view.validate_context(context)?;
         let conditional = view.data.has_conditional();
         // The cache is keyed by the request's text, so a hit costs no symbol lookups.
         let key = self
@@ -473,6 +490,7 @@ impl Inner {
     ) -> Result<ResourcePage, EngineError> {
         let cursor = cursor.map(Cursor::parse).transpose()?;
         let view = self.page_view(consistency, cursor.map(|it| it.revision), budget)?;
+        view.validate_context(context)?;
         let now = Timestamp::now();
         let goal = view.type_goal(resource_type, permission)?;
         let subject_key = view.subject(subject, None)?;
@@ -618,6 +636,7 @@ impl Inner {
     ) -> Result<SubjectsAnswer, EngineError> {
         let cursor = cursor.map(Cursor::parse).transpose()?;
         let view = self.page_view(consistency, cursor.map(|it| it.revision), budget)?;
+        view.validate_context(context)?;
         let now = Timestamp::now();
         let goal = view.goal(resource, permission)?;
         let definition = view.loaded.schema.definition(subject_type).ok_or_else(|| {

@@ -158,6 +158,7 @@ impl ApiError {
             Self::BadRequest { field, .. } => Some((*field).to_string()),
             Self::UnknownQuery(name) => Some(truncate(name, MAX_QUOTED)),
             Self::Engine(EngineError::InvalidInput { field, .. }) => Some((*field).to_string()),
+            Self::Engine(EngineError::InvalidContext(_)) => Some("context".to_string()),
             Self::Engine(EngineError::InvalidSchema(_) | EngineError::SchemaOrphans { .. }) => {
                 Some("schema".to_string())
             }
@@ -283,6 +284,11 @@ mod tests {
             ),
             (EngineError::NoSchema.into(), 503, "no_schema"),
             (EngineError::DepthExceeded(50).into(), 400, "depth_exceeded"),
+            (
+                EngineError::invalid_context_example().into(),
+                400,
+                "invalid_argument",
+            ),
             (
                 EngineError::Store(StoreError::Corrupt("bad key".into())).into(),
                 500,

@@ -33,7 +33,10 @@ pub fn engine_status(err: EngineError) -> Status {
             Status::invalid_argument(err.to_string())
         }
         EngineError::DepthExceeded(_) => Status::failed_precondition(err.to_string()),
-        EngineError::Caveat(_) => Status::invalid_argument(err.to_string()),
+        // SpiceDB answers a wrong-typed context value with INVALID_ARGUMENT (docs/CAVEATS.md).
+        EngineError::Caveat(_) | EngineError::InvalidContext(_) => {
+            Status::invalid_argument(err.to_string())
+        }
         EngineError::DeadlineExceeded => Status::deadline_exceeded(err.to_string()),
         EngineError::ExpandTooLarge { .. } | EngineError::ExpandTooDeep { .. } => {
             Status::resource_exhausted(err.to_string())
@@ -91,6 +94,10 @@ mod tests {
             ),
             (EngineError::NoSchema, Code::FailedPrecondition),
             (EngineError::DepthExceeded(50), Code::FailedPrecondition),
+            (
+                EngineError::invalid_context_example(),
+                Code::InvalidArgument,
+            ),
             (
                 EngineError::SchemaOrphans {
                     what: "x".into(),
