@@ -377,6 +377,8 @@ impl<'a> CondChecker<'a> {
                         continue;
                     };
                     if far.val == Val::False {
+                        // False maybe only by a cycle assumption: keep its mark.
+                        acc = or(acc, far);
                         continue;
                     }
                     cond.map(|cond| and(Out::of(cond), far))
@@ -559,7 +561,9 @@ impl<'a> CondChecker<'a> {
                 continue;
             };
             if far.val == Val::False {
-                // The target does not grant: the tuple's caveat does not matter.
+                // The target does not grant: the tuple's caveat does not matter (but the
+                // false may rest on a cycle assumption: keep its mark).
+                acc = or(acc, far);
                 continue;
             }
             let Some(out) = pending.take(cond.map(|cond| and(Out::of(cond), far)))? else {
