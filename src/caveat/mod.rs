@@ -39,6 +39,7 @@
 
 mod check;
 mod eval;
+mod numeric;
 pub mod types;
 pub mod values;
 

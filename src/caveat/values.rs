@@ -3,7 +3,8 @@
 //! method.
 //!
 //! Conversions are strict: a value of the wrong JSON kind is refused, never coerced, except
-//! where JSON has no better spelling: integers may be written as integral numbers (`2.0`),
+//! where JSON has no better spelling or SpiceDB accepts another: integers may be written as
+//! integral numbers (`2.0`), numbers as decimal strings (`"42"`, see [`super::numeric`]),
 //! timestamps as RFC 3339 strings, durations as Go-style strings (`"1h30m"`), ip addresses
 //! as strings, bytes as (UTF-8) strings.
 
@@ -15,6 +16,7 @@ use cel::objects::{Map, Opaque};
 use cel::{ExecutionError, FunctionContext, Value};
 use serde_json::Value as Json;
 
+use super::numeric::{self, NumericError};
 use super::types::ParamType;
 
 /// An `ipaddress` value: what `in_cidr` is called on.
@@ -42,6 +44,9 @@ pub fn json_to_value(ty: &ParamType, json: &Json) -> Result<Value, String> {
                         .ok_or_else(mismatch)? as i64,
                 ),
             },
+            Json::String(text) => {
+                Value::Int(numeric::int_of(text).map_err(|err| numeric_error(ty, text, err))?)
+            }
             _ => return Err(mismatch()),
         },
         ParamType::Uint => match json {
@@ -51,9 +56,17 @@ pub fn json_to_value(ty: &ParamType, json: &Json) -> Result<Value, String> {
                     integral(number.as_f64(), 0.0, u64::MAX as f64).ok_or_else(mismatch)? as u64,
                 ),
             },
+            Json::String(text) => {
+                Value::UInt(numeric::uint_of(text).map_err(|err| numeric_error(ty, text, err))?)
+            }
             _ => return Err(mismatch()),
         },
-        ParamType::Double => Value::Float(json.as_f64().ok_or_else(mismatch)?),
+        ParamType::Double => match json {
+            Json::String(text) => {
+                Value::Float(numeric::double_of(text).map_err(|err| numeric_error(ty, text, err))?)
+            }
+            _ => Value::Float(json.as_f64().ok_or_else(mismatch)?),
+        },
         ParamType::String => Value::String(Arc::new(json.as_str().ok_or_else(mismatch)?.into())),
         ParamType::Bytes => Value::Bytes(Arc::new(
             json.as_str().ok_or_else(mismatch)?.as_bytes().to_vec(),
@@ -180,6 +193,20 @@ fn is_go_duration(text: &str) -> bool {
     true
 }
 
+/// Why the string `text` is no value of the numeric type `ty`.
+fn numeric_error(ty: &ParamType, text: &str, err: NumericError) -> String {
+    let ty = describe(ty);
+    match err {
+        NumericError::Malformed => {
+            format!("expected {ty}, found the string {text:?}, which is not a decimal number")
+        }
+        NumericError::NotIntegral => {
+            format!("expected {ty}, found {text:?}, which is not integral")
+        }
+        NumericError::OutOfRange => format!("{text:?} is out of the range of {ty}"),
+    }
+}
+
 fn integral(value: Option<f64>, min: f64, max: f64) -> Option<f64> {
     let value = value?;
     (value.fract() == 0.0 && value >= min && value <= max).then_some(value)
@@ -290,9 +317,15 @@ mod tests {
         let cases = [
             (
                 "int",
-                json!("3"),
-                "expected an integer (`int`), found a string",
+                json!("3.5"),
+                "expected an integer (`int`), found \"3.5\", which is not integral",
             ),
+            (
+                "uint",
+                json!("-3"),
+                "\"-3\" is out of the range of an integer (`uint`)",
+            ),
+            ("bool", json!("true"), "expected a boolean, found a string"),
             (
                 "int",
                 json!(2.5),
@@ -323,7 +356,7 @@ mod tests {
             (
                 "list<int>",
                 json!([1, "a"]),
-                "item 1: expected an integer (`int`), found a string",
+                "item 1: expected an integer (`int`), found the string \"a\", which is not a decimal number",
             ),
             (
                 "map<bool>",
