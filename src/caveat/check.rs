@@ -31,6 +31,18 @@ pub const MAX_DEPTH: usize = 100;
 /// on them, checked before parsing, keeps every walk off the end of the stack.
 pub const MAX_OPERATORS: usize = 256;
 
+/// How the `cel` parser words the error of nesting past its recursion limit.
+const PARSER_LIMIT: &str = "Recursion limit of ";
+
+/// The limit named in the `cel` parser's recursion error, as it printed it.
+fn parser_limit(message: &str) -> &str {
+    message
+        .split_once(PARSER_LIMIT)
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .filter(|digits| !digits.is_empty())
+        .unwrap_or("the parser's")
+}
+
 /// A type as inferred: `None` is `dyn` (not determinable here).
 type Ty = Option<ParamType>;
 
@@ -64,8 +76,35 @@ const FUNCTIONS: &[(&str, Option<ParamType>)] = &[
     ("min", None),
 ];
 
-/// Parses and checks `expression` against `params`; returns the evaluation tree.
+/// The stack the `cel` parser runs on. Its generated parser recurses through about ten
+/// rules per level of parentheses up to its limit of 96 levels, which in a debug build
+/// overflows a 2 MiB thread (a test's, a tokio worker's); only the pages touched are used.
+const PARSE_STACK: usize = 64 << 20;
+
+/// Parses and checks `expression` against `params`; returns the evaluation tree. Runs on a
+/// thread of its own with [`PARSE_STACK`], so no expression can overflow the caller's stack.
 pub(crate) fn check(
+    params: &[CaveatParam],
+    expression: &str,
+) -> Result<(IdedExpr, Node), Vec<CaveatCompileError>> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("caveat-parse".into())
+            .stack_size(PARSE_STACK)
+            .spawn_scoped(scope, || check_here(params, expression))
+            .map_err(|err| {
+                vec![CaveatCompileError {
+                    offset: 0,
+                    message: format!("cannot start the caveat parser's thread: {err}"),
+                }]
+            })?
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// [`check`] on the current thread's stack.
+fn check_here(
     params: &[CaveatParam],
     expression: &str,
 ) -> Result<(IdedExpr, Node), Vec<CaveatCompileError>> {
@@ -88,6 +127,17 @@ pub(crate) fn check(
         }]);
     }
     let program = cel::Program::compile(expression).map_err(|errors| {
+        // The parser stops at its own nesting limit and then reports what it could not
+        // build from the cut-off tree: that first error is the one to tell, in our words.
+        if let Some(err) = errors.errors.iter().find(|err| err.msg.contains(PARSER_LIMIT)) {
+            return vec![CaveatCompileError {
+                offset: offset_of(expression, err.pos),
+                message: format!(
+                    "caveat expression nested too deeply: more than {} levels of parentheses or brackets",
+                    parser_limit(&err.msg)
+                ),
+            }];
+        }
         errors
             .errors
             .iter()
@@ -655,6 +705,25 @@ mod tests {
         let chain = format!("a{} > 0", " + a".repeat(150));
         let (_, message) = first_error(&[("a", "int")], &chain);
         assert!(message.contains("nested too deeply"), "{message}");
+        // A raw string hides its quote from the operator count, so the parser's own
+        // nesting limit is what stops these; one clear error, not the parser's cascade.
+        for open in ["(", "["] {
+            let close = if open == "(" { ")" } else { "]" };
+            let nested = format!(
+                "r'\\' == '' || {}a == 1{}",
+                open.repeat(500),
+                close.repeat(500)
+            );
+            let errors = check(&params(&[("a", "int")]), &nested).unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(
+                errors[0]
+                    .message
+                    .starts_with("caveat expression nested too deeply: more than "),
+                "{}",
+                errors[0].message
+            );
+        }
         let list = format!("a in [{}]", vec!["\"10.0.0.0/8\""; 400].join(", "));
         assert!(check(&params(&[("a", "string")]), &list).is_ok());
         let (_, message) = first_error(&[("a", "int")], "a ==");
