@@ -279,3 +279,31 @@ fn a_failing_caveat_is_an_error_branch_or_the_checks_error() {
         .unwrap();
     assert_eq!(explanation.result, ExplainedAnswer::NoPermission);
 }
+
+/// Explain fails as the check fails, in the same order: a revision ahead of the head is
+/// reported before a context value that does not convert, as the check reports it (the
+/// context was checked before the explained check chose its revision).
+#[test]
+fn explain_reports_errors_in_the_order_of_the_check() {
+    let engine = engine();
+    let mut context = Context::new();
+    context.insert("user_ip".to_string(), json!(5));
+    let request = CheckRequest {
+        resource: ObjectRef::new("doc", "1").unwrap(),
+        permission: "view".to_string(),
+        subject: "user:tom".parse().unwrap(),
+        context: Some(context),
+    };
+    let ahead = Consistency::AtExactSnapshot {
+        revision: arbiter::model::Revision(1_000),
+    };
+    for consistency in [Consistency::Full, ahead] {
+        let checked = engine.check(&request, consistency).unwrap_err();
+        let explained = engine.check_explained(&request, consistency).unwrap_err();
+        assert_eq!(
+            (explained.code(), explained.to_string()),
+            (checked.code(), checked.to_string()),
+            "{consistency:?}"
+        );
+    }
+}
