@@ -312,6 +312,9 @@ impl Inner {
         budget: &super::deadline::Budget,
     ) -> Result<(Decision, Explanation), EngineError> {
         let view = self.view(consistency, budget)?;
+        // The context against the view's schema, before anything else the request names:
+        // the check's order, so that an explained check fails with the check's error.
+        view.validate_context(context)?;
         let goal = view.goal(&request.resource, &request.permission)?;
         let subject = view.subject(&request.subject, Some(&request.resource.object_id))?;
         let snapshot = view.snapshot();
