@@ -853,11 +853,15 @@ fn answer_of(value: V) -> Result<CheckAnswer, ()> {
 /// 64; the memo is keyed by the goal and the path state its value can depend on (which
 /// goals are on the path, and which of them an exclusion's subtracted side was entered
 /// after), so it only saves time.
+/// A visible tuple as the reference weighs it: its subject, its condition's value, and
+/// whether it has a caveat (for the counters).
+type Visible = (Subj, V, bool);
+
 struct Kleene<'r> {
     nodes: &'r [Vec<Node>],
     roots: &'r [[usize; 2]],
-    /// The visible tuples of each `(type, id, relation)`: subject, value, whether caveated.
-    tuples: HashMap<(usize, usize, usize), Vec<(Subj, V, bool)>>,
+    /// The visible tuples of each `(type, id, relation)`.
+    tuples: HashMap<(usize, usize, usize), Vec<Visible>>,
     subject: Subj,
     memo: HashMap<(usize, u64, u64), V>,
     stack: Vec<(usize, u32)>,
@@ -870,7 +874,7 @@ struct Kleene<'r> {
 
 impl<'r> Kleene<'r> {
     fn new(reference: &'r Reference<'r>, tuples: &Tuples, request: Request, subject: Subj) -> Self {
-        let mut by_resource: HashMap<_, Vec<(Subj, V, bool)>> = HashMap::new();
+        let mut by_resource: HashMap<_, Vec<Visible>> = HashMap::new();
         for (t, cond) in tuples {
             if let Some(value) = cond_value(cond, request) {
                 by_resource.entry((t.ty, t.id, t.rel)).or_default().push((
@@ -938,7 +942,7 @@ impl<'r> Kleene<'r> {
         value
     }
 
-    fn subjects(&self, ty: usize, id: usize, rel: usize) -> Vec<(Subj, V, bool)> {
+    fn subjects(&self, ty: usize, id: usize, rel: usize) -> Vec<Visible> {
         self.tuples.get(&(ty, id, rel)).cloned().unwrap_or_default()
     }
 

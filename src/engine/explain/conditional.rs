@@ -662,8 +662,7 @@ impl<'a> CondExplainer<'a> {
             .open()
             .then(|| Explainer::bare(ExplainKind::Arrow, Some(text)));
         // The related objects: plain ones (true), then conditional ones with their value.
-        #[allow(clippy::type_complexity)]
-        let mut targets: Vec<(Node, Result<Val, EngineError>, Option<&CondMember>)> = index
+        let mut targets: Vec<Target<'_>> = index
             .objects(tupleset, rev)
             .map(|obj| Node {
                 ty: obj.ty,
@@ -789,6 +788,10 @@ impl<'a> CondExplainer<'a> {
         Ok(Step { out, node })
     }
 }
+
+/// A related object of an arrow: its subject node, the value of its tuple's caveat (or
+/// the caveat's error, kept) and, for a conditional tuple, the tuple.
+type Target<'m> = (Node, Result<Val, EngineError>, Option<&'m CondMember>);
 
 /// The value of a stored relation with the relationships that explain it.
 struct Part {
