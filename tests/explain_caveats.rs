@@ -202,3 +202,108 @@ async fn issue15_playground_check_uses_the_context() {
         }
     }
 }
+
+/// A caveat that fails to evaluate (`m["k"]` on a map without `k`): where the answer does
+/// not need it (the exclusion's subtracted side holds), the explanation shows the branch
+/// as an error, its relationship with the message; where the answer needs it, the
+/// explained check fails with the check's own error; for another subject it is never
+/// evaluated. Explain never changes the answer.
+#[test]
+fn a_failing_caveat_is_an_error_branch_or_the_checks_error() {
+    let engine = Arbiter::in_memory(Config::default()).unwrap();
+    engine
+        .write_schema(
+            "caveat cav_err(m map<int>) { m[\"k\"] == 1 }\n\
+             definition user {}\n\
+             definition doc {\n\
+                 relation failing: user with cav_err\n\
+                 relation plain: user\n\
+                 permission exc = failing - plain\n\
+             }",
+        )
+        .unwrap();
+    let failing = r#"doc:1#failing@user:tom[cav_err:{"m":{}}]"#;
+    let updates: Vec<Update> = [failing, "doc:1#plain@user:tom"]
+        .iter()
+        .map(|text| Update {
+            op: UpdateOp::Touch,
+            relationship: text.parse().unwrap(),
+        })
+        .collect();
+    engine.write(&updates, &[]).unwrap().unwrap();
+    let request = |permission: &str, user: &str| CheckRequest {
+        resource: ObjectRef::new("doc", "1").unwrap(),
+        permission: permission.to_string(),
+        subject: format!("user:{user}").parse().unwrap(),
+        context: None,
+    };
+
+    let (decision, explanation) = engine
+        .check_explained(&request("exc", "tom"), Consistency::Full)
+        .unwrap();
+    assert_eq!(explanation.result, ExplainedAnswer::NoPermission);
+    assert_eq!(
+        decision.permissionship,
+        engine
+            .check(&request("exc", "tom"), Consistency::Full)
+            .unwrap()
+            .permissionship
+    );
+    assert_eq!(explanation.tree.reason, Some(Reason::Excluded));
+    let base = &explanation.tree.children[0];
+    assert_eq!(base.result, Verdict::Error, "{explanation:#?}");
+    let node = relationship(&explanation, failing);
+    assert_eq!(
+        (node.result, node.reason),
+        (Verdict::Error, Some(Reason::CaveatError))
+    );
+    let error = node.error.as_deref().unwrap_or_default();
+    assert!(error.contains("no such key"), "{error}");
+    let text = explanation.render();
+    assert!(
+        text.contains("error — its caveat failed to evaluate"),
+        "{text}"
+    );
+
+    let checked = engine
+        .check(&request("failing", "tom"), Consistency::Full)
+        .unwrap_err();
+    let explained = engine
+        .check_explained(&request("failing", "tom"), Consistency::Full)
+        .unwrap_err();
+    assert_eq!(checked.code(), "caveat_error");
+    assert_eq!(explained.to_string(), checked.to_string());
+
+    let (_, explanation) = engine
+        .check_explained(&request("failing", "ann"), Consistency::Full)
+        .unwrap();
+    assert_eq!(explanation.result, ExplainedAnswer::NoPermission);
+}
+
+/// Explain fails as the check fails, in the same order: a revision ahead of the head is
+/// reported before a context value that does not convert, as the check reports it (the
+/// context was checked before the explained check chose its revision).
+#[test]
+fn explain_reports_errors_in_the_order_of_the_check() {
+    let engine = engine();
+    let mut context = Context::new();
+    context.insert("user_ip".to_string(), json!(5));
+    let request = CheckRequest {
+        resource: ObjectRef::new("doc", "1").unwrap(),
+        permission: "view".to_string(),
+        subject: "user:tom".parse().unwrap(),
+        context: Some(context),
+    };
+    let ahead = Consistency::AtExactSnapshot {
+        revision: arbiter::model::Revision(1_000),
+    };
+    for consistency in [Consistency::Full, ahead] {
+        let checked = engine.check(&request, consistency).unwrap_err();
+        let explained = engine.check_explained(&request, consistency).unwrap_err();
+        assert_eq!(
+            (explained.code(), explained.to_string()),
+            (checked.code(), checked.to_string()),
+            "{consistency:?}"
+        );
+    }
+}

@@ -121,13 +121,14 @@ impl Params {
 }
 
 /// A caveat error an operator has met but may not need (see the module doc): the first
-/// one is kept; any other error passes at once.
+/// one is kept; any other error passes at once. The explaining walk keeps errors with the
+/// same rule (`explain/conditional.rs`), so that it fails exactly where this walk fails.
 #[derive(Default)]
-struct Pending(Option<EngineError>);
+pub(crate) struct Pending(Option<EngineError>);
 
 impl Pending {
     /// `Some(value)`, or `None` when `res` is a caveat error (kept).
-    fn take<T>(&mut self, res: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
+    pub fn take<T>(&mut self, res: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
         match res {
             Ok(value) => Ok(Some(value)),
             Err(err @ EngineError::Caveat(_)) => {
@@ -139,7 +140,7 @@ impl Pending {
     }
 
     /// The operator's value `acc` once no operand decided it: an error kept fails it.
-    fn finish(self, acc: Out) -> Result<Out, EngineError> {
+    pub fn finish(self, acc: Out) -> Result<Out, EngineError> {
         match self.0 {
             Some(err) => Err(err),
             None => Ok(acc),

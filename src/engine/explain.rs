@@ -23,7 +23,10 @@
 //! of [`super::conditional`], and so does the explanation ([`conditional`]): a node may
 //! then be `conditional` (naming the parameters it misses), a relationship shows its caveat
 //! and expiration, and a caveated or expired relationship that did not grant says why
-//! ([`Reason::CaveatFalse`], [`Reason::MissingContext`], [`Reason::Expired`]).
+//! ([`Reason::CaveatFalse`], [`Reason::MissingContext`], [`Reason::Expired`]). A caveat
+//! that fails to evaluate fails the explained check exactly where it fails the check, and
+//! shows as [`Verdict::Error`] where another operand decided without it: explain never
+//! changes the answer (`tests/engine_semantics.rs`, `tests/engine_model.rs`).
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
@@ -102,6 +105,10 @@ pub struct ExplainNode {
     /// For a `conditional` node: the caveat parameters it still misses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_context: Vec<String>,
+    /// For a `relationship` whose caveat failed to evaluate ([`Reason::CaveatError`]): the
+    /// error, as the check reports it when the answer needs that caveat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ExplainNode>,
 }
@@ -139,6 +146,10 @@ pub enum Verdict {
     Undefined,
     /// It depends on caveat parameters the context lacks (`missing_context`).
     Conditional,
+    /// A caveat on the way failed to evaluate. Only on a branch the answer did not need
+    /// (another operand decided it, as in the check): where the answer needs it, the
+    /// explained check fails with that error, as the check does.
+    Error,
 }
 
 /// Why a node has its verdict.
@@ -175,6 +186,8 @@ pub enum Reason {
     MissingContext,
     /// Denied: the relationship expired at `expires_at` (it is invisible to the answer).
     Expired,
+    /// Error: the relationship's caveat failed to evaluate (`error` says why).
+    CaveatError,
 }
 
 impl Explanation {
@@ -208,6 +221,7 @@ fn render_node(node: &ExplainNode, level: usize, out: &mut String) {
         Verdict::Denied => "denied",
         Verdict::Undefined => "undefined",
         Verdict::Conditional => "conditional",
+        Verdict::Error => "error",
     };
     let what = match node.kind {
         ExplainKind::Permission | ExplainKind::Relation => {
@@ -256,6 +270,9 @@ fn render_node(node: &ExplainNode, level: usize, out: &mut String) {
     if !node.missing_context.is_empty() {
         out.push_str(&format!(" (missing {})", node.missing_context.join(", ")));
     }
+    if let Some(error) = &node.error {
+        out.push_str(&format!(" ({error})"));
+    }
     out.push('\n');
     for child in &node.children {
         render_node(child, level + 1, out);
@@ -280,6 +297,7 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::CaveatFalse => "its caveat is false",
         Reason::MissingContext => "its caveat needs context the request lacks",
         Reason::Expired => "expired",
+        Reason::CaveatError => "its caveat failed to evaluate",
     }
 }
 
@@ -294,6 +312,9 @@ impl Inner {
         budget: &super::deadline::Budget,
     ) -> Result<(Decision, Explanation), EngineError> {
         let view = self.view(consistency, budget)?;
+        // The context against the view's schema, before anything else the request names:
+        // the check's order, so that an explained check fails with the check's error.
+        view.validate_context(context)?;
         let goal = view.goal(&request.resource, &request.permission)?;
         let subject = view.subject(&request.subject, Some(&request.resource.object_id))?;
         let snapshot = view.snapshot();
@@ -508,6 +529,7 @@ impl<'a> Explainer<'a> {
             caveat: None,
             expires_at: None,
             missing_context: Vec::new(),
+            error: None,
             children: Vec::new(),
         }
     }
@@ -525,6 +547,7 @@ impl<'a> Explainer<'a> {
             caveat: None,
             expires_at: None,
             missing_context: Vec::new(),
+            error: None,
             children: Vec::new(),
         }
     }

@@ -376,9 +376,6 @@ impl Arbiter {
         request: &CheckRequest,
         consistency: Consistency,
     ) -> Result<(Decision, Explanation), EngineError> {
-        // The explaining walk takes its view in `engine::explain`; the context is checked
-        // here, against the schema installed now, before it starts.
-        self.inner.validate_context(request.context.as_ref())?;
         self.inner.check_explained(
             request,
             consistency,

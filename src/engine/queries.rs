@@ -246,15 +246,6 @@ impl Inner {
         })
     }
 
-    /// [`View::validate_context`] against the installed schema, for a caller that takes
-    /// its view elsewhere (the explained check). No context costs nothing.
-    pub fn validate_context(&self, context: Option<&Context>) -> Result<(), EngineError> {
-        if context.is_none_or(|it| it.is_empty()) {
-            return Ok(());
-        }
-        self.require_schema()?.plan.context_types.validate(context)
-    }
-
     /// Locks the index again for the next chunk of a walk at `revision`, with the schema
     /// the walk started with. The revision must still be readable.
     fn relock<'i>(

@@ -276,7 +276,7 @@ pub enum BulkResult {
         missing_context: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schema(value_type = Option<Object>)]
-        explanation: Option<Explanation>,
+        explanation: Option<Box<Explanation>>,
     },
     Failed {
         error: ErrorDetail,

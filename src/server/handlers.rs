@@ -418,7 +418,7 @@ pub async fn check_bulk(
             .zip(&mut bulk.results)
             .map(|((request, explain), res)| match res {
                 Ok(_) if *explain => match engine.check_explained(request, at) {
-                    Ok((_, explanation)) => Some(explanation),
+                    Ok((_, explanation)) => Some(Box::new(explanation)),
                     Err(err) => {
                         *res = Err(err);
                         None

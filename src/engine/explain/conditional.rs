@@ -11,6 +11,16 @@
 //! ([`Reason::CaveatFalse`]) or misses parameters ([`Reason::MissingContext`], naming
 //! them); and an expired relationship ([`Reason::Expired`], with when), which the answer
 //! does not see but a person asking "why not" wants to.
+//!
+//! # Caveat errors
+//! A caveat that fails to evaluate is treated as the check treats it (its module doc):
+//! evaluated only where the check evaluates it (never for a relationship of another
+//! subject, nor for a subject set whose type or relation the schema lacks), kept with the
+//! check's own [`Pending`] until the operator knows whether it needs it, and failing the
+//! explained check exactly where it fails the check, with the same (first) error. A
+//! branch whose error the answer did not need shows as [`Verdict::Error`], the
+//! relationship with [`Reason::CaveatError`] and the message. Explain never changes the
+//! answer (`tests/engine_semantics.rs` asks every case both ways).
 
 use rustc_hash::FxHashMap;
 
@@ -20,7 +30,8 @@ use crate::schema::{Arrow, Expr, RelationKind};
 use super::super::EngineError;
 use super::super::check::{Goal, Snapshot, Subject};
 use super::super::conditional::{
-    Context, NO_LOW, Out, Params, Val, and, caveat_value, member_goal, names_subject, not, or,
+    Context, NO_LOW, Out, Params, Pending, Val, and, caveat_value, member_goal, names_subject, not,
+    or,
 };
 use super::super::index::{CondMember, NO_REL, Node, ObjKey};
 use super::{
@@ -67,7 +78,9 @@ pub(crate) fn explain(
         neg: 0,
     };
     let step = walk.goal(goal, 0)?;
-    let (result, mut missing_context) = match step.out.val {
+    // A caveat error the answer needs fails the explained check, as it fails the check.
+    let out = step.out?;
+    let (result, mut missing_context) = match out.val {
         Val::True => (ExplainedAnswer::HasPermission, Vec::new()),
         Val::False | Val::Undefined => (ExplainedAnswer::NoPermission, Vec::new()),
         Val::Missing(mask) => (
@@ -90,9 +103,13 @@ pub(crate) fn explain(
     })
 }
 
+/// A value, or the caveat error standing for it (kept by the operator above with
+/// [`Pending`], as the check keeps it); any other error fails the walk at once.
+type Value = Result<Out, EngineError>;
+
 /// A value with its node (absent once the node budget is spent).
 struct Step {
-    out: Out,
+    out: Value,
     node: Option<ExplainNode>,
 }
 
@@ -108,12 +125,13 @@ struct CondExplainer<'a> {
     neg: u32,
 }
 
-/// What one conditional tuple contributes before its subject is looked at.
+/// What one conditional tuple contributes before its subject is walked.
 enum Seen {
     /// Not live at the revision.
     Absent,
     Expired,
-    Live(Val),
+    /// The value of its caveat (true without one), or the caveat's error, kept.
+    Live(Result<Val, EngineError>),
 }
 
 impl<'a> CondExplainer<'a> {
@@ -132,6 +150,17 @@ impl<'a> CondExplainer<'a> {
         node.missing_context = missing;
     }
 
+    /// Marks `node` with a value or, for a caveat error, [`Verdict::Error`].
+    fn mark_value(&self, node: &mut ExplainNode, value: &Value) {
+        match value {
+            Ok(out) => self.mark(node, out.val),
+            Err(_) => {
+                node.result = Verdict::Error;
+                node.missing_context = Vec::new();
+            }
+        }
+    }
+
     fn finish(&self, node: &mut Option<ExplainNode>, val: Val, reason: Option<Reason>) {
         if let Some(node) = node {
             self.mark(node, val);
@@ -139,9 +168,9 @@ impl<'a> CondExplainer<'a> {
         }
     }
 
-    fn set(&self, node: &mut Option<ExplainNode>, val: Val, children: Vec<ExplainNode>) {
+    fn set(&self, node: &mut Option<ExplainNode>, value: &Value, children: Vec<ExplainNode>) {
         if let Some(node) = node {
-            self.mark(node, val);
+            self.mark_value(node, value);
             node.children = children;
         }
     }
@@ -152,7 +181,7 @@ impl<'a> CondExplainer<'a> {
         if let Some(val) = self.memo.get(&goal).copied() {
             self.finish(&mut node, val, Some(Reason::SeeAbove));
             return Ok(Step {
-                out: Out::of(val),
+                out: Ok(Out::of(val)),
                 node,
             });
         }
@@ -164,7 +193,7 @@ impl<'a> CondExplainer<'a> {
             };
             self.finish(&mut node, val, Some(reason));
             return Ok(Step {
-                out: Out { val, low: pos },
+                out: Ok(Out { val, low: pos }),
                 node,
             });
         }
@@ -177,7 +206,7 @@ impl<'a> CondExplainer<'a> {
             self.memo.insert(goal, Val::True);
             self.finish(&mut node, Val::True, Some(Reason::IsSubject));
             return Ok(Step {
-                out: Out::of(Val::True),
+                out: Ok(Out::of(Val::True)),
                 node,
             });
         }
@@ -199,18 +228,22 @@ impl<'a> CondExplainer<'a> {
             }),
         };
         self.stack.truncate(position);
-        let mut out = res?;
-        if out.val == Val::True || out.low >= position {
-            self.memo.insert(goal, out.val);
-            out.low = NO_LOW;
-        }
+        // A caveat error is not remembered (the check does not remember it either).
+        let out = res?.map(|mut out| {
+            if out.val == Val::True || out.low >= position {
+                self.memo.insert(goal, out.val);
+                out.low = NO_LOW;
+            }
+            out
+        });
         if let Some(node) = &mut node {
-            self.mark(node, out.val);
+            self.mark_value(node, &out);
         }
         Ok(Step { out, node })
     }
 
-    /// Whether a conditional tuple is live, expired or how its caveat evaluates.
+    /// Whether a conditional tuple is live, expired or how its caveat evaluates (a caveat
+    /// error kept as its value, as the check's `visible_kept` keeps it).
     fn seen(&mut self, member: &CondMember) -> Result<Seen, EngineError> {
         let snap = self.base.snap;
         if !member.live_at(snap.rev) {
@@ -221,11 +254,14 @@ impl<'a> CondExplainer<'a> {
         {
             return Ok(Seen::Expired);
         }
-        let val = match &member.caveat {
-            None => Val::True,
-            Some(caveat) => caveat_value(snap.schema, caveat, self.context, &mut self.params)?,
+        let Some(caveat) = &member.caveat else {
+            return Ok(Seen::Live(Ok(Val::True)));
         };
-        Ok(Seen::Live(val))
+        match caveat_value(snap.schema, caveat, self.context, &mut self.params) {
+            Ok(val) => Ok(Seen::Live(Ok(val))),
+            Err(err @ EngineError::Caveat(_)) => Ok(Seen::Live(Err(err))),
+            Err(err) => Err(err),
+        }
     }
 
     /// The node of a conditional relationship `resource@member`, with its suffixes.
@@ -265,6 +301,35 @@ impl<'a> CondExplainer<'a> {
         }
     }
 
+    /// Marks the node of a relationship walked through (a subject set or an arrow's
+    /// related object) with `out`: its caveat's value (`cond`, or `error` when it failed)
+    /// weighed with the far side's, or `None` when the far side failed (its child says
+    /// why). A caveat error is shown only where it is the tuple's value.
+    fn mark_through(
+        &self,
+        node: &mut ExplainNode,
+        cond: Option<Val>,
+        error: Option<String>,
+        out: Option<&Value>,
+    ) {
+        match out {
+            None => {
+                node.result = Verdict::Error;
+                node.missing_context = Vec::new();
+            }
+            Some(Ok(out)) => {
+                self.mark(node, out.val);
+                node.reason = cond.and_then(Self::caveat_reason);
+            }
+            Some(Err(_)) => {
+                node.result = Verdict::Error;
+                node.missing_context = Vec::new();
+                node.reason = Some(Reason::CaveatError);
+                node.error = error;
+            }
+        }
+    }
+
     /// A stored relation: plain tuples (a direct hit, then subject sets), then the
     /// conditional ones, as the three-valued check walks them.
     fn relation(&mut self, start: Node, depth: u32) -> Result<Part, EngineError> {
@@ -273,6 +338,7 @@ impl<'a> CondExplainer<'a> {
         let rev = snap.rev;
         let star = index.star();
         let mut acc = Out::of(Val::False);
+        let mut pending = Pending::default();
         let mut tried = Vec::new();
         if let Some(forward) = index.forward(start) {
             if let Some(hit) = self.base.direct(start, forward) {
@@ -282,7 +348,7 @@ impl<'a> CondExplainer<'a> {
                     Vec::new()
                 };
                 return Ok(Part {
-                    out: Out::of(Val::True),
+                    out: Ok(Out::of(Val::True)),
                     children,
                     reason: None,
                 });
@@ -312,27 +378,36 @@ impl<'a> CondExplainer<'a> {
                     }
                     _ => None,
                 };
-                if step.out.val == Val::True {
+                let Some(out) = pending.take(step.out)? else {
+                    tried.extend(connector);
+                    continue;
+                };
+                if out.val == Val::True {
                     return Ok(Part {
-                        out: step.out,
+                        out: Ok(out),
                         children: connector.into_iter().collect(),
                         reason: None,
                     });
                 }
-                acc = or(acc, step.out);
+                acc = or(acc, out);
                 tried.extend(connector);
             }
         }
         for member in index.conditional_members(start) {
-            // Evaluated before anything else, as the check does (an unknown caveat fails
-            // the walk even on a tuple that does not concern the subject).
-            let seen = self.seen(member)?;
+            // A tuple for another subject, or naming a subject set the schema lacks: its
+            // caveat is never evaluated, as in the check.
             let direct = names_subject(&snap, self.base.subject, member.subject);
-            let through_set = member.subject.rel != NO_REL && member.subject.id != star;
-            if !direct && !through_set {
+            let set_goal = if direct {
+                None
+            } else if member.subject.rel != NO_REL && member.subject.id != star {
+                match member_goal(&snap, member.subject) {
+                    Some(goal) => Some(goal),
+                    None => continue,
+                }
+            } else {
                 continue;
-            }
-            let cond = match seen {
+            };
+            let cond = match self.seen(member)? {
                 Seen::Absent => continue,
                 Seen::Expired => {
                     tried.extend(self.expired_node(start, member));
@@ -341,35 +416,66 @@ impl<'a> CondExplainer<'a> {
                 Seen::Live(cond) => cond,
             };
             let mut node = self.base.open().then(|| self.member_node(start, member));
-            if cond == Val::False {
+            if matches!(cond, Ok(Val::False)) {
                 self.finish(&mut node, Val::False, Some(Reason::CaveatFalse));
                 tried.extend(node);
                 continue;
             }
-            let out = if direct {
-                let reason = Self::caveat_reason(cond).or(Some(if member.subject.id == star {
-                    Reason::Wildcard
-                } else {
-                    Reason::Direct
-                }));
-                self.finish(&mut node, cond, reason);
-                Out::of(cond)
-            } else {
-                let Some(goal) = member_goal(&snap, member.subject) else {
-                    continue;
-                };
-                let step = self.goal(goal, depth + 1)?;
-                let out = and(Out::of(cond), step.out);
-                if let Some(node) = &mut node {
-                    self.mark(node, out.val);
-                    node.reason = Self::caveat_reason(cond);
-                    node.children.extend(step.node);
+            let out = match set_goal {
+                None => {
+                    let out = cond.map(Out::of);
+                    if let Some(node) = &mut node {
+                        self.mark_value(node, &out);
+                        match &out {
+                            Ok(out) => {
+                                node.reason = Self::caveat_reason(out.val).or(Some(
+                                    if member.subject.id == star {
+                                        Reason::Wildcard
+                                    } else {
+                                        Reason::Direct
+                                    },
+                                ));
+                            }
+                            Err(err) => {
+                                node.reason = Some(Reason::CaveatError);
+                                node.error = Some(err.to_string());
+                            }
+                        }
+                    }
+                    out
                 }
-                out
+                Some(goal) => {
+                    // The set must hold for the tuple's caveat to matter; the far side's
+                    // error is kept first, as the check keeps it.
+                    let step = self.goal(goal, depth + 1)?;
+                    let cond_val = cond.as_ref().ok().copied();
+                    let error = cond.as_ref().err().map(ToString::to_string);
+                    let out = pending.take(step.out)?.map(|far| {
+                        if far.val == Val::False {
+                            // False maybe only by a cycle assumption: its mark is kept.
+                            Ok(far)
+                        } else {
+                            cond.map(|cond| and(Out::of(cond), far))
+                        }
+                    });
+                    if let Some(node) = &mut node {
+                        self.mark_through(node, cond_val, error, out.as_ref());
+                        node.children.extend(step.node);
+                    }
+                    let Some(out) = out else {
+                        tried.extend(node);
+                        continue;
+                    };
+                    out
+                }
+            };
+            let Some(out) = pending.take(out)? else {
+                tried.extend(node);
+                continue;
             };
             if out.val == Val::True {
                 return Ok(Part {
-                    out,
+                    out: Ok(out),
                     children: node.into_iter().collect(),
                     reason: None,
                 });
@@ -377,9 +483,11 @@ impl<'a> CondExplainer<'a> {
             acc = or(acc, out);
             tried.extend(node);
         }
-        let reason = (acc.val == Val::False && tried.is_empty()).then_some(Reason::NoRelationship);
+        let out = pending.finish(acc);
+        let reason = (matches!(&out, Ok(out) if out.val == Val::False) && tried.is_empty())
+            .then_some(Reason::NoRelationship);
         Ok(Part {
-            out: acc,
+            out,
             children: tried,
             reason,
         })
@@ -395,7 +503,7 @@ impl<'a> CondExplainer<'a> {
                     node
                 });
                 Ok(Step {
-                    out: Out::of(Val::False),
+                    out: Ok(Out::of(Val::False)),
                     node,
                 })
             }
@@ -413,65 +521,82 @@ impl<'a> CondExplainer<'a> {
                     .open()
                     .then(|| Explainer::bare(ExplainKind::Union, Some(expr_text(schema, expr))));
                 let mut acc = Out::of(Val::False);
+                let mut pending = Pending::default();
                 let mut tried = Vec::new();
                 for operand in operands {
                     let step = self.expr(goal, operand, depth)?;
-                    if step.out.val == Val::True {
-                        self.set(&mut node, Val::True, step.node.into_iter().collect());
-                        return Ok(Step {
-                            out: step.out,
-                            node,
-                        });
+                    let Some(out) = pending.take(step.out)? else {
+                        tried.extend(step.node);
+                        continue;
+                    };
+                    if out.val == Val::True {
+                        let out = Ok(out);
+                        self.set(&mut node, &out, step.node.into_iter().collect());
+                        return Ok(Step { out, node });
                     }
-                    acc = or(acc, step.out);
+                    acc = or(acc, out);
                     tried.extend(step.node);
                 }
-                self.set(&mut node, acc.val, tried);
-                Ok(Step { out: acc, node })
+                let out = pending.finish(acc);
+                self.set(&mut node, &out, tried);
+                Ok(Step { out, node })
             }
             Expr::Intersection(operands) => {
                 let mut node = self.base.open().then(|| {
                     Explainer::bare(ExplainKind::Intersection, Some(expr_text(schema, expr)))
                 });
                 let mut acc = Out::of(Val::True);
+                let mut pending = Pending::default();
                 let mut tried = Vec::new();
                 for operand in operands {
                     let step = self.expr(goal, operand, depth)?;
                     tried.extend(step.node);
-                    if step.out.val == Val::False {
-                        self.set(&mut node, Val::False, tried);
-                        return Ok(Step {
-                            out: step.out,
-                            node,
-                        });
+                    let Some(out) = pending.take(step.out)? else {
+                        continue;
+                    };
+                    if out.val == Val::False {
+                        let out = Ok(out);
+                        self.set(&mut node, &out, tried);
+                        return Ok(Step { out, node });
                     }
-                    acc = and(acc, step.out);
+                    acc = and(acc, out);
                 }
-                self.set(&mut node, acc.val, tried);
-                Ok(Step { out: acc, node })
+                let out = pending.finish(acc);
+                self.set(&mut node, &out, tried);
+                Ok(Step { out, node })
             }
             Expr::Exclusion(base, subtracted) => {
                 let mut node = self.base.open().then(|| {
                     Explainer::bare(ExplainKind::Exclusion, Some(expr_text(schema, expr)))
                 });
+                let mut pending = Pending::default();
                 let base = self.expr(goal, base, depth)?;
-                if base.out.val == Val::False {
-                    self.set(&mut node, Val::False, base.node.into_iter().collect());
-                    return Ok(Step {
-                        out: base.out,
-                        node,
-                    });
+                let base_node = base.node;
+                let base = pending.take(base.out)?;
+                if let Some(base) = base
+                    && base.val == Val::False
+                {
+                    let out = Ok(base);
+                    self.set(&mut node, &out, base_node.into_iter().collect());
+                    return Ok(Step { out, node });
                 }
                 self.neg += 1;
                 let sub = self.expr(goal, subtracted, depth);
                 self.neg -= 1;
                 let sub = sub?;
-                let out = and(base.out, not(sub.out));
-                let excluded = sub.out.val == Val::True;
+                let sub_node = sub.node;
+                let sub = pending.take(sub.out)?;
+                let excluded = sub.is_some_and(|sub| sub.val == Val::True);
+                // The same combination as the check's, lowest marks included.
+                let out = match (base, sub) {
+                    (_, Some(sub)) if sub.val == Val::True => Ok(not(sub)),
+                    (Some(base), Some(sub)) => Ok(and(base, not(sub))),
+                    _ => pending.finish(Out::of(Val::False)),
+                };
                 self.set(
                     &mut node,
-                    out.val,
-                    base.node.into_iter().chain(sub.node).collect(),
+                    &out,
+                    base_node.into_iter().chain(sub_node).collect(),
                 );
                 if excluded && let Some(node) = &mut node {
                     node.reason = Some(Reason::Excluded);
@@ -497,7 +622,7 @@ impl<'a> CondExplainer<'a> {
                     .then(|| Explainer::bare(ExplainKind::SelfRef, Some("self".to_string())));
                 self.finish(&mut node, val, Some(reason));
                 Ok(Step {
-                    out: Out::of(val),
+                    out: Ok(Out::of(val)),
                     node,
                 })
             }
@@ -507,7 +632,9 @@ impl<'a> CondExplainer<'a> {
     /// `tupleset.computed` (OR over the related objects, each ANDed with its tuple's
     /// caveat; a false caveat is not walked) or, with `all`, `tupleset.all(computed)`
     /// (AND over every related object, false when there is none or one whose type lacks
-    /// `computed`), in the order of the three-valued check.
+    /// `computed`), in the order of the three-valued check: every related object's caveat
+    /// is evaluated first (an error kept as its value), then each target is walked and
+    /// its caveat weighed only where the target may grant.
     fn arrow(
         &mut self,
         goal: Goal,
@@ -535,7 +662,7 @@ impl<'a> CondExplainer<'a> {
             .open()
             .then(|| Explainer::bare(ExplainKind::Arrow, Some(text)));
         // The related objects: plain ones (true), then conditional ones with their value.
-        let mut targets: Vec<(Node, Val, Option<&CondMember>)> = index
+        let mut targets: Vec<Target<'_>> = index
             .objects(tupleset, rev)
             .map(|obj| Node {
                 ty: obj.ty,
@@ -543,7 +670,7 @@ impl<'a> CondExplainer<'a> {
                 rel: NO_REL,
             })
             .chain(index.usersets(tupleset, rev).filter(|it| it.id != star))
-            .map(|subject| (subject, Val::True, None))
+            .map(|subject| (subject, Ok(Val::True), None))
             .collect();
         let mut tried = Vec::new();
         for member in index.conditional_members(tupleset) {
@@ -557,19 +684,18 @@ impl<'a> CondExplainer<'a> {
             }
         }
         if all && targets.is_empty() {
-            self.set(&mut node, Val::False, tried);
+            let out = Ok(Out::of(Val::False));
+            self.set(&mut node, &out, tried);
             if let Some(node) = &mut node {
                 node.reason = Some(Reason::NoRelatedObjects);
             }
-            return Ok(Step {
-                out: Out::of(Val::False),
-                node,
-            });
+            return Ok(Step { out, node });
         }
         let mut acc = Out::of(if all { Val::True } else { Val::False });
+        let mut pending = Pending::default();
         let mut n_related = 0;
         for (subject, cond, member) in targets {
-            if !all && cond == Val::False {
+            if !all && matches!(cond, Ok(Val::False)) {
                 if let Some(member) = member
                     && let Some(mut skipped) =
                         self.base.open().then(|| self.member_node(tupleset, member))
@@ -586,11 +712,10 @@ impl<'a> CondExplainer<'a> {
                 .and_then(|ty| arrow.targets.iter().find(|(it, _)| *it == ty));
             let Some((ty, target)) = target else {
                 if all {
-                    self.set(&mut node, Val::False, tried);
-                    return Ok(Step {
-                        out: Out::of(Val::False),
-                        node,
-                    });
+                    // As the check: false, whatever errors were kept.
+                    let out = Ok(Out::of(Val::False));
+                    self.set(&mut node, &out, tried);
+                    return Ok(Step { out, node });
                 }
                 continue;
             };
@@ -611,12 +736,30 @@ impl<'a> CondExplainer<'a> {
                 },
                 depth + 1,
             )?;
-            let out = and(Out::of(cond), step.out);
+            // The tuple's value: its caveat ANDed with the target's; a caveat error does
+            // not matter where the target is denied (in `.all()` too: the AND is false).
+            // The target's error is kept first, then the caveat's, as the check keeps them.
+            let cond_val = cond.as_ref().ok().copied();
+            let error = cond.as_ref().err().map(ToString::to_string);
+            let out = pending.take(step.out)?.map(|far| {
+                if far.val == Val::False && (!all || cond.is_err()) {
+                    Ok(far)
+                } else {
+                    cond.map(|cond| and(Out::of(cond), far))
+                }
+            });
             if let Some(connector) = &mut connector {
-                self.mark(connector, out.val);
-                connector.reason = Self::caveat_reason(cond);
+                self.mark_through(connector, cond_val, error, out.as_ref());
                 connector.children.extend(step.node);
             }
+            let Some(out) = out else {
+                tried.extend(connector);
+                continue;
+            };
+            let Some(out) = pending.take(out)? else {
+                tried.extend(connector);
+                continue;
+            };
             let decided = if all {
                 out.val == Val::False
             } else {
@@ -628,25 +771,31 @@ impl<'a> CondExplainer<'a> {
                 } else {
                     connector.into_iter().collect()
                 };
-                self.set(&mut node, out.val, children);
+                let out = Ok(out);
+                self.set(&mut node, &out, children);
                 return Ok(Step { out, node });
             }
             acc = if all { and(acc, out) } else { or(acc, out) };
             tried.extend(connector);
         }
-        self.set(&mut node, acc.val, tried);
+        let out = pending.finish(acc);
+        self.set(&mut node, &out, tried);
         if n_related == 0
             && let Some(node) = &mut node
         {
             node.reason = Some(Reason::NoRelatedObjects);
         }
-        Ok(Step { out: acc, node })
+        Ok(Step { out, node })
     }
 }
 
+/// A related object of an arrow: its subject node, the value of its tuple's caveat (or
+/// the caveat's error, kept) and, for a conditional tuple, the tuple.
+type Target<'m> = (Node, Result<Val, EngineError>, Option<&'m CondMember>);
+
 /// The value of a stored relation with the relationships that explain it.
 struct Part {
-    out: Out,
+    out: Value,
     children: Vec<ExplainNode>,
     reason: Option<Reason>,
 }

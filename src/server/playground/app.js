@@ -149,6 +149,7 @@ const REASONS = {
   caveat_false: 'its caveat is false',
   missing_context: 'its caveat needs context the request lacks',
   expired: 'expired',
+  caveat_error: 'its caveat failed to evaluate',
 };
 
 function explanationLabel(node) {
@@ -183,6 +184,9 @@ function explanationNode(node) {
   }
   if (node.missing_context && node.missing_context.length) {
     line.append(' ', el('span', { class: 'reason' }, `(missing ${node.missing_context.join(', ')})`));
+  }
+  if (node.error) {
+    line.append(' ', el('span', { class: 'reason' }, `(${node.error})`));
   }
   const item = el('li', {}, line);
   if (node.children && node.children.length) {
