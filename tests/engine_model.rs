@@ -35,10 +35,10 @@
 //! (docs/CAVEATS.md, "Evaluation: three-valued"): an operand that decides absorbs it
 //! (`T OR E = T`, `F AND E = F`, a tuple whose far side is false is false whatever its
 //! caveat), otherwise it wins over the Kleene values; such a check must fail with `caveat_error`. Two answers of the
-//! check differ from that rule today and are asserted as they are, with a FIXME each:
-//! `.all()` keeps a target's error behind a false caveat, and over a cycle through a
-//! failing caveat the answer depends on the order of the walk (such answers are compared
-//! only with the explained check).
+//! check differ from that rule: `.all()` keeps a target's error behind a false caveat, as
+//! SpiceDB does (asserted so); and over a cycle through a failing caveat the answer
+//! depends on the order of the walk (a FIXME; such answers are compared only with the
+//! explained check).
 //!
 //! Every check of a conditional case is asked again with its explanation, which must give
 //! the same answer or fail with the same error (explain never changes the answer).
@@ -1022,11 +1022,11 @@ impl<'r> Kleene<'r> {
                         }
                         _ => V::F,
                     };
-                    // FIXME: the check walks a target before it weighs the tuple's caveat
-                    // and keeps the target's error even where that caveat is false, which
-                    // decides this AND (see `all_arrow_keeps_a_target_error_behind_a_false_caveat`):
-                    // today's answer, asserted here; by the check's own rule (and CEL's
-                    // `false && error`) the item would be false.
+                    // The check walks a target before it weighs the tuple's caveat and
+                    // keeps the target's error even where that caveat is false, which
+                    // decides this AND; SpiceDB answers so too (see
+                    // `all_arrow_keeps_a_target_error_behind_a_false_caveat`), though CEL's
+                    // `false && error` alone would be false.
                     let item = if value == V::E {
                         V::E
                     } else {
@@ -1551,13 +1551,13 @@ fn issue11_all_arrow_ands_a_tuple_whose_caveat_is_false() {
     }
 }
 
-/// FIXME (found by this test's reference with failing caveats; the check, not the
-/// explanation): in `.all()`, a relationship whose caveat is false makes the AND false,
-/// yet a failing caveat behind its target still fails the check, because the walk asks
-/// the target before it weighs the tuple's caveat and keeps the target's error. The plain
-/// arrow (`parent->viewer`) skips that tuple and answers *no*, as a subject set does, and
-/// CEL's `false && error` is false. This asserts today's answer, and that the explained
-/// check answers exactly the same, until it is decided against SpiceDB.
+/// Found by this test's reference with failing caveats: in `.all()`, a relationship whose
+/// caveat is false would make the AND false, yet a failing caveat behind its target still
+/// fails the check, because the walk asks the target before it weighs the tuple's caveat
+/// and keeps the target's error; the plain arrow (`parent->viewer`) skips that tuple and
+/// answers *no*. SpiceDB v1.54 answers exactly so (asked through the peer's `oracle.py`,
+/// 2026-12-01: `view_all` fails with "evaluation error for caveat cav_err: no such key",
+/// `view_any` is false), so this is parity, asserted with the explained check alike.
 #[test]
 fn all_arrow_keeps_a_target_error_behind_a_false_caveat() {
     let engine = Arbiter::in_memory(Config::default()).unwrap();
@@ -1603,7 +1603,7 @@ fn all_arrow_keeps_a_target_error_behind_a_false_caveat() {
     assert_eq!(
         all.code(),
         "caveat_error",
-        "FIXME: no permission, as `view_any`"
+        "an error, as SpiceDB answers"
     );
     let explained = engine
         .check_explained(&request("view_all"), Consistency::Full)
