@@ -36,6 +36,14 @@ import differential as d
 
 GROUP, FOLDER, DOC = "grp", "folder", "doc"
 
+# Caveat parameter types by default: no `map<int>` (indexing an absent key) and no
+# `ipaddress` (`in_cidr` of a string that is no CIDR), the two whose caveats can fail to
+# evaluate. The unrolling holds the fixed point's answer, not its errors: it repeats
+# terms the fixed point absorbs (`g = a[c1] + g[c2]` unrolls to `a[c1] + (a[c1] & c2) …`),
+# and SpiceDB fails on such a term's caveat where the fixed point never needs it
+# (structure seed 134 of the first run, docs/DIFFERENTIAL.md).
+TYPES = [t for t in d.ALL_TYPES if t not in ("map<int>", "ipaddress")]
+
 COUNTS = {  # tuples per object and relation: (least, most)
     "member": (1, 3), "blocked": (0, 1), "parent": (0, 2), "viewer": (1, 3),
     "editor": (0, 2), "banned": (0, 1), "folder": (1, 2),
