@@ -686,6 +686,8 @@ class Arbiter:
     def lookup_subjects(self, q: dict):
         """All pages of `/v1/lookup/subjects`, normalised as norm_oracle_subjects does
         (arbiter's `excluded` comes with the first page and is never conditional)."""
+        if q.get("subject_relation"):  # arbiter's lookup subjects takes none
+            return "error: arbiter's lookup subjects takes no subject relation"
         has, cond, excluded = [], [], None
         cursor = None
         for _ in range(100):
