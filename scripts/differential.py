@@ -1,25 +1,34 @@
 #!/usr/bin/env python3
 """Seeded random differential tester: arbiter against a real SpiceDB.
 
-For each seed it generates a small case (a schema of 2-4 definitions with caveats and
-expiring relations, random relationships, checks and lookups), asks the SpiceDB peer
-(`../shared/peers/spicedb/oracle.py`, run as a subprocess) and one running
-`arbiter serve --memory` (over its HTTP JSON API) the same questions, and compares every
-answer: allowed / denied / conditional / error. A mismatch is shrunk (queries,
-relationships, definitions, relations, permissions, caveat use, context keys dropped
-while the same mismatch persists) and printed as oracle-format JSON with both answers.
+For each seed it generates a small case (a schema with caveats and expiring relations,
+random relationships, checks, lookup resources and lookup subjects), asks a fresh
+in-memory SpiceDB (`scripts/differential_oracle.py`, a subprocess that imports the peer's
+`../shared/peers/spicedb/sdbpeer.py`) and one running `arbiter serve --memory` (over its
+HTTP JSON API) the same questions, and compares every answer: allowed / denied /
+conditional / error for checks, definite and conditional ids for lookups, and what a
+lookup subjects answer says of every id (wildcard and its exclusions included). A
+mismatch is shrunk (queries, relationships, definitions, relations, permissions, caveat
+use, context keys dropped while the same mismatch persists) and printed as oracle-format
+JSON with both answers.
+
+Two mixes: `default` (random definitions `res0..res2`, acyclic data) and `structure`
+(nested groups and parent folders whose data has cycles; SpiceDB gets an acyclic
+unrolling, scripts/differential_structure.py).
 
 Standard library only. See docs/DIFFERENTIAL.md.
 
     python3 scripts/differential.py --seeds 200 --arbiter /work/target-diff/release/arbiter
+    python3 scripts/differential.py --mix structure --seeds 400 --keep-going --arbiter ...
 
 Deliberate differences (DESIGN §3) the generator avoids:
   * checks and lookups never use a wildcard subject (`user:*`): SpiceDB refuses them,
     arbiter answers them (OpenFGA's reading);
-  * the relationship data is acyclic (a subject set of the same type only points to a
-    later id), so no cycle through an exclusion can arise (arbiter denies it, SpiceDB
+  * no cycle through an exclusion: the default mix's data is acyclic (a subject set of
+    the same type only points to a later id); the structure mix's cycles never run
+    through the subtracted side of an exclusion (arbiter denies such a cycle, SpiceDB
     errors).
-What cannot be compared: SpiceDB's oracle reports a conditional answer without its
+What cannot be compared: SpiceDB's oracle reports a conditional check without its
 missing parameters, so only the kind of answer is compared, not arbiter's
 `missing_context`.
 """
@@ -40,9 +49,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_ORACLE = os.path.join(ROOT, "..", "shared", "peers", "spicedb", "oracle.py")
-if not os.path.exists(DEFAULT_ORACLE):
-    DEFAULT_ORACLE = "/work/shared/peers/spicedb/oracle.py"
+DEFAULT_PEER = os.path.join(ROOT, "..", "shared", "peers", "spicedb")
+if not os.path.exists(os.path.join(DEFAULT_PEER, "sdbpeer.py")):
+    DEFAULT_PEER = "/work/shared/peers/spicedb"
 
 PAST = "2020-01-01T00:00:00Z"
 FUTURE = "2099-01-01T00:00:00Z"
@@ -232,9 +241,8 @@ def with_traits(rng: random.Random, base: str, caveats: list[str], opts: set) ->
     return uniq
 
 
-def gen_case(seed: int, types: list[str]) -> dict:
-    rng = random.Random(seed)
-    # Caveats.
+def gen_caveats(rng: random.Random, types: list[str]) -> list[dict]:
+    """1-3 caveats of 1-3 parameters each; every parameter is used."""
     caveats = []
     for k in range(rng.randint(1, 3)):
         params = []
@@ -249,6 +257,12 @@ def gen_case(seed: int, types: list[str]) -> dict:
                 op = rng.choice(["&&", "||"])
                 expr = f"{expr} {op} {cel_atom(rng, [(name, ty)])}"
         caveats.append({"name": f"cv_{'abc'[k]}", "params": params, "expr": expr})
+    return caveats
+
+
+def gen_case(seed: int, types: list[str]) -> dict:
+    rng = random.Random(seed)
+    caveats = gen_caveats(rng, types)
     cav_names = [c["name"] for c in caveats]
 
     defs = []
@@ -286,6 +300,7 @@ def gen_case(seed: int, types: list[str]) -> dict:
     case["relationships"] = gen_relationships(rng, case)
     case["checks"] = gen_checks(rng, case)
     case["lookups"] = gen_lookups(rng, case)
+    case["lookup_subjects"] = gen_lookup_subjects(rng, case)
     return case
 
 
@@ -446,9 +461,45 @@ def gen_lookups(rng: random.Random, case: dict) -> list[dict]:
     return out
 
 
+def gen_lookup_subjects(rng: random.Random, case: dict) -> list[dict]:
+    """2-4 lookup subjects questions: mostly `user`, sometimes a definition that some
+    relation admits as a plain object (an arrow's tupleset), never a subject relation
+    (arbiter's lookup subjects takes none)."""
+    plain = sorted({option_parts(o)[0] for d in case["defs"] for r in d["relations"]
+                    for o in r["options"]
+                    if option_parts(o)[0] != "user" and not option_parts(o)[1]})
+    out = []
+    for _ in range(rng.randint(2, 4)):
+        d = rng.choice(case["defs"])
+        perm = rng.choice([x["name"] for x in d["perms"] + d["relations"]])
+        subject_type = rng.choice(plain) if plain and rng.random() < 0.15 else "user"
+        q = {"resource": f"{d['name']}:{rng.choice(IDS)}", "permission": perm,
+             "subject_type": subject_type}
+        ctx = request_context(rng, case)
+        if ctx is not None:
+            q["context"] = ctx
+        out.append(q)
+    return out
+
+
 def oracle_spec(case: dict) -> dict:
+    """The case as arbiter is asked it (oracle format plus `lookup_subjects`)."""
     return {"schema": render_schema(case), "relationships": case["relationships"],
-            "checks": case["checks"], "lookups": case["lookups"]}
+            "checks": case["checks"], "lookups": case["lookups"],
+            "lookup_subjects": case.get("lookup_subjects", [])}
+
+
+def spicedb_side(case: dict):
+    """The case as SpiceDB is asked it, and how to read its answers back: the same case,
+    except for the structure mix, whose cyclic data SpiceDB gets unrolled
+    (differential_structure.unroll)."""
+    if case.get("mix") == "structure":
+        import differential_structure
+        return differential_structure.unroll(case)
+    return oracle_spec(case), (lambda answers: answers)
+
+
+QUERY_KINDS = ("checks", "lookups", "lookup_subjects")
 
 
 # ---------------------------------------------------------------------------------------
@@ -457,16 +508,20 @@ def oracle_spec(case: dict) -> dict:
 
 
 class Oracle:
-    def __init__(self, path: str):
-        self.path = path
+    """SpiceDB through scripts/differential_oracle.py (one subprocess, one fresh in-memory
+    SpiceDB per case), which imports the peer's sdbpeer.py from `peer`."""
+
+    def __init__(self, peer: str):
+        self.peer = peer
+        self.script = os.path.join(ROOT, "scripts", "differential_oracle.py")
 
     def run(self, spec: dict) -> dict:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(spec, f)
             name = f.name
         try:
-            proc = subprocess.run([sys.executable, self.path, name, "--conditional"],
-                                  capture_output=True, text=True, timeout=300)
+            proc = subprocess.run([sys.executable, self.script, name, "--peer", self.peer],
+                                  capture_output=True, text=True, timeout=600)
         finally:
             os.unlink(name)
         try:
@@ -475,7 +530,9 @@ class Oracle:
             raise RuntimeError(f"oracle failed (rc {proc.returncode}): {proc.stderr[-2000:]}")
         checks = [norm_oracle_check(v) for v in out["checks"]]
         lookups = [norm_oracle_lookup(v) for v in out["lookups"]]
-        return {"checks": checks, "lookups": lookups, "error": out.get("error")}
+        subjects = [norm_oracle_subjects(v) for v in out["lookup_subjects"]]
+        return {"checks": checks, "lookups": lookups, "lookup_subjects": subjects,
+                "error": out.get("error")}
 
 
 def norm_oracle_check(v):
@@ -496,6 +553,25 @@ def norm_oracle_lookup(v):
         return v
     has = sorted(set(v["has"]))
     return {"has": has, "conditional": sorted(set(v["conditional"]) - set(has))}
+
+
+def norm_oracle_subjects(v):
+    """SpiceDB's LookupSubjects stream as a normalised answer: definite and conditional
+    ids (`*` among them for a wildcard), and the ids the wildcard excludes, definitely or
+    conditionally. An id streamed twice counts with its best permissionship (as for
+    lookups); a wildcard streamed twice keeps the exclusions of its best entry."""
+    if isinstance(v, str):
+        return v
+    has, cond = set(), set()
+    star = None
+    for e in v["subjects"]:
+        (cond if e["conditional"] else has).add(e["id"])
+        if e["id"] == "*" and (star is None or (star["conditional"] and not e["conditional"])):
+            star = e
+    excl = star["excluded"] if star else []
+    return {"has": sorted(has), "conditional": sorted(cond - has),
+            "excluded": sorted(x["id"] for x in excl if not x["conditional"]),
+            "excluded_conditional": sorted(x["id"] for x in excl if x["conditional"])}
 
 
 def free_port() -> int:
@@ -571,20 +647,24 @@ class Arbiter:
         self.types = []
 
     def run(self, case: dict) -> dict:
-        """Answers an oracle-format case (schema text, relationships, checks, lookups)."""
+        """Answers an oracle-format case (schema text, relationships, checks, lookups,
+        lookup_subjects)."""
         self.clear()
-        nq = (len(case["checks"]), len(case["lookups"]))
+
+        def refused(msg: str) -> dict:
+            out = {k: [msg] * len(case.get(k) or []) for k in QUERY_KINDS}
+            out["error"] = msg
+            return out
+
         status, ans = self.post("/v1/schema", {"schema": case["schema"]})
         if status != 200:
-            msg = f"error: schema: {err_text(ans)}"
-            return {"checks": [msg] * nq[0], "lookups": [msg] * nq[1], "error": msg}
+            return refused(f"error: schema: {err_text(ans)}")
         self.types = sorted({r.split(":", 1)[0] for r in case["relationships"]})
         if case["relationships"]:
             updates = [{"op": "touch", "relationship": r} for r in case["relationships"]]
             status, ans = self.post("/v1/relationships/write", {"updates": updates})
             if status != 200:
-                msg = f"error: relationships: {err_text(ans)}"
-                return {"checks": [msg] * nq[0], "lookups": [msg] * nq[1], "error": msg}
+                return refused(f"error: relationships: {err_text(ans)}")
         checks = []
         for c in case["checks"]:
             body = {"resource": c["resource"], "permission": c["permission"], "subject": c["subject"]}
@@ -599,10 +679,36 @@ class Arbiter:
                                "conditional_permission": "conditional"}.get(p, f"odd: {ans}"))
                 if p == "conditional_permission":
                     checks[-1] = ("conditional", ans.get("missing_context", []))
-        lookups = []
-        for q in case["lookups"]:
-            lookups.append(self.lookup(q))
-        return {"checks": checks, "lookups": lookups, "error": None}
+        lookups = [self.lookup(q) for q in case["lookups"]]
+        subjects = [self.lookup_subjects(q) for q in case.get("lookup_subjects") or []]
+        return {"checks": checks, "lookups": lookups, "lookup_subjects": subjects, "error": None}
+
+    def lookup_subjects(self, q: dict):
+        """All pages of `/v1/lookup/subjects`, normalised as norm_oracle_subjects does
+        (arbiter's `excluded` comes with the first page and is never conditional)."""
+        if q.get("subject_relation"):  # arbiter's lookup subjects takes none
+            return "error: arbiter's lookup subjects takes no subject relation"
+        has, cond, excluded = [], [], None
+        cursor = None
+        for _ in range(100):
+            body = {"resource": q["resource"], "permission": q["permission"],
+                    "subject_type": q["subject_type"], "limit": 1000}
+            if q.get("context"):
+                body["context"] = q["context"]
+            if cursor:
+                body["cursor"] = cursor
+            status, ans = self.post("/v1/lookup/subjects", body)
+            if status != 200:
+                return f"error: {err_text(ans)}"
+            has += ans["subjects"]
+            cond += [c["id"] for c in ans.get("conditional", [])]
+            if excluded is None:
+                excluded = ans.get("excluded", [])
+            cursor = ans.get("cursor")
+            if not cursor:
+                break
+        return {"has": sorted(set(has)), "conditional": sorted(set(cond) - set(has)),
+                "excluded": sorted(set(excluded or [])), "excluded_conditional": []}
 
     def lookup(self, q: dict):
         has, cond = [], []
@@ -667,16 +773,67 @@ def same(a, s) -> bool:
     return ka == ks
 
 
-def compare(case: dict, arb: dict, sdb: dict) -> list[dict]:
+OTHER = "<any other id>"
+LEVEL = {2: "allowed", 1: "conditional", 0: "denied"}
+
+
+def subject_levels(v: dict, reading: str) -> dict:
+    """What a normalised lookup subjects answer says of each id it names and of any other
+    id (OTHER): 2 allowed, 1 conditional, 0 denied.
+
+    SpiceDB's reading (`spicedb`): an id holds through its own entry or through the
+    wildcard, whichever is better; the wildcard reaches every id but those it excludes
+    (a conditionally excluded id at most conditionally). SpiceDB lists `alice` as
+    conditional beside an unconditional `*` when both paths exist.
+    arbiter's reading (`arbiter`): every id named under the resource is checked, so its
+    own entry is its whole answer; `excluded` lists the named ids the check denies while
+    `*` holds; any other id gets the wildcard's answer."""
+    def level(x):
+        return 2 if x in v["has"] else 1 if x in v["conditional"] else 0
+
+    star = level("*")
+    ids = {*v["has"], *v["conditional"], *v["excluded"], *v["excluded_conditional"]} - {"*"}
+    out = {OTHER: star}
+    for x in ids:
+        if reading == "arbiter":
+            out[x] = level(x) if level(x) or x in v["excluded"] else star
+        else:
+            wild = 0 if x in v["excluded"] else min(star, 1) if x in v["excluded_conditional"] else star
+            out[x] = max(level(x), wild)
+    return out
+
+
+def same_subjects(a, s) -> bool:
+    """arbiter's lookup subjects answer against SpiceDB's: errors as `same`; answers by
+    what they say of every id either names and of every other id (subject_levels)."""
+    ka, ks = kind(a), kind(s)
+    if ka == "error" or ks == "error":
+        return ka == ks
+    la, ls = subject_levels(a, "arbiter"), subject_levels(s, "spicedb")
+    return all(la.get(x, la[OTHER]) == ls.get(x, ls[OTHER]) for x in {*la, *ls})
+
+
+def subjects_in_dispute(a: dict, s: dict) -> list[tuple[str, str, str]]:
+    la, ls = subject_levels(a, "arbiter"), subject_levels(s, "spicedb")
+    return [(x, LEVEL[la.get(x, la[OTHER])], LEVEL[ls.get(x, ls[OTHER])])
+            for x in sorted({*la, *ls}) if la.get(x, la[OTHER]) != ls.get(x, ls[OTHER])]
+
+
+WHAT = {"checks": "check", "lookups": "lookup", "lookup_subjects": "subjects"}
+
+
+def compare(case: dict, arb: dict, sdb: dict, stats: dict | None = None) -> list[dict]:
     out = []
-    for i, (a, s) in enumerate(zip(arb["checks"], sdb["checks"])):
-        if not same(a, s):
-            out.append({"what": "check", "index": i, "query": case["checks"][i],
-                        "arbiter": show(a), "spicedb": s, "sig": ("check", sig_kind(a), sig_kind(s))})
-    for i, (a, s) in enumerate(zip(arb["lookups"], sdb["lookups"])):
-        if not same(a, s):
-            out.append({"what": "lookup", "index": i, "query": case["lookups"][i],
-                        "arbiter": show(a), "spicedb": s, "sig": ("lookup", sig_kind(a), sig_kind(s))})
+    for key in QUERY_KINDS:
+        what = WHAT[key]
+        for i, (a, s) in enumerate(zip(arb[key], sdb[key])):
+            ok = same_subjects(a, s) if key == "lookup_subjects" else same(a, s)
+            if key == "lookup_subjects" and ok and stats is not None and a != s \
+                    and kind(a) != "error":
+                stats["subjects_same_meaning"] = stats.get("subjects_same_meaning", 0) + 1
+            if not ok:
+                out.append({"what": what, "key": key, "index": i, "query": case[key][i],
+                            "arbiter": show(a), "spicedb": s, "sig": (what, sig_kind(a), sig_kind(s))})
     return out
 
 
@@ -697,11 +854,16 @@ class Runner:
         self.oracle, self.arbiter = oracle, arbiter
         self.runs = 0
 
+    def answers(self, case: dict) -> tuple[dict, dict]:
+        """(arbiter's answers, SpiceDB's answers read back) for a case."""
+        sdb_spec, back = spicedb_side(case)
+        sdb = back(self.oracle.run(sdb_spec))
+        arb = self.arbiter.run(oracle_spec(case))
+        return arb, sdb
+
     def mismatches(self, case: dict) -> list[dict]:
         self.runs += 1
-        spec = oracle_spec(case)
-        sdb = self.oracle.run(spec)
-        arb = self.arbiter.run(spec)
+        arb, sdb = self.answers(case)
         return compare(case, arb, sdb)
 
 
@@ -760,7 +922,7 @@ def candidates(case: dict):
             c = copy.deepcopy(case)
             c["relationships"][ri] = strip_stored_context(rel)
             yield c
-    for key in ("checks", "lookups"):
+    for key in QUERY_KINDS:
         for qi, q in enumerate(case[key]):
             for k in list((q.get("context") or {}).keys()):
                 c = copy.deepcopy(case)
@@ -790,10 +952,10 @@ def strip_stored_context(rel: str) -> str:
 def shrink(runner: Runner, case: dict, mismatch: dict, budget: int) -> tuple[dict, dict]:
     sig = mismatch["sig"]
     c = copy.deepcopy(case)
-    key = "checks" if mismatch["what"] == "check" else "lookups"
-    other = "lookups" if key == "checks" else "checks"
+    key = mismatch["key"]
+    for other in QUERY_KINDS:
+        c[other] = []
     c[key] = [case[key][mismatch["index"]]]
-    c[other] = []
 
     def still(candidate):
         for m in runner.mismatches(candidate):
@@ -825,39 +987,59 @@ def lookup_id_answer(lookup, rid: str) -> str:
     return "conditional" if rid in lookup["conditional"] else "denied"
 
 
-def probe(runner: Runner, case: dict, lookups: list[dict]) -> list[list[dict]]:
-    """For lookup mismatches: what a check on each id the two sides disagree about
-    answers, on both sides (with the lookup's context). One run for all of them."""
+def disputed(m: dict) -> list[tuple[str, str, str, str]]:
+    """For a lookup or lookup subjects mismatch: (resource, subject, arbiter's lookup
+    answer, SpiceDB's lookup answer) for every id the two sides disagree about. A
+    subject id disputed only through the wildcard is asked as a fresh id."""
+    a, s, q = m["arbiter"], m["spicedb"], m["query"]
+    if isinstance(a, str) or isinstance(s, str):
+        return []
+    if m["key"] == "lookups":
+        return [(f"{q['resource_type']}:{rid}", q["subject"], lookup_id_answer(a, rid),
+                 lookup_id_answer(s, rid))
+                for rid in sorted({*a["has"], *a["conditional"], *s["has"], *s["conditional"]})
+                if lookup_id_answer(a, rid) != lookup_id_answer(s, rid)]
+    return [(q["resource"], f"{q['subject_type']}:{'zz_other' if x == OTHER else x}", la, ls)
+            for x, la, ls in subjects_in_dispute(a, s)]
+
+
+def probe(runner: Runner, case: dict, found: list[dict]) -> list[list[dict]]:
+    """For lookup and lookup subjects mismatches: what a check on each id the two sides
+    disagree about answers, on both sides (with the lookup's context). One run for all."""
     c = copy.deepcopy(case)
-    c["lookups"] = []
-    c["checks"] = []
+    for key in QUERY_KINDS:
+        c[key] = []
     owners = []
-    for n, m in enumerate(lookups):
-        a, s = m["arbiter"], m["spicedb"]
-        if isinstance(a, str) or isinstance(s, str):
-            continue
-        q = m["query"]
-        for rid in sorted({*a["has"], *a["conditional"], *s["has"], *s["conditional"]}):
-            if lookup_id_answer(a, rid) == lookup_id_answer(s, rid):
-                continue
-            chk = {"resource": f"{q['resource_type']}:{rid}", "permission": q["permission"],
-                   "subject": q["subject"]}
-            if q.get("context"):
-                chk["context"] = q["context"]
+    for n, m in enumerate(found):
+        for resource, subject, la, ls in disputed(m):
+            chk = {"resource": resource, "permission": m["query"]["permission"], "subject": subject}
+            if m["query"].get("context"):
+                chk["context"] = m["query"]["context"]
             c["checks"].append(chk)
-            owners.append((n, rid))
-    out: list[list[dict]] = [[] for _ in lookups]
+            owners.append((n, la, ls))
+    out: list[list[dict]] = [[] for _ in found]
     if not c["checks"]:
         return out
-    spec = oracle_spec(c)
-    sdb = runner.oracle.run(spec)
-    arb = runner.arbiter.run(spec)
-    for (n, rid), chk, x, y in zip(owners, c["checks"], arb["checks"], sdb["checks"]):
-        out[n].append({"id": rid, "check": chk, "arbiter": show(x), "arbiter_kind": kind(x),
-                       "spicedb": y,
-                       "arbiter_lookup": lookup_id_answer(lookups[n]["arbiter"], rid),
-                       "spicedb_lookup": lookup_id_answer(lookups[n]["spicedb"], rid)})
+    arb, sdb = runner.answers(c)
+    for (n, la, ls), chk, x, y in zip(owners, c["checks"], arb["checks"], sdb["checks"]):
+        out[n].append({"check": chk, "arbiter": show(x), "arbiter_kind": kind(x), "spicedb": y,
+                       "arbiter_lookup": la, "spicedb_lookup": ls})
     return out
+
+
+def deliberate(m: dict, case: dict) -> str | None:
+    """A documented, deliberate difference this mismatch is an instance of, or None."""
+    a, s = m["arbiter"], m["spicedb"]
+    if kind(a) == "error" and "invalid `context`" in a and kind(s) != "error":
+        # docs/CAVEATS.md "The request context is checked up front": arbiter refuses a
+        # wrong-typed value whatever the data; SpiceDB only where it evaluates a caveat.
+        return "context refused up front (CAVEATS.md)"
+    if m["what"] == "lookup" and kind(s) == "error" and "evaluation error" in s \
+            and kind(a) != "error" and ".all(" in render_schema(case):
+        # DIFFERENTIAL.md: SpiceDB's LookupResources evaluates a caveat reached through a
+        # `.all()` arrow eagerly and fails where no check would need it; arbiter answers.
+        return "SpiceDB LookupResources errors eagerly under .all() (DIFFERENTIAL.md)"
+    return None
 
 
 def spicedb_lookup_disagrees_with_its_check(probes: list[dict]) -> bool:
@@ -877,70 +1059,106 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=50, help="how many seeds to run")
     ap.add_argument("--start", type=int, default=1, help="the first seed")
+    ap.add_argument("--mix", choices=["default", "structure"], default="default",
+                    help="default: random schemas over caveats and expiration (acyclic data); "
+                         "structure: nested groups and parent folders with cycles in the data "
+                         "(scripts/differential_structure.py)")
     ap.add_argument("--arbiter", default=os.path.join(ROOT, "target", "release", "arbiter"),
                     help="the arbiter binary")
-    ap.add_argument("--oracle", default=DEFAULT_ORACLE, help="the SpiceDB peer's oracle.py")
+    ap.add_argument("--peer", default=DEFAULT_PEER,
+                    help="the SpiceDB peer directory (its sdbpeer.py is imported)")
     ap.add_argument("--keep-going", action="store_true", help="go on after a mismatch")
-    ap.add_argument("--types", default=",".join(ALL_TYPES),
-                    help="caveat parameter types to draw from (comma-separated)")
+    ap.add_argument("--types", default=None,
+                    help="caveat parameter types to draw from (comma-separated; default all "
+                         "eleven, for --mix structure all but map<int> and ipaddress)")
     ap.add_argument("--no-shrink", action="store_true", help="print mismatches unshrunk")
     ap.add_argument("--shrink-budget", type=int, default=150, help="most shrink steps per mismatch")
     ap.add_argument("--replay", metavar="FILE",
                     help="answer one oracle-format case on both sides, print both, and exit")
-    ap.add_argument("--show", type=int, help="print the case of this seed as oracle JSON and exit")
+    ap.add_argument("--show", type=int, help="print the case of this seed (as arbiter is asked it) and exit")
+    ap.add_argument("--show-spicedb", type=int, metavar="SEED",
+                    help="print the case of this seed as SpiceDB is asked it (unrolled for "
+                         "--mix structure) and exit")
     a = ap.parse_args()
-    types = [t.strip() for t in a.types.split(",") if t.strip()]
+    if a.types is None:
+        types = ALL_TYPES
+        if a.mix == "structure":
+            import differential_structure
+            types = differential_structure.TYPES
+    else:
+        types = [t.strip() for t in a.types.split(",") if t.strip()]
     for t in types:
         if t not in PREFIX:
             ap.error(f"unknown type {t}")
+    if a.seeds < 0 or a.shrink_budget < 0:
+        ap.error("--seeds and --shrink-budget take a number >= 0")
+    if a.mix == "structure":
+        import differential_structure
+        generate = differential_structure.gen_structure_case
+    else:
+        generate = gen_case
     if a.show is not None:
-        print(json.dumps(oracle_spec(gen_case(a.show, types)), indent=1))
+        print(json.dumps(oracle_spec(generate(a.show, types)), indent=1))
+        return 0
+    if a.show_spicedb is not None:
+        print(json.dumps(spicedb_side(generate(a.show_spicedb, types))[0], indent=1))
         return 0
 
-    runner = Runner(Oracle(a.oracle), Arbiter(a.arbiter))
+    runner = Runner(Oracle(a.peer), Arbiter(a.arbiter))
     if a.replay:
         try:
             spec = json.load(open(a.replay))
+            for key in QUERY_KINDS:
+                spec.setdefault(key, [])
             sdb = runner.oracle.run(spec)
             arb = runner.arbiter.run(spec)
         finally:
             runner.arbiter.stop()
         bad = 0
-        for what in ("checks", "lookups"):
-            for q, x, y in zip(spec.get(what, []), arb[what], sdb[what]):
-                ok = same(x, y)
+        for what in QUERY_KINDS:
+            for q, x, y in zip(spec[what], arb[what], sdb[what]):
+                ok = same_subjects(x, y) if what == "lookup_subjects" else same(x, y)
                 bad += not ok
                 print(f"{'ok ' if ok else 'MISMATCH'} {json.dumps(q)}\n    arbiter {show(x)}\n    spicedb {y}")
         return 1 if bad else 0
-    stats = {"cases": 0, "checks": 0, "lookups": 0, "mismatches": 0, "both_error_cases": 0,
-             "spicedb_lookup_vs_check": 0,
-             "answers": {}}
+    stats = {"cases": 0, "checks": 0, "lookups": 0, "lookup_subjects": 0, "mismatches": 0,
+             "both_error_cases": 0, "spicedb_lookup_vs_check": 0, "subjects_same_meaning": 0,
+             "answers": {}, "subject_answers": {}, "deliberate": {}}
     failed_seeds = []
     t0 = time.time()
     try:
         for seed in range(a.start, a.start + a.seeds):
-            case = gen_case(seed, types)
-            spec = oracle_spec(case)
-            sdb = runner.oracle.run(spec)
-            arb = runner.arbiter.run(spec)
+            case = generate(seed, types)
+            arb, sdb = runner.answers(case)
             stats["cases"] += 1
-            stats["checks"] += len(case["checks"])
-            stats["lookups"] += len(case["lookups"])
+            for key in QUERY_KINDS:
+                stats[key] += len(case[key])
             if sdb.get("error") and arb.get("error"):
                 stats["both_error_cases"] += 1
             for v in sdb["checks"]:
                 stats["answers"][kind(v)] = stats["answers"].get(kind(v), 0) + 1
-            found = compare(case, arb, sdb)
-            lookups = [m for m in found if m["what"] == "lookup"]
+            for v in sdb["lookup_subjects"]:
+                k = kind(v) if kind(v) == "error" else "empty" if not (v["has"] or v["conditional"]) \
+                    else "wildcard" if "*" in v["has"] + v["conditional"] else "ids"
+                stats["subject_answers"][k] = stats["subject_answers"].get(k, 0) + 1
+            found = compare(case, arb, sdb, stats)
+            for m in list(found):
+                why = deliberate(m, case)
+                if why:
+                    found.remove(m)
+                    stats["deliberate"][why] = stats["deliberate"].get(why, 0) + 1
+            lookups = [m for m in found if m["what"] in ("lookup", "subjects")]
             if lookups:
                 for m, probes in zip(lookups, probe(runner, case, lookups)):
                     if spicedb_lookup_disagrees_with_its_check(probes):
                         found.remove(m)
                         stats["spicedb_lookup_vs_check"] += 1
-                        print(f"seed {seed}: SpiceDB's lookup disagrees with its own checks "
-                              f"(arbiter follows the checks): {m['query']}: "
-                              + "; ".join(f"{p['id']}: lookup {p['spicedb_lookup']}, check "
-                                          f"{p['spicedb']}" for p in probes), flush=True)
+                        which = "resources" if m["what"] == "lookup" else "subjects"
+                        print(f"seed {seed}: SpiceDB's lookup {which} disagrees with its own "
+                              f"checks (arbiter follows the checks): {m['query']}: "
+                              + "; ".join(f"{p['check']['resource']} {p['check']['subject']}: "
+                                          f"lookup {p['spicedb_lookup']}, check {p['spicedb']}"
+                                          for p in probes), flush=True)
             if not found:
                 continue
             stats["mismatches"] += len(found)
@@ -948,10 +1166,11 @@ def main() -> int:
             print(f"seed {seed}: {len(found)} mismatch(es)", flush=True)
             first = found[0]
             small, m = (case, first) if a.no_shrink else shrink(runner, case, first, a.shrink_budget)
-            spec = oracle_spec(small)
-            report = {"seed": seed, "case": spec, "arbiter": m["arbiter"],
+            report = {"seed": seed, "mix": a.mix, "case": oracle_spec(small), "arbiter": m["arbiter"],
                       "spicedb": m["spicedb"], "query": m["query"]}
-            if m["what"] == "lookup":
+            if small.get("mix") == "structure":
+                report["spicedb_case"] = spicedb_side(small)[0]
+            if m["what"] in ("lookup", "subjects"):
                 report["checks_of_the_ids"] = probe(runner, small, [m])[0]
             print(json.dumps(report, indent=1), flush=True)
             for other in found[1:]:
@@ -962,12 +1181,16 @@ def main() -> int:
     finally:
         runner.arbiter.stop()
     dt = time.time() - t0
-    print(f"seeds {a.start}..{a.start + stats['cases'] - 1}: {stats['cases']} cases, "
-          f"{stats['checks']} checks, {stats['lookups']} lookups compared; "
-          f"spicedb check answers {stats['answers']}; cases where both sides refused the "
-          f"schema or data: {stats['both_error_cases']}; SpiceDB lookups that disagree with "
-          f"SpiceDB's checks (not counted): {stats['spicedb_lookup_vs_check']}; mismatches {stats['mismatches']} "
-          f"in seeds {failed_seeds}; {runner.runs} extra shrink runs; {dt:.0f} s", flush=True)
+    print(f"mix {a.mix}, seeds {a.start}..{a.start + stats['cases'] - 1}: {stats['cases']} cases, "
+          f"{stats['checks']} checks, {stats['lookups']} lookups, {stats['lookup_subjects']} "
+          f"lookup subjects compared; spicedb check answers {stats['answers']}; spicedb lookup "
+          f"subjects answers {stats['subject_answers']}; lookup subjects answers listed "
+          f"differently with the same meaning: {stats['subjects_same_meaning']}; cases where "
+          f"both sides refused the schema or data: {stats['both_error_cases']}; deliberate "
+          f"differences (not counted): {stats['deliberate']}; SpiceDB lookups "
+          f"that disagree with SpiceDB's checks (not counted): {stats['spicedb_lookup_vs_check']}; "
+          f"mismatches {stats['mismatches']} in seeds {failed_seeds}; {runner.runs} extra shrink "
+          f"runs; {dt:.0f} s", flush=True)
     return 1 if stats["mismatches"] else 0
 
 
