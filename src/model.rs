@@ -142,6 +142,21 @@ pub fn is_valid_type_name(name: &str) -> bool {
     is_valid_identifier(last) && parts.all(is_valid_namespace)
 }
 
+/// The longest caveat name: SpiceDB's API refuses a relationship's caveat name longer
+/// than this, so a longer one could be declared but never written.
+pub const MAX_CAVEAT_NAME_LEN: usize = 128;
+
+/// Whether `name` is a valid caveat name, as SpiceDB's schema reads one: words of
+/// `[A-Za-z0-9_]` joined by `/`, at most [`MAX_CAVEAT_NAME_LEN`] bytes (`cv`, `IpCheck`,
+/// `1st`, `ns/ip_check`). Looser than a type name: SpiceDB accepts these, and a schema
+/// of SpiceDB's must read unchanged.
+pub fn is_valid_caveat_name(name: &str) -> bool {
+    name.len() <= MAX_CAVEAT_NAME_LEN
+        && name.split('/').all(|word| {
+            !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+}
+
 /// Whether `id` is a valid concrete object id (the wildcard is not).
 pub fn is_valid_object_id(id: &str) -> bool {
     !id.is_empty()
@@ -537,9 +552,19 @@ mod tests {
             text.parse::<Relationship>().expect_err(text)
         }
         assert!(matches!(
-            err("doc:1#viewer@user:tom[Bad]"),
+            err("doc:1#viewer@user:tom[bad-name]"),
             ModelError::CaveatName { .. }
         ));
+        assert!(matches!(
+            err(&format!("doc:1#viewer@user:tom[{}]", "c".repeat(129))),
+            ModelError::CaveatName { .. }
+        ));
+        // SpiceDB's caveat names: any case, any first character, short.
+        for name in ["cv", "Cv", "1st", "_x", "ns/Ip_Check"] {
+            let text = format!("doc:1#viewer@user:tom[{name}]");
+            let rel: Relationship = text.parse().unwrap();
+            assert_eq!(rel.to_string(), text);
+        }
         assert!(matches!(
             err("doc:1#viewer@user:tom[expiration]"),
             ModelError::CaveatName { .. }

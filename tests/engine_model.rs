@@ -1600,11 +1600,7 @@ fn all_arrow_keeps_a_target_error_behind_a_false_caveat() {
     let all = engine
         .check(&request("view_all"), Consistency::Full)
         .unwrap_err();
-    assert_eq!(
-        all.code(),
-        "caveat_error",
-        "an error, as SpiceDB answers"
-    );
+    assert_eq!(all.code(), "caveat_error", "an error, as SpiceDB answers");
     let explained = engine
         .check_explained(&request("view_all"), Consistency::Full)
         .unwrap_err();

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::{ModelError, Timestamp, is_valid_type_name};
+use super::{ModelError, Timestamp, is_valid_caveat_name};
 
 /// The largest stored caveat context, in bytes of compact JSON.
 pub const MAX_CAVEAT_CONTEXT_BYTES: usize = 4096;
@@ -47,10 +47,10 @@ impl RelationshipCaveat {
                 reason: "the name is reserved for the expiration suffix",
             });
         }
-        if !is_valid_type_name(&self.name) {
+        if !is_valid_caveat_name(&self.name) {
             return Err(ModelError::CaveatName {
                 name: self.name.clone(),
-                reason: "expected lowercase letters, digits and `_`, 3 to 64 characters, starting with a letter, optionally prefixed by `namespace/`",
+                reason: "expected letters, digits and `_`, words joined by `/`, at most 128 bytes",
             });
         }
         let len = self.context_json().len();

@@ -26,7 +26,7 @@ use super::compiled::{
 use super::error::{LineCol, LineIndex, SchemaError, SchemaErrorKind, SchemaErrors};
 use super::format::format_ast;
 use crate::caveat::{CaveatParam, CompiledCaveat, ParamType};
-use crate::model::{is_valid_relation_name, is_valid_type_name};
+use crate::model::{is_valid_caveat_name, is_valid_relation_name, is_valid_type_name};
 
 /// Words CEL reserves: they cannot name a caveat parameter.
 const CEL_RESERVED: &[&str] = &[
@@ -516,7 +516,7 @@ impl<'a> Compiler<'a> {
         let mut declared: HashMap<&str, Span> = HashMap::new();
         for caveat in caveats {
             let name = &caveat.name;
-            if !is_valid_type_name(&name.name) {
+            if !is_valid_caveat_name(&name.name) {
                 self.error(
                     name.span,
                     SchemaErrorKind::InvalidCaveatName(name.name.clone()),

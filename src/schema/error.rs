@@ -106,7 +106,7 @@ pub enum SchemaErrorKind {
         subject_types: String,
     },
     #[error(
-        "invalid caveat name `{0}`: expected lowercase letters, digits and `_`, 3 to 64 characters, starting with a letter and not ending with `_`, optionally prefixed by `namespace/`"
+        "invalid caveat name `{0}`: expected letters, digits and `_`, words joined by `/`, at most 128 bytes"
     )]
     InvalidCaveatName(String),
     #[error("duplicate caveat `{name}` (first defined at {first})")]
