@@ -17,7 +17,7 @@ use arbiter::engine::{
 };
 use arbiter::model::{ObjectRef, SubjectRef, Timestamp};
 use arbiter::server::ServerConfig;
-use arbiter::store::{RelationshipFilter, Update, UpdateOp};
+use arbiter::store::RelationshipFilter;
 use serde_json::json;
 
 const SCHEMA: &str = r#"
@@ -99,19 +99,8 @@ fn contexts() -> Vec<Option<Context>> {
 fn engine() -> Arbiter {
     let engine = Arbiter::in_memory(Config::default()).unwrap();
     engine.write_schema(SCHEMA).unwrap();
-    touch(&engine, RELATIONSHIPS);
+    support::touch(&engine, RELATIONSHIPS);
     engine
-}
-
-fn touch(engine: &Arbiter, relationships: &[&str]) {
-    let updates: Vec<Update> = relationships
-        .iter()
-        .map(|text| Update {
-            op: UpdateOp::Touch,
-            relationship: text.parse().unwrap(),
-        })
-        .collect();
-    engine.write(&updates, &[]).unwrap().unwrap();
 }
 
 /// Conditional ids with their missing parameters.
@@ -405,7 +394,7 @@ fn issue11_a_cached_lookup_is_not_served_past_an_expiry_it_read() {
     let engine = engine();
     let expires = Timestamp::from_unix(Timestamp::now().unix_seconds() + 3, 0).unwrap();
     let relationship = format!("document:d9#viewer@user:nobody[expiration:{expires}]");
-    touch(&engine, &[relationship.as_str()]);
+    support::touch(&engine, &[relationship.as_str()]);
     let subject: SubjectRef = "user:nobody".parse().unwrap();
     let lookup = || {
         engine

@@ -1523,18 +1523,14 @@ fn issue11_all_arrow_ands_a_tuple_whose_caveat_is_false() {
              }",
         )
         .unwrap();
-    let updates: Vec<Update> = [
-        "folder:f1#viewer@user:tom",
-        "doc:1#parent@folder:f1",
-        "doc:1#parent@folder:f2[cav1]",
-    ]
-    .iter()
-    .map(|text| Update {
-        op: UpdateOp::Touch,
-        relationship: text.parse().unwrap(),
-    })
-    .collect();
-    engine.write(&updates, &[]).unwrap().unwrap();
+    touch(
+        &engine,
+        &[
+            "folder:f1#viewer@user:tom",
+            "doc:1#parent@folder:f1",
+            "doc:1#parent@folder:f2[cav1]",
+        ],
+    );
     for a in [None, Some(1), Some(3)] {
         let request = CheckRequest {
             resource: ObjectRef::new("doc", "1").unwrap(),
@@ -1574,17 +1570,13 @@ fn all_arrow_keeps_a_target_error_behind_a_false_caveat() {
              }",
         )
         .unwrap();
-    let updates: Vec<Update> = [
-        r#"doc:1#parent@folder:f[cav]"#,
-        r#"folder:f#viewer@user:tom[cav_err:{"m":{}}]"#,
-    ]
-    .iter()
-    .map(|text| Update {
-        op: UpdateOp::Touch,
-        relationship: text.parse().unwrap(),
-    })
-    .collect();
-    engine.write(&updates, &[]).unwrap().unwrap();
+    touch(
+        &engine,
+        &[
+            r#"doc:1#parent@folder:f[cav]"#,
+            r#"folder:f#viewer@user:tom[cav_err:{"m":{}}]"#,
+        ],
+    );
     let mut context = Context::new();
     context.insert("flag".to_string(), false.into());
     let request = |permission: &str| CheckRequest {
@@ -1632,18 +1624,14 @@ fn cycle_through_a_failing_caveat_depends_on_operand_order() {
              }",
         )
         .unwrap();
-    let updates: Vec<Update> = [
-        "group:a#member@group:c#member",
-        "group:c#member@user:u[cav]",
-        r#"group:c#member@group:a#member[cav_err:{"m":{}}]"#,
-    ]
-    .iter()
-    .map(|text| Update {
-        op: UpdateOp::Touch,
-        relationship: text.parse().unwrap(),
-    })
-    .collect();
-    engine.write(&updates, &[]).unwrap().unwrap();
+    touch(
+        &engine,
+        &[
+            "group:a#member@group:c#member",
+            "group:c#member@user:u[cav]",
+            r#"group:c#member@group:a#member[cav_err:{"m":{}}]"#,
+        ],
+    );
     let request = |permission: &str| CheckRequest {
         resource: ObjectRef::new("group", "a").unwrap(),
         permission: permission.to_string(),
@@ -1670,4 +1658,16 @@ fn cycle_through_a_failing_caveat_depends_on_operand_order() {
             .map_err(|err| err.to_string());
         assert_eq!(explained, checked, "{permission}");
     }
+}
+
+/// Touches `relationships`, given as text, in one write.
+fn touch(engine: &Arbiter, relationships: &[&str]) {
+    let updates: Vec<Update> = relationships
+        .iter()
+        .map(|text| Update {
+            op: UpdateOp::Touch,
+            relationship: text.parse().unwrap(),
+        })
+        .collect();
+    engine.write(&updates, &[]).unwrap().unwrap();
 }

@@ -11,7 +11,6 @@ use arbiter::engine::{
 };
 use arbiter::model::ObjectRef;
 use arbiter::server::ServerConfig;
-use arbiter::store::{Update, UpdateOp};
 use serde_json::json;
 
 const SCHEMA: &str = "use expiration\n\
@@ -34,14 +33,7 @@ const RELATIONSHIPS: [&str; 5] = [
 fn engine() -> Arbiter {
     let engine = Arbiter::in_memory(Config::default()).unwrap();
     engine.write_schema(SCHEMA).unwrap();
-    let updates: Vec<Update> = RELATIONSHIPS
-        .iter()
-        .map(|text| Update {
-            op: UpdateOp::Touch,
-            relationship: text.parse().unwrap(),
-        })
-        .collect();
-    engine.write(&updates, &[]).unwrap().unwrap();
+    support::touch(&engine, &RELATIONSHIPS);
     engine
 }
 
@@ -223,14 +215,7 @@ fn a_failing_caveat_is_an_error_branch_or_the_checks_error() {
         )
         .unwrap();
     let failing = r#"doc:1#failing@user:tom[cav_err:{"m":{}}]"#;
-    let updates: Vec<Update> = [failing, "doc:1#plain@user:tom"]
-        .iter()
-        .map(|text| Update {
-            op: UpdateOp::Touch,
-            relationship: text.parse().unwrap(),
-        })
-        .collect();
-    engine.write(&updates, &[]).unwrap().unwrap();
+    support::touch(&engine, &[failing, "doc:1#plain@user:tom"]);
     let request = |permission: &str, user: &str| CheckRequest {
         resource: ObjectRef::new("doc", "1").unwrap(),
         permission: permission.to_string(),

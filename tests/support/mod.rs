@@ -26,6 +26,18 @@ definition document {
 }
 ";
 
+/// Touches `relationships`, given as text, in one write to `engine`.
+pub fn touch(engine: &Arbiter, relationships: &[&str]) {
+    let updates: Vec<arbiter::store::Update> = relationships
+        .iter()
+        .map(|text| arbiter::store::Update {
+            op: arbiter::store::UpdateOp::Touch,
+            relationship: text.parse().unwrap(),
+        })
+        .collect();
+    engine.write(&updates, &[]).unwrap().unwrap();
+}
+
 /// A running server and the handle to stop it.
 pub struct TestServer {
     pub url: String,
