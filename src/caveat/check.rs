@@ -172,7 +172,55 @@ fn check_here(
     if !checker.errors.is_empty() {
         return Err(checker.errors);
     }
-    Ok((root.clone(), build(root, params)))
+    let mut root = root.clone();
+    checked_operations(&mut root);
+    let node = build(&root, params);
+    Ok((root, node))
+}
+
+/// Replaces every unary minus, `+` and `-` in the tree by the checked functions of
+/// [`super::values`], which fail on overflow as cel-go does (the `cel` crate's own minus
+/// wraps, and its durations reach far beyond cel-go's int64 of nanoseconds).
+fn checked_operations(root: &mut IdedExpr) {
+    let mut stack = vec![root];
+    while let Some(expr) = stack.pop() {
+        match &mut expr.expr {
+            Expr::Call(call) => {
+                if call.target.is_none() {
+                    let checked = match (call.func_name.as_str(), call.args.len()) {
+                        (operators::NEGATE, 1) => Some(super::values::CHECKED_NEGATE),
+                        (operators::ADD, 2) => Some(super::values::CHECKED_ADD),
+                        (operators::SUBSTRACT, 2) => Some(super::values::CHECKED_SUB),
+                        _ => None,
+                    };
+                    if let Some(checked) = checked {
+                        call.func_name = checked.to_string();
+                    }
+                }
+                stack.extend(call.target.iter_mut().map(|it| &mut **it));
+                stack.extend(call.args.iter_mut());
+            }
+            Expr::Select(select) => stack.push(&mut select.operand),
+            Expr::List(list) => stack.extend(list.elements.iter_mut()),
+            Expr::Map(map) => {
+                for entry in &mut map.entries {
+                    if let EntryExpr::MapEntry(entry) = &mut entry.expr {
+                        stack.push(&mut entry.key);
+                        stack.push(&mut entry.value);
+                    }
+                }
+            }
+            Expr::Comprehension(it) => {
+                let it = &mut **it;
+                stack.push(&mut it.iter_range);
+                stack.push(&mut it.accu_init);
+                stack.push(&mut it.loop_cond);
+                stack.push(&mut it.loop_step);
+                stack.push(&mut it.result);
+            }
+            Expr::Ident(_) | Expr::Literal(_) | Expr::Struct(_) | Expr::Unspecified => {}
+        }
+    }
 }
 
 struct Checker<'a> {

@@ -48,11 +48,16 @@ pub(crate) struct Env<'a> {
     pub context: &'a Context<'a>,
 }
 
-/// The functions every evaluation can call: `cel`'s standard library and `in_cidr`. Built
+/// The functions every evaluation can call: `cel`'s standard library, `in_cidr`, and the
+/// checked operations of [`super::values`] (`duration()` replaced by a bounded one). Built
 /// once per process; each evaluation adds a child scope with its parameter values.
 pub(crate) static FUNCTIONS: LazyLock<Context<'static>> = LazyLock::new(|| {
     let mut context = Context::default();
     context.add_function("in_cidr", super::values::in_cidr);
+    context.add_function(super::values::CHECKED_NEGATE, super::values::checked_negate);
+    context.add_function(super::values::CHECKED_ADD, super::values::checked_add);
+    context.add_function(super::values::CHECKED_SUB, super::values::checked_sub);
+    context.add_function("duration", super::values::checked_duration);
     context
 });
 

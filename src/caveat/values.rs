@@ -73,8 +73,13 @@ pub fn json_to_value(ty: &ParamType, json: &Json) -> Result<Value, String> {
         )),
         ParamType::Duration => {
             let text = json.as_str().ok_or_else(mismatch)?;
-            if !is_go_duration(text) {
+            let Some(nanos) = go_duration_nanos(text) else {
                 return Err(format!("invalid duration `{text}`: expected e.g. `1h30m`"));
+            };
+            if !duration_in_range(nanos) {
+                return Err(format!(
+                    "invalid duration `{text}`: beyond ±{MAX_DURATION_HOURS}h (what an int64 of nanoseconds holds, as cel-go)"
+                ));
             }
             cel::functions::duration(Arc::new(text.to_string()))
                 .map_err(|_| format!("invalid duration `{text}`: expected e.g. `1h30m`"))?
@@ -116,6 +121,83 @@ pub fn json_to_value(ty: &ParamType, json: &Json) -> Result<Value, String> {
             Value::Map(Map::from(map))
         }
     })
+}
+
+/// The largest duration cel-go holds (an int64 of nanoseconds), in whole hours, for
+/// messages.
+const MAX_DURATION_HOURS: i64 = i64::MAX / 3_600_000_000_000;
+
+/// Whether `value` is a duration cel-go cannot hold: one beyond an int64 of nanoseconds
+/// (about ±292 years), which the `cel` crate's wider durations can reach by arithmetic.
+fn duration_out_of_range(value: &Value) -> bool {
+    matches!(value, Value::Duration(duration) if duration.num_nanoseconds().is_none())
+}
+
+/// Whether a Go duration of `nanos` parses in Go (`time.ParseDuration` refuses more than
+/// an int64 holds; the `cel` crate's parser saturates instead).
+fn duration_in_range(nanos: i128) -> bool {
+    (i128::from(i64::MIN)..=i128::from(i64::MAX)).contains(&nanos)
+}
+
+/// A result as cel-go bounds it: a duration beyond an int64 of nanoseconds fails as
+/// SpiceDB's does (`integer overflow`).
+fn in_range(value: Value, function: &str) -> Result<Value, ExecutionError> {
+    if duration_out_of_range(&value) {
+        return Err(ExecutionError::FunctionError {
+            function: function.to_string(),
+            message: "integer overflow".to_string(),
+        });
+    }
+    Ok(value)
+}
+
+/// The names [`super::check`] gives CEL's `+` and `-` and the `duration()` conversion in
+/// a checked tree: the `cel` crate's own operations, then the result bounded as cel-go
+/// bounds it ([`in_range`]).
+pub(crate) const CHECKED_ADD: &str = "arbiter.add";
+pub(crate) const CHECKED_SUB: &str = "arbiter.sub";
+
+/// `a + b`, bounded as cel-go bounds it.
+pub(crate) fn checked_add(a: Value, b: Value) -> Result<Value, ExecutionError> {
+    in_range((a + b)?, "+")
+}
+
+/// `a - b`, bounded as cel-go bounds it (`timestamp - timestamp` included).
+pub(crate) fn checked_sub(a: Value, b: Value) -> Result<Value, ExecutionError> {
+    in_range((a - b)?, "-")
+}
+
+/// `duration(text)`, refusing what cel-go cannot hold, as its conversion does.
+pub(crate) fn checked_duration(text: Arc<String>) -> Result<Value, ExecutionError> {
+    if go_duration_nanos(&text).is_some_and(|nanos| !duration_in_range(nanos)) {
+        return Err(ExecutionError::FunctionError {
+            function: "duration".to_string(),
+            message: "type conversion error: beyond what an int64 of nanoseconds holds".to_string(),
+        });
+    }
+    cel::functions::duration(text)
+}
+
+/// The name [`super::check`] gives CEL's unary minus in a checked tree: `cel` negates an
+/// `int` with wrapping arithmetic (`-a` of the least `int` is itself, so `-a < 0` would
+/// hold), where cel-go and so SpiceDB fail with an overflow. No caveat can call it by
+/// name: the checker refuses unknown functions, and a dotted name is not a global one.
+pub(crate) const CHECKED_NEGATE: &str = "arbiter.negate";
+
+/// CEL's unary minus with cel-go's overflow error.
+pub(crate) fn checked_negate(value: Value) -> Result<Value, ExecutionError> {
+    match value {
+        Value::Int(int) => {
+            int.checked_neg()
+                .map(Value::Int)
+                .ok_or_else(|| ExecutionError::FunctionError {
+                    function: "-".to_string(),
+                    message: "integer overflow".to_string(),
+                })
+        }
+        Value::Float(float) => Ok(Value::Float(-float)),
+        other => Err(ExecutionError::UnsupportedUnaryOperator("minus", other)),
+    }
 }
 
 /// `ip.in_cidr("10.0.0.0/8")`: whether the address lies in the network. An address of the
@@ -162,35 +244,62 @@ fn cidr_contains(network: IpAddr, prefix: u32, ip: IpAddr) -> bool {
     }
 }
 
-/// Whether `text` is a Go duration: `0`, or an optional sign and one or more
-/// `NUMBER UNIT` with units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`.
-fn is_go_duration(text: &str) -> bool {
-    let body = text.strip_prefix(['-', '+']).unwrap_or(text);
+/// The nanoseconds of a Go duration — `0`, or an optional sign and one or more
+/// `NUMBER UNIT` with units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h` — or `None` when `text`
+/// is not one. A total past 2^64 is returned as 2^64 (out of range either way).
+fn go_duration_nanos(text: &str) -> Option<i128> {
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(body) => (true, body),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
     if body == "0" {
-        return true;
+        return Some(0);
     }
     let mut rest = body;
     if rest.is_empty() {
-        return false;
+        return None;
     }
+    // Past this, the total is out of range whatever follows; stop adding so that i128
+    // cannot overflow on a long input.
+    let cap = 1i128 << 64;
+    let mut total: i128 = 0;
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         let number = &rest[..digits];
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-            return false;
+            return None;
         }
         rest = &rest[digits..];
-        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"]
-            .into_iter()
-            .find(|unit| rest.starts_with(unit) && !(*unit == "m" && rest.starts_with("ms")));
-        let Some(unit) = unit else {
-            return false;
-        };
+        let (unit, nanos) = [
+            ("ns", 1i128),
+            ("us", 1_000),
+            ("µs", 1_000),
+            ("ms", 1_000_000),
+            ("s", 1_000_000_000),
+            ("m", 60_000_000_000),
+            ("h", 3_600_000_000_000),
+        ]
+        .into_iter()
+        .find(|(unit, _)| rest.starts_with(unit) && !(*unit == "m" && rest.starts_with("ms")))?;
         rest = &rest[unit.len()..];
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        let mut value: i128 = 0;
+        for digit in whole.bytes() {
+            value = (value * 10 + i128::from(digit - b'0')).min(cap);
+        }
+        let mut part = value * nanos;
+        let mut scale = 1i128;
+        let mut fraction_value = 0i128;
+        for digit in fraction.bytes().take(30) {
+            fraction_value = fraction_value * 10 + i128::from(digit - b'0');
+            scale *= 10;
+        }
+        part += fraction_value * nanos / scale;
+        total = (total + part).min(cap);
     }
-    true
+    Some(if negative { -total } else { total })
 }
 
 /// Why the string `text` is no value of the numeric type `ty`.
@@ -272,6 +381,40 @@ mod tests {
 
     fn ty(text: &str) -> ParamType {
         ParamType::parse(text).unwrap()
+    }
+
+    #[test]
+    fn go_durations_read_to_nanoseconds_and_are_bounded_as_go_bounds_them() {
+        let cases: &[(&str, Option<i128>)] = &[
+            ("0", Some(0)),
+            ("1h30m", Some(5_400_000_000_000)),
+            ("1.5s", Some(1_500_000_000)),
+            ("-2ms", Some(-2_000_000)),
+            ("+3us", Some(3_000)),
+            ("1µs1ns", Some(1_001)),
+            ("", None),
+            ("1x", None),
+            ("1", None),
+            ("h", None),
+        ];
+        for (text, nanos) in cases {
+            assert_eq!(go_duration_nanos(text), *nanos, "{text}");
+        }
+        for (text, in_range) in [
+            ("2562047h", true),
+            ("2562048h", false),
+            ("9223372036854775807ns", true),
+            ("9223372036854775808ns", false),
+            ("-9223372036854775808ns", true),
+            ("-9223372036854775809ns", false),
+            ("99999999999999999999999999999999999999999h", false),
+        ] {
+            assert_eq!(
+                go_duration_nanos(text).is_some_and(duration_in_range),
+                in_range,
+                "{text}"
+            );
+        }
     }
 
     #[test]
