@@ -75,11 +75,22 @@ PREFIX = {
 STRINGS = ["a", "b", "ab", "ba", ""]
 TIMESTAMPS = ["2020-01-01T00:00:00Z", "2035-06-01T12:00:00Z", "2030-01-01T00:00:00Z"]
 DURATIONS = ["10m", "1h", "90m", "2h30m", "0s"]
+
+# `--edges`: values at the limits of CEL's arithmetic, drawn one time in four, and atoms
+# that do arithmetic on them (unary minus, sums, differences). Off by default, so that
+# the seeds of the runs in docs/DIFFERENTIAL.md draw the same cases.
+EDGES = False
+INT_EDGES = [-(2**63), 2**63 - 1, -(2**63) + 1]
+DURATION_EDGES = ["2562047h", "2562048h", "-2562047h", "2000000h", "1500000h"]
+TIMESTAMP_EDGES = ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1700-01-01T00:00:00Z"]
 IPS = ["10.1.2.3", "192.168.0.1", "::1", "10.200.0.9"]
 CIDRS = ["10.0.0.0/8", "192.168.0.0/16", "::1/128", "10.1.0.0/16"]
 
 
 def rand_value(rng: random.Random, ty: str):
+    if EDGES and ty in ("int", "duration", "timestamp") and rng.random() < 0.25:
+        return rng.choice({"int": INT_EDGES, "duration": DURATION_EDGES,
+                           "timestamp": TIMESTAMP_EDGES}[ty])
     if ty == "int":
         return rng.randint(-2, 5)
     if ty == "uint":
@@ -111,6 +122,8 @@ def cel_atom(rng: random.Random, params: list[tuple[str, str]]) -> str:
     same = [p for p, t in params if t == ty and p != name]
     other = rng.choice(same) if same and rng.random() < 0.3 else None
     cmp = rng.choice(["==", "!=", "<", "<=", ">", ">="])
+    if EDGES and ty in ("int", "duration", "timestamp") and rng.random() < 0.5:
+        return edge_atom(rng, name, ty, other, cmp)
     if ty == "int":
         return rng.choice([
             f"{name} {cmp} {other or rng.randint(-1, 4)}",
@@ -156,6 +169,20 @@ def cel_atom(rng: random.Random, params: list[tuple[str, str]]) -> str:
         cidr = rng.choice(strs) if strs and rng.random() < 0.3 else json.dumps(rng.choice(CIDRS))
         return f"{name}.in_cidr({cidr})"
     raise ValueError(ty)
+
+
+def edge_atom(rng: random.Random, name: str, ty: str, other, cmp: str) -> str:
+    """Arithmetic that can leave CEL's ranges (`--edges`)."""
+    if ty == "int":
+        return rng.choice([f"-{name} {cmp} 0", f"{name} - {other or 1} {cmp} 0",
+                           f"{name} + {other or name} {cmp} 0", f"-(-{name}) == {name}"])
+    if ty == "duration":
+        lit = "duration(" + json.dumps(rng.choice(DURATION_EDGES)) + ")"
+        return rng.choice([f"{name} + {other or name} {cmp} {name}", f"{name} - {lit} {cmp} {name}",
+                           f"{lit} {cmp} {name}"])
+    lit = "duration(" + json.dumps(rng.choice(DURATIONS + DURATION_EDGES)) + ")"
+    return rng.choice([f"{name} + {lit} {cmp} {name}", f"{name} - {lit} {cmp} {name}",
+                       f"{name} - {other or name} {cmp} {lit}"])
 
 
 def cel_expr(rng: random.Random, params, depth: int = 0) -> str:
@@ -1079,7 +1106,13 @@ def main() -> int:
     ap.add_argument("--show-spicedb", type=int, metavar="SEED",
                     help="print the case of this seed as SpiceDB is asked it (unrolled for "
                          "--mix structure) and exit")
+    ap.add_argument("--edges", action="store_true",
+                    help="draw values at the limits of CEL's arithmetic (int bounds, durations "
+                         "near an int64 of nanoseconds, timestamps near 0001 and 9999) and "
+                         "arithmetic atoms over them; changes every seed's case")
     a = ap.parse_args()
+    global EDGES
+    EDGES = a.edges
     if a.types is None:
         types = ALL_TYPES
         if a.mix == "structure":
