@@ -1014,13 +1014,32 @@ def lookup_id_answer(lookup, rid: str) -> str:
     return "conditional" if rid in lookup["conditional"] else "denied"
 
 
-def disputed(m: dict) -> list[tuple[str, str, str, str]]:
+def disputed(m: dict, case: dict | None = None) -> list[tuple[str, str, str, str]]:
     """For a lookup or lookup subjects mismatch: (resource, subject, arbiter's lookup
     answer, SpiceDB's lookup answer) for every id the two sides disagree about. A
-    subject id disputed only through the wildcard is asked as a fresh id."""
+    subject id disputed only through the wildcard is asked as a fresh id. When SpiceDB's
+    lookup failed and arbiter's answered, every id arbiter's answer speaks of is in
+    dispute (SpiceDB's lookup answer "error"), so that SpiceDB's own checks can say
+    whether they would have failed too."""
     a, s, q = m["arbiter"], m["spicedb"], m["query"]
-    if isinstance(a, str) or isinstance(s, str):
+    if isinstance(a, str):
         return []
+    if isinstance(s, str):
+        if m["key"] == "lookups":
+            return [(f"{q['resource_type']}:{rid}", q["subject"], lookup_id_answer(a, rid), "error")
+                    for rid in sorted({*a["has"], *a["conditional"]})]
+        levels = subject_levels(a, "arbiter")
+        # Every id of the subject type the data names, too: arbiter's answer speaks of
+        # them through "any other id".
+        named = {rel.split("@", 1)[1].split("[", 1)[0].split("#", 1)[0]
+                 for rel in (case or {}).get("relationships", [])}
+        for subject in named:
+            kind_, _, x = subject.partition(":")
+            if kind_ == q["subject_type"] and x != "*":
+                levels.setdefault(x, levels[OTHER])
+        return [(q["resource"], f"{q['subject_type']}:{'zz_other' if x == OTHER else x}",
+                 LEVEL[level], "error")
+                for x, level in sorted(levels.items())]
     if m["key"] == "lookups":
         return [(f"{q['resource_type']}:{rid}", q["subject"], lookup_id_answer(a, rid),
                  lookup_id_answer(s, rid))
@@ -1038,7 +1057,7 @@ def probe(runner: Runner, case: dict, found: list[dict]) -> list[list[dict]]:
         c[key] = []
     owners = []
     for n, m in enumerate(found):
-        for resource, subject, la, ls in disputed(m):
+        for resource, subject, la, ls in disputed(m, case):
             chk = {"resource": resource, "permission": m["query"]["permission"], "subject": subject}
             if m["query"].get("context"):
                 chk["context"] = m["query"]["context"]
