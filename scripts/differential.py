@@ -715,47 +715,42 @@ class Arbiter:
         (arbiter's `excluded` comes with the first page and is never conditional)."""
         if q.get("subject_relation"):  # arbiter's lookup subjects takes none
             return "error: arbiter's lookup subjects takes no subject relation"
-        has, cond, excluded = [], [], None
-        cursor = None
+        pages = self.pages("/v1/lookup/subjects", q, {
+            "resource": q["resource"], "permission": q["permission"],
+            "subject_type": q["subject_type"]})
+        if isinstance(pages, str):
+            return pages
+        has = [x for page in pages for x in page["subjects"]]
+        cond = [c["id"] for page in pages for c in page.get("conditional", [])]
+        excluded = pages[0].get("excluded", [])
+        return {"has": sorted(set(has)), "conditional": sorted(set(cond) - set(has)),
+                "excluded": sorted(set(excluded)), "excluded_conditional": []}
+
+    def pages(self, path: str, q: dict, body: dict):
+        """Every page of a paged lookup (at most 100 of 1000), or the first error as text."""
+        body = {**body, "limit": 1000}
+        if q.get("context"):
+            body["context"] = q["context"]
+        out = []
         for _ in range(100):
-            body = {"resource": q["resource"], "permission": q["permission"],
-                    "subject_type": q["subject_type"], "limit": 1000}
-            if q.get("context"):
-                body["context"] = q["context"]
-            if cursor:
-                body["cursor"] = cursor
-            status, ans = self.post("/v1/lookup/subjects", body)
+            status, ans = self.post(path, body)
             if status != 200:
                 return f"error: {err_text(ans)}"
-            has += ans["subjects"]
-            cond += [c["id"] for c in ans.get("conditional", [])]
-            if excluded is None:
-                excluded = ans.get("excluded", [])
-            cursor = ans.get("cursor")
-            if not cursor:
+            out.append(ans)
+            if not ans.get("cursor"):
                 break
-        return {"has": sorted(set(has)), "conditional": sorted(set(cond) - set(has)),
-                "excluded": sorted(set(excluded or [])), "excluded_conditional": []}
+            body["cursor"] = ans["cursor"]
+        return out
 
     def lookup(self, q: dict):
-        has, cond = [], []
-        cursor = None
-        for _ in range(100):
-            body = {"resource_type": q["resource_type"], "permission": q["permission"],
-                    "subject": q["subject"], "limit": 1000}
-            if q.get("context"):
-                body["context"] = q["context"]
-            if cursor:
-                body["cursor"] = cursor
-            status, ans = self.post("/v1/lookup/resources", body)
-            if status != 200:
-                return f"error: {err_text(ans)}"
-            has += ans["resources"]
-            cond += [c["id"] for c in ans.get("conditional", [])]
-            cursor = ans.get("cursor")
-            if not cursor:
-                break
-        return {"has": sorted(has), "conditional": sorted(cond)}
+        pages = self.pages("/v1/lookup/resources", q, {
+            "resource_type": q["resource_type"], "permission": q["permission"],
+            "subject": q["subject"]})
+        if isinstance(pages, str):
+            return pages
+        return {"has": sorted(x for page in pages for x in page["resources"]),
+                "conditional": sorted(c["id"] for page in pages
+                                      for c in page.get("conditional", []))}
 
 
 def err_text(ans) -> str:
