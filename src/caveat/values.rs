@@ -143,10 +143,7 @@ fn duration_in_range(nanos: i128) -> bool {
 /// SpiceDB's does (`integer overflow`).
 fn in_range(value: Value, function: &str) -> Result<Value, ExecutionError> {
     if duration_out_of_range(&value) {
-        return Err(ExecutionError::FunctionError {
-            function: function.to_string(),
-            message: "integer overflow".to_string(),
-        });
+        return Err(ExecutionError::function_error(function, "integer overflow"));
     }
     Ok(value)
 }
@@ -170,10 +167,10 @@ pub(crate) fn checked_sub(a: Value, b: Value) -> Result<Value, ExecutionError> {
 /// `duration(text)`, refusing what cel-go cannot hold, as its conversion does.
 pub(crate) fn checked_duration(text: Arc<String>) -> Result<Value, ExecutionError> {
     if go_duration_nanos(&text).is_some_and(|nanos| !duration_in_range(nanos)) {
-        return Err(ExecutionError::FunctionError {
-            function: "duration".to_string(),
-            message: "type conversion error: beyond what an int64 of nanoseconds holds".to_string(),
-        });
+        return Err(ExecutionError::function_error(
+            "duration",
+            "type conversion error: beyond what an int64 of nanoseconds holds",
+        ));
     }
     cel::functions::duration(text)
 }
@@ -187,14 +184,10 @@ pub(crate) const CHECKED_NEGATE: &str = "arbiter.negate";
 /// CEL's unary minus with cel-go's overflow error.
 pub(crate) fn checked_negate(value: Value) -> Result<Value, ExecutionError> {
     match value {
-        Value::Int(int) => {
-            int.checked_neg()
-                .map(Value::Int)
-                .ok_or_else(|| ExecutionError::FunctionError {
-                    function: "-".to_string(),
-                    message: "integer overflow".to_string(),
-                })
-        }
+        Value::Int(int) => int
+            .checked_neg()
+            .map(Value::Int)
+            .ok_or_else(|| ExecutionError::function_error("-", "integer overflow")),
         Value::Float(float) => Ok(Value::Float(-float)),
         other => Err(ExecutionError::UnsupportedUnaryOperator("minus", other)),
     }
@@ -290,9 +283,11 @@ fn go_duration_nanos(text: &str) -> Option<i128> {
             value = (value * 10 + i128::from(digit - b'0')).min(cap);
         }
         let mut part = value * nanos;
+        // 18 digits resolve far below a nanosecond of an hour, and keep the product
+        // below i128's range (10^18 * 3.6 * 10^12); later digits cannot matter.
         let mut scale = 1i128;
         let mut fraction_value = 0i128;
-        for digit in fraction.bytes().take(30) {
+        for digit in fraction.bytes().take(18) {
             fraction_value = fraction_value * 10 + i128::from(digit - b'0');
             scale *= 10;
         }
@@ -392,6 +387,8 @@ mod tests {
             ("-2ms", Some(-2_000_000)),
             ("+3us", Some(3_000)),
             ("1µs1ns", Some(1_001)),
+            (".5s", Some(500_000_000)),
+            ("1.999999999999999999999999999999h", Some(7_199_999_999_999)),
             ("", None),
             ("1x", None),
             ("1", None),
