@@ -16,8 +16,8 @@ use super::status::engine_status;
 use super::stream::{self, Page, blocking};
 use super::{relationships, zedtoken};
 use crate::engine::{
-    CheckParts, CheckRequest, Decision, ExpandDepth, ExpandNode, ExpandRequest, ExpandTree,
-    LookupResourcesRequest, LookupSubjectsRequest,
+    CheckParts, CheckRequest, Consistency, Decision, ExpandDepth, ExpandNode, ExpandRequest,
+    ExpandTree, LookupResourcesRequest, LookupSubjectsRequest,
 };
 use crate::model::{ObjectRef, SubjectRef};
 use crate::server::{AppState, inline};
@@ -68,6 +68,15 @@ pub(super) async fn check(
 /// as sent, before they are validated and copied (`inline::cached`); `None` when there is
 /// none, or when the call is not that simple: the full path then answers or refuses it.
 fn cached(state: &AppState, request: &pb::CheckPermissionRequest) -> Option<Decision> {
+    let (parts, mode) = plain_parts(request)?;
+    inline::cached(state, &parts, mode)
+}
+
+/// The names and consistency of a call without context or tracing, as sent (what
+/// `wire::check_parts` reads from the bytes without decoding them).
+pub(super) fn plain_parts(
+    request: &pb::CheckPermissionRequest,
+) -> Option<(CheckParts<'_>, Consistency)> {
     if request.with_tracing || request.context.is_some() {
         return None;
     }
@@ -83,11 +92,11 @@ fn cached(state: &AppState, request: &pb::CheckPermissionRequest) -> Option<Deci
         subject_id: &object.object_id,
         subject_relation: Some(subject.optional_relation.as_str()).filter(|it| !it.is_empty()),
     };
-    inline::cached(state, &parts, mode)
+    Some((parts, mode))
 }
 
 /// The answer to one CheckPermission call.
-fn check_response(decision: Decision) -> pb::CheckPermissionResponse {
+pub(super) fn check_response(decision: Decision) -> pb::CheckPermissionResponse {
     let (permissionship, partial_caveat_info) = permissionship(&CheckAnswer {
         permissionship: decision.permissionship,
         missing_context: decision.missing_context,

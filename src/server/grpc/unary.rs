@@ -59,6 +59,12 @@ async fn answer(state: &AppState, request: Request) -> Result<pb::CheckPermissio
     refuse_compression(request.headers())?;
     let limit = state.config().body_limit;
     let message = first_message(request.into_body(), limit).await?;
+    // A repeated plain question: the cache's answer, with nothing decoded or copied.
+    if let Some((parts, mode)) = super::wire::check_parts(&message)
+        && let Some(decision) = super::super::inline::cached(state, &parts, mode)
+    {
+        return Ok(super::permissions::check_response(decision));
+    }
     let request = pb::CheckPermissionRequest::decode(message).map_err(decode_error)?;
     super::permissions::check(state, request).await
 }
