@@ -383,6 +383,21 @@ async fn bearer_token_guards_grpc_like_spicedbs_preshared_key() {
         let mut clients = clients(&server, token).await;
         let res = clients.schema.read_schema(pb::ReadSchemaRequest {}).await;
         assert_eq!(res.err().map(|it| it.code()), expected, "{token:?}");
+        // CheckPermission's lean route applies the same guard itself; asked twice, so the
+        // second is a cached question answered before decoding.
+        for _ in 0..2 {
+            let res = clients
+                .permissions
+                .check_permission(pb::CheckPermissionRequest {
+                    consistency: full(),
+                    resource: Some(object("document:1")),
+                    permission: "view".into(),
+                    subject: Some(subject("user:alice")),
+                    ..Default::default()
+                })
+                .await;
+            assert_eq!(res.err().map(|it| it.code()), expected, "check, {token:?}");
+        }
     }
     server.stop().await;
 }

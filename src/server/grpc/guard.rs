@@ -21,7 +21,8 @@ use super::super::AppState;
 use super::super::keys::{self, AuthError, KeyName};
 use super::super::layer::{Around, ResponseFuture, StateLayer};
 
-/// The layer of every gRPC route: checks the token and applies the deadline, answering
+/// The layer of every gRPC route but CheckPermission's lean one (`unary`, which calls
+/// `admit` and `finish` itself): checks the token and applies the deadline, answering
 /// gRPC statuses; a request that is not a gRPC call passes untouched. A `server::layer`
 /// layer: the inner service is called in place, one future boxed.
 pub type Guard = StateLayer<GuardAround>;
@@ -38,35 +39,56 @@ impl Around for GuardAround {
         if !super::is_grpc(&request) {
             return Box::pin(inner.call(request));
         }
-        let key = match authorize(state, &request) {
-            Ok(key) => key,
+        let admitted = match admit(state, &request) {
+            Ok(admitted) => admitted,
             Err(status) => return refused(status),
         };
-        let deadline = match request.headers().get("grpc-timeout").map(parse_timeout) {
-            None => None,
-            Some(Some(deadline)) => Some(deadline),
-            Some(None) => {
-                return refused(Status::invalid_argument("malformed `grpc-timeout` header"));
-            }
-        };
         let inner = inner.call(request);
-        Box::pin(async move {
-            let mut response = match deadline {
-                None => inner.await?,
-                Some(deadline) => match tokio::time::timeout(deadline, inner).await {
-                    Ok(response) => response?,
-                    Err(_) => reply(Status::deadline_exceeded(format!(
-                        "call did not finish within its deadline of {} ms",
-                        deadline.as_millis()
-                    ))),
-                },
-            };
-            if super::super::observe::details_wanted() {
-                response.extensions_mut().insert(key);
-            }
-            Ok(response)
-        })
+        Box::pin(async move { Ok(finish(admitted, inner).await) })
     }
+}
+
+/// A gRPC call let through: the key that makes it and the caller's deadline.
+pub(super) struct Admitted {
+    key: KeyName,
+    deadline: Option<Duration>,
+}
+
+/// The guard's decision on a gRPC call before its service sees it: its token, then its
+/// `grpc-timeout`.
+pub(super) fn admit(state: &AppState, request: &Request) -> Result<Admitted, Status> {
+    let key = authorize(state, request)?;
+    let deadline = match request.headers().get("grpc-timeout").map(parse_timeout) {
+        None => None,
+        Some(Some(deadline)) => Some(deadline),
+        Some(None) => return Err(Status::invalid_argument("malformed `grpc-timeout` header")),
+    };
+    Ok(Admitted { key, deadline })
+}
+
+/// An admitted call's answer, within its deadline (DEADLINE_EXCEEDED after it).
+pub(super) async fn finish(
+    admitted: Admitted,
+    answer: impl std::future::Future<Output = Result<Response, Infallible>>,
+) -> Response {
+    let Admitted { key, deadline } = admitted;
+    let mut response = match deadline {
+        None => {
+            let Ok(response) = answer.await;
+            response
+        }
+        Some(deadline) => match tokio::time::timeout(deadline, answer).await {
+            Ok(Ok(response)) => response,
+            Err(_) => reply(Status::deadline_exceeded(format!(
+                "call did not finish within its deadline of {} ms",
+                deadline.as_millis()
+            ))),
+        },
+    };
+    if super::super::observe::details_wanted() {
+        response.extensions_mut().insert(key);
+    }
+    response
 }
 
 /// The key that may make this call, or the status refusing it: no `authorization` metadata
@@ -103,7 +125,7 @@ fn refused(status: Status) -> ResponseFuture {
     Box::pin(std::future::ready(Ok(reply(status))))
 }
 
-fn reply(status: Status) -> Response {
+pub(super) fn reply(status: Status) -> Response {
     status.into_http::<axum::body::Body>().into_response()
 }
 
