@@ -388,13 +388,7 @@ async fn bearer_token_guards_grpc_like_spicedbs_preshared_key() {
         for _ in 0..2 {
             let res = clients
                 .permissions
-                .check_permission(pb::CheckPermissionRequest {
-                    consistency: full(),
-                    resource: Some(object("document:1")),
-                    permission: "view".into(),
-                    subject: Some(subject("user:alice")),
-                    ..Default::default()
-                })
+                .check_permission(check("document:1", "view", "user:alice"))
                 .await;
             assert_eq!(res.err().map(|it| it.code()), expected, "check, {token:?}");
         }

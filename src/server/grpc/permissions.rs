@@ -44,6 +44,14 @@ pub(super) async fn check(
     if let Some(decision) = cached(state, &request) {
         return Ok(check_response(decision));
     }
+    check_uncached(state, request).await
+}
+
+/// [`check`] without the cache probe, for a caller that has just made it.
+pub(super) async fn check_uncached(
+    state: &AppState,
+    request: pb::CheckPermissionRequest,
+) -> Result<pb::CheckPermissionResponse, Status> {
     refuse_tracing(request.with_tracing, "with_tracing")?;
     let check = CheckRequest {
         context: convert::context(request.context.as_ref(), "context")?,

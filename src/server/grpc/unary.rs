@@ -74,14 +74,21 @@ async fn answer(state: &AppState, request: Request) -> Result<pb::CheckPermissio
     refuse_compression(request.headers())?;
     let limit = state.config().body_limit;
     let message = first_message(request.into_body(), limit).await?;
-    // A repeated plain question: the cache's answer, with nothing decoded or copied.
-    if let Some((parts, mode)) = super::wire::check_parts(&message)
+    // A repeated plain question: the cache's answer, with nothing decoded or copied. A
+    // plain one the cache does not hold is not probed again after decoding.
+    let plain = super::wire::check_parts(&message);
+    let probed = plain.is_some();
+    if let Some((parts, mode)) = plain
         && let Some(decision) = super::super::inline::cached(state, &parts, mode)
     {
         return Ok(super::permissions::check_response(decision));
     }
     let request = pb::CheckPermissionRequest::decode(message).map_err(decode_error)?;
-    super::permissions::check(state, request).await
+    if probed {
+        super::permissions::check_uncached(state, request).await
+    } else {
+        super::permissions::check(state, request).await
+    }
 }
 
 /// tonic serves no compression: any `grpc-encoding` but `identity` is UNIMPLEMENTED,
