@@ -6,7 +6,11 @@
 //! port instead (a tonic client, one HTTP/2 connection per worker); `--protocol grpc-raw`
 //! sends the same calls as pre-encoded HTTP/2 frames (headers indexed in HPACK's dynamic
 //! table, as gRPC clients do), a client as cheap as the JSON one, so that the server's
-//! cost per call can be compared fairly; `--protocol noop` sends `GET /healthz` through
+//! cost per call can be compared fairly; `--protocol paired` asks every check both ways,
+//! JSON on one HTTP/1.1 connection and `grpc-raw` on one HTTP/2 connection, one call at a
+//! time, the order alternating, and reports each protocol's percentiles and the median of
+//! the per-pair difference (both calls of a pair meet the machine in the same state, so
+//! the difference is steadier than two runs' p50s on a noisy machine); `--protocol noop` sends `GET /healthz` through
 //! the same router-wide layer: the server's no-op round trip, the ceiling for checks over
 //! HTTP/1.1.
 //!
@@ -66,8 +70,9 @@ struct Args {
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// How checks are sent: `json` (POST /v1/check), `grpc` (CheckPermission, tonic
-    /// client), `grpc-raw` (CheckPermission as pre-encoded HTTP/2 frames) or `noop`
-    /// (`GET /healthz`, the no-op round trip).
+    /// client), `grpc-raw` (CheckPermission as pre-encoded HTTP/2 frames), `paired`
+    /// (each check as `json` and as `grpc-raw`, one call at a time, compared pair by pair;
+    /// `--concurrency` is ignored) or `noop` (`GET /healthz`, the no-op round trip).
     #[arg(long, default_value = "json")]
     protocol: String,
     /// gRPC modes: calls in flight on each HTTP/2 connection. A run at concurrency C
@@ -444,9 +449,9 @@ fn main() -> std::process::ExitCode {
         eprintln!("error: `--streams` is at least 1, and above 1 only for the gRPC modes");
         return std::process::ExitCode::from(2);
     }
-    if !["json", "grpc", "grpc-raw", "noop"].contains(&args.protocol.as_str()) {
+    if !["json", "grpc", "grpc-raw", "paired", "noop"].contains(&args.protocol.as_str()) {
         eprintln!(
-            "error: `--protocol {}` is not one of json, grpc, grpc-raw, noop",
+            "error: `--protocol {}` is not one of json, grpc, grpc-raw, paired, noop",
             args.protocol
         );
         return std::process::ExitCode::from(2);
@@ -494,6 +499,11 @@ fn main() -> std::process::ExitCode {
         };
         let requests = Arc::new(requests);
         let args = Arc::new(args);
+        if args.protocol == "paired" {
+            let checks = grpc::requests(&args, &workload.checks)?;
+            let calls = h2raw::encode_calls(&args, &checks)?;
+            return h2raw::paired(&args, &calls, &requests).await;
+        }
         if args.protocol == "grpc-raw" {
             let checks = grpc::requests(&args, &workload.checks)?;
             let calls = Arc::new(h2raw::encode_calls(&args, &checks)?);
@@ -987,6 +997,114 @@ mod h2raw {
             }
             Ok((latencies, allowed, total))
         }
+    }
+
+    impl Conn {
+        /// One call, alone on the connection: whether it was allowed.
+        async fn call_once(&mut self, calls: &Calls, idx: usize) -> Result<bool, String> {
+            let body = &calls.bodies[idx % calls.bodies.len()];
+            if self.send_window < body.len() as i64 {
+                return Err("the server's connection window is exhausted".to_string());
+            }
+            let headers = if self.next_stream == 1 {
+                &calls.first_headers
+            } else {
+                &calls.headers
+            };
+            let id = self.queue_call(headers, body);
+            let has = pb::check_permission_response::Permissionship::HasPermission as i32;
+            let mut answer = None;
+            loop {
+                let frame = self.frame().await?;
+                if frame.stream != id {
+                    continue;
+                }
+                match frame.kind {
+                    DATA => {
+                        let payload = self.buf.get(frame.start + 5..frame.end).unwrap_or_default();
+                        let decoded = pb::CheckPermissionResponse::decode(payload)
+                            .map_err(|err| format!("undecodable answer: {err}"))?;
+                        answer = Some(decoded.permissionship == has);
+                    }
+                    RST_STREAM => return Err(format!("the server reset stream {id}")),
+                    _ => {}
+                }
+                if frame.flags & END_STREAM != 0 && matches!(frame.kind, DATA | HEADERS) {
+                    return answer.ok_or("a call ended without an answer (a gRPC error)".into());
+                }
+            }
+        }
+    }
+
+    /// `--protocol paired`: every check as JSON (`json[i]`) and as gRPC (`calls`' body
+    /// `i`, the same check), one call at a time on one connection each, the order
+    /// alternating from pair to pair; prints both protocols' figures and the median of
+    /// the per-pair differences. Fails if the two answers of a pair differ.
+    pub async fn paired(args: &Args, calls: &Calls, json: &[Vec<u8>]) -> Result<(), String> {
+        let host = host_of(&args.server);
+        let mut h2 = Conn::open(&host).await?;
+        let mut http1 = super::Conn::open(&host).await?;
+        let start = Instant::now();
+        let measured = start + Duration::from_secs_f64(args.warmup);
+        let end = measured + Duration::from_secs_f64(args.duration);
+        let (mut json_us, mut grpc_us, mut diffs) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut allowed, mut total) = (0usize, 0usize);
+        let mut idx = 0usize;
+        while Instant::now() < end {
+            let grpc_call = async |h2: &mut Conn| {
+                let sent = Instant::now();
+                let allowed = h2.call_once(calls, idx).await?;
+                Ok::<_, String>((sent.elapsed(), allowed))
+            };
+            let request = &json[idx % json.len()];
+            let (grpc, json_call) = if idx % 2 == 0 {
+                let sent = Instant::now();
+                let answer = http1.send(request).await?;
+                let json_call = (sent.elapsed(), answer);
+                (grpc_call(&mut h2).await?, json_call)
+            } else {
+                let grpc = grpc_call(&mut h2).await?;
+                let sent = Instant::now();
+                let answer = http1.send(request).await?;
+                (grpc, (sent.elapsed(), answer))
+            };
+            let (json_took, (status, json_allowed)) = json_call;
+            if status != 200 {
+                return Err(format!("request answered status {status}"));
+            }
+            if json_allowed != grpc.1 {
+                return Err(format!("check {idx}: JSON and gRPC answered differently"));
+            }
+            total += 1;
+            idx += 1;
+            if Instant::now() >= measured {
+                let (j, g) = (json_took.as_nanos() as i64, grpc.0.as_nanos() as i64);
+                json_us.push((j / 1000).min(i64::from(u32::MAX)) as u32);
+                grpc_us.push((g / 1000).min(i64::from(u32::MAX)) as u32);
+                diffs.push(g - j);
+                allowed += usize::from(json_allowed);
+            }
+        }
+        let measure = end - measured;
+        super::report("paired json ", 1, measure, vec![(json_us, allowed, total)])?;
+        super::report(
+            "paired grpc-raw ",
+            1,
+            measure,
+            vec![(grpc_us, allowed, total)],
+        )?;
+        diffs.sort_unstable();
+        let n = diffs.len();
+        let at = |q: f64| diffs[((n as f64 * q) as usize).min(n - 1)] as f64 / 1000.0;
+        let faster = diffs.iter().filter(|it| **it < 0).count();
+        println!(
+            "paired difference (gRPC - JSON, same check, same moment): pairs={n} p25={:.1}µs median={:.1}µs p75={:.1}µs gRPC faster in {:.1}% of pairs",
+            at(0.25),
+            at(0.5),
+            at(0.75),
+            100.0 * faster as f64 / n.max(1) as f64
+        );
+        Ok(())
     }
 
     /// One measured run at `connections` concurrent calls, `args.streams` of them on each
