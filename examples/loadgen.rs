@@ -1057,7 +1057,7 @@ mod h2raw {
                 Ok::<_, String>((sent.elapsed(), allowed))
             };
             let request = &json[idx % json.len()];
-            let (grpc, json_call) = if idx % 2 == 0 {
+            let (grpc, json_call) = if idx.is_multiple_of(2) {
                 let sent = Instant::now();
                 let answer = http1.send(request).await?;
                 let json_call = (sent.elapsed(), answer);
