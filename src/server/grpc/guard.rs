@@ -9,6 +9,8 @@
 //! once it has started, by this deadline or by the HTTP request timeout.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -44,7 +46,10 @@ impl Around for GuardAround {
             Err(status) => return refused(status),
         };
         let inner = inner.call(request);
-        Box::pin(async move { Ok(finish(admitted, inner).await) })
+        Box::pin(async move {
+            let inner = std::pin::pin!(inner);
+            Ok(finish(admitted, inner).await)
+        })
     }
 }
 
@@ -69,15 +74,17 @@ pub(super) fn admit(state: &AppState, request: &Request) -> Result<Admitted, Sta
 /// An admitted call's answer, within its deadline (DEADLINE_EXCEEDED after it).
 pub(super) async fn finish(
     admitted: Admitted,
-    answer: impl std::future::Future<Output = Result<Response, Infallible>>,
+    // Borrowed, not owned: the call's future (a kilobyte or more) stays where its caller
+    // pinned it instead of being copied into this one, and into the timeout.
+    mut answer: Pin<&mut impl Future<Output = Result<Response, Infallible>>>,
 ) -> Response {
     let Admitted { key, deadline } = admitted;
     let mut response = match deadline {
         None => {
-            let Ok(response) = answer.await;
+            let Ok(response) = answer.as_mut().await;
             response
         }
-        Some(deadline) => match tokio::time::timeout(deadline, answer).await {
+        Some(deadline) => match tokio::time::timeout(deadline, answer.as_mut()).await {
             Ok(Ok(response)) => response,
             Err(_) => reply(Status::deadline_exceeded(format!(
                 "call did not finish within its deadline of {} ms",

@@ -39,14 +39,22 @@ const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 /// the `Guard` layer of the other gRPC routes: the same decision, one routing level and
 /// its allocations fewer on the hottest call (docs/BENCHMARKS.md).
 pub async fn check_permission(State(state): State<AppState>, request: Request) -> Response {
-    if !super::is_grpc(&request) {
-        return respond(&state, request).await;
-    }
-    match super::guard::admit(&state, &request) {
-        Err(status) => super::guard::reply(status),
-        Ok(admitted) => {
-            let answer = async { Ok::<_, Infallible>(respond(&state, request).await) };
-            super::guard::finish(admitted, answer).await
+    // One `respond` future whichever way the call goes (a future per branch would make
+    // this one, copied into a box per call, twice as large).
+    let admitted = if super::is_grpc(&request) {
+        match super::guard::admit(&state, &request) {
+            Err(status) => return super::guard::reply(status),
+            Ok(admitted) => Some(admitted),
+        }
+    } else {
+        None
+    };
+    let mut answer = std::pin::pin!(async { Ok::<_, Infallible>(respond(&state, request).await) });
+    match admitted {
+        Some(admitted) => super::guard::finish(admitted, answer).await,
+        None => {
+            let Ok(response) = answer.as_mut().await;
+            response
         }
     }
 }
@@ -84,10 +92,12 @@ async fn answer(state: &AppState, request: Request) -> Result<pb::CheckPermissio
         return Ok(super::permissions::check_response(decision));
     }
     let request = pb::CheckPermissionRequest::decode(message).map_err(decode_error)?;
+    // Boxed: the walk's future is larger than the rest of the call's, and a check the
+    // cache answers (the usual one) should not carry its room.
     if probed {
-        super::permissions::check_uncached(state, request).await
+        Box::pin(super::permissions::check_uncached(state, request)).await
     } else {
-        super::permissions::check(state, request).await
+        Box::pin(super::permissions::check(state, request)).await
     }
 }
 
