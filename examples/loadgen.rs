@@ -947,7 +947,6 @@ mod h2raw {
             measured: Instant,
             end: Instant,
         ) -> Result<(Vec<u32>, usize, usize), String> {
-            let has = pb::check_permission_response::Permissionship::HasPermission as i32;
             let mut inflight: HashMap<u32, (Instant, Option<bool>)> = HashMap::new();
             let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
             let (mut allowed, mut total) = (0usize, 0usize);
@@ -973,15 +972,8 @@ mod h2raw {
                 let Some(call) = inflight.get_mut(&frame.stream) else {
                     continue;
                 };
-                match frame.kind {
-                    DATA => {
-                        let payload = self.buf.get(frame.start + 5..frame.end).unwrap_or_default();
-                        let decoded = pb::CheckPermissionResponse::decode(payload)
-                            .map_err(|err| format!("undecodable answer: {err}"))?;
-                        call.1 = Some(decoded.permissionship == has);
-                    }
-                    RST_STREAM => return Err(format!("the server reset stream {}", frame.stream)),
-                    _ => {}
+                if let Some(is_allowed) = self.answer_in(&frame)? {
+                    call.1 = Some(is_allowed);
                 }
                 if frame.flags & END_STREAM != 0 && matches!(frame.kind, DATA | HEADERS) {
                     let (sent, answer) = inflight.remove(&frame.stream).unwrap_or((end, None));
@@ -1000,6 +992,22 @@ mod h2raw {
     }
 
     impl Conn {
+        /// What a call's frame says: whether it was allowed (a DATA frame), nothing (any
+        /// other), or an error (the stream was reset, or the answer does not decode).
+        fn answer_in(&self, frame: &Frame) -> Result<Option<bool>, String> {
+            let has = pb::check_permission_response::Permissionship::HasPermission as i32;
+            match frame.kind {
+                DATA => {
+                    let payload = self.buf.get(frame.start + 5..frame.end).unwrap_or_default();
+                    let decoded = pb::CheckPermissionResponse::decode(payload)
+                        .map_err(|err| format!("undecodable answer: {err}"))?;
+                    Ok(Some(decoded.permissionship == has))
+                }
+                RST_STREAM => Err(format!("the server reset stream {}", frame.stream)),
+                _ => Ok(None),
+            }
+        }
+
         /// One call, alone on the connection: whether it was allowed.
         async fn call_once(&mut self, calls: &Calls, idx: usize) -> Result<bool, String> {
             let body = &calls.bodies[idx % calls.bodies.len()];
@@ -1012,22 +1020,14 @@ mod h2raw {
                 &calls.headers
             };
             let id = self.queue_call(headers, body);
-            let has = pb::check_permission_response::Permissionship::HasPermission as i32;
             let mut answer = None;
             loop {
                 let frame = self.frame().await?;
                 if frame.stream != id {
                     continue;
                 }
-                match frame.kind {
-                    DATA => {
-                        let payload = self.buf.get(frame.start + 5..frame.end).unwrap_or_default();
-                        let decoded = pb::CheckPermissionResponse::decode(payload)
-                            .map_err(|err| format!("undecodable answer: {err}"))?;
-                        answer = Some(decoded.permissionship == has);
-                    }
-                    RST_STREAM => return Err(format!("the server reset stream {id}")),
-                    _ => {}
+                if let Some(is_allowed) = self.answer_in(&frame)? {
+                    answer = Some(is_allowed);
                 }
                 if frame.flags & END_STREAM != 0 && matches!(frame.kind, DATA | HEADERS) {
                     return answer.ok_or("a call ended without an answer (a gRPC error)".into());
