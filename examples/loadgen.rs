@@ -923,8 +923,15 @@ mod h2raw {
             }
         }
 
-        /// Appends one call's frames to the output and answers its stream id.
-        fn queue_call(&mut self, headers: &[u8], body: &[u8]) -> u32 {
+        /// Appends one call's frames to the output (the connection's first call carries
+        /// the header block that fills HPACK's dynamic table, every later one the indexed
+        /// block) and answers its stream id.
+        fn queue_call(&mut self, calls: &Calls, body: &[u8]) -> u32 {
+            let headers = if self.next_stream == 1 {
+                &calls.first_headers
+            } else {
+                &calls.headers
+            };
             let id = self.next_stream;
             self.next_stream += 2;
             frame_head(&mut self.out, HEADERS, END_HEADERS, id, headers.len());
@@ -957,12 +964,7 @@ mod h2raw {
                         break;
                     }
                     idx += 1;
-                    let headers = if self.next_stream == 1 {
-                        &calls.first_headers
-                    } else {
-                        &calls.headers
-                    };
-                    let id = self.queue_call(headers, body);
+                    let id = self.queue_call(calls, body);
                     inflight.insert(id, (Instant::now(), None));
                 }
                 if inflight.is_empty() && Instant::now() >= end {
@@ -1014,12 +1016,7 @@ mod h2raw {
             if self.send_window < body.len() as i64 {
                 return Err("the server's connection window is exhausted".to_string());
             }
-            let headers = if self.next_stream == 1 {
-                &calls.first_headers
-            } else {
-                &calls.headers
-            };
-            let id = self.queue_call(headers, body);
+            let id = self.queue_call(calls, body);
             let mut answer = None;
             loop {
                 let frame = self.frame().await?;
