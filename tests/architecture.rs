@@ -45,6 +45,7 @@ const CRATE_ONLY_IN: &[(&str, &[&str])] = &[
     ("axum", &["server/"]),
     ("hyper", &["server/"]),
     ("hyper_util", &["server/"]),
+    ("h2", &["server/http2"]),
     ("utoipa", &["server/"]),
     ("utoipa_axum", &["server/"]),
     ("metrics_exporter_prometheus", &["server/"]),

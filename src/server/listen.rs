@@ -8,8 +8,9 @@
 //! - graceful shutdown: on the signal the loop stops accepting, every connection is told
 //!   to finish its in-flight requests and close, and the loop returns once all have.
 //!
-//! HTTP/1 and HTTP/2 share the port (hyper-util's `auto` builder), so gRPC routes merged
-//! into the router are served here too. With a TLS acceptor every connection is handshaken
+//! HTTP/1 and HTTP/2 share the port: a connection that opens with the HTTP/2 preface (or
+//! picks `h2` by ALPN) is served by `server::http2`, on h2 directly; every other one by
+//! hyper. So gRPC routes merged into the router are served here too. With a TLS acceptor every connection is handshaken
 //! first (within the header timeout; ALPN picks HTTP/2 or HTTP/1.1) and then served the
 //! same way; a client that cannot finish the handshake (a plain-text one) is closed.
 
@@ -43,6 +44,7 @@ pub struct ConnectionLimits {
 pub async fn run(
     listener: TcpListener,
     app: Router,
+    state: super::AppState,
     limits: ConnectionLimits,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -65,6 +67,8 @@ pub async fn run(
     let mut shutdown = std::pin::pin!(shutdown);
     // Tells connections still waiting for their first bytes that shutdown has started.
     let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+    // Every HTTP/2 connection's task holds a sender: the drain waits until all are gone.
+    let (h2_open, mut h2_drained) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&permits).acquire_owned() => match permit {
@@ -87,6 +91,7 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let header_timeout = limits.header_timeout;
+        let (app_h2, state, h2_open) = (app.clone(), state.clone(), h2_open.clone());
         let service = app.clone().map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
                 request
@@ -106,10 +111,13 @@ pub async fn run(
                         .await
                         .ok()
                         .and_then(Result::ok)
-                        .map(|stream| Connection::Tls(Box::new(stream))),
+                        .map(|stream| {
+                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            Connection::Tls(Box::new(stream), h2)
+                        }),
                     None => protocol_known(&stream, header_timeout)
                         .await
-                        .then_some(Connection::Plain(stream)),
+                        .map(|h2| Connection::Plain(stream, h2)),
                 }
             };
             let connection = tokio::select! {
@@ -121,7 +129,19 @@ pub async fn run(
                     tracing::debug!(%remote, "closed a connection that sent no request (or no TLS handshake) in time");
                     Ok(())
                 }
-                Some(Connection::Plain(stream)) => {
+                Some(Connection::Plain(stream, true)) => {
+                    let _open = h2_open;
+                    super::http2::serve(stream, app_h2, state, remote, stopping)
+                        .await
+                        .map_err(Into::into)
+                }
+                Some(Connection::Tls(stream, true)) => {
+                    let _open = h2_open;
+                    super::http2::serve(stream, app_h2, state, remote, stopping)
+                        .await
+                        .map_err(Into::into)
+                }
+                Some(Connection::Plain(stream, false)) => {
                     let connection = builder
                         .serve_connection_with_upgrades(
                             TokioIo::new(stream),
@@ -130,7 +150,7 @@ pub async fn run(
                         .into_owned();
                     watcher.watch(connection).await
                 }
-                Some(Connection::Tls(stream)) => {
+                Some(Connection::Tls(stream, false)) => {
                     let connection = builder
                         .serve_connection_with_upgrades(
                             TokioIo::new(stream),
@@ -148,14 +168,21 @@ pub async fn run(
     }
     drop(listener);
     stopping.send_replace(true);
+    drop(h2_open);
     graceful.shutdown().await;
+    // `None` once every HTTP/2 connection's task has ended.
+    let _ = h2_drained.recv().await;
     Ok(())
 }
 
-/// An accepted connection, ready to be served.
+/// An accepted connection, ready to be served, and whether it speaks HTTP/2 (the
+/// preface, or ALPN's `h2`): served by `server::http2`, the rest by hyper.
 enum Connection {
-    Plain(tokio::net::TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+    Plain(tokio::net::TcpStream, bool),
+    Tls(
+        Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+        bool,
+    ),
 }
 
 /// The HTTP/2 connection preface; hyper-util reads up to its length to tell HTTP/1 from
@@ -163,10 +190,11 @@ enum Connection {
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Waits (without consuming anything) until the client has sent enough bytes to tell its
-/// protocol, at most `timeout`. hyper's header timeout only starts once the protocol is
-/// known, so without this a client sending a few bytes and stopping would hold its
-/// connection slot for ever.
-async fn protocol_known(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+/// protocol, at most `timeout`: whether it is HTTP/2 (the whole preface), `None` if it
+/// did not tell in time. hyper's header timeout only starts once the protocol is known,
+/// so without this a client sending a few bytes and stopping would hold its connection
+/// slot for ever.
+async fn protocol_known(stream: &tokio::net::TcpStream, timeout: Duration) -> Option<bool> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut buf = [0u8; 24];
     let mut seen = 0;
@@ -175,20 +203,23 @@ async fn protocol_known(stream: &tokio::net::TcpStream, timeout: Duration) -> bo
         let n = match peeked {
             Ok(Ok(n)) => n,
             // Timed out, or the connection failed.
-            Ok(Err(_)) | Err(_) => return false,
+            Ok(Err(_)) | Err(_) => return None,
         };
         if n == 0 {
             // Closed by the client before sending anything.
-            return false;
+            return None;
         }
-        if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] {
-            return true;
+        if buf[..n] != H2_PREFACE[..n] {
+            return Some(false);
+        }
+        if n >= H2_PREFACE.len() {
+            return Some(true);
         }
         if n == seen {
             // Partial preface and nothing new: peek returns at once while data is
             // buffered, so pause instead of spinning.
             if tokio::time::Instant::now() >= deadline {
-                return false;
+                return None;
             }
             tokio::time::sleep(PEEK_PAUSE).await;
         }

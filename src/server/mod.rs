@@ -30,6 +30,7 @@ pub mod dto;
 pub mod error;
 pub mod grpc;
 mod handlers;
+mod http2;
 pub mod import;
 mod inline;
 pub mod keys;
@@ -213,7 +214,7 @@ async fn serve_with(
         header_timeout: state.config().header_timeout,
         max_connections: state.config().max_connections,
     };
-    listen::run(listener, app, limits, tls, signal).await?;
+    listen::run(listener, app, state.clone(), limits, tls, signal).await?;
     finish(&state).await
 }
 

@@ -205,13 +205,21 @@ fn add_date(response: &mut Response) {
     }
 }
 
-/// Logs and counts one answered request.
-fn observe(state: &AppState, started: Instant, method: &Method, route: &str, response: &Response) {
+/// Counts one answered request in the route's metrics; returns its latency. Alone (no
+/// log line) for a call answered before the router (`server::http2`), which happens only
+/// while [`details_wanted`] is false.
+pub(crate) fn count(method: &Method, route: &str, status: u16, started: Instant) -> Duration {
     let latency = started.elapsed();
-    let status = response.status().as_u16();
     let metrics = route_metrics(route, method_label(method), status);
     metrics.requests.increment(1);
     metrics.latency.record(latency.as_secs_f64());
+    latency
+}
+
+/// Logs and counts one answered request.
+fn observe(state: &AppState, started: Instant, method: &Method, route: &str, response: &Response) {
+    let status = response.status().as_u16();
+    let latency = count(method, route, status, started);
     let access_log = state.config().access_log;
     // The line is built only when it is logged: most servers log requests at debug level,
     // which is off.

@@ -62,8 +62,17 @@ pub(super) struct Admitted {
 /// The guard's decision on a gRPC call before its service sees it: its token, then its
 /// `grpc-timeout`.
 pub(super) fn admit(state: &AppState, request: &Request) -> Result<Admitted, Status> {
-    let key = authorize(state, request)?;
-    let deadline = match request.headers().get("grpc-timeout").map(parse_timeout) {
+    admit_head(state, request.headers(), request.uri().path())
+}
+
+/// [`admit`] from a call's headers and path alone.
+pub(super) fn admit_head(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    path: &str,
+) -> Result<Admitted, Status> {
+    let key = authorize(state, headers, path)?;
+    let deadline = match headers.get("grpc-timeout").map(parse_timeout) {
         None => None,
         Some(Some(deadline)) => Some(deadline),
         Some(None) => return Err(Status::invalid_argument("malformed `grpc-timeout` header")),
@@ -101,9 +110,12 @@ pub(super) async fn finish(
 /// The key that may make this call, or the status refusing it: no `authorization` metadata
 /// is UNAUTHENTICATED; a wrong token, or a key without the method's scope,
 /// PERMISSION_DENIED.
-fn authorize(state: &AppState, request: &Request) -> Result<KeyName, Status> {
-    let presented = request
-        .headers()
+fn authorize(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    path: &str,
+) -> Result<KeyName, Status> {
+    let presented = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
     // gRPC clients send the scheme in either case.
@@ -114,7 +126,7 @@ fn authorize(state: &AppState, request: &Request) -> Result<KeyName, Status> {
             .unwrap_or("")
             .trim()
     });
-    let scope = || keys::scope_of("POST", request.uri().path());
+    let scope = || keys::scope_of("POST", path);
     state
         .keys()
         .authorize_secret(secret, scope)

@@ -26,6 +26,7 @@ mod schema;
 mod status;
 mod stream;
 mod unary;
+pub(crate) use unary::{CHECK_PERMISSION_PATH, GRPC_STATUS, answer_at_once, at_once_candidate};
 mod watch;
 mod wire;
 pub mod zedtoken;
@@ -60,7 +61,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     // above the service's wildcard.
     Router::new()
         .route(
-            "/authzed.api.v1.PermissionsService/CheckPermission",
+            unary::CHECK_PERMISSION_PATH,
             axum::routing::any(unary::check_permission),
         )
         .merge(guarded)
@@ -92,8 +93,12 @@ async fn unknown_service(request: Request) -> Response {
 
 /// Whether a request is a gRPC call (its content type is `application/grpc…`).
 pub(crate) fn is_grpc(request: &Request) -> bool {
-    request
-        .headers()
+    is_grpc_head(request.headers())
+}
+
+/// [`is_grpc`] from the request's headers.
+pub(crate) fn is_grpc_head(headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get(CONTENT_TYPE)
         .and_then(|it| it.to_str().ok())
         .is_some_and(|it| it.starts_with("application/grpc"))

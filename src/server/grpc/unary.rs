@@ -33,7 +33,41 @@ const HEADER: usize = 5;
 
 /// The trailer of every answer, its name checked once at compile time rather than parsed
 /// per call.
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// The route of the call this module answers.
+pub(crate) const CHECK_PERMISSION_PATH: &str = "/authzed.api.v1.PermissionsService/CheckPermission";
+
+/// Whether a request's head lets it be answered before the router sees it
+/// (`server::http2`): a gRPC CheckPermission POSTed without a query string or a
+/// `grpc-encoding`.
+pub(crate) fn at_once_candidate(head: &axum::http::request::Parts) -> bool {
+    head.method == axum::http::Method::POST
+        && head.uri.path() == CHECK_PERMISSION_PATH
+        && head.uri.query().is_none()
+        && super::is_grpc_head(&head.headers)
+        && !head.headers.contains_key("grpc-encoding")
+}
+
+/// The framed answer to a plain CheckPermission whose whole body is `body` (one
+/// message, nothing after it), if the guard admits it and the check cache holds it:
+/// exactly what this route would answer, without the router. `None` leaves the call to
+/// the router, which answers it (or refuses it) as before.
+pub(crate) fn answer_at_once(
+    state: &AppState,
+    head: &axum::http::request::Parts,
+    body: &[u8],
+) -> Option<Bytes> {
+    let (header, message) = body.split_first_chunk::<HEADER>()?;
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    if header[0] != 0 || len != message.len() || len > state.config().body_limit {
+        return None;
+    }
+    super::guard::admit_head(state, &head.headers, head.uri.path()).ok()?;
+    let (parts, mode) = super::wire::check_parts(message)?;
+    let decision = super::super::inline::cached(state, &parts, mode)?;
+    Some(encode_frame(&super::permissions::check_response(decision)))
+}
 
 /// `POST /authzed.api.v1.PermissionsService/CheckPermission`, guarded here rather than by
 /// the `Guard` layer of the other gRPC routes: the same decision, one routing level and
@@ -201,16 +235,11 @@ fn decode_error(err: prost::DecodeError) -> Status {
 /// A 200 with `content-type: application/grpc`, the message in one data frame and
 /// `grpc-status: 0` as the trailer.
 fn reply_message(message: &pb::CheckPermissionResponse) -> Response {
-    let len = message.encoded_len();
-    let mut frame = Vec::with_capacity(HEADER + len);
-    frame.push(0);
-    // A CheckPermission answer is a few dozen bytes; it always fits the length field.
-    frame.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
-    message.encode_raw(&mut frame);
+    let frame = encode_frame(message);
     let mut trailers = HeaderMap::with_capacity(1);
     trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
     let body = OneMessage {
-        data: Some(Bytes::from(frame)),
+        data: Some(frame),
         trailers: Some(trailers),
     };
     let mut response = Response::new(Body::new(body));
@@ -218,6 +247,17 @@ fn reply_message(message: &pb::CheckPermissionResponse) -> Response {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     response
+}
+
+/// `message` as one gRPC frame: no compression, its length, its bytes.
+fn encode_frame(message: &pb::CheckPermissionResponse) -> Bytes {
+    let len = message.encoded_len();
+    let mut frame = Vec::with_capacity(HEADER + len);
+    frame.push(0);
+    // A CheckPermission answer is a few dozen bytes; it always fits the length field.
+    frame.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    message.encode_raw(&mut frame);
+    Bytes::from(frame)
 }
 
 /// A body of one data frame, then the trailers.
