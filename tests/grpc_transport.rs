@@ -127,15 +127,7 @@ const CHECK: &str = "/authzed.api.v1.PermissionsService/CheckPermission";
 /// The count of answered CheckPermission calls in `/metrics` (only this test of the file
 /// makes them, so the difference between two readings is its own).
 async fn checks_counted(server: &support::TestServer) -> u64 {
-    let text = server
-        .http
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     text.lines()
         .filter(|line| line.starts_with("arbiter_http_requests_total{") && line.contains(CHECK))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())

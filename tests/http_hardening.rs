@@ -260,15 +260,7 @@ async fn issue10_metrics_labels_come_from_fixed_sets() {
             .unwrap();
         assert!(response.status().is_client_error());
     }
-    let text = server
-        .http
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     assert!(
         !text.contains("ODDMETHOD"),
         "a request method became a label"

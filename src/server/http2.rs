@@ -170,12 +170,7 @@ fn send(answer: Answered) {
         trailers.insert(super::grpc::GRPC_STATUS, HeaderValue::from_static("0"));
         let _ = stream.send_trailers(trailers);
     }
-    super::observe::count(
-        &axum::http::Method::POST,
-        super::grpc::CHECK_PERMISSION_PATH,
-        200,
-        started,
-    );
+    super::observe::count_check_permission(started);
 }
 
 /// A request answered in place if it is a CheckPermission the cache holds (its body

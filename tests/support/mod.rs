@@ -124,6 +124,18 @@ impl TestServer {
         body["allowed"].as_bool().unwrap()
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Triggers graceful shutdown and waits for the server to finish (store flushed).
     pub async fn stop(&self) {
         let sender = self.shutdown.lock().unwrap().take();
