@@ -260,3 +260,84 @@ async fn issue13_shutdown_closes_an_idle_http2_connection() {
         .expect("the connection was closed")
         .unwrap();
 }
+
+/// A JSON request over HTTP/2 (prior knowledge), answered by the router.
+async fn json_over_h2(
+    client: &mut h2::client::SendRequest<Bytes>,
+    path: &str,
+    body: &[u8],
+    content_length: bool,
+) -> (u16, Vec<(String, String)>, serde_json::Value) {
+    let mut request = axum::http::Request::post(format!("http://localhost{path}"))
+        .header("content-type", "application/json");
+    if content_length {
+        request = request.header("content-length", body.len());
+    }
+    let ready = client.clone().ready().await.unwrap();
+    *client = ready;
+    let (answer, mut send) = client
+        .send_request(request.body(()).unwrap(), false)
+        .unwrap();
+    // In small pieces: the route reads across frames.
+    let pieces: Vec<&[u8]> = body.chunks(100).collect();
+    for (n, piece) in pieces.iter().enumerate() {
+        send.send_data(Bytes::copy_from_slice(piece), n + 1 == pieces.len())
+            .unwrap();
+    }
+    let answer = answer.await.unwrap();
+    let status = answer.status().as_u16();
+    let headers = pairs(answer.headers());
+    let mut recv = answer.into_body();
+    let mut bytes = Vec::new();
+    while let Some(data) = recv.data().await {
+        let data = data.unwrap();
+        let _ = recv.flow_control().release_capacity(data.len());
+        bytes.extend_from_slice(&data);
+    }
+    (status, headers, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn issue13_json_over_http2_is_answered_and_limited_as_over_http1() {
+    let config = ServerConfig {
+        body_limit: 1024,
+        ..ServerConfig::default()
+    };
+    let server = start_with_schema(config).await;
+    server.touch(&["document:1#viewer@user:alice"]).await;
+    let (mut client, _task) = connect(server.addr, 65_535).await;
+    let check = serde_json::json!({
+        "resource": "document:1", "permission": "view", "subject": "user:alice",
+    });
+    let (status, headers, body) =
+        json_over_h2(&mut client, "/v1/check", check.to_string().as_bytes(), true).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["allowed"], true, "{body}");
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|it| it.0 == name)
+            .map(|it| it.1.clone())
+    };
+    assert!(
+        header("date").is_some(),
+        "HTTP/2 answers are dated: {headers:?}"
+    );
+    assert_eq!(header("content-type").as_deref(), Some("application/json"));
+    // Too large, with and without a content-length: refused, as over HTTP/1.
+    let schema = serde_json::json!({ "schema": "x".repeat(4096) }).to_string();
+    for content_length in [true, false] {
+        let (status, _, body) =
+            json_over_h2(&mut client, "/v1/schema", schema.as_bytes(), content_length).await;
+        assert_eq!(status, 413, "{body}");
+        assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    }
+    // An unknown field is still refused, over the same connection.
+    let odd = serde_json::json!({
+        "resource": "document:1", "permission": "view", "subject": "user:alice", "extra": 1,
+    });
+    let (status, _, body) =
+        json_over_h2(&mut client, "/v1/check", odd.to_string().as_bytes(), true).await;
+    assert_eq!(status, 400, "{body}");
+    server.stop().await;
+}
