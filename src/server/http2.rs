@@ -129,8 +129,15 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     std::future::poll_fn(|cx| {
+        // Whether the next poll of the connection is a quiet one (see below).
+        let mut quiet = false;
         loop {
-            match connection.poll_accept(cx) {
+            let mut quiet_cx = Context::from_waker(std::task::Waker::noop());
+            let polled = match quiet {
+                true => connection.poll_accept(&mut quiet_cx),
+                false => connection.poll_accept(cx),
+            };
+            match polled {
                 Poll::Ready(Some(Ok((request, respond)))) => {
                     match answer_in_place(state, request, respond) {
                         Accepted::InPlace(answer) => answered.push(answer),
@@ -142,9 +149,19 @@ where
                 }
                 Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err))),
                 Poll::Ready(None) => return Poll::Ready(None),
+                // Queued on their streams; the next poll, with this task's waker again,
+                // writes them and waits for more.
+                Poll::Pending if quiet => {
+                    quiet = false;
+                    answered.drain(..).for_each(send);
+                }
                 Poll::Pending if answered.is_empty() => return Poll::Pending,
-                // Queued on their streams; the next poll writes them.
-                Poll::Pending => answered.drain(..).for_each(send),
+                // Queuing an answer wakes the waker of the connection's last poll: this
+                // task's own, from inside its own poll, which tokio answers by polling
+                // it again and waking a parked worker (a futex and an eventfd write per
+                // call, for nothing). So the connection is polled once more with a waker
+                // that does nothing before the answers are queued.
+                Poll::Pending => quiet = true,
             }
         }
     })
