@@ -68,12 +68,23 @@ async fn call(client: &mut h2::client::SendRequest<Bytes>, path: &str, pieces: &
         .header("te", "trailers")
         .body(())
         .unwrap();
+    exchange(client, request, pieces, Duration::from_millis(30)).await
+}
+
+/// Sends `request` with its body in `pieces`, `pause` between two, and reads the whole
+/// answer.
+async fn exchange(
+    client: &mut h2::client::SendRequest<Bytes>,
+    request: axum::http::Request<()>,
+    pieces: &[&[u8]],
+    pause: Duration,
+) -> Seen {
     let ready = client.clone().ready().await.unwrap();
     *client = ready;
     let (answer, mut send) = client.send_request(request, false).unwrap();
     for (n, piece) in pieces.iter().enumerate() {
-        if n > 0 {
-            tokio::time::sleep(Duration::from_millis(30)).await;
+        if n > 0 && !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
         let last = n + 1 == pieces.len();
         send.send_data(Bytes::copy_from_slice(piece), last).unwrap();
@@ -273,28 +284,11 @@ async fn json_over_h2(
     if content_length {
         request = request.header("content-length", body.len());
     }
-    let ready = client.clone().ready().await.unwrap();
-    *client = ready;
-    let (answer, mut send) = client
-        .send_request(request.body(()).unwrap(), false)
-        .unwrap();
     // In small pieces: the route reads across frames.
     let pieces: Vec<&[u8]> = body.chunks(100).collect();
-    for (n, piece) in pieces.iter().enumerate() {
-        send.send_data(Bytes::copy_from_slice(piece), n + 1 == pieces.len())
-            .unwrap();
-    }
-    let answer = answer.await.unwrap();
-    let status = answer.status().as_u16();
-    let headers = pairs(answer.headers());
-    let mut recv = answer.into_body();
-    let mut bytes = Vec::new();
-    while let Some(data) = recv.data().await {
-        let data = data.unwrap();
-        let _ = recv.flow_control().release_capacity(data.len());
-        bytes.extend_from_slice(&data);
-    }
-    (status, headers, serde_json::from_slice(&bytes).unwrap())
+    let seen = exchange(client, request.body(()).unwrap(), &pieces, Duration::ZERO).await;
+    let json = serde_json::from_slice(&seen.body).unwrap();
+    (seen.status, seen.headers, json)
 }
 
 #[tokio::test]
