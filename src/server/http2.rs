@@ -9,10 +9,10 @@
 //! guard admits the call as the lean route would, the cached answer is framed, and once
 //! no accepted stream is left every answer made meanwhile is queued on its stream, so
 //! that one write carries them all (64 calls in flight on one connection would otherwise
-//! cost a write each). Everything else — a call the
-//! cache does not hold, every other method, every plain HTTP/2 request — goes through
-//! the same router as before on a task of its own, as hyper would have run it, so one
-//! engine answers both ways and only the transport differs.
+//! cost a write each). Everything else — a call the cache does not hold, every other
+//! method, every plain HTTP/2 request — goes through the same router as before on a task
+//! of its own, as hyper would have run it, so one engine answers both ways and only the
+//! transport differs.
 //!
 //! What the connection does not answer in place, and why:
 //! - a body not complete when the call is accepted, or more than one message: the
@@ -133,9 +133,10 @@ where
         let mut quiet = false;
         loop {
             let mut quiet_cx = Context::from_waker(std::task::Waker::noop());
-            let polled = match quiet {
-                true => connection.poll_accept(&mut quiet_cx),
-                false => connection.poll_accept(cx),
+            let polled = if quiet {
+                connection.poll_accept(&mut quiet_cx)
+            } else {
+                connection.poll_accept(cx)
             };
             match polled {
                 Poll::Ready(Some(Ok((request, respond)))) => {
@@ -338,9 +339,10 @@ async fn send_within_window(
     end: bool,
 ) -> Result<(), h2::Error> {
     if data.is_empty() {
-        return match end {
-            true => stream.send_data(data, true),
-            false => Ok(()),
+        return if end {
+            stream.send_data(data, true)
+        } else {
+            Ok(())
         };
     }
     while !data.is_empty() {

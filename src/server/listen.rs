@@ -10,9 +10,10 @@
 //!
 //! HTTP/1 and HTTP/2 share the port: a connection that opens with the HTTP/2 preface (or
 //! picks `h2` by ALPN) is served by `server::http2`, on h2 directly; every other one by
-//! hyper. So gRPC routes merged into the router are served here too. With a TLS acceptor every connection is handshaken
-//! first (within the header timeout; ALPN picks HTTP/2 or HTTP/1.1) and then served the
-//! same way; a client that cannot finish the handshake (a plain-text one) is closed.
+//! hyper. So gRPC routes merged into the router are served here too. With a TLS acceptor
+//! every connection is handshaken first (within the header timeout; ALPN picks HTTP/2 or
+//! HTTP/1.1) and then served the same way; a client that cannot finish the handshake (a
+//! plain-text one) is closed.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -124,41 +125,34 @@ pub async fn run(
                 connection = ready => connection,
                 _ = stopping.wait_for(|it| *it) => None,
             };
+            // One body for both kinds of stream (the service's type cannot be named, so
+            // a generic function would not do): HTTP/2 to `server::http2`, the rest to
+            // hyper, watched for the graceful drain.
+            macro_rules! serve_on {
+                ($io:expr, $h2:expr) => {
+                    if $h2 {
+                        let _open = h2_open;
+                        super::http2::serve($io, app_h2, state, remote, stopping)
+                            .await
+                            .map_err(Into::into)
+                    } else {
+                        let connection = builder
+                            .serve_connection_with_upgrades(
+                                TokioIo::new($io),
+                                TowerToHyperService::new(service),
+                            )
+                            .into_owned();
+                        watcher.watch(connection).await
+                    }
+                };
+            }
             let served = match connection {
                 None => {
                     tracing::debug!(%remote, "closed a connection that sent no request (or no TLS handshake) in time");
                     Ok(())
                 }
-                Some(Connection::Plain(stream, true)) => {
-                    let _open = h2_open;
-                    super::http2::serve(stream, app_h2, state, remote, stopping)
-                        .await
-                        .map_err(Into::into)
-                }
-                Some(Connection::Tls(stream, true)) => {
-                    let _open = h2_open;
-                    super::http2::serve(stream, app_h2, state, remote, stopping)
-                        .await
-                        .map_err(Into::into)
-                }
-                Some(Connection::Plain(stream, false)) => {
-                    let connection = builder
-                        .serve_connection_with_upgrades(
-                            TokioIo::new(stream),
-                            TowerToHyperService::new(service),
-                        )
-                        .into_owned();
-                    watcher.watch(connection).await
-                }
-                Some(Connection::Tls(stream, false)) => {
-                    let connection = builder
-                        .serve_connection_with_upgrades(
-                            TokioIo::new(stream),
-                            TowerToHyperService::new(service),
-                        )
-                        .into_owned();
-                    watcher.watch(connection).await
-                }
+                Some(Connection::Plain(stream, h2)) => serve_on!(stream, h2),
+                Some(Connection::Tls(stream, h2)) => serve_on!(stream, h2),
             };
             if let Err(err) = served {
                 tracing::debug!(error = %err, %remote, "connection ended with an error");
