@@ -23,6 +23,10 @@ use super::super::AppState;
 use super::super::keys::{self, AuthError, KeyName};
 use super::super::layer::{Around, ResponseFuture, StateLayer};
 
+/// A call's deadline header, looked up as a constant: a name given as text is parsed on
+/// every lookup.
+const GRPC_TIMEOUT: axum::http::HeaderName = axum::http::HeaderName::from_static("grpc-timeout");
+
 /// The layer of every gRPC route but CheckPermission's lean one (`unary`, which calls
 /// `admit` and `finish` itself): checks the token and applies the deadline, answering
 /// gRPC statuses; a request that is not a gRPC call passes untouched. A `server::layer`
@@ -72,7 +76,7 @@ pub(super) fn admit_head(
     path: &str,
 ) -> Result<Admitted, Status> {
     let key = authorize(state, headers, path)?;
-    let deadline = match headers.get("grpc-timeout").map(parse_timeout) {
+    let deadline = match headers.get(GRPC_TIMEOUT).map(parse_timeout) {
         None => None,
         Some(Some(deadline)) => Some(deadline),
         Some(None) => return Err(Status::invalid_argument("malformed `grpc-timeout` header")),
