@@ -200,15 +200,18 @@ fn answer_in_place(
 ) -> Accepted {
     let started = Instant::now();
     let (parts, mut recv) = request.into_parts();
-    // The body so far: a unary call's one data frame has been read with its headers.
-    let mut first = None;
+    // The body so far: a unary call's data has been read with its headers, in one data
+    // frame ending the stream (grpc-core, this project's load generator) or in one data
+    // frame and an empty one that ends it (tonic, grpc-go).
+    let mut first: Option<Bytes> = None;
     let candidate = super::grpc::at_once_candidate(&parts) && !super::observe::details_wanted();
-    if candidate {
+    let limit = state.config().body_limit;
+    while candidate && !recv.is_end_stream() && first.as_ref().is_none_or(|it| it.len() <= limit) {
         match poll_once(&mut recv) {
-            Some(Some(Ok(data))) => first = Some(data),
+            Some(Some(Ok(data))) => first = Some(joined(first, data)),
             // The stream failed (reset by the client, say): nobody to answer.
             Some(Some(Err(_))) => return Accepted::Gone,
-            Some(None) | None => {}
+            Some(None) | None => break,
         }
     }
     if let Some(data) = &first
@@ -235,6 +238,17 @@ fn answer_in_place(
         done: false,
     };
     Accepted::Route(Request::from_parts(parts, Body::new(body)), respond)
+}
+
+/// `data` after what was read before it (a copy only when both have bytes: the empty
+/// frame that ends a tonic call's body costs nothing).
+fn joined(before: Option<Bytes>, data: Bytes) -> Bytes {
+    match before {
+        None => data,
+        Some(before) if data.is_empty() => before,
+        Some(before) if before.is_empty() => data,
+        Some(before) => [before, data].concat().into(),
+    }
 }
 
 /// The next data frame if it is already there: `None` if the stream would wait.

@@ -215,20 +215,28 @@ fn count(method: &Method, route: &str, status: u16, started: Instant) -> Duratio
 }
 
 /// [`count`] for a CheckPermission answered before the router (`server::http2`, `POST`,
-/// 200), its metrics looked up once per process rather than by route name on every call.
-/// No log line: calls are answered there only while [`details_wanted`] is false.
+/// 200), its metrics looked up once per process rather than by route name on every call;
+/// also counted in `arbiter_grpc_checks_in_place_total`, which tells an operator whether
+/// their clients' calls take this path. No log line: calls are answered there only while
+/// [`details_wanted`] is false.
 pub(crate) fn count_check_permission(started: Instant) {
-    static METRICS: OnceLock<RouteMetrics> = OnceLock::new();
-    let metrics = METRICS.get_or_init(|| {
-        route_metrics(
+    static METRICS: OnceLock<(RouteMetrics, metrics::Counter)> = OnceLock::new();
+    let (metrics, in_place) = METRICS.get_or_init(|| {
+        let route = route_metrics(
             super::grpc::CHECK_PERMISSION_PATH,
             method_label(&Method::POST),
             200,
-        )
+        );
+        (route, metrics::counter!(IN_PLACE_CHECKS))
     });
     metrics.requests.increment(1);
     metrics.latency.record(started.elapsed().as_secs_f64());
+    in_place.increment(1);
 }
+
+/// The CheckPermission calls answered on their HTTP/2 connection's task, without the
+/// router (also counted under their route in `arbiter_http_requests_total`).
+pub(crate) const IN_PLACE_CHECKS: &str = "arbiter_grpc_checks_in_place_total";
 
 /// Logs and counts one answered request.
 fn observe(state: &AppState, started: Instant, method: &Method, route: &str, response: &Response) {
